@@ -1,0 +1,313 @@
+//! The command line, as clap derive definitions only. CLI.md (beside DESIGN.md) is the contract.
+//!
+//! House rules:
+//! - This file holds no logic. Raw strings are checked and turned into typed values in `config.rs`
+//!   (global options) and in each command's `plan` step, before any request is sent.
+//! - No `env =` here: precedence (flag > process environment > `.env`) is resolved in one place,
+//!   `config.rs`, so it can be tested and so secrets from the environment never show up in `--help`.
+//! - Every option that has an environment variable names it in its help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cfsetup",
+    version,
+    about = "Set up and run a multi-tenant static-site platform on Cloudflare",
+    long_about = "Set up and run a multi-tenant static-site platform on Cloudflare.\n\n\
+        Start with `cfsetup demo`: the whole flow against a local emulator, no account needed.",
+    after_help = "Exit status: 0 success; 1 failure (API, network, partial deploy); 2 bad usage or \
+        configuration, found before any request; 3 test-permissions ran and a check failed.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct GlobalArgs {
+    /// Account ID, 32 lowercase hex [env: CLOUDFLARE_ACCOUNT_ID]
+    #[arg(long, global = true, value_name = "ID")]
+    pub account_id: Option<String>,
+    /// Zone ID of the platform's zone, 32 lowercase hex [env: CLOUDFLARE_ZONE_ID]
+    #[arg(long, global = true, value_name = "ID")]
+    pub zone_id: Option<String>,
+    /// API token [env: CLOUDFLARE_API_TOKEN]
+    #[arg(long, global = true, value_name = "TOKEN")]
+    pub api_token: Option<String>,
+    /// Email of the account owner, for the Global API Key [env: CLOUDFLARE_EMAIL]
+    #[arg(long, global = true, value_name = "EMAIL")]
+    pub email: Option<String>,
+    /// Global API Key [env: CLOUDFLARE_GLOBAL_KEY or CLOUDFLARE_API_KEY]
+    #[arg(long, global = true, value_name = "KEY")]
+    pub global_key: Option<String>,
+    /// API base URL; plain http only for loopback hosts [env: CLOUDFLARE_API_BASE_URL]
+    /// [default: https://api.cloudflare.com/client/v4]
+    #[arg(long, global = true, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// The .env file to read [default: ./.env; a missing default file is fine]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+    /// Print the report as JSON on stdout, and nothing else on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More detail on stderr (-v: each request's method, path and status)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Less on stderr (no progress, no notes; errors still show)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+    /// When to use colour (NO_COLOR is honoured)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the platform's User API token with the 8 permissions, verify it and test it
+    CreateToken(CreateTokenArgs),
+    /// Prove that the token holds each of the 8 permissions: "8/8 checks passed"
+    TestPermissions(TestPermissionsArgs),
+    /// Create or update the R2 bucket, the router Worker, its routes and the fallback origin
+    DeployInfra(DeployInfraArgs),
+    /// Publish a tenant's folder and attach the tenant's own domain
+    DeploySite(DeploySiteArgs),
+    /// Switch a tenant's site back to an earlier deploy
+    Rollback(RollbackArgs),
+    /// Roll a token's secret; its permissions stay
+    RotateToken(RotateTokenArgs),
+    /// The 8 permissions, why each is needed, and the dashboard link that pre-fills them
+    Permissions(PermissionsArgs),
+    /// Run a local stand-in for the Cloudflare API
+    Emulator(EmulatorArgs),
+    /// The whole flow against an in-process emulator; no account needed
+    Demo(DemoArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout
+    #[command(hide = true)]
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CredentialChoice {
+    /// Method 1: email + Global API Key
+    GlobalKey,
+    /// Method 2: an existing token that holds API Tokens Write
+    Token,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateTokenArgs {
+    /// Name of the new token
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// Expire after this long, e.g. 90d, 12h, 1y
+    #[arg(long, value_name = "DURATION", conflicts_with = "expires_on")]
+    pub expires_in: Option<String>,
+    /// Expire at this time, RFC 3339, e.g. 2027-01-01T00:00:00Z
+    #[arg(long, value_name = "RFC3339")]
+    pub expires_on: Option<String>,
+    /// Only accept the token from this IP range (repeatable), e.g. 203.0.113.0/24
+    #[arg(long = "allow-ip", value_name = "CIDR")]
+    pub allow_ip: Vec<String>,
+    /// Write CLOUDFLARE_API_TOKEN into this .env file (default: the --env-file) instead of printing it
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    pub write_env: Option<Option<PathBuf>>,
+    /// If a token with this name exists, delete it once the new one works
+    #[arg(long)]
+    pub replace: bool,
+    /// Force which credentials create the token
+    #[arg(long = "use", value_enum, value_name = "METHOD")]
+    pub use_credentials: Option<CredentialChoice>,
+    /// Print the policies that would be sent, and create nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not run the 8 checks with the new token
+    #[arg(long)]
+    pub no_test: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TestPermissionsArgs {
+    /// Only the read checks; report the write checks as skipped
+    #[arg(long)]
+    pub read_only: bool,
+    /// A domain in the zone, for naming the temporary route when the token cannot read the zone's
+    /// name [env: PLATFORM_DOMAIN]
+    #[arg(long, value_name = "DOMAIN")]
+    pub platform_domain: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployInfraArgs {
+    /// The platform's domain; TENANT.<domain> serves a tenant [env: PLATFORM_DOMAIN]
+    /// [default: the zone's name]
+    #[arg(long, value_name = "DOMAIN")]
+    pub platform_domain: Option<String>,
+    /// R2 bucket for every tenant's files [env: R2_BUCKET_NAME] [default: cfsetup-sites]
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// Name of the router Worker [env: WORKER_SCRIPT_NAME] [default: cfsetup-router]
+    #[arg(long, value_name = "NAME")]
+    pub worker_name: Option<String>,
+    /// Hostname of the custom-hostname fallback origin, a proxied record in the zone
+    /// [env: SAAS_FALLBACK_ORIGIN]
+    #[arg(long, value_name = "HOST")]
+    pub fallback_origin: Option<String>,
+    /// Where to place a new bucket: apac, eeur, enam, weur, wnam or oc
+    #[arg(long, value_name = "HINT")]
+    pub location_hint: Option<String>,
+    /// R2 jurisdiction of the bucket: eu or fedramp (default: none)
+    #[arg(long, value_name = "J")]
+    pub jurisdiction: Option<String>,
+    /// Another route pattern for the Worker (repeatable)
+    #[arg(long = "route", value_name = "PATTERN")]
+    pub routes: Vec<String>,
+    /// Point wanted routes at the router even if another Worker holds them
+    #[arg(long)]
+    pub take_over_routes: bool,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeploySiteArgs {
+    /// The folder to publish
+    pub dir: PathBuf,
+    /// The tenant's slug: lowercase letters, digits and hyphens
+    pub tenant: String,
+    /// The tenant's own domain, attached as a custom hostname
+    pub domain: Option<String>,
+    /// R2 bucket [env: R2_BUCKET_NAME] [default: cfsetup-sites]
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// R2 jurisdiction of the bucket, as given to deploy-infra [env: R2_JURISDICTION]
+    #[arg(long, value_name = "J")]
+    pub jurisdiction: Option<String>,
+    /// The platform's domain [env: PLATFORM_DOMAIN] [default: the zone's name]
+    #[arg(long, value_name = "DOMAIN")]
+    pub platform_domain: Option<String>,
+    /// Uploads in flight at once
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub concurrency: usize,
+    /// Keep blobs that no kept manifest refers to
+    #[arg(long)]
+    pub no_prune: bool,
+    /// Wait until the domain and its certificate are active (default 10m)
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m")]
+    pub wait: Option<String>,
+    /// Publish dotfiles and dot-folders too (.env and .git are skipped by default)
+    #[arg(long)]
+    pub include_hidden: bool,
+    /// The host the tenant's CNAME points at [env: SAAS_FALLBACK_ORIGIN] [default: the fallback origin]
+    #[arg(long, value_name = "HOST")]
+    pub cname_target: Option<String>,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The tenant's slug
+    pub tenant: String,
+    /// The deploy to switch to (default: the one before the live one); omit with --list
+    pub version: Option<String>,
+    /// List the kept deploys and change nothing
+    #[arg(long)]
+    pub list: bool,
+    /// R2 bucket [env: R2_BUCKET_NAME] [default: cfsetup-sites]
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// R2 jurisdiction of the bucket [env: R2_JURISDICTION]
+    #[arg(long, value_name = "J")]
+    pub jurisdiction: Option<String>,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct RotateTokenSelector {
+    /// The token's ID
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// The token's name (must be unique)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateTokenArgs {
+    #[command(flatten)]
+    pub selector: RotateTokenSelector,
+    /// Write the new CLOUDFLARE_API_TOKEN into this .env file (default: the --env-file)
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    pub write_env: Option<Option<PathBuf>>,
+    /// Print what would happen and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PermissionsArgs {
+    /// Print the table as Markdown (the form PERMISSIONS_GUIDE.md embeds)
+    #[arg(long)]
+    pub markdown: bool,
+    /// The token name to pre-fill in the dashboard link
+    #[arg(long, value_name = "NAME", default_value = "cfsetup platform")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Port on 127.0.0.1; 0 picks a free one
+    #[arg(long, default_value_t = 8787)]
+    pub port: u16,
+    /// Latency added to every API request, in milliseconds
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Keep the state in this JSON file across runs
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The site to publish [default: examples/site, or a built-in copy]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

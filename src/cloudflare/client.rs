@@ -1,0 +1,954 @@
+//! Transport: the one place that speaks HTTP to the Cloudflare API.
+//!
+//! It owns auth headers, the v4 envelope, errors, retries, pacing, bounded concurrency and
+//! pagination. The per-area files (`tokens.rs`, `r2.rs`, …) only build [`Req`] values and name
+//! result types. The base URL is the only seam for tests: the client never knows whether it talks
+//! to Cloudflare or to the emulator.
+//!
+//! Facts used here (cloudflare-api.md §1):
+//! - envelope `{success, errors[{code,message,error_chain?}], messages, result, result_info}`;
+//!   only `errors` carries failures;
+//! - page paging `result_info {page, per_page, count, total_count}`; cursor paging
+//!   `result_info.cursor`;
+//! - 204/205 with no body is a success (wrangler `fetchInternalBase`);
+//! - a non-JSON body is reported with its `cf-ray`; `cf-mitigated: challenge` marks a WAF challenge;
+//! - the limit is 1,200 requests per 5 minutes per user; `Retry-After` (seconds or HTTP date) comes
+//!   only with 429; `Ratelimit: "default";r=<remaining>;t=<secs>` may come on any REST answer.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use url::Url;
+
+use super::error::{ApiMessage, Error};
+use crate::secret::Secret;
+
+/// How the client proves who it is (cloudflare-api.md §1 "Auth headers"). Exactly one scheme is
+/// sent, never both (as wrangler `addAuthorizationHeader`).
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// `Authorization: Bearer <token>`
+    Token(Secret),
+    /// `X-Auth-Email` + `X-Auth-Key`
+    GlobalKey { email: String, key: Secret },
+}
+
+impl Auth {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Auth::Token(_) => "API token",
+            Auth::GlobalKey { .. } => "Global API Key",
+        }
+    }
+}
+
+/// Retries for 429, 5xx and connection failures: exponential backoff with jitter, honouring
+/// `Retry-After`.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// The longest `Retry-After` we are willing to sleep; a longer one fails the request.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 5,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The token bucket that keeps a run under the API's global limit.
+///
+/// Cloudflare allows 1,200 requests per 5 minutes per user, and going over blocks *every* call for
+/// the next 5 minutes (cloudflare-api.md §1 "Rate limit"). A bucket of `burst` tokens refilled at
+/// `(1200 - burst) / 300 s` can never send more than `burst + (1200 - burst) = 1200` requests in any
+/// 5-minute window, yet lets a 1,000-request deploy go at full speed instead of at a uniform 4/s.
+/// When the API reports fewer remaining requests (`Ratelimit: …;r=N`), the bucket shrinks to match,
+/// because the budget is shared with the dashboard and other tools.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    pub burst: u32,
+    pub window_limit: u32,
+    pub window: Duration,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Pacing {
+            burst: 1050,
+            window_limit: 1200,
+            window: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Requests in flight at once, across every task that shares this client.
+    pub max_in_flight: usize,
+    pub retry: RetryPolicy,
+    pub pacing: Pacing,
+    /// Time allowed for a JSON call; uploads get more in proportion to their size.
+    pub timeout: Duration,
+    /// Print each request's method, path, status and time on stderr (never headers or bodies).
+    pub log_requests: bool,
+    /// Print notes about long waits (rate limits) on stderr.
+    pub notes: bool,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            max_in_flight: 16,
+            retry: RetryPolicy::default(),
+            pacing: Pacing::default(),
+            timeout: Duration::from_secs(60),
+            log_requests: false,
+            notes: true,
+        }
+    }
+}
+
+/// Counters for the report and the benchmarks. Every attempt counts, retries included.
+#[derive(Debug, Default)]
+struct Stats {
+    requests: AtomicU64,
+    retries: AtomicU64,
+    bytes_sent: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub requests: u64,
+    pub retries: u64,
+    pub bytes_sent: u64,
+}
+
+/// A request body. Bodies are rebuilt on every attempt, so a retry resends the same bytes and a
+/// file is streamed from disk again rather than held in memory.
+pub(crate) enum Body {
+    Empty,
+    Json(Bytes),
+    Raw {
+        bytes: Bytes,
+        content_type: Option<String>,
+    },
+    File {
+        path: PathBuf,
+        len: u64,
+        content_type: Option<String>,
+    },
+    Multipart(MultipartFactory),
+}
+
+pub(crate) type MultipartFactory =
+    Arc<dyn Fn() -> Result<reqwest::multipart::Form, String> + Send + Sync>;
+
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Empty | Body::Multipart(_) => 0,
+            Body::Json(b) | Body::Raw { bytes: b, .. } => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+}
+
+/// One API call: method, path below the base URL, query, body, extra headers.
+pub(crate) struct Req {
+    pub method: Method,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+}
+
+impl Req {
+    pub fn new(method: Method, path: impl Into<String>) -> Self {
+        Req {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+    pub fn get(path: impl Into<String>) -> Self {
+        Self::new(Method::GET, path)
+    }
+    pub fn post(path: impl Into<String>) -> Self {
+        Self::new(Method::POST, path)
+    }
+    pub fn put(path: impl Into<String>) -> Self {
+        Self::new(Method::PUT, path)
+    }
+    pub fn delete(path: impl Into<String>) -> Self {
+        Self::new(Method::DELETE, path)
+    }
+    pub fn query(mut self, k: &str, v: impl ToString) -> Self {
+        self.query.push((k.to_string(), v.to_string()));
+        self
+    }
+    pub fn query_opt(self, k: &str, v: Option<impl ToString>) -> Self {
+        match v {
+            Some(v) => self.query(k, v),
+            None => self,
+        }
+    }
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+    /// A JSON body. Serialising our own types cannot fail; if it ever did, the error surfaces as a
+    /// request error rather than a panic.
+    pub fn json(mut self, value: &impl serde::Serialize) -> Self {
+        self.body = match serde_json::to_vec(value) {
+            Ok(v) => Body::Json(Bytes::from(v)),
+            Err(e) => Body::Raw {
+                bytes: Bytes::new(),
+                content_type: Some(format!("invalid JSON body: {e}")),
+            },
+        };
+        self
+    }
+    pub fn body(mut self, body: Body) -> Self {
+        self.body = body;
+        self
+    }
+    /// A create (POST) is retried only when the API certainly did not act on it: a 429, or a
+    /// failure to connect. Anything else is left to the command, which looks before it creates.
+    fn idempotent(&self) -> bool {
+        self.method != Method::POST
+    }
+}
+
+/// A successful answer before decoding.
+pub(crate) struct RawResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// `result_info` of either paging style.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ResultInfo {
+    pub total_count: Option<u64>,
+    pub cursor: Option<String>,
+    pub is_truncated: Option<bool>,
+}
+
+/// The Cloudflare API client. Cheap to clone; clones share the connection pool, the pacing bucket,
+/// the concurrency limit and the counters.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: String,
+    auth: Auth,
+    options: ClientOptions,
+    pacer: Pacer,
+    in_flight: Semaphore,
+    stats: Stats,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.inner.base)
+            .field("auth", &self.inner.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Characters to escape in one path segment (a bucket, script or object key segment).
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']');
+
+/// Escapes one path segment, e.g. a bucket or script name.
+pub(crate) fn seg(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// Escapes an R2 object key, keeping `/` as is. wrangler sends keys with raw slashes and real R2
+/// accepts them; the SDKs encode `/` too. Either way, other reserved characters must be encoded
+/// (cloudflare-api.md §7 "Key in the path").
+pub(crate) fn object_key(key: &str) -> String {
+    key.split('/').map(seg).collect::<Vec<_>>().join("/")
+}
+
+impl Client {
+    pub fn new(base_url: &Url, auth: Auth, options: ClientOptions) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("cfsetup/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::Request {
+                method: "-".into(),
+                path: "-".into(),
+                detail: format!("cannot build the HTTP client: {e}"),
+            })?;
+        let base = base_url.as_str().trim_end_matches('/').to_string();
+        let pacer = Pacer::new(options.pacing);
+        let in_flight = Semaphore::new(options.max_in_flight.max(1));
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                auth,
+                options,
+                pacer,
+                in_flight,
+                stats: Stats::default(),
+            }),
+        })
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+
+    /// The same connection pool and counters, with other credentials (e.g. a new token).
+    pub fn with_auth(&self, auth: Auth) -> Result<Self, Error> {
+        let url = Url::parse(&self.inner.base).map_err(|e| Error::Request {
+            method: "-".into(),
+            path: "-".into(),
+            detail: e.to_string(),
+        })?;
+        Client::new(&url, auth, self.inner.options.clone())
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        let s = &self.inner.stats;
+        StatsSnapshot {
+            requests: s.requests.load(Ordering::Relaxed),
+            retries: s.retries.load(Ordering::Relaxed),
+            bytes_sent: s.bytes_sent.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sends a call and decodes `result` into `T`.
+    pub(crate) async fn call<T: DeserializeOwned>(&self, req: Req) -> Result<T, Error> {
+        Ok(self.call_with_info(req).await?.0)
+    }
+
+    /// Sends a call and decodes `result` into `T`, and returns `result_info` too.
+    pub(crate) async fn call_with_info<T: DeserializeOwned>(
+        &self,
+        req: Req,
+    ) -> Result<(T, Option<ResultInfo>), Error> {
+        let method = req.method.to_string();
+        let path = req.path.clone();
+        let raw = self.execute(&req).await?;
+        let envelope = parse_envelope(&method, &path, &raw)?;
+        let result = decode::<T>(&method, &path, "result", envelope.result)?;
+        let info = match envelope.result_info {
+            Some(v) if !v.is_null() => Some(decode::<ResultInfo>(&method, &path, "result_info", v)?),
+            _ => None,
+        };
+        Ok((result, info))
+    }
+
+    /// Like [`Client::call`], but a 404 is `Ok(None)`.
+    pub(crate) async fn call_optional<T: DeserializeOwned>(
+        &self,
+        req: Req,
+    ) -> Result<Option<T>, Error> {
+        match self.call(req).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A call whose answer is not an envelope (R2 object bytes, Worker content). 404 is `None`.
+    pub(crate) async fn call_raw(&self, req: Req) -> Result<Option<RawResponse>, Error> {
+        let method = req.method.to_string();
+        let path = req.path.clone();
+        let raw = self.execute(&req).await?;
+        if raw.status == 404 {
+            return Ok(None);
+        }
+        if !(200..300).contains(&raw.status) && raw.status != 304 {
+            // Decode the error envelope if there is one.
+            parse_envelope(&method, &path, &raw)?;
+        }
+        Ok(Some(raw))
+    }
+
+    /// Every item of a page-paginated list: asks for `page=1,2,…` until the items run out
+    /// (`page * per_page >= total_count`, as wrangler `hasMorePages`, or an empty or short page, as
+    /// the SDKs do).
+    pub(crate) async fn paged<T: DeserializeOwned>(
+        &self,
+        make: impl Fn() -> Req,
+        per_page: u64,
+    ) -> Result<Vec<T>, Error> {
+        let mut all = Vec::new();
+        for page in 1u64.. {
+            let req = make().query("page", page).query("per_page", per_page);
+            let (items, info): (Vec<T>, _) = self.call_with_info(req).await?;
+            let n = items.len() as u64;
+            all.extend(items);
+            let more = match info.as_ref().and_then(|i| i.total_count) {
+                Some(total) => page * per_page < total && n > 0,
+                None => n >= per_page,
+            };
+            if !more || page >= 10_000 {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// Every page of a cursor-paginated list: `make(cursor)` builds each request; `items` takes
+    /// the page's items out of its `result`.
+    pub(crate) async fn cursor_paged<R: DeserializeOwned, T>(
+        &self,
+        make: impl Fn(Option<&str>) -> Req,
+        mut items: impl FnMut(R) -> Vec<T>,
+    ) -> Result<Vec<T>, Error> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..100_000 {
+            let (result, info): (R, _) = self.call_with_info(make(cursor.as_deref())).await?;
+            all.extend(items(result));
+            let next = info.and_then(|i| {
+                if i.is_truncated == Some(false) {
+                    None
+                } else {
+                    i.cursor.filter(|c| !c.is_empty())
+                }
+            });
+            if next.is_none() || next == cursor {
+                break;
+            }
+            cursor = next;
+        }
+        Ok(all)
+    }
+
+    /// Sends with pacing, the in-flight limit and retries. Returns any answer that is not retried,
+    /// successful or not; the caller decodes it.
+    async fn execute(&self, req: &Req) -> Result<RawResponse, Error> {
+        let inner = &self.inner;
+        let method = req.method.to_string();
+        let policy = &inner.options.retry;
+        let mut attempt = 0u32;
+        loop {
+            inner.pacer.acquire(inner.options.notes).await;
+            let permit = inner.in_flight.acquire().await;
+            let started = Instant::now();
+            let builder = self.build(req)?;
+            inner.stats.requests.fetch_add(1, Ordering::Relaxed);
+            inner
+                .stats
+                .bytes_sent
+                .fetch_add(req.body.len(), Ordering::Relaxed);
+            let outcome = builder.send().await;
+            let retry_in = match outcome {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let headers = resp.headers().clone();
+                    inner.pacer.observe(&headers);
+                    let body = match resp.bytes().await {
+                        Ok(b) => Ok(b),
+                        Err(e) => Err(e),
+                    };
+                    drop(permit);
+                    self.log(&method, &req.path, Some(status), started);
+                    let retryable =
+                        status == 429 || (status >= 500 && req.idempotent());
+                    match body {
+                        Ok(body) if !(retryable && attempt < policy.max_retries) => {
+                            return Ok(RawResponse {
+                                status,
+                                headers,
+                                body,
+                            });
+                        }
+                        Ok(_) => {
+                            let after = retry_after(&headers);
+                            match after {
+                                Some(d) if d > policy.max_retry_after => {
+                                    return Err(Error::Api {
+                                        method,
+                                        path: req.path.clone(),
+                                        status,
+                                        errors: vec![ApiMessage {
+                                            code: 971,
+                                            message: format!(
+                                                "rate limited; the API asked to wait {}s",
+                                                d.as_secs()
+                                            ),
+                                            error_chain: vec![],
+                                        }],
+                                        ray: ray(&headers),
+                                    })
+                                }
+                                Some(d) => d,
+                                None => backoff(policy, attempt),
+                            }
+                        }
+                        Err(e) if req.idempotent() && attempt < policy.max_retries => {
+                            let _ = e;
+                            backoff(policy, attempt)
+                        }
+                        Err(e) => return Err(transport(&method, &req.path, e)),
+                    }
+                }
+                Err(e) => {
+                    drop(permit);
+                    self.log(&method, &req.path, None, started);
+                    let safe = req.idempotent() || e.is_connect();
+                    if safe && attempt < policy.max_retries {
+                        backoff(policy, attempt)
+                    } else {
+                        return Err(transport(&method, &req.path, e));
+                    }
+                }
+            };
+            attempt += 1;
+            inner.stats.retries.fetch_add(1, Ordering::Relaxed);
+            if inner.options.notes && retry_in >= Duration::from_secs(2) {
+                eprintln!(
+                    "cfsetup: note: {method} {} will be retried in {}s",
+                    req.path,
+                    retry_in.as_secs()
+                );
+            }
+            tokio::time::sleep(retry_in).await;
+        }
+    }
+
+    fn build(&self, req: &Req) -> Result<reqwest::RequestBuilder, Error> {
+        let inner = &self.inner;
+        let bad = |detail: String| Error::Request {
+            method: req.method.to_string(),
+            path: req.path.clone(),
+            detail,
+        };
+        let mut url =
+            Url::parse(&format!("{}{}", inner.base, req.path)).map_err(|e| bad(e.to_string()))?;
+        if !req.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(req.query.iter());
+        }
+        let mut timeout = inner.options.timeout;
+        let mut b = inner.http.request(req.method.clone(), url);
+        b = match &inner.auth {
+            Auth::Token(t) => b.header(
+                reqwest::header::AUTHORIZATION,
+                sensitive(&format!("Bearer {}", t.expose())).map_err(bad)?,
+            ),
+            Auth::GlobalKey { email, key } => b
+                .header("X-Auth-Email", sensitive(email).map_err(bad)?)
+                .header("X-Auth-Key", sensitive(key.expose()).map_err(bad)?),
+        };
+        for (name, value) in &req.headers {
+            let name = HeaderName::from_static(name);
+            let value = HeaderValue::from_str(value).map_err(|e| bad(e.to_string()))?;
+            b = b.header(name, value);
+        }
+        b = match &req.body {
+            Body::Empty => b,
+            Body::Json(bytes) => b
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes.clone()),
+            Body::Raw {
+                bytes,
+                content_type,
+            } => {
+                let b = match content_type {
+                    Some(ct) => b.header(reqwest::header::CONTENT_TYPE, ct.as_str()),
+                    None => b,
+                };
+                b.body(bytes.clone())
+            }
+            Body::File {
+                path,
+                len,
+                content_type,
+            } => {
+                // Opened fresh on each attempt and streamed: the file is never held in memory.
+                let file = std::fs::File::open(path)
+                    .map_err(|e| bad(format!("cannot open {}: {e}", path.display())))?;
+                let stream = tokio_util::io::ReaderStream::with_capacity(
+                    tokio::fs::File::from_std(file),
+                    64 * 1024,
+                );
+                timeout += Duration::from_secs(len / (256 * 1024));
+                let b = match content_type {
+                    Some(ct) => b.header(reqwest::header::CONTENT_TYPE, ct.as_str()),
+                    None => b,
+                };
+                b.header(reqwest::header::CONTENT_LENGTH, *len)
+                    .body(reqwest::Body::wrap_stream(stream))
+            }
+            Body::Multipart(make) => b.multipart(make().map_err(bad)?),
+        };
+        Ok(b.timeout(timeout))
+    }
+
+    fn log(&self, method: &str, path: &str, status: Option<u16>, started: Instant) {
+        if self.inner.options.log_requests {
+            let status = status.map_or_else(|| "no answer".to_string(), |s| s.to_string());
+            eprintln!(
+                "cfsetup: debug: {method} {path} -> {status} ({} ms)",
+                started.elapsed().as_millis()
+            );
+        }
+    }
+}
+
+fn sensitive(value: &str) -> Result<HeaderValue, String> {
+    let mut v = HeaderValue::from_str(value)
+        .map_err(|_| "a credential contains characters that cannot go in a header".to_string())?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+fn transport(method: &str, path: &str, e: reqwest::Error) -> Error {
+    let detail = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        "the connection was closed before an answer came".to_string()
+    };
+    Error::Transport {
+        method: method.into(),
+        path: path.into(),
+        detail,
+        source: e.without_url(),
+    }
+}
+
+fn ray(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("cf-ray")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Exponential backoff with jitter: a random delay in `[d/2, d]`, `d = base * 2^attempt`, capped.
+fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let exp = policy
+        .base_delay
+        .saturating_mul(2u32.saturating_pow(attempt.min(16)));
+    let capped = exp.min(policy.max_delay);
+    let jitter = rand::thread_rng().gen_range(0.5..=1.0);
+    capped.mul_f64(jitter)
+}
+
+/// `retry-after-ms`, then `Retry-After` in seconds or as an HTTP date (as the TS SDK and wrangler
+/// `parseRetryAfterValue` read them).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        return Some(Duration::from_millis(ms.max(0.0) as u64));
+    }
+    let v = get("retry-after")?;
+    if let Ok(secs) = v.parse::<f64>() {
+        return Some(Duration::from_millis((secs.max(0.0) * 1000.0) as u64));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The parts of the envelope the client reads.
+struct Envelope {
+    result: Value,
+    result_info: Option<Value>,
+}
+
+/// Decodes the v4 envelope once. A non-2xx status or `success: false` is an [`Error::Api`].
+/// A body without an envelope (custom-hostname DELETE answers a bare `{"id": …}`,
+/// cloudflare-api.md §10) is taken as the result itself.
+fn parse_envelope(method: &str, path: &str, raw: &RawResponse) -> Result<Envelope, Error> {
+    let ok_status = (200..300).contains(&raw.status);
+    let json: Value = if raw.body.iter().all(u8::is_ascii_whitespace) {
+        if ok_status {
+            Value::Null
+        } else {
+            return Err(Error::Api {
+                method: method.into(),
+                path: path.into(),
+                status: raw.status,
+                errors: vec![],
+                ray: ray(&raw.headers),
+            });
+        }
+    } else {
+        serde_json::from_slice(&raw.body).map_err(|_| Error::NotJson {
+            method: method.into(),
+            path: path.into(),
+            status: raw.status,
+            ray: ray(&raw.headers),
+            challenge: raw
+                .headers
+                .get("cf-mitigated")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"challenge")),
+        })?
+    };
+    let obj = json.as_object();
+    let success = obj.and_then(|o| o.get("success")).and_then(Value::as_bool);
+    if !ok_status || success == Some(false) {
+        let errors = obj
+            .and_then(|o| o.get("errors"))
+            .and_then(|e| serde_json::from_value::<Vec<ApiMessage>>(e.clone()).ok())
+            .unwrap_or_default();
+        return Err(Error::Api {
+            method: method.into(),
+            path: path.into(),
+            status: raw.status,
+            errors,
+            ray: ray(&raw.headers),
+        });
+    }
+    let is_envelope = obj.is_some_and(|o| {
+        o.contains_key("result") || o.contains_key("success") || o.contains_key("errors")
+    });
+    if is_envelope {
+        let mut o = json.as_object().cloned().unwrap_or_default();
+        Ok(Envelope {
+            result: o.remove("result").unwrap_or(Value::Null),
+            result_info: o.remove("result_info"),
+        })
+    } else {
+        Ok(Envelope {
+            result: json,
+            result_info: None,
+        })
+    }
+}
+
+/// Decodes a JSON value, naming the JSON path of the first problem (`result.policies[0].id`).
+fn decode<T: DeserializeOwned>(method: &str, path: &str, root: &str, v: Value) -> Result<T, Error> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let inner = e.path().to_string();
+        let at = if inner == "." {
+            root.to_string()
+        } else {
+            format!("{root}.{inner}")
+        };
+        Error::Decode {
+            method: method.into(),
+            path: path.into(),
+            at,
+            detail: e.into_inner().to_string(),
+        }
+    })
+}
+
+/// The token bucket described on [`Pacing`].
+struct Pacer {
+    capacity: f64,
+    per_sec: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl Pacer {
+    fn new(p: Pacing) -> Self {
+        let capacity = f64::from(p.burst.max(1));
+        let refill = f64::from(p.window_limit.saturating_sub(p.burst).max(1));
+        Pacer {
+            capacity,
+            per_sec: refill / p.window.as_secs_f64().max(1.0),
+            state: Mutex::new((capacity, Instant::now())),
+        }
+    }
+
+    /// Takes one token, sleeping until one is there.
+    async fn acquire(&self, notes: bool) {
+        let mut warned = false;
+        loop {
+            let wait = {
+                let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                let (tokens, last) = *s;
+                let tokens =
+                    (tokens + now.duration_since(last).as_secs_f64() * self.per_sec).min(self.capacity);
+                if tokens >= 1.0 {
+                    *s = (tokens - 1.0, now);
+                    return;
+                }
+                *s = (tokens, now);
+                Duration::from_secs_f64((1.0 - tokens) / self.per_sec)
+            };
+            if notes && !warned && wait > Duration::from_secs(1) {
+                eprintln!("cfsetup: note: pacing requests to stay under 1,200 per 5 minutes");
+                warned = true;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Shrinks the bucket to what the API says is left (`Ratelimit: "default";r=<remaining>;…`).
+    fn observe(&self, headers: &HeaderMap) {
+        let Some(remaining) = headers
+            .get("ratelimit")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.split(';')
+                    .find_map(|p| p.trim().strip_prefix("r="))
+                    .and_then(|n| n.trim().parse::<f64>().ok())
+            })
+        else {
+            return;
+        };
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if remaining < s.0 {
+            s.0 = remaining;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(status: u16, body: &str) -> RawResponse {
+        RawResponse {
+            status,
+            headers: HeaderMap::new(),
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    #[test]
+    fn envelope_errors_come_only_from_errors() {
+        let ok = raw(
+            200,
+            r#"{"success":true,"errors":[],"messages":[{"code":10000,"message":"This API Token is valid and active","type":null}],"result":{"id":"x","status":"active"}}"#,
+        );
+        let env = parse_envelope("GET", "/user/tokens/verify", &ok).unwrap();
+        assert_eq!(env.result["status"], "active");
+
+        let bad = raw(
+            403,
+            r#"{"success":false,"errors":[{"code":10000,"message":"Authentication error"}],"messages":[],"result":null}"#,
+        );
+        let e = parse_envelope("GET", "/accounts/a", &bad).err().unwrap();
+        assert!(e.is_permission_denied());
+
+        let false_200 = raw(200, r#"{"success":false,"errors":[{"code":7,"message":"x"}]}"#);
+        assert!(parse_envelope("GET", "/x", &false_200).is_err());
+    }
+
+    #[test]
+    fn bare_bodies_and_empty_bodies() {
+        let env = parse_envelope("DELETE", "/x", &raw(200, r#"{"id":"abc"}"#)).unwrap();
+        assert_eq!(env.result["id"], "abc");
+        let env = parse_envelope("DELETE", "/x", &raw(204, "")).unwrap();
+        assert!(env.result.is_null());
+        let e = parse_envelope("GET", "/x", &raw(502, "<html>bad gateway</html>"))
+            .err()
+            .unwrap();
+        assert!(matches!(e, Error::NotJson { status: 502, .. }));
+    }
+
+    #[test]
+    fn decode_errors_name_the_json_path() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct P {
+            id: String,
+        }
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct T {
+            policies: Vec<P>,
+        }
+        let v: Value = serde_json::json!({"policies":[{"id":"a"},{"id":5}]});
+        let e = decode::<T>("GET", "/user/tokens/x", "result", v).unwrap_err();
+        match e {
+            Error::Decode { at, .. } => assert_eq!(at, "result.policies[1].id"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert("retry-after-ms", HeaderValue::from_static("150"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy::default();
+        for attempt in 0..10 {
+            let d = backoff(&p, attempt);
+            let full = p.base_delay.saturating_mul(1 << attempt).min(p.max_delay);
+            assert!(d <= full && d >= full / 2, "{attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn the_bucket_allows_the_burst_then_never_exceeds_the_window() {
+        let p = Pacing::default();
+        let pacer = Pacer::new(p);
+        // Any 5-minute window: at most the burst plus what refills in the window.
+        let max_in_window = pacer.capacity + pacer.per_sec * p.window.as_secs_f64();
+        assert!(max_in_window <= f64::from(p.window_limit) + 0.001);
+        assert!(pacer.capacity >= 1000.0, "a 1,000-file deploy needs no waiting");
+        let mut h = HeaderMap::new();
+        h.insert("ratelimit", HeaderValue::from_static("\"default\";r=7;t=30"));
+        pacer.observe(&h);
+        assert!(pacer.state.lock().unwrap().0 <= 7.0);
+    }
+
+    #[test]
+    fn object_keys_keep_slashes_and_escape_the_rest() {
+        assert_eq!(object_key("sites/acme/manifest.json"), "sites/acme/manifest.json");
+        assert_eq!(object_key("a b/c%d?#"), "a%20b/c%25d%3F%23");
+        assert_eq!(seg("a/b"), "a%2Fb");
+    }
+}

@@ -1,0 +1,323 @@
+//! The client's one error type, and the sentence and hint a user sees for each kind.
+//!
+//! Facts about codes come from cloudflare-api.md §1 (the table "HTTP statuses and error codes
+//! seen"). Only `errors` carries failures: code 10000 also appears in `messages` of a *successful*
+//! token verify ("This API Token is valid and active"), so `messages` is never read for errors.
+
+use serde::{Deserialize, Serialize};
+
+/// One entry of the envelope's `errors` (or `error_chain`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ApiMessage {
+    #[serde(default)]
+    pub code: i64,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_chain: Vec<ApiMessage>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API answered with an error envelope (or a non-2xx status).
+    #[error("{method} {path} failed with HTTP {status}: {}", describe(.errors))]
+    Api {
+        method: String,
+        path: String,
+        status: u16,
+        errors: Vec<ApiMessage>,
+        ray: Option<String>,
+    },
+    /// The answer was not JSON: a WAF challenge, a proxy page or an outage.
+    #[error("{method} {path} returned HTTP {status} with a non-JSON body{}{}", ray_note(.ray),
+        if *.challenge { " (a Cloudflare WAF challenge)" } else { "" })]
+    NotJson {
+        method: String,
+        path: String,
+        status: u16,
+        ray: Option<String>,
+        challenge: bool,
+    },
+    /// The JSON did not have the expected shape; `at` is the JSON path of the first problem.
+    #[error("{method} {path}: unexpected response at `{at}`: {detail}")]
+    Decode {
+        method: String,
+        path: String,
+        at: String,
+        detail: String,
+    },
+    /// The request never got an answer: DNS, connect, TLS, timeout, dropped connection.
+    #[error("{method} {path}: could not reach the API: {detail}")]
+    Transport {
+        method: String,
+        path: String,
+        detail: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A request could not be built (bad path segment, unreadable file, …).
+    #[error("building {method} {path}: {detail}")]
+    Request {
+        method: String,
+        path: String,
+        detail: String,
+    },
+}
+
+fn describe(errors: &[ApiMessage]) -> String {
+    if errors.is_empty() {
+        return "no error details".into();
+    }
+    errors
+        .iter()
+        .map(|e| {
+            let mut s = format!("{} (code {})", e.message, e.code);
+            for c in &e.error_chain {
+                s.push_str(&format!(" <- {} (code {})", c.message, c.code));
+            }
+            s
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn ray_note(ray: &Option<String>) -> String {
+    ray.as_ref()
+        .map(|r| format!(" (cf-ray {r})"))
+        .unwrap_or_default()
+}
+
+impl Error {
+    /// The HTTP status, if the API answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } | Error::NotJson { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Every Cloudflare error code in the answer, including nested `error_chain` codes.
+    pub fn codes(&self) -> Vec<i64> {
+        match self {
+            Error::Api { errors, .. } => errors
+                .iter()
+                .flat_map(|e| std::iter::once(e.code).chain(e.error_chain.iter().map(|c| c.code)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn has_code(&self, code: i64) -> bool {
+        self.codes().contains(&code)
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// 403 with code 10000: a valid credential without the permission for this call.
+    pub fn is_permission_denied(&self) -> bool {
+        self.status() == Some(403) && self.has_code(10000)
+    }
+
+    /// A failure of the credential itself rather than of one permission.
+    pub fn is_invalid_credential(&self) -> bool {
+        [1000, 6003, 9103, 9106, 6111].iter().any(|c| self.has_code(*c))
+    }
+
+    /// What the user should do, computed from the error. `None` when there is nothing to add.
+    pub fn hint(&self) -> Option<String> {
+        let (method, path) = match self {
+            Error::Api { method, path, .. } => (method.as_str(), path.as_str()),
+            Error::NotJson { challenge: true, .. } => {
+                return Some(
+                    "a firewall challenged the request; run from a network Cloudflare does not \
+                     challenge, or check the zone's WAF rules for the API host"
+                        .into(),
+                )
+            }
+            Error::Transport { .. } => {
+                return Some(
+                    "check the network and CLOUDFLARE_API_BASE_URL; the request was retried \
+                     before giving up"
+                        .into(),
+                )
+            }
+            _ => return None,
+        };
+        let codes = self.codes();
+        let has = |c: i64| codes.contains(&c);
+        if has(10000) && self.status() == Some(403) {
+            return Some(match required_permission(method, path) {
+                Some((perm, resource)) => format!(
+                    "the token lacks {perm} on {resource}; add it to the token (see `cfsetup \
+                     permissions`), then run `cfsetup test-permissions`"
+                ),
+                None => "the token lacks a permission this call needs; run `cfsetup \
+                         test-permissions` to see which"
+                    .into(),
+            });
+        }
+        if has(9103) {
+            return Some(
+                "the email and Global API Key do not match: check CLOUDFLARE_EMAIL and \
+                 CLOUDFLARE_GLOBAL_KEY (dashboard: My Profile > API Tokens > Global API Key)"
+                    .into(),
+            );
+        }
+        if has(9109) {
+            return Some(
+                "the credential cannot access this resource: check CLOUDFLARE_ACCOUNT_ID and \
+                 CLOUDFLARE_ZONE_ID, and that the token's resources include them"
+                    .into(),
+            );
+        }
+        if has(1000) {
+            return Some(
+                "the API token is invalid, expired or was rolled: create one with `cfsetup \
+                 create-token`, or roll it with `cfsetup rotate-token`"
+                    .into(),
+            );
+        }
+        if has(6003) || has(6111) || has(6102) || has(6103) {
+            return Some(
+                "a credential header is malformed: put a token in CLOUDFLARE_API_TOKEN, and the \
+                 Global API Key in CLOUDFLARE_GLOBAL_KEY together with CLOUDFLARE_EMAIL, never \
+                 one in the other's place"
+                    .into(),
+            );
+        }
+        if has(9106) {
+            return Some(
+                "no credentials were sent: set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and \
+                 CLOUDFLARE_GLOBAL_KEY"
+                    .into(),
+            );
+        }
+        if has(971) || has(10429) || self.status() == Some(429) {
+            return Some(
+                "rate limited: Cloudflare allows 1,200 requests per 5 minutes per user, across \
+                 the dashboard and every tool; wait 5 minutes, then run the same command again \
+                 (it picks up where it stopped)"
+                    .into(),
+            );
+        }
+        if has(10042) {
+            return Some("R2 is not enabled for this account: enable it in the dashboard (R2 > Overview)".into());
+        }
+        None
+    }
+}
+
+/// Which of the 8 permissions (or another) a call needs, and on what, from its method and path.
+/// Used only to word the hint for 403/10000.
+pub fn required_permission(method: &str, path: &str) -> Option<(&'static str, String)> {
+    let segs: Vec<&str> = path
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .trim_matches('/')
+        .split('/')
+        .collect();
+    let write = method != "GET";
+    match segs.as_slice() {
+        ["accounts", id] => Some(("Account Settings Read", format!("account {id}"))),
+        ["accounts", id, "r2", ..] => Some((
+            if write {
+                "Workers R2 Storage Write"
+            } else {
+                "Workers R2 Storage Write (or Read)"
+            },
+            format!("account {id}"),
+        )),
+        ["accounts", id, "workers", "scripts", ..] => Some((
+            if write {
+                "Workers Scripts Write"
+            } else {
+                "Workers Scripts Read"
+            },
+            format!("account {id}"),
+        )),
+        ["zones", id] => Some(("Zone Read", format!("zone {id}"))),
+        ["zones", id, "workers", "routes", ..] => {
+            Some(("Workers Routes Write", format!("zone {id}")))
+        }
+        ["zones", id, "custom_hostnames", ..] => Some((
+            if write {
+                "SSL and Certificates Write"
+            } else {
+                "SSL and Certificates Read"
+            },
+            format!("zone {id}"),
+        )),
+        ["user", "tokens", "verify"] => None,
+        ["user", "tokens", ..] => Some(("API Tokens Write (user)", "your user".into())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(method: &str, path: &str, status: u16, code: i64) -> Error {
+        Error::Api {
+            method: method.into(),
+            path: path.into(),
+            status,
+            errors: vec![ApiMessage {
+                code,
+                message: "Authentication error".into(),
+                error_chain: vec![],
+            }],
+            ray: None,
+        }
+    }
+
+    #[test]
+    fn permission_hint_names_the_permission_and_resource() {
+        let e = api("POST", "/zones/z1/workers/routes", 403, 10000);
+        let hint = e.hint().unwrap();
+        assert!(hint.starts_with("the token lacks Workers Routes Write on zone z1"), "{hint}");
+        assert_eq!(
+            e.to_string(),
+            "POST /zones/z1/workers/routes failed with HTTP 403: Authentication error (code 10000)"
+        );
+    }
+
+    #[test]
+    fn each_common_code_gets_a_hint() {
+        for (status, code, needle) in [
+            (403, 9103, "do not match"),
+            (403, 9109, "cannot access"),
+            (401, 1000, "invalid, expired"),
+            (400, 6003, "malformed"),
+            (429, 971, "rate limited"),
+            (400, 9106, "no credentials"),
+        ] {
+            let h = api("GET", "/user", status, code).hint().unwrap();
+            assert!(h.contains(needle), "{code}: {h}");
+        }
+    }
+
+    #[test]
+    fn error_chain_codes_are_seen() {
+        let e = Error::Api {
+            method: "GET".into(),
+            path: "/user".into(),
+            status: 400,
+            errors: vec![ApiMessage {
+                code: 6003,
+                message: "Invalid request headers".into(),
+                error_chain: vec![ApiMessage {
+                    code: 6111,
+                    message: "Invalid format for Authorization header".into(),
+                    error_chain: vec![],
+                }],
+            }],
+            ray: None,
+        };
+        assert_eq!(e.codes(), vec![6003, 6111]);
+        assert!(e.to_string().contains("<- Invalid format for Authorization header (code 6111)"));
+    }
+}

@@ -1,0 +1,20 @@
+//! The one Cloudflare API client. Only this module speaks HTTP.
+//!
+//! `client.rs` is the transport (auth, envelope, errors, retries, pacing, pagination); each other
+//! file is one API area with typed calls whose doc comments name their source in
+//! cloudflare-api.md. Commands see typed results or an [`Error`], never raw JSON or HTTP.
+//! This module must not import commands, reports or output.
+
+mod client;
+mod error;
+
+pub mod accounts;
+pub mod custom_hostnames;
+pub mod r2;
+pub mod tokens;
+pub mod workers;
+
+pub use client::{Auth, Client, ClientOptions, Pacing, RetryPolicy, StatsSnapshot};
+pub use error::{required_permission, ApiMessage, Error};
+
+pub(crate) use client::{object_key, seg, Body, Req};

@@ -1,0 +1,197 @@
+//! R2 buckets and objects over the REST API (cloudflare-api.md §7).
+//!
+//! Every call for a bucket outside the default jurisdiction carries `cf-r2-jurisdiction`; getting
+//! this wrong makes a bucket look missing (wrangler and the TS SDK send it on every bucket and
+//! object call).
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use super::{object_key, seg, Body, Client, Error, Req};
+
+/// Which bucket, in which account and jurisdiction.
+#[derive(Debug, Clone, Copy)]
+pub struct BucketRef<'a> {
+    pub account: &'a str,
+    pub name: &'a str,
+    /// `None` is the default jurisdiction.
+    pub jurisdiction: Option<&'a str>,
+}
+
+impl BucketRef<'_> {
+    fn path(&self) -> String {
+        format!("/accounts/{}/r2/buckets/{}", self.account, seg(self.name))
+    }
+    fn req(&self, mut req: Req) -> Req {
+        if let Some(j) = self.jurisdiction {
+            req = req.header("cf-r2-jurisdiction", j);
+        }
+        req
+    }
+}
+
+/// A bucket (TS SDK `r2/buckets/buckets.ts` `Bucket`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Bucket {
+    pub name: String,
+    #[serde(default)]
+    pub creation_date: Option<String>,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub jurisdiction: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BucketList {
+    #[serde(default)]
+    buckets: Vec<Bucket>,
+}
+
+/// One object of a listing. `size` is a number here but a string in the PUT result, so both are
+/// accepted.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ObjectInfo {
+    pub key: String,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub size: u64,
+    #[serde(default)]
+    pub etag: Option<String>,
+}
+
+/// What to upload: bytes in memory (manifests) or a file streamed from disk (site files).
+pub enum ObjectBody {
+    Bytes(Bytes),
+    File { path: PathBuf, len: u64 },
+}
+
+fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| serde::de::Error::custom("size is not a whole number")),
+        Value::String(s) => s.parse().map_err(serde::de::Error::custom),
+        Value::Null => Ok(0),
+        _ => Err(serde::de::Error::custom("size is neither a number nor a string")),
+    }
+}
+
+impl Client {
+    /// `GET /accounts/{id}/r2/buckets` (cursor-paginated, `result.buckets`); needs Workers R2
+    /// Storage Read or Write.
+    pub async fn list_buckets(
+        &self,
+        account: &str,
+        jurisdiction: Option<&str>,
+        name_contains: Option<&str>,
+    ) -> Result<Vec<Bucket>, Error> {
+        let base = BucketRef {
+            account,
+            name: "",
+            jurisdiction,
+        };
+        self.cursor_paged(
+            |cursor| {
+                base.req(
+                    Req::get(format!("/accounts/{account}/r2/buckets"))
+                        .query("per_page", 1000)
+                        .query_opt("name_contains", name_contains)
+                        .query_opt("cursor", cursor),
+                )
+            },
+            |list: BucketList| list.buckets,
+        )
+        .await
+    }
+
+    /// `GET /accounts/{id}/r2/buckets/{name}`; `None` when it does not exist (404/10006) in this
+    /// jurisdiction.
+    pub async fn get_bucket(&self, b: BucketRef<'_>) -> Result<Option<Bucket>, Error> {
+        self.call_optional(b.req(Req::get(b.path()))).await
+    }
+
+    /// `POST /accounts/{id}/r2/buckets {name, locationHint?}` (camelCase body; wrangler
+    /// `createR2Bucket2`). 409/10004 means it exists already.
+    pub async fn create_bucket(
+        &self,
+        b: BucketRef<'_>,
+        location_hint: Option<&str>,
+    ) -> Result<Bucket, Error> {
+        let mut body = serde_json::json!({ "name": b.name });
+        if let Some(h) = location_hint {
+            body["locationHint"] = Value::from(h);
+        }
+        self.call(b.req(Req::post(format!("/accounts/{}/r2/buckets", b.account)).json(&body)))
+            .await
+    }
+
+    /// `DELETE /accounts/{id}/r2/buckets/{name}`; only an empty bucket can be deleted.
+    pub async fn delete_bucket(&self, b: BucketRef<'_>) -> Result<(), Error> {
+        self.call::<Value>(b.req(Req::delete(b.path())))
+            .await
+            .map(|_| ())
+    }
+
+    /// `PUT …/objects/{key}` with the raw body (wrangler `putRemoteObject`). Files are streamed.
+    /// The API's limit is 300 MB per object.
+    pub async fn put_object(
+        &self,
+        b: BucketRef<'_>,
+        key: &str,
+        body: ObjectBody,
+        content_type: &str,
+    ) -> Result<(), Error> {
+        let body = match body {
+            ObjectBody::Bytes(bytes) => Body::Raw {
+                bytes,
+                content_type: Some(content_type.to_string()),
+            },
+            ObjectBody::File { path, len } => Body::File {
+                path,
+                len,
+                content_type: Some(content_type.to_string()),
+            },
+        };
+        let req = Req::put(format!("{}/objects/{}", b.path(), object_key(key))).body(body);
+        self.call::<Value>(b.req(req)).await.map(|_| ())
+    }
+
+    /// `GET …/objects/{key}`: the raw bytes, or `None` for 404.
+    pub async fn get_object(&self, b: BucketRef<'_>, key: &str) -> Result<Option<Bytes>, Error> {
+        let req = Req::get(format!("{}/objects/{}", b.path(), object_key(key)));
+        Ok(self.call_raw(b.req(req)).await?.map(|r| r.body))
+    }
+
+    /// `DELETE …/objects/{key}`. A missing key is not an error.
+    pub async fn delete_object(&self, b: BucketRef<'_>, key: &str) -> Result<(), Error> {
+        let req = Req::delete(format!("{}/objects/{}", b.path(), object_key(key)));
+        match self.call::<Value>(b.req(req)).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET …/objects?prefix=&per_page=1000&cursor=` (cursor-paginated; the result is an array).
+    pub async fn list_objects(
+        &self,
+        b: BucketRef<'_>,
+        prefix: &str,
+    ) -> Result<Vec<ObjectInfo>, Error> {
+        self.cursor_paged(
+            |cursor| {
+                b.req(
+                    Req::get(format!("{}/objects", b.path()))
+                        .query("prefix", prefix)
+                        .query("per_page", 1000)
+                        .query_opt("cursor", cursor),
+                )
+            },
+            |items: Vec<ObjectInfo>| items,
+        )
+        .await
+    }
+}

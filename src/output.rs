@@ -1,0 +1,210 @@
+//! Rendering reports, and everything that goes to stderr: progress, notes and warnings.
+//!
+//! A command returns a [`Report`]; [`emit`] turns it into a comfy-table (or `--json`) on stdout.
+//! Both renderings come from the same report value, so they cannot drift apart. Only this module and
+//! `main` write to stdout.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
+use serde::Serialize;
+
+use crate::cli::ColorChoice;
+use crate::config::{OutputSettings, Verbosity};
+
+/// What a command hands back. `render` writes the human form; `to_json` the machine form.
+pub trait Report {
+    fn render(&self, out: &mut Renderer);
+    fn to_json(&self) -> serde_json::Value;
+    /// The exit status this outcome calls for (3 when a permission check failed).
+    fn exit_code(&self) -> u8 {
+        0
+    }
+}
+
+/// `to_json` for any serialisable report.
+pub fn json_of<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value)
+        .unwrap_or_else(|e| serde_json::json!({ "error": format!("cannot serialise report: {e}") }))
+}
+
+/// Builds the human rendering of a report.
+pub struct Renderer {
+    buf: String,
+    color: bool,
+}
+
+impl Renderer {
+    pub fn new(color: bool) -> Self {
+        Renderer {
+            buf: String::new(),
+            color,
+        }
+    }
+
+    pub fn line(&mut self, text: impl AsRef<str>) {
+        self.buf.push_str(text.as_ref());
+        self.buf.push('\n');
+    }
+
+    pub fn blank(&mut self) {
+        if !self.buf.is_empty() && !self.buf.ends_with("\n\n") {
+            self.buf.push('\n');
+        }
+    }
+
+    pub fn heading(&mut self, text: impl AsRef<str>) {
+        self.blank();
+        self.line(text);
+    }
+
+    /// A table with a header row. Status words (passed, failed, created, …) are coloured when
+    /// colour is on.
+    pub fn table(&mut self, header: &[&str], rows: Vec<Vec<String>>) {
+        let mut t = Table::new();
+        t.load_preset(presets::UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_header(header.iter().map(|h| Cell::new(*h)));
+        if let Some(w) = terminal_width() {
+            t.set_width(w);
+        } else {
+            t.set_width(120);
+        }
+        for row in rows {
+            t.add_row(row.into_iter().map(|c| self.cell(c)));
+        }
+        self.line(t.to_string());
+    }
+
+    /// Two columns without a header: `label  value`.
+    pub fn pairs(&mut self, rows: &[(&str, String)]) {
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (k, v) in rows {
+            self.line(format!("{k:width$}  {v}"));
+        }
+    }
+
+    fn cell(&self, text: String) -> Cell {
+        let color = match text.as_str() {
+            "passed" | "created" | "updated" | "active" | "uploaded" | "deleted" => {
+                Some(Color::Green)
+            }
+            "failed" | "error" | "conflict" => Some(Color::Red),
+            "skipped" | "pending" | "not run" | "warning" => Some(Color::Yellow),
+            _ => None,
+        };
+        match color {
+            Some(c) if self.color => Cell::new(text).fg(c),
+            _ => Cell::new(text),
+        }
+    }
+
+    pub fn finish(self) -> String {
+        self.buf
+    }
+}
+
+fn terminal_width() -> Option<u16> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok())
+}
+
+/// Prints the report on stdout: JSON with `--json`, tables otherwise.
+pub fn emit(report: &dyn Report, settings: &OutputSettings) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    if settings.json {
+        let text = serde_json::to_string_pretty(&report.to_json())
+            .unwrap_or_else(|_| "null".to_string());
+        writeln!(stdout, "{text}")
+    } else {
+        let color = use_color(settings.color, std::io::stdout().is_terminal());
+        let mut r = Renderer::new(color);
+        report.render(&mut r);
+        write!(stdout, "{}", r.finish())
+    }
+}
+
+/// Colour on only for a terminal without NO_COLOR, unless forced either way.
+pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+/// The stderr side: notes, warnings and progress bars, shaped by `-q`/`-v`.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    pub settings: OutputSettings,
+}
+
+impl Ui {
+    pub fn new(settings: OutputSettings) -> Self {
+        Ui { settings }
+    }
+
+    pub fn verbose(&self) -> bool {
+        self.settings.verbosity == Verbosity::Verbose
+    }
+
+    pub fn quiet(&self) -> bool {
+        self.settings.verbosity == Verbosity::Quiet
+    }
+
+    /// `cfsetup: note: …` unless `-q`.
+    pub fn note(&self, text: impl AsRef<str>) {
+        if !self.quiet() {
+            eprintln!("cfsetup: note: {}", text.as_ref());
+        }
+    }
+
+    /// `cfsetup: warning: …` unless `-q`.
+    pub fn warn(&self, text: impl AsRef<str>) {
+        if !self.quiet() {
+            eprintln!("cfsetup: warning: {}", text.as_ref());
+        }
+    }
+
+    /// A progress bar on stderr when stderr is a terminal and not `-q`; hidden otherwise.
+    pub fn progress(&self, len: u64, what: &str) -> indicatif::ProgressBar {
+        if self.quiet() || !std::io::stderr().is_terminal() {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new(len);
+        let style = indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_follows_the_choice_and_the_terminal() {
+        assert!(use_color(ColorChoice::Always, false));
+        assert!(!use_color(ColorChoice::Never, true));
+        assert!(!use_color(ColorChoice::Auto, false));
+    }
+
+    #[test]
+    fn tables_render_rows() {
+        let mut r = Renderer::new(false);
+        r.table(&["permission", "result"], vec![vec!["Zone Read".into(), "passed".into()]]);
+        let s = r.finish();
+        assert!(s.contains("Zone Read") && s.contains("passed"), "{s}");
+    }
+}

@@ -1,0 +1,17 @@
+//! The one integration-test binary: the built `cfsetup` and its client against the emulator.
+//!
+//! Every CLI test goes through [`common::World`], which clears the environment, runs in a temp
+//! directory, points the binary at an in-process emulator, and checks that no secret (the Global
+//! API Key, any token value) ever appears on stderr.
+
+mod common;
+
+mod client;
+mod create_token;
+mod demo;
+mod deploy_infra;
+mod deploy_site;
+mod e2e;
+mod foundation;
+mod rotate_token;
+mod test_permissions;
