@@ -1,0 +1,335 @@
+//! A local, stateful stand-in for the parts of the Cloudflare API v4 that cfsetup uses.
+//!
+//! The emulator follows `cloudflare-api.md` (the project's reference notes on the real API), never
+//! cfsetup's client: it has its own wire types and must not depend on the `cfsetup` crate. If the
+//! client and the emulator disagree, the reference decides.
+//!
+//! It authorises like the real gateway: the token's policies and each permission group's scope
+//! decide, and a missing permission is a 403 with code 10000, given before any body validation.
+//!
+//! Public surface (a contract other code is written against):
+//! - [`Emulator::start`] runs a server on its own thread and Tokio runtime, bound to loopback, and
+//!   stops it when dropped.
+//! - [`Emulator::seed`] is the seeded user, account and zone.
+//! - [`Emulator::inject`] adds a fault; [`Emulator::requests`] is the request log.
+//! - [`Emulator::mint_token`] creates a token with arbitrary policies, for tests.
+//! - [`Emulator::objects`], [`Emulator::scripts`], [`Emulator::routes`] and
+//!   [`Emulator::custom_hostnames`] read the state, for tests and for loading it into miniflare.
+//! - The same inspection is served over HTTP under `/__emulator/`, a path the real API never uses.
+//!
+//! Modules: `server` (thread, runtime, request pipeline), `wire` (envelope, errors, paging),
+//! `auth` (credentials, token usability, permission evaluation), `seed` (identity and the
+//! permission-group catalog), `state` (resources and the state file), `faults` (injected faults,
+//! rate limiter), `routes` (one submodule per API area) and `inspect` (`/__emulator/`).
+
+mod auth;
+mod faults;
+mod inspect;
+mod routes;
+mod seed;
+mod server;
+mod state;
+mod wire;
+
+use parking_lot::Mutex;
+use server::{Server, Shared};
+use state::{State, TokenOwner};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to start an emulator.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Latency added to every API request (not to `/__emulator/` requests).
+    pub latency: Duration,
+    /// Load state from this JSON file at start if it exists, and save it after every mutating
+    /// request (atomically). `None` keeps everything in memory.
+    pub state_file: Option<PathBuf>,
+    /// Custom hostnames become `active` (and their SSL too) after this many GETs of them.
+    /// `None` means they stay `pending` forever. Default `Some(2)` is set by `Options::new()`.
+    pub activate_custom_hostnames_after: Option<u32>,
+    /// Per-credential sliding window: at most `.0` API requests per `.1`; past it, 429 / 971 with
+    /// `Retry-After` (cloudflare-api.md §1 "Rate limit"). `None` disables the limit and the
+    /// `Ratelimit` headers. `Options::new()` sets `Some((1200, 300 s))`, the real quota.
+    pub rate_limit: Option<(u32, Duration)>,
+}
+
+/// The seeded identity. Stable across runs so that docs and scripts can show them.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    pub user_id: String,
+    pub email: String,
+    pub global_key: String,
+    pub account_id: String,
+    pub account_name: String,
+    pub zone_id: String,
+    pub zone_name: String,
+}
+
+/// A fault to inject. It applies to the next `times` requests that match.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    /// Only requests with this method (e.g. "PUT"); `None` matches any.
+    pub method: Option<String>,
+    /// Only requests whose path (below the base URL, e.g. `/accounts/.../r2/buckets/b/objects/k`)
+    /// contains this substring; `None` matches any.
+    pub path_contains: Option<String>,
+    pub kind: FaultKind,
+    /// How many matching requests it applies to.
+    pub times: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum FaultKind {
+    /// 429, code 971, with `Retry-After: <secs>`.
+    RateLimit { retry_after_secs: u64 },
+    /// The given 5xx status with a Cloudflare error envelope.
+    ServerError { status: u16 },
+    /// Close the connection without answering.
+    Drop,
+    /// Sleep this long before handling.
+    Latency(Duration),
+}
+
+/// One request, as the emulator saw it. Secrets are never recorded.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Path below the base URL, e.g. `/user/tokens`.
+    pub path: String,
+    pub query: Option<String>,
+    pub status: u16,
+    /// "token", "global-key" or "none".
+    pub auth: String,
+    /// Length of the request body in bytes.
+    pub body_len: u64,
+}
+
+/// An R2 object in the emulator's state.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    pub bucket: String,
+    pub key: String,
+    pub body: Vec<u8>,
+    pub content_type: Option<String>,
+}
+
+/// An uploaded Worker script in the emulator's state.
+#[derive(Debug, Clone)]
+pub struct StoredScript {
+    pub name: String,
+    /// The `metadata` part, as the JSON that was sent.
+    pub metadata: serde_json::Value,
+    /// Module parts: (file name, content type, bytes).
+    pub modules: Vec<(String, String, Vec<u8>)>,
+}
+
+/// A Worker route in the emulator's state.
+#[derive(Debug, Clone)]
+pub struct StoredRoute {
+    pub id: String,
+    pub zone_id: String,
+    pub pattern: String,
+    pub script: Option<String>,
+}
+
+/// A running emulator. Dropping it shuts the server down.
+pub struct Emulator {
+    seed: Seed,
+    shared: Arc<Shared>,
+    server: Server,
+}
+
+impl Options {
+    pub fn new() -> Self {
+        Options {
+            activate_custom_hostnames_after: Some(2),
+            rate_limit: Some((1200, Duration::from_secs(300))),
+            ..Options::default()
+        }
+    }
+}
+
+impl Emulator {
+    /// Starts a server on 127.0.0.1 on its own thread and runtime.
+    pub fn start(options: Options) -> std::io::Result<Emulator> {
+        let state = match &options.state_file {
+            Some(path) => State::load(path)?,
+            None => State::default(),
+        };
+        let port = options.port;
+        let shared = Arc::new(Shared {
+            options,
+            catalog: seed::permission_groups(),
+            withdrawn: Mutex::new(Vec::new()),
+            state: Mutex::new(state),
+            faults: Mutex::new(faults::Faults::default()),
+            log: Mutex::new(Vec::new()),
+            limiter: Mutex::new(faults::Limiter::default()),
+        });
+        let server = server::start(shared.clone(), port)?;
+        Ok(Emulator {
+            seed: Seed {
+                user_id: seed::USER_ID.into(),
+                email: seed::EMAIL.into(),
+                global_key: seed::GLOBAL_KEY.into(),
+                account_id: seed::ACCOUNT_ID.into(),
+                account_name: seed::ACCOUNT_NAME.into(),
+                zone_id: seed::ZONE_ID.into(),
+                zone_name: seed::ZONE_NAME.into(),
+            },
+            shared,
+            server,
+        })
+    }
+    /// `http://127.0.0.1:PORT/client/v4`
+    pub fn base_url(&self) -> String {
+        format!("http://{}/client/v4", self.server.addr)
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+    pub fn seed(&self) -> &Seed {
+        &self.seed
+    }
+    pub fn inject(&self, fault: Fault) {
+        self.shared.faults.lock().add(fault);
+    }
+    pub fn clear_faults(&self) {
+        self.shared.faults.lock().clear();
+    }
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.log.lock().clone()
+    }
+    pub fn clear_requests(&self) {
+        self.shared.log.lock().clear();
+    }
+    /// Creates a user token directly (not through the API) with these policies, given in the API's
+    /// wire form (`[{"effect":"allow","resources":{...},"permission_groups":[{"id":...}]}]`).
+    /// Returns (token id, token value).
+    ///
+    /// # Panics
+    /// If the policies are invalid (an unknown permission group, an empty list, …).
+    pub fn mint_token(&self, name: &str, policies: serde_json::Value) -> (String, String) {
+        self.mint(TokenOwner::User, name, policies)
+    }
+    /// Like [`Emulator::mint_token`], for an account-owned token (`cfat_…`) of the seeded account.
+    ///
+    /// # Panics
+    /// If the policies are invalid.
+    pub fn mint_account_token(&self, name: &str, policies: serde_json::Value) -> (String, String) {
+        self.mint(TokenOwner::Account(seed::ACCOUNT_ID.into()), name, policies)
+    }
+    fn mint(&self, owner: TokenOwner, name: &str, policies: serde_json::Value) -> (String, String) {
+        let mut state = self.shared.state.lock();
+        let out = routes::mint(&mut state, &self.shared.catalog, owner, name, policies);
+        self.shared.save(&state);
+        out
+    }
+    /// Looks up a seeded permission group's id by name and scope
+    /// (`com.cloudflare.api.account` etc.).
+    pub fn permission_group_id(&self, name: &str, scope: &str) -> Option<String> {
+        self.shared
+            .catalog
+            .iter()
+            .find(|g| g.name == name && g.scope == scope)
+            .map(|g| g.id.to_string())
+    }
+    /// Takes a permission group out of `GET /user/tokens/permission_groups`, as if Cloudflare had
+    /// renamed or retired it. Returns whether such a group existed. For tests of clients that must
+    /// refuse to create a token when a group is missing.
+    pub fn remove_permission_group(&self, name: &str, scope: &str) -> bool {
+        match self.permission_group_id(name, scope) {
+            Some(id) => {
+                self.shared.withdrawn.lock().push(id);
+                true
+            }
+            None => false,
+        }
+    }
+    /// Bucket names (all jurisdictions), sorted.
+    pub fn buckets(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .shared
+            .state
+            .lock()
+            .buckets
+            .iter()
+            .map(|b| b.name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+    /// The objects of every bucket with this name (any jurisdiction), in key order.
+    pub fn objects(&self, bucket: &str) -> Vec<StoredObject> {
+        let state = self.shared.state.lock();
+        state
+            .buckets
+            .iter()
+            .filter(|b| b.name == bucket)
+            .flat_map(|b| {
+                b.objects.iter().map(|(k, o)| StoredObject {
+                    bucket: b.name.clone(),
+                    key: k.clone(),
+                    body: o.body.clone(),
+                    content_type: o.content_type.clone(),
+                })
+            })
+            .collect()
+    }
+    pub fn scripts(&self) -> Vec<StoredScript> {
+        let state = self.shared.state.lock();
+        state
+            .scripts
+            .values()
+            .map(|s| StoredScript {
+                name: s.name.clone(),
+                metadata: s.metadata.clone(),
+                modules: s
+                    .modules
+                    .iter()
+                    .map(|m| (m.name.clone(), m.content_type.clone(), m.body.clone()))
+                    .collect(),
+            })
+            .collect()
+    }
+    pub fn routes(&self) -> Vec<StoredRoute> {
+        let state = self.shared.state.lock();
+        state
+            .routes
+            .iter()
+            .map(|r| StoredRoute {
+                id: r.id.clone(),
+                zone_id: r.zone_id.clone(),
+                pattern: r.pattern.clone(),
+                script: r.script.clone(),
+            })
+            .collect()
+    }
+    /// The custom hostnames as the API would return them (wire JSON). Reading them here does not
+    /// count as a GET.
+    pub fn custom_hostnames(&self) -> Vec<serde_json::Value> {
+        let after = self.shared.options.activate_custom_hostnames_after;
+        let state = self.shared.state.lock();
+        state
+            .custom_hostnames
+            .iter()
+            .map(|c| routes::render_hostname(c, routes::current_phase(c, after)))
+            .collect()
+    }
+    /// Token names currently held by the seeded user.
+    pub fn token_names(&self) -> Vec<String> {
+        let state = self.shared.state.lock();
+        state
+            .tokens
+            .iter()
+            .filter(|t| t.owner == TokenOwner::User)
+            .map(|t| t.name.clone())
+            .collect()
+    }
+}

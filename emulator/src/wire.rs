@@ -1,0 +1,248 @@
+//! The wire format shared by every endpoint: the v4 envelope, API errors, replies and time stamps.
+//!
+//! Handlers build a [`Reply`] (status, headers, body) and never touch hyper types; the server turns
+//! it into an HTTP response and adds the gateway headers (`cf-ray`, rate-limit headers). See
+//! cloudflare-api.md §1 "Response envelope".
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use std::time::SystemTime;
+
+/// A finished answer, before the gateway headers are added.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// A JSON body with the given status.
+    pub fn json(status: u16, body: &Value) -> Reply {
+        Reply {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    /// `{"success":true,"errors":[],"messages":[],"result":…}` with status 200.
+    pub fn ok(result: Value) -> Reply {
+        Reply::ok_status(200, result)
+    }
+
+    /// A success envelope with another status (201 for custom hostname create, 202 for PATCH).
+    pub fn ok_status(status: u16, result: Value) -> Reply {
+        Reply::json(status, &envelope(result, None))
+    }
+
+    /// A success envelope carrying `result_info` (lists).
+    pub fn list(result: Value, result_info: Value) -> Reply {
+        Reply::json(200, &envelope(result, Some(result_info)))
+    }
+
+    /// Raw bytes (R2 object and Worker content downloads).
+    pub fn raw(status: u16, headers: Vec<(String, String)>, body: Bytes) -> Reply {
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Reply {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+}
+
+/// The success envelope (cloudflare-api.md §1).
+pub fn envelope(result: Value, result_info: Option<Value>) -> Value {
+    let mut v = json!({"success": true, "errors": [], "messages": [], "result": result});
+    if let Some(info) = result_info {
+        v["result_info"] = info;
+    }
+    v
+}
+
+/// A Cloudflare API error: HTTP status, code, message and an optional `error_chain`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: i64,
+    pub message: String,
+    pub chain: Vec<(i64, String)>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: i64, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            chain: Vec::new(),
+        }
+    }
+
+    pub fn chained(mut self, code: i64, message: impl Into<String>) -> ApiError {
+        self.chain.push((code, message.into()));
+        self
+    }
+
+    /// 403 / 10000 "Authentication error": a valid credential lacking the permission
+    /// (cloudflare-api.md §1 table).
+    pub fn forbidden() -> ApiError {
+        ApiError::new(403, 10000, "Authentication error")
+    }
+
+    /// 403 / 9109: not a member of that account or zone (cloudflare-api.md §1, §6).
+    pub fn unauthorized_resource() -> ApiError {
+        ApiError::new(403, 9109, "Unauthorized to access requested resource")
+    }
+
+    /// 400 / 7003 for an unknown route or a malformed identifier (cloudflare-api.md §1).
+    pub fn no_route(method: &str, path: &str) -> ApiError {
+        ApiError::new(
+            400,
+            7003,
+            format!(
+                "Could not route to {method} {path}, perhaps your object identifier is invalid?"
+            ),
+        )
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut err = json!({"code": self.code, "message": self.message});
+        if !self.chain.is_empty() {
+            err["error_chain"] = Value::Array(
+                self.chain
+                    .iter()
+                    .map(|(c, m)| json!({"code": c, "message": m}))
+                    .collect(),
+            );
+        }
+        json!({"success": false, "errors": [err], "messages": [], "result": null})
+    }
+
+    pub fn reply(&self) -> Reply {
+        Reply::json(self.status, &self.to_json())
+    }
+}
+
+impl From<ApiError> for Reply {
+    fn from(e: ApiError) -> Reply {
+        e.reply()
+    }
+}
+
+/// What every handler returns.
+pub type Outcome = Result<Reply, ApiError>;
+
+/// RFC 3339 UTC time stamp with second precision, e.g. `2018-07-01T05:20:00Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+pub fn now_rfc3339() -> String {
+    rfc3339(SystemTime::now())
+}
+
+/// Parses an RFC 3339 time stamp as the token API accepts it (`Z` suffix, optional fraction).
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339(s).ok()
+}
+
+/// `n` random lowercase hex characters.
+pub fn random_hex(n: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..n)
+        .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+        .collect()
+}
+
+/// True for the 32-lowercase-hex identifiers Cloudflare uses for accounts, zones, tokens, routes.
+pub fn is_hex32(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Parses a request body as JSON whatever its Content-Type says (wrangler sends
+/// `text/plain;charset=UTF-8`, peers.md §3). An empty body is `None`.
+pub fn parse_json(body: &[u8]) -> Result<Option<Value>, serde_json::Error> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body).map(Some)
+}
+
+/// Page-based paging (`page`, `per_page`) with `result_info {page, per_page, count, total_count,
+/// total_pages}` (cloudflare-api.md §1). An out-of-range page yields an empty array, so SDK
+/// auto-iteration that stops on an empty page terminates (peers.md §5).
+pub fn paginate(items: Vec<Value>, query: &Query, default_per_page: usize, max: usize) -> Reply {
+    let page = query
+        .get("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1);
+    let per_page = query
+        .get("per_page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(default_per_page)
+        .min(max);
+    let total = items.len();
+    let total_pages = total.div_ceil(per_page);
+    let start = (page - 1).saturating_mul(per_page);
+    let slice: Vec<Value> = items.into_iter().skip(start).take(per_page).collect();
+    let info = json!({
+        "page": page,
+        "per_page": per_page,
+        "count": slice.len(),
+        "total_count": total,
+        "total_pages": total_pages,
+    });
+    Reply::list(Value::Array(slice), info)
+}
+
+/// Decoded query parameters, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Query {
+        let Some(raw) = raw else {
+            return Query::default();
+        };
+        let pairs = raw
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (form_decode(k), form_decode(v))
+            })
+            .collect();
+        Query(pairs)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn form_decode(s: &str) -> String {
+    let plus = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
