@@ -227,6 +227,7 @@ pub struct RollbackArgs {
     /// The tenant's slug
     pub tenant: String,
     /// The deploy to switch to (default: the one before the live one); omit with --list
+    #[arg(id = "deploy_version", value_name = "VERSION")]
     pub version: Option<String>,
     /// List the kept deploys and change nothing
     #[arg(long)]
