@@ -34,6 +34,12 @@ impl fmt::Display for Secret {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,11 +51,5 @@ mod tests {
         assert_eq!(format!("{s:?}"), "(redacted)");
         assert_eq!(format!("{:?}", Some(&s)), "Some((redacted))");
         assert_eq!(s.expose(), "cfut_supersecret");
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
     }
 }

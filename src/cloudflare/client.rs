@@ -57,7 +57,10 @@ impl Auth {
 /// `Retry-After`.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
+    /// Retries after a 5xx or a lost connection.
     pub max_retries: u32,
+    /// Retries after a 429, each after the wait the API asked for.
+    pub max_rate_limit_retries: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
     /// The longest `Retry-After` we are willing to sleep; a longer one fails the request.
@@ -68,6 +71,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             max_retries: 5,
+            max_rate_limit_retries: 12,
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(300),
@@ -379,7 +383,9 @@ impl Client {
         let envelope = parse_envelope(&method, &path, &raw)?;
         let result = decode::<T>(&method, &path, "result", envelope.result)?;
         let info = match envelope.result_info {
-            Some(v) if !v.is_null() => Some(decode::<ResultInfo>(&method, &path, "result_info", v)?),
+            Some(v) if !v.is_null() => {
+                Some(decode::<ResultInfo>(&method, &path, "result_info", v)?)
+            }
             _ => None,
         };
         Ok((result, info))
@@ -470,7 +476,9 @@ impl Client {
         let inner = &self.inner;
         let method = req.method.to_string();
         let policy = &inner.options.retry;
-        let mut attempt = 0u32;
+        // Two budgets: a 429 means the API did nothing and told us when to come back, so waiting
+        // it out is always safe and gets a larger budget than failures (5xx, dropped connections).
+        let (mut failures, mut limited) = (0u32, 0u32);
         loop {
             inner.pacer.acquire(inner.options.notes).await;
             let permit = inner.in_flight.acquire().await;
@@ -481,70 +489,53 @@ impl Client {
                 .stats
                 .bytes_sent
                 .fetch_add(req.body.len(), Ordering::Relaxed);
-            let outcome = builder.send().await;
-            let retry_in = match outcome {
+            let answer = match builder.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
                     inner.pacer.observe(&headers);
-                    let body = match resp.bytes().await {
-                        Ok(b) => Ok(b),
-                        Err(e) => Err(e),
-                    };
-                    drop(permit);
-                    self.log(&method, &req.path, Some(status), started);
-                    let retryable =
-                        status == 429 || (status >= 500 && req.idempotent());
-                    match body {
-                        Ok(body) if !(retryable && attempt < policy.max_retries) => {
-                            return Ok(RawResponse {
-                                status,
-                                headers,
-                                body,
-                            });
-                        }
-                        Ok(_) => {
-                            let after = retry_after(&headers);
-                            match after {
-                                Some(d) if d > policy.max_retry_after => {
-                                    return Err(Error::Api {
-                                        method,
-                                        path: req.path.clone(),
-                                        status,
-                                        errors: vec![ApiMessage {
-                                            code: 971,
-                                            message: format!(
-                                                "rate limited; the API asked to wait {}s",
-                                                d.as_secs()
-                                            ),
-                                            error_chain: vec![],
-                                        }],
-                                        ray: ray(&headers),
-                                    })
-                                }
-                                Some(d) => d,
-                                None => backoff(policy, attempt),
-                            }
-                        }
-                        Err(e) if req.idempotent() && attempt < policy.max_retries => {
-                            let _ = e;
-                            backoff(policy, attempt)
-                        }
-                        Err(e) => return Err(transport(&method, &req.path, e)),
-                    }
+                    resp.bytes().await.map(|body| RawResponse {
+                        status,
+                        headers,
+                        body,
+                    })
                 }
-                Err(e) => {
-                    drop(permit);
-                    self.log(&method, &req.path, None, started);
-                    let safe = req.idempotent() || e.is_connect();
-                    if safe && attempt < policy.max_retries {
-                        backoff(policy, attempt)
-                    } else {
-                        return Err(transport(&method, &req.path, e));
-                    }
-                }
+                Err(e) => Err(e),
             };
-            attempt += 1;
+            drop(permit);
+            self.log(
+                &method,
+                &req.path,
+                answer.as_ref().ok().map(|r| r.status),
+                started,
+            );
+
+            let retry_in = match answer {
+                Ok(raw) if raw.status == 429 && limited < policy.max_rate_limit_retries => {
+                    limited += 1;
+                    match retry_after(&raw.headers) {
+                        Some(d) if d > policy.max_retry_after => {
+                            return Err(rate_limited(&method, &req.path, &raw, d))
+                        }
+                        Some(d) => d,
+                        None => backoff(policy, limited - 1),
+                    }
+                }
+                Ok(raw)
+                    if raw.status >= 500 && req.idempotent() && failures < policy.max_retries =>
+                {
+                    failures += 1;
+                    backoff(policy, failures - 1)
+                }
+                Ok(raw) => return Ok(raw),
+                // Without an answer a create may or may not have happened: only a failure to
+                // connect is certainly safe to repeat.
+                Err(e) if (req.idempotent() || e.is_connect()) && failures < policy.max_retries => {
+                    failures += 1;
+                    backoff(policy, failures - 1)
+                }
+                Err(e) => return Err(transport(&method, &req.path, e)),
+            };
             inner.stats.retries.fetch_add(1, Ordering::Relaxed);
             if inner.options.notes && retry_in >= Duration::from_secs(2) {
                 eprintln!(
@@ -656,6 +647,21 @@ fn transport(method: &str, path: &str, e: reqwest::Error) -> Error {
         path: path.into(),
         detail,
         source: e.without_url(),
+    }
+}
+
+/// A 429 whose `Retry-After` is longer than we are willing to wait.
+fn rate_limited(method: &str, path: &str, raw: &RawResponse, wait: Duration) -> Error {
+    Error::Api {
+        method: method.into(),
+        path: path.into(),
+        status: raw.status,
+        errors: vec![ApiMessage {
+            code: 971,
+            message: format!("rate limited; the API asked to wait {}s", wait.as_secs()),
+            error_chain: vec![],
+        }],
+        ray: ray(&raw.headers),
     }
 }
 
@@ -805,8 +811,8 @@ impl Pacer {
                 let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 let now = Instant::now();
                 let (tokens, last) = *s;
-                let tokens =
-                    (tokens + now.duration_since(last).as_secs_f64() * self.per_sec).min(self.capacity);
+                let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.per_sec)
+                    .min(self.capacity);
                 if tokens >= 1.0 {
                     *s = (tokens - 1.0, now);
                     return;
@@ -870,7 +876,10 @@ mod tests {
         let e = parse_envelope("GET", "/accounts/a", &bad).err().unwrap();
         assert!(e.is_permission_denied());
 
-        let false_200 = raw(200, r#"{"success":false,"errors":[{"code":7,"message":"x"}]}"#);
+        let false_200 = raw(
+            200,
+            r#"{"success":false,"errors":[{"code":7,"message":"x"}]}"#,
+        );
         assert!(parse_envelope("GET", "/x", &false_200).is_err());
     }
 
@@ -938,16 +947,25 @@ mod tests {
         // Any 5-minute window: at most the burst plus what refills in the window.
         let max_in_window = pacer.capacity + pacer.per_sec * p.window.as_secs_f64();
         assert!(max_in_window <= f64::from(p.window_limit) + 0.001);
-        assert!(pacer.capacity >= 1000.0, "a 1,000-file deploy needs no waiting");
+        assert!(
+            pacer.capacity >= 1000.0,
+            "a 1,000-file deploy needs no waiting"
+        );
         let mut h = HeaderMap::new();
-        h.insert("ratelimit", HeaderValue::from_static("\"default\";r=7;t=30"));
+        h.insert(
+            "ratelimit",
+            HeaderValue::from_static("\"default\";r=7;t=30"),
+        );
         pacer.observe(&h);
         assert!(pacer.state.lock().unwrap().0 <= 7.0);
     }
 
     #[test]
     fn object_keys_keep_slashes_and_escape_the_rest() {
-        assert_eq!(object_key("sites/acme/manifest.json"), "sites/acme/manifest.json");
+        assert_eq!(
+            object_key("sites/acme/manifest.json"),
+            "sites/acme/manifest.json"
+        );
         assert_eq!(object_key("a b/c%d?#"), "a%20b/c%25d%3F%23");
         assert_eq!(seg("a/b"), "a%2Fb");
     }

@@ -25,6 +25,7 @@ fn fast_retries() -> ClientOptions {
     ClientOptions {
         retry: RetryPolicy {
             max_retries: 3,
+            max_rate_limit_retries: 4,
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(20),
             max_retry_after: Duration::from_secs(5),
@@ -35,7 +36,12 @@ fn fast_retries() -> ClientOptions {
 }
 
 fn client(w: &World, auth: Auth) -> Client {
-    Client::new(&Url::parse(&w.emu.base_url()).unwrap(), auth, fast_retries()).unwrap()
+    Client::new(
+        &Url::parse(&w.emu.base_url()).unwrap(),
+        auth,
+        fast_retries(),
+    )
+    .unwrap()
 }
 
 fn global(w: &World) -> Auth {
@@ -82,7 +88,10 @@ fn each_error_class_is_typed() {
         .block_on(client(&w, token(&zone_only)).get_account(&account))
         .unwrap_err();
     assert!(e.is_permission_denied(), "{e}");
-    assert!(e.hint().unwrap().contains("Account Settings Read on account"));
+    assert!(e
+        .hint()
+        .unwrap()
+        .contains("Account Settings Read on account"));
 
     // 9103: a wrong Global API Key.
     let bad_key = Auth::GlobalKey {
@@ -135,9 +144,7 @@ fn page_pagination_walks_every_page_and_stops() {
             w.policies(&[("Zone Read", "com.cloudflare.api.account.zone")]),
         );
     }
-    let tokens = rt()
-        .block_on(client(&w, global(&w)).list_tokens())
-        .unwrap();
+    let tokens = rt().block_on(client(&w, global(&w)).list_tokens()).unwrap();
     assert_eq!(tokens.len(), 60);
     assert_eq!(count(&w, "GET", "/user/tokens"), 2, "two pages of 50");
 }
@@ -210,7 +217,11 @@ fn rate_limits_and_server_errors_are_retried() {
     });
     let got = rt.block_on(c.get_account(&account)).unwrap();
     assert_eq!(got.id, account);
-    assert_eq!(count(&w, "GET", &path), 4, "429, 503, dropped, then success");
+    assert_eq!(
+        count(&w, "GET", &path),
+        4,
+        "429, 503, dropped, then success"
+    );
     assert_eq!(c.stats().retries, 3);
 }
 
@@ -264,7 +275,7 @@ fn retries_give_up_with_the_rate_limit_hint() {
     let e = rt().block_on(c.get_user()).unwrap_err();
     assert_eq!(e.status(), Some(429));
     assert!(e.hint().unwrap().starts_with("rate limited"));
-    assert_eq!(count(&w, "GET", "/user"), 4, "1 try + 3 retries");
+    assert_eq!(count(&w, "GET", "/user"), 5, "1 try + 4 rate-limit retries");
 }
 
 /// Serves `responses` in order, one per connection, on a loopback port.
@@ -310,7 +321,9 @@ fn decode_errors_name_the_field() {
         Error::Decode { at, .. } => assert_eq!(at, "result.status"),
         other => panic!("{other}"),
     }
-    assert!(e.to_string().contains("unexpected response at `result.status`"));
+    assert!(e
+        .to_string()
+        .contains("unexpected response at `result.status`"));
 }
 
 #[test]
@@ -322,7 +335,16 @@ fn a_waf_challenge_is_named_with_its_ray() {
     )]);
     let c = Client::new(&Url::parse(&url).unwrap(), token("t"), fast_retries()).unwrap();
     let e = rt().block_on(c.get_user()).unwrap_err();
-    assert!(matches!(e, Error::NotJson { challenge: true, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::NotJson {
+                challenge: true,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("cf-ray 8abc-EMU"), "{e}");
     assert!(e.hint().unwrap().contains("firewall"));
 }
