@@ -136,7 +136,7 @@ pub const PERMISSIONS: [Permission; 8] = [
     Permission {
         name: "Workers Routes Write",
         scope: Scope::Zone,
-        why: "point the platform's routes (*.<domain>/* and */*) at the router",
+        why: "point the platform's routes (`*.<domain>/*` and `*/*`) at the router",
         used_by: &["deploy-infra"],
         dashboard_key: "workers_routes",
         dashboard_type: "edit",
