@@ -205,7 +205,7 @@ pub struct DeploySiteArgs {
     /// Uploads in flight at once
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub concurrency: usize,
-    /// Keep blobs that no kept manifest refers to
+    /// Delete nothing: keep deploys beyond the newest 10, and blobs no kept manifest refers to
     #[arg(long)]
     pub no_prune: bool,
     /// Wait until the domain and its certificate are active (default 10m)

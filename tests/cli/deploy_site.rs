@@ -1,1 +1,722 @@
-//! (tests to come)
+//! `deploy-site` and `rollback` against the emulator: incremental uploads, the atomic switch, an
+//! interrupted deploy, hidden files, rollback, the custom hostname and `--wait`, and the checks
+//! that refuse bad input before any request.
+
+use std::collections::BTreeMap;
+
+use cfsetup::cloudflare::r2::BucketRef;
+use cfsetup::cloudflare::{Auth, Client, ClientOptions};
+use cfsetup::secret::Secret;
+use cfsetup_emulator::{Fault, FaultKind, Options};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::common::World;
+
+const BUCKET: &str = "cfsetup-sites";
+const DOMAIN: &str = "shop.acme-store.com";
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A world with the bucket (and, if asked, the fallback origin) made through the client, and a
+/// token with the 8 permissions. The request log starts empty.
+struct Site {
+    w: World,
+    token: String,
+}
+
+impl Site {
+    fn new() -> Self {
+        Self::with_options(Options::new())
+    }
+
+    fn with_options(options: Options) -> Self {
+        let w = World::with_options(options);
+        let token = w.full_token();
+        let client = Client::new(
+            &url::Url::parse(&w.emu.base_url()).unwrap(),
+            Auth::Token(Secret::new(token.clone())),
+            ClientOptions::default(),
+        )
+        .unwrap();
+        let account = w.account_id();
+        let zone = w.zone_id();
+        let fallback = format!("fallback.{}", w.zone_name());
+        rt().block_on(async {
+            let b = BucketRef {
+                account: &account,
+                name: BUCKET,
+                jurisdiction: None,
+            };
+            client.create_bucket(b, None).await.unwrap();
+            client.put_fallback_origin(&zone, &fallback).await.unwrap();
+        });
+        w.emu.clear_requests();
+        Site { w, token }
+    }
+
+    /// `cfsetup deploy-site` with the token, the IDs and PLATFORM_DOMAIN set.
+    fn cmd(&self) -> assert_cmd::Command {
+        let mut cmd = self.w.with_token(&self.token);
+        cmd.env("PLATFORM_DOMAIN", self.w.zone_name());
+        cmd
+    }
+
+    fn deploy(&self, extra: &[&str]) -> crate::common::Run {
+        let mut cmd = self.cmd();
+        cmd.args(["--json", "deploy-site", "site", "acme"])
+            .args(extra);
+        self.w.run(&mut cmd)
+    }
+
+    fn write(&self, rel: &str, body: &[u8]) {
+        let p = self.w.file("site").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+
+    fn objects(&self) -> BTreeMap<String, Vec<u8>> {
+        self.w
+            .emu
+            .objects(BUCKET)
+            .into_iter()
+            .map(|o| (o.key, o.body))
+            .collect()
+    }
+
+    fn live(&self) -> Value {
+        serde_json::from_slice(&self.objects()["sites/acme/manifest.json"]).unwrap()
+    }
+
+    fn writes(&self) -> Vec<String> {
+        self.w
+            .writes()
+            .into_iter()
+            .map(|r| format!("{} {}", r.method, short(&r.path)))
+            .collect()
+    }
+}
+
+/// `/accounts/…/r2/buckets/cfsetup-sites/objects/blobs/x` → `objects/blobs/x`.
+fn short(path: &str) -> String {
+    match path.find("/objects/") {
+        Some(i) => path[i + 1..].to_string(),
+        None => path.to_string(),
+    }
+}
+
+fn sha(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+fn basic_site(s: &Site) {
+    s.write("index.html", b"<h1>Acme</h1>");
+    s.write("about.html", b"<h1>About</h1>");
+    s.write("css/site.css", b"body { color: green }");
+    s.write("copy-a.txt", b"same bytes");
+    s.write("copy-b.txt", b"same bytes");
+}
+
+#[test]
+fn a_first_deploy_uploads_each_distinct_file_once_and_switches_last() {
+    let s = Site::new();
+    basic_site(&s);
+    let out = s.deploy(&[]).success();
+    let j = out.json();
+    assert_eq!(j["files"], 5);
+    assert_eq!(j["uploaded"], 4, "two identical files make one blob");
+    assert_eq!(j["unchanged"], 0);
+    assert_eq!(j["bytes_sent"], 13 + 14 + 21 + 10);
+    assert_eq!(j["changed"], true);
+    assert_eq!(
+        j["urls"],
+        serde_json::json!([format!("https://acme.{}/", s.w.zone_name())])
+    );
+
+    let writes = s.writes();
+    assert_eq!(writes.len(), 6, "{writes:#?}");
+    assert!(
+        writes[..4]
+            .iter()
+            .all(|w| w.starts_with("PUT objects/blobs/")),
+        "{writes:#?}"
+    );
+    let id = j["deploy_id"].as_str().unwrap();
+    assert_eq!(
+        writes[4],
+        format!("PUT objects/sites/acme/deploys/{id}.json")
+    );
+    assert_eq!(
+        writes[5], "PUT objects/sites/acme/manifest.json",
+        "the manifest is written last"
+    );
+
+    let objects = s.objects();
+    for body in [
+        &b"<h1>Acme</h1>"[..],
+        b"<h1>About</h1>",
+        b"body { color: green }",
+        b"same bytes",
+    ] {
+        assert_eq!(objects[&format!("blobs/{}", sha(body))], body);
+    }
+    let live = s.live();
+    assert_eq!(live["format"], 1);
+    assert_eq!(live["tenant"], "acme");
+    assert_eq!(live["deploy_id"], id);
+    assert_eq!(
+        live["files"]["/css/site.css"],
+        serde_json::json!({"hash": sha(b"body { color: green }"), "size": 21, "content_type": "text/css; charset=utf-8"})
+    );
+    assert_eq!(
+        live["files"]["/copy-a.txt"]["hash"],
+        live["files"]["/copy-b.txt"]["hash"]
+    );
+    assert_eq!(
+        objects[&format!("sites/acme/deploys/{id}.json")],
+        objects["sites/acme/manifest.json"]
+    );
+    let content_types: BTreeMap<String, Option<String>> =
+        s.w.emu
+            .objects(BUCKET)
+            .into_iter()
+            .map(|o| (o.key, o.content_type))
+            .collect();
+    assert_eq!(
+        content_types[&format!("blobs/{}", sha(b"<h1>Acme</h1>"))].as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+}
+
+#[test]
+fn an_unchanged_redeploy_makes_one_request_and_writes_nothing() {
+    let s = Site::new();
+    basic_site(&s);
+    let first = s.deploy(&[]).success().json();
+    s.w.emu.clear_requests();
+    let again = s.deploy(&[]).success().json();
+    assert_eq!(again["uploaded"], 0);
+    assert_eq!(again["unchanged"], 5);
+    assert_eq!(again["changed"], false);
+    assert_eq!(again["deploy_id"], first["deploy_id"]);
+    let requests = s.w.emu.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!(short(&requests[0].path), "objects/sites/acme/manifest.json");
+
+    // The table says the same.
+    s.w.emu.clear_requests();
+    let mut cmd = s.cmd();
+    cmd.args(["deploy-site", "site", "acme"]);
+    let out = s.w.run(&mut cmd).success();
+    assert!(
+        out.stdout()
+            .starts_with("acme is up to date: nothing to upload\n"),
+        "{}",
+        out.stdout()
+    );
+    assert!(s.w.writes().is_empty());
+}
+
+#[test]
+fn changing_one_file_uploads_one_blob_and_one_manifest() {
+    let s = Site::new();
+    basic_site(&s);
+    let first = s.deploy(&[]).success().json();
+    s.write("css/site.css", b"body { color: blue }");
+    s.w.emu.clear_requests();
+    let j = s.deploy(&[]).success().json();
+    assert_eq!(j["uploaded"], 1);
+    assert_eq!(j["unchanged"], 4);
+    assert_eq!(j["previous_deploy_id"], first["deploy_id"]);
+    let id = j["deploy_id"].as_str().unwrap();
+    assert_eq!(
+        s.writes(),
+        [
+            format!("PUT objects/blobs/{}", sha(b"body { color: blue }")),
+            format!("PUT objects/sites/acme/deploys/{id}.json"),
+            "PUT objects/sites/acme/manifest.json".to_string(),
+        ],
+        "the old blob stays: the kept previous deploy still names it"
+    );
+    assert!(s
+        .objects()
+        .contains_key(&format!("blobs/{}", sha(b"body { color: green }"))));
+}
+
+#[test]
+fn an_interrupted_deploy_leaves_the_old_site_whole_and_a_rerun_finishes_it() {
+    let s = Site::new();
+    basic_site(&s);
+    s.deploy(&[]).success();
+    let before = s.objects()["sites/acme/manifest.json"].clone();
+    s.w.emu.clear_requests();
+    s.write("index.html", b"<h1>Acme v2</h1>");
+    s.write("new.html", b"<p>new</p>");
+    s.w.emu.inject(Fault {
+        method: Some("PUT".into()),
+        path_contains: Some("/objects/blobs/".into()),
+        kind: FaultKind::ServerError { status: 500 },
+        times: 50,
+    });
+    let out = s.deploy(&[]).expect_code(1);
+    assert!(out.stdout().is_empty(), "{}", out.stdout());
+    assert!(
+        out.stderr().contains("the live site is unchanged"),
+        "{}",
+        out.stderr()
+    );
+    let objects = s.objects();
+    assert_eq!(
+        objects["sites/acme/manifest.json"], before,
+        "the live manifest is untouched"
+    );
+    let live: Value = serde_json::from_slice(&before).unwrap();
+    for entry in live["files"].as_object().unwrap().values() {
+        let key = format!("blobs/{}", entry["hash"].as_str().unwrap());
+        assert!(objects.contains_key(&key), "{key} is missing");
+    }
+    assert!(
+        s.writes()
+            .iter()
+            .all(|w| w.starts_with("PUT objects/blobs/")),
+        "only blob uploads were tried: {:#?}",
+        s.writes()
+    );
+
+    s.w.emu.clear_faults();
+    let j = s.deploy(&[]).success().json();
+    assert_eq!(j["uploaded"], 2);
+    let live = s.live();
+    assert_eq!(live["files"]["/new.html"]["hash"], sha(b"<p>new</p>"));
+    assert_eq!(
+        s.objects()[&format!("blobs/{}", sha(b"<h1>Acme v2</h1>"))],
+        b"<h1>Acme v2</h1>"
+    );
+}
+
+#[test]
+fn dotfiles_never_reach_the_bucket_unless_asked_and_git_and_env_never() {
+    let s = Site::new();
+    s.write("index.html", b"<h1>Acme</h1>");
+    s.write(".env", b"CLOUDFLARE_API_TOKEN=very-secret");
+    s.write(".git/config", b"[remote] url=secret");
+    s.write(".well-known/security.txt", b"Contact: mailto:sec@acme.test");
+    let out = s.deploy(&[]).success();
+    assert_eq!(out.json()["hidden_skipped"], 3);
+    assert!(
+        out.stderr()
+            .contains("skipped 3 hidden file(s) or folder(s): /.env, /.git, /.well-known"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(
+        s.live()["files"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["/index.html"]
+    );
+
+    let out = s.deploy(&["--include-hidden"]).success();
+    assert_eq!(out.json()["hidden_skipped"], 2);
+    assert_eq!(
+        s.live()["files"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["/.well-known/security.txt", "/index.html"]
+    );
+    let objects = s.objects();
+    for secret in [
+        &b"CLOUDFLARE_API_TOKEN=very-secret"[..],
+        b"[remote] url=secret",
+    ] {
+        assert!(!objects.contains_key(&format!("blobs/{}", sha(secret))));
+        assert!(objects.values().all(|body| body != secret));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_out_of_the_folder_is_skipped_with_a_warning() {
+    let s = Site::new();
+    s.write("index.html", b"<h1>Acme</h1>");
+    std::fs::write(s.w.file("outside.txt"), b"private").unwrap();
+    std::os::unix::fs::symlink(s.w.file("outside.txt"), s.w.file("site/leak.txt")).unwrap();
+    std::os::unix::fs::symlink(s.w.file("site/index.html"), s.w.file("site/home.html")).unwrap();
+    let out = s.deploy(&[]).success();
+    assert!(
+        out.stderr()
+            .contains("warning: skipped the link /leak.txt (points outside DIR)"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(
+        s.live()["files"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["/home.html", "/index.html"]
+    );
+    assert!(!s
+        .objects()
+        .contains_key(&format!("blobs/{}", sha(b"private"))));
+}
+
+#[test]
+fn rollback_restores_the_previous_manifest() {
+    let s = Site::new();
+    s.write("index.html", b"v1");
+    let v1 = s.deploy(&[]).success().json()["deploy_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.write("index.html", b"v2");
+    let v2 = s.deploy(&[]).success().json()["deploy_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(v2 > v1, "ids sort by deploy, even within one second");
+
+    let rollback = |extra: &[&str]| {
+        let mut cmd = s.w.with_token(&s.token);
+        cmd.args(["--json", "rollback", "acme"]).args(extra);
+        s.w.run(&mut cmd)
+    };
+    let list = rollback(&["--list"]).success().json();
+    assert_eq!(list["deploys"][0]["deploy_id"], v2.as_str());
+    assert_eq!(list["deploys"][0]["live"], true);
+    assert_eq!(list["deploys"][1]["deploy_id"], v1.as_str());
+    assert_eq!(list["deploys"][1]["live"], false);
+
+    s.w.emu.clear_requests();
+    let dry = rollback(&["--dry-run"]).success().json();
+    assert_eq!(
+        (dry["from"].as_str(), dry["to"].as_str()),
+        (Some(v2.as_str()), Some(v1.as_str()))
+    );
+    assert!(s.w.writes().is_empty(), "a dry run writes nothing");
+
+    let done = rollback(&[]).success().json();
+    assert_eq!(done["to"], v1.as_str());
+    assert_eq!(s.writes(), ["PUT objects/sites/acme/manifest.json"]);
+    assert_eq!(s.live()["deploy_id"], v1.as_str());
+    assert_eq!(s.live()["files"]["/index.html"]["hash"], sha(b"v1"));
+
+    // v1 is the oldest kept deploy: nothing before it.
+    let out = rollback(&[]).expect_code(1);
+    assert!(
+        out.stderr()
+            .contains("no kept deploy older than the live one"),
+        "{}",
+        out.stderr()
+    );
+    // Forward again by a unique start of the id.
+    rollback(&[&v2[..20]]).success();
+    assert_eq!(s.live()["deploy_id"], v2.as_str());
+    // A redeploy of v1's files after a rollback uploads nothing.
+    s.write("index.html", b"v1");
+    let j = s.deploy(&[]).success().json();
+    assert_eq!(j["uploaded"], 0);
+}
+
+#[test]
+fn the_custom_hostname_is_created_once_and_the_dns_table_is_printed() {
+    let s = Site::new();
+    basic_site(&s);
+    let mut cmd = s.cmd();
+    cmd.args(["deploy-site", "site", "acme", DOMAIN]);
+    let out = s.w.run(&mut cmd).success();
+    let stdout = out.stdout();
+    let zone = s.w.zone_name();
+    assert!(
+        stdout.contains(&format!("https://acme.{zone}/")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("https://{DOMAIN}/")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Custom hostname {DOMAIN} (created)")),
+        "{stdout}"
+    );
+    let cname = format!("  CNAME  {DOMAIN}  ");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&cname))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.contains(&format!("  fallback.{zone}  ")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("  TXT    _cf-custom-hostname.{DOMAIN}")),
+        "{stdout}"
+    );
+    assert_eq!(
+        s.objects()[&format!("hosts/{DOMAIN}.json")],
+        br#"{"tenant":"acme"}"#
+    );
+
+    let j = s.deploy(&[DOMAIN]).success().json();
+    let ch = &j["custom_hostname"];
+    assert_eq!(ch["action"], "exists");
+    assert_eq!(j["host_entry"], "unchanged");
+    let ownership = ch["dns_records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == format!("_cf-custom-hostname.{DOMAIN}"))
+        .expect("the ownership TXT record");
+    assert_eq!(ownership["type"], "TXT");
+    let posts =
+        s.w.emu
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/custom_hostnames"))
+            .count();
+    assert_eq!(posts, 1, "created once");
+    assert_eq!(s.w.emu.custom_hostnames().len(), 1);
+
+    // Now active (the emulator activates after 2 reads): a warm deploy with DOMAIN makes 3
+    // requests: the live manifest, the host entry, the custom hostname.
+    s.w.emu.clear_requests();
+    let j = s.deploy(&[DOMAIN]).success().json();
+    assert_eq!(j["custom_hostname"]["status"], "active");
+    let requests = s.w.emu.requests();
+    assert!(requests.len() <= 3, "{requests:#?}");
+    assert!(s.w.writes().is_empty());
+}
+
+#[test]
+fn wait_polls_until_the_hostname_and_certificate_are_active() {
+    let s = Site::new();
+    basic_site(&s);
+    let out = s
+        .deploy(&[DOMAIN, "--wait", "1m", "--cname-target", "edge.example.net"])
+        .success();
+    let ch = &out.json()["custom_hostname"];
+    assert_eq!(ch["wait"], "active");
+    assert_eq!(ch["status"], "active");
+    assert_eq!(ch["ssl_status"], "active");
+    assert_eq!(ch["pending"], serde_json::json!([]));
+    assert_eq!(ch["dns_records"][0]["value"], "edge.example.net");
+    assert!(
+        out.stderr()
+            .contains(&format!("{DOMAIN}: hostname active, certificate active")),
+        "{}",
+        out.stderr()
+    );
+}
+
+#[test]
+fn wait_times_out_with_exit_1_and_says_what_is_pending() {
+    let mut options = Options::new();
+    options.activate_custom_hostnames_after = None;
+    let s = Site::with_options(options);
+    basic_site(&s);
+    let out = s.deploy(&[DOMAIN, "--wait", "2s"]).expect_code(1);
+    let ch = &out.json()["custom_hostname"];
+    assert_eq!(ch["wait"], "timed out");
+    assert_eq!(ch["pending"][0], "hostname pending");
+    assert!(
+        out.stderr().contains("still pending: hostname pending"),
+        "{}",
+        out.stderr()
+    );
+    // The site itself is live.
+    assert_eq!(s.live()["tenant"], "acme");
+}
+
+#[test]
+fn a_domain_of_another_tenant_is_refused_before_any_write() {
+    let s = Site::new();
+    basic_site(&s);
+    s.deploy(&[DOMAIN]).success();
+    s.w.emu.clear_requests();
+    let mut cmd = s.cmd();
+    cmd.args(["deploy-site", "site", "globex", DOMAIN]);
+    let out = s.w.run(&mut cmd).expect_code(1);
+    assert!(
+        out.stderr().contains("already attached to tenant \"acme\""),
+        "{}",
+        out.stderr()
+    );
+    assert!(s.w.writes().is_empty());
+}
+
+#[test]
+fn dry_run_plans_without_writing() {
+    let s = Site::new();
+    basic_site(&s);
+    let j = s.deploy(&[DOMAIN, "--dry-run"]).success().json();
+    assert_eq!(j["dry_run"], true);
+    assert_eq!(j["uploaded"], 4);
+    assert_eq!(j["host_entry"], "would create");
+    assert_eq!(j["custom_hostname"]["action"], "would create");
+    assert!(s.w.writes().is_empty());
+    assert!(s.objects().is_empty());
+}
+
+/// Every refusal: exit 2, a message naming the problem, and no write (no request at all unless
+/// the platform domain has to be read from the zone).
+#[test]
+fn bad_input_exits_2_before_any_write() {
+    let s = Site::new();
+    basic_site(&s);
+    let check = |args: &[&str], env: &[(&str, &str)], needle: &str, requests_allowed: bool| {
+        s.w.emu.clear_requests();
+        let mut cmd = s.w.with_token(&s.token);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.arg("deploy-site").args(args);
+        let out = s.w.run(&mut cmd).expect_code(2);
+        assert!(out.stderr().contains(needle), "{args:?}: {}", out.stderr());
+        assert!(out.stdout().is_empty());
+        if requests_allowed {
+            assert!(s.w.writes().is_empty(), "{args:?}");
+        } else {
+            assert!(
+                s.w.emu.requests().is_empty(),
+                "{args:?}: {:#?}",
+                s.w.emu.requests()
+            );
+        }
+    };
+    let zone = s.w.zone_name();
+    let pd = [("PLATFORM_DOMAIN", zone.as_str())];
+    check(
+        &["site", "Acme!"],
+        &pd,
+        "TENANT \"Acme!\" is not a valid tenant slug",
+        false,
+    );
+    check(&["nope", "acme"], &pd, "DIR nope does not exist", false);
+    check(&["site/index.html", "acme"], &pd, "is not a folder", false);
+    check(
+        &["site", "acme", "not a host"],
+        &pd,
+        "DOMAIN is not a hostname",
+        false,
+    );
+    let in_zone = format!("shop.{zone}");
+    check(
+        &["site", "acme", &in_zone],
+        &pd,
+        "is in the platform's own domain",
+        false,
+    );
+    check(
+        &["site", "acme", &zone],
+        &pd,
+        "is in the platform's own domain",
+        false,
+    );
+    // Without PLATFORM_DOMAIN the zone's name is read first, and still nothing is written.
+    check(
+        &["site", "acme", &in_zone],
+        &[],
+        "is in the platform's own domain",
+        true,
+    );
+    check(
+        &["site", "acme", "--wait"],
+        &pd,
+        "--wait waits for DOMAIN",
+        false,
+    );
+    check(
+        &["site", "acme", "--concurrency", "0"],
+        &pd,
+        "--concurrency 0 is out of range",
+        false,
+    );
+
+    let big = s.w.file("site/video.mp4");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(301 * 1024 * 1024)
+        .unwrap();
+    check(
+        &["site", "acme"],
+        &pd,
+        "/video.mp4 is 301.0 MB, over the API's limit of 300.0 MB",
+        false,
+    );
+    assert!(s.objects().is_empty());
+}
+
+#[test]
+fn a_missing_bucket_says_to_run_deploy_infra() {
+    let s = Site::new();
+    basic_site(&s);
+    let out = s.deploy(&["--bucket", "no-such-bucket"]).expect_code(1);
+    assert!(
+        out.stderr().contains("run `cfsetup deploy-infra` first"),
+        "{}",
+        out.stderr()
+    );
+}
+
+#[test]
+fn only_the_newest_10_deploys_are_kept_and_unreferenced_blobs_are_pruned() {
+    let s = Site::new();
+    // Another tenant shares a blob with acme's first deploy: it must survive acme's prune.
+    s.write("index.html", b"v0");
+    let mut other = s.cmd();
+    other.args(["deploy-site", "site", "globex"]);
+    s.w.run(&mut other).success();
+    let mut ids = Vec::new();
+    for v in 0..12 {
+        s.write("index.html", format!("v{v}").as_bytes());
+        s.write(&format!("only-{v}.txt"), format!("only in v{v}").as_bytes());
+        if v > 0 {
+            std::fs::remove_file(s.w.file("site").join(format!("only-{}.txt", v - 1))).unwrap();
+        }
+        let j = s.deploy(&[]).success().json();
+        ids.push(j["deploy_id"].as_str().unwrap().to_string());
+        if v == 11 {
+            assert_eq!(j["deleted_deploys"], 1);
+            assert_eq!(
+                j["deleted_blobs"], 2,
+                "v1's index.html and only-1.txt: {j:#}"
+            );
+        }
+    }
+    let objects = s.objects();
+    let kept: Vec<&String> = objects
+        .keys()
+        .filter(|k| k.starts_with("sites/acme/deploys/"))
+        .collect();
+    assert_eq!(kept.len(), 10);
+    assert!(!objects.contains_key(&format!("sites/acme/deploys/{}.json", ids[0])));
+    assert!(!objects.contains_key(&format!("sites/acme/deploys/{}.json", ids[1])));
+    for gone in [&b"only in v0"[..], b"only in v1", b"v1"] {
+        assert!(
+            !objects.contains_key(&format!("blobs/{}", sha(gone))),
+            "{:?}",
+            String::from_utf8_lossy(gone)
+        );
+    }
+    assert!(
+        objects.contains_key(&format!("blobs/{}", sha(b"v0"))),
+        "globex still uses it"
+    );
+    for v in 2..12 {
+        assert!(objects.contains_key(&format!("blobs/{}", sha(format!("v{v}").as_bytes()))));
+    }
+
+    // --no-prune deletes nothing, not even the 11th deploy.
+    s.write("index.html", b"v12");
+    let j = s.deploy(&["--no-prune"]).success().json();
+    assert_eq!(
+        (j["deleted_deploys"].as_u64(), j["deleted_blobs"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(j["prune"], "skipped (--no-prune)");
+    assert!(s.objects().contains_key(&format!("blobs/{}", sha(b"v2"))));
+}
