@@ -1,9 +1,275 @@
-//! `cfsetup demo` (not built yet).
+//! `cfsetup demo [DIR]`: the whole flow against an in-process emulator; no account needed.
+//!
+//! It runs the real commands through the same code as real use, in order: create-token with the
+//! Global API Key (written to the demo's own `.env`), test-permissions with the new token,
+//! deploy-infra, deploy-site, and deploy-site again to show that nothing is re-uploaded. It never
+//! reads the user's environment or `.env`: every setting comes from the emulator, so nothing can
+//! leave the machine. The emulator's state is saved in the demo folder, which is kept.
 
-use crate::cli::DemoArgs;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use cfsetup_emulator::{Emulator, Options};
+use serde_json::json;
+
+use crate::cli::{
+    CreateTokenArgs, DemoArgs, DeployInfraArgs, DeploySiteArgs, GlobalArgs, TestPermissionsArgs,
+};
 use crate::config::Config;
-use crate::output::{Report, Ui};
+use crate::output::{Renderer, Report, Ui};
 
-pub async fn run(_args: DemoArgs, _config: &Config, _ui: &Ui) -> anyhow::Result<Box<dyn Report>> {
-    anyhow::bail!("`cfsetup demo` is not built yet")
+/// The tenant and domain the demo publishes.
+pub const DEMO_TENANT: &str = "demo";
+pub const DEMO_DOMAIN: &str = "www.demo-tenant.net";
+
+/// The sample site, embedded so that an installed binary can run the demo anywhere.
+const EMBEDDED_SITE: &[(&str, &[u8])] = &[
+    ("index.html", include_bytes!("../../examples/site/index.html")),
+    ("about.html", include_bytes!("../../examples/site/about.html")),
+    ("blog/index.html", include_bytes!("../../examples/site/blog/index.html")),
+    (
+        "blog/hello-world.html",
+        include_bytes!("../../examples/site/blog/hello-world.html"),
+    ),
+    ("css/site.css", include_bytes!("../../examples/site/css/site.css")),
+    ("img/logo.svg", include_bytes!("../../examples/site/img/logo.svg")),
+    ("404.html", include_bytes!("../../examples/site/404.html")),
+];
+
+struct Step {
+    title: &'static str,
+    report: Box<dyn Report>,
+}
+
+struct DemoReport {
+    steps: Vec<Step>,
+    state_dir: PathBuf,
+    base_url: String,
+}
+
+impl Report for DemoReport {
+    fn render(&self, out: &mut Renderer) {
+        for (i, step) in self.steps.iter().enumerate() {
+            out.heading(format!("== Step {}/{}: {} ==", i + 1, self.steps.len(), step.title));
+            step.report.render(out);
+        }
+        out.heading("== Done ==");
+        out.line(format!(
+            "Every step ran against a local emulator; nothing left this machine. The state is in {}:",
+            self.state_dir.display()
+        ));
+        out.pairs(&[
+            (
+                "emulator state",
+                self.state_dir.join("emulator-state.json").display().to_string(),
+            ),
+            (
+                "the demo token",
+                format!("{} (CLOUDFLARE_API_TOKEN)", self.state_dir.join(".env").display()),
+            ),
+            (
+                "explore it",
+                format!(
+                    "cfsetup emulator --state {}",
+                    self.state_dir.join("emulator-state.json").display()
+                ),
+            ),
+        ]);
+        out.line(format!("(this run's emulator was at {})", self.base_url));
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "steps": self.steps.iter().map(|s| json!({
+                "step": s.title,
+                "report": s.report.to_json(),
+                "exit_code": s.report.exit_code(),
+            })).collect::<Vec<_>>(),
+            "state_dir": self.state_dir,
+        })
+    }
+
+    fn exit_code(&self) -> u8 {
+        self.steps
+            .iter()
+            .map(|s| s.report.exit_code())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+pub async fn run(args: DemoArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<dyn Report>> {
+    let state_dir = state_dir()?;
+    let site = match args.dir {
+        Some(dir) => dir,
+        None => default_site(&state_dir)?,
+    };
+
+    let mut options = Options::new();
+    options.port = 0;
+    options.state_file = Some(state_dir.join("emulator-state.json"));
+    let emulator = Emulator::start(options).context("starting the in-process emulator")?;
+    let seed = emulator.seed().clone();
+    let env_file = state_dir.join(".env");
+    write_private(&env_file, b"# cfsetup demo: written by `cfsetup demo`\n")?;
+
+    // Only the emulator's settings: never the user's environment or .env.
+    let demo_args = |with_key: bool| GlobalArgs {
+        account_id: Some(seed.account_id.clone()),
+        zone_id: Some(seed.zone_id.clone()),
+        email: with_key.then(|| seed.email.clone()),
+        global_key: with_key.then(|| seed.global_key.clone()),
+        api_url: Some(emulator.base_url()),
+        env_file: Some(env_file.clone()),
+        json: config.output.json,
+        color: config.output.color,
+        ..GlobalArgs::default()
+    };
+    let load = |with_key: bool| Config::load(&demo_args(with_key), HashMap::new());
+
+    let mut steps = Vec::new();
+    let mut step = |title: &'static str, report: Box<dyn Report>| -> anyhow::Result<()> {
+        let code = report.exit_code();
+        steps.push(Step { title, report });
+        anyhow::ensure!(code == 0, "demo step '{title}' did not succeed (exit status {code})");
+        Ok(())
+    };
+
+    ui.note(format!(
+        "demo: emulator at {}, state in {}",
+        emulator.base_url(),
+        state_dir.display()
+    ));
+    ui.note("demo step 1/5: create-token with the Global API Key");
+    let creator = load(true)?;
+    let report = super::create_token::run(
+        CreateTokenArgs {
+            name: "cfsetup-demo".into(),
+            expires_in: Some("30d".into()),
+            expires_on: None,
+            allow_ip: vec![],
+            write_env: Some(Some(env_file.clone())),
+            replace: true,
+            use_credentials: None,
+            dry_run: false,
+            no_test: true,
+        },
+        &creator,
+        ui,
+    )
+    .await
+    .context("demo step 1 (create-token)")?;
+    step("create-token (Method 1: Global API Key)", report)?;
+
+    // From here on, only the new token, read from the demo's .env as a user's would be.
+    let platform = load(false)?;
+    anyhow::ensure!(
+        platform.credentials.token.is_some(),
+        "create-token did not write CLOUDFLARE_API_TOKEN to {}",
+        env_file.display()
+    );
+
+    ui.note("demo step 2/5: test-permissions with the new token");
+    let report = super::test_permissions::run(
+        TestPermissionsArgs {
+            read_only: false,
+            platform_domain: None,
+        },
+        &platform,
+        ui,
+    )
+    .await
+    .context("demo step 2 (test-permissions)")?;
+    step("test-permissions", report)?;
+
+    ui.note("demo step 3/5: deploy-infra");
+    let report = super::deploy_infra::run(
+        DeployInfraArgs {
+            platform_domain: None,
+            bucket: None,
+            worker_name: None,
+            fallback_origin: Some(format!("fallback.{}", seed.zone_name)),
+            location_hint: None,
+            jurisdiction: None,
+            routes: vec![],
+            take_over_routes: false,
+            dry_run: false,
+        },
+        &platform,
+        ui,
+    )
+    .await
+    .context("demo step 3 (deploy-infra)")?;
+    step("deploy-infra", report)?;
+
+    let site_args = || DeploySiteArgs {
+        dir: site.clone(),
+        tenant: DEMO_TENANT.into(),
+        domain: Some(DEMO_DOMAIN.into()),
+        bucket: None,
+        jurisdiction: None,
+        platform_domain: None,
+        concurrency: 16,
+        no_prune: false,
+        wait: None,
+        include_hidden: false,
+        cname_target: None,
+        dry_run: false,
+    };
+    ui.note("demo step 4/5: deploy-site");
+    let report = super::deploy_site::run(site_args(), &platform, ui)
+        .await
+        .context("demo step 4 (deploy-site)")?;
+    step("deploy-site", report)?;
+
+    ui.note("demo step 5/5: deploy-site again (nothing to upload)");
+    let report = super::deploy_site::run(site_args(), &platform, ui)
+        .await
+        .context("demo step 5 (deploy-site again)")?;
+    step("deploy-site again: unchanged", report)?;
+
+    Ok(Box::new(DemoReport {
+        steps,
+        state_dir,
+        base_url: emulator.base_url(),
+    }))
+}
+
+/// A fresh folder for this demo's state, kept after the run.
+fn state_dir() -> anyhow::Result<PathBuf> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("cfsetup-demo-{stamp}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `examples/site` when run from a checkout, else the embedded copy written to the state folder.
+fn default_site(state_dir: &Path) -> anyhow::Result<PathBuf> {
+    let local = PathBuf::from("examples/site");
+    if local.join("index.html").is_file() {
+        return Ok(local);
+    }
+    let dir = state_dir.join("site");
+    for (rel, bytes) in EMBEDDED_SITE {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(dir)
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }
