@@ -55,7 +55,10 @@ impl Bench {
             .env("CLOUDFLARE_ZONE_ID", &seed.zone_id)
             .env("CLOUDFLARE_API_TOKEN", &self.token)
             .env("PLATFORM_DOMAIN", &seed.zone_name)
-            .env("SAAS_FALLBACK_ORIGIN", format!("fallback.{}", seed.zone_name))
+            .env(
+                "SAAS_FALLBACK_ORIGIN",
+                format!("fallback.{}", seed.zone_name),
+            )
             .current_dir(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -219,11 +222,9 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::fs::read_to_string("/proc/cpuinfo")
             .ok()
-            .and_then(|c| c
-                .lines()
-                .find_map(|l| l.strip_prefix("model name").map(|v| v
-                    .trim_start_matches([' ', '\t', ':'])
-                    .to_string())))
+            .and_then(|c| c.lines().find_map(|l| l
+                .strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())))
             .unwrap_or_else(|| "unknown CPU".into())
     );
     println!();

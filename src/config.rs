@@ -81,13 +81,20 @@ pub struct Config {
 
 impl Config {
     /// Builds the configuration from the parsed flags, the process environment and the `.env` file.
-    pub fn load(args: &GlobalArgs, process_env: HashMap<String, String>) -> Result<Self, UsageError> {
+    pub fn load(
+        args: &GlobalArgs,
+        process_env: HashMap<String, String>,
+    ) -> Result<Self, UsageError> {
         let (env_file, file_vars) = read_env_file(args.env_file.as_deref())?;
         let vars = Vars::new(process_env, file_vars);
         Self::from_parts(args, vars, env_file)
     }
 
-    pub fn from_parts(args: &GlobalArgs, vars: Vars, env_file: PathBuf) -> Result<Self, UsageError> {
+    pub fn from_parts(
+        args: &GlobalArgs,
+        vars: Vars,
+        env_file: PathBuf,
+    ) -> Result<Self, UsageError> {
         let pick = |flag: &Option<String>, names: &[&str]| -> Option<(String, String)> {
             if let Some(v) = flag.as_ref().filter(|v| !v.trim().is_empty()) {
                 return Some((v.clone(), String::new()));
@@ -107,9 +114,12 @@ impl Config {
         let token = pick(&args.api_token, &["CLOUDFLARE_API_TOKEN"])
             .map(|(v, src)| credential(&v, &source_name("--api-token", &src)))
             .transpose()?;
-        let global_key = pick(&args.global_key, &["CLOUDFLARE_GLOBAL_KEY", "CLOUDFLARE_API_KEY"])
-            .map(|(v, src)| credential(&v, &source_name("--global-key", &src)))
-            .transpose()?;
+        let global_key = pick(
+            &args.global_key,
+            &["CLOUDFLARE_GLOBAL_KEY", "CLOUDFLARE_API_KEY"],
+        )
+        .map(|(v, src)| credential(&v, &source_name("--global-key", &src)))
+        .transpose()?;
         let email = pick(&args.email, &["CLOUDFLARE_EMAIL"])
             .map(|(v, src)| email(&v, &source_name("--email", &src)))
             .transpose()?;
@@ -203,7 +213,10 @@ fn read_env_file(named: Option<&Path>) -> Result<(PathBuf, HashMap<String, Strin
 /// An account, zone or token ID: 32 lowercase hex characters.
 pub fn hex_id(value: &str, what: &str) -> Result<String, UsageError> {
     let v = value.trim();
-    if v.len() == 32 && v.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if v.len() == 32
+        && v.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Ok(v.to_string());
     }
     let hint = if v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -221,11 +234,15 @@ pub fn hex_id(value: &str, what: &str) -> Result<String, UsageError> {
 /// A token or key: printable ASCII without spaces or quotes. Never echoes the value.
 fn credential(value: &str, what: &str) -> Result<Secret, UsageError> {
     let v = value.trim();
-    if v.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'') {
+    if v.bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'')
+    {
         Ok(Secret::new(v))
     } else {
-        Err(usage!("{what} contains spaces, quotes or non-ASCII characters")
-            .with_hint("paste the value alone, without quotes or a `Bearer ` prefix"))
+        Err(
+            usage!("{what} contains spaces, quotes or non-ASCII characters")
+                .with_hint("paste the value alone, without quotes or a `Bearer ` prefix"),
+        )
     }
 }
 
@@ -264,7 +281,11 @@ pub fn api_url(value: &str, what: &str) -> Result<Url, UsageError> {
             return Err(usage!("{what} uses plain http to a non-loopback host")
                 .with_hint("use https; plain http is only for 127.0.0.1, ::1 or localhost"))
         }
-        other => return Err(usage!("{what} has an unsupported scheme {other:?}; use https")),
+        other => {
+            return Err(usage!(
+                "{what} has an unsupported scheme {other:?}; use https"
+            ))
+        }
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(usage!("{what} must not have a query or fragment"));
@@ -313,7 +334,10 @@ pub fn hostname(value: &str, what: &str) -> Result<String, UsageError> {
     if ascii.len() > 253 || labels.len() < 2 || !labels.iter().all(label_ok) {
         return Err(usage!("{what} is not a valid hostname: {value:?}").with_hint(fix));
     }
-    if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(usage!("{what} is an IP address, not a hostname: {value:?}").with_hint(fix));
     }
     Ok(ascii)
@@ -331,10 +355,12 @@ pub fn tenant(value: &str) -> Result<String, UsageError> {
     if ok {
         Ok(value.to_string())
     } else {
-        Err(usage!("TENANT {value:?} is not a valid tenant slug").with_hint(
-            "use 1 to 63 lowercase letters, digits and hyphens, not starting or ending with a \
+        Err(
+            usage!("TENANT {value:?} is not a valid tenant slug").with_hint(
+                "use 1 to 63 lowercase letters, digits and hyphens, not starting or ending with a \
              hyphen, e.g. acme or acme-shop",
-        ))
+            ),
+        )
     }
 }
 
@@ -369,10 +395,12 @@ pub fn worker_name(value: &str, what: &str) -> Result<String, UsageError> {
     if ok {
         Ok(value.to_string())
     } else {
-        Err(usage!("{what} {value:?} is not a valid Worker name").with_hint(
-            "use up to 63 letters, digits, _ and -, starting with a letter and ending with a \
+        Err(
+            usage!("{what} {value:?} is not a valid Worker name").with_hint(
+                "use up to 63 letters, digits, _ and -, starting with a letter and ending with a \
              letter or digit",
-        ))
+            ),
+        )
     }
 }
 
@@ -411,12 +439,20 @@ mod tests {
         };
         let v = vars(
             &[("CLOUDFLARE_ACCOUNT_ID", B), ("CLOUDFLARE_ZONE_ID", B)],
-            &[("CLOUDFLARE_ACCOUNT_ID", C), ("CLOUDFLARE_ZONE_ID", C), ("CLOUDFLARE_EMAIL", "a@b.co")],
+            &[
+                ("CLOUDFLARE_ACCOUNT_ID", C),
+                ("CLOUDFLARE_ZONE_ID", C),
+                ("CLOUDFLARE_EMAIL", "a@b.co"),
+            ],
         );
         let c = Config::from_parts(&args, v, ".env".into()).unwrap();
         assert_eq!(c.account_id.as_deref(), Some(A), "flag wins");
         assert_eq!(c.zone_id.as_deref(), Some(B), "process env beats .env");
-        assert_eq!(c.credentials.email.as_deref(), Some("a@b.co"), ".env is used last");
+        assert_eq!(
+            c.credentials.email.as_deref(),
+            Some("a@b.co"),
+            ".env is used last"
+        );
     }
 
     #[test]
@@ -425,7 +461,10 @@ mod tests {
         let c = Config::from_parts(&GlobalArgs::default(), v, ".env".into()).unwrap();
         assert_eq!(c.credentials.global_key.unwrap().expose(), "abc123");
         let v = vars(
-            &[("CLOUDFLARE_API_KEY", "old"), ("CLOUDFLARE_GLOBAL_KEY", "new")],
+            &[
+                ("CLOUDFLARE_API_KEY", "old"),
+                ("CLOUDFLARE_GLOBAL_KEY", "new"),
+            ],
             &[],
         );
         let c = Config::from_parts(&GlobalArgs::default(), v, ".env".into()).unwrap();
@@ -451,7 +490,9 @@ mod tests {
         assert!(api_url("http://api.cloudflare.com/client/v4", "x").is_err());
         assert!(api_url("ftp://127.0.0.1/", "x").is_err());
         assert_eq!(
-            api_url("http://127.0.0.1:1/client/v4/", "x").unwrap().as_str(),
+            api_url("http://127.0.0.1:1/client/v4/", "x")
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:1/client/v4"
         );
     }
@@ -471,12 +512,26 @@ mod tests {
         assert!(email("a@b.co", "x").is_ok());
         assert!(email("ab.co", "x").is_err());
         assert!(email("a@b", "x").is_err());
-        assert_eq!(duration("90d", "x").unwrap(), Duration::from_secs(90 * 86400));
+        assert_eq!(
+            duration("90d", "x").unwrap(),
+            Duration::from_secs(90 * 86400)
+        );
         assert!(duration("ninety", "x").is_err());
         assert!(duration("0s", "x").is_err());
-        assert_eq!(hostname("Shop.Example.COM.", "x").unwrap(), "shop.example.com");
+        assert_eq!(
+            hostname("Shop.Example.COM.", "x").unwrap(),
+            "shop.example.com"
+        );
         assert_eq!(hostname("bücher.de", "x").unwrap(), "xn--bcher-kva.de");
-        for bad in ["https://a.com", "a.com/x", "*.a.com", "localhost", "1.2.3.4", "-a.com", "a..com"] {
+        for bad in [
+            "https://a.com",
+            "a.com/x",
+            "*.a.com",
+            "localhost",
+            "1.2.3.4",
+            "-a.com",
+            "a..com",
+        ] {
             assert!(hostname(bad, "x").is_err(), "{bad}");
         }
         assert!(tenant("acme-shop").is_ok());
@@ -497,8 +552,11 @@ mod tests {
         let missing = dir.path().join("nope.env");
         assert!(read_env_file(Some(&missing)).is_err());
         let file = dir.path().join("x.env");
-        std::fs::write(&file, "CLOUDFLARE_EMAIL=a@b.co\n# comment\nPLATFORM_DOMAIN=\"getai.page\"\n")
-            .unwrap();
+        std::fs::write(
+            &file,
+            "CLOUDFLARE_EMAIL=a@b.co\n# comment\nPLATFORM_DOMAIN=\"getai.page\"\n",
+        )
+        .unwrap();
         let (_, map) = read_env_file(Some(&file)).unwrap();
         assert_eq!(map["PLATFORM_DOMAIN"], "getai.page");
     }

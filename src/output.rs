@@ -116,8 +116,8 @@ fn terminal_width() -> Option<u16> {
 pub fn emit(report: &dyn Report, settings: &OutputSettings) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     if settings.json {
-        let text = serde_json::to_string_pretty(&report.to_json())
-            .unwrap_or_else(|_| "null".to_string());
+        let text =
+            serde_json::to_string_pretty(&report.to_json()).unwrap_or_else(|_| "null".to_string());
         writeln!(stdout, "{text}")
     } else {
         let color = use_color(settings.color, std::io::stdout().is_terminal());
@@ -203,7 +203,10 @@ mod tests {
     #[test]
     fn tables_render_rows() {
         let mut r = Renderer::new(false);
-        r.table(&["permission", "result"], vec![vec!["Zone Read".into(), "passed".into()]]);
+        r.table(
+            &["permission", "result"],
+            vec![vec!["Zone Read".into(), "passed".into()]],
+        );
         let s = r.finish();
         assert!(s.contains("Zone Read") && s.contains("passed"), "{s}");
     }

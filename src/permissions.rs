@@ -261,7 +261,9 @@ mod tests {
     #[test]
     fn dashboard_url_has_every_key_once_per_type() {
         let url = dashboard_url("cfsetup platform");
-        assert!(url.starts_with("https://dash.cloudflare.com/profile/api-tokens?permissionGroupKeys="));
+        assert!(
+            url.starts_with("https://dash.cloudflare.com/profile/api-tokens?permissionGroupKeys=")
+        );
         assert!(url.ends_with("&accountId=*&zoneId=all&name=cfsetup%20platform"));
         let mut pairs: Vec<_> = PERMISSIONS
             .iter()

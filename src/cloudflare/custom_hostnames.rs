@@ -91,7 +91,9 @@ impl Client {
                 50,
             )
             .await?;
-        Ok(all.into_iter().find(|c| c.hostname.eq_ignore_ascii_case(hostname)))
+        Ok(all
+            .into_iter()
+            .find(|c| c.hostname.eq_ignore_ascii_case(hostname)))
     }
 
     /// `GET /zones/{zone_id}/custom_hostnames?per_page=…` (one page only; for the read check).
@@ -135,29 +137,41 @@ impl Client {
 
     /// `GET /zones/{zone_id}/custom_hostnames/{id}`.
     pub async fn get_custom_hostname(&self, zone: &str, id: &str) -> Result<CustomHostname, Error> {
-        self.call(Req::get(format!("/zones/{zone}/custom_hostnames/{}", seg(id))))
-            .await
+        self.call(Req::get(format!(
+            "/zones/{zone}/custom_hostnames/{}",
+            seg(id)
+        )))
+        .await
     }
 
     /// `DELETE /zones/{zone_id}/custom_hostnames/{id}`; the answer may be a bare `{id}`.
     pub async fn delete_custom_hostname(&self, zone: &str, id: &str) -> Result<(), Error> {
-        self.call::<Value>(Req::delete(format!("/zones/{zone}/custom_hostnames/{}", seg(id))))
-            .await
-            .map(|_| ())
+        self.call::<Value>(Req::delete(format!(
+            "/zones/{zone}/custom_hostnames/{}",
+            seg(id)
+        )))
+        .await
+        .map(|_| ())
     }
 
     /// `GET /zones/{zone_id}/custom_hostnames/fallback_origin`; `None` when none is set (404, or
     /// a result without `origin`).
     pub async fn get_fallback_origin(&self, zone: &str) -> Result<Option<FallbackOrigin>, Error> {
         let got: Option<Option<FallbackOrigin>> = self
-            .call_optional(Req::get(format!("/zones/{zone}/custom_hostnames/fallback_origin")))
+            .call_optional(Req::get(format!(
+                "/zones/{zone}/custom_hostnames/fallback_origin"
+            )))
             .await?;
         Ok(got.flatten().filter(|f| f.origin.is_some()))
     }
 
     /// `PUT /zones/{zone_id}/custom_hostnames/fallback_origin {origin}`; needs SSL and
     /// Certificates Write. The origin must be a proxied A/AAAA/CNAME record in the zone.
-    pub async fn put_fallback_origin(&self, zone: &str, origin: &str) -> Result<FallbackOrigin, Error> {
+    pub async fn put_fallback_origin(
+        &self,
+        zone: &str,
+        origin: &str,
+    ) -> Result<FallbackOrigin, Error> {
         self.call(
             Req::put(format!("/zones/{zone}/custom_hostnames/fallback_origin"))
                 .json(&serde_json::json!({ "origin": origin })),

@@ -122,29 +122,32 @@ impl Error {
 
     /// A failure of the credential itself rather than of one permission.
     pub fn is_invalid_credential(&self) -> bool {
-        [1000, 6003, 9103, 9106, 6111].iter().any(|c| self.has_code(*c))
+        [1000, 6003, 9103, 9106, 6111]
+            .iter()
+            .any(|c| self.has_code(*c))
     }
 
     /// What the user should do, computed from the error. `None` when there is nothing to add.
     pub fn hint(&self) -> Option<String> {
-        let (method, path) = match self {
-            Error::Api { method, path, .. } => (method.as_str(), path.as_str()),
-            Error::NotJson { challenge: true, .. } => {
-                return Some(
+        let (method, path) =
+            match self {
+                Error::Api { method, path, .. } => (method.as_str(), path.as_str()),
+                Error::NotJson {
+                    challenge: true, ..
+                } => return Some(
                     "a firewall challenged the request; run from a network Cloudflare does not \
                      challenge, or check the zone's WAF rules for the API host"
                         .into(),
-                )
-            }
-            Error::Transport { .. } => {
-                return Some(
-                    "check the network and CLOUDFLARE_API_BASE_URL; the request was retried \
+                ),
+                Error::Transport { .. } => {
+                    return Some(
+                        "check the network and CLOUDFLARE_API_BASE_URL; the request was retried \
                      before giving up"
-                        .into(),
-                )
-            }
-            _ => return None,
-        };
+                            .into(),
+                    )
+                }
+                _ => return None,
+            };
         let codes = self.codes();
         let has = |c: i64| codes.contains(&c);
         if has(10000) && self.status() == Some(403) {
@@ -203,7 +206,10 @@ impl Error {
             );
         }
         if has(10042) {
-            return Some("R2 is not enabled for this account: enable it in the dashboard (R2 > Overview)".into());
+            return Some(
+                "R2 is not enabled for this account: enable it in the dashboard (R2 > Overview)"
+                    .into(),
+            );
         }
         None
     }
@@ -278,7 +284,10 @@ mod tests {
     fn permission_hint_names_the_permission_and_resource() {
         let e = api("POST", "/zones/z1/workers/routes", 403, 10000);
         let hint = e.hint().unwrap();
-        assert!(hint.starts_with("the token lacks Workers Routes Write on zone z1"), "{hint}");
+        assert!(
+            hint.starts_with("the token lacks Workers Routes Write on zone z1"),
+            "{hint}"
+        );
         assert_eq!(
             e.to_string(),
             "POST /zones/z1/workers/routes failed with HTTP 403: Authentication error (code 10000)"
@@ -318,6 +327,8 @@ mod tests {
             ray: None,
         };
         assert_eq!(e.codes(), vec![6003, 6111]);
-        assert!(e.to_string().contains("<- Invalid format for Authorization header (code 6111)"));
+        assert!(e
+            .to_string()
+            .contains("<- Invalid format for Authorization header (code 6111)"));
     }
 }

@@ -75,7 +75,9 @@ fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
             .ok_or_else(|| serde::de::Error::custom("size is not a whole number")),
         Value::String(s) => s.parse().map_err(serde::de::Error::custom),
         Value::Null => Ok(0),
-        _ => Err(serde::de::Error::custom("size is neither a number nor a string")),
+        _ => Err(serde::de::Error::custom(
+            "size is neither a number nor a string",
+        )),
     }
 }
 

@@ -131,7 +131,8 @@ impl Client {
 
     /// `GET /user/tokens/{token_id}`.
     pub async fn get_token(&self, token_id: &str) -> Result<Token, Error> {
-        self.call(Req::get(format!("/user/tokens/{token_id}"))).await
+        self.call(Req::get(format!("/user/tokens/{token_id}")))
+            .await
     }
 
     /// `DELETE /user/tokens/{token_id}` → `{id}`.

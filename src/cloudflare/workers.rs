@@ -166,7 +166,10 @@ impl Client {
     /// `DELETE /zones/{zone_id}/workers/routes/{route_id}`. A missing route (404) is fine.
     pub async fn delete_route(&self, zone: &str, id: &str) -> Result<(), Error> {
         match self
-            .call::<Value>(Req::delete(format!("/zones/{zone}/workers/routes/{}", seg(id))))
+            .call::<Value>(Req::delete(format!(
+                "/zones/{zone}/workers/routes/{}",
+                seg(id)
+            )))
             .await
         {
             Ok(_) => Ok(()),

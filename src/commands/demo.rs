@@ -25,15 +25,30 @@ pub const DEMO_DOMAIN: &str = "www.demo-tenant.net";
 
 /// The sample site, embedded so that an installed binary can run the demo anywhere.
 const EMBEDDED_SITE: &[(&str, &[u8])] = &[
-    ("index.html", include_bytes!("../../examples/site/index.html")),
-    ("about.html", include_bytes!("../../examples/site/about.html")),
-    ("blog/index.html", include_bytes!("../../examples/site/blog/index.html")),
+    (
+        "index.html",
+        include_bytes!("../../examples/site/index.html"),
+    ),
+    (
+        "about.html",
+        include_bytes!("../../examples/site/about.html"),
+    ),
+    (
+        "blog/index.html",
+        include_bytes!("../../examples/site/blog/index.html"),
+    ),
     (
         "blog/hello-world.html",
         include_bytes!("../../examples/site/blog/hello-world.html"),
     ),
-    ("css/site.css", include_bytes!("../../examples/site/css/site.css")),
-    ("img/logo.svg", include_bytes!("../../examples/site/img/logo.svg")),
+    (
+        "css/site.css",
+        include_bytes!("../../examples/site/css/site.css"),
+    ),
+    (
+        "img/logo.svg",
+        include_bytes!("../../examples/site/img/logo.svg"),
+    ),
     ("404.html", include_bytes!("../../examples/site/404.html")),
 ];
 
@@ -51,7 +66,12 @@ struct DemoReport {
 impl Report for DemoReport {
     fn render(&self, out: &mut Renderer) {
         for (i, step) in self.steps.iter().enumerate() {
-            out.heading(format!("== Step {}/{}: {} ==", i + 1, self.steps.len(), step.title));
+            out.heading(format!(
+                "== Step {}/{}: {} ==",
+                i + 1,
+                self.steps.len(),
+                step.title
+            ));
             step.report.render(out);
         }
         out.heading("== Done ==");
@@ -62,11 +82,17 @@ impl Report for DemoReport {
         out.pairs(&[
             (
                 "emulator state",
-                self.state_dir.join("emulator-state.json").display().to_string(),
+                self.state_dir
+                    .join("emulator-state.json")
+                    .display()
+                    .to_string(),
             ),
             (
                 "the demo token",
-                format!("{} (CLOUDFLARE_API_TOKEN)", self.state_dir.join(".env").display()),
+                format!(
+                    "{} (CLOUDFLARE_API_TOKEN)",
+                    self.state_dir.join(".env").display()
+                ),
             ),
             (
                 "explore it",
@@ -132,7 +158,10 @@ pub async fn run(args: DemoArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box
     let mut step = |title: &'static str, report: Box<dyn Report>| -> anyhow::Result<()> {
         let code = report.exit_code();
         steps.push(Step { title, report });
-        anyhow::ensure!(code == 0, "demo step '{title}' did not succeed (exit status {code})");
+        anyhow::ensure!(
+            code == 0,
+            "demo step '{title}' did not succeed (exit status {code})"
+        );
         Ok(())
     };
 

@@ -21,7 +21,11 @@ pub async fn run(args: &EmulatorArgs, ui: &Ui) -> anyhow::Result<()> {
     })?;
     let seed = emulator.seed();
     let mut out = std::io::stdout().lock();
-    writeln!(out, "export CLOUDFLARE_API_BASE_URL={}", emulator.base_url())?;
+    writeln!(
+        out,
+        "export CLOUDFLARE_API_BASE_URL={}",
+        emulator.base_url()
+    )?;
     writeln!(out, "export CLOUDFLARE_EMAIL={}", seed.email)?;
     writeln!(out, "export CLOUDFLARE_GLOBAL_KEY={}", seed.global_key)?;
     writeln!(out, "export CLOUDFLARE_ACCOUNT_ID={}", seed.account_id)?;

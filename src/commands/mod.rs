@@ -91,15 +91,26 @@ pub fn platform_auth(config: &Config, ui: &Ui) -> Result<Auth, UsageError> {
                 key: key.clone(),
             })
         }
-        (None, Some(_)) => Err(usage!("CLOUDFLARE_GLOBAL_KEY is set but CLOUDFLARE_EMAIL is not")
-            .with_hint("the Global API Key is used with the account's email; set both, or use a token")),
-        _ => Err(usage!("no credentials: set CLOUDFLARE_API_TOKEN (or pass --api-token)")
-            .with_hint("create the token with `cfsetup create-token`; see `cfsetup permissions`")),
+        (None, Some(_)) => Err(
+            usage!("CLOUDFLARE_GLOBAL_KEY is set but CLOUDFLARE_EMAIL is not").with_hint(
+                "the Global API Key is used with the account's email; set both, or use a token",
+            ),
+        ),
+        _ => Err(
+            usage!("no credentials: set CLOUDFLARE_API_TOKEN (or pass --api-token)").with_hint(
+                "create the token with `cfsetup create-token`; see `cfsetup permissions`",
+            ),
+        ),
     }
 }
 
 /// A client for this run, logging requests with `-v`.
-pub fn client(config: &Config, ui: &Ui, auth: Auth, max_in_flight: usize) -> anyhow::Result<Client> {
+pub fn client(
+    config: &Config,
+    ui: &Ui,
+    auth: Auth,
+    max_in_flight: usize,
+) -> anyhow::Result<Client> {
     let options = ClientOptions {
         max_in_flight,
         log_requests: ui.verbose(),

@@ -117,7 +117,10 @@ impl World {
             );
         }
         // Token values shown on stdout are secrets from now on.
-        for word in run.stdout().split(|c: char| c.is_whitespace() || c == '"' || c == '=') {
+        for word in run
+            .stdout()
+            .split(|c: char| c.is_whitespace() || c == '"' || c == '=')
+        {
             if word.starts_with("cfut_") {
                 self.secret(word);
             }
@@ -175,7 +178,11 @@ impl World {
 
     /// A token holding all 8 but `missing`.
     pub fn token_without(&self, missing: &str) -> String {
-        let perms: Vec<_> = EIGHT.iter().copied().filter(|(n, _)| *n != missing).collect();
+        let perms: Vec<_> = EIGHT
+            .iter()
+            .copied()
+            .filter(|(n, _)| *n != missing)
+            .collect();
         self.mint(&perms)
     }
 

@@ -523,7 +523,9 @@ fn a_create_whose_answer_is_lost_is_looked_up_not_repeated() {
 #[test]
 fn a_missing_permission_group_stops_before_any_token_exists() {
     let w = World::new();
-    assert!(w.emu.remove_permission_group("Workers Routes Write", ZONE_SCOPE));
+    assert!(w
+        .emu
+        .remove_permission_group("Workers Routes Write", ZONE_SCOPE));
     let run = w
         .run(
             w.with_global_key()

@@ -12,7 +12,10 @@ fn the_demo_runs_every_step_and_the_second_deploy_uploads_nothing() {
         .run(
             w.bare()
                 .env("TMPDIR", w.path())
-                .env("CLOUDFLARE_API_BASE_URL", "https://api.cloudflare.com/client/v4")
+                .env(
+                    "CLOUDFLARE_API_BASE_URL",
+                    "https://api.cloudflare.com/client/v4",
+                )
                 .args(["demo", "--json"]),
         )
         .success();
@@ -47,7 +50,10 @@ fn the_demo_runs_every_step_and_the_second_deploy_uploads_nothing() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join(".env")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join(".env"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     // The demo never talked to the test's own emulator (or anything else).

@@ -6,7 +6,14 @@ use crate::common::World;
 fn help_lists_the_commands() {
     let w = World::new();
     let run = w.run(w.bare().arg("--help")).success();
-    for c in ["create-token", "test-permissions", "deploy-infra", "deploy-site", "demo", "emulator"] {
+    for c in [
+        "create-token",
+        "test-permissions",
+        "deploy-infra",
+        "deploy-site",
+        "demo",
+        "emulator",
+    ] {
         assert!(run.stdout().contains(c), "{c} missing from --help");
     }
 }
@@ -38,7 +45,10 @@ fn plain_http_to_a_remote_host_is_refused_before_any_request() {
         .run(
             w.ids()
                 .env("CLOUDFLARE_API_TOKEN", "x")
-                .env("CLOUDFLARE_API_BASE_URL", "http://api.example.com/client/v4")
+                .env(
+                    "CLOUDFLARE_API_BASE_URL",
+                    "http://api.example.com/client/v4",
+                )
                 .arg("test-permissions"),
         )
         .expect_code(2);
@@ -65,7 +75,9 @@ fn the_env_file_is_read_and_the_environment_beats_it() {
     )
     .unwrap();
     let run = w.run(w.bare().arg("test-permissions")).expect_code(2);
-    assert!(run.stderr().contains("CLOUDFLARE_ACCOUNT_ID is not a valid ID"));
+    assert!(run
+        .stderr()
+        .contains("CLOUDFLARE_ACCOUNT_ID is not a valid ID"));
     // ... the process environment beats it ...
     let run = w
         .run(
@@ -77,13 +89,15 @@ fn the_env_file_is_read_and_the_environment_beats_it() {
     assert!(run.stderr().contains("\"xxx\""), "{}", run.stderr());
     // ... and a flag beats both.
     let run = w
-        .run(
-            w.bare()
-                .env("CLOUDFLARE_ACCOUNT_ID", "x".repeat(3))
-                .args(["--account-id", "yyy", "test-permissions"]),
-        )
+        .run(w.bare().env("CLOUDFLARE_ACCOUNT_ID", "x".repeat(3)).args([
+            "--account-id",
+            "yyy",
+            "test-permissions",
+        ]))
         .expect_code(2);
-    assert!(run.stderr().contains("--account-id is not a valid ID: \"yyy\""));
+    assert!(run
+        .stderr()
+        .contains("--account-id is not a valid ID: \"yyy\""));
 }
 
 #[test]
@@ -123,7 +137,13 @@ fn the_emulator_command_prints_exports_first() {
     let _ = child.wait();
     let names: Vec<&str> = got
         .iter()
-        .map(|l| l.strip_prefix("export ").unwrap().split('=').next().unwrap())
+        .map(|l| {
+            l.strip_prefix("export ")
+                .unwrap()
+                .split('=')
+                .next()
+                .unwrap()
+        })
         .collect();
     assert_eq!(
         names,
@@ -136,5 +156,8 @@ fn the_emulator_command_prints_exports_first() {
         ]
     );
     assert!(got[0].starts_with("export CLOUDFLARE_API_BASE_URL=http://127.0.0.1:"));
-    assert!(!got[0].ends_with(":0/client/v4"), "port 0 picks a real port");
+    assert!(
+        !got[0].ends_with(":0/client/v4"),
+        "port 0 picks a real port"
+    );
 }

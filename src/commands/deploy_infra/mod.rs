@@ -20,7 +20,6 @@ mod report;
 mod steps;
 mod worker;
 
-
 use anyhow::Context;
 
 use crate::cli::DeployInfraArgs;
