@@ -1,0 +1,189 @@
+#!/usr/bin/env node
+// Runs an uploaded Worker script in miniflare, offline, for the Rust end-to-end test.
+//
+//   node worker/test/e2e-runner.mjs <dump.json | ->
+//
+// dump.json:
+//   { "script":   { "main_module": "router.js", "compatibility_date": "2025-01-01",
+//                   "compatibility_flags": [...]?,
+//                   "modules":  [ { "name", "content_type", "body_b64" } ],
+//                   "bindings": [ { "type": "r2_bucket", "name", "bucket_name" },
+//                                 { "type": "plain_text", "name", "text" },
+//                                 { "type": "json", "name", "json" },
+//                                 { "type": "secret_text", … } ] },          (secret_text is ignored)
+//     "buckets":  { "<bucket_name>": [ { "key", "content_type"?, "body_b64" } ] },
+//     "requests": [ { "url", "method"?, "headers"?: {…}, "body_b64"? } ] }
+//
+// Prints exactly one JSON line on stdout, one element per request, in order:
+//   [{"status":200,"headers":{…lowercase names…},"body":"<utf-8 text or null>","body_b64":"…"}]
+// "body" is null when the bytes are not valid UTF-8. Requests are sent with
+// `accept-encoding: identity` unless they set accept-encoding themselves, because miniflare
+// otherwise emulates the edge's gzip and drops Content-Length. Redirects are not followed.
+// Objects of a bucket that no r2_bucket binding names are skipped (with a note on stderr).
+// Any failure: a message on stderr and exit status 1 (2 for usage errors).
+import { readFileSync } from "node:fs";
+
+// `node --test test/` loads every .mjs under test/, this file included: without arguments under
+// the test runner, do nothing (its own tests are in e2e-runner.test.mjs).
+if (process.argv.length < 3 && process.env.NODE_TEST_CONTEXT) process.exit(0);
+
+const MODULE_TYPES = {
+  "application/javascript+module": "ESModule",
+  "text/javascript+module": "ESModule",
+  "application/javascript": "CommonJS",
+  "text/javascript": "CommonJS",
+  "text/plain": "Text",
+  "application/octet-stream": "Data",
+  "application/wasm": "CompiledWasm",
+};
+
+class Failure extends Error {}
+
+function fail(message) {
+  throw new Failure(message);
+}
+
+function b64(value, what) {
+  if (value === undefined || value === null) return new Uint8Array(0);
+  if (typeof value !== "string") fail(`${what}: body_b64 must be a string`);
+  const buf = Buffer.from(value, "base64");
+  return new Uint8Array(buf); // own ArrayBuffer (miniflare's proxy rejects pooled Buffers)
+}
+
+function readDump(arg) {
+  const text = arg === "-" ? readFileSync(0, "utf8") : readFileSync(arg, "utf8");
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    fail(`${arg}: not JSON: ${err.message}`);
+  }
+}
+
+function buildOptions(script) {
+  if (!script || typeof script !== "object") fail("dump.script is missing");
+  const modules = Array.isArray(script.modules) ? script.modules : fail("script.modules is missing");
+  const main = script.main_module || fail("script.main_module is missing");
+  const converted = modules.map((m, i) => {
+    if (!m || typeof m.name !== "string" || !m.name) fail(`script.modules[${i}]: no name`);
+    const ct = String(m.content_type || "").split(";")[0].trim().toLowerCase();
+    const type = MODULE_TYPES[ct] || fail(`module ${m.name}: unsupported content_type ${m.content_type}`);
+    return { type, path: m.name, contents: b64(m.body_b64, `module ${m.name}`) };
+  });
+  const mainIndex = converted.findIndex((m) => m.path === main);
+  if (mainIndex < 0) fail(`main_module ${main} is not among script.modules`);
+  // Miniflare takes the first module as the entry point.
+  converted.unshift(...converted.splice(mainIndex, 1));
+
+  const r2Buckets = {};
+  const bindings = {};
+  for (const [i, b] of (script.bindings || []).entries()) {
+    if (!b || typeof b.name !== "string" || !b.name) fail(`script.bindings[${i}]: no name`);
+    switch (b.type) {
+      case "r2_bucket":
+        if (typeof b.bucket_name !== "string" || !b.bucket_name) fail(`binding ${b.name}: no bucket_name`);
+        r2Buckets[b.name] = b.bucket_name;
+        break;
+      case "plain_text":
+        if (typeof b.text !== "string") fail(`binding ${b.name}: plain_text without text`);
+        bindings[b.name] = b.text;
+        break;
+      case "json":
+        bindings[b.name] = b.json;
+        break;
+      case "secret_text":
+        break;
+      default:
+        fail(`binding ${b.name}: unsupported type ${b.type}`);
+    }
+  }
+
+  return {
+    modules: converted,
+    modulesRoot: "/",
+    compatibilityDate: script.compatibility_date || "2025-01-01",
+    compatibilityFlags: Array.isArray(script.compatibility_flags) ? script.compatibility_flags : [],
+    r2Buckets,
+    bindings,
+    cf: false, // stay offline: no fetch of workers.cloudflare.com/cf.json
+    // Keep stdout for our one JSON line: anything the runtime or the Worker prints goes to stderr.
+    handleRuntimeStdio(stdout, stderr) {
+      stdout.pipe(process.stderr);
+      stderr.pipe(process.stderr);
+    },
+    handleStructuredLogs({ message }) {
+      process.stderr.write(`${message}\n`);
+    },
+  };
+}
+
+async function run(dump) {
+  const options = buildOptions(dump.script);
+  // Imported only now (it takes ~0.4 s), so a bad dump fails fast.
+  const { Miniflare } = await import("miniflare");
+  // Module paths are resolved under modulesRoot; give them absolute paths there.
+  for (const m of options.modules) m.path = "/" + m.path.replace(/^\/+/, "");
+  const mf = new Miniflare(options);
+  try {
+    await mf.ready;
+    const bindingFor = Object.fromEntries(
+      Object.entries(options.r2Buckets).map(([binding, bucket]) => [bucket, binding]),
+    );
+    for (const [bucketName, objects] of Object.entries(dump.buckets || {})) {
+      const binding = bindingFor[bucketName];
+      if (!binding) {
+        process.stderr.write(`e2e-runner: bucket ${bucketName} is not bound; skipping its objects\n`);
+        continue;
+      }
+      const bucket = await mf.getR2Bucket(binding);
+      for (const [i, o] of (objects || []).entries()) {
+        if (!o || typeof o.key !== "string" || !o.key) fail(`buckets.${bucketName}[${i}]: no key`);
+        const httpMetadata = o.content_type ? { contentType: o.content_type } : undefined;
+        await bucket.put(o.key, b64(o.body_b64, `object ${o.key}`), { httpMetadata });
+      }
+    }
+
+    const results = [];
+    for (const [i, r] of (dump.requests || []).entries()) {
+      if (!r || typeof r.url !== "string") fail(`requests[${i}]: no url`);
+      const headers = new Headers(r.headers || {});
+      if (!headers.has("accept-encoding")) headers.set("accept-encoding", "identity");
+      const method = (r.method || "GET").toUpperCase();
+      const init = { method, headers, redirect: "manual" };
+      if (r.body_b64 !== undefined && r.body_b64 !== null && method !== "GET" && method !== "HEAD") {
+        init.body = b64(r.body_b64, `requests[${i}]`);
+      }
+      const res = await mf.dispatchFetch(r.url, init);
+      const bytes = Buffer.from(await res.arrayBuffer());
+      let body;
+      try {
+        body = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      } catch {
+        body = null;
+      }
+      const outHeaders = {};
+      for (const [k, v] of res.headers) outHeaders[k.toLowerCase()] = v;
+      results.push({ status: res.status, headers: outHeaders, body, body_b64: bytes.toString("base64") });
+    }
+    return results;
+  } finally {
+    await mf.dispose();
+  }
+}
+
+async function main() {
+  const arg = process.argv[2];
+  if (!arg || process.argv.length > 3) {
+    process.stderr.write("usage: node worker/test/e2e-runner.mjs <dump.json | ->\n");
+    process.exit(2);
+  }
+  try {
+    const results = await run(readDump(arg));
+    process.stdout.write(JSON.stringify(results) + "\n");
+  } catch (err) {
+    const message = err instanceof Failure ? err.message : err && err.stack ? err.stack : String(err);
+    process.stderr.write(`e2e-runner: ${message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+await main();
