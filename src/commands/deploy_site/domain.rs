@@ -1,0 +1,292 @@
+//! The tenant's custom domain: find or create its custom hostname, work out the DNS records the
+//! tenant adds, and wait for it to become active (cloudflare-api.md §10).
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::cloudflare::custom_hostnames::CustomHostname;
+
+use super::{Deploy, DeployReport};
+
+impl Deploy<'_> {
+    /// Finds or creates DOMAIN's custom hostname, works out the DNS records, and waits if asked.
+    pub(super) async fn custom_hostname(
+        &self,
+        domain: &str,
+        report: &mut DeployReport,
+    ) -> anyhow::Result<HostnameReport> {
+        let client = self.client;
+        let zone = self.input.zone.as_deref().unwrap_or_default();
+        // The list answer carries the same fields as GET (cloudflare-api.md §10), so a found
+        // hostname needs no second read.
+        let (mut ch, action) = match client.find_custom_hostname(zone, domain).await? {
+            Some(ch) => (ch, "exists"),
+            None => match client.create_custom_hostname(zone, domain, None).await {
+                // The POST answer may lack the validation records: read it back.
+                Ok(created) => (
+                    client.get_custom_hostname(zone, &created.id).await?,
+                    "created",
+                ),
+                // 409/1406: created meanwhile (or by an earlier run whose answer was lost).
+                Err(e) if e.status() == Some(409) || e.has_code(1406) => {
+                    match client.find_custom_hostname(zone, domain).await? {
+                        Some(ch) => (ch, "exists"),
+                        None => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        // The CNAME target costs a request, made only when the tenant still has records to add.
+        let target = match &self.input.cname_target {
+            Some(t) => Some(t.clone()),
+            None if !is_active(&ch) => client
+                .get_fallback_origin(zone)
+                .await?
+                .and_then(|f| f.origin)
+                .map(|o| o.to_ascii_lowercase()),
+            None => None,
+        };
+        if target.is_none() && !is_active(&ch) {
+            self.ui.warn(
+                "the zone has no custom-hostname fallback origin, so there is no CNAME target yet: \
+                 run `cfsetup deploy-infra`",
+            );
+        }
+        let mut waited = None;
+        if let Some(within) = self.input.wait {
+            if !is_active(&ch) {
+                // The tenant needs the records now, not when the wait is over.
+                for r in dns_records(&ch, domain, target.as_deref(), false) {
+                    self.ui
+                        .note(format!("add {} {} -> {}", r.kind, r.name, r.value));
+                }
+            }
+            let (latest, outcome) = self.wait_active(zone, ch, within).await?;
+            ch = latest;
+            waited = Some(outcome);
+        }
+        let dns = dns_records(&ch, domain, target.as_deref(), is_active(&ch));
+        let mut out = HostnameReport::from(&ch, action, dns);
+        out.wait = waited;
+        if out.wait.as_deref() == Some("timed out") {
+            report.exit = 1;
+        }
+        Ok(out)
+    }
+
+    /// Polls the hostname with backoff until it and its certificate are active, or `within`
+    /// runs out. Status changes and verification errors go to stderr.
+    pub(super) async fn wait_active(
+        &self,
+        zone: &str,
+        mut ch: CustomHostname,
+        within: Duration,
+    ) -> anyhow::Result<(CustomHostname, String)> {
+        let deadline = Instant::now() + within;
+        let mut delay = Duration::from_secs(1);
+        let mut last = describe_status(&ch);
+        let mut last_errors: Vec<String> = Vec::new();
+        self.ui.note(format!(
+            "waiting up to {} for {}: {last}",
+            humantime::format_duration(within),
+            ch.hostname
+        ));
+        while !is_active(&ch) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let pending = pending_parts(&ch).join(", ");
+                self.ui.warn(format!(
+                    "timed out after {} waiting for {}; still pending: {pending}",
+                    humantime::format_duration(within),
+                    ch.hostname
+                ));
+                return Ok((ch, "timed out".into()));
+            }
+            tokio::time::sleep(delay.min(left)).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+            ch = self.client.get_custom_hostname(zone, &ch.id).await?;
+            let now = describe_status(&ch);
+            if now != last {
+                self.ui.note(format!("{}: {now}", ch.hostname));
+                last = now;
+            }
+            let errors = verification_errors(&ch);
+            if !errors.is_empty() && errors != last_errors {
+                for e in &errors {
+                    self.ui.warn(format!("{}: {e}", ch.hostname));
+                }
+            }
+            last_errors = errors;
+        }
+        Ok((ch, "active".into()))
+    }
+}
+
+pub(super) fn ssl_status(ch: &CustomHostname) -> Option<&str> {
+    ch.ssl.as_ref().and_then(|s| s.status.as_deref())
+}
+
+pub(super) fn is_active(ch: &CustomHostname) -> bool {
+    ch.status.as_deref() == Some("active") && ssl_status(ch) == Some("active")
+}
+
+pub(super) fn describe_status(ch: &CustomHostname) -> String {
+    format!(
+        "hostname {}, certificate {}",
+        ch.status.as_deref().unwrap_or("unknown"),
+        ssl_status(ch).unwrap_or("unknown")
+    )
+}
+
+pub(super) fn pending_parts(ch: &CustomHostname) -> Vec<String> {
+    let mut out = Vec::new();
+    if ch.status.as_deref() != Some("active") {
+        out.push(format!(
+            "hostname {}",
+            ch.status.as_deref().unwrap_or("unknown")
+        ));
+    }
+    if ssl_status(ch) != Some("active") {
+        out.push(format!(
+            "certificate {}",
+            ssl_status(ch).unwrap_or("unknown")
+        ));
+    }
+    out
+}
+
+pub(super) fn verification_errors(ch: &CustomHostname) -> Vec<String> {
+    let mut out: Vec<String> = ch.verification_errors.clone().unwrap_or_default();
+    if let Some(ssl) = &ch.ssl {
+        out.extend(
+            ssl.validation_errors
+                .iter()
+                .flatten()
+                .filter_map(|e| e.message.clone()),
+        );
+    }
+    out
+}
+
+/// A DNS record the tenant adds at their DNS provider.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DnsRecord {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub value: String,
+    pub purpose: String,
+}
+
+/// The records for a custom hostname: the CNAME to the platform, the ownership TXT, and any
+/// certificate validation records (cloudflare-api.md §10: `ownership_verification`,
+/// `ssl.validation_records` with `txt_name`/`txt_value` or `http_url`/`http_body`).
+pub(super) fn dns_records(
+    ch: &CustomHostname,
+    domain: &str,
+    target: Option<&str>,
+    active: bool,
+) -> Vec<DnsRecord> {
+    let mut out = Vec::new();
+    let cname = match (target, active) {
+        (Some(t), _) => t.to_string(),
+        // Active, and the target was not worth a request: nothing to show.
+        (None, true) => return out,
+        (None, false) => "(no fallback origin yet: run `cfsetup deploy-infra`)".into(),
+    };
+    out.push(DnsRecord {
+        kind: "CNAME".into(),
+        name: domain.into(),
+        value: cname,
+        purpose: "sends the domain's traffic to the platform".into(),
+    });
+    if let Some(ov) = &ch.ownership_verification {
+        if let (Some(name), Some(value)) = (&ov.name, &ov.value) {
+            out.push(DnsRecord {
+                kind: ov.kind.as_deref().unwrap_or("txt").to_ascii_uppercase(),
+                name: name.clone(),
+                value: value.clone(),
+                purpose: "proves the domain is the tenant's".into(),
+            });
+        }
+    }
+    for r in ch
+        .ssl
+        .iter()
+        .flat_map(|s| s.validation_records.iter().flatten())
+    {
+        if let (Some(name), Some(value)) = (&r.txt_name, &r.txt_value) {
+            out.push(DnsRecord {
+                kind: "TXT".into(),
+                name: name.clone(),
+                value: value.clone(),
+                purpose: "lets the certificate be issued".into(),
+            });
+        }
+        if let (Some(url), Some(body)) = (&r.http_url, &r.http_body) {
+            out.push(DnsRecord {
+                kind: "HTTP".into(),
+                name: url.clone(),
+                value: body.clone(),
+                purpose: "certificate check, served by Cloudflare once the CNAME is in place"
+                    .into(),
+            });
+        }
+    }
+    out
+}
+
+/// Whether `domain` is probably a zone apex, where most DNS providers refuse a CNAME: two labels,
+/// or three under a common two-label public suffix (`example.co.uk`).
+pub(super) fn looks_like_apex(domain: &str) -> bool {
+    const TWO_LABEL_SUFFIXES: [&str; 12] = [
+        "co.uk", "org.uk", "ac.uk", "com.au", "net.au", "org.au", "co.nz", "co.jp", "com.br",
+        "co.za", "com.cn", "co.in",
+    ];
+    let labels: Vec<&str> = domain.split('.').collect();
+    match labels.len() {
+        2 => true,
+        3 => TWO_LABEL_SUFFIXES.contains(&format!("{}.{}", labels[1], labels[2]).as_str()),
+        _ => false,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub(super) struct HostnameReport {
+    pub(super) hostname: String,
+    /// `created`, `exists` or `would create`.
+    pub(super) action: String,
+    pub(super) id: Option<String>,
+    pub(super) status: Option<String>,
+    pub(super) ssl_status: Option<String>,
+    pub(super) dns_records: Vec<DnsRecord>,
+    pub(super) apex: bool,
+    pub(super) verification_errors: Vec<String>,
+    /// `active` or `timed out` after `--wait`.
+    pub(super) wait: Option<String>,
+    /// What is not active yet.
+    pub(super) pending: Vec<String>,
+}
+
+impl HostnameReport {
+    pub(super) fn from(ch: &CustomHostname, action: &str, dns_records: Vec<DnsRecord>) -> Self {
+        HostnameReport {
+            hostname: ch.hostname.clone(),
+            action: action.into(),
+            id: Some(ch.id.clone()),
+            status: ch.status.clone(),
+            ssl_status: ssl_status(ch).map(str::to_string),
+            apex: looks_like_apex(&ch.hostname),
+            dns_records,
+            verification_errors: verification_errors(ch),
+            wait: None,
+            pending: if is_active(ch) {
+                Vec::new()
+            } else {
+                pending_parts(ch)
+            },
+        }
+    }
+}
