@@ -1,6 +1,6 @@
 // The in-isolate cache of manifests and host entries (MANIFEST_TTL_MS).
 // One Miniflare instance runs router.js three times over the same bucket: with a short TTL, with
-// the default TTL (5 s), and with the cache off (TTL 0).
+// the default TTL (5 s), with an unparsable TTL, with the cache off (TTL 0), and without a bucket.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -31,11 +31,13 @@ before(async () => {
       routerWorker("default", {}),
       routerWorker("bogus", { MANIFEST_TTL_MS: "soon" }), // unparsable: falls back to the default
       routerWorker("off", { MANIFEST_TTL_MS: "0" }),
+      // SITES is not an R2 bucket here: every bucket read throws, as a storage outage would.
+      { ...routerWorker("outage", { SITES: "not a bucket" }), r2Buckets: {} },
     ],
   });
   await mf.ready;
   bucket = await mf.getR2Bucket("SITES", "short");
-  for (const name of ["short", "default", "bogus", "off"]) workers[name] = await mf.getWorker(name);
+  for (const name of ["short", "default", "bogus", "off", "outage"]) workers[name] = await mf.getWorker(name);
 }, { timeout: 30_000 });
 
 after(async () => {
@@ -139,5 +141,19 @@ describe("MANIFEST_TTL_MS=0", () => {
     assert.equal((await get("off", "https://nocache.getai.page/")).text, "v1");
     await putAll(bucket, version("nocache", "v2"));
     assert.equal((await get("off", "https://nocache.getai.page/")).text, "v2");
+  });
+});
+
+describe("storage failure", () => {
+  test("is a 500 'internal error' that leaks nothing; /_health still answers", async () => {
+    for (let i = 0; i < 2; i++) {
+      const res = await get("outage", "https://acme.getai.page/");
+      assert.equal(res.status, 500);
+      assert.equal(res.text, "internal error");
+      assert.equal(res.res.headers.get("cache-control"), "no-store");
+      assert.equal(res.res.headers.get("x-content-type-options"), "nosniff");
+    }
+    const health = await get("outage", "https://acme.getai.page/_health");
+    assert.equal(health.text, "ok");
   });
 });

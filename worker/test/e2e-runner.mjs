@@ -23,10 +23,6 @@
 // Any failure: a message on stderr and exit status 1 (2 for usage errors).
 import { readFileSync } from "node:fs";
 
-// `node --test test/` loads every .mjs under test/, this file included: without arguments under
-// the test runner, do nothing (its own tests are in e2e-runner.test.mjs).
-if (process.argv.length < 3 && process.env.NODE_TEST_CONTEXT) process.exit(0);
-
 const MODULE_TYPES = {
   "application/javascript+module": "ESModule",
   "text/javascript+module": "ESModule",

@@ -65,10 +65,16 @@ export async function startRouter({ objects = [], bindings = {} } = {}) {
     r2Buckets: { SITES: "sites" },
     bindings: { PLATFORM_DOMAIN, ...bindings },
   });
-  await mf.ready;
-  const bucket = await mf.getR2Bucket("SITES");
-  await putAll(bucket, objects);
-  return { mf, bucket };
+  try {
+    await mf.ready;
+    const bucket = await mf.getR2Bucket("SITES");
+    await putAll(bucket, objects);
+    return { mf, bucket };
+  } catch (err) {
+    // The caller never gets `mf`, so dispose here: a live workerd would keep the test process up.
+    await mf.dispose().catch(() => {});
+    throw err;
+  }
 }
 
 export async function putAll(bucket, objects) {
