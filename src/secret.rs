@@ -40,6 +40,18 @@ impl<'de> serde::Deserialize<'de> for Secret {
     }
 }
 
+/// Serialises a *new* token value into the report of the command that created or rolled it: the
+/// one deliberate exception to "never print a secret" (use with `#[serde(serialize_with)]`).
+pub fn serialize_new_value<S: serde::Serializer>(
+    value: &Option<Secret>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(secret) => s.serialize_str(secret.expose()),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

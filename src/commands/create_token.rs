@@ -600,7 +600,10 @@ struct Created {
     #[serde(skip_serializing_if = "Option::is_none")]
     verify_error: Option<String>,
     /// The secret, shown once; absent when it was written to the env file.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::secret::serialize_new_value"
+    )]
     value: Option<Secret>,
     #[serde(skip_serializing_if = "Option::is_none")]
     env_file: Option<String>,
@@ -609,14 +612,6 @@ struct Created {
     replaced: Vec<String>,
     /// The 8 checks with the new token; absent with --no-test or when verify failed.
     test: Option<CheckRun>,
-}
-
-/// The one place a token value is serialised: the report of the command that created it.
-fn expose_opt<S: serde::Serializer>(v: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(secret) => s.serialize_str(secret.expose()),
-        None => s.serialize_none(),
-    }
 }
 
 impl Report for Created {

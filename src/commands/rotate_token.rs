@@ -156,19 +156,14 @@ struct Rotated {
     dry_run: bool,
     id: String,
     name: String,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose_opt")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::secret::serialize_new_value"
+    )]
     value: Option<Secret>,
     #[serde(skip_serializing_if = "Option::is_none")]
     env_file: Option<String>,
     verified: bool,
-}
-
-/// The rolled value, serialised only in the report of the command that rolled it.
-fn expose_opt<S: serde::Serializer>(v: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(secret) => s.serialize_str(secret.expose()),
-        None => s.serialize_none(),
-    }
 }
 
 impl Report for Rotated {
