@@ -177,7 +177,10 @@ impl Client {
         }
     }
 
-    /// `GET …/objects?prefix=&per_page=1000&cursor=` (cursor-paginated; the result is an array).
+    /// `GET …/objects?prefix=&per_page=1000&cursor=` (cursor-paginated; the result is an array and
+    /// `result_info` carries `cursor` and `is_truncated`). R2 lists at most 1,000 keys per call, and
+    /// may return fewer when the page's bytes are large (R2 docs, Workers API `R2ListOptions.limit`;
+    /// kotx/render issue #39), so the cursor is followed whatever page size comes back.
     pub async fn list_objects(
         &self,
         b: BucketRef<'_>,
