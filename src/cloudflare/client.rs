@@ -259,17 +259,19 @@ pub struct ResultInfo {
     pub is_truncated: Option<bool>,
 }
 
-/// The Cloudflare API client. Cheap to clone; clones share the connection pool, the pacing bucket,
-/// the concurrency limit and the counters.
+/// The Cloudflare API client. Cheap to clone; clones, and clients made with
+/// [`Client::with_auth`], share the connection pool, the pacing bucket, the concurrency limit and
+/// the counters: the rate limit is per user, whichever of the user's credentials is used.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    auth: Arc<Auth>,
 }
 
+/// What every client of one run shares.
 struct Inner {
     http: reqwest::Client,
     base: String,
-    auth: Auth,
     options: ClientOptions,
     pacer: Pacer,
     in_flight: Semaphore,
@@ -280,7 +282,7 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("base", &self.inner.base)
-            .field("auth", &self.inner.auth)
+            .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
 }
@@ -335,27 +337,26 @@ impl Client {
             inner: Arc::new(Inner {
                 http,
                 base,
-                auth,
                 options,
                 pacer,
                 in_flight,
                 stats: Stats::default(),
             }),
+            auth: Arc::new(auth),
         })
     }
 
     pub fn auth(&self) -> &Auth {
-        &self.inner.auth
+        &self.auth
     }
 
-    /// The same connection pool and counters, with other credentials (e.g. a new token).
-    pub fn with_auth(&self, auth: Auth) -> Result<Self, Error> {
-        let url = Url::parse(&self.inner.base).map_err(|e| Error::Request {
-            method: "-".into(),
-            path: "-".into(),
-            detail: e.to_string(),
-        })?;
-        Client::new(&url, auth, self.inner.options.clone())
+    /// The same connection pool, pacing bucket and counters, with other credentials of the same
+    /// user (e.g. a token just created or rolled).
+    pub fn with_auth(&self, auth: Auth) -> Self {
+        Client {
+            inner: Arc::clone(&self.inner),
+            auth: Arc::new(auth),
+        }
     }
 
     pub fn stats(&self) -> StatsSnapshot {
@@ -562,7 +563,7 @@ impl Client {
         }
         let mut timeout = inner.options.timeout;
         let mut b = inner.http.request(req.method.clone(), url);
-        b = match &inner.auth {
+        b = match self.auth.as_ref() {
             Auth::Token(t) => b.header(
                 reqwest::header::AUTHORIZATION,
                 sensitive(&format!("Bearer {}", t.expose())).map_err(bad)?,

@@ -392,7 +392,7 @@ pub async fn run(
     ui.note(format!("created token {:?} ({})", token.name, token.id));
 
     // From here on the value must reach the user whatever else happens.
-    let new_client = client.with_auth(Auth::Token(value.clone()))?;
+    let new_client = client.with_auth(Auth::Token(value.clone()));
     let verified = verify_new(&new_client, &plan.account_id, ui).await;
     let delivery = deliver(&plan, &value, ui);
 

@@ -82,7 +82,7 @@ pub async fn run(
         )
     })?;
     let verified = client
-        .with_auth(Auth::Token(value.clone()))?
+        .with_auth(Auth::Token(value.clone()))
         .verify_token()
         .await
         .is_ok_and(|s| s.status == "active");

@@ -357,3 +357,18 @@ fn secrets_never_show_in_debug_output() {
     assert!(!dbg.contains(&w.emu.seed().global_key), "{dbg}");
     assert!(dbg.contains("(redacted)"));
 }
+
+#[test]
+fn a_client_with_other_credentials_shares_the_budget_and_the_counters() {
+    let w = World::new();
+    let c = client(&w, global(&w));
+    let t = w.full_token();
+    let with_token = c.with_auth(token(&t));
+    let rt = rt();
+    rt.block_on(with_token.verify_token()).unwrap();
+    rt.block_on(c.get_user()).unwrap();
+    assert_eq!(c.stats().requests, 2, "one rate-limit budget per user");
+    assert_eq!(with_token.stats(), c.stats());
+    let auths: Vec<String> = w.emu.requests().iter().map(|r| r.auth.clone()).collect();
+    assert_eq!(auths, ["token", "global-key"]);
+}
