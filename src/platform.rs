@@ -44,16 +44,8 @@ pub fn configured_domain(config: &Config, flag: Option<&str>) -> anyhow::Result<
         .map_err(Into::into)
 }
 
-/// The platform domain: as configured, or else the zone's own name (needs Zone Read).
-pub async fn domain(
-    config: &Config,
-    flag: Option<&str>,
-    client: &Client,
-    zone_id: &str,
-) -> anyhow::Result<String> {
-    if let Some(d) = configured_domain(config, flag)? {
-        return Ok(d);
-    }
+/// The zone's own name, the default platform domain (needs Zone Read).
+pub async fn zone_domain(client: &Client, zone_id: &str) -> anyhow::Result<String> {
     let zone = client.get_zone(zone_id).await.map_err(|e| {
         anyhow::Error::new(e).context(
             "reading the zone's name for the platform domain (set PLATFORM_DOMAIN to skip this)",

@@ -409,12 +409,7 @@ impl Deploy<'_> {
             );
             return Ok(None);
         };
-        let zone = self.client.get_zone(zone).await.map_err(|e| {
-            anyhow::Error::new(e).context(
-                "reading the zone's name for the platform domain (set PLATFORM_DOMAIN to skip this)",
-            )
-        })?;
-        Ok(Some(zone.name.to_ascii_lowercase()))
+        platform::zone_domain(self.client, zone).await.map(Some)
     }
 
     fn bucket_error(&self, e: crate::cloudflare::Error, doing: &str) -> anyhow::Error {
