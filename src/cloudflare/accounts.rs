@@ -52,10 +52,4 @@ impl Client {
     pub async fn get_zone(&self, zone_id: &str) -> Result<Zone, Error> {
         self.call(Req::get(format!("/zones/{zone_id}"))).await
     }
-
-    /// `GET /zones?name=…` (page-paginated; TS SDK `ZoneListParams`).
-    pub async fn list_zones(&self, name: Option<&str>) -> Result<Vec<Zone>, Error> {
-        self.paged(|| Req::get("/zones").query_opt("name", name), 50)
-            .await
-    }
 }
