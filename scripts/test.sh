@@ -22,3 +22,6 @@ cargo test --workspace --locked
 
 echo "==> worker tests (miniflare)"
 npm test --prefix worker
+
+echo "==> SDK tests (official Cloudflare Python SDK and boto3 against the emulator)"
+scripts/sdk-tests.sh
