@@ -15,3 +15,4 @@ pub mod permissions;
 pub mod platform;
 pub mod secret;
 pub mod site;
+pub mod storage;

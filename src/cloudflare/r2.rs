@@ -60,6 +60,26 @@ pub struct ObjectInfo {
     pub size: u64,
     #[serde(default)]
     pub etag: Option<String>,
+    /// RFC 3339 (`last_modified` in list items; `uploaded` appears only in the PUT result).
+    #[serde(default)]
+    pub last_modified: Option<String>,
+}
+
+/// An object read with `GET …/objects/{key}`: the raw bytes, with the metadata from the headers.
+#[derive(Debug, Clone)]
+pub struct RawObject {
+    pub body: Bytes,
+    /// As sent in the `ETag` header (quoted).
+    pub etag: Option<String>,
+    /// The `Last-Modified` header (an HTTP date), if any.
+    pub last_modified: Option<String>,
+}
+
+/// The PUT result `{key, etag, size (a string!), uploaded, version, storage_class}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PutResult {
+    #[serde(default)]
+    pub etag: Option<String>,
 }
 
 /// What to upload: bytes in memory (manifests) or a file streamed from disk (site files).
@@ -163,8 +183,58 @@ impl Client {
 
     /// `GET …/objects/{key}`: the raw bytes, or `None` for 404.
     pub async fn get_object(&self, b: BucketRef<'_>, key: &str) -> Result<Option<Bytes>, Error> {
+        Ok(self.get_object_raw(b, key).await?.map(|o| o.body))
+    }
+
+    /// `GET …/objects/{key}` with the `ETag` and `Last-Modified` headers, or `None` for 404.
+    pub async fn get_object_raw(
+        &self,
+        b: BucketRef<'_>,
+        key: &str,
+    ) -> Result<Option<RawObject>, Error> {
         let req = Req::get(format!("{}/objects/{}", b.path(), object_key(key)));
-        Ok(self.call_raw(b.req(req)).await?.map(|r| r.body))
+        Ok(self.call_raw(b.req(req)).await?.map(|r| {
+            let header = |name: &str| {
+                r.headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            RawObject {
+                etag: header("etag"),
+                last_modified: header("last-modified"),
+                body: r.body,
+            }
+        }))
+    }
+
+    /// `PUT …/objects/{key}` with extra request headers (`cache-control`, and the conditional
+    /// `if-match` / `if-none-match`, which the REST endpoint does not document: cloudflare-api.md
+    /// §7 "Conditional writes"). Returns the PUT result.
+    pub async fn put_object_with(
+        &self,
+        b: BucketRef<'_>,
+        key: &str,
+        body: ObjectBody,
+        content_type: &str,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<PutResult, Error> {
+        let body = match body {
+            ObjectBody::Bytes(bytes) => Body::Raw {
+                bytes,
+                content_type: Some(content_type.to_string()),
+            },
+            ObjectBody::File { path, len } => Body::File {
+                path,
+                len,
+                content_type: Some(content_type.to_string()),
+            },
+        };
+        let mut req = Req::put(format!("{}/objects/{}", b.path(), object_key(key))).body(body);
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        self.call(b.req(req)).await
     }
 
     /// `DELETE …/objects/{key}`. A missing key is not an error.
