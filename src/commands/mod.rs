@@ -119,3 +119,15 @@ pub fn client(
     };
     Ok(Client::new(&config.api_url, auth, options)?)
 }
+
+/// The bucket's objects for this run. Every command that reads or writes objects gets its
+/// [`Storage`](crate::storage::Storage) here, so which API carries them is decided in one place.
+pub async fn storage(
+    _config: &Config,
+    client: &Client,
+    bucket: crate::storage::BucketLoc,
+) -> anyhow::Result<crate::storage::Storage> {
+    Ok(crate::storage::Storage::rest(
+        crate::storage::RestStore::new(client.clone(), bucket),
+    ))
+}
