@@ -27,6 +27,7 @@ pub fn handle(shared: &Shared, method: &str, path: &str, body: &[u8]) -> Reply {
                         "status": r.status,
                         "auth": r.auth,
                         "body_len": r.body_len,
+                        "api": r.api.as_str(),
                     })
                 })
                 .collect();
@@ -39,8 +40,8 @@ pub fn handle(shared: &Shared, method: &str, path: &str, body: &[u8]) -> Reply {
         ("POST", "/__emulator/faults") => {
             let v = parse_json(body).ok().flatten().unwrap_or(Value::Null);
             match fault_from_json(&v) {
-                Ok(f) => {
-                    shared.faults.lock().add(f);
+                Ok((api, f)) => {
+                    shared.faults.lock().add(api, f);
                     Reply::ok(v)
                 }
                 Err(m) => ApiError::new(400, 400, m).reply(),
@@ -84,6 +85,7 @@ fn state_json(shared: &Shared) -> Value {
                 "size": o.body.len(),
                 "content_type": o.content_type,
                 "cache_control": o.cache_control,
+                "etag": o.etag,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "scripts": state.scripts.values().map(|s| json!({

@@ -4,8 +4,8 @@
 //! header (default `default`). Object keys come from the raw path after `/objects/`: raw `/` and
 //! `%2F` are both accepted, valid `%XX` escapes are decoded and a lone `%` is kept (peers.md §3).
 //!
-//! Choices where the reference is silent: the ETag is the first 32 hex characters of the body's
-//! SHA-256 (the real one is an MD5); deleting a missing key succeeds (R2 deletes are idempotent);
+//! Choices where the reference is silent: the ETag is the body's MD5 hex, as on the S3 API
+//! (one ETag per object whichever API wrote it; `crate::s3`); deleting a missing key succeeds (R2 deletes are idempotent);
 //! an over-size upload is 413 / 10011; an invalid key (not UTF-8 after decoding, or over 1,024
 //! bytes) is 400 / 10020; an unparseable create body is 400 / 10005 like a bad name.
 
@@ -14,7 +14,7 @@ use crate::auth::Resource;
 use crate::seed;
 use crate::state::{Bucket, Object, State};
 use crate::wire::{
-    now_rfc3339, parse_json, parse_rfc3339, random_hex, sha256_hex, ApiError, Outcome, Reply,
+    md5_hex, now_rfc3339, parse_json, parse_rfc3339, random_hex, ApiError, Outcome, Reply,
 };
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -203,7 +203,11 @@ fn bucket_item(ctx: &Ctx, state: &mut State, account: &str, j: &str, name: &str)
     if !write {
         return Ok(Reply::ok(bucket_json(bucket)));
     }
-    if !bucket.objects.is_empty() {
+    let uploading = state
+        .uploads
+        .values()
+        .any(|u| u.jurisdiction == j && u.bucket == name);
+    if !bucket.objects.is_empty() || uploading {
         return Err(ApiError::new(
             409,
             10008,
@@ -259,7 +263,7 @@ fn put_object(ctx: &Ctx, b: &mut Bucket, key: String) -> Outcome {
     if ctx.body.len() > MAX_OBJECT_SIZE {
         return Err(too_large());
     }
-    let etag = sha256_hex(ctx.body)[..32].to_string();
+    let etag = md5_hex(ctx.body);
     let obj = Object {
         body: ctx.body.to_vec(),
         content_type: ctx.header("content-type").map(str::to_string),
