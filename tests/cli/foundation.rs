@@ -130,7 +130,7 @@ fn the_emulator_command_prints_exports_first() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut got = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..6 {
         got.push(lines.next().unwrap().unwrap());
     }
     let _ = child.kill();
@@ -149,6 +149,7 @@ fn the_emulator_command_prints_exports_first() {
         names,
         [
             "CLOUDFLARE_API_BASE_URL",
+            "R2_S3_ENDPOINT",
             "CLOUDFLARE_EMAIL",
             "CLOUDFLARE_GLOBAL_KEY",
             "CLOUDFLARE_ACCOUNT_ID",
@@ -160,4 +161,10 @@ fn the_emulator_command_prints_exports_first() {
         !got[0].ends_with(":0/client/v4"),
         "port 0 picks a real port"
     );
+    // The S3 endpoint is the same listener, path-style (CLI.md `emulator`).
+    let api_origin = got[0]
+        .strip_prefix("export CLOUDFLARE_API_BASE_URL=")
+        .and_then(|u| u.strip_suffix("/client/v4"))
+        .unwrap();
+    assert_eq!(got[1], format!("export R2_S3_ENDPOINT={api_origin}"));
 }
