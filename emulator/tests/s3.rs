@@ -446,6 +446,69 @@ fn hours_ago(hours: u64) -> jiff::Timestamp {
     jiff::Timestamp::try_from(t).expect("timestamp")
 }
 
+/// A token that the REST API would refuse (IP condition, not yet valid, disabled) is refused over
+/// S3 with AccessDenied, even with a correct signature.
+#[test]
+fn unusable_tokens_are_access_denied() {
+    let t = start();
+    t.put("k", b"v");
+    let s = t.emu.seed();
+    let acct = s.account_id.clone();
+    let create = |extra: Value| -> (String, String) {
+        let mut body = json!({"name": "limited", "policies": [{
+            "effect": "allow",
+            "resources": {format!("com.cloudflare.api.account.{acct}"): "*"},
+            "permission_groups": [{"id": R2_WRITE}],
+        }]});
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let v: Value = t
+            .http
+            .post(format!("{}/user/tokens", t.emu.base_url()))
+            .header("X-Auth-Email", &s.email)
+            .header("X-Auth-Key", &s.global_key)
+            .json(&body)
+            .send()
+            .expect("create token")
+            .json()
+            .expect("json");
+        let r = &v["result"];
+        (
+            r["id"].as_str().expect("id").to_string(),
+            r["value"].as_str().expect("value").to_string(),
+        )
+    };
+    let get_with = |(id, value): (String, String)| {
+        let creds = Credentials::new(id, s3_secret_access_key(&value));
+        let url = t.bucket.get_object(Some(&creds), "k").sign(HOUR);
+        code(t.req(Method::GET, url).send().expect("r"))
+    };
+    let denied = (403, "AccessDenied".to_string());
+    let elsewhere = create(json!({"condition": {"request.ip": {"in": ["10.0.0.0/8"]}}}));
+    assert_eq!(get_with(elsewhere), denied);
+    let later = create(json!({"not_before": "2099-01-01T00:00:00Z"}));
+    assert_eq!(get_with(later), denied);
+    let (id, value) = create(json!({}));
+    assert_eq!(get_with((id.clone(), value.clone())).0, 200);
+    let resp = t
+        .http
+        .put(format!("{}/user/tokens/{id}", t.emu.base_url()))
+        .header("X-Auth-Email", &s.email)
+        .header("X-Auth-Key", &s.global_key)
+        .json(
+            &json!({"name": "limited", "status": "disabled", "policies": [{
+                "effect": "allow",
+                "resources": {format!("com.cloudflare.api.account.{acct}"): "*"},
+                "permission_groups": [{"id": R2_WRITE}],
+            }]}),
+        )
+        .send()
+        .expect("disable");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(get_with((id, value)), denied);
+}
+
 #[test]
 fn payload_hash_content_length_and_streaming_are_checked() {
     let t = start();
@@ -1022,6 +1085,10 @@ fn injected_faults_on_s3_and_the_request_log() {
     let log = t.emu.requests();
     let s3: Vec<_> = log.iter().filter(|r| r.api == Api::S3).collect();
     assert!(s3.iter().all(|r| r.auth == "presigned"));
+    assert!(s3.iter().all(|r| r
+        .query
+        .as_deref()
+        .is_some_and(|q| q.contains("X-Amz-Signature=REDACTED"))));
     assert!(s3
         .iter()
         .any(|r| r.method == "PUT" && r.path == "/site/a" && r.status == 429));

@@ -172,6 +172,18 @@ pub fn parse_query(raw: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The query for the request log: a presigned URL is a credential until it expires, so its
+/// `X-Amz-Signature` is replaced by `REDACTED`.
+fn redact_signature(raw: &str) -> String {
+    raw.split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("X-Amz-Signature") => format!("{k}=REDACTED"),
+            _ => p.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// Is this an upload with a body (PutObject or UploadPart)?
 fn is_upload(method: &str, path: &str) -> bool {
     method == "PUT" && path.trim_start_matches('/').contains('/')
@@ -262,11 +274,12 @@ pub async fn handle(
     let request_id = random_hex(16).to_ascii_uppercase();
     let head = method == "HEAD";
     let auth = sigv4::auth_kind(&parts.headers, &query).to_string();
+    let logged_query = raw_query.as_deref().map(redact_signature);
     let log = |status: u16, body_len: u64| {
         shared.log.lock().push(RecordedRequest {
             method: method.clone(),
             path: path.clone(),
-            query: raw_query.clone(),
+            query: logged_query.clone(),
             status,
             auth: auth.clone(),
             body_len,
