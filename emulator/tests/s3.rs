@@ -281,6 +281,11 @@ fn put_get_head_range_and_416() {
     assert!(resp.bytes().expect("body").is_empty());
     assert_eq!(code(t.get("dir/none")), (404, "NoSuchKey".into()));
 
+    let odd = "odd dir/ü+ä=1&x;(y)!*'~.txt";
+    assert_eq!(t.put(odd, b"odd").status().as_u16(), 200);
+    assert_eq!(t.get(odd).bytes().expect("body").as_ref(), b"odd");
+    assert!(t.emu.objects("site").iter().any(|o| o.key == odd));
+
     let other = bucket_of(&t.emu, "nope");
     let url = other.get_object(Some(&t.creds), "k").sign(HOUR);
     assert_eq!(
@@ -308,7 +313,7 @@ fn put_get_head_range_and_416() {
             .as_u16(),
         204
     );
-    assert!(t.emu.objects("site").is_empty());
+    assert_eq!(t.emu.objects("site").len(), 1, "only the odd key is left");
 }
 
 #[test]
