@@ -727,6 +727,39 @@ fn list_with_continuation_over_thousands_of_keys() {
     assert_eq!(seen, keys);
     assert_eq!(prefixes, ["k/sub/"]);
 
+    // The REST listing pages through the same keys (cursor paging, cloudflare-api.md §7).
+    let s = t.emu.seed();
+    let mut rest_keys = Vec::new();
+    let mut delimited = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let v: Value = t
+            .http
+            .get(format!(
+                "{}/accounts/{}/r2/buckets/site/objects?prefix=k/&delimiter=/&cursor={cursor}",
+                t.emu.base_url(),
+                s.account_id
+            ))
+            .header("X-Auth-Email", &s.email)
+            .header("X-Auth-Key", &s.global_key)
+            .send()
+            .expect("rest list")
+            .json()
+            .expect("json");
+        for item in v["result"].as_array().expect("array") {
+            rest_keys.push(item["key"].as_str().expect("key").to_string());
+        }
+        for p in v["result_info"]["delimited"].as_array().expect("delimited") {
+            delimited.push(p.as_str().expect("prefix").to_string());
+        }
+        match v["result_info"]["cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(rest_keys, keys);
+    assert_eq!(delimited, ["k/sub/"]);
+
     // max-keys above 1000 is capped.
     let page = list("k/", Some("/"), None, 2500);
     assert_eq!(page.contents.len(), 1000, "max-keys is capped at 1000");
