@@ -1205,3 +1205,41 @@ fn delete_objects_and_bucket_level_calls() {
     assert_eq!(resp.status().as_u16(), 404);
     assert!(resp.bytes().expect("b").is_empty());
 }
+
+/// A single S3 PUT may be larger than the REST API's 300 MiB (R2 allows 5 GiB per PUT,
+/// cloudflare-api.md §7 "Limits"); the REST path keeps its limit and its 413 / 10011.
+#[test]
+fn s3_takes_bodies_over_the_rest_limit() {
+    let t = start();
+    let big = vec![7u8; 300 * MIB + 1];
+    let s = t.emu.seed();
+    let resp = t
+        .http
+        .put(format!(
+            "{}/accounts/{}/r2/buckets/site/objects/too-big",
+            t.emu.base_url(),
+            s.account_id
+        ))
+        .header("X-Auth-Email", &s.email)
+        .header("X-Auth-Key", &s.global_key)
+        .body(big.clone())
+        .send()
+        .expect("rest put");
+    assert_eq!(resp.status().as_u16(), 413);
+    let v: Value = resp.json().expect("json");
+    assert_eq!(v["errors"][0]["code"], 10011);
+
+    assert_eq!(t.put("big", &big).status().as_u16(), 200);
+    let url = t.bucket.get_object(Some(&t.creds), "big").sign(HOUR);
+    let resp = t
+        .req(Method::GET, url)
+        .header("range", "bytes=-2")
+        .send()
+        .expect("range");
+    assert_eq!(resp.status().as_u16(), 206);
+    assert_eq!(
+        resp.headers()["content-range"],
+        format!("bytes {}-{}/{}", 300 * MIB - 1, 300 * MIB, 300 * MIB + 1).as_str()
+    );
+    assert_eq!(t.emu.objects("site")[0].body.len(), 300 * MIB + 1);
+}
