@@ -6,9 +6,9 @@
 //! differ per jurisdiction: cloudflare-api.md §7 "Endpoints").
 //!
 //! Served: ListBuckets, HeadBucket, GetBucketLocation, CreateBucket, DeleteBucket,
-//! ListObjectsV2 (and V1),
-//! PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CreateMultipartUpload,
-//! UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts. Bodies are S3 XML
+//! ListObjectsV2 (and V1), PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects,
+//! CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts.
+//! Bodies are S3 XML
 //! (`application/xml`); errors are `<Error><Code/><Message/><Resource/><RequestId/></Error>`
 //! (S3 API reference "Error responses"), and a HEAD error has no body.
 //!
