@@ -18,6 +18,7 @@ use crate::wire::{
 };
 use bytes::Bytes;
 use serde_json::{json, Value};
+use std::ops::Bound;
 
 /// 300 MiB, the REST upload limit (cloudflare-api.md §7; wrangler `MAX_UPLOAD_SIZE_BYTES`).
 pub const MAX_OBJECT_SIZE: usize = 300 * 1024 * 1024;
@@ -356,9 +357,15 @@ fn list_objects(ctx: &Ctx, state: &State, account: &str, j: &str, bucket: &str) 
     let mut delimited: Vec<String> = Vec::new();
     let mut last_marker: Option<String> = None;
     let mut truncated = false;
-    for (key, obj) in b.objects.range::<String, _>(..) {
+    // Keys with the prefix are contiguous in the map: start at the prefix or just after the
+    // cursor, whichever is later, and stop at the first key past the prefix.
+    let from = match &after {
+        Some(a) if a.as_str() >= prefix => Bound::Excluded(a.clone()),
+        _ => Bound::Included(prefix.to_string()),
+    };
+    for (key, obj) in b.objects.range::<String, _>((from, Bound::Unbounded)) {
         if !key.starts_with(prefix) {
-            continue;
+            break;
         }
         if let Some(a) = &after {
             if key.as_str() <= a.as_str() || skipped_prefix(a, key) {

@@ -5,9 +5,10 @@
 //! jurisdiction; an emulator-only `cf-r2-jurisdiction` header picks another (the real endpoints
 //! differ per jurisdiction: cloudflare-api.md §7 "Endpoints").
 //!
-//! Served: ListBuckets, HeadBucket, CreateBucket, DeleteBucket, ListObjectsV2 (and V1),
-//! PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CreateMultipartUpload,
-//! UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts. Bodies are S3 XML
+//! Served: ListBuckets, HeadBucket, GetBucketLocation, CreateBucket, DeleteBucket,
+//! ListObjectsV2 (and V1), PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects,
+//! CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts.
+//! Bodies are S3 XML
 //! (`application/xml`); errors are `<Error><Code/><Message/><Resource/><RequestId/></Error>`
 //! (S3 API reference "Error responses"), and a HEAD error has no body.
 //!
@@ -18,7 +19,8 @@
 //! injected fault (S3 XML: 429 TooManyRequests + Retry-After, 503 SlowDown, 500 InternalError) →
 //! `Options.latency` → hash the body outside the lock → under the state lock: SigV4
 //! (`sigv4`), token usability, payload hash, permission, the operation → save the state file
-//! after a mutation → log (`Api::S3`). The S3 API is not under the REST rate limit (§7 "Not under
+//! after a mutation → log (`Api::S3`, auth `sigv4` / `presigned` / `none`, with
+//! `X-Amz-Signature` redacted from the query). The S3 API is not under the REST rate limit (§7 "Not under
 //! the REST limit").
 //!
 //! R2 facts emulated, with their source:
@@ -32,8 +34,11 @@
 //!   DeleteBucket need the account groups. Otherwise 403 AccessDenied.
 //! - Region `auto`, with `us-east-1` and empty as aliases (§7 "Endpoints").
 //! - `x-amz-content-sha256` as a hex hash is checked against the body (400
-//!   XAmzContentSHA256Mismatch); `Content-MD5` too (400 BadDigest). Checksum headers
+//!   XAmzContentSHA256Mismatch), after the signature; with a presigned URL (whose canonical
+//!   payload is `UNSIGNED-PAYLOAD`) the header is checked too when sent, signed or not (a choice:
+//!   R2's docs do not say). `Content-MD5` too (400 BadDigest). Checksum headers
 //!   (`x-amz-checksum-*`) are accepted and not checked.
+//! - Anonymous requests are 403 AccessDenied (no public buckets on this endpoint).
 //! - Conditional PutObject / CompleteMultipartUpload: `If-Match`, `If-None-Match`,
 //!   `If-Modified-Since`, `If-Unmodified-Since` → 412 PreconditionFailed (§7 "Conditional
 //!   writes"; docs `r2/api/s3/extensions.mdx`). The check and the write happen under one lock, so
@@ -47,7 +52,7 @@
 //! - Optional: one write per second per key (429 TooManyRequests, R2 10058), behind
 //!   `Options.s3_write_limit_per_key`.
 //!
-//! Not emulated: virtual-hosted style, CopyObject / UploadPartCopy (501), object tagging, ACLs,
+//! Not emulated: virtual-hosted style, `response-*` overrides on GET, CopyObject / UploadPartCopy (501), object tagging, ACLs,
 //! versioning, bucket configuration subresources (501), ListMultipartUploads (501), custom
 //! metadata (`x-amz-meta-*` is ignored), SSE-C, storage classes other than Standard, checksum
 //! validation, temporary credentials, presigned POST forms, the 7-day expiry of unfinished
@@ -172,6 +177,18 @@ pub fn parse_query(raw: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The query for the request log: a presigned URL is a credential until it expires, so its
+/// `X-Amz-Signature` is replaced by `REDACTED`.
+fn redact_signature(raw: &str) -> String {
+    raw.split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("X-Amz-Signature") => format!("{k}=REDACTED"),
+            _ => p.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// Is this an upload with a body (PutObject or UploadPart)?
 fn is_upload(method: &str, path: &str) -> bool {
     method == "PUT" && path.trim_start_matches('/').contains('/')
@@ -262,11 +279,12 @@ pub async fn handle(
     let request_id = random_hex(16).to_ascii_uppercase();
     let head = method == "HEAD";
     let auth = sigv4::auth_kind(&parts.headers, &query).to_string();
+    let logged_query = raw_query.as_deref().map(redact_signature);
     let log = |status: u16, body_len: u64| {
         shared.log.lock().push(RecordedRequest {
             method: method.clone(),
             path: path.clone(),
-            query: raw_query.clone(),
+            query: logged_query.clone(),
             status,
             auth: auth.clone(),
             body_len,

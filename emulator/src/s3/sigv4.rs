@@ -4,16 +4,19 @@
 //! Both forms are accepted: the `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…,
 //! Signature=…` header, and the presigned query (`X-Amz-Algorithm`, `X-Amz-Credential`,
 //! `X-Amz-Date`, `X-Amz-Expires`, `X-Amz-SignedHeaders`, `X-Amz-Signature`). The canonical request
-//! is method, canonical URI (the decoded path re-encoded byte by byte, `/` kept, unreserved
-//! `A-Z a-z 0-9 - . _ ~` kept), canonical query (every parameter but `X-Amz-Signature`, each name
-//! and value encoded the same way with `/` encoded too, sorted), the signed headers as
+//! is method, canonical URI (the path exactly as sent: S3 neither normalises nor double-encodes
+//! it), canonical query (every parameter but `X-Amz-Signature`, decoded, then each name and value
+//! URI-encoded byte by byte with only `A-Z a-z 0-9 - . _ ~` kept, sorted), the signed headers as
 //! `name:value\n` (values trimmed, inner runs of spaces collapsed, repeats joined by `,`), the
 //! signed-header list, and the payload hash (`x-amz-content-sha256`; `UNSIGNED-PAYLOAD` when
 //! presigned). The string to sign is `AWS4-HMAC-SHA256\n<X-Amz-Date>\n<scope>\n<hex SHA-256 of the
 //! canonical request>`; the key is `HMAC("AWS4"+secret, date) → region → "s3" → "aws4_request"`.
-//! Sources: AWS "Signature Version 4 signing process" / "Authenticating Requests: Using Query
-//! Parameters (AWS Signature Version 4)" in the Amazon S3 API reference; R2 accepts region `auto`
-//! with `us-east-1` and empty as aliases (cloudflare-api.md §7 "Endpoints").
+//! Sources: the Amazon S3 API reference, "Signature Calculations for the Authorization Header:
+//! Transferring Payload in a Single Chunk" (docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html,
+//! whose GET Object example is the unit test below) and "Authenticating Requests: Using Query
+//! Parameters" (…/API/sigv4-query-string-auth.html: presigned URLs sign `UNSIGNED-PAYLOAD`,
+//! `X-Amz-Expires` at most 604800). R2 accepts region `auto` with `us-east-1` and empty as
+//! aliases (cloudflare-api.md §7 "Endpoints").
 
 use super::S3Error;
 use hmac::{Hmac, Mac};
@@ -320,8 +323,8 @@ impl Signed {
         query: &[(String, String)],
         headers: &HeaderMap,
     ) -> String {
-        let decoded: Vec<u8> = percent_encoding::percent_decode_str(raw_path).collect();
-        let uri = uri_encode(&decoded, false);
+        // S3 does not normalise or double-encode the path: the canonical URI is the path as sent.
+        let uri = if raw_path.is_empty() { "/" } else { raw_path };
         let mut pairs: Vec<(String, String)> = query
             .iter()
             .filter(|(k, _)| !(self.form == Form::Query && k == "X-Amz-Signature"))
