@@ -89,6 +89,13 @@ pub enum FaultKind {
     RateLimit { retry_after_secs: u64 },
     /// The given 5xx status with a Cloudflare error envelope.
     ServerError { status: u16 },
+    /// An error envelope with this status and code, e.g. a 404 that a real server could give on
+    /// one path while another says the resource exists.
+    ApiError {
+        status: u16,
+        code: i64,
+        message: String,
+    },
     /// Close the connection without answering.
     Drop,
     /// Sleep this long before handling.

@@ -206,6 +206,15 @@ async fn handle(
             log(reply.status);
             return Ok(finish(reply, &ray, None));
         }
+        Some(FaultKind::ApiError {
+            status,
+            code,
+            message,
+        }) => {
+            let reply = ApiError::new(status, code, message).reply();
+            log(reply.status);
+            return Ok(finish(reply, &ray, None));
+        }
         Some(FaultKind::Latency(d)) => tokio::time::sleep(d).await,
         None => {}
     }

@@ -618,7 +618,23 @@ fn worker_upload_by_filename_and_by_part_name() {
         .send()
         .expect("get");
     assert_eq!(resp.headers()["cf-worker-main-module-part"], "index.js");
-    assert_eq!(resp.text().expect("text"), "export default {}");
+    // A module Worker comes back as multipart/form-data, one part per module (cloudflare-api.md
+    // §8 "Reading a script back"), never as the bare module.
+    let ct = resp.headers()["content-type"]
+        .to_str()
+        .expect("ct")
+        .to_string();
+    let boundary = ct
+        .strip_prefix("multipart/form-data; boundary=")
+        .unwrap_or_else(|| panic!("not multipart: {ct}"))
+        .to_string();
+    let body = resp.text().expect("text");
+    assert!(body.starts_with(&format!("--{boundary}\r\n")), "{body}");
+    assert!(body.ends_with(&format!("--{boundary}--\r\n")), "{body}");
+    assert!(
+        body.contains("Content-Disposition: form-data; name=\"index.js\"; filename=\"index.js\"\r\nContent-Type: application/javascript+module\r\n\r\nexport default {}\r\n"),
+        "{body}"
+    );
 
     let (_, v) = call(t.bearer("GET", &format!("/accounts/{a}/workers/scripts"), &tok));
     assert_eq!(v["result"].as_array().map(Vec::len), Some(2));

@@ -144,7 +144,20 @@ pub async fn worker(
         crate::platform::COMPATIBILITY_DATE
     );
     let action = match (&content, &settings) {
-        (None, _) => Action::create(run.inputs.dry_run),
+        (None, None) => Action::create(run.inputs.dry_run),
+        // content/v2 said 404 while settings found the script: the script is there, so "no
+        // script" would re-create it over whatever is deployed. Absent means absent everywhere.
+        (None, Some(_)) => {
+            return row(
+                Action::Failed,
+                format!(
+                    "GET /accounts/{}/workers/scripts/{name}/content/v2 answered 404, yet the \
+                     script's settings exist; its content cannot be compared, so nothing was \
+                     uploaded (run again; if it persists, check the script in the dashboard)",
+                    run.inputs.account
+                ),
+            )
+        }
         (Some(c), Some(s)) => {
             let diff = wanted.differences(c, s);
             if diff.is_empty() {
