@@ -120,11 +120,37 @@ impl Error {
         self.status() == Some(403) && self.has_code(10000)
     }
 
-    /// A failure of the credential itself rather than of one permission.
+    /// A failure of the credential itself rather than of one permission. A token used from
+    /// outside its allowed addresses counts: no call can succeed from here.
     pub fn is_invalid_credential(&self) -> bool {
         [1000, 6003, 9103, 9106, 6111]
             .iter()
             .any(|c| self.has_code(*c))
+            || self.ip_refused().is_some()
+    }
+
+    /// An IP-restricted token used from outside its range: code 9109 with the message "Cannot use
+    /// the access token from location: <ip>", on every call, verify included (HTTP 403;
+    /// cloudflare-api.md §4 "IP-restricted tokens", from ddns-go #1273 and
+    /// terraform-provider-cloudflare #897). The same code without that message means the
+    /// credential cannot reach an account or zone, so the message decides. Returns the address
+    /// the API saw (empty if the message names none), looking in `errors` and `error_chain`.
+    pub fn ip_refused(&self) -> Option<String> {
+        const PREFIX: &str = "cannot use the access token from location";
+        let Error::Api { errors, .. } = self else {
+            return None;
+        };
+        errors
+            .iter()
+            .flat_map(|e| std::iter::once(e).chain(e.error_chain.iter()))
+            .filter(|e| e.code == 9109)
+            .find_map(|e| {
+                let lower = e.message.to_ascii_lowercase();
+                let at = lower.find(PREFIX)?;
+                let rest = &e.message[at + PREFIX.len()..];
+                let rest = rest.trim_start();
+                Some(rest.strip_prefix(':').unwrap_or(rest).trim().to_string())
+            })
     }
 
     /// What the user should do, computed from the error. `None` when there is nothing to add.
@@ -150,6 +176,23 @@ impl Error {
             };
         let codes = self.codes();
         let has = |c: i64| codes.contains(&c);
+        if let Some(ip) = self.ip_refused() {
+            let (here, allow) = if ip.is_empty() {
+                (
+                    "this machine's address".to_string(),
+                    "<this address>".to_string(),
+                )
+            } else {
+                (format!("this machine's address, {ip},"), ip.clone())
+            };
+            return Some(format!(
+                "the token works only from its allowed IP addresses, and {here} is not one of \
+                 them (nothing is wrong with its permissions): create a token that allows it with \
+                 `cfsetup create-token --replace --allow-ip {allow}` and put it in \
+                 CLOUDFLARE_API_TOKEN, or add the address to the token's Client IP Address \
+                 Filtering in the dashboard (My Profile > API Tokens)"
+            ));
+        }
         if has(10000) && self.status() == Some(403) {
             return Some(match required_permission(method, path) {
                 Some((perm, resource)) => format!(
@@ -307,6 +350,42 @@ mod tests {
             let h = api("GET", "/user", status, code).hint().unwrap();
             assert!(h.contains(needle), "{code}: {h}");
         }
+    }
+
+    #[test]
+    fn a_token_used_outside_its_ip_range_is_not_a_missing_permission() {
+        let mut e = api("GET", "/user/tokens/verify", 403, 9109);
+        if let Error::Api { errors, .. } = &mut e {
+            errors[0].message = "Cannot use the access token from location: 198.51.100.7".into();
+        }
+        assert_eq!(e.ip_refused().as_deref(), Some("198.51.100.7"));
+        assert!(e.is_invalid_credential() && !e.is_permission_denied());
+        let hint = e.hint().unwrap();
+        assert!(hint.contains("198.51.100.7") && hint.contains("--allow-ip 198.51.100.7"));
+        assert!(hint.contains("dashboard"), "{hint}");
+        assert!(!hint.contains("CLOUDFLARE_ACCOUNT_ID"), "{hint}");
+        // The same code for an account the token cannot reach keeps its own hint.
+        let other = api("GET", "/accounts/a", 403, 9109);
+        assert_eq!(other.ip_refused(), None);
+        assert!(other.hint().unwrap().contains("CLOUDFLARE_ACCOUNT_ID"));
+        // Seen only in error_chain (what the emulator used to send) still counts.
+        let chained = Error::Api {
+            method: "GET".into(),
+            path: "/user".into(),
+            status: 403,
+            errors: vec![ApiMessage {
+                code: 1000,
+                message: "Invalid API Token".into(),
+                error_chain: vec![ApiMessage {
+                    code: 9109,
+                    message: "Cannot use the access token from location: ::1".into(),
+                    error_chain: vec![],
+                }],
+            }],
+            ray: None,
+        };
+        assert_eq!(chained.ip_refused().as_deref(), Some("::1"));
+        assert!(chained.hint().unwrap().contains("--allow-ip ::1"));
     }
 
     #[test]

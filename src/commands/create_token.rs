@@ -393,7 +393,21 @@ pub async fn run(
 
     // From here on the value must reach the user whatever else happens.
     let new_client = client.with_auth(Auth::Token(value.clone()));
-    let verified = verify_new(&new_client, &plan.account_id, ui).await;
+    let mut verified = verify_new(&new_client, &plan.account_id, ui).await;
+    // A token restricted to other addresses cannot be used from this machine, verify included
+    // (403 / 9109, cloudflare-api.md §4): that is what --allow-ip asked for, not a failure.
+    let mut unverifiable = None;
+    if let Err(e) = &verified {
+        if let Some(ip) = ip_refusal(e) {
+            unverifiable = Some(format!(
+                "not from here: this machine's address {ip} is outside --allow-ip; verify it and \
+                 run `cfsetup test-permissions` from an allowed address"
+            ));
+        }
+    }
+    if unverifiable.is_some() {
+        verified = Err(anyhow::anyhow!("not verifiable from this address"));
+    }
     let delivery = deliver(&plan, &value, ui);
 
     let mut test = None;
@@ -436,7 +450,11 @@ pub async fn run(
         expires_on: token.expires_on.or(plan.expires_on),
         allow_ip: plan.allow_ip.iter().map(ToString::to_string).collect(),
         verified: verified.as_ref().ok().cloned(),
-        verify_error: verified.as_ref().err().map(|e| format!("{e:#}")),
+        verify_error: match unverifiable {
+            Some(_) => None,
+            None => verified.as_ref().err().map(|e| format!("{e:#}")),
+        },
+        unverifiable,
         value: match &delivery {
             Delivery::Shown | Delivery::Failed(_) => Some(value),
             Delivery::Written(_) => None,
@@ -495,10 +513,17 @@ async fn verify_new(client: &Client, account_id: &str, ui: &Ui) -> anyhow::Resul
     Err(last.unwrap_or_else(|| anyhow::anyhow!("the new token could not be verified")))
 }
 
+/// The address named by a 9109 "Cannot use the access token from location" anywhere in the chain.
+fn ip_refusal(e: &anyhow::Error) -> Option<String> {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<Error>())
+        .find_map(Error::ip_refused)
+}
+
 fn still_propagating(e: &anyhow::Error) -> bool {
     e.chain()
         .filter_map(|c| c.downcast_ref::<Error>())
-        .any(|c| c.has_code(1000))
+        .any(|c| c.has_code(1000) && c.ip_refused().is_none())
 }
 
 enum Delivery {
@@ -599,6 +624,9 @@ struct Created {
     verified: Option<Credential>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verify_error: Option<String>,
+    /// Why the token could not be verified from this machine (its IP restriction excludes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unverifiable: Option<String>,
     /// The secret, shown once; absent when it was written to the env file.
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -631,6 +659,9 @@ impl Report for Created {
             "verified",
             match (&self.verified, &self.verify_error) {
                 (Some(c), _) => c.status.clone().unwrap_or_else(|| "yes".into()),
+                (None, None) if self.unverifiable.is_some() => {
+                    self.unverifiable.clone().unwrap_or_default()
+                }
                 (None, Some(e)) => format!("no: {e}"),
                 (None, None) => "no".into(),
             },
@@ -650,6 +681,12 @@ impl Report for Created {
         if let Some(run) = &self.test {
             out.blank();
             run.render(out);
+        } else if self.unverifiable.is_some() {
+            out.blank();
+            out.line(
+                "The 8 checks were not run: the token works only from its allowed addresses; run \
+                 `cfsetup test-permissions` with it from one of them.",
+            );
         } else if self.verified.is_some() {
             out.blank();
             out.line("The 8 checks were not run (--no-test); run `cfsetup test-permissions` with the token.");

@@ -445,9 +445,18 @@ fn expiry_and_ip_condition_reach_the_token_and_the_condition_is_honoured() {
             "--no-test",
         ]))
         .success();
+    // Outside its range even verify is refused (403 / 9109), which is what --allow-ip asked
+    // for: reported, not a failure.
+    assert!(
+        run.stdout().contains(
+            "verified      not from here: this machine's address 127.0.0.1 is outside --allow-ip"
+        ),
+        "{}",
+        run.stdout()
+    );
     assert!(run
         .stdout()
-        .contains("The 8 checks were not run (--no-test)"));
+        .contains("The 8 checks were not run: the token works only from"));
     let elsewhere = value_from(&run.stdout());
     let t = &tokens_named(&w, "elsewhere")[0];
     assert_eq!(
@@ -465,7 +474,8 @@ fn expiry_and_ip_condition_reach_the_token_and_the_condition_is_honoured() {
         .run(w.with_token(&elsewhere).arg("test-permissions"))
         .expect_code(1);
     assert!(
-        run.stderr().contains("Invalid API Token"),
+        run.stderr()
+            .contains("Cannot use the access token from location: 127.0.0.1 (code 9109)"),
         "{}",
         run.stderr()
     );

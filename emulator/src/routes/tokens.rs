@@ -95,6 +95,8 @@ fn verify(ctx: &Ctx, state: &State, owner: &TokenOwner) -> Outcome {
             "Invalid API Token: Bearer token required",
         ));
     };
+    // Outside its IP range even verify is refused (cloudflare-api.md §4 "IP-restricted tokens").
+    crate::auth::ip_usable(&token, ctx.client_ip)?;
     if &token.owner != owner {
         return Err(ApiError::new(401, 1000, "Invalid API Token"));
     }
