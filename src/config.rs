@@ -404,13 +404,24 @@ pub fn worker_name(value: &str, what: &str) -> Result<String, UsageError> {
     }
 }
 
-/// An R2 jurisdiction for the `cf-r2-jurisdiction` header (cloudflare-api.md §7).
+/// An R2 jurisdiction for the `cf-r2-jurisdiction` header. Buckets are in `default`, `eu` or
+/// `fedramp` only (cloudflare-api.md §7 "Jurisdiction": R2's `r2/reference/data-location.mdx` and
+/// the SDKs' `cf-r2-jurisdiction` enum); `fedramp-high` exists only in Worker bindings, so it is
+/// refused here, before any request, rather than guessed at.
 pub fn jurisdiction(value: &str) -> Result<Option<String>, UsageError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "" | "default" => Ok(None),
-        j @ ("eu" | "fedramp" | "fedramp-high") => Ok(Some(j.to_string())),
+        j @ ("eu" | "fedramp") => Ok(Some(j.to_string())),
+        "fedramp-high" => Err(usage!(
+            "--jurisdiction {value:?} is not a jurisdiction an R2 bucket can be in"
+        )
+        .with_hint(
+            "R2 buckets are in the default jurisdiction, eu or fedramp; fedramp-high is known \
+             only to Worker bindings (R2 data-location docs, the API's cf-r2-jurisdiction values): \
+             use fedramp, or leave it out",
+        )),
         _ => Err(usage!("--jurisdiction {value:?} is not an R2 jurisdiction")
-            .with_hint("use eu, fedramp or fedramp-high, or leave it out")),
+            .with_hint("use eu or fedramp, or leave it out")),
     }
 }
 
@@ -544,6 +555,12 @@ mod tests {
         assert!(worker_name("1router", "x").is_err());
         assert_eq!(jurisdiction("EU").unwrap().as_deref(), Some("eu"));
         assert!(jurisdiction("mars").is_err());
+        let e = jurisdiction("FedRAMP-High").unwrap_err();
+        assert!(e
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("only to Worker bindings"));
     }
 
     #[test]

@@ -657,10 +657,15 @@ fn a_platform_domain_under_the_zone_gets_its_own_route() {
 fn bad_input_exits_2_before_any_request() {
     let w = World::new();
     let token = w.full_token();
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["--location-hint", "mars"],
             "--location-hint \"mars\" is not an R2 location hint",
+        ),
+        (
+            &["--jurisdiction", "fedramp-high"],
+            "is not a jurisdiction an R2 bucket can be in\n  hint: R2 buckets are in the default \
+             jurisdiction, eu or fedramp; fedramp-high is known only to Worker bindings",
         ),
         (
             &["--jurisdiction", "mars"],

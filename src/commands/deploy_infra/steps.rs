@@ -11,9 +11,9 @@ use crate::cloudflare::workers::{Route, ScriptSettings};
 use crate::cloudflare::Error;
 use bytes::Bytes;
 
-/// Every R2 jurisdiction a bucket can be in (cloudflare-api.md §7 Bucket `jurisdiction`); `None`
-/// is the default one.
-const JURISDICTIONS: [Option<&str>; 4] = [None, Some("eu"), Some("fedramp"), Some("fedramp-high")];
+/// Every R2 jurisdiction a bucket can be in: default, eu, fedramp (cloudflare-api.md §7
+/// "Jurisdiction"; `fedramp-high` is a Worker-binding value only); `None` is the default one.
+const JURISDICTIONS: [Option<&str>; 3] = [None, Some("eu"), Some("fedramp")];
 
 /// The error and what to do about it, for a `failed` row.
 pub fn failure(e: &Error) -> String {
