@@ -56,6 +56,38 @@ pub struct Options {
     /// `Retry-After` (cloudflare-api.md §1 "Rate limit"). `None` disables the limit and the
     /// `Ratelimit` headers. `Options::new()` sets `Some((1200, 300 s))`, the real quota.
     pub rate_limit: Option<(u32, Duration)>,
+    /// Which key of a token's IP `condition` the emulator honours. The default honours both.
+    pub condition_keys: ConditionKeys,
+}
+
+/// The IP condition key of `POST /user/tokens` is an open question (cloudflare-api.md §4 "The
+/// condition key is disputed", open question 1): the prose docs (`create-via-api.mdx`) and the
+/// cf-go v0 fixture show `request.ip`; the SDKs generated from the current schema (cloudflare-go
+/// `json:"request_ip"`, Python `token_create_params.py`, TS `tokens.ts`) and terraform v5's
+/// acceptance test (`api_token/resource_test.go`, which reads `condition.request_ip.in[0]` back)
+/// use `request_ip`. Until one is confirmed live, the emulator stores and echoes whichever it is
+/// sent, and tests can make it honour only one of them, to prove that a client never reports a
+/// restriction the server dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConditionKeys {
+    /// Both keys are honoured, stored and echoed as sent.
+    #[default]
+    Both,
+    /// Only the documented `request.ip`; `request_ip` is ignored silently and not stored.
+    DottedOnly,
+    /// Only the SDKs' `request_ip`; `request.ip` is ignored silently and not stored.
+    UnderscoreOnly,
+}
+
+impl ConditionKeys {
+    /// Whether a condition key is honoured (an unknown key is left to validation).
+    pub(crate) fn ignores(self, key: &str) -> bool {
+        matches!(
+            (self, key),
+            (ConditionKeys::DottedOnly, "request_ip")
+                | (ConditionKeys::UnderscoreOnly, "request.ip")
+        )
+    }
 }
 
 /// The seeded identity. Stable across runs so that docs and scripts can show them.

@@ -252,6 +252,7 @@ async fn handle(
         catalog: &shared.catalog,
         withdrawn: shared.withdrawn.lock().clone(),
         activate_after: shared.options.activate_custom_hostnames_after,
+        condition_keys: shared.options.condition_keys,
     };
     let reply = {
         let mut state = shared.state.lock();

@@ -1071,3 +1071,46 @@ fn state_file_survives_a_restart() {
     );
     assert!(!state.to_string().contains(&t.emu.seed().global_key));
 }
+
+/// The IP condition key is an open question (cloudflare-api.md §4): by default both keys are
+/// stored and echoed as sent; `Options::condition_keys` makes the emulator honour only one and
+/// drop the other silently, storing no condition.
+#[test]
+fn condition_keys_can_be_limited_to_one() {
+    use cfsetup_emulator::ConditionKeys;
+    for (keys, key, kept) in [
+        (ConditionKeys::Both, "request_ip", true),
+        (ConditionKeys::Both, "request.ip", true),
+        (ConditionKeys::UnderscoreOnly, "request_ip", true),
+        (ConditionKeys::UnderscoreOnly, "request.ip", false),
+        (ConditionKeys::DottedOnly, "request.ip", true),
+        (ConditionKeys::DottedOnly, "request_ip", false),
+    ] {
+        let t = start_with(Options {
+            condition_keys: keys,
+            ..Options::new()
+        });
+        let a = t.acct();
+        let cond = json!({key: {"in": ["10.0.0.0/8"]}});
+        let (s, v) = call(t.global("POST", "/user/tokens").json(&json!({
+            "name": "ip",
+            "policies": [{"effect":"allow","resources":{format!("com.cloudflare.api.account.{a}"):"*"},"permission_groups":[{"id":ACCOUNT_SETTINGS_READ}]}],
+            "condition": cond,
+        })));
+        assert_eq!(s, 200, "{v}");
+        let id = v["result"]["id"].as_str().expect("id").to_string();
+        let value = v["result"]["value"].as_str().expect("value").to_string();
+        let echoed = v["result"].get("condition").cloned();
+        let (_, got) = call(t.global("GET", &format!("/user/tokens/{id}")));
+        let stored = got["result"].get("condition").cloned();
+        let (s, _) = call(t.bearer("GET", &format!("/accounts/{a}"), &value));
+        if kept {
+            assert_eq!(echoed.as_ref(), Some(&cond), "{keys:?} {key}");
+            assert_eq!(stored.as_ref(), Some(&cond), "{keys:?} {key}");
+            assert_eq!(s, 403, "{keys:?} {key}: restricted to 10/8");
+        } else {
+            assert_eq!((echoed, stored), (None, None), "{keys:?} {key}");
+            assert_eq!(s, 200, "{keys:?} {key}: unrestricted");
+        }
+    }
+}

@@ -42,6 +42,7 @@ pub struct Ctx<'a> {
     /// Group IDs that `GET /user/tokens/permission_groups` no longer lists.
     pub withdrawn: Vec<String>,
     pub activate_after: Option<u32>,
+    pub condition_keys: crate::ConditionKeys,
 }
 
 impl Ctx<'_> {

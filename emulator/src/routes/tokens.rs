@@ -13,6 +13,7 @@ use crate::wire::{
     is_hex32, now_rfc3339, paginate, parse_json, parse_rfc3339, random_hex, sha256_hex, ApiError,
     Outcome, Reply,
 };
+use crate::ConditionKeys;
 use serde_json::{json, Map, Value};
 use std::time::SystemTime;
 
@@ -186,7 +187,7 @@ fn collection(ctx: &Ctx, state: &mut State, owner: &TokenOwner) -> Outcome {
             format!("You have reached the maximum number of API tokens ({max})"),
         ));
     }
-    let (token, value) = build(ctx.catalog, owner.clone(), &body)?;
+    let (token, value) = build(ctx.catalog, owner.clone(), &body, ctx.condition_keys)?;
     let mut result = token_json(&token);
     result["value"] = json!(value);
     state.tokens.push(token);
@@ -204,7 +205,7 @@ fn item(ctx: &Ctx, state: &mut State, owner: &TokenOwner, id: &str) -> Outcome {
         }
         _ => {
             let body = parse_body(ctx.body)?;
-            let (mut fresh, _) = build(ctx.catalog, owner.clone(), &body)?;
+            let (mut fresh, _) = build(ctx.catalog, owner.clone(), &body, ctx.condition_keys)?;
             if let Some(status) = body.get("status") {
                 match status.as_str() {
                     Some(s @ ("active" | "disabled" | "expired")) => fresh.status = s.into(),
@@ -278,6 +279,7 @@ pub fn build(
     catalog: &[PermissionGroup],
     owner: TokenOwner,
     body: &Value,
+    keys: ConditionKeys,
 ) -> Result<(Token, String), ApiError> {
     let name = body
         .get("name")
@@ -310,7 +312,7 @@ pub fn build(
     let expires_on = time("expires_on")?;
     let condition = match body.get("condition") {
         None | Some(Value::Null) => None,
-        Some(c) => Some(check_condition(c)?),
+        Some(c) => check_condition(c, keys)?,
     };
     let value = new_value(&owner);
     let now = now_rfc3339();
@@ -378,12 +380,19 @@ fn build_policy(catalog: &[PermissionGroup], p: &Value) -> Result<Value, ApiErro
 }
 
 /// `condition` accepts `request.ip` (documented) and `request_ip` (SDKs) with `in`/`not_in`
-/// CIDR lists; it is stored as sent (cloudflare-api.md §4, open question 1).
-fn check_condition(c: &Value) -> Result<Value, ApiError> {
-    let obj = c
+/// CIDR lists, and is stored as sent (cloudflare-api.md §4, open question 1). A key that `keys`
+/// does not honour is dropped without a word, as a server that does not know it would; a
+/// condition left empty is no condition (see [`ConditionKeys`]).
+fn check_condition(c: &Value, keys: ConditionKeys) -> Result<Option<Value>, ApiError> {
+    let mut obj = c
         .as_object()
-        .ok_or_else(|| invalid("condition must be an object"))?;
-    for (key, rule) in obj {
+        .ok_or_else(|| invalid("condition must be an object"))?
+        .clone();
+    obj.retain(|k, _| !keys.ignores(k));
+    if obj.is_empty() {
+        return Ok(None);
+    }
+    for (key, rule) in &obj {
         if key != "request.ip" && key != "request_ip" {
             return Err(invalid(format!("unknown condition '{key}'")));
         }
@@ -405,7 +414,7 @@ fn check_condition(c: &Value) -> Result<Value, ApiError> {
             }
         }
     }
-    Ok(c.clone())
+    Ok(Some(Value::Object(obj)))
 }
 
 /// Wire form of a token; never includes `value` (cloudflare-api.md §4).
@@ -443,7 +452,7 @@ pub fn mint(
     policies: Value,
 ) -> (String, String) {
     let body = json!({"name": name, "policies": policies});
-    match build(catalog, owner, &body) {
+    match build(catalog, owner, &body, ConditionKeys::Both) {
         Ok((token, value)) => {
             let id = token.id.clone();
             state.tokens.push(token);
