@@ -58,6 +58,10 @@ pub struct Options {
     pub rate_limit: Option<(u32, Duration)>,
     /// Which key of a token's IP `condition` the emulator honours. The default honours both.
     pub condition_keys: ConditionKeys,
+    /// A lower cap on `per_page` for page-paginated lists than the emulator's own (50). Cloudflare
+    /// caps `per_page` per endpoint and says so in `result_info.per_page`; this lets a test prove
+    /// a client follows the returned value rather than the one it asked for.
+    pub max_per_page: Option<usize>,
 }
 
 /// The IP condition key of `POST /user/tokens` is an open question (cloudflare-api.md §4 "The

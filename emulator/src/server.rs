@@ -253,6 +253,7 @@ async fn handle(
         withdrawn: shared.withdrawn.lock().clone(),
         activate_after: shared.options.activate_custom_hostnames_after,
         condition_keys: shared.options.condition_keys,
+        max_per_page: shared.options.max_per_page,
     };
     let reply = {
         let mut state = shared.state.lock();

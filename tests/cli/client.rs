@@ -150,6 +150,48 @@ fn page_pagination_walks_every_page_and_stops() {
 }
 
 #[test]
+fn page_pagination_follows_the_per_page_the_server_returned() {
+    // The server caps per_page at 7, below the 50 asked for: a short page is not the last one.
+    let w = World::with_options(cfsetup_emulator::Options {
+        max_per_page: Some(7),
+        ..cfsetup_emulator::Options::new()
+    });
+    for i in 0..20 {
+        w.emu.mint_token(
+            &format!("t{i}"),
+            w.policies(&[("Zone Read", "com.cloudflare.api.account.zone")]),
+        );
+    }
+    let tokens = rt().block_on(client(&w, global(&w)).list_tokens()).unwrap();
+    assert_eq!(tokens.len(), 20);
+    assert_eq!(count(&w, "GET", "/user/tokens"), 3, "pages of 7, 7 and 6");
+}
+
+#[test]
+fn page_pagination_without_result_info_goes_on_until_an_empty_page() {
+    let page = |ids: &[&str]| {
+        let items: Vec<String> = ids
+            .iter()
+            .map(|id| format!(r#"{{"id":"{id}","name":"n"}}"#))
+            .collect();
+        http(
+            "200 OK",
+            "content-type: application/json\r\n",
+            &format!(
+                r#"{{"success":true,"errors":[],"messages":[],"result":[{}]}}"#,
+                items.join(",")
+            ),
+        )
+    };
+    let url = canned(vec![page(&["a", "b"]), page(&["c"]), page(&[])]);
+    let c = Client::new(&Url::parse(&url).unwrap(), token("t"), fast_retries()).unwrap();
+    let tokens = rt().block_on(c.list_tokens()).unwrap();
+    let ids: Vec<&str> = tokens.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert_eq!(c.stats().requests, 3);
+}
+
+#[test]
 fn cursor_pagination_walks_every_page() {
     let w = World::new();
     let rt = rt();

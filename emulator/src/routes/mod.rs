@@ -43,6 +43,7 @@ pub struct Ctx<'a> {
     pub withdrawn: Vec<String>,
     pub activate_after: Option<u32>,
     pub condition_keys: crate::ConditionKeys,
+    pub max_per_page: Option<usize>,
 }
 
 impl Ctx<'_> {
@@ -53,6 +54,12 @@ impl Ctx<'_> {
             auth::usable(t, self.client_ip, SystemTime::now())?;
         }
         Ok(p)
+    }
+
+    /// The `per_page` cap of a page-paginated list: the endpoint's own, or a lower one from
+    /// `Options::max_per_page`.
+    pub fn per_page_max(&self, max: usize) -> usize {
+        self.max_per_page.map_or(max, |m| m.clamp(1, max))
     }
 
     pub fn no_route(&self) -> ApiError {

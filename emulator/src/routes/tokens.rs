@@ -172,7 +172,7 @@ fn collection(ctx: &Ctx, state: &mut State, owner: &TokenOwner) -> Outcome {
             .filter(|t| &t.owner == owner)
             .map(token_json)
             .collect();
-        return Ok(paginate(items, &ctx.query, 20, 50));
+        return Ok(paginate(items, &ctx.query, 20, ctx.per_page_max(50)));
     }
     let body = parse_body(ctx.body)?;
     let count = state.tokens.iter().filter(|t| &t.owner == owner).count();
