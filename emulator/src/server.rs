@@ -174,7 +174,7 @@ async fn handle(
     let api_path = match full_path.strip_prefix("/client/v4") {
         Some(p) if p.starts_with('/') => p.to_string(),
         _ => {
-            let e = ApiError::no_route(&method, &full_path);
+            let e = ApiError::no_route();
             return Ok(finish(e.reply(), &ray, None));
         }
     };

@@ -298,16 +298,17 @@ fn auth_error_codes() {
     assert_eq!(s, 200);
     assert_eq!(v["result"]["email"], "admin@getai.page");
 
-    // A malformed id fails routing before auth; an unknown route names method and path.
+    // Both fail routing before auth: a malformed id is 400 / 7003, an unknown route 404 / 7000
+    // "No route for that URI" (cloudflare-api.md §1 table).
     let (s, v) = call(t.anon("GET", "/zones/not-a-zone"));
     assert_eq!((s, code(&v)), (400, 7003));
     let (s, v) = call(t.anon("PATCH", "/nothing/here"));
+    assert_eq!((s, code(&v)), (404, 7000));
+    assert_eq!(v["errors"][0]["message"], "No route for that URI");
+    let (s, v) = call(t.anon("GET", &format!("/accounts/{}/workers/nope", t.acct())));
+    assert_eq!((s, code(&v)), (404, 7000));
+    let (s, v) = call(t.anon("GET", "/user/tokens/not-hex"));
     assert_eq!((s, code(&v)), (400, 7003));
-    let msg = v["errors"][0]["message"].as_str().unwrap_or("");
-    assert!(
-        msg.contains("PATCH") && msg.contains("/nothing/here"),
-        "{msg}"
-    );
 
     // Gateway headers.
     let resp = t.global("GET", "/user").send().expect("response");

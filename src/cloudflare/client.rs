@@ -407,13 +407,17 @@ impl Client {
         }
     }
 
-    /// A call whose answer is not an envelope (R2 object bytes, Worker content). 404 is `None`.
+    /// A call whose answer is not an envelope (R2 object bytes, Worker content). A 404 is `None`,
+    /// unless its envelope says the route is unknown ([`Error::is_not_found`]).
     pub(crate) async fn call_raw(&self, req: Req) -> Result<Option<RawResponse>, Error> {
         let method = req.method.to_string();
         let path = req.path.clone();
         let raw = self.execute(&req).await?;
         if raw.status == 404 {
-            return Ok(None);
+            return match parse_envelope(&method, &path, &raw) {
+                Err(e) if !e.is_not_found() => Err(e),
+                _ => Ok(None),
+            };
         }
         if !(200..300).contains(&raw.status) && raw.status != 304 {
             // Decode the error envelope if there is one.

@@ -111,8 +111,18 @@ impl Error {
         self.codes().contains(&code)
     }
 
+    /// A 404 that says the resource is absent. A 404 with code 7000 ("No route for that URI") or
+    /// 7003 ("Could not route to …") says the *path* is wrong, not that the thing is missing
+    /// (cloudflare-api.md §1 table), so it never reads as "absent": a mistyped path in the client
+    /// must fail loudly rather than make a command create what already exists.
     pub fn is_not_found(&self) -> bool {
-        self.status() == Some(404)
+        self.status() == Some(404) && !self.is_unknown_route()
+    }
+
+    /// The API has no route for this method and path (7000), or the path's identifier is
+    /// malformed (7003).
+    pub fn is_unknown_route(&self) -> bool {
+        self.has_code(7000) || self.has_code(7003)
     }
 
     /// 403 with code 10000: a valid credential without the permission for this call.
@@ -176,6 +186,13 @@ impl Error {
             };
         let codes = self.codes();
         let has = |c: i64| codes.contains(&c);
+        if self.is_unknown_route() {
+            return Some(format!(
+                "the API has no route for {method} {path}: check CLOUDFLARE_API_BASE_URL (it \
+                 should end in /client/v4); if it is right, this is a bug in cfsetup, please \
+                 report it"
+            ));
+        }
         if let Some(ip) = self.ip_refused() {
             let (here, allow) = if ip.is_empty() {
                 (
@@ -386,6 +403,18 @@ mod tests {
         };
         assert_eq!(chained.ip_refused().as_deref(), Some("::1"));
         assert!(chained.hint().unwrap().contains("--allow-ip ::1"));
+    }
+
+    #[test]
+    fn an_unknown_route_is_never_absent() {
+        let e = api("GET", "/accounts/a/r2/bucket/x", 404, 7000);
+        assert!(!e.is_not_found() && e.is_unknown_route());
+        assert!(e
+            .hint()
+            .unwrap()
+            .contains("no route for GET /accounts/a/r2/bucket/x"));
+        assert!(!api("GET", "/zones/x", 404, 7003).is_not_found());
+        assert!(api("GET", "/accounts/a/r2/buckets/x", 404, 10006).is_not_found());
     }
 
     #[test]

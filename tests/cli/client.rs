@@ -351,6 +351,58 @@ fn http(status: &str, headers: &str, body: &str) -> String {
 }
 
 #[test]
+fn an_unknown_route_is_an_error_never_absent() {
+    // 404 / 7000 "No route for that URI" (cloudflare-api.md §1): the path is wrong, so neither a
+    // JSON call nor a raw one may read it as "no such bucket" or "no such script".
+    let no_route = || {
+        http(
+            "404 Not Found",
+            "content-type: application/json\r\n",
+            r#"{"success":false,"errors":[{"code":7000,"message":"No route for that URI"}],"messages":[],"result":null}"#,
+        )
+    };
+    let url = canned(vec![no_route(), no_route()]);
+    let c = Client::new(&Url::parse(&url).unwrap(), token("t"), fast_retries()).unwrap();
+    let account = "0".repeat(32);
+    let b = cfsetup::cloudflare::r2::BucketRef {
+        account: &account,
+        name: "sites",
+        jurisdiction: None,
+    };
+    let rt = rt();
+    let e = rt.block_on(c.get_bucket(b)).unwrap_err();
+    assert!(e.is_unknown_route() && !e.is_not_found(), "{e}");
+    assert!(
+        e.to_string().starts_with(&format!(
+            "GET /accounts/{account}/r2/buckets/sites failed with HTTP 404: No route for that URI (code 7000)"
+        )),
+        "{e}"
+    );
+    assert!(e.hint().unwrap().contains("no route for GET"), "{e:?}");
+    let e = rt
+        .block_on(c.script_content(&account, "router"))
+        .unwrap_err();
+    assert!(e.has_code(7000), "{e}");
+
+    // Against the emulator: an unknown route is 404 / 7000 too, and a real absence stays None.
+    let w = World::new();
+    let wrong = format!("{}/v5", w.emu.base_url());
+    let c = Client::new(&Url::parse(&wrong).unwrap(), global(&w), fast_retries()).unwrap();
+    let acct = w.account_id();
+    let b = cfsetup::cloudflare::r2::BucketRef {
+        account: &acct,
+        name: "sites",
+        jurisdiction: None,
+    };
+    let e = rt.block_on(c.get_bucket(b)).unwrap_err();
+    assert_eq!((e.status(), e.codes()), (Some(404), vec![7000]), "{e}");
+    assert!(rt
+        .block_on(client(&w, global(&w)).get_bucket(b))
+        .unwrap()
+        .is_none());
+}
+
+#[test]
 fn decode_errors_name_the_field() {
     let url = canned(vec![http(
         "200 OK",

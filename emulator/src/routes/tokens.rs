@@ -58,7 +58,7 @@ pub fn user_tokens(ctx: &Ctx, state: &mut State, rest: &[&str]) -> Outcome {
         ("GET", ["verify"]) => verify(ctx, state, &owner),
         ("GET", ["permission_groups"]) => permission_groups(ctx, state),
         ("GET", []) | ("POST", []) => collection(ctx, state, &owner),
-        (_, [id]) | (_, [id, "value"]) if !is_hex32(id) => Err(ctx.no_route()),
+        (_, [id]) | (_, [id, "value"]) if !is_hex32(id) => Err(ctx.bad_identifier()),
         ("GET" | "PUT" | "DELETE", [id]) => item(ctx, state, &owner, id),
         ("PUT", [id, "value"]) => roll(ctx, state, &owner, id),
         _ => Err(ctx.no_route()),
@@ -76,7 +76,7 @@ pub fn account_tokens(ctx: &Ctx, state: &mut State, account: &str, rest: &[&str]
             permission_groups(ctx, state)
         }
         ("GET", []) | ("POST", []) => collection(ctx, state, &owner),
-        (_, [id]) | (_, [id, "value"]) if !is_hex32(id) => Err(ctx.no_route()),
+        (_, [id]) | (_, [id, "value"]) if !is_hex32(id) => Err(ctx.bad_identifier()),
         ("GET" | "PUT" | "DELETE", [id]) => item(ctx, state, &owner, id),
         ("PUT", [id, "value"]) => roll(ctx, state, &owner, id),
         _ => Err(ctx.no_route()),

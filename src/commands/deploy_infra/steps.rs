@@ -72,7 +72,11 @@ pub async fn bucket(run: &Run<'_>, found: Result<Option<Bucket>, Error>) -> Row 
             Ok(None) => {}
             // A jurisdiction this account cannot use answers with a client error of its own;
             // that is "not there". A rate limit, outage or lost connection is not an answer.
-            Err(e) if matches!(e.status(), Some(400..=499)) && e.status() != Some(429) => {}
+            // An unknown route (7000/7003) is not an answer either.
+            Err(e)
+                if matches!(e.status(), Some(400..=499))
+                    && e.status() != Some(429)
+                    && !e.is_unknown_route() => {}
             Err(e) => return row(Action::Failed, failure(&e)),
         }
     }

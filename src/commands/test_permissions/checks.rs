@@ -563,6 +563,7 @@ impl Ctx<'_> {
             Err(e)
                 if e.status() == Some(400)
                     && !e.is_invalid_credential()
+                    && !e.is_unknown_route()
                     && !e.codes().is_empty() =>
             {
                 let codes = e.codes();
