@@ -62,6 +62,11 @@ pub struct Options {
     /// caps `per_page` per endpoint and says so in `result_info.per_page`; this lets a test prove
     /// a client follows the returned value rather than the one it asked for.
     pub max_per_page: Option<usize>,
+    /// Refuse the Global API Key on every R2 REST endpoint with 403 / 10000. Whether R2 accepts
+    /// the key is unconfirmed (cloudflare-api.md §7 and open question 8: the API reference lists
+    /// only API-token security for R2), so by default the emulator accepts it and tests switch
+    /// this on to prove a client handles the other answer.
+    pub r2_refuses_global_key: bool,
 }
 
 /// The IP condition key of `POST /user/tokens` is an open question (cloudflare-api.md §4 "The

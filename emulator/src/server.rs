@@ -254,6 +254,7 @@ async fn handle(
         activate_after: shared.options.activate_custom_hostnames_after,
         condition_keys: shared.options.condition_keys,
         max_per_page: shared.options.max_per_page,
+        r2_refuses_global_key: shared.options.r2_refuses_global_key,
     };
     let reply = {
         let mut state = shared.state.lock();

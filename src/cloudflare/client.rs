@@ -384,7 +384,7 @@ impl Client {
         let method = req.method.to_string();
         let path = req.path.clone();
         let raw = self.execute(&req).await?;
-        let envelope = parse_envelope(&method, &path, &raw)?;
+        let envelope = parse_envelope(&method, &path, &raw).map_err(|e| self.qualify(e, &path))?;
         let result = decode::<T>(&method, &path, "result", envelope.result)?;
         let info = match envelope.result_info {
             Some(v) if !v.is_null() => {
@@ -421,9 +421,18 @@ impl Client {
         }
         if !(200..300).contains(&raw.status) && raw.status != 304 {
             // Decode the error envelope if there is one.
-            parse_envelope(&method, &path, &raw)?;
+            parse_envelope(&method, &path, &raw).map_err(|e| self.qualify(e, &path))?;
         }
         Ok(Some(raw))
+    }
+
+    /// Says what an error means for the credentials in use: an R2 refusal of the Global API Key
+    /// becomes [`Error::R2NeedsToken`].
+    fn qualify(&self, e: Error, path: &str) -> Error {
+        match self.auth.as_ref() {
+            Auth::GlobalKey { .. } => e.for_global_key(path),
+            Auth::Token(_) => e,
+        }
     }
 
     /// Every item of a page-paginated list: asks for `page=1,2,…` until the server's own

@@ -55,6 +55,13 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// An R2 call refused (401 or 403) while authenticated with the Global API Key. The API
+    /// reference lists only API-token security for the R2 endpoints, where other endpoints list
+    /// both (cloudflare-api.md §7, open question 8: unconfirmed either way), so such a refusal is
+    /// about the kind of credential, not a missing permission. Status and codes are the inner
+    /// error's.
+    #[error("{inner}")]
+    R2NeedsToken { inner: Box<Error> },
     /// A request could not be built (bad path segment, unreadable file, …).
     #[error("building {method} {path}: {detail}")]
     Request {
@@ -92,7 +99,37 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. } | Error::NotJson { status, .. } => Some(*status),
+            Error::R2NeedsToken { inner } => inner.status(),
             _ => None,
+        }
+    }
+
+    /// Wraps a 401/403 from an R2 path into [`Error::R2NeedsToken`] when the Global API Key was
+    /// used; anything else is returned as is.
+    pub(crate) fn for_global_key(self, path: &str) -> Error {
+        let r2 = path
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .trim_matches('/')
+            .split('/')
+            .nth(2)
+            == Some("r2")
+            && path.starts_with("/accounts/");
+        if r2
+            && matches!(
+                self,
+                Error::Api {
+                    status: 401 | 403,
+                    ..
+                }
+            )
+        {
+            Error::R2NeedsToken {
+                inner: Box::new(self),
+            }
+        } else {
+            self
         }
     }
 
@@ -103,6 +140,7 @@ impl Error {
                 .iter()
                 .flat_map(|e| std::iter::once(e.code).chain(e.error_chain.iter().map(|c| c.code)))
                 .collect(),
+            Error::R2NeedsToken { inner } => inner.codes(),
             _ => Vec::new(),
         }
     }
@@ -125,9 +163,12 @@ impl Error {
         self.has_code(7000) || self.has_code(7003)
     }
 
-    /// 403 with code 10000: a valid credential without the permission for this call.
+    /// 403 with code 10000: a valid credential without the permission for this call. Never
+    /// [`Error::R2NeedsToken`]: the Global API Key holds every permission; R2 wants a token.
     pub fn is_permission_denied(&self) -> bool {
-        self.status() == Some(403) && self.has_code(10000)
+        !matches!(self, Error::R2NeedsToken { .. })
+            && self.status() == Some(403)
+            && self.has_code(10000)
     }
 
     /// A failure of the credential itself rather than of one permission. A token used from
@@ -167,6 +208,12 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         let (method, path) =
             match self {
+                Error::R2NeedsToken { .. } => return Some(
+                    "R2 refused the Global API Key: its endpoints take an API token. Create one \
+                     with `cfsetup create-token` (it holds Workers R2 Storage Write and the other \
+                     permissions the platform needs) and set CLOUDFLARE_API_TOKEN"
+                        .into(),
+                ),
                 Error::Api { method, path, .. } => (method.as_str(), path.as_str()),
                 Error::NotJson {
                     challenge: true, ..
@@ -403,6 +450,24 @@ mod tests {
         };
         assert_eq!(chained.ip_refused().as_deref(), Some("::1"));
         assert!(chained.hint().unwrap().contains("--allow-ip ::1"));
+    }
+
+    #[test]
+    fn r2_refusing_the_global_key_asks_for_a_token() {
+        let e = api("PUT", "/accounts/a/r2/buckets/s/objects/k", 403, 10000)
+            .for_global_key("/accounts/a/r2/buckets/s/objects/k");
+        assert!(matches!(e, Error::R2NeedsToken { .. }));
+        assert!(!e.is_permission_denied());
+        assert_eq!((e.status(), e.codes()), (Some(403), vec![10000]));
+        let hint = e.hint().unwrap();
+        assert!(hint.contains("API token") && hint.contains("cfsetup create-token"));
+        assert!(!hint.contains("lacks"), "{hint}");
+        // Other paths and statuses are left alone.
+        let e = api("GET", "/accounts/a", 403, 10000).for_global_key("/accounts/a");
+        assert!(e.is_permission_denied());
+        let e = api("GET", "/accounts/a/r2/buckets/s", 404, 10006)
+            .for_global_key("/accounts/a/r2/buckets/s");
+        assert!(e.is_not_found());
     }
 
     #[test]

@@ -826,3 +826,27 @@ fn a_content_404_while_the_settings_exist_is_an_error_not_a_create() {
         w.writes()
     );
 }
+
+/// Whether R2 takes the Global API Key is unconfirmed (cloudflare-api.md open question 8): when
+/// it refuses, the error asks for a token, never for a permission the key already has.
+#[test]
+fn r2_refusing_the_global_key_points_to_create_token() {
+    let w = World::with_options(cfsetup_emulator::Options {
+        r2_refuses_global_key: true,
+        ..cfsetup_emulator::Options::new()
+    });
+    let json = w
+        .run(w.with_global_key().args(["deploy-infra", "--json"]))
+        .expect_code(1)
+        .json();
+    assert_eq!(rows(&json)[0], row("bucket", "cfsetup-sites", "failed"));
+    let d = detail(&json, "cfsetup-sites");
+    assert!(d.contains("R2 refused the Global API Key"), "{d}");
+    assert!(d.contains("cfsetup create-token"), "{d}");
+    assert!(!d.contains("lacks"), "{d}");
+    assert!(w.emu.buckets().is_empty());
+
+    // Where R2 takes the key (the emulator's default), the same run works.
+    let w = World::new();
+    w.run(w.with_global_key().arg("deploy-infra")).success();
+}

@@ -45,6 +45,7 @@ pub struct Ctx<'a> {
     pub activate_after: Option<u32>,
     pub condition_keys: crate::ConditionKeys,
     pub max_per_page: Option<usize>,
+    pub r2_refuses_global_key: bool,
 }
 
 impl Ctx<'_> {

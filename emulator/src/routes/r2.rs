@@ -58,6 +58,9 @@ fn authorise_account(
 ) -> Result<(), ApiError> {
     let p = ctx.principal(state)?;
     member_account(account)?;
+    if ctx.r2_refuses_global_key && matches!(p, crate::auth::Principal::GlobalKey) {
+        return Err(ApiError::forbidden());
+    }
     p.require(ctx.catalog, groups, Resource::Account(account))
 }
 

@@ -449,6 +449,10 @@ impl Ctx<'_> {
                     .into(),
             );
         }
+        if let Error::R2NeedsToken { .. } = e {
+            let hint = e.hint().unwrap_or_default();
+            return result(p, Outcome::Error, format!("{}; {hint}", short(e)));
+        }
         if e.status() == Some(403) {
             return self.failed(p, e);
         }
@@ -657,6 +661,9 @@ fn clone_error(e: &Error) -> Error {
             status: *status,
             errors: errors.clone(),
             ray: ray.clone(),
+        },
+        Error::R2NeedsToken { inner } => Error::R2NeedsToken {
+            inner: Box::new(clone_error(inner)),
         },
         other => Error::Request {
             method: "-".into(),
