@@ -405,9 +405,11 @@ pub fn worker_name(value: &str, what: &str) -> Result<String, UsageError> {
 }
 
 /// An R2 jurisdiction for the `cf-r2-jurisdiction` header. Buckets are in `default`, `eu` or
-/// `fedramp` only (cloudflare-api.md §7 "Jurisdiction": R2's `r2/reference/data-location.mdx` and
-/// the SDKs' `cf-r2-jurisdiction` enum); `fedramp-high` exists only in Worker bindings, so it is
-/// refused here, before any request, rather than guessed at.
+/// `fedramp` only (cloudflare-api.md §7 "Jurisdiction", from R2's `r2/reference/data-location.mdx`);
+/// `fedramp-high` is documented only for Worker bindings (§8 "Bindings"), so it is refused here,
+/// before any request, rather than guessed at. Note that the Python SDK 5.9 types the header as
+/// `default|eu|us|fedramp|fedramp-high` (`resources/r2/buckets/buckets.py`), as the TS SDK's
+/// `Bucket.jurisdiction` does (§7): the docs, not the generated enums, decide here.
 pub fn jurisdiction(value: &str) -> Result<Option<String>, UsageError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "" | "default" => Ok(None),
@@ -417,8 +419,7 @@ pub fn jurisdiction(value: &str) -> Result<Option<String>, UsageError> {
         )
         .with_hint(
             "R2 buckets are in the default jurisdiction, eu or fedramp; fedramp-high is known \
-             only to Worker bindings (R2 data-location docs, the API's cf-r2-jurisdiction values): \
-             use fedramp, or leave it out",
+             only to Worker bindings (R2's data-location docs): use fedramp, or leave it out",
         )),
         _ => Err(usage!("--jurisdiction {value:?} is not an R2 jurisdiction")
             .with_hint("use eu or fedramp, or leave it out")),
