@@ -850,3 +850,28 @@ fn r2_refusing_the_global_key_points_to_create_token() {
     let w = World::new();
     w.run(w.with_global_key().arg("deploy-infra")).success();
 }
+
+/// An IP-restricted token used from outside its range (403 / 9109 on every call,
+/// cloudflare-api.md §4): one clear error, naming this machine's address, and no hint about IDs.
+#[test]
+fn an_ip_restricted_token_from_elsewhere_gets_one_clear_error() {
+    let w = World::new();
+    let elsewhere = crate::test_permissions::create_with(
+        &w,
+        None,
+        None,
+        Some(json!({ "request_ip": { "in": ["203.0.113.0/24"] } })),
+    );
+    w.emu.clear_requests();
+    let run = deploy(&w, &elsewhere, &[]).expect_code(1);
+    let err = run.stderr();
+    assert!(
+        err.contains("Cannot use the access token from location: 127.0.0.1 (code 9109)"),
+        "{err}"
+    );
+    assert!(err.contains("this machine's address, 127.0.0.1,"), "{err}");
+    assert!(err.contains("--allow-ip 127.0.0.1"), "{err}");
+    assert!(!err.contains("CLOUDFLARE_ACCOUNT_ID"), "{err}");
+    assert_eq!(err.matches("hint:").count(), 1, "{err}");
+    assert!(w.writes().is_empty(), "{:?}", w.writes());
+}

@@ -478,7 +478,7 @@ fn an_account_token_is_verified_at_the_account_endpoint() {
 }
 
 /// Creates a token through the API with the Global API Key, with extra fields.
-fn create_with(
+pub fn create_with(
     w: &World,
     expires_on: Option<String>,
     not_before: Option<String>,
