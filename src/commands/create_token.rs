@@ -827,6 +827,116 @@ mod tests {
             .collect()
     }
 
+    /// A server that answers each connection with the next canned response, and records the
+    /// request lines it saw.
+    fn canned(responses: Vec<String>) -> (url::Url, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for response in responses {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    return;
+                };
+                let mut buf = [0u8; 8192];
+                let mut req = Vec::new();
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&req);
+                log.lock()
+                    .unwrap()
+                    .push(line.lines().next().unwrap_or("").to_string());
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        let url = url::Url::parse(&format!("http://{addr}/client/v4")).unwrap();
+        (url, seen)
+    }
+
+    fn ok(result: Value) -> String {
+        let body = json!({"success": true, "errors": [], "messages": [], "result": result});
+        let body = body.to_string();
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn new_token(condition: Option<Value>) -> Token {
+        Token {
+            id: "c".repeat(32),
+            name: "platform".into(),
+            status: Some("active".into()),
+            expires_on: None,
+            not_before: None,
+            policies: vec![],
+            condition,
+        }
+    }
+
+    /// A create answer without `condition` is not taken for "unrestricted" nor for
+    /// "restricted": the token is read back with GET, under either key.
+    #[test]
+    fn a_create_answer_without_the_condition_is_checked_with_a_get() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let plan = sample_plan();
+        let id = "c".repeat(32);
+        let kept = json!({"request.ip": {"in": ["203.0.113.0/24", "::1/128"]}});
+        let (url, seen) = canned(vec![ok(
+            json!({"id": id, "name": "platform", "condition": kept}),
+        )]);
+        let client = Client::new(
+            &url,
+            Auth::Token(Secret::new("t")),
+            crate::cloudflare::ClientOptions::default(),
+        )
+        .unwrap();
+        let mut token = new_token(None);
+        rt.block_on(ensure_restricted(&client, &plan, &mut token))
+            .unwrap();
+        assert_eq!(token.condition, Some(kept));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [format!("GET /client/v4/user/tokens/{id} HTTP/1.1")]
+        );
+
+        // The GET shows no restriction either: the token is deleted and the run fails.
+        let (url, seen) = canned(vec![
+            ok(json!({"id": id, "name": "platform"})),
+            ok(json!({"id": id})),
+        ]);
+        let client = Client::new(
+            &url,
+            Auth::Token(Secret::new("t")),
+            crate::cloudflare::ClientOptions::default(),
+        )
+        .unwrap();
+        let mut token = new_token(None);
+        let e = rt
+            .block_on(ensure_restricted(&client, &plan, &mut token))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the API returned it with no condition"), "{e}");
+        assert!(e.contains("It was deleted again"), "{e}");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                format!("GET /client/v4/user/tokens/{id} HTTP/1.1"),
+                format!("DELETE /client/v4/user/tokens/{id} HTTP/1.1")
+            ]
+        );
+    }
+
     #[test]
     fn the_restriction_is_read_back_under_either_key() {
         let asked = vec![cidr("203.0.113.7/24").unwrap(), cidr("::1").unwrap()];
