@@ -404,13 +404,25 @@ pub fn worker_name(value: &str, what: &str) -> Result<String, UsageError> {
     }
 }
 
-/// An R2 jurisdiction for the `cf-r2-jurisdiction` header (cloudflare-api.md §7).
+/// An R2 jurisdiction for the `cf-r2-jurisdiction` header. Buckets are in `default`, `eu` or
+/// `fedramp` only (cloudflare-api.md §7 "Jurisdiction", from R2's `r2/reference/data-location.mdx`);
+/// `fedramp-high` is documented only for Worker bindings (§8 "Bindings"), so it is refused here,
+/// before any request, rather than guessed at. Note that the Python SDK 5.9 types the header as
+/// `default|eu|us|fedramp|fedramp-high` (`resources/r2/buckets/buckets.py`), as the TS SDK's
+/// `Bucket.jurisdiction` does (§7): the docs, not the generated enums, decide here.
 pub fn jurisdiction(value: &str) -> Result<Option<String>, UsageError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "" | "default" => Ok(None),
-        j @ ("eu" | "fedramp" | "fedramp-high") => Ok(Some(j.to_string())),
+        j @ ("eu" | "fedramp") => Ok(Some(j.to_string())),
+        "fedramp-high" => Err(usage!(
+            "--jurisdiction {value:?} is not a jurisdiction an R2 bucket can be in"
+        )
+        .with_hint(
+            "R2 buckets are in the default jurisdiction, eu or fedramp; fedramp-high is known \
+             only to Worker bindings (R2's data-location docs): use fedramp, or leave it out",
+        )),
         _ => Err(usage!("--jurisdiction {value:?} is not an R2 jurisdiction")
-            .with_hint("use eu, fedramp or fedramp-high, or leave it out")),
+            .with_hint("use eu or fedramp, or leave it out")),
     }
 }
 
@@ -544,6 +556,12 @@ mod tests {
         assert!(worker_name("1router", "x").is_err());
         assert_eq!(jurisdiction("EU").unwrap().as_deref(), Some("eu"));
         assert!(jurisdiction("mars").is_err());
+        let e = jurisdiction("FedRAMP-High").unwrap_err();
+        assert!(e
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("only to Worker bindings"));
     }
 
     #[test]

@@ -183,7 +183,7 @@ async fn handle(
     let api_path = match full_path.strip_prefix("/client/v4") {
         Some(p) if p.starts_with('/') => p.to_string(),
         _ => {
-            let e = ApiError::no_route(&method, &full_path);
+            let e = ApiError::no_route();
             return Ok(finish(e.reply(), &ray, None));
         }
     };
@@ -213,6 +213,15 @@ async fn handle(
         }
         Some(FaultKind::ServerError { status }) => {
             let reply = server_error(status, &api_path);
+            log(reply.status);
+            return Ok(finish(reply, &ray, None));
+        }
+        Some(FaultKind::ApiError {
+            status,
+            code,
+            message,
+        }) => {
+            let reply = ApiError::new(status, code, message).reply();
             log(reply.status);
             return Ok(finish(reply, &ray, None));
         }
@@ -253,6 +262,9 @@ async fn handle(
         catalog: &shared.catalog,
         withdrawn: shared.withdrawn.lock().clone(),
         activate_after: shared.options.activate_custom_hostnames_after,
+        condition_keys: shared.options.condition_keys,
+        max_per_page: shared.options.max_per_page,
+        r2_refuses_global_key: shared.options.r2_refuses_global_key,
     };
     let reply = {
         let mut state = shared.state.lock();

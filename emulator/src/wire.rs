@@ -100,14 +100,20 @@ impl ApiError {
         ApiError::new(403, 9109, "Unauthorized to access requested resource")
     }
 
-    /// 400 / 7003 for an unknown route or a malformed identifier (cloudflare-api.md §1).
-    pub fn no_route(method: &str, path: &str) -> ApiError {
+    /// 404 / 7000 "No route for that URI": no endpoint has this method and path
+    /// (cloudflare-api.md §1 table; HTTP 404 in the fake built from the docs, 400 in one capture).
+    /// The message is Cloudflare's, word for word; the request log names the method and path.
+    pub fn no_route() -> ApiError {
+        ApiError::new(404, 7000, "No route for that URI")
+    }
+
+    /// 400 / 7003 for a route whose object identifier is malformed (cloudflare-api.md §1 table:
+    /// "Could not route to …, perhaps your object identifier is invalid?").
+    pub fn bad_identifier(path: &str) -> ApiError {
         ApiError::new(
             400,
             7003,
-            format!(
-                "Could not route to {method} {path}, perhaps your object identifier is invalid?"
-            ),
+            format!("Could not route to {path}, perhaps your object identifier is invalid?"),
         )
     }
 

@@ -254,6 +254,9 @@ pub(crate) struct RawResponse {
 /// `result_info` of either paging style.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ResultInfo {
+    /// The page size the server used, which may be less than the one asked for.
+    pub per_page: Option<u64>,
+    pub total_pages: Option<u64>,
     pub total_count: Option<u64>,
     pub cursor: Option<String>,
     pub is_truncated: Option<bool>,
@@ -381,7 +384,7 @@ impl Client {
         let method = req.method.to_string();
         let path = req.path.clone();
         let raw = self.execute(&req).await?;
-        let envelope = parse_envelope(&method, &path, &raw)?;
+        let envelope = parse_envelope(&method, &path, &raw).map_err(|e| self.qualify(e, &path))?;
         let result = decode::<T>(&method, &path, "result", envelope.result)?;
         let info = match envelope.result_info {
             Some(v) if !v.is_null() => {
@@ -404,24 +407,43 @@ impl Client {
         }
     }
 
-    /// A call whose answer is not an envelope (R2 object bytes, Worker content). 404 is `None`.
+    /// A call whose answer is not an envelope (R2 object bytes, Worker content). A 404 is `None`,
+    /// unless its envelope says the route is unknown ([`Error::is_not_found`]).
     pub(crate) async fn call_raw(&self, req: Req) -> Result<Option<RawResponse>, Error> {
         let method = req.method.to_string();
         let path = req.path.clone();
         let raw = self.execute(&req).await?;
         if raw.status == 404 {
-            return Ok(None);
+            return match parse_envelope(&method, &path, &raw) {
+                Err(e) if !e.is_not_found() => Err(e),
+                _ => Ok(None),
+            };
         }
         if !(200..300).contains(&raw.status) && raw.status != 304 {
             // Decode the error envelope if there is one.
-            parse_envelope(&method, &path, &raw)?;
+            parse_envelope(&method, &path, &raw).map_err(|e| self.qualify(e, &path))?;
         }
         Ok(Some(raw))
     }
 
-    /// Every item of a page-paginated list: asks for `page=1,2,…` until the items run out
-    /// (`page * per_page >= total_count`, as wrangler `hasMorePages`, or an empty or short page, as
-    /// the SDKs do).
+    /// Says what an error means for the credentials in use: an R2 refusal of the Global API Key
+    /// becomes [`Error::R2NeedsToken`].
+    fn qualify(&self, e: Error, path: &str) -> Error {
+        match self.auth.as_ref() {
+            Auth::GlobalKey { .. } => e.for_global_key(path),
+            Auth::Token(_) => e,
+        }
+    }
+
+    /// Every item of a page-paginated list: asks for `page=1,2,…` until the server's own
+    /// `result_info` says the items ran out, or a page comes back empty.
+    ///
+    /// The server may cap `per_page` below what was asked, and says so in `result_info.per_page`,
+    /// so a page shorter than the *requested* size proves nothing. In order (cloudflare-api.md §1
+    /// "`result_info`, page-based"): `total_pages` when present (`page < total_pages`), else
+    /// `total_count` against the items seen so far (wrangler `hasMorePages`, `page*per_page <
+    /// total_count`, with the returned `per_page`), else an empty page ends the list, as the SDKs'
+    /// auto-pagination does (peers.md §5).
     pub(crate) async fn paged<T: DeserializeOwned>(
         &self,
         make: impl Fn() -> Req,
@@ -433,10 +455,16 @@ impl Client {
             let (items, info): (Vec<T>, _) = self.call_with_info(req).await?;
             let n = items.len() as u64;
             all.extend(items);
-            let more = match info.as_ref().and_then(|i| i.total_count) {
-                Some(total) => page * per_page < total && n > 0,
-                None => n >= per_page,
-            };
+            let info = info.unwrap_or_default();
+            let more = n > 0
+                && match (info.total_pages, info.total_count) {
+                    (Some(pages), _) => page < pages,
+                    (None, Some(total)) => {
+                        let served = info.per_page.unwrap_or(n).max(1);
+                        page.saturating_mul(served) < total && (all.len() as u64) < total
+                    }
+                    (None, None) => true,
+                };
             if !more || page >= 10_000 {
                 break;
             }

@@ -55,6 +55,13 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// An R2 call refused (401 or 403) while authenticated with the Global API Key. The API
+    /// reference lists only API-token security for the R2 endpoints, where other endpoints list
+    /// both (cloudflare-api.md §7, open question 8: unconfirmed either way), so such a refusal is
+    /// about the kind of credential, not a missing permission. Status and codes are the inner
+    /// error's.
+    #[error("{inner}")]
+    R2NeedsToken { inner: Box<Error> },
     /// A request could not be built (bad path segment, unreadable file, …).
     #[error("building {method} {path}: {detail}")]
     Request {
@@ -92,7 +99,37 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. } | Error::NotJson { status, .. } => Some(*status),
+            Error::R2NeedsToken { inner } => inner.status(),
             _ => None,
+        }
+    }
+
+    /// Wraps a 401/403 from an R2 path into [`Error::R2NeedsToken`] when the Global API Key was
+    /// used; anything else is returned as is.
+    pub(crate) fn for_global_key(self, path: &str) -> Error {
+        let r2 = path
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .trim_matches('/')
+            .split('/')
+            .nth(2)
+            == Some("r2")
+            && path.starts_with("/accounts/");
+        if r2
+            && matches!(
+                self,
+                Error::Api {
+                    status: 401 | 403,
+                    ..
+                }
+            )
+        {
+            Error::R2NeedsToken {
+                inner: Box::new(self),
+            }
+        } else {
+            self
         }
     }
 
@@ -103,6 +140,7 @@ impl Error {
                 .iter()
                 .flat_map(|e| std::iter::once(e.code).chain(e.error_chain.iter().map(|c| c.code)))
                 .collect(),
+            Error::R2NeedsToken { inner } => inner.codes(),
             _ => Vec::new(),
         }
     }
@@ -111,26 +149,71 @@ impl Error {
         self.codes().contains(&code)
     }
 
+    /// A 404 that says the resource is absent. A 404 with code 7000 ("No route for that URI") or
+    /// 7003 ("Could not route to …") says the *path* is wrong, not that the thing is missing
+    /// (cloudflare-api.md §1 table), so it never reads as "absent": a mistyped path in the client
+    /// must fail loudly rather than make a command create what already exists.
     pub fn is_not_found(&self) -> bool {
-        self.status() == Some(404)
+        self.status() == Some(404) && !self.is_unknown_route()
     }
 
-    /// 403 with code 10000: a valid credential without the permission for this call.
+    /// The API has no route for this method and path (7000), or the path's identifier is
+    /// malformed (7003).
+    pub fn is_unknown_route(&self) -> bool {
+        self.has_code(7000) || self.has_code(7003)
+    }
+
+    /// 403 with code 10000: a valid credential without the permission for this call. Never
+    /// [`Error::R2NeedsToken`]: the Global API Key holds every permission; R2 wants a token.
     pub fn is_permission_denied(&self) -> bool {
-        self.status() == Some(403) && self.has_code(10000)
+        !matches!(self, Error::R2NeedsToken { .. })
+            && self.status() == Some(403)
+            && self.has_code(10000)
     }
 
-    /// A failure of the credential itself rather than of one permission.
+    /// A failure of the credential itself rather than of one permission. A token used from
+    /// outside its allowed addresses counts: no call can succeed from here.
     pub fn is_invalid_credential(&self) -> bool {
         [1000, 6003, 9103, 9106, 6111]
             .iter()
             .any(|c| self.has_code(*c))
+            || self.ip_refused().is_some()
+    }
+
+    /// An IP-restricted token used from outside its range: code 9109 with the message "Cannot use
+    /// the access token from location: <ip>", on every call, verify included (HTTP 403;
+    /// cloudflare-api.md §4 "IP-restricted tokens", from ddns-go #1273 and
+    /// terraform-provider-cloudflare #897). The same code without that message means the
+    /// credential cannot reach an account or zone, so the message decides. Returns the address
+    /// the API saw (empty if the message names none), looking in `errors` and `error_chain`.
+    pub fn ip_refused(&self) -> Option<String> {
+        const PREFIX: &str = "cannot use the access token from location";
+        let Error::Api { errors, .. } = self else {
+            return None;
+        };
+        errors
+            .iter()
+            .flat_map(|e| std::iter::once(e).chain(e.error_chain.iter()))
+            .filter(|e| e.code == 9109)
+            .find_map(|e| {
+                let lower = e.message.to_ascii_lowercase();
+                let at = lower.find(PREFIX)?;
+                let rest = &e.message[at + PREFIX.len()..];
+                let rest = rest.trim_start();
+                Some(rest.strip_prefix(':').unwrap_or(rest).trim().to_string())
+            })
     }
 
     /// What the user should do, computed from the error. `None` when there is nothing to add.
     pub fn hint(&self) -> Option<String> {
         let (method, path) =
             match self {
+                Error::R2NeedsToken { .. } => return Some(
+                    "R2 refused the Global API Key: its endpoints take an API token. Create one \
+                     with `cfsetup create-token` (it holds Workers R2 Storage Write and the other \
+                     permissions the platform needs) and set CLOUDFLARE_API_TOKEN"
+                        .into(),
+                ),
                 Error::Api { method, path, .. } => (method.as_str(), path.as_str()),
                 Error::NotJson {
                     challenge: true, ..
@@ -150,6 +233,30 @@ impl Error {
             };
         let codes = self.codes();
         let has = |c: i64| codes.contains(&c);
+        if self.is_unknown_route() {
+            return Some(format!(
+                "the API has no route for {method} {path}: check CLOUDFLARE_API_BASE_URL (it \
+                 should end in /client/v4); if it is right, this is a bug in cfsetup, please \
+                 report it"
+            ));
+        }
+        if let Some(ip) = self.ip_refused() {
+            let (here, allow) = if ip.is_empty() {
+                (
+                    "this machine's address".to_string(),
+                    "<this address>".to_string(),
+                )
+            } else {
+                (format!("this machine's address, {ip},"), ip.clone())
+            };
+            return Some(format!(
+                "the token works only from its allowed IP addresses, and {here} is not one of \
+                 them (nothing is wrong with its permissions): create a token that allows it with \
+                 `cfsetup create-token --replace --allow-ip {allow}` and put it in \
+                 CLOUDFLARE_API_TOKEN, or add the address to the token's Client IP Address \
+                 Filtering in the dashboard (My Profile > API Tokens)"
+            ));
+        }
         if has(10000) && self.status() == Some(403) {
             return Some(match required_permission(method, path) {
                 Some((perm, resource)) => format!(
@@ -307,6 +414,72 @@ mod tests {
             let h = api("GET", "/user", status, code).hint().unwrap();
             assert!(h.contains(needle), "{code}: {h}");
         }
+    }
+
+    #[test]
+    fn a_token_used_outside_its_ip_range_is_not_a_missing_permission() {
+        let mut e = api("GET", "/user/tokens/verify", 403, 9109);
+        if let Error::Api { errors, .. } = &mut e {
+            errors[0].message = "Cannot use the access token from location: 198.51.100.7".into();
+        }
+        assert_eq!(e.ip_refused().as_deref(), Some("198.51.100.7"));
+        assert!(e.is_invalid_credential() && !e.is_permission_denied());
+        let hint = e.hint().unwrap();
+        assert!(hint.contains("198.51.100.7") && hint.contains("--allow-ip 198.51.100.7"));
+        assert!(hint.contains("dashboard"), "{hint}");
+        assert!(!hint.contains("CLOUDFLARE_ACCOUNT_ID"), "{hint}");
+        // The same code for an account the token cannot reach keeps its own hint.
+        let other = api("GET", "/accounts/a", 403, 9109);
+        assert_eq!(other.ip_refused(), None);
+        assert!(other.hint().unwrap().contains("CLOUDFLARE_ACCOUNT_ID"));
+        // Seen only in error_chain (what the emulator used to send) still counts.
+        let chained = Error::Api {
+            method: "GET".into(),
+            path: "/user".into(),
+            status: 403,
+            errors: vec![ApiMessage {
+                code: 1000,
+                message: "Invalid API Token".into(),
+                error_chain: vec![ApiMessage {
+                    code: 9109,
+                    message: "Cannot use the access token from location: ::1".into(),
+                    error_chain: vec![],
+                }],
+            }],
+            ray: None,
+        };
+        assert_eq!(chained.ip_refused().as_deref(), Some("::1"));
+        assert!(chained.hint().unwrap().contains("--allow-ip ::1"));
+    }
+
+    #[test]
+    fn r2_refusing_the_global_key_asks_for_a_token() {
+        let e = api("PUT", "/accounts/a/r2/buckets/s/objects/k", 403, 10000)
+            .for_global_key("/accounts/a/r2/buckets/s/objects/k");
+        assert!(matches!(e, Error::R2NeedsToken { .. }));
+        assert!(!e.is_permission_denied());
+        assert_eq!((e.status(), e.codes()), (Some(403), vec![10000]));
+        let hint = e.hint().unwrap();
+        assert!(hint.contains("API token") && hint.contains("cfsetup create-token"));
+        assert!(!hint.contains("lacks"), "{hint}");
+        // Other paths and statuses are left alone.
+        let e = api("GET", "/accounts/a", 403, 10000).for_global_key("/accounts/a");
+        assert!(e.is_permission_denied());
+        let e = api("GET", "/accounts/a/r2/buckets/s", 404, 10006)
+            .for_global_key("/accounts/a/r2/buckets/s");
+        assert!(e.is_not_found());
+    }
+
+    #[test]
+    fn an_unknown_route_is_never_absent() {
+        let e = api("GET", "/accounts/a/r2/bucket/x", 404, 7000);
+        assert!(!e.is_not_found() && e.is_unknown_route());
+        assert!(e
+            .hint()
+            .unwrap()
+            .contains("no route for GET /accounts/a/r2/bucket/x"));
+        assert!(!api("GET", "/zones/x", 404, 7003).is_not_found());
+        assert!(api("GET", "/accounts/a/r2/buckets/x", 404, 10006).is_not_found());
     }
 
     #[test]

@@ -36,9 +36,9 @@ pub struct PolicyGroup {
 }
 
 /// `POST /user/tokens` body (TS SDK `TokenCreateParams`; docs `create-via-api.mdx`).
-/// Timestamps are UTC RFC 3339. `condition` is sent in the documented form
-/// `{"request.ip": {"in": [...]}}`; the SDKs call the key `request_ip` (unconfirmed which the server
-/// prefers, cloudflare-api.md open question 1), so readers accept both.
+/// Timestamps are UTC RFC 3339. `condition` is `{"request_ip": {"in": [...]}}`, the SDKs' key;
+/// the prose docs show `request.ip` (which the server honours is cloudflare-api.md open question
+/// 1; see `commands::create_token::IP_CONDITION_KEY`), so readers accept both.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewToken {
     pub name: String,

@@ -84,14 +84,33 @@ impl Client {
         .await
     }
 
-    /// `GET …/scripts/{name}/content/v2`: the main module's bytes, or `None` if there is no such
-    /// script (TS SDK `content.ts`). Needs Workers Scripts Read.
+    /// `GET …/scripts/{name}/content/v2`: the main module's bytes, or `None` when the API says
+    /// there is no such script (a 404 that is not an unknown route). Needs Workers Scripts Read.
+    ///
+    /// For a module Worker the answer is `multipart/form-data`, one part per module, and the
+    /// header `CF-WORKER-MAIN-MODULE-PART` names the entry part (cloudflare-api.md §8 "Reading a
+    /// script back": wrangler `fetchWorkerDefinitionFromDash`, workers-sdk PR #1645, cloudflare-go
+    /// v0 `GetWorker`; TS SDK `content.ts` for the headers). Any other content type is the one
+    /// module itself.
     pub async fn script_content(&self, account: &str, name: &str) -> Result<Option<Bytes>, Error> {
-        let req = Req::get(format!(
+        let path = format!(
             "/accounts/{account}/workers/scripts/{}/content/v2",
             seg(name)
-        ));
-        Ok(self.call_raw(req).await?.map(|r| r.body))
+        );
+        let Some(raw) = self.call_raw(Req::get(path.clone())).await? else {
+            return Ok(None);
+        };
+        let header = |n: &str| raw.headers.get(n).and_then(|v| v.to_str().ok());
+        let content_type = header("content-type").unwrap_or("");
+        let main = header("cf-worker-main-module-part").or(header("cf-worker-body-part"));
+        main_module(content_type, main, raw.body.clone())
+            .map(Some)
+            .map_err(|detail| Error::Decode {
+                method: "GET".into(),
+                path,
+                at: "body".into(),
+                detail,
+            })
     }
 
     /// `GET …/scripts/{name}/settings`: bindings and compatibility date, or `None` if missing.
@@ -185,4 +204,116 @@ fn route_body(pattern: &str, script: Option<&str>) -> Value {
         body["script"] = Value::from(s);
     }
     body
+}
+
+/// The entry module of a `content/v2` answer. A multipart body is split by its boundary (the
+/// `multer` crate), and the part named by `main` (the `CF-WORKER-MAIN-MODULE-PART` header, matched
+/// against the part's name or file name) is the entry; without the header, a single part is. A
+/// non-multipart body is the module itself.
+pub(crate) fn main_module(
+    content_type: &str,
+    main: Option<&str>,
+    body: Bytes,
+) -> Result<Bytes, String> {
+    use futures::FutureExt;
+    let is_multipart = content_type
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("multipart/form-data"));
+    if !is_multipart {
+        return Ok(body);
+    }
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|e| format!("a multipart answer without a usable boundary: {e}"))?;
+    let stream = futures::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    let malformed = |e: multer::Error| format!("a malformed multipart answer: {e}");
+    // The body is in memory, so every future completes at once.
+    let pending = || "a multipart answer that ended early".to_string();
+    let mut parts: Vec<(Option<String>, Option<String>, Bytes)> = Vec::new();
+    while let Some(field) = form
+        .next_field()
+        .now_or_never()
+        .ok_or_else(pending)?
+        .map_err(malformed)?
+    {
+        let name = field.name().map(str::to_string);
+        let file = field.file_name().map(str::to_string);
+        let bytes = field
+            .bytes()
+            .now_or_never()
+            .ok_or_else(pending)?
+            .map_err(malformed)?;
+        parts.push((name, file, bytes));
+    }
+    let named = |p: &&(Option<String>, Option<String>, Bytes), m: &str| {
+        p.0.as_deref() == Some(m) || p.1.as_deref() == Some(m)
+    };
+    let found = match main {
+        Some(m) => parts.iter().find(|p| named(p, m)),
+        None if parts.len() == 1 => parts.first(),
+        None => None,
+    };
+    match found {
+        Some(p) => Ok(p.2.clone()),
+        None => Err(format!(
+            "no entry module among the {} part(s) of the answer (CF-WORKER-MAIN-MODULE-PART: {})",
+            parts.len(),
+            main.unwrap_or("absent")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(boundary: &str, parts: &[(&str, &str)]) -> Bytes {
+        let mut b = String::new();
+        for (name, body) in parts {
+            b.push_str(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+                 filename=\"{name}\"\r\nContent-Type: application/javascript+module\r\n\r\n\
+                 {body}\r\n"
+            ));
+        }
+        b.push_str(&format!("--{boundary}--\r\n"));
+        Bytes::from(b)
+    }
+
+    #[test]
+    fn the_entry_part_is_found_by_the_header() {
+        let body = form(
+            "xyz",
+            &[("util.js", "export const a = 1;"), ("index.js", "main")],
+        );
+        let ct = "multipart/form-data; boundary=xyz";
+        assert_eq!(
+            main_module(ct, Some("index.js"), body.clone()).unwrap(),
+            "main"
+        );
+        assert_eq!(
+            main_module(ct, Some("util.js"), body.clone()).unwrap(),
+            "export const a = 1;"
+        );
+        assert!(main_module(ct, Some("other.js"), body.clone()).is_err());
+        // Two parts and no header: which one is the entry is unknown.
+        assert!(main_module(ct, None, body).is_err());
+        let one = form("b", &[("router.js", "x")]);
+        assert_eq!(
+            main_module("multipart/form-data; boundary=b", None, one).unwrap(),
+            "x"
+        );
+    }
+
+    #[test]
+    fn a_plain_body_is_the_module_and_a_bad_form_is_an_error() {
+        let b = Bytes::from_static(b"export default {}");
+        assert_eq!(
+            main_module("application/javascript+module", Some("a.js"), b.clone()).unwrap(),
+            b
+        );
+        assert!(main_module("multipart/form-data", Some("a.js"), b.clone()).is_err());
+        assert!(main_module("multipart/form-data; boundary=q", Some("a.js"), b).is_err());
+    }
 }

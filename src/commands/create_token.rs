@@ -10,7 +10,8 @@
 //! - §4: one policy per scope, each on a resource of that scope: account groups on
 //!   `com.cloudflare.api.account.<ID>`, zone groups on `com.cloudflare.api.account.zone.<ID>`
 //!   (Workers Routes Write is zone-scoped and grants nothing on an account). Timestamps are UTC
-//!   RFC 3339. The IP condition is sent in the documented form `{"request.ip": {"in": [...]}}`.
+//!   RFC 3339. The IP condition is sent as `{"request_ip": {"in": [...]}}`, and read back: see
+//!   [`IP_CONDITION_KEY`] for why, and for the open question.
 //!   The result's `value` is the secret, returned only by this call.
 //! - §4: with a token, creating tokens needs the user permission API Tokens Write (the "Create
 //!   Additional Tokens" template); with the Global API Key it is always allowed. The key only ever
@@ -291,6 +292,48 @@ pub fn resolve_groups(
     }
 }
 
+/// The key of the IP condition that `--allow-ip` sends.
+///
+/// Open question (cloudflare-api.md §4 "The condition key is disputed", open question 1): the
+/// prose docs (`create-via-api.mdx`) and the cf-go v0 fixture show `"request.ip"`; the SDKs
+/// generated from the current OpenAPI schema (cloudflare-go `shared/shared.go`
+/// `json:"request_ip"`, Python `token_create_params.py`, TS `tokens.ts`) send `request_ip`
+/// (peers.md §5 recorded the Python and TS SDKs sending it), and terraform v5's acceptance test
+/// creates a token with it and reads `condition.request_ip.in[0]` back. cfsetup sends the SDKs'
+/// key, since the schema is what the server is generated against. Whichever the server honours,
+/// a server that ignored the key would create the token **unrestricted**, so the condition is
+/// read back from the answer (or a GET) and a token without the restriction under either key is
+/// deleted again ([`restriction_applied`]).
+pub const IP_CONDITION_KEY: &str = "request_ip";
+
+/// The IP ranges of a token's `condition` as the API returned it, under either key
+/// (`request_ip` or `request.ip`); `None` when there is no IP restriction.
+pub fn returned_ranges(condition: Option<&Value>) -> Option<Vec<String>> {
+    let c = condition?;
+    let rule = c.get("request_ip").or_else(|| c.get("request.ip"))?;
+    let list: Vec<String> = rule
+        .get("in")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    (!list.is_empty()).then_some(list)
+}
+
+/// Whether the returned condition holds exactly the ranges that were asked for (compared as
+/// networks, so `127.0.0.1` and `127.0.0.1/32` are the same).
+pub fn restriction_applied(asked: &[IpNet], condition: Option<&Value>) -> bool {
+    let Some(got) = returned_ranges(condition) else {
+        return false;
+    };
+    let got: Option<Vec<IpNet>> = got.iter().map(|s| cidr(s).ok()).collect();
+    let Some(got) = got else {
+        return false;
+    };
+    asked.iter().all(|a| got.contains(a)) && got.iter().all(|g| asked.contains(g))
+}
+
 /// The `POST /user/tokens` body: one policy per scope, each on the plan's account or zone.
 pub fn request_body(plan: &Plan, groups: &[ResolvedGroup]) -> NewToken {
     let policy = |scope: Scope, id: &str| {
@@ -312,7 +355,7 @@ pub fn request_body(plan: &Plan, groups: &[ResolvedGroup]) -> NewToken {
     };
     let condition = (!plan.allow_ip.is_empty()).then(|| {
         let list: Vec<String> = plan.allow_ip.iter().map(ToString::to_string).collect();
-        json!({ "request.ip": { "in": list } })
+        json!({ IP_CONDITION_KEY: { "in": list } })
     });
     NewToken {
         name: plan.name.clone(),
@@ -387,13 +430,30 @@ pub async fn run(
             return Err(anyhow::Error::new(e).context(format!("creating the token {:?}", plan.name)))
         }
     };
-    let token = created.token;
+    let mut token = created.token;
     let value = created.value;
     ui.note(format!("created token {:?} ({})", token.name, token.id));
+    if !plan.allow_ip.is_empty() {
+        ensure_restricted(&client, &plan, &mut token).await?;
+    }
 
     // From here on the value must reach the user whatever else happens.
     let new_client = client.with_auth(Auth::Token(value.clone()));
-    let verified = verify_new(&new_client, &plan.account_id, ui).await;
+    let mut verified = verify_new(&new_client, &plan.account_id, ui).await;
+    // A token restricted to other addresses cannot be used from this machine, verify included
+    // (403 / 9109, cloudflare-api.md §4): that is what --allow-ip asked for, not a failure.
+    let mut unverifiable = None;
+    if let Err(e) = &verified {
+        if let Some(ip) = ip_refusal(e) {
+            unverifiable = Some(format!(
+                "not from here: this machine's address {ip} is outside --allow-ip; verify it and \
+                 run `cfsetup test-permissions` from an allowed address"
+            ));
+        }
+    }
+    if unverifiable.is_some() {
+        verified = Err(anyhow::anyhow!("not verifiable from this address"));
+    }
     let delivery = deliver(&plan, &value, ui);
 
     let mut test = None;
@@ -434,9 +494,14 @@ pub async fn run(
         id: token.id,
         method: plan.method,
         expires_on: token.expires_on.or(plan.expires_on),
-        allow_ip: plan.allow_ip.iter().map(ToString::to_string).collect(),
+        allow_ip: returned_ranges(token.condition.as_ref()).unwrap_or_default(),
+        condition: token.condition.clone(),
         verified: verified.as_ref().ok().cloned(),
-        verify_error: verified.as_ref().err().map(|e| format!("{e:#}")),
+        verify_error: match unverifiable {
+            Some(_) => None,
+            None => verified.as_ref().err().map(|e| format!("{e:#}")),
+        },
+        unverifiable,
         value: match &delivery {
             Delivery::Shown | Delivery::Failed(_) => Some(value),
             Delivery::Written(_) => None,
@@ -452,6 +517,60 @@ pub async fn run(
         replaced,
         test,
     }))
+}
+
+/// `--allow-ip`: the restriction must be on the token the API made, read from the create's
+/// answer or, when that has no `condition`, from `GET /user/tokens/{id}`. Otherwise the new token
+/// works from anywhere, so it is deleted again and the run fails (exit 1) saying why; it is never
+/// reported as restricted.
+async fn ensure_restricted(client: &Client, plan: &Plan, token: &mut Token) -> anyhow::Result<()> {
+    if token.condition.is_none() {
+        match client.get_token(&token.id).await {
+            Ok(t) => token.condition = t.condition,
+            Err(e) => {
+                let deleted = client.delete_token(&token.id).await;
+                return Err(unrestricted(plan, token, deleted, Some(e)));
+            }
+        }
+    }
+    if restriction_applied(&plan.allow_ip, token.condition.as_ref()) {
+        return Ok(());
+    }
+    let deleted = client.delete_token(&token.id).await;
+    Err(unrestricted(plan, token, deleted, None))
+}
+
+fn unrestricted(
+    plan: &Plan,
+    token: &Token,
+    deleted: Result<(), Error>,
+    read_error: Option<Error>,
+) -> anyhow::Error {
+    let asked: Vec<String> = plan.allow_ip.iter().map(ToString::to_string).collect();
+    let got = match (&read_error, &token.condition) {
+        (Some(e), _) => format!("its condition could not be read back ({e})"),
+        (None, None) => "the API returned it with no condition".to_string(),
+        (None, Some(c)) => format!("the API returned the condition {c}"),
+    };
+    let what = format!(
+        "the token {:?} ({}) was created, but not with the IP restriction asked for (--allow-ip \
+         {}, sent as condition.{IP_CONDITION_KEY}): {got}",
+        plan.name,
+        token.id,
+        asked.join(" --allow-ip ")
+    );
+    match deleted {
+        Ok(()) => anyhow::anyhow!(
+            "{what}. It was deleted again, so no unrestricted token is left behind. The API may \
+             not accept this condition key (an open question); create the token without \
+             --allow-ip and add Client IP Address Filtering in the dashboard (My Profile > API \
+             Tokens)"
+        ),
+        Err(e) => anyhow::anyhow!(
+            "{what}. Deleting it failed too ({e}): the token works from anywhere; delete it now in \
+             the dashboard (My Profile > API Tokens) or with the Cloudflare API"
+        ),
+    }
 }
 
 /// `POST /user/tokens` got no answer: look before saying whether a token exists.
@@ -495,10 +614,17 @@ async fn verify_new(client: &Client, account_id: &str, ui: &Ui) -> anyhow::Resul
     Err(last.unwrap_or_else(|| anyhow::anyhow!("the new token could not be verified")))
 }
 
+/// The address named by a 9109 "Cannot use the access token from location" anywhere in the chain.
+fn ip_refusal(e: &anyhow::Error) -> Option<String> {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<Error>())
+        .find_map(Error::ip_refused)
+}
+
 fn still_propagating(e: &anyhow::Error) -> bool {
     e.chain()
         .filter_map(|c| c.downcast_ref::<Error>())
-        .any(|c| c.has_code(1000))
+        .any(|c| c.has_code(1000) && c.ip_refused().is_none())
 }
 
 enum Delivery {
@@ -595,10 +721,17 @@ struct Created {
     id: String,
     method: Method,
     expires_on: Option<String>,
+    /// The IP ranges of the condition the API returned (not the ones asked for).
     allow_ip: Vec<String>,
+    /// The `condition` exactly as the API returned it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    condition: Option<Value>,
     verified: Option<Credential>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verify_error: Option<String>,
+    /// Why the token could not be verified from this machine (its IP restriction excludes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unverifiable: Option<String>,
     /// The secret, shown once; absent when it was written to the env file.
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -631,6 +764,9 @@ impl Report for Created {
             "verified",
             match (&self.verified, &self.verify_error) {
                 (Some(c), _) => c.status.clone().unwrap_or_else(|| "yes".into()),
+                (None, None) if self.unverifiable.is_some() => {
+                    self.unverifiable.clone().unwrap_or_default()
+                }
                 (None, Some(e)) => format!("no: {e}"),
                 (None, None) => "no".into(),
             },
@@ -650,6 +786,12 @@ impl Report for Created {
         if let Some(run) = &self.test {
             out.blank();
             run.render(out);
+        } else if self.unverifiable.is_some() {
+            out.blank();
+            out.line(
+                "The 8 checks were not run: the token works only from its allowed addresses; run \
+                 `cfsetup test-permissions` with it from one of them.",
+            );
         } else if self.verified.is_some() {
             out.blank();
             out.line("The 8 checks were not run (--no-test); run `cfsetup test-permissions` with the token.");
@@ -683,6 +825,135 @@ mod tests {
                 scopes: vec![p.scope.api_scope().into()],
             })
             .collect()
+    }
+
+    /// A server that answers each connection with the next canned response, and records the
+    /// request lines it saw.
+    fn canned(responses: Vec<String>) -> (url::Url, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for response in responses {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    return;
+                };
+                let mut buf = [0u8; 8192];
+                let mut req = Vec::new();
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&req);
+                log.lock()
+                    .unwrap()
+                    .push(line.lines().next().unwrap_or("").to_string());
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        let url = url::Url::parse(&format!("http://{addr}/client/v4")).unwrap();
+        (url, seen)
+    }
+
+    fn ok(result: Value) -> String {
+        let body = json!({"success": true, "errors": [], "messages": [], "result": result});
+        let body = body.to_string();
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn new_token(condition: Option<Value>) -> Token {
+        Token {
+            id: "c".repeat(32),
+            name: "platform".into(),
+            status: Some("active".into()),
+            expires_on: None,
+            not_before: None,
+            policies: vec![],
+            condition,
+        }
+    }
+
+    /// A create answer without `condition` is not taken for "unrestricted" nor for
+    /// "restricted": the token is read back with GET, under either key.
+    #[test]
+    fn a_create_answer_without_the_condition_is_checked_with_a_get() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let plan = sample_plan();
+        let id = "c".repeat(32);
+        let kept = json!({"request.ip": {"in": ["203.0.113.0/24", "::1/128"]}});
+        let (url, seen) = canned(vec![ok(
+            json!({"id": id, "name": "platform", "condition": kept}),
+        )]);
+        let client = Client::new(
+            &url,
+            Auth::Token(Secret::new("t")),
+            crate::cloudflare::ClientOptions::default(),
+        )
+        .unwrap();
+        let mut token = new_token(None);
+        rt.block_on(ensure_restricted(&client, &plan, &mut token))
+            .unwrap();
+        assert_eq!(token.condition, Some(kept));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [format!("GET /client/v4/user/tokens/{id} HTTP/1.1")]
+        );
+
+        // The GET shows no restriction either: the token is deleted and the run fails.
+        let (url, seen) = canned(vec![
+            ok(json!({"id": id, "name": "platform"})),
+            ok(json!({"id": id})),
+        ]);
+        let client = Client::new(
+            &url,
+            Auth::Token(Secret::new("t")),
+            crate::cloudflare::ClientOptions::default(),
+        )
+        .unwrap();
+        let mut token = new_token(None);
+        let e = rt
+            .block_on(ensure_restricted(&client, &plan, &mut token))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the API returned it with no condition"), "{e}");
+        assert!(e.contains("It was deleted again"), "{e}");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                format!("GET /client/v4/user/tokens/{id} HTTP/1.1"),
+                format!("DELETE /client/v4/user/tokens/{id} HTTP/1.1")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_restriction_is_read_back_under_either_key() {
+        let asked = vec![cidr("203.0.113.7/24").unwrap(), cidr("::1").unwrap()];
+        for key in ["request_ip", "request.ip"] {
+            let c = json!({ key: { "in": ["::1/128", "203.0.113.0/24"] } });
+            assert!(restriction_applied(&asked, Some(&c)), "{key}");
+            assert_eq!(
+                returned_ranges(Some(&c)).unwrap(),
+                ["::1/128", "203.0.113.0/24"]
+            );
+        }
+        assert!(!restriction_applied(&asked, None));
+        assert!(!restriction_applied(&asked, Some(&json!({}))));
+        let fewer = json!({ "request_ip": { "in": ["203.0.113.0/24"] } });
+        assert!(!restriction_applied(&asked, Some(&fewer)));
+        let other = json!({ "request_ip": { "not_in": ["203.0.113.0/24", "::1/128"] } });
+        assert!(!restriction_applied(&asked, Some(&other)));
     }
 
     #[test]
@@ -789,7 +1060,7 @@ mod tests {
                     },
                 ],
                 "expires_on": "2027-01-01T00:00:00Z",
-                "condition": {"request.ip": {"in": ["203.0.113.0/24", "::1/128"]}},
+                "condition": {"request_ip": {"in": ["203.0.113.0/24", "::1/128"]}},
             })
         );
     }

@@ -150,6 +150,48 @@ fn page_pagination_walks_every_page_and_stops() {
 }
 
 #[test]
+fn page_pagination_follows_the_per_page_the_server_returned() {
+    // The server caps per_page at 7, below the 50 asked for: a short page is not the last one.
+    let w = World::with_options(cfsetup_emulator::Options {
+        max_per_page: Some(7),
+        ..cfsetup_emulator::Options::new()
+    });
+    for i in 0..20 {
+        w.emu.mint_token(
+            &format!("t{i}"),
+            w.policies(&[("Zone Read", "com.cloudflare.api.account.zone")]),
+        );
+    }
+    let tokens = rt().block_on(client(&w, global(&w)).list_tokens()).unwrap();
+    assert_eq!(tokens.len(), 20);
+    assert_eq!(count(&w, "GET", "/user/tokens"), 3, "pages of 7, 7 and 6");
+}
+
+#[test]
+fn page_pagination_without_result_info_goes_on_until_an_empty_page() {
+    let page = |ids: &[&str]| {
+        let items: Vec<String> = ids
+            .iter()
+            .map(|id| format!(r#"{{"id":"{id}","name":"n"}}"#))
+            .collect();
+        http(
+            "200 OK",
+            "content-type: application/json\r\n",
+            &format!(
+                r#"{{"success":true,"errors":[],"messages":[],"result":[{}]}}"#,
+                items.join(",")
+            ),
+        )
+    };
+    let url = canned(vec![page(&["a", "b"]), page(&["c"]), page(&[])]);
+    let c = Client::new(&Url::parse(&url).unwrap(), token("t"), fast_retries()).unwrap();
+    let tokens = rt().block_on(c.list_tokens()).unwrap();
+    let ids: Vec<&str> = tokens.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert_eq!(c.stats().requests, 3);
+}
+
+#[test]
 fn cursor_pagination_walks_every_page() {
     let w = World::new();
     let rt = rt();
@@ -306,6 +348,58 @@ fn http(status: &str, headers: &str, body: &str) -> String {
         "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n{headers}\r\n{body}",
         body.len()
     )
+}
+
+#[test]
+fn an_unknown_route_is_an_error_never_absent() {
+    // 404 / 7000 "No route for that URI" (cloudflare-api.md §1): the path is wrong, so neither a
+    // JSON call nor a raw one may read it as "no such bucket" or "no such script".
+    let no_route = || {
+        http(
+            "404 Not Found",
+            "content-type: application/json\r\n",
+            r#"{"success":false,"errors":[{"code":7000,"message":"No route for that URI"}],"messages":[],"result":null}"#,
+        )
+    };
+    let url = canned(vec![no_route(), no_route()]);
+    let c = Client::new(&Url::parse(&url).unwrap(), token("t"), fast_retries()).unwrap();
+    let account = "0".repeat(32);
+    let b = cfsetup::cloudflare::r2::BucketRef {
+        account: &account,
+        name: "sites",
+        jurisdiction: None,
+    };
+    let rt = rt();
+    let e = rt.block_on(c.get_bucket(b)).unwrap_err();
+    assert!(e.is_unknown_route() && !e.is_not_found(), "{e}");
+    assert!(
+        e.to_string().starts_with(&format!(
+            "GET /accounts/{account}/r2/buckets/sites failed with HTTP 404: No route for that URI (code 7000)"
+        )),
+        "{e}"
+    );
+    assert!(e.hint().unwrap().contains("no route for GET"), "{e:?}");
+    let e = rt
+        .block_on(c.script_content(&account, "router"))
+        .unwrap_err();
+    assert!(e.has_code(7000), "{e}");
+
+    // Against the emulator: an unknown route is 404 / 7000 too, and a real absence stays None.
+    let w = World::new();
+    let wrong = format!("{}/v5", w.emu.base_url());
+    let c = Client::new(&Url::parse(&wrong).unwrap(), global(&w), fast_retries()).unwrap();
+    let acct = w.account_id();
+    let b = cfsetup::cloudflare::r2::BucketRef {
+        account: &acct,
+        name: "sites",
+        jurisdiction: None,
+    };
+    let e = rt.block_on(c.get_bucket(b)).unwrap_err();
+    assert_eq!((e.status(), e.codes()), (Some(404), vec![7000]), "{e}");
+    assert!(rt
+        .block_on(client(&w, global(&w)).get_bucket(b))
+        .unwrap()
+        .is_none());
 }
 
 #[test]

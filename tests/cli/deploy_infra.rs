@@ -657,10 +657,15 @@ fn a_platform_domain_under_the_zone_gets_its_own_route() {
 fn bad_input_exits_2_before_any_request() {
     let w = World::new();
     let token = w.full_token();
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["--location-hint", "mars"],
             "--location-hint \"mars\" is not an R2 location hint",
+        ),
+        (
+            &["--jurisdiction", "fedramp-high"],
+            "is not a jurisdiction an R2 bucket can be in\n  hint: R2 buckets are in the default \
+             jurisdiction, eu or fedramp; fedramp-high is known only to Worker bindings",
         ),
         (
             &["--jurisdiction", "mars"],
@@ -707,4 +712,166 @@ fn bad_input_exits_2_before_any_request() {
     let run = w.run(&mut cmd).expect_code(2);
     assert!(run.stderr().contains("no account ID"), "{}", run.stderr());
     assert!(w.emu.requests().is_empty(), "{:?}", w.emu.requests());
+}
+
+/// Uploads `name` as a two-module Worker straight over HTTP: `main` is the entry, `helper` a
+/// second module (the emulator answers content/v2 with both, as multipart).
+fn upload_two_modules(w: &World, token: &str, name: &str, main: &[u8], helper: &[u8]) {
+    use reqwest::multipart::{Form, Part};
+    let metadata = json!({
+        "main_module": platform::WORKER_MODULE,
+        "compatibility_date": platform::COMPATIBILITY_DATE,
+        "bindings": [
+            {"type": "r2_bucket", "name": "SITES", "bucket_name": "cfsetup-sites"},
+            {"type": "plain_text", "name": "PLATFORM_DOMAIN", "text": w.zone_name()},
+        ],
+    });
+    let module = |file: &str, body: &[u8]| {
+        Part::bytes(body.to_vec())
+            .file_name(file.to_string())
+            .mime_str("application/javascript+module")
+            .unwrap()
+    };
+    let form = Form::new()
+        .part(
+            "metadata",
+            Part::text(metadata.to_string())
+                .mime_str("application/json")
+                .unwrap(),
+        )
+        .part("files", module(platform::WORKER_MODULE, main))
+        .part("files", module("helper.js", helper));
+    let url = format!(
+        "{}/accounts/{}/workers/scripts/{name}",
+        w.emu.base_url(),
+        w.account_id()
+    );
+    let status = rt().block_on(async {
+        reqwest::Client::new()
+            .put(url)
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn the_unchanged_check_compares_the_entry_module_of_the_multipart_answer() {
+    let w = World::new();
+    let token = w.full_token();
+    deploy(&w, &token, &[]).success();
+
+    // The router as the entry and a helper beside it: the entry is the same, so unchanged.
+    upload_two_modules(
+        &w,
+        &token,
+        "cfsetup-router",
+        platform::WORKER_SOURCE.as_bytes(),
+        b"export const x = 1;",
+    );
+    w.emu.clear_requests();
+    let json = deploy(&w, &token, &["--json"]).success().json();
+    assert_eq!(rows(&json)[1], row("worker", "cfsetup-router", "unchanged"));
+    assert_eq!(w.writes().len(), 0, "{:?}", w.writes());
+
+    // Another entry, with the router's source only inside the helper: that is a change.
+    upload_two_modules(
+        &w,
+        &token,
+        "cfsetup-router",
+        b"export default { fetch() { return new Response('old') } }",
+        platform::WORKER_SOURCE.as_bytes(),
+    );
+    let json = deploy(&w, &token, &["--json"]).success().json();
+    assert_eq!(rows(&json)[1], row("worker", "cfsetup-router", "updated"));
+    assert!(
+        detail(&json, "cfsetup-router").starts_with("router.js differs"),
+        "{json}"
+    );
+    let s = &w.emu.scripts()[0];
+    assert_eq!(s.modules[0].2, platform::WORKER_SOURCE.as_bytes());
+}
+
+#[test]
+fn a_content_404_while_the_settings_exist_is_an_error_not_a_create() {
+    let w = World::new();
+    let token = w.full_token();
+    deploy(&w, &token, &[]).success();
+    w.emu.inject(Fault {
+        method: Some("GET".into()),
+        path_contains: Some("/content/v2".into()),
+        kind: FaultKind::ApiError {
+            status: 404,
+            code: 10007,
+            message: "This Worker does not exist on your account.".into(),
+        },
+        times: 1,
+    });
+    w.emu.clear_requests();
+    let json = deploy(&w, &token, &["--json"]).expect_code(1).json();
+    assert_eq!(rows(&json)[1], row("worker", "cfsetup-router", "failed"));
+    assert!(
+        detail(&json, "cfsetup-router").contains("answered 404, yet the script's settings exist"),
+        "{json}"
+    );
+    assert!(
+        !w.writes()
+            .iter()
+            .any(|r| r.path.contains("/workers/scripts")),
+        "{:?}",
+        w.writes()
+    );
+}
+
+/// Whether R2 takes the Global API Key is unconfirmed (cloudflare-api.md open question 8): when
+/// it refuses, the error asks for a token, never for a permission the key already has.
+#[test]
+fn r2_refusing_the_global_key_points_to_create_token() {
+    let w = World::with_options(cfsetup_emulator::Options {
+        r2_refuses_global_key: true,
+        ..cfsetup_emulator::Options::new()
+    });
+    let json = w
+        .run(w.with_global_key().args(["deploy-infra", "--json"]))
+        .expect_code(1)
+        .json();
+    assert_eq!(rows(&json)[0], row("bucket", "cfsetup-sites", "failed"));
+    let d = detail(&json, "cfsetup-sites");
+    assert!(d.contains("R2 refused the Global API Key"), "{d}");
+    assert!(d.contains("cfsetup create-token"), "{d}");
+    assert!(!d.contains("lacks"), "{d}");
+    assert!(w.emu.buckets().is_empty());
+
+    // Where R2 takes the key (the emulator's default), the same run works.
+    let w = World::new();
+    w.run(w.with_global_key().arg("deploy-infra")).success();
+}
+
+/// An IP-restricted token used from outside its range (403 / 9109 on every call,
+/// cloudflare-api.md §4): one clear error, naming this machine's address, and no hint about IDs.
+#[test]
+fn an_ip_restricted_token_from_elsewhere_gets_one_clear_error() {
+    let w = World::new();
+    let elsewhere = crate::test_permissions::create_with(
+        &w,
+        None,
+        None,
+        Some(json!({ "request_ip": { "in": ["203.0.113.0/24"] } })),
+    );
+    w.emu.clear_requests();
+    let run = deploy(&w, &elsewhere, &[]).expect_code(1);
+    let err = run.stderr();
+    assert!(
+        err.contains("Cannot use the access token from location: 127.0.0.1 (code 9109)"),
+        "{err}"
+    );
+    assert!(err.contains("this machine's address, 127.0.0.1,"), "{err}");
+    assert!(err.contains("--allow-ip 127.0.0.1"), "{err}");
+    assert!(!err.contains("CLOUDFLARE_ACCOUNT_ID"), "{err}");
+    assert_eq!(err.matches("hint:").count(), 1, "{err}");
+    assert!(w.writes().is_empty(), "{:?}", w.writes());
 }

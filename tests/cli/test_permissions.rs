@@ -478,7 +478,7 @@ fn an_account_token_is_verified_at_the_account_endpoint() {
 }
 
 /// Creates a token through the API with the Global API Key, with extra fields.
-fn create_with(
+pub fn create_with(
     w: &World,
     expires_on: Option<String>,
     not_before: Option<String>,
@@ -563,12 +563,22 @@ fn an_ip_restricted_token_works_only_from_its_ranges() {
     let run = w
         .run(w.with_token(&elsewhere).arg("test-permissions"))
         .expect_code(1);
+    let err = run.stderr();
+    assert!(err.contains("verifying the API token"), "{err}");
+    // One clear error: the address is named, the fix is --allow-ip or the dashboard, and
+    // nothing sends the user after account or zone IDs or permissions.
     assert!(
-        run.stderr().contains("the permission checks could not run"),
-        "{}",
-        run.stderr()
+        err.contains("Cannot use the access token from location: 127.0.0.1 (code 9109)"),
+        "{err}"
     );
-    assert!(run.stderr().contains("1000"), "{}", run.stderr());
+    assert!(
+        err.contains("the token works only from its allowed IP addresses, and this machine's address, 127.0.0.1, is not one of them"),
+        "{err}"
+    );
+    assert!(err.contains("--allow-ip 127.0.0.1"), "{err}");
+    assert!(err.contains("dashboard"), "{err}");
+    assert!(!err.contains("CLOUDFLARE_ACCOUNT_ID"), "{err}");
+    assert_eq!(err.matches("hint:").count(), 1, "{err}");
     nothing_left_behind(&w);
 
     let here = create_with(
@@ -655,5 +665,33 @@ fn a_check_that_errors_still_cleans_up_and_exits_1() {
         .requests()
         .iter()
         .any(|r| r.method == "GET" && r.path == format!("/zones/{zone}/workers/routes")));
+    nothing_left_behind(&w);
+}
+
+#[test]
+fn an_ip_refusal_met_by_a_check_is_not_a_missing_permission() {
+    let w = World::new();
+    let token = w.full_token();
+    // Verify passes; then the scripts call is refused for the address (as when the machine's
+    // address changes mid-run).
+    w.emu.inject(Fault {
+        method: Some("GET".into()),
+        path_contains: Some("/workers/scripts".into()),
+        kind: FaultKind::ApiError {
+            status: 403,
+            code: 9109,
+            message: "Cannot use the access token from location: 198.51.100.7".into(),
+        },
+        // The check and the sweep of leftovers both list scripts, in either order.
+        times: 10,
+    });
+    let run = w
+        .run(w.with_token(&token).args(["--json", "test-permissions"]))
+        .expect_code(1);
+    let err = run.stderr();
+    assert!(err.contains("the permission checks could not run"), "{err}");
+    assert!(err.contains("--allow-ip 198.51.100.7"), "{err}");
+    assert!(!err.contains("add Workers Scripts Read"), "{err}");
+    assert!(!run.stdout().contains("\"failed\""), "{}", run.stdout());
     nothing_left_behind(&w);
 }

@@ -68,7 +68,7 @@ pub fn list_accounts(ctx: &Ctx, state: &mut State) -> Outcome {
     } else {
         vec![]
     };
-    Ok(paginate(items, &ctx.query, 20, 50))
+    Ok(paginate(items, &ctx.query, 20, ctx.per_page_max(50)))
 }
 
 /// `GET /accounts/{id}`: Account Settings Read on it; a non-member account is 403 / 9109.
@@ -113,7 +113,7 @@ pub fn list_zones(ctx: &Ctx, state: &mut State) -> Outcome {
         && matches("account.name", seed::ACCOUNT_NAME)
         && matches("status", "active");
     let items = if visible { vec![zone_json()] } else { vec![] };
-    Ok(paginate(items, &ctx.query, 20, 50))
+    Ok(paginate(items, &ctx.query, 20, ctx.per_page_max(50)))
 }
 
 /// `GET /zones/{id}`: Zone Read or Zone Write on that zone.

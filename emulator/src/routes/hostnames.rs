@@ -298,7 +298,7 @@ fn list(ctx: &Ctx, state: &mut State, zone: &str) -> Outcome {
     if filtered {
         state.dirty = true;
     }
-    Ok(paginate(items, q, 20, 50))
+    Ok(paginate(items, q, 20, ctx.per_page_max(50)))
 }
 
 /// Wire form (cloudflare-api.md §10 "Result fields").

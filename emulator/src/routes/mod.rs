@@ -1,7 +1,8 @@
 //! Routing of `/client/v4` requests to the handlers, and the order of checks every endpoint
 //! follows, as the real gateway does (cloudflare-api.md §1, §11):
 //!
-//! 1. path shape, including identifier format (400 / 7003, before authentication);
+//! 1. path shape: an unknown route is 404 / 7000, a malformed identifier 400 / 7003, both before
+//!    authentication;
 //! 2. credentials ([`crate::auth::authenticate`]) and token usability;
 //! 3. membership of the account or zone in the path (403 / 9109);
 //! 4. permission groups (403 / 10000), before the body is looked at;
@@ -42,6 +43,9 @@ pub struct Ctx<'a> {
     /// Group IDs that `GET /user/tokens/permission_groups` no longer lists.
     pub withdrawn: Vec<String>,
     pub activate_after: Option<u32>,
+    pub condition_keys: crate::ConditionKeys,
+    pub max_per_page: Option<usize>,
+    pub r2_refuses_global_key: bool,
 }
 
 impl Ctx<'_> {
@@ -54,8 +58,18 @@ impl Ctx<'_> {
         Ok(p)
     }
 
+    /// The `per_page` cap of a page-paginated list: the endpoint's own, or a lower one from
+    /// `Options::max_per_page`.
+    pub fn per_page_max(&self, max: usize) -> usize {
+        self.max_per_page.map_or(max, |m| m.clamp(1, max))
+    }
+
     pub fn no_route(&self) -> ApiError {
-        ApiError::no_route(self.method, self.path)
+        ApiError::no_route()
+    }
+
+    pub fn bad_identifier(&self) -> ApiError {
+        ApiError::bad_identifier(self.path)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -77,7 +91,7 @@ fn route(ctx: &Ctx, state: &mut State) -> Outcome {
         ["accounts"] if ctx.method == "GET" => accounts::list_accounts(ctx, state),
         ["accounts", account, rest @ ..] => {
             if !is_hex32(account) {
-                return Err(ctx.no_route());
+                return Err(ctx.bad_identifier());
             }
             match rest {
                 [] if ctx.method == "GET" => accounts::get_account(ctx, state, account),
@@ -90,7 +104,7 @@ fn route(ctx: &Ctx, state: &mut State) -> Outcome {
         ["zones"] if ctx.method == "GET" => accounts::list_zones(ctx, state),
         ["zones", zone, rest @ ..] => {
             if !is_hex32(zone) {
-                return Err(ctx.no_route());
+                return Err(ctx.bad_identifier());
             }
             match rest {
                 [] if ctx.method == "GET" => accounts::get_zone(ctx, state, zone),

@@ -59,39 +59,21 @@ fn authorise_account(
 ) -> Result<(), ApiError> {
     let p = ctx.principal(state)?;
     member_account(account)?;
+    if ctx.r2_refuses_global_key && matches!(p, crate::auth::Principal::GlobalKey) {
+        return Err(ApiError::forbidden());
+    }
     p.require(ctx.catalog, groups, Resource::Account(account))
 }
 
-/// Object calls: the account-level R2 groups, or the bucket-item groups on that bucket
-/// (cloudflare-api.md §7 "S3 credentials": Bucket Item Read/Write on
-/// `com.cloudflare.edge.r2.bucket.<acct>_<jurisdiction>_<bucket>`).
-fn authorise_object(
-    ctx: &Ctx,
-    state: &State,
-    account: &str,
-    jurisdiction: &str,
-    bucket: &str,
-    write: bool,
-) -> Result<(), ApiError> {
-    let p = ctx.principal(state)?;
-    member_account(account)?;
-    let (account_groups, item_groups): (&[&str], &[&str]) = if write {
-        (WRITE, &[seed::R2_ITEM_WRITE])
-    } else {
-        (READ, &[seed::R2_ITEM_READ, seed::R2_ITEM_WRITE])
-    };
-    let bucket_res = Resource::Bucket {
-        account,
-        jurisdiction,
-        name: bucket,
-    };
-    if p.may(ctx.catalog, account_groups, Resource::Account(account))
-        || p.may(ctx.catalog, item_groups, bucket_res)
-    {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
-    }
+/// REST object calls (PUT, GET, DELETE, list) need the **account-level** R2 groups (Workers R2
+/// Storage Write, or Read for reads) on the account. A token holding only the bucket-scoped
+/// "Workers R2 Storage Bucket Item Write/Read" (the dashboard's "Object Read & Write") is refused
+/// with 403 / 10000, as workers-sdk #9235 reports live: REST object PUT with a bucket-scoped
+/// token got 403 and needed "Admin Read & Write" (cloudflare-api.md §7 "Object REST endpoints").
+/// Bucket-scoped groups are for the S3 API (cloudflare-api.md §7 "S3 credentials"), not for
+/// these endpoints.
+fn authorise_object(ctx: &Ctx, state: &State, account: &str, write: bool) -> Result<(), ApiError> {
+    authorise_account(ctx, state, account, if write { WRITE } else { READ })
 }
 
 fn no_bucket() -> ApiError {
@@ -245,7 +227,7 @@ fn object(
     raw: &str,
 ) -> Outcome {
     let write = ctx.method != "GET";
-    authorise_object(ctx, state, account, j, bucket, write)?;
+    authorise_object(ctx, state, account, write)?;
     let key = decode_key(raw)?;
     let b = state.bucket_mut(j, bucket).ok_or_else(no_bucket)?;
     match ctx.method {
@@ -337,7 +319,7 @@ fn decode_cursor(c: &str) -> Option<String> {
 /// `per_page` default and max 1000, common prefixes in `result_info.delimited`, an opaque
 /// cursor while `is_truncated`.
 fn list_objects(ctx: &Ctx, state: &State, account: &str, j: &str, bucket: &str) -> Outcome {
-    authorise_object(ctx, state, account, j, bucket, false)?;
+    authorise_object(ctx, state, account, false)?;
     let b = state.bucket(j, bucket).ok_or_else(no_bucket)?;
     let q = &ctx.query;
     let prefix = q.get("prefix").unwrap_or("");

@@ -13,6 +13,7 @@ use crate::wire::{
     is_hex32, now_rfc3339, paginate, parse_json, parse_rfc3339, random_hex, sha256_hex, ApiError,
     Outcome, Reply,
 };
+use crate::ConditionKeys;
 use serde_json::{json, Map, Value};
 use std::time::SystemTime;
 
@@ -57,7 +58,7 @@ pub fn user_tokens(ctx: &Ctx, state: &mut State, rest: &[&str]) -> Outcome {
         ("GET", ["verify"]) => verify(ctx, state, &owner),
         ("GET", ["permission_groups"]) => permission_groups(ctx, state),
         ("GET", []) | ("POST", []) => collection(ctx, state, &owner),
-        (_, [id]) | (_, [id, "value"]) if !is_hex32(id) => Err(ctx.no_route()),
+        (_, [id]) | (_, [id, "value"]) if !is_hex32(id) => Err(ctx.bad_identifier()),
         ("GET" | "PUT" | "DELETE", [id]) => item(ctx, state, &owner, id),
         ("PUT", [id, "value"]) => roll(ctx, state, &owner, id),
         _ => Err(ctx.no_route()),
@@ -75,7 +76,7 @@ pub fn account_tokens(ctx: &Ctx, state: &mut State, account: &str, rest: &[&str]
             permission_groups(ctx, state)
         }
         ("GET", []) | ("POST", []) => collection(ctx, state, &owner),
-        (_, [id]) | (_, [id, "value"]) if !is_hex32(id) => Err(ctx.no_route()),
+        (_, [id]) | (_, [id, "value"]) if !is_hex32(id) => Err(ctx.bad_identifier()),
         ("GET" | "PUT" | "DELETE", [id]) => item(ctx, state, &owner, id),
         ("PUT", [id, "value"]) => roll(ctx, state, &owner, id),
         _ => Err(ctx.no_route()),
@@ -95,6 +96,8 @@ fn verify(ctx: &Ctx, state: &State, owner: &TokenOwner) -> Outcome {
             "Invalid API Token: Bearer token required",
         ));
     };
+    // Outside its IP range even verify is refused (cloudflare-api.md §4 "IP-restricted tokens").
+    crate::auth::ip_usable(&token, ctx.client_ip)?;
     if &token.owner != owner {
         return Err(ApiError::new(401, 1000, "Invalid API Token"));
     }
@@ -169,7 +172,7 @@ fn collection(ctx: &Ctx, state: &mut State, owner: &TokenOwner) -> Outcome {
             .filter(|t| &t.owner == owner)
             .map(token_json)
             .collect();
-        return Ok(paginate(items, &ctx.query, 20, 50));
+        return Ok(paginate(items, &ctx.query, 20, ctx.per_page_max(50)));
     }
     let body = parse_body(ctx.body)?;
     let count = state.tokens.iter().filter(|t| &t.owner == owner).count();
@@ -184,7 +187,7 @@ fn collection(ctx: &Ctx, state: &mut State, owner: &TokenOwner) -> Outcome {
             format!("You have reached the maximum number of API tokens ({max})"),
         ));
     }
-    let (token, value) = build(ctx.catalog, owner.clone(), &body)?;
+    let (token, value) = build(ctx.catalog, owner.clone(), &body, ctx.condition_keys)?;
     let mut result = token_json(&token);
     result["value"] = json!(value);
     state.tokens.push(token);
@@ -202,7 +205,7 @@ fn item(ctx: &Ctx, state: &mut State, owner: &TokenOwner, id: &str) -> Outcome {
         }
         _ => {
             let body = parse_body(ctx.body)?;
-            let (mut fresh, _) = build(ctx.catalog, owner.clone(), &body)?;
+            let (mut fresh, _) = build(ctx.catalog, owner.clone(), &body, ctx.condition_keys)?;
             if let Some(status) = body.get("status") {
                 match status.as_str() {
                     Some(s @ ("active" | "disabled" | "expired")) => fresh.status = s.into(),
@@ -276,6 +279,7 @@ pub fn build(
     catalog: &[PermissionGroup],
     owner: TokenOwner,
     body: &Value,
+    keys: ConditionKeys,
 ) -> Result<(Token, String), ApiError> {
     let name = body
         .get("name")
@@ -308,7 +312,7 @@ pub fn build(
     let expires_on = time("expires_on")?;
     let condition = match body.get("condition") {
         None | Some(Value::Null) => None,
-        Some(c) => Some(check_condition(c)?),
+        Some(c) => check_condition(c, keys)?,
     };
     let value = new_value(&owner);
     let now = now_rfc3339();
@@ -376,12 +380,19 @@ fn build_policy(catalog: &[PermissionGroup], p: &Value) -> Result<Value, ApiErro
 }
 
 /// `condition` accepts `request.ip` (documented) and `request_ip` (SDKs) with `in`/`not_in`
-/// CIDR lists; it is stored as sent (cloudflare-api.md §4, open question 1).
-fn check_condition(c: &Value) -> Result<Value, ApiError> {
-    let obj = c
+/// CIDR lists, and is stored as sent (cloudflare-api.md §4, open question 1). A key that `keys`
+/// does not honour is dropped without a word, as a server that does not know it would; a
+/// condition left empty is no condition (see [`ConditionKeys`]).
+fn check_condition(c: &Value, keys: ConditionKeys) -> Result<Option<Value>, ApiError> {
+    let mut obj = c
         .as_object()
-        .ok_or_else(|| invalid("condition must be an object"))?;
-    for (key, rule) in obj {
+        .ok_or_else(|| invalid("condition must be an object"))?
+        .clone();
+    obj.retain(|k, _| !keys.ignores(k));
+    if obj.is_empty() {
+        return Ok(None);
+    }
+    for (key, rule) in &obj {
         if key != "request.ip" && key != "request_ip" {
             return Err(invalid(format!("unknown condition '{key}'")));
         }
@@ -403,7 +414,7 @@ fn check_condition(c: &Value) -> Result<Value, ApiError> {
             }
         }
     }
-    Ok(c.clone())
+    Ok(Some(Value::Object(obj)))
 }
 
 /// Wire form of a token; never includes `value` (cloudflare-api.md §4).
@@ -441,7 +452,7 @@ pub fn mint(
     policies: Value,
 ) -> (String, String) {
     let body = json!({"name": name, "policies": policies});
-    match build(catalog, owner, &body) {
+    match build(catalog, owner, &body, ConditionKeys::Both) {
         Ok((token, value)) => {
             let id = token.id.clone();
             state.tokens.push(token);

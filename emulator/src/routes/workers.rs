@@ -58,19 +58,7 @@ pub fn scripts(ctx: &Ctx, state: &mut State, account: &str, rest: &[&str]) -> Ou
         }
         ("GET", [name]) | ("GET", [name, "content", "v2"]) => {
             let s = state.scripts.get(*name).ok_or_else(no_script)?;
-            let main = s
-                .modules
-                .iter()
-                .find(|m| m.name == s.main_module)
-                .ok_or_else(no_script)?;
-            Ok(Reply::raw(
-                200,
-                vec![
-                    ("content-type".into(), main.content_type.clone()),
-                    ("cf-worker-main-module-part".into(), s.main_module.clone()),
-                ],
-                Bytes::from(main.body.clone()),
-            ))
+            Ok(content_reply(s))
         }
         ("GET", [name, "settings"]) => {
             let s = state.scripts.get(*name).ok_or_else(no_script)?;
@@ -78,6 +66,42 @@ pub fn scripts(ctx: &Ctx, state: &mut State, account: &str, rest: &[&str]) -> Ou
         }
         _ => Err(ctx.no_route()),
     }
+}
+
+/// The script's content as the real API answers a module Worker: `multipart/form-data`, one part
+/// per module (form name = file name = the module's name, with its content type), and the header
+/// `CF-WORKER-MAIN-MODULE-PART` naming the entry part. Sources (cloudflare-api.md §8 "Reading a
+/// script back"): wrangler `fetchWorkerDefinitionFromDash` branches on a multipart content type;
+/// workers-sdk PR #1645 ("multipart/form-data is the response for modules"); cloudflare-go v0
+/// `GetWorker` parses multipart; TS SDK `workers/scripts/content.ts` names the headers.
+fn content_reply(s: &Script) -> Reply {
+    let boundary = format!("----cfemu{}", random_hex(24));
+    let mut body = Vec::new();
+    for m in &s.modules {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        body.extend_from_slice(
+            format!(
+                "Content-Disposition: form-data; name=\"{0}\"; filename=\"{0}\"\r\n",
+                m.name
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(format!("Content-Type: {}\r\n\r\n", m.content_type).as_bytes());
+        body.extend_from_slice(&m.body);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    Reply::raw(
+        200,
+        vec![
+            (
+                "content-type".into(),
+                format!("multipart/form-data; boundary={boundary}"),
+            ),
+            ("cf-worker-main-module-part".into(), s.main_module.clone()),
+        ],
+        Bytes::from(body),
+    )
 }
 
 /// Letters, digits, `_`, `-`; starts with a letter, ends with a letter or digit; ≤ 63

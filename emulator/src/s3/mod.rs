@@ -338,6 +338,12 @@ pub async fn handle(
             };
             return answer(S3Error::new(status, code, message), body_len);
         }
+        // A REST-shaped fault aimed at S3 answers with the same status, in S3's XML.
+        Some(FaultKind::ApiError {
+            status, message, ..
+        }) => {
+            return answer(S3Error::new(status, "InjectedError", &message), body_len);
+        }
         Some(FaultKind::Latency(d)) => tokio::time::sleep(d).await,
         None => {}
     }

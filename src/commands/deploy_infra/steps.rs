@@ -11,9 +11,9 @@ use crate::cloudflare::workers::{Route, ScriptSettings};
 use crate::cloudflare::Error;
 use bytes::Bytes;
 
-/// Every R2 jurisdiction a bucket can be in (cloudflare-api.md §7 Bucket `jurisdiction`); `None`
-/// is the default one.
-const JURISDICTIONS: [Option<&str>; 4] = [None, Some("eu"), Some("fedramp"), Some("fedramp-high")];
+/// Every R2 jurisdiction a bucket can be in: default, eu, fedramp (cloudflare-api.md §7
+/// "Jurisdiction"; `fedramp-high` is a Worker-binding value only); `None` is the default one.
+const JURISDICTIONS: [Option<&str>; 3] = [None, Some("eu"), Some("fedramp")];
 
 /// The error and what to do about it, for a `failed` row.
 pub fn failure(e: &Error) -> String {
@@ -72,7 +72,11 @@ pub async fn bucket(run: &Run<'_>, found: Result<Option<Bucket>, Error>) -> Row 
             Ok(None) => {}
             // A jurisdiction this account cannot use answers with a client error of its own;
             // that is "not there". A rate limit, outage or lost connection is not an answer.
-            Err(e) if matches!(e.status(), Some(400..=499)) && e.status() != Some(429) => {}
+            // An unknown route (7000/7003) is not an answer either.
+            Err(e)
+                if matches!(e.status(), Some(400..=499))
+                    && e.status() != Some(429)
+                    && !e.is_unknown_route() => {}
             Err(e) => return row(Action::Failed, failure(&e)),
         }
     }
@@ -144,7 +148,20 @@ pub async fn worker(
         crate::platform::COMPATIBILITY_DATE
     );
     let action = match (&content, &settings) {
-        (None, _) => Action::create(run.inputs.dry_run),
+        (None, None) => Action::create(run.inputs.dry_run),
+        // content/v2 said 404 while settings found the script: the script is there, so "no
+        // script" would re-create it over whatever is deployed. Absent means absent everywhere.
+        (None, Some(_)) => {
+            return row(
+                Action::Failed,
+                format!(
+                    "GET /accounts/{}/workers/scripts/{name}/content/v2 answered 404, yet the \
+                     script's settings exist; its content cannot be compared, so nothing was \
+                     uploaded (run again; if it persists, check the script in the dashboard)",
+                    run.inputs.account
+                ),
+            )
+        }
         (Some(c), Some(s)) => {
             let diff = wanted.differences(c, s);
             if diff.is_empty() {

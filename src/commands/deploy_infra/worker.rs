@@ -1,7 +1,8 @@
 //! The router Worker's wanted state, and how to tell whether the deployed one already matches.
 //!
 //! The upload is skipped when three things match what cfsetup would send: the main module's bytes
-//! (SHA-256 of `GET …/content/v2` against the embedded `worker/router.js`), the two bindings
+//! (SHA-256 of the entry module of `GET …/content/v2`, a multipart form for a module Worker,
+//! against the embedded `worker/router.js`), the two bindings
 //! cfsetup manages (`SITES`, `PLATFORM_DOMAIN`), and the pinned compatibility date (both read with
 //! `GET …/settings`). Bindings the user added in the dashboard are never dropped: their types go in
 //! `keep_bindings`, and user bindings of the two types cfsetup also sends are carried over by name
@@ -145,15 +146,11 @@ fn binding_matches(have: &Value, want: &Value) -> bool {
         && jurisdiction(have) == jurisdiction(want)
 }
 
-/// Whether the deployed main module is the embedded source. `content/v2` returns the main
-/// module's bytes (TS SDK `content.ts`); should it ever answer with the whole multipart form
-/// instead, the module is found inside it, so a deployed router still counts as the same.
+/// Whether the deployed main module is the embedded source. `content` is the entry module alone:
+/// the client takes it out of the multipart answer by its boundary (`workers::main_module`), so
+/// the other modules and the form's framing never count.
 fn same_source(content: &[u8]) -> bool {
-    let source = platform::WORKER_SOURCE.as_bytes();
-    if sha256_hex(content) == source_sha256() {
-        return true;
-    }
-    content.starts_with(b"--") && content.windows(source.len().max(1)).any(|w| w == source)
+    sha256_hex(content) == source_sha256()
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -259,12 +256,13 @@ mod tests {
     }
 
     #[test]
-    fn a_multipart_answer_holding_the_module_counts_as_the_same() {
+    fn only_the_module_itself_counts_as_the_same() {
+        assert!(same_source(platform::WORKER_SOURCE.as_bytes()));
+        // A whole multipart form that merely contains the source is not the module.
         let mut body =
             b"--boundary\r\ncontent-disposition: form-data; name=\"router.js\"\r\n\r\n".to_vec();
         body.extend_from_slice(platform::WORKER_SOURCE.as_bytes());
         body.extend_from_slice(b"\r\n--boundary--\r\n");
-        assert!(same_source(&body));
-        assert!(!same_source(b"--boundary\r\n\r\nsomething else"));
+        assert!(!same_source(&body));
     }
 }

@@ -5,8 +5,10 @@
 //! How each check proves its permission is written in `src/permissions.rs` (`Permission::proof`).
 //! Facts it relies on:
 //! - a valid credential lacking a permission gets 403 with code 10000 (cloudflare-api.md §1 table);
-//!   9109 means the token's resources do not include the account or zone; 1000/6003/9103/9106 are
-//!   failures of the credential itself, so the checks "could not run" rather than "failed";
+//!   9109 means the token's resources do not include the account or zone, except 9109 "Cannot use
+//!   the access token from location: <ip>" (an IP-restricted token used from elsewhere, §4); that
+//!   one and 1000/6003/9103/9106 are failures of the credential itself, so the checks "could not
+//!   run" rather than "failed";
 //! - a route may have no script, and then runs no Worker (§9), so the temporary route is harmless;
 //!   its pattern must include the zone's name (§9, 10022), which is why the Routes check needs the
 //!   zone's name from Zone Read or `PLATFORM_DOMAIN`;
@@ -447,6 +449,10 @@ impl Ctx<'_> {
                     .into(),
             );
         }
+        if let Error::R2NeedsToken { .. } = e {
+            let hint = e.hint().unwrap_or_default();
+            return result(p, Outcome::Error, format!("{}; {hint}", short(e)));
+        }
         if e.status() == Some(403) {
             return self.failed(p, e);
         }
@@ -561,6 +567,7 @@ impl Ctx<'_> {
             Err(e)
                 if e.status() == Some(400)
                     && !e.is_invalid_credential()
+                    && !e.is_unknown_route()
                     && !e.codes().is_empty() =>
             {
                 let codes = e.codes();
@@ -654,6 +661,9 @@ fn clone_error(e: &Error) -> Error {
             status: *status,
             errors: errors.clone(),
             ray: ray.clone(),
+        },
+        Error::R2NeedsToken { inner } => Error::R2NeedsToken {
+            inner: Box::new(clone_error(inner)),
         },
         other => Error::Request {
             method: "-".into(),
