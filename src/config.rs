@@ -90,6 +90,22 @@ impl Config {
         Self::from_parts(args, vars, env_file)
     }
 
+    /// The configuration of a command that needs no account and no credentials (`permissions`,
+    /// `demo`, `emulator`): only the output flags. Neither the environment nor `.env` is read, so
+    /// a broken `.env` or a bad `CLOUDFLARE_ACCOUNT_ID` cannot stop it, and nothing of the user's
+    /// leaks into it.
+    pub fn offline(args: &GlobalArgs) -> Self {
+        let output_only = GlobalArgs {
+            json: args.json,
+            verbose: args.verbose,
+            quiet: args.quiet,
+            color: args.color,
+            ..GlobalArgs::default()
+        };
+        Self::from_parts(&output_only, Vars::default(), PathBuf::new())
+            .expect("output flags alone always make a valid configuration")
+    }
+
     pub fn from_parts(
         args: &GlobalArgs,
         vars: Vars,
@@ -197,16 +213,25 @@ fn read_env_file(named: Option<&Path>) -> Result<(PathBuf, HashMap<String, Strin
         }
         return Ok((path, HashMap::new()));
     }
-    let iter = dotenvy::from_path_iter(&path)
-        .map_err(|e| usage!("cannot read {}: {e}", path.display()))?;
-    let mut map = HashMap::new();
-    for item in iter {
-        let (k, v) = item.map_err(|e| {
-            usage!("{} is not a valid .env file: {e}", path.display())
-                .with_hint("each line is NAME=value; quote values that contain spaces")
-        })?;
-        map.insert(k, v);
-    }
+    // Read as bytes: an error about the text must not quote it (it holds secrets).
+    let bytes = std::fs::read(&path).map_err(|e| usage!("cannot read {}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        usage!(
+            "{} is not a valid .env file: line {line} is not UTF-8 text",
+            path.display()
+        )
+        .with_hint("save the file as UTF-8")
+    })?;
+    let pairs = crate::envfile::parse(&text).map_err(|e| {
+        usage!("{} is not a valid .env file: {e}", path.display()).with_hint(
+            "each line is NAME=value; quote a value that contains spaces or #, and close the quote",
+        )
+    })?;
+    let map: HashMap<String, String> = pairs.into_iter().collect();
     Ok((path, map))
 }
 

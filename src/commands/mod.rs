@@ -36,10 +36,14 @@ pub fn main(cli: Cli) -> anyhow::Result<u8> {
         }
         _ => {}
     }
-    let process_env: HashMap<String, String> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
-    let config = Config::load(&cli.global, process_env)?;
+    let config = if needs_credentials(&cli.command) {
+        let process_env: HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        Config::load(&cli.global, process_env)?
+    } else {
+        Config::offline(&cli.global)
+    };
     let ui = Ui::new(config.output);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -51,6 +55,19 @@ pub fn main(cli: Cli) -> anyhow::Result<u8> {
         return Ok(report.exit_code());
     }
     Ok(0)
+}
+
+/// Whether the command talks to the user's account. The others (`permissions`, `demo`,
+/// `emulator`, `completions`, `man`) read neither the environment nor `.env`.
+pub fn needs_credentials(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Permissions(_)
+            | Command::Demo(_)
+            | Command::Emulator(_)
+            | Command::Completions(_)
+            | Command::Man
+    )
 }
 
 /// Runs one command. `None` means the command wrote its own output (the emulator).
