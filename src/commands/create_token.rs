@@ -332,6 +332,11 @@ pub async fn run(
     ui: &Ui,
 ) -> anyhow::Result<Box<dyn Report>> {
     let (plan, auth) = plan(&args, config, SystemTime::now())?;
+    // Before any request: a token whose value has nowhere to go would end up on stdout (CI logs).
+    let writer = match &plan.write_env {
+        Some(path) if !plan.dry_run => Some(env_writer(path)?),
+        _ => None,
+    };
     let client = super::client(config, ui, auth, 8)?;
 
     // Two reads, at once: the catalog, and the tokens that already carry this name.
@@ -394,7 +399,7 @@ pub async fn run(
     // From here on the value must reach the user whatever else happens.
     let new_client = client.with_auth(Auth::Token(value.clone()));
     let verified = verify_new(&new_client, &plan.account_id, ui).await;
-    let delivery = deliver(&plan, &value, ui);
+    let delivery = deliver(writer.as_ref(), &value, ui);
 
     let mut test = None;
     if verified.is_ok() && !plan.no_test {
@@ -508,17 +513,44 @@ enum Delivery {
     Failed(String),
 }
 
-fn deliver(plan: &Plan, value: &Secret, ui: &Ui) -> Delivery {
-    let Some(path) = &plan.write_env else {
+/// Checks that `--write-env PATH` can be written (creating its lock file), before any request.
+pub(crate) fn env_writer(path: &std::path::Path) -> Result<envfile::Writer, UsageError> {
+    envfile::Writer::prepare(path, TOKEN_VAR).map_err(|e| {
+        usage!("--write-env {}: cannot write it: {e}", path.display()).with_hint(
+            "choose a file in a folder you can write, or leave out --write-env to be shown the \
+             value once",
+        )
+    })
+}
+
+/// Writes the value with [`envfile::Writer::set`], warning when another run's value was kept.
+pub(crate) fn write_token(
+    writer: &envfile::Writer,
+    value: &Secret,
+    ui: &Ui,
+) -> std::io::Result<()> {
+    let path = writer.path();
+    let written = writer.set(value.expose())?;
+    if written.kept_other {
+        ui.warn(format!(
+            "another run wrote {TOKEN_VAR} to {} while this one was under way; its value is kept \
+             there as a commented line above the new one, so that neither is lost",
+            path.display()
+        ));
+    }
+    if let Some(w) = envfile::git_exposure(path) {
+        ui.warn(w);
+    }
+    Ok(())
+}
+
+fn deliver(writer: Option<&envfile::Writer>, value: &Secret, ui: &Ui) -> Delivery {
+    let Some(writer) = writer else {
         return Delivery::Shown;
     };
-    match envfile::set_var(path, TOKEN_VAR, value.expose()) {
-        Ok(_) => {
-            if let Some(w) = envfile::git_exposure(path) {
-                ui.warn(w);
-            }
-            Delivery::Written(path.clone())
-        }
+    let path = writer.path();
+    match write_token(writer, value, ui) {
+        Ok(()) => Delivery::Written(path.to_path_buf()),
         Err(e) => {
             let msg = format!("could not write {}: {e}", path.display());
             ui.warn(format!(

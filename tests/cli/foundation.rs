@@ -59,10 +59,14 @@ fn plain_http_to_a_remote_host_is_refused_before_any_request() {
 fn a_missing_named_env_file_exits_2_but_a_missing_default_is_fine() {
     let w = World::new();
     let run = w
-        .run(w.bare().args(["--env-file", "nope.env", "permissions"]))
+        .run(
+            w.bare()
+                .args(["--env-file", "nope.env", "test-permissions"]),
+        )
         .expect_code(2);
     assert!(run.stderr().contains("--env-file nope.env: no such file"));
-    w.run(w.bare().arg("permissions")).success();
+    let run = w.run(w.bare().arg("test-permissions")).expect_code(2);
+    assert!(run.stderr().contains("no account ID"), "{}", run.stderr());
 }
 
 #[test]

@@ -63,3 +63,136 @@ fn item1_a_byte_order_mark_is_accepted() {
         .success();
     assert!(run.stdout().contains("checks passed"), "{}", run.stdout());
 }
+
+/// The `cfut_…` values in a file, in order.
+fn token_values(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || c == '=')
+        .filter(|w| w.starts_with("cfut_"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Item 2: two `create-token --write-env` at once into the same file lose no value: the write is
+/// locked, and the value the other run wrote meanwhile is kept as a commented line.
+#[test]
+fn item2_two_concurrent_write_envs_lose_no_token() {
+    let mut options = cfsetup_emulator::Options::new();
+    options.latency = std::time::Duration::from_millis(150);
+    let w = World::with_options(options);
+    std::fs::write(
+        w.file("cc.env"),
+        "# ci\nexport CLOUDFLARE_API_TOKEN=cfut_old\n",
+    )
+    .unwrap();
+    let spawn = |name: &str| {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("cfsetup"));
+        let seed = w.emu.seed();
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .env("CLOUDFLARE_API_BASE_URL", w.emu.base_url())
+            .env("CLOUDFLARE_ACCOUNT_ID", w.account_id())
+            .env("CLOUDFLARE_ZONE_ID", w.zone_id())
+            .env("CLOUDFLARE_EMAIL", &seed.email)
+            .env("CLOUDFLARE_GLOBAL_KEY", &seed.global_key)
+            .current_dir(w.path())
+            .args(["create-token", "--name", name, "--expires-in", "1d"])
+            .args(["--write-env", "cc.env", "--no-test", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("cc-a"), spawn("cc-b"));
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = std::fs::read_to_string(w.file("cc.env")).unwrap();
+    let values = token_values(&text);
+    assert_eq!(values.len(), 2, "both new values are in the file:\n{text}");
+    assert_ne!(values[0], values[1]);
+    assert!(
+        text.contains("# export CLOUDFLARE_API_TOKEN=cfut_"),
+        "{text}"
+    );
+    assert!(text.ends_with(&format!("\nexport CLOUDFLARE_API_TOKEN={}\n", values[1])));
+    for v in &values {
+        w.secret(v);
+        w.run(w.with_token(v).args(["test-permissions", "--read-only"]))
+            .success();
+    }
+}
+
+/// Item 2: a symlinked `.env` is updated where it points, and `export ` is kept.
+#[cfg(unix)]
+#[test]
+fn item2_a_symlinked_env_file_stays_a_link() {
+    let w = World::new();
+    std::fs::create_dir(w.file("private")).unwrap();
+    std::fs::write(
+        w.file("private/cf.env"),
+        "export CLOUDFLARE_API_TOKEN=cfut_old\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("private/cf.env", w.file(".env")).unwrap();
+    w.run(w.with_global_key().args([
+        "create-token",
+        "--name",
+        "linked",
+        "--expires-in",
+        "1d",
+        "--write-env",
+        "--no-test",
+    ]))
+    .success();
+    let meta = std::fs::symlink_metadata(w.file(".env")).unwrap();
+    assert!(meta.file_type().is_symlink(), ".env is still a link");
+    let text = std::fs::read_to_string(w.file("private/cf.env")).unwrap();
+    assert!(
+        text.starts_with("export CLOUDFLARE_API_TOKEN=cfut_"),
+        "{text}"
+    );
+    assert_eq!(token_values(&text).len(), 1, "{text}");
+}
+
+/// Item 3: a `--write-env` target that cannot be written is refused before any request, so no
+/// token exists whose value would have to go to stdout.
+#[test]
+fn item3_an_unwritable_write_env_is_refused_before_any_request() {
+    let w = World::new();
+    std::fs::create_dir(w.file("adir")).unwrap();
+    for target in ["no/such/folder/.env", "adir"] {
+        let run = w
+            .run(w.with_global_key().args([
+                "create-token",
+                "--name",
+                "x",
+                "--write-env",
+                target,
+                "--no-test",
+            ]))
+            .expect_code(2);
+        assert!(
+            run.stderr().contains(&format!(
+                "cfsetup: error: --write-env {target}: cannot write it"
+            )),
+            "{}",
+            run.stderr()
+        );
+        assert!(!run.stdout().contains("cfut_"));
+        let run = w
+            .run(
+                w.with_global_key()
+                    .args(["rotate-token", "--name", "x", "--write-env", target]),
+            )
+            .expect_code(2);
+        assert!(run.stderr().contains("cannot write it"), "{}", run.stderr());
+    }
+    assert!(w.emu.requests().is_empty(), "no request may be sent");
+}
