@@ -8,15 +8,48 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cfsetup::cli::Cli;
-use cfsetup::{commands, error};
+use cfsetup::{commands, error, output};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return parse_error(e),
+    };
+    let json = cli.global.json;
     match commands::main(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
+            // What did happen, on stdout as a report would be; then the error.
+            if let Some(partial) = err.downcast_ref::<error::PartialFailure>() {
+                if !json {
+                    let _ = output::emit_text(partial.report.as_ref());
+                }
+            }
+            if json {
+                println!("{}", pretty(&error::to_json(&err)));
+            }
             eprint!("{}", error::render(&err));
             ExitCode::from(error::exit_code(&err))
         }
     }
+}
+
+/// A command line clap refused: its message on stderr, and with `--json` on stdout too.
+fn parse_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || !std::env::args_os().any(|a| a == "--json")
+    {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    println!("{}", pretty(&error::usage_json(message)));
+    let _ = e.print();
+    ExitCode::from(error::EXIT_USAGE)
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }

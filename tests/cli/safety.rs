@@ -196,3 +196,54 @@ fn item3_an_unwritable_write_env_is_refused_before_any_request() {
     }
     assert!(w.emu.requests().is_empty(), "no request may be sent");
 }
+
+/// Item 5: with `--json`, an error is JSON on stdout too, with its exit status.
+#[test]
+fn item5_json_errors_are_json_on_stdout_with_the_exit_code() {
+    let w = World::new();
+    // Bad configuration: exit 2.
+    let run = w
+        .run(
+            w.bare()
+                .args(["--json", "--account-id", "nope", "test-permissions"]),
+        )
+        .expect_code(2);
+    let j = run.json();
+    assert_eq!(j["error"]["kind"], "usage", "{j}");
+    assert_eq!(j["error"]["exit_code"], 2);
+    assert_eq!(
+        j["error"]["message"],
+        "--account-id is not a valid ID: \"nope\""
+    );
+    assert!(j["error"]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("32 lowercase hex"));
+    assert!(
+        run.stderr().starts_with("cfsetup: error: --account-id"),
+        "stderr too"
+    );
+    // The API refuses: exit 1.
+    let run = w
+        .run(
+            w.with_token("cfut_thisisnotarealtoken0000000000000000000000")
+                .args(["test-permissions", "--json"]),
+        )
+        .expect_code(1);
+    let j = run.json();
+    assert_eq!(j["error"]["exit_code"], 1, "{j}");
+    assert_eq!(j["error"]["kind"], "api", "{j}");
+    // A command line clap refuses: exit 2, JSON too.
+    let run = w
+        .run(w.bare().args(["deploy-infra", "--json", "--no-such-flag"]))
+        .expect_code(2);
+    let j = run.json();
+    assert_eq!(j["error"]["kind"], "usage", "{j}");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--no-such-flag"),
+        "{j}"
+    );
+}
