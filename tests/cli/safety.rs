@@ -247,3 +247,54 @@ fn item5_json_errors_are_json_on_stdout_with_the_exit_code() {
         "{j}"
     );
 }
+
+/// The demo folders left in `tmp`.
+fn demo_dirs(tmp: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("cfsetup-demo-"))
+        .collect()
+}
+
+/// Item 6: the demo uses nothing of the user's settings, checks DIR first, and removes its temp
+/// state when it fails (and keeps it when it succeeds).
+#[test]
+fn item6_the_demo_ignores_user_settings_checks_dir_and_cleans_up_on_failure() {
+    let w = World::new();
+    let tmp = w.file("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::write(w.file(".env"), "CLOUDFLARE_API_TOKEN=\"unclosed\n").unwrap();
+    let demo = || {
+        let mut cmd = w.bare();
+        cmd.env("TMPDIR", &tmp)
+            .env("CLOUDFLARE_ACCOUNT_ID", "bad")
+            .env("CLOUDFLARE_API_TOKEN", "x")
+            .arg("demo");
+        cmd
+    };
+    // A missing DIR: exit 2 before anything starts, nothing left behind.
+    let run = w.run(demo().arg("/nonexistent")).expect_code(2);
+    assert!(
+        run.stderr()
+            .starts_with("cfsetup: error: DIR /nonexistent:"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        !run.stderr().contains("step"),
+        "no step ran: {}",
+        run.stderr()
+    );
+    std::fs::write(w.file("afile"), "x").unwrap();
+    w.run(demo().arg("afile")).expect_code(2);
+    assert_eq!(demo_dirs(&tmp), Vec::<String>::new());
+    // A demo that fails part-way removes its state.
+    std::fs::create_dir(w.file("empty")).unwrap();
+    w.run(demo().args(["-q", "empty"])).expect_code(2);
+    assert_eq!(demo_dirs(&tmp), Vec::<String>::new(), "removed on failure");
+    // The user's broken .env and bad environment do not stop it; its state is kept on success.
+    w.run(demo().arg("-q")).success();
+    assert_eq!(demo_dirs(&tmp).len(), 1, "kept on success");
+    assert!(w.emu.requests().is_empty());
+}
