@@ -281,8 +281,9 @@ pub struct EmulatorArgs {
     /// Port on 127.0.0.1; 0 picks a free one
     #[arg(long, default_value_t = 8787)]
     pub port: u16,
-    /// Latency added to every API request, in milliseconds
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// Latency added to every API request, in milliseconds (at most 600000)
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=600_000))]
     pub latency_ms: u64,
     /// Keep the state in this JSON file across runs
     #[arg(long, value_name = "FILE")]

@@ -327,7 +327,11 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// A duration such as `90d`, `12h`, `1y` or `10m`.
+/// The longest duration any option takes: 100 years. Longer ones are surely typos, and adding
+/// them to the clock could overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600); // humantime years
+
+/// A duration such as `90d`, `12h`, `1y` or `10m`, longer than zero and at most 100 years.
 pub fn duration(value: &str, what: &str) -> Result<Duration, UsageError> {
     let d = humantime::parse_duration(value.trim()).map_err(|e| {
         usage!("{what} is not a duration: {value:?} ({e})")
@@ -335,6 +339,10 @@ pub fn duration(value: &str, what: &str) -> Result<Duration, UsageError> {
     })?;
     if d.is_zero() {
         return Err(usage!("{what} must be longer than zero"));
+    }
+    if d > MAX_DURATION {
+        return Err(usage!("{what} {value} is out of range: at most 100 years")
+            .with_hint("write a shorter duration, such as 1y or 90d"));
     }
     Ok(d)
 }
@@ -543,6 +551,14 @@ mod tests {
         );
         assert!(duration("ninety", "x").is_err());
         assert!(duration("0s", "x").is_err());
+        assert!(duration("100y", "x").is_ok());
+        for huge in ["101y", "99999y", "9999999999999999999999s"] {
+            let e = duration(huge, "--expires-in").unwrap_err();
+            assert_eq!(
+                e.to_string().contains("100 years"),
+                huge != "9999999999999999999999s"
+            );
+        }
         assert_eq!(
             hostname("Shop.Example.COM.", "x").unwrap(),
             "shop.example.com"

@@ -176,7 +176,9 @@ fn expiry(
     now: SystemTime,
 ) -> Result<Option<String>, UsageError> {
     let at = match (expires_in, expires_on) {
-        (Some(d), _) => now + crate::config::duration(d, "--expires-in")?,
+        (Some(d), _) => now
+            .checked_add(crate::config::duration(d, "--expires-in")?)
+            .ok_or_else(|| usage!("--expires-in {d} is out of range"))?,
         (None, Some(t)) => {
             let at = test_permissions::parse_time(t).ok_or_else(|| {
                 usage!("--expires-on is not an RFC 3339 time: {t:?}").with_hint(
@@ -845,6 +847,11 @@ mod tests {
             .contains("in the past"));
         assert!(expiry(None, Some("next tuesday"), now).is_err());
         assert!(expiry(Some("soon"), None, now).is_err());
+        // Out of range: exit 2, never a panic.
+        for d in ["99999y", "101y", "18446744073709551615s"] {
+            assert!(expiry(Some(d), None, now).is_err(), "{d}");
+        }
+        assert!(expiry(None, Some("99999-01-01T00:00:00Z"), now).is_err());
         assert_eq!(cidr("10.1.2.3").unwrap().to_string(), "10.1.2.3/32");
         assert!(cidr("10.0.0.0/33").is_err());
         assert!(cidr("example.com").is_err());

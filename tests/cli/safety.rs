@@ -298,3 +298,64 @@ fn item6_the_demo_ignores_user_settings_checks_dir_and_cleans_up_on_failure() {
     assert_eq!(demo_dirs(&tmp).len(), 1, "kept on success");
     assert!(w.emu.requests().is_empty());
 }
+
+/// Item 7: durations and dates out of range are exit 2 before any request, never a panic.
+#[test]
+fn item7_out_of_range_durations_and_dates_exit_2() {
+    let w = World::new();
+    for args in [
+        &["create-token", "--name", "t", "--expires-in", "99999y"][..],
+        &[
+            "create-token",
+            "--name",
+            "t",
+            "--expires-in",
+            "18446744073709551615s",
+        ],
+        &[
+            "create-token",
+            "--name",
+            "t",
+            "--expires-on",
+            "99999-01-01T00:00:00Z",
+        ],
+        &[
+            "create-token",
+            "--name",
+            "t",
+            "--expires-on",
+            "1969-01-01T00:00:00Z",
+        ],
+    ] {
+        let run = w.run(w.with_global_key().args(args)).expect_code(2);
+        assert!(
+            run.stderr().starts_with("cfsetup: error: --expires-"),
+            "{}",
+            run.stderr()
+        );
+        assert!(!run.stderr().contains("panicked"), "{}", run.stderr());
+    }
+    std::fs::create_dir(w.file("site")).unwrap();
+    std::fs::write(w.file("site/index.html"), "hi").unwrap();
+    let run = w
+        .run(
+            w.with_token("cfut_thisisnotarealtoken0000000000000000000000")
+                .args([
+                    "deploy-site",
+                    "site",
+                    "acme",
+                    "shop.example.com",
+                    "--wait",
+                    "99999y",
+                ]),
+        )
+        .expect_code(2);
+    assert!(
+        run.stderr().contains("at most 100 years"),
+        "{}",
+        run.stderr()
+    );
+    w.run(w.bare().args(["emulator", "--latency-ms", "99999999999"]))
+        .expect_code(2);
+    assert!(w.emu.requests().is_empty(), "no request may be sent");
+}
