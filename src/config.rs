@@ -111,8 +111,22 @@ impl Config {
         vars: Vars,
         env_file: PathBuf,
     ) -> Result<Self, UsageError> {
+        // An empty flag is a mistake (an unset shell variable, `--zone-id ''`), never a reason to
+        // fall back quietly to the environment or `.env`.
+        for (flag, value) in [
+            ("--account-id", &args.account_id),
+            ("--zone-id", &args.zone_id),
+            ("--api-token", &args.api_token),
+            ("--email", &args.email),
+            ("--global-key", &args.global_key),
+            ("--api-url", &args.api_url),
+        ] {
+            if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(empty_flag(flag));
+            }
+        }
         let pick = |flag: &Option<String>, names: &[&str]| -> Option<(String, String)> {
-            if let Some(v) = flag.as_ref().filter(|v| !v.trim().is_empty()) {
+            if let Some(v) = flag {
                 return Some((v.clone(), String::new()));
             }
             names
@@ -128,13 +142,19 @@ impl Config {
             .transpose()?;
 
         let token = pick(&args.api_token, &["CLOUDFLARE_API_TOKEN"])
-            .map(|(v, src)| credential(&v, &source_name("--api-token", &src)))
+            .map(|(v, src)| credential(&v, &source_name("--api-token", &src), Credential::Token))
             .transpose()?;
         let global_key = pick(
             &args.global_key,
             &["CLOUDFLARE_GLOBAL_KEY", "CLOUDFLARE_API_KEY"],
         )
-        .map(|(v, src)| credential(&v, &source_name("--global-key", &src)))
+        .map(|(v, src)| {
+            credential(
+                &v,
+                &source_name("--global-key", &src),
+                Credential::GlobalKey,
+            )
+        })
         .transpose()?;
         let email = pick(&args.email, &["CLOUDFLARE_EMAIL"])
             .map(|(v, src)| email(&v, &source_name("--email", &src)))
@@ -256,19 +276,106 @@ pub fn hex_id(value: &str, what: &str) -> Result<String, UsageError> {
     Err(usage!("{what} is not a valid ID: {v:?}").with_hint(hint))
 }
 
-/// A token or key: printable ASCII without spaces or quotes. Never echoes the value.
-fn credential(value: &str, what: &str) -> Result<Secret, UsageError> {
+/// Refuses an empty value for any option or argument given on the command line (`--zone-id ''`,
+/// `--bucket ''`, `rollback acme ''`): it is a mistake, usually an unset shell variable, and must
+/// not quietly mean "unset" and fall back to the environment, `.env` or a default.
+pub fn no_empty_values(cmd: &clap::Command, matches: &clap::ArgMatches) -> Result<(), UsageError> {
+    for id in matches.ids() {
+        if matches.value_source(id.as_str()) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        let Ok(Some(mut values)) = matches.try_get_raw(id.as_str()) else {
+            continue;
+        };
+        if values.any(|v| v.to_string_lossy().trim().is_empty()) {
+            let name = cmd
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .map(|a| match (a.get_long(), a.get_value_names()) {
+                    (Some(long), _) => format!("--{long}"),
+                    (None, Some([name, ..])) => name.to_string(),
+                    _ => id.to_string(),
+                })
+                .unwrap_or_else(|| id.to_string());
+            return Err(empty_flag(&name));
+        }
+    }
+    if let Some((name, sub)) = matches.subcommand() {
+        if let Some(sub_cmd) = cmd.find_subcommand(name) {
+            no_empty_values(sub_cmd, sub)?;
+        }
+    }
+    Ok(())
+}
+
+/// The error for `--flag ''`.
+pub fn empty_flag(flag: &str) -> UsageError {
+    usage!("{flag} is empty").with_hint(format!(
+        "give {flag} a value, or leave it out to use the environment or .env (is a shell \
+         variable unset?)"
+    ))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credential {
+    Token,
+    GlobalKey,
+}
+
+/// A token or key: printable ASCII without spaces or quotes, and plausible in form and length for
+/// its kind (cloudflare-api.md §1 "Token formats"), so a truncated paste or the wrong variable is
+/// caught before a request. Lenient on purpose: a real credential must never be refused. The
+/// message says what a real one looks like and how long this one is; it never echoes the value.
+fn credential(value: &str, what: &str, kind: Credential) -> Result<Secret, UsageError> {
     let v = value.trim();
-    if v.bytes()
+    if !v
+        .bytes()
         .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'')
     {
-        Ok(Secret::new(v))
-    } else {
-        Err(
+        return Err(
             usage!("{what} contains spaces, quotes or non-ASCII characters")
                 .with_hint("paste the value alone, without quotes or a `Bearer ` prefix"),
-        )
+        );
     }
+    let n = v.len();
+    let plausible = match kind {
+        // Legacy tokens are 40 characters; prefixed ones (cfut_, cfat_, cfoat_) about 50.
+        Credential::Token => {
+            (30..=256).contains(&n)
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        }
+        // Legacy keys are 37 to 45 hex characters; new ones start with cfk_.
+        Credential::GlobalKey => match v.strip_prefix("cfk_") {
+            Some(rest) => {
+                (30..=256).contains(&rest.len())
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+            }
+            None => (32..=64).contains(&n) && v.bytes().all(|b| b.is_ascii_hexdigit()),
+        },
+    };
+    if plausible {
+        return Ok(Secret::new(v));
+    }
+    let (what_it_is, looks_like) = match kind {
+        Credential::Token => (
+            "an API token",
+            "a token is 40 letters, digits, - and _, or starts with cfut_ or cfat_ (about 50 \
+             characters)",
+        ),
+        Credential::GlobalKey => (
+            "a Global API Key",
+            "a Global API Key is 37 to 45 hexadecimal characters, or starts with cfk_",
+        ),
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    Err(
+        usage!("{what} does not look like {what_it_is} ({n} character{plural})").with_hint(
+            format!("{looks_like}; copy it again from the dashboard (My Profile > API Tokens)"),
+        ),
+    )
 }
 
 fn email(value: &str, what: &str) -> Result<String, UsageError> {
@@ -295,10 +402,24 @@ fn email(value: &str, what: &str) -> Result<String, UsageError> {
 /// The API base URL: https, or plain http to a loopback host (the emulator).
 pub fn api_url(value: &str, what: &str) -> Result<Url, UsageError> {
     let trimmed = value.trim().trim_end_matches('/');
+    // A value with `@` may carry a password: never echo it.
+    let shown = if trimmed.contains('@') {
+        String::new()
+    } else {
+        format!(" {trimmed:?}")
+    };
     let url = Url::parse(trimmed).map_err(|e| {
-        usage!("{what} is not a URL: {trimmed:?} ({e})")
+        usage!("{what} is not a URL:{shown} ({e})")
             .with_hint(format!("for example {DEFAULT_API_URL}"))
     })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            usage!("{what} must not contain a user name or password").with_hint(
+                "credentials go in CLOUDFLARE_API_TOKEN (or the email and Global API Key), never \
+                 in the URL",
+            ),
+        );
+    }
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
@@ -490,18 +611,17 @@ mod tests {
 
     #[test]
     fn api_key_is_an_alias_of_global_key() {
-        let v = vars(&[("CLOUDFLARE_API_KEY", "abc123")], &[]);
+        let old = "0123456789abcdef0123456789abcdef01234";
+        let new = "fedcba9876543210fedcba9876543210fedcb";
+        let v = vars(&[("CLOUDFLARE_API_KEY", old)], &[]);
         let c = Config::from_parts(&GlobalArgs::default(), v, ".env".into()).unwrap();
-        assert_eq!(c.credentials.global_key.unwrap().expose(), "abc123");
+        assert_eq!(c.credentials.global_key.unwrap().expose(), old);
         let v = vars(
-            &[
-                ("CLOUDFLARE_API_KEY", "old"),
-                ("CLOUDFLARE_GLOBAL_KEY", "new"),
-            ],
+            &[("CLOUDFLARE_API_KEY", old), ("CLOUDFLARE_GLOBAL_KEY", new)],
             &[],
         );
         let c = Config::from_parts(&GlobalArgs::default(), v, ".env".into()).unwrap();
-        assert_eq!(c.credentials.global_key.unwrap().expose(), "new");
+        assert_eq!(c.credentials.global_key.unwrap().expose(), new);
     }
 
     #[test]
@@ -528,6 +648,51 @@ mod tests {
                 .as_str(),
             "http://127.0.0.1:1/client/v4"
         );
+    }
+
+    #[test]
+    fn implausible_credentials_are_refused_and_real_forms_accepted() {
+        let token = |v: &str| credential(v, "--api-token", Credential::Token);
+        let key = |v: &str| credential(v, "--global-key", Credential::GlobalKey);
+        // Real forms: legacy 40-char tokens, prefixed tokens, 37-45 hex keys, cfk_ keys.
+        assert!(token("Ab3-_xYz0123456789Ab3-_xYz0123456789abcd").is_ok());
+        assert!(token("cfut_0123456789abcdefghijABCDEFGHIJ0123456789ab12cd").is_ok());
+        assert!(token("cfat_0123456789abcdefghijABCDEFGHIJ0123456789ab12cd").is_ok());
+        assert!(key("c2547eb745079dac9320b638f5e225cf483cc").is_ok());
+        assert!(key(&"a".repeat(45)).is_ok());
+        assert!(key("cfk_0123456789abcdefghijABCDEFGHIJ0123456789ab12cd").is_ok());
+        let e = token("x").unwrap_err();
+        assert_eq!(
+            e.message,
+            "--api-token does not look like an API token (1 character)"
+        );
+        assert!(e.hint.unwrap().contains("cfut_"));
+        assert!(token(&"a".repeat(5000)).is_err());
+        let e = key("short").unwrap_err();
+        assert_eq!(
+            e.message,
+            "--global-key does not look like a Global API Key (5 characters)"
+        );
+        assert!(key("not-hex-but-long-enough-not-hex-but-long").is_err());
+    }
+
+    #[test]
+    fn empty_flags_and_userinfo_in_the_api_url_are_refused() {
+        let args = GlobalArgs {
+            zone_id: Some(String::new()),
+            ..Default::default()
+        };
+        let v = vars(&[], &[("CLOUDFLARE_ZONE_ID", A)]);
+        let e = Config::from_parts(&args, v, ".env".into()).unwrap_err();
+        assert_eq!(e.message, "--zone-id is empty");
+        let e = api_url("http://user:hunter2@127.0.0.1:1/client/v4", "--api-url").unwrap_err();
+        assert_eq!(
+            e.message,
+            "--api-url must not contain a user name or password"
+        );
+        assert!(api_url("https://user@api.cloudflare.com/client/v4", "x").is_err());
+        let e = api_url("http://user:hunter2@[bad", "--api-url").unwrap_err();
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
     }
 
     #[test]

@@ -5,18 +5,27 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use cfsetup::cli::Cli;
-use cfsetup::{commands, error, output};
+use cfsetup::{commands, config, error, output};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let matches = match cmd.clone().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return parse_error(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => return parse_error(e),
     };
     let json = cli.global.json;
-    match commands::main(cli) {
+    let result = config::no_empty_values(&cmd, &matches)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| commands::main(cli));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             // What did happen, on stdout as a report would be; then the error.

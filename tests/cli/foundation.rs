@@ -44,7 +44,10 @@ fn plain_http_to_a_remote_host_is_refused_before_any_request() {
     let run = w
         .run(
             w.ids()
-                .env("CLOUDFLARE_API_TOKEN", "x")
+                .env(
+                    "CLOUDFLARE_API_TOKEN",
+                    "cfut_thisisnotarealtoken0000000000000000000000",
+                )
                 .env(
                     "CLOUDFLARE_API_BASE_URL",
                     "http://api.example.com/client/v4",

@@ -359,3 +359,79 @@ fn item7_out_of_range_durations_and_dates_exit_2() {
         .expect_code(2);
     assert!(w.emu.requests().is_empty(), "no request may be sent");
 }
+
+/// Item 9: userinfo in the API URL, empty flag values, and implausible credentials are refused
+/// locally, with what a real credential looks like, and never echoed.
+#[test]
+fn item9_bad_urls_empty_flags_and_implausible_credentials_exit_2() {
+    let w = World::new();
+    let token = w.full_token();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "--api-url".into(),
+                format!("http://user:hunter2@{}", &w.emu.base_url()[7..]),
+                "test-permissions".into(),
+            ],
+            "--api-url must not contain a user name or password",
+        ),
+        (
+            vec!["--zone-id".into(), String::new(), "test-permissions".into()],
+            "--zone-id is empty",
+        ),
+        (
+            vec!["test-permissions".into(), "--platform-domain=".into()],
+            "--platform-domain is empty",
+        ),
+        (
+            vec!["--api-token".into(), "q".into(), "test-permissions".into()],
+            "--api-token does not look like an API token (1 character)",
+        ),
+        (
+            vec![
+                "--api-token".into(),
+                "a".repeat(5000),
+                "test-permissions".into(),
+            ],
+            "--api-token does not look like an API token (5000 characters)",
+        ),
+        (
+            vec![
+                "--email".into(),
+                "a@b.co".into(),
+                "--global-key".into(),
+                "short".into(),
+                "test-permissions".into(),
+            ],
+            "--global-key does not look like a Global API Key (5 characters)",
+        ),
+        (
+            vec!["rollback".into(), "acme".into(), String::new()],
+            "VERSION is empty",
+        ),
+    ];
+    for (args, want) in cases {
+        let run = w.run(w.with_token(&token).args(&args)).expect_code(2);
+        assert!(
+            run.stderr().starts_with(&format!("cfsetup: error: {want}")),
+            "{args:?}: {}",
+            run.stderr()
+        );
+        assert!(!run.stderr().contains("hunter2") && !run.stderr().contains("short\""));
+    }
+    let run = w
+        .run(w.bare().args([
+            "--global-key",
+            "short",
+            "--email",
+            "a@b.co",
+            "test-permissions",
+        ]))
+        .expect_code(2);
+    assert!(
+        run.stderr().contains("37 to 45 hexadecimal characters"),
+        "{}",
+        run.stderr()
+    );
+    assert!(w.emu.requests().is_empty(), "no request may be sent");
+}
