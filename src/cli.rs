@@ -29,7 +29,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct GlobalArgs {
     /// Account ID, 32 lowercase hex [env: CLOUDFLARE_ACCOUNT_ID]
     #[arg(long, global = true, value_name = "ID")]
@@ -37,13 +37,16 @@ pub struct GlobalArgs {
     /// Zone ID of the platform's zone, 32 lowercase hex [env: CLOUDFLARE_ZONE_ID]
     #[arg(long, global = true, value_name = "ID")]
     pub zone_id: Option<String>,
-    /// API token [env: CLOUDFLARE_API_TOKEN]
+    /// API token [env: CLOUDFLARE_API_TOKEN]. A value given here is visible to other users in
+    /// `ps`: prefer the environment or .env, or give `-` to read it from stdin
     #[arg(long, global = true, value_name = "TOKEN")]
     pub api_token: Option<String>,
     /// Email of the account owner, for the Global API Key [env: CLOUDFLARE_EMAIL]
     #[arg(long, global = true, value_name = "EMAIL")]
     pub email: Option<String>,
-    /// Global API Key [env: CLOUDFLARE_GLOBAL_KEY or CLOUDFLARE_API_KEY]
+    /// Global API Key [env: CLOUDFLARE_GLOBAL_KEY or CLOUDFLARE_API_KEY]. A value given here is
+    /// visible to other users in `ps`: prefer the environment or .env, or give `-` to read it
+    /// from stdin
     #[arg(long, global = true, value_name = "KEY")]
     pub global_key: Option<String>,
     /// API base URL; plain http only for loopback hosts [env: CLOUDFLARE_API_BASE_URL]

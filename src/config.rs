@@ -87,7 +87,8 @@ impl Config {
     ) -> Result<Self, UsageError> {
         let (env_file, file_vars) = read_env_file(args.env_file.as_deref())?;
         let vars = Vars::new(process_env, file_vars);
-        Self::from_parts(args, vars, env_file)
+        let args = secrets_from_stdin(args, &mut std::io::stdin().lock())?;
+        Self::from_parts(&args, vars, env_file)
     }
 
     /// The configuration of a command that needs no account and no credentials (`permissions`,
@@ -274,6 +275,41 @@ pub fn hex_id(value: &str, what: &str) -> Result<String, UsageError> {
         )
     };
     Err(usage!("{what} is not a valid ID: {v:?}").with_hint(hint))
+}
+
+/// `--api-token -` and `--global-key -` read the value from the first line of stdin, so that it
+/// never appears in the process list (`ps`), which anyone on the machine can read.
+fn secrets_from_stdin(
+    args: &GlobalArgs,
+    stdin: &mut dyn std::io::BufRead,
+) -> Result<GlobalArgs, UsageError> {
+    let mut args = args.clone();
+    let dash = |v: &Option<String>| v.as_deref() == Some("-");
+    if dash(&args.api_token) && dash(&args.global_key) {
+        return Err(
+            usage!("only one of --api-token and --global-key can be read from stdin")
+                .with_hint("put the other in the environment or .env"),
+        );
+    }
+    for (flag, value) in [
+        ("--api-token", &mut args.api_token),
+        ("--global-key", &mut args.global_key),
+    ] {
+        if value.as_deref() == Some("-") {
+            let mut line = String::new();
+            stdin
+                .read_line(&mut line)
+                .map_err(|e| usage!("{flag} -: cannot read stdin: {e}"))?;
+            let line = line.trim().to_string();
+            if line.is_empty() {
+                return Err(usage!("{flag} -: stdin is empty").with_hint(format!(
+                    "pipe the value in, e.g. `pass show cf | cfsetup {flag} - …`"
+                )));
+            }
+            *value = Some(line);
+        }
+    }
+    Ok(args)
 }
 
 /// Refuses an empty value for any option or argument given on the command line (`--zone-id ''`,
@@ -693,6 +729,23 @@ mod tests {
         assert!(api_url("https://user@api.cloudflare.com/client/v4", "x").is_err());
         let e = api_url("http://user:hunter2@[bad", "--api-url").unwrap_err();
         assert!(!e.message.contains("hunter2"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_dash_reads_the_secret_from_stdin() {
+        let args = GlobalArgs {
+            api_token: Some("-".into()),
+            ..Default::default()
+        };
+        let got = secrets_from_stdin(&args, &mut "cfut_abc\nrest\n".as_bytes()).unwrap();
+        assert_eq!(got.api_token.as_deref(), Some("cfut_abc"));
+        assert!(secrets_from_stdin(&args, &mut "".as_bytes()).is_err());
+        let both = GlobalArgs {
+            api_token: Some("-".into()),
+            global_key: Some("-".into()),
+            ..Default::default()
+        };
+        assert!(secrets_from_stdin(&both, &mut "x\ny\n".as_bytes()).is_err());
     }
 
     #[test]

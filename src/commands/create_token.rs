@@ -334,6 +334,12 @@ pub async fn run(
     ui: &Ui,
 ) -> anyhow::Result<Box<dyn Report>> {
     let (plan, auth) = plan(&args, config, SystemTime::now())?;
+    if plan.expires_on.is_none() {
+        ui.warn(
+            "the token will never expire: a leaked copy would work forever; pass --expires-in 1y \
+             (or --expires-on) and roll it before then with `cfsetup rotate-token`",
+        );
+    }
     // Before any request: a token whose value has nowhere to go would end up on stdout (CI logs).
     let writer = match &plan.write_env {
         Some(path) if !plan.dry_run => Some(env_writer(path)?),

@@ -435,3 +435,68 @@ fn item9_bad_urls_empty_flags_and_implausible_credentials_exit_2() {
     );
     assert!(w.emu.requests().is_empty(), "no request may be sent");
 }
+
+/// Item 14: a token created without an expiry is warned about, with `--expires-in 1y` suggested.
+#[test]
+fn item14_a_token_without_expiry_is_warned_about() {
+    let w = World::new();
+    let run = w
+        .run(
+            w.with_global_key()
+                .args(["create-token", "--name", "forever", "--no-test"]),
+        )
+        .success();
+    assert!(
+        run.stderr()
+            .contains("cfsetup: warning: the token will never expire")
+            && run.stderr().contains("--expires-in 1y"),
+        "{}",
+        run.stderr()
+    );
+    let run = w
+        .run(w.with_global_key().args([
+            "create-token",
+            "--name",
+            "yearly",
+            "--expires-in",
+            "1y",
+            "--no-test",
+        ]))
+        .success();
+    assert!(!run.stderr().contains("never expire"), "{}", run.stderr());
+}
+
+/// Item 4: `--help` says that secrets on the command line are visible in `ps`, and `--api-token -`
+/// reads the token from stdin.
+#[test]
+fn item4_secrets_can_come_from_stdin_and_help_warns_about_ps() {
+    let w = World::new();
+    let help = w.run(w.bare().arg("--help")).success().stdout();
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(
+        help.matches("visible to other users in `ps`").count(),
+        2,
+        "{help}"
+    );
+    let token = w.full_token();
+    let run = w
+        .run(
+            w.ids()
+                .args(["--api-token", "-", "test-permissions", "--read-only"])
+                .write_stdin(format!("{token}\n")),
+        )
+        .success();
+    assert!(run.stdout().contains("checks passed"), "{}", run.stdout());
+    let run = w
+        .run(
+            w.ids()
+                .args(["--api-token", "-", "test-permissions"])
+                .write_stdin(""),
+        )
+        .expect_code(2);
+    assert!(
+        run.stderr().contains("--api-token -: stdin is empty"),
+        "{}",
+        run.stderr()
+    );
+}
