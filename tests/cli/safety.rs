@@ -500,3 +500,35 @@ fn item4_secrets_can_come_from_stdin_and_help_warns_about_ps() {
         run.stderr()
     );
 }
+
+/// Item 10: test-permissions reports as "could not delete" only what exists: a temporary resource
+/// whose creation was refused with 403 was never created.
+#[test]
+fn item10_refused_creates_are_not_reported_as_left_behind() {
+    let w = World::new();
+    for missing in [
+        "Workers Scripts Write",
+        "Workers R2 Storage Write",
+        "Workers Routes Write",
+    ] {
+        let token = w.token_without(missing);
+        let run = w
+            .run(
+                w.with_token(&token)
+                    .env("PLATFORM_DOMAIN", w.zone_name())
+                    .args(["--json", "test-permissions"]),
+            )
+            .expect_code(3);
+        let j = run.json();
+        assert_eq!(
+            j["left_behind"],
+            serde_json::json!([]),
+            "without {missing}: {j}"
+        );
+        assert!(
+            !run.stderr().contains("could not delete"),
+            "without {missing}: {}",
+            run.stderr()
+        );
+    }
+}
