@@ -524,11 +524,17 @@ pub fn hostname(value: &str, what: &str) -> Result<String, UsageError> {
     if ascii.len() > 253 || labels.len() < 2 || !labels.iter().all(label_ok) {
         return Err(usage!("{what} is not a valid hostname: {value:?}").with_hint(fix));
     }
-    if labels
+    if let Some(tld) = labels
         .last()
-        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(usage!("{what} is an IP address, not a hostname: {value:?}").with_hint(fix));
+        if v.parse::<IpAddr>().is_ok() {
+            return Err(usage!("{what} is an IP address, not a hostname: {value:?}").with_hint(fix));
+        }
+        return Err(usage!(
+            "{what} is not a valid hostname: {value:?} (its last label {tld:?} is all digits)"
+        )
+        .with_hint("a top-level domain has letters, as in shop.example.com"));
     }
     Ok(ascii)
 }
@@ -793,6 +799,15 @@ mod tests {
         ] {
             assert!(hostname(bad, "x").is_err(), "{bad}");
         }
+        assert!(hostname("1.2.3.4", "x")
+            .unwrap_err()
+            .message
+            .contains("an IP address"));
+        let e = hostname("example.123", "x").unwrap_err();
+        assert_eq!(
+            e.message,
+            "x is not a valid hostname: \"example.123\" (its last label \"123\" is all digits)"
+        );
         assert!(tenant("acme-shop").is_ok());
         for bad in ["", "Acme", "-a", "a-", "a/b", "..", "a.b", &"a".repeat(64)] {
             assert!(tenant(bad).is_err(), "{bad}");

@@ -179,8 +179,9 @@ fn visit(
                     out.links.push(format!("{rel_url} (points outside DIR)"));
                     continue;
                 }
-                Err(_) => {
-                    out.links.push(format!("{rel_url} (points nowhere)"));
+                Err(e) => {
+                    out.links
+                        .push(format!("{rel_url} ({})", broken_link_reason(&path, &e)));
                     continue;
                 }
             }
@@ -271,6 +272,20 @@ pub fn hash_file(path: &Path) -> std::io::Result<(String, u64, Option<SystemTime
         size += n as u64;
     }
     Ok((hex::encode(hasher.finalize()), size, modified))
+}
+
+/// Why a link could not be resolved: it names nothing, or links lead round in a loop.
+fn broken_link_reason(link: &Path, e: &std::io::Error) -> String {
+    let Ok(to) = fs::read_link(link) else {
+        return io_reason(e);
+    };
+    let to = link.parent().map_or(to.clone(), |p| p.join(&to));
+    match fs::symlink_metadata(&to) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "points nowhere".into(),
+        // The next step exists (it is itself a link), yet the whole chain cannot be resolved.
+        Ok(m) if m.file_type().is_symlink() => "a loop of links".into(),
+        _ => io_reason(e),
+    }
 }
 
 fn io_reason(e: &std::io::Error) -> String {
@@ -380,6 +395,8 @@ mod tests {
         symlink(d.path().join("real"), d.path().join("alias")).unwrap();
         symlink(d.path(), d.path().join("real/up")).unwrap();
         symlink(d.path().join("nowhere"), d.path().join("broken")).unwrap();
+        symlink("loop-b", d.path().join("loop-a")).unwrap();
+        symlink("loop-a", d.path().join("loop-b")).unwrap();
         let w = walk(d.path(), WalkOptions::default()).unwrap();
         assert_eq!(
             urls(&w),
@@ -399,6 +416,8 @@ mod tests {
                 "/broken (points nowhere)",
                 "/leak.txt (points outside DIR)",
                 "/leakdir (points outside DIR)",
+                "/loop-a (a loop of links)",
+                "/loop-b (a loop of links)",
                 "/real/up (a loop)",
             ]
         );

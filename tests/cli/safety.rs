@@ -532,3 +532,38 @@ fn item10_refused_creates_are_not_reported_as_left_behind() {
         );
     }
 }
+
+/// Item 11: messages say what is really wrong: `example.123` is not "an IP address", and a loop
+/// of links is not a link that "points nowhere".
+#[test]
+fn item11_messages_say_what_is_really_wrong() {
+    let w = World::new();
+    let token = w.full_token();
+    std::fs::create_dir(w.file("site")).unwrap();
+    std::fs::write(w.file("site/index.html"), "hi").unwrap();
+    let run = w
+        .run(
+            w.with_token(&token)
+                .args(["deploy-site", "site", "acme", "example.123"]),
+        )
+        .expect_code(2);
+    assert!(run.stderr().contains("is all digits"), "{}", run.stderr());
+    assert!(!run.stderr().contains("IP address"), "{}", run.stderr());
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("b.html", w.file("site/a.html")).unwrap();
+        std::os::unix::fs::symlink("a.html", w.file("site/b.html")).unwrap();
+        // (No bucket exists, so it fails later; the walk's warnings come first.)
+        let run = w.run(
+            w.with_token(&token)
+                .env("PLATFORM_DOMAIN", w.zone_name())
+                .args(["deploy-site", "site", "acme", "--dry-run"]),
+        );
+        assert!(
+            run.stderr().contains("/a.html (a loop of links)"),
+            "{}",
+            run.stderr()
+        );
+        assert!(!run.stderr().contains("points nowhere"), "{}", run.stderr());
+    }
+}
