@@ -567,3 +567,81 @@ fn item11_messages_say_what_is_really_wrong() {
         assert!(!run.stderr().contains("points nowhere"), "{}", run.stderr());
     }
 }
+
+/// A world with the platform's bucket made, and a full token.
+fn with_bucket() -> (World, String) {
+    let w = World::new();
+    let token = w.full_token();
+    let client = cfsetup::cloudflare::Client::new(
+        &url::Url::parse(&w.emu.base_url()).unwrap(),
+        cfsetup::cloudflare::Auth::Token(cfsetup::secret::Secret::new(token.clone())),
+        cfsetup::cloudflare::ClientOptions::default(),
+    )
+    .unwrap();
+    let account = w.account_id();
+    crate::test_permissions::rt().block_on(async {
+        let b = cfsetup::cloudflare::r2::BucketRef {
+            account: &account,
+            name: "cfsetup-sites",
+            jurisdiction: None,
+        };
+        client.create_bucket(b, None).await.unwrap();
+    });
+    w.emu.clear_requests();
+    (w, token)
+}
+
+/// Item 12: nothing is published without a word: NFC/NFD twins and names with a newline, tab or
+/// backslash are refused (exit 2, no request); node_modules is skipped and said so; .well-known
+/// is published; a folder without index.html is warned about.
+#[test]
+fn item12_files_are_not_published_without_a_word() {
+    let (w, token) = with_bucket();
+    let site = |files: &[(&str, &str)]| {
+        let dir = w.file("site");
+        let _ = std::fs::remove_dir_all(&dir);
+        for (rel, body) in files {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, body).unwrap();
+        }
+    };
+    let deploy = |extra: &[&str]| {
+        let mut cmd = w.with_token(&token);
+        cmd.env("PLATFORM_DOMAIN", w.zone_name())
+            .args(["--json", "deploy-site", "site", "acme"])
+            .args(extra);
+        w.run(&mut cmd)
+    };
+    for files in [
+        &[
+            ("index.html", "x"),
+            ("cafe\u{301}.html", "nfd"),
+            ("caf\u{e9}.html", "nfc"),
+        ][..],
+        &[("index.html", "x"), ("new\nline.html", "x")],
+        &[("index.html", "x"), ("tab\t.html", "x")],
+        &[("index.html", "x"), ("a\\b.html", "x")],
+    ] {
+        site(files);
+        let run = deploy(&[]).expect_code(2);
+        assert!(
+            run.stderr().starts_with("cfsetup: error: "),
+            "{}",
+            run.stderr()
+        );
+        assert!(w.emu.requests().is_empty(), "no request: {}", run.stderr());
+    }
+    site(&[
+        ("index.html", "x"),
+        ("cafe\u{301}.html", "nfd"),
+        (".well-known/security.txt", "Contact: mailto:x@example.com"),
+        ("node_modules/left-pad/index.js", "js"),
+    ]);
+    let run = deploy(&[]).success();
+    assert_eq!(run.json()["files"], 3, "{}", run.stdout());
+    assert!(run.stderr().contains("/node_modules"), "{}", run.stderr());
+    site(&[("about.html", "x")]);
+    let run = deploy(&[]).success();
+    assert!(run.stderr().contains("no index.html"), "{}", run.stderr());
+}
