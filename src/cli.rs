@@ -70,6 +70,74 @@ pub struct GlobalArgs {
     pub color: ColorChoice,
 }
 
+/// The global options that reach the account: commands that need none do not take them.
+pub const ACCOUNT_OPTIONS: [&str; 7] = [
+    "account_id",
+    "zone_id",
+    "api_token",
+    "email",
+    "global_key",
+    "api_url",
+    "env_file",
+];
+
+/// The global options each command that needs no account ignores, so its `--help` does not list
+/// them (and `commands::main` refuses them).
+pub fn ignored_globals(subcommand: &str) -> &'static [&'static str] {
+    match subcommand {
+        "permissions" | "demo" => &ACCOUNT_OPTIONS,
+        "emulator" => &[
+            "account_id",
+            "zone_id",
+            "api_token",
+            "email",
+            "global_key",
+            "api_url",
+            "env_file",
+            "json",
+            "verbose",
+            "color",
+        ],
+        "completions" | "man" => &[
+            "account_id",
+            "zone_id",
+            "api_token",
+            "email",
+            "global_key",
+            "api_url",
+            "env_file",
+            "json",
+            "verbose",
+            "quiet",
+            "color",
+        ],
+        _ => &[],
+    }
+}
+
+/// The command line, with each command's `--help` listing only the global options it honours.
+///
+/// clap copies a global option into each subcommand unless the subcommand has one with the same
+/// id, so a hidden copy placed there first is what that subcommand shows (nothing) and parses (the
+/// same value). The command is left unbuilt: parsing a pre-built command breaks subcommand help.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        for id in ignored_globals(&name) {
+            let Some(arg) = cmd.get_arguments().find(|a| a.get_id() == *id).cloned() else {
+                continue;
+            };
+            cmd = cmd.mut_subcommand(&name, |sub| sub.arg(arg.hide(true)));
+        }
+    }
+    cmd
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum ColorChoice {
     #[default]
@@ -101,7 +169,6 @@ pub enum Command {
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Print the man page (roff) to stdout
-    #[command(hide = true)]
     Man,
 }
 
@@ -314,5 +381,31 @@ mod tests {
     #[test]
     fn the_cli_definition_is_consistent() {
         Cli::command().debug_assert();
+        for built in [
+            {
+                let mut c = Cli::command();
+                c.build();
+                c
+            },
+            command(),
+        ] {
+            let e = built
+                .try_get_matches_from(["cfsetup", "emulator", "--help"])
+                .unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
+        }
+        // Every name the hiding refers to is a real global option.
+        let mut cmd = command();
+        cmd.build();
+        for sub in cmd.get_subcommands() {
+            for id in ignored_globals(sub.get_name()) {
+                assert!(
+                    sub.get_arguments()
+                        .any(|a| a.get_id() == *id && a.is_hide_set()),
+                    "{} {id}",
+                    sub.get_name()
+                );
+            }
+        }
     }
 }

@@ -344,6 +344,34 @@ pub fn no_empty_values(cmd: &clap::Command, matches: &clap::ArgMatches) -> Resul
     Ok(())
 }
 
+/// A command that needs no account (`permissions`, `demo`, `emulator`, `completions`, `man`)
+/// refuses the global options it does not honour, rather than ignore them silently; its `--help`
+/// does not list them either (`cli::ignored_globals`).
+pub fn no_ignored_options(matches: &clap::ArgMatches) -> Result<(), UsageError> {
+    let Some((name, sub)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let given = |id: &str| {
+        [matches, sub]
+            .iter()
+            .any(|m| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+    };
+    match crate::cli::ignored_globals(name)
+        .iter()
+        .find(|id| given(id))
+    {
+        Some(id) => {
+            let flag = format!("--{}", id.replace('_', "-"));
+            Err(
+                usage!("`cfsetup {name}` does not use {flag}").with_hint(format!(
+                    "leave it out; `cfsetup {name} --help` lists the options it takes"
+                )),
+            )
+        }
+        None => Ok(()),
+    }
+}
+
 /// The error for `--flag ''`.
 pub fn empty_flag(flag: &str) -> UsageError {
     usage!("{flag} is empty").with_hint(format!(

@@ -5,14 +5,13 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 
 use cfsetup::cli::Cli;
 use cfsetup::{commands, config, error, output};
 
 fn main() -> ExitCode {
-    let mut cmd = Cli::command();
-    cmd.build();
+    let cmd = cfsetup::cli::command();
     let matches = match cmd.clone().try_get_matches() {
         Ok(m) => m,
         Err(e) => return parse_error(e),
@@ -22,7 +21,11 @@ fn main() -> ExitCode {
         Err(e) => return parse_error(e),
     };
     let json = cli.global.json;
-    let result = config::no_empty_values(&cmd, &matches)
+    // Built (global options copied into each subcommand) only to look names up.
+    let mut built = cmd;
+    built.build();
+    let result = config::no_empty_values(&built, &matches)
+        .and_then(|()| config::no_ignored_options(&matches))
         .map_err(anyhow::Error::from)
         .and_then(|()| commands::main(cli));
     match result {

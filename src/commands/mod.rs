@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 
-use clap::CommandFactory;
-
 use crate::cli::{Cli, Command};
 use crate::cloudflare::{Auth, Client, ClientOptions};
 use crate::config::Config;
@@ -26,12 +24,12 @@ pub fn main(cli: Cli) -> anyhow::Result<u8> {
     // These need no configuration at all.
     match &cli.command {
         Command::Completions(args) => {
-            let mut cmd = Cli::command();
+            let mut cmd = crate::cli::command();
             clap_complete::generate(args.shell, &mut cmd, "cfsetup", &mut std::io::stdout());
             return Ok(0);
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            clap_mangen::Man::new(crate::cli::command()).render(&mut std::io::stdout())?;
             return Ok(0);
         }
         _ => {}

@@ -137,7 +137,7 @@ fn item2_a_symlinked_env_file_stays_a_link() {
     std::fs::create_dir(w.file("private")).unwrap();
     std::fs::write(
         w.file("private/cf.env"),
-        "export CLOUDFLARE_API_TOKEN=cfut_old\n",
+        "export CLOUDFLARE_API_TOKEN=cfut_0ld0000000000000000000000000000000000000000000\n",
     )
     .unwrap();
     std::os::unix::fs::symlink("private/cf.env", w.file(".env")).unwrap();
@@ -158,6 +158,7 @@ fn item2_a_symlinked_env_file_stays_a_link() {
         text.starts_with("export CLOUDFLARE_API_TOKEN=cfut_"),
         "{text}"
     );
+    assert!(!text.contains("cfut_0ld"), "replaced: {text}");
     assert_eq!(token_values(&text).len(), 1, "{text}");
 }
 
@@ -644,4 +645,61 @@ fn item12_files_are_not_published_without_a_word() {
     site(&[("about.html", "x")]);
     let run = deploy(&[]).success();
     assert!(run.stderr().contains("no index.html"), "{}", run.stderr());
+}
+
+/// Item 13: `emulator --help` (and the other commands that need no account) list only the global
+/// options they honour, and refuse the others; `man` is listed in `--help`.
+#[test]
+fn item13_help_lists_only_honoured_options_and_man_is_listed() {
+    let w = World::new();
+    let help = w
+        .run(w.bare().args(["emulator", "--help"]))
+        .success()
+        .stdout();
+    for ignored in [
+        "--account-id",
+        "--api-token",
+        "--global-key",
+        "--json",
+        "--env-file",
+        "--api-url",
+    ] {
+        assert!(!help.contains(ignored), "{ignored} in:\n{help}");
+    }
+    assert!(
+        help.contains("--port") && help.contains("--quiet"),
+        "{help}"
+    );
+    let help = w
+        .run(w.bare().args(["permissions", "--help"]))
+        .success()
+        .stdout();
+    assert!(
+        !help.contains("--api-token") && help.contains("--json"),
+        "{help}"
+    );
+    let help = w
+        .run(w.bare().args(["deploy-site", "--help"]))
+        .success()
+        .stdout();
+    assert!(
+        help.contains("--api-token") && help.contains("--json"),
+        "{help}"
+    );
+    let run = w
+        .run(
+            w.bare()
+                .args(["emulator", "--api-token", "x", "--port", "0"]),
+        )
+        .expect_code(2);
+    assert!(
+        run.stderr()
+            .starts_with("cfsetup: error: `cfsetup emulator` does not use --api-token"),
+        "{}",
+        run.stderr()
+    );
+    w.run(w.bare().args(["--zone-id", "x", "permissions"]))
+        .expect_code(2);
+    let top = w.run(w.bare().arg("--help")).success().stdout();
+    assert!(top.contains("\n  man "), "{top}");
 }
