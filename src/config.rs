@@ -588,6 +588,66 @@ pub fn tenant(value: &str) -> Result<String, UsageError> {
     }
 }
 
+/// Is `name` the zone's own name or a name under it? (Case-insensitive; both are hostnames.)
+pub fn within_zone(name: &str, zone: &str) -> bool {
+    let (name, zone) = (name.to_ascii_lowercase(), zone.to_ascii_lowercase());
+    name == zone || name.ends_with(&format!(".{zone}"))
+}
+
+/// A hostname that must be in the zone (the fallback origin, the platform domain): checked as soon
+/// as the zone's name is known, before the first write.
+pub fn in_zone(name: &str, zone: &str, what: &str) -> Result<(), UsageError> {
+    if within_zone(name, zone) {
+        return Ok(());
+    }
+    Err(
+        usage!("{what} {name} is not in the zone {zone}").with_hint(format!(
+            "give {zone} or a name under it, such as fallback.{zone}, or use the zone that holds \
+         {name} (--zone-id)"
+        )),
+    )
+}
+
+/// A tenant's custom DOMAIN cannot be the platform's own domain or a name under it: the Worker
+/// already serves TENANT.<platform domain>, and Cloudflare for SaaS does not attach a zone's own
+/// names. Call it as soon as the platform domain is known (with PLATFORM_DOMAIN unset, right
+/// after reading the zone's name), before any other request.
+pub fn custom_domain(domain: &str, platform_domain: &str) -> Result<(), UsageError> {
+    if !within_zone(domain, platform_domain) {
+        return Ok(());
+    }
+    Err(
+        usage!("DOMAIN {domain} is in the platform's own domain {platform_domain}").with_hint(
+            format!(
+                "every tenant is already served at TENANT.{platform_domain}; DOMAIN is for the \
+                 tenant's own domain, such as shop.example.com"
+            ),
+        ),
+    )
+}
+
+/// A deploy named on the command line (`rollback TENANT VERSION`): a whole deploy id such as
+/// `20260101T000000Z-aaaaaaaa`, a unique start of one, or a preview name. Letters, digits, `-` and
+/// `_`, at most 100: so `../../etc`, `*`, `''` or a path never reach a listing or a key.
+pub fn deploy_id(value: &str) -> Result<String, UsageError> {
+    let v = value.trim();
+    let ok = (1..=100).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        return Ok(v.to_string());
+    }
+    let what = if v.is_empty() {
+        "VERSION is empty".to_string()
+    } else {
+        format!("VERSION {value:?} is not a deploy id")
+    };
+    Err(usage!("{what}").with_hint(
+        "a deploy id looks like 20260101T000000Z-aaaaaaaa (or give a unique start of one); \
+         `cfsetup rollback TENANT --list` shows them",
+    ))
+}
+
 /// An R2 bucket name: 3 to 63 lowercase letters, digits and hyphens, starting and ending with a
 /// letter or digit (wrangler `isValidR2BucketName`; cloudflare-api.md §7).
 pub fn bucket_name(value: &str, what: &str) -> Result<String, UsageError> {
@@ -846,6 +906,41 @@ mod tests {
         assert!(worker_name("1router", "x").is_err());
         assert_eq!(jurisdiction("EU").unwrap().as_deref(), Some("eu"));
         assert!(jurisdiction("mars").is_err());
+    }
+
+    #[test]
+    fn zone_membership_custom_domains_and_deploy_ids() {
+        assert!(within_zone("Fallback.GetAI.page", "getai.page"));
+        assert!(within_zone("getai.page", "getai.page"));
+        assert!(!within_zone("notgetai.page", "getai.page"));
+        assert!(in_zone("fallback.getai.page", "getai.page", "x").is_ok());
+        let e = in_zone("fallback.example.com", "getai.page", "--fallback-origin").unwrap_err();
+        assert_eq!(
+            e.message,
+            "--fallback-origin fallback.example.com is not in the zone getai.page"
+        );
+        assert!(custom_domain("acme.getai.page", "getai.page").is_err());
+        assert!(custom_domain("getai.page", "getai.page").is_err());
+        assert!(custom_domain("shop.acme-store.com", "getai.page").is_ok());
+        assert_eq!(
+            deploy_id("20260101T000000Z-aaaaaaaa").unwrap(),
+            "20260101T000000Z-aaaaaaaa"
+        );
+        assert_eq!(deploy_id("20260101").unwrap(), "20260101");
+        assert_eq!(deploy_id("pr-42").unwrap(), "pr-42");
+        for bad in [
+            "",
+            " ",
+            "*",
+            "../../etc",
+            "a/b",
+            "a.json",
+            "2026*",
+            &"a".repeat(101),
+        ] {
+            assert!(deploy_id(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(deploy_id("").unwrap_err().message, "VERSION is empty");
     }
 
     #[test]

@@ -347,9 +347,25 @@ pub async fn run(
     };
     let client = super::client(config, ui, auth, 8)?;
 
-    // Two reads, at once: the catalog, and the tokens that already carry this name.
-    let (catalog, existing) =
-        futures::future::join(client.permission_groups(None, None), client.list_tokens()).await;
+    // Reads, at once: the catalog, the tokens that already carry this name, and the zone (its
+    // name, to check the platform domain before a token exists; the creator may not be allowed
+    // to read it, which is fine).
+    let (catalog, existing, zone) = futures::future::join3(
+        client.permission_groups(None, None),
+        client.list_tokens(),
+        client.get_zone(&plan.zone_id),
+    )
+    .await;
+    if let (Ok(zone), Some(domain)) = (&zone, plan.platform_domain.as_deref()) {
+        if let Err(e) = crate::config::in_zone(domain, &zone.name, "PLATFORM_DOMAIN") {
+            anyhow::bail!(
+                "{}: the permission checks create a route under it, which only works in the \
+                 token's zone; no token was created ({})",
+                e.message,
+                e.hint.unwrap_or_default()
+            );
+        }
+    }
     let catalog =
         catalog.context("reading the permission groups (GET /user/tokens/permission_groups)")?;
     let groups = resolve_groups(&catalog).map_err(|problems| {

@@ -703,3 +703,54 @@ fn item13_help_lists_only_honoured_options_and_man_is_listed() {
     let top = w.run(w.bare().arg("--help")).success().stdout();
     assert!(top.contains("\n  man "), "{top}");
 }
+
+/// Item 8: what needs only the zone's name is checked once it is known, before the first write:
+/// a fallback origin outside the zone creates nothing.
+#[test]
+fn item8_a_fallback_origin_outside_the_zone_creates_nothing() {
+    let w = World::new();
+    let token = w.full_token();
+    let run = w
+        .run(w.with_token(&token).args([
+            "deploy-infra",
+            "--fallback-origin",
+            "fallback.example.com",
+        ]))
+        .expect_code(1);
+    assert!(
+        run.stderr().contains(&format!(
+            "--fallback-origin fallback.example.com is not in the zone {}",
+            w.zone_name()
+        )),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(w.writes().len(), 0, "nothing was created: {:?}", w.writes());
+    assert!(w.emu.buckets().is_empty());
+}
+
+/// Item 8: create-token checks what the zone's name decides (PLATFORM_DOMAIN in the zone) before
+/// the token exists.
+#[test]
+fn item8_create_token_checks_the_zone_before_the_token_exists() {
+    let w = World::new();
+    let run = w
+        .run(
+            w.with_global_key()
+                .env("PLATFORM_DOMAIN", "example.com")
+                .args(["create-token", "--name", "p", "--expires-in", "1d"]),
+        )
+        .expect_code(1);
+    assert!(
+        run.stderr()
+            .contains("PLATFORM_DOMAIN example.com is not in the zone"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(
+        w.writes().len(),
+        0,
+        "no token was created: {:?}",
+        w.writes()
+    );
+}
