@@ -256,6 +256,24 @@ fn read_env_file(named: Option<&Path>) -> Result<(PathBuf, HashMap<String, Strin
     Ok((path, map))
 }
 
+/// A value for an error message, quoted; or, when it looks like a token or key pasted into the
+/// wrong setting (a `cf…_` prefix, or 30 or more token characters without a dot), only its length:
+/// values come from the environment and `.env`, and an error must never show a secret.
+pub fn shown(value: &str) -> String {
+    let v = value.trim();
+    let prefixed = ["cfut_", "cfat_", "cfk_", "cfoat_"]
+        .iter()
+        .any(|p| v.starts_with(p));
+    let token_like = v.len() >= 30
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if prefixed || token_like {
+        format!("(not shown: {} characters that may be a secret)", v.len())
+    } else {
+        format!("{value:?}")
+    }
+}
+
 /// An account, zone or token ID: 32 lowercase hex characters.
 pub fn hex_id(value: &str, what: &str) -> Result<String, UsageError> {
     let v = value.trim();
@@ -274,7 +292,7 @@ pub fn hex_id(value: &str, what: &str) -> Result<String, UsageError> {
             v.chars().count()
         )
     };
-    Err(usage!("{what} is not a valid ID: {v:?}").with_hint(hint))
+    Err(usage!("{what} is not a valid ID: {}", shown(v)).with_hint(hint))
 }
 
 /// `--api-token -` and `--global-key -` read the value from the first line of stdin, so that it
@@ -458,7 +476,7 @@ fn email(value: &str, what: &str) -> Result<String, UsageError> {
     if ok {
         Ok(v.to_string())
     } else {
-        Err(usage!("{what} is not an email address: {v:?}")
+        Err(usage!("{what} is not an email address: {}", shown(v))
             .with_hint("use the email you log in to the Cloudflare dashboard with"))
     }
 }
@@ -535,12 +553,13 @@ pub fn duration(value: &str, what: &str) -> Result<Duration, UsageError> {
 /// A hostname, converted to lowercase ASCII (punycode for IDN). No wildcard, scheme, port or path.
 pub fn hostname(value: &str, what: &str) -> Result<String, UsageError> {
     let v = value.trim().trim_end_matches('.');
+    let q = shown(value);
     let fix = "give a bare hostname such as shop.example.com (no scheme, port, path or wildcard)";
     if v.is_empty() || v.contains(['/', ':', '*', ' ', '@']) {
-        return Err(usage!("{what} is not a hostname: {value:?}").with_hint(fix));
+        return Err(usage!("{what} is not a hostname: {q}").with_hint(fix));
     }
     let ascii = idna::domain_to_ascii(v)
-        .map_err(|_| usage!("{what} is not a valid hostname: {value:?}").with_hint(fix))?;
+        .map_err(|_| usage!("{what} is not a valid hostname: {q}").with_hint(fix))?;
     let labels: Vec<&str> = ascii.split('.').collect();
     let label_ok = |l: &&str| {
         !l.is_empty()
@@ -550,17 +569,17 @@ pub fn hostname(value: &str, what: &str) -> Result<String, UsageError> {
             && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     };
     if ascii.len() > 253 || labels.len() < 2 || !labels.iter().all(label_ok) {
-        return Err(usage!("{what} is not a valid hostname: {value:?}").with_hint(fix));
+        return Err(usage!("{what} is not a valid hostname: {q}").with_hint(fix));
     }
     if let Some(tld) = labels
         .last()
         .filter(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
     {
         if v.parse::<IpAddr>().is_ok() {
-            return Err(usage!("{what} is an IP address, not a hostname: {value:?}").with_hint(fix));
+            return Err(usage!("{what} is an IP address, not a hostname: {q}").with_hint(fix));
         }
         return Err(usage!(
-            "{what} is not a valid hostname: {value:?} (its last label {tld:?} is all digits)"
+            "{what} is not a valid hostname: {q} (its last label {tld:?} is all digits)"
         )
         .with_hint("a top-level domain has letters, as in shop.example.com"));
     }
@@ -660,7 +679,7 @@ pub fn bucket_name(value: &str, what: &str) -> Result<String, UsageError> {
     if ok {
         Ok(value.to_string())
     } else {
-        Err(usage!("{what} {value:?} is not a valid R2 bucket name").with_hint(
+        Err(usage!("{what} {} is not a valid R2 bucket name", shown(value)).with_hint(
             "use 3 to 63 lowercase letters, digits and hyphens, starting and ending with a letter \
              or digit",
         ))
@@ -680,7 +699,7 @@ pub fn worker_name(value: &str, what: &str) -> Result<String, UsageError> {
         Ok(value.to_string())
     } else {
         Err(
-            usage!("{what} {value:?} is not a valid Worker name").with_hint(
+            usage!("{what} {} is not a valid Worker name", shown(value)).with_hint(
                 "use up to 63 letters, digits, _ and -, starting with a letter and ending with a \
              letter or digit",
             ),
@@ -693,8 +712,10 @@ pub fn jurisdiction(value: &str) -> Result<Option<String>, UsageError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "" | "default" => Ok(None),
         j @ ("eu" | "fedramp" | "fedramp-high") => Ok(Some(j.to_string())),
-        _ => Err(usage!("--jurisdiction {value:?} is not an R2 jurisdiction")
-            .with_hint("use eu, fedramp or fedramp-high, or leave it out")),
+        _ => Err(
+            usage!("--jurisdiction {} is not an R2 jurisdiction", shown(value))
+                .with_hint("use eu, fedramp or fedramp-high, or leave it out"),
+        ),
     }
 }
 
@@ -906,6 +927,33 @@ mod tests {
         assert!(worker_name("1router", "x").is_err());
         assert_eq!(jurisdiction("EU").unwrap().as_deref(), Some("eu"));
         assert!(jurisdiction("mars").is_err());
+    }
+
+    #[test]
+    fn a_secret_in_the_wrong_setting_is_never_echoed() {
+        let token = "cfut_abcdefghijklmnopqrstuvwxyz0123456789ABCD";
+        let key = "c2547eb745079dac9320b638f5e225cf483cc";
+        for v in [token, key, "Zq8sAbcdefghijklmnopqrstuvwxyz0123456789"] {
+            let v = vars(&[], &[("CLOUDFLARE_ACCOUNT_ID", v)]);
+            let e = Config::from_parts(&GlobalArgs::default(), v, ".env".into()).unwrap_err();
+            assert!(e.message.contains("not shown"), "{}", e.message);
+            assert!(!e.message.contains("efghij"), "{}", e.message);
+        }
+        for e in [
+            hostname(token, "PLATFORM_DOMAIN").unwrap_err(),
+            email(key, "CLOUDFLARE_EMAIL").unwrap_err(),
+            bucket_name(token, "R2_BUCKET_NAME").unwrap_err(),
+            worker_name(&format!("{token}-"), "WORKER_SCRIPT_NAME").unwrap_err(),
+            jurisdiction(token).unwrap_err(),
+        ] {
+            assert!(
+                !e.message.contains("efghij") && !e.message.contains("9dac93"),
+                "{}",
+                e.message
+            );
+        }
+        assert_eq!(shown("xyz"), "\"xyz\"");
+        assert_eq!(shown("shop.example.com"), "\"shop.example.com\"");
     }
 
     #[test]

@@ -41,6 +41,16 @@ fn item1_a_malformed_env_file_never_shows_a_value() {
         w.run(w.bare().arg("permissions")).success();
         w.run(w.bare().args(["completions", "bash"])).success();
     }
+    // A secret pasted into the wrong setting is not echoed by that setting's error either.
+    std::fs::write(w.file(".env"), format!("CLOUDFLARE_ZONE_ID={SECRET}\n")).unwrap();
+    let run = w.run(w.bare().arg("test-permissions")).expect_code(2);
+    assert!(
+        run.stderr()
+            .contains("CLOUDFLARE_ZONE_ID is not a valid ID: (not shown"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!run.stderr().contains("Zq8s"), "{}", run.stderr());
     assert!(w.emu.requests().is_empty(), "no request may be sent");
 }
 
