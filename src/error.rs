@@ -94,13 +94,21 @@ impl std::error::Error for PartialFailure {
     }
 }
 
+/// The [`PartialFailure`] in the error's chain, if any (it may have been given context).
+pub fn partial(err: &anyhow::Error) -> Option<&PartialFailure> {
+    err.chain().find_map(|e| e.downcast_ref::<PartialFailure>())
+}
+
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CHECKS_FAILED: u8 = 3;
 
 /// The exit status for an error that ended the run.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| e.is::<UsageError>()) {
+    // Part of the work was done: a failure (1), whatever the cause.
+    if partial(err).is_some() {
+        EXIT_FAILURE
+    } else if err.chain().any(|e| e.is::<UsageError>()) {
         EXIT_USAGE
     } else {
         EXIT_FAILURE
@@ -109,11 +117,11 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 
 /// A word for the kind of error, for `--json`: `usage`, `partial`, `api`, `network` or `failure`.
 pub fn kind(err: &anyhow::Error) -> &'static str {
+    if partial(err).is_some() {
+        return "partial";
+    }
     if err.chain().any(|e| e.is::<UsageError>()) {
         return "usage";
-    }
-    if err.is::<PartialFailure>() {
-        return "partial";
     }
     for cause in err.chain() {
         if let Some(api) = cause.downcast_ref::<crate::cloudflare::Error>() {
@@ -137,7 +145,7 @@ pub fn to_json(err: &anyhow::Error) -> serde_json::Value {
         "hint": (!hints.is_empty()).then(|| hints.join("; ")),
         "exit_code": exit_code(err),
     });
-    let mut out = match err.downcast_ref::<PartialFailure>() {
+    let mut out = match partial(err) {
         Some(p) => match p.report.to_json() {
             serde_json::Value::Object(map) => map,
             other => {
@@ -240,6 +248,10 @@ mod tests {
             anyhow::anyhow!("attaching shop.example.com failed"),
         )
         .into();
+        let with_usage: anyhow::Error =
+            PartialFailure::new("acme is live", Box::new(Live), usage!("bad").into()).into();
+        assert_eq!(exit_code(&with_usage), EXIT_FAILURE);
+        assert_eq!(to_json(&with_usage.context("deploying"))["deploy_id"], "d1");
         assert_eq!(exit_code(&err), EXIT_FAILURE);
         let j = to_json(&err);
         assert_eq!(j["deploy_id"], "d1");

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             // What did happen, on stdout as a report would be; then the error.
-            if let Some(partial) = err.downcast_ref::<error::PartialFailure>() {
+            if let Some(partial) = error::partial(&err) {
                 if !json {
                     let _ = output::emit_text(partial.report.as_ref());
                 }
