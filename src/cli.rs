@@ -29,7 +29,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct GlobalArgs {
     /// Account ID, 32 lowercase hex [env: CLOUDFLARE_ACCOUNT_ID]
     #[arg(long, global = true, value_name = "ID")]
@@ -37,13 +37,16 @@ pub struct GlobalArgs {
     /// Zone ID of the platform's zone, 32 lowercase hex [env: CLOUDFLARE_ZONE_ID]
     #[arg(long, global = true, value_name = "ID")]
     pub zone_id: Option<String>,
-    /// API token [env: CLOUDFLARE_API_TOKEN]
+    /// API token [env: CLOUDFLARE_API_TOKEN]. A value given here is visible to other users in
+    /// `ps`: prefer the environment or .env, or give `-` to read it from stdin
     #[arg(long, global = true, value_name = "TOKEN")]
     pub api_token: Option<String>,
     /// Email of the account owner, for the Global API Key [env: CLOUDFLARE_EMAIL]
     #[arg(long, global = true, value_name = "EMAIL")]
     pub email: Option<String>,
-    /// Global API Key [env: CLOUDFLARE_GLOBAL_KEY or CLOUDFLARE_API_KEY]
+    /// Global API Key [env: CLOUDFLARE_GLOBAL_KEY or CLOUDFLARE_API_KEY]. A value given here is
+    /// visible to other users in `ps`: prefer the environment or .env, or give `-` to read it
+    /// from stdin
     #[arg(long, global = true, value_name = "KEY")]
     pub global_key: Option<String>,
     /// API base URL; plain http only for loopback hosts [env: CLOUDFLARE_API_BASE_URL]
@@ -65,6 +68,74 @@ pub struct GlobalArgs {
     /// When to use colour (NO_COLOR is honoured)
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
+}
+
+/// The global options that reach the account: commands that need none do not take them.
+pub const ACCOUNT_OPTIONS: [&str; 7] = [
+    "account_id",
+    "zone_id",
+    "api_token",
+    "email",
+    "global_key",
+    "api_url",
+    "env_file",
+];
+
+/// The global options each command that needs no account ignores, so its `--help` does not list
+/// them (and `commands::main` refuses them).
+pub fn ignored_globals(subcommand: &str) -> &'static [&'static str] {
+    match subcommand {
+        "permissions" | "demo" => &ACCOUNT_OPTIONS,
+        "emulator" => &[
+            "account_id",
+            "zone_id",
+            "api_token",
+            "email",
+            "global_key",
+            "api_url",
+            "env_file",
+            "json",
+            "verbose",
+            "color",
+        ],
+        "completions" | "man" => &[
+            "account_id",
+            "zone_id",
+            "api_token",
+            "email",
+            "global_key",
+            "api_url",
+            "env_file",
+            "json",
+            "verbose",
+            "quiet",
+            "color",
+        ],
+        _ => &[],
+    }
+}
+
+/// The command line, with each command's `--help` listing only the global options it honours.
+///
+/// clap copies a global option into each subcommand unless the subcommand has one with the same
+/// id, so a hidden copy placed there first is what that subcommand shows (nothing) and parses (the
+/// same value). The command is left unbuilt: parsing a pre-built command breaks subcommand help.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        for id in ignored_globals(&name) {
+            let Some(arg) = cmd.get_arguments().find(|a| a.get_id() == *id).cloned() else {
+                continue;
+            };
+            cmd = cmd.mut_subcommand(&name, |sub| sub.arg(arg.hide(true)));
+        }
+    }
+    cmd
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -98,7 +169,6 @@ pub enum Command {
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Print the man page (roff) to stdout
-    #[command(hide = true)]
     Man,
 }
 
@@ -281,8 +351,9 @@ pub struct EmulatorArgs {
     /// Port on 127.0.0.1; 0 picks a free one
     #[arg(long, default_value_t = 8787)]
     pub port: u16,
-    /// Latency added to every API request, in milliseconds
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// Latency added to every API request, in milliseconds (at most 600000)
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=600_000))]
     pub latency_ms: u64,
     /// Keep the state in this JSON file across runs
     #[arg(long, value_name = "FILE")]
@@ -310,5 +381,31 @@ mod tests {
     #[test]
     fn the_cli_definition_is_consistent() {
         Cli::command().debug_assert();
+        for built in [
+            {
+                let mut c = Cli::command();
+                c.build();
+                c
+            },
+            command(),
+        ] {
+            let e = built
+                .try_get_matches_from(["cfsetup", "emulator", "--help"])
+                .unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
+        }
+        // Every name the hiding refers to is a real global option.
+        let mut cmd = command();
+        cmd.build();
+        for sub in cmd.get_subcommands() {
+            for id in ignored_globals(sub.get_name()) {
+                assert!(
+                    sub.get_arguments()
+                        .any(|a| a.get_id() == *id && a.is_hide_set()),
+                    "{} {id}",
+                    sub.get_name()
+                );
+            }
+        }
     }
 }

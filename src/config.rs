@@ -87,7 +87,24 @@ impl Config {
     ) -> Result<Self, UsageError> {
         let (env_file, file_vars) = read_env_file(args.env_file.as_deref())?;
         let vars = Vars::new(process_env, file_vars);
-        Self::from_parts(args, vars, env_file)
+        let args = secrets_from_stdin(args, &mut std::io::stdin().lock())?;
+        Self::from_parts(&args, vars, env_file)
+    }
+
+    /// The configuration of a command that needs no account and no credentials (`permissions`,
+    /// `demo`, `emulator`): only the output flags. Neither the environment nor `.env` is read, so
+    /// a broken `.env` or a bad `CLOUDFLARE_ACCOUNT_ID` cannot stop it, and nothing of the user's
+    /// leaks into it.
+    pub fn offline(args: &GlobalArgs) -> Self {
+        let output_only = GlobalArgs {
+            json: args.json,
+            verbose: args.verbose,
+            quiet: args.quiet,
+            color: args.color,
+            ..GlobalArgs::default()
+        };
+        Self::from_parts(&output_only, Vars::default(), PathBuf::new())
+            .expect("output flags alone always make a valid configuration")
     }
 
     pub fn from_parts(
@@ -95,8 +112,22 @@ impl Config {
         vars: Vars,
         env_file: PathBuf,
     ) -> Result<Self, UsageError> {
+        // An empty flag is a mistake (an unset shell variable, `--zone-id ''`), never a reason to
+        // fall back quietly to the environment or `.env`.
+        for (flag, value) in [
+            ("--account-id", &args.account_id),
+            ("--zone-id", &args.zone_id),
+            ("--api-token", &args.api_token),
+            ("--email", &args.email),
+            ("--global-key", &args.global_key),
+            ("--api-url", &args.api_url),
+        ] {
+            if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(empty_flag(flag));
+            }
+        }
         let pick = |flag: &Option<String>, names: &[&str]| -> Option<(String, String)> {
-            if let Some(v) = flag.as_ref().filter(|v| !v.trim().is_empty()) {
+            if let Some(v) = flag {
                 return Some((v.clone(), String::new()));
             }
             names
@@ -112,13 +143,19 @@ impl Config {
             .transpose()?;
 
         let token = pick(&args.api_token, &["CLOUDFLARE_API_TOKEN"])
-            .map(|(v, src)| credential(&v, &source_name("--api-token", &src)))
+            .map(|(v, src)| credential(&v, &source_name("--api-token", &src), Credential::Token))
             .transpose()?;
         let global_key = pick(
             &args.global_key,
             &["CLOUDFLARE_GLOBAL_KEY", "CLOUDFLARE_API_KEY"],
         )
-        .map(|(v, src)| credential(&v, &source_name("--global-key", &src)))
+        .map(|(v, src)| {
+            credential(
+                &v,
+                &source_name("--global-key", &src),
+                Credential::GlobalKey,
+            )
+        })
         .transpose()?;
         let email = pick(&args.email, &["CLOUDFLARE_EMAIL"])
             .map(|(v, src)| email(&v, &source_name("--email", &src)))
@@ -197,17 +234,44 @@ fn read_env_file(named: Option<&Path>) -> Result<(PathBuf, HashMap<String, Strin
         }
         return Ok((path, HashMap::new()));
     }
-    let iter = dotenvy::from_path_iter(&path)
-        .map_err(|e| usage!("cannot read {}: {e}", path.display()))?;
-    let mut map = HashMap::new();
-    for item in iter {
-        let (k, v) = item.map_err(|e| {
-            usage!("{} is not a valid .env file: {e}", path.display())
-                .with_hint("each line is NAME=value; quote values that contain spaces")
-        })?;
-        map.insert(k, v);
-    }
+    // Read as bytes: an error about the text must not quote it (it holds secrets).
+    let bytes = std::fs::read(&path).map_err(|e| usage!("cannot read {}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        usage!(
+            "{} is not a valid .env file: line {line} is not UTF-8 text",
+            path.display()
+        )
+        .with_hint("save the file as UTF-8")
+    })?;
+    let pairs = crate::envfile::parse(&text).map_err(|e| {
+        usage!("{} is not a valid .env file: {e}", path.display()).with_hint(
+            "each line is NAME=value; quote a value that contains spaces or #, and close the quote",
+        )
+    })?;
+    let map: HashMap<String, String> = pairs.into_iter().collect();
     Ok((path, map))
+}
+
+/// A value for an error message, quoted; or, when it looks like a token or key pasted into the
+/// wrong setting (a `cf…_` prefix, or 30 or more token characters without a dot), only its length:
+/// values come from the environment and `.env`, and an error must never show a secret.
+pub fn shown(value: &str) -> String {
+    let v = value.trim();
+    let prefixed = ["cfut_", "cfat_", "cfk_", "cfoat_"]
+        .iter()
+        .any(|p| v.starts_with(p));
+    let token_like = v.len() >= 30
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if prefixed || token_like {
+        format!("(not shown: {} characters that may be a secret)", v.len())
+    } else {
+        format!("{value:?}")
+    }
 }
 
 /// An account, zone or token ID: 32 lowercase hex characters.
@@ -228,22 +292,172 @@ pub fn hex_id(value: &str, what: &str) -> Result<String, UsageError> {
             v.chars().count()
         )
     };
-    Err(usage!("{what} is not a valid ID: {v:?}").with_hint(hint))
+    Err(usage!("{what} is not a valid ID: {}", shown(v)).with_hint(hint))
 }
 
-/// A token or key: printable ASCII without spaces or quotes. Never echoes the value.
-fn credential(value: &str, what: &str) -> Result<Secret, UsageError> {
+/// `--api-token -` and `--global-key -` read the value from the first line of stdin, so that it
+/// never appears in the process list (`ps`), which anyone on the machine can read.
+fn secrets_from_stdin(
+    args: &GlobalArgs,
+    stdin: &mut dyn std::io::BufRead,
+) -> Result<GlobalArgs, UsageError> {
+    let mut args = args.clone();
+    let dash = |v: &Option<String>| v.as_deref() == Some("-");
+    if dash(&args.api_token) && dash(&args.global_key) {
+        return Err(
+            usage!("only one of --api-token and --global-key can be read from stdin")
+                .with_hint("put the other in the environment or .env"),
+        );
+    }
+    for (flag, value) in [
+        ("--api-token", &mut args.api_token),
+        ("--global-key", &mut args.global_key),
+    ] {
+        if value.as_deref() == Some("-") {
+            let mut line = String::new();
+            stdin
+                .read_line(&mut line)
+                .map_err(|e| usage!("{flag} -: cannot read stdin: {e}"))?;
+            let line = line.trim().to_string();
+            if line.is_empty() {
+                return Err(usage!("{flag} -: stdin is empty").with_hint(format!(
+                    "pipe the value in, e.g. `pass show cf | cfsetup {flag} - …`"
+                )));
+            }
+            *value = Some(line);
+        }
+    }
+    Ok(args)
+}
+
+/// Refuses an empty value for any option or argument given on the command line (`--zone-id ''`,
+/// `--bucket ''`, `rollback acme ''`): it is a mistake, usually an unset shell variable, and must
+/// not quietly mean "unset" and fall back to the environment, `.env` or a default.
+pub fn no_empty_values(cmd: &clap::Command, matches: &clap::ArgMatches) -> Result<(), UsageError> {
+    for id in matches.ids() {
+        if matches.value_source(id.as_str()) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        let Ok(Some(mut values)) = matches.try_get_raw(id.as_str()) else {
+            continue;
+        };
+        if values.any(|v| v.to_string_lossy().trim().is_empty()) {
+            let name = cmd
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .map(|a| match (a.get_long(), a.get_value_names()) {
+                    (Some(long), _) => format!("--{long}"),
+                    (None, Some([name, ..])) => name.to_string(),
+                    _ => id.to_string(),
+                })
+                .unwrap_or_else(|| id.to_string());
+            return Err(empty_flag(&name));
+        }
+    }
+    if let Some((name, sub)) = matches.subcommand() {
+        if let Some(sub_cmd) = cmd.find_subcommand(name) {
+            no_empty_values(sub_cmd, sub)?;
+        }
+    }
+    Ok(())
+}
+
+/// A command that needs no account (`permissions`, `demo`, `emulator`, `completions`, `man`)
+/// refuses the global options it does not honour, rather than ignore them silently; its `--help`
+/// does not list them either (`cli::ignored_globals`).
+pub fn no_ignored_options(matches: &clap::ArgMatches) -> Result<(), UsageError> {
+    let Some((name, sub)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let given = |id: &str| {
+        [matches, sub]
+            .iter()
+            .any(|m| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+    };
+    match crate::cli::ignored_globals(name)
+        .iter()
+        .find(|id| given(id))
+    {
+        Some(id) => {
+            let flag = format!("--{}", id.replace('_', "-"));
+            Err(
+                usage!("`cfsetup {name}` does not use {flag}").with_hint(format!(
+                    "leave it out; `cfsetup {name} --help` lists the options it takes"
+                )),
+            )
+        }
+        None => Ok(()),
+    }
+}
+
+/// The error for `--flag ''`.
+pub fn empty_flag(flag: &str) -> UsageError {
+    usage!("{flag} is empty").with_hint(format!(
+        "give {flag} a value, or leave it out to use the environment or .env (is a shell \
+         variable unset?)"
+    ))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credential {
+    Token,
+    GlobalKey,
+}
+
+/// A token or key: printable ASCII without spaces or quotes, and plausible in form and length for
+/// its kind (cloudflare-api.md §1 "Token formats"), so a truncated paste or the wrong variable is
+/// caught before a request. Lenient on purpose: a real credential must never be refused. The
+/// message says what a real one looks like and how long this one is; it never echoes the value.
+fn credential(value: &str, what: &str, kind: Credential) -> Result<Secret, UsageError> {
     let v = value.trim();
-    if v.bytes()
+    if !v
+        .bytes()
         .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'')
     {
-        Ok(Secret::new(v))
-    } else {
-        Err(
+        return Err(
             usage!("{what} contains spaces, quotes or non-ASCII characters")
                 .with_hint("paste the value alone, without quotes or a `Bearer ` prefix"),
-        )
+        );
     }
+    let n = v.len();
+    let plausible = match kind {
+        // Legacy tokens are 40 characters; prefixed ones (cfut_, cfat_, cfoat_) about 50.
+        Credential::Token => {
+            (30..=256).contains(&n)
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        }
+        // Legacy keys are 37 to 45 hex characters; new ones start with cfk_.
+        Credential::GlobalKey => match v.strip_prefix("cfk_") {
+            Some(rest) => {
+                (30..=256).contains(&rest.len())
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+            }
+            None => (32..=64).contains(&n) && v.bytes().all(|b| b.is_ascii_hexdigit()),
+        },
+    };
+    if plausible {
+        return Ok(Secret::new(v));
+    }
+    let (what_it_is, looks_like) = match kind {
+        Credential::Token => (
+            "an API token",
+            "a token is 40 letters, digits, - and _, or starts with cfut_ or cfat_ (about 50 \
+             characters)",
+        ),
+        Credential::GlobalKey => (
+            "a Global API Key",
+            "a Global API Key is 37 to 45 hexadecimal characters, or starts with cfk_",
+        ),
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    Err(
+        usage!("{what} does not look like {what_it_is} ({n} character{plural})").with_hint(
+            format!("{looks_like}; copy it again from the dashboard (My Profile > API Tokens)"),
+        ),
+    )
 }
 
 fn email(value: &str, what: &str) -> Result<String, UsageError> {
@@ -262,7 +476,7 @@ fn email(value: &str, what: &str) -> Result<String, UsageError> {
     if ok {
         Ok(v.to_string())
     } else {
-        Err(usage!("{what} is not an email address: {v:?}")
+        Err(usage!("{what} is not an email address: {}", shown(v))
             .with_hint("use the email you log in to the Cloudflare dashboard with"))
     }
 }
@@ -270,10 +484,24 @@ fn email(value: &str, what: &str) -> Result<String, UsageError> {
 /// The API base URL: https, or plain http to a loopback host (the emulator).
 pub fn api_url(value: &str, what: &str) -> Result<Url, UsageError> {
     let trimmed = value.trim().trim_end_matches('/');
+    // A value with `@` may carry a password: never echo it.
+    let shown = if trimmed.contains('@') {
+        String::new()
+    } else {
+        format!(" {trimmed:?}")
+    };
     let url = Url::parse(trimmed).map_err(|e| {
-        usage!("{what} is not a URL: {trimmed:?} ({e})")
+        usage!("{what} is not a URL:{shown} ({e})")
             .with_hint(format!("for example {DEFAULT_API_URL}"))
     })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            usage!("{what} must not contain a user name or password").with_hint(
+                "credentials go in CLOUDFLARE_API_TOKEN (or the email and Global API Key), never \
+                 in the URL",
+            ),
+        );
+    }
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
@@ -302,7 +530,11 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// A duration such as `90d`, `12h`, `1y` or `10m`.
+/// The longest duration any option takes: 100 years. Longer ones are surely typos, and adding
+/// them to the clock could overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600); // humantime years
+
+/// A duration such as `90d`, `12h`, `1y` or `10m`, longer than zero and at most 100 years.
 pub fn duration(value: &str, what: &str) -> Result<Duration, UsageError> {
     let d = humantime::parse_duration(value.trim()).map_err(|e| {
         usage!("{what} is not a duration: {value:?} ({e})")
@@ -311,18 +543,23 @@ pub fn duration(value: &str, what: &str) -> Result<Duration, UsageError> {
     if d.is_zero() {
         return Err(usage!("{what} must be longer than zero"));
     }
+    if d > MAX_DURATION {
+        return Err(usage!("{what} {value} is out of range: at most 100 years")
+            .with_hint("write a shorter duration, such as 1y or 90d"));
+    }
     Ok(d)
 }
 
 /// A hostname, converted to lowercase ASCII (punycode for IDN). No wildcard, scheme, port or path.
 pub fn hostname(value: &str, what: &str) -> Result<String, UsageError> {
     let v = value.trim().trim_end_matches('.');
+    let q = shown(value);
     let fix = "give a bare hostname such as shop.example.com (no scheme, port, path or wildcard)";
     if v.is_empty() || v.contains(['/', ':', '*', ' ', '@']) {
-        return Err(usage!("{what} is not a hostname: {value:?}").with_hint(fix));
+        return Err(usage!("{what} is not a hostname: {q}").with_hint(fix));
     }
     let ascii = idna::domain_to_ascii(v)
-        .map_err(|_| usage!("{what} is not a valid hostname: {value:?}").with_hint(fix))?;
+        .map_err(|_| usage!("{what} is not a valid hostname: {q}").with_hint(fix))?;
     let labels: Vec<&str> = ascii.split('.').collect();
     let label_ok = |l: &&str| {
         !l.is_empty()
@@ -332,13 +569,19 @@ pub fn hostname(value: &str, what: &str) -> Result<String, UsageError> {
             && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     };
     if ascii.len() > 253 || labels.len() < 2 || !labels.iter().all(label_ok) {
-        return Err(usage!("{what} is not a valid hostname: {value:?}").with_hint(fix));
+        return Err(usage!("{what} is not a valid hostname: {q}").with_hint(fix));
     }
-    if labels
+    if let Some(tld) = labels
         .last()
-        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(usage!("{what} is an IP address, not a hostname: {value:?}").with_hint(fix));
+        if v.parse::<IpAddr>().is_ok() {
+            return Err(usage!("{what} is an IP address, not a hostname: {q}").with_hint(fix));
+        }
+        return Err(usage!(
+            "{what} is not a valid hostname: {q} (its last label {tld:?} is all digits)"
+        )
+        .with_hint("a top-level domain has letters, as in shop.example.com"));
     }
     Ok(ascii)
 }
@@ -364,6 +607,66 @@ pub fn tenant(value: &str) -> Result<String, UsageError> {
     }
 }
 
+/// Is `name` the zone's own name or a name under it? (Case-insensitive; both are hostnames.)
+pub fn within_zone(name: &str, zone: &str) -> bool {
+    let (name, zone) = (name.to_ascii_lowercase(), zone.to_ascii_lowercase());
+    name == zone || name.ends_with(&format!(".{zone}"))
+}
+
+/// A hostname that must be in the zone (the fallback origin, the platform domain): checked as soon
+/// as the zone's name is known, before the first write.
+pub fn in_zone(name: &str, zone: &str, what: &str) -> Result<(), UsageError> {
+    if within_zone(name, zone) {
+        return Ok(());
+    }
+    Err(
+        usage!("{what} {name} is not in the zone {zone}").with_hint(format!(
+            "give {zone} or a name under it, such as fallback.{zone}, or use the zone that holds \
+         {name} (--zone-id)"
+        )),
+    )
+}
+
+/// A tenant's custom DOMAIN cannot be the platform's own domain or a name under it: the Worker
+/// already serves TENANT.<platform domain>, and Cloudflare for SaaS does not attach a zone's own
+/// names. Call it as soon as the platform domain is known (with PLATFORM_DOMAIN unset, right
+/// after reading the zone's name), before any other request.
+pub fn custom_domain(domain: &str, platform_domain: &str) -> Result<(), UsageError> {
+    if !within_zone(domain, platform_domain) {
+        return Ok(());
+    }
+    Err(
+        usage!("DOMAIN {domain} is in the platform's own domain {platform_domain}").with_hint(
+            format!(
+                "every tenant is already served at TENANT.{platform_domain}; DOMAIN is for the \
+                 tenant's own domain, such as shop.example.com"
+            ),
+        ),
+    )
+}
+
+/// A deploy named on the command line (`rollback TENANT VERSION`): a whole deploy id such as
+/// `20260101T000000Z-aaaaaaaa`, a unique start of one, or a preview name. Letters, digits, `-` and
+/// `_`, at most 100: so `../../etc`, `*`, `''` or a path never reach a listing or a key.
+pub fn deploy_id(value: &str) -> Result<String, UsageError> {
+    let v = value.trim();
+    let ok = (1..=100).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        return Ok(v.to_string());
+    }
+    let what = if v.is_empty() {
+        "VERSION is empty".to_string()
+    } else {
+        format!("VERSION {value:?} is not a deploy id")
+    };
+    Err(usage!("{what}").with_hint(
+        "a deploy id looks like 20260101T000000Z-aaaaaaaa (or give a unique start of one); \
+         `cfsetup rollback TENANT --list` shows them",
+    ))
+}
+
 /// An R2 bucket name: 3 to 63 lowercase letters, digits and hyphens, starting and ending with a
 /// letter or digit (wrangler `isValidR2BucketName`; cloudflare-api.md §7).
 pub fn bucket_name(value: &str, what: &str) -> Result<String, UsageError> {
@@ -376,7 +679,7 @@ pub fn bucket_name(value: &str, what: &str) -> Result<String, UsageError> {
     if ok {
         Ok(value.to_string())
     } else {
-        Err(usage!("{what} {value:?} is not a valid R2 bucket name").with_hint(
+        Err(usage!("{what} {} is not a valid R2 bucket name", shown(value)).with_hint(
             "use 3 to 63 lowercase letters, digits and hyphens, starting and ending with a letter \
              or digit",
         ))
@@ -396,7 +699,7 @@ pub fn worker_name(value: &str, what: &str) -> Result<String, UsageError> {
         Ok(value.to_string())
     } else {
         Err(
-            usage!("{what} {value:?} is not a valid Worker name").with_hint(
+            usage!("{what} {} is not a valid Worker name", shown(value)).with_hint(
                 "use up to 63 letters, digits, _ and -, starting with a letter and ending with a \
              letter or digit",
             ),
@@ -415,14 +718,16 @@ pub fn jurisdiction(value: &str) -> Result<Option<String>, UsageError> {
         "" | "default" => Ok(None),
         j @ ("eu" | "fedramp") => Ok(Some(j.to_string())),
         "fedramp-high" => Err(usage!(
-            "--jurisdiction {value:?} is not a jurisdiction an R2 bucket can be in"
+            "--jurisdiction fedramp-high is not a jurisdiction an R2 bucket can be in"
         )
         .with_hint(
             "R2 buckets are in the default jurisdiction, eu or fedramp; fedramp-high is known \
              only to Worker bindings (R2's data-location docs): use fedramp, or leave it out",
         )),
-        _ => Err(usage!("--jurisdiction {value:?} is not an R2 jurisdiction")
-            .with_hint("use eu or fedramp, or leave it out")),
+        _ => Err(
+            usage!("--jurisdiction {} is not an R2 jurisdiction", shown(value))
+                .with_hint("use eu or fedramp, or leave it out"),
+        ),
     }
 }
 
@@ -469,18 +774,17 @@ mod tests {
 
     #[test]
     fn api_key_is_an_alias_of_global_key() {
-        let v = vars(&[("CLOUDFLARE_API_KEY", "abc123")], &[]);
+        let old = "0123456789abcdef0123456789abcdef01234";
+        let new = "fedcba9876543210fedcba9876543210fedcb";
+        let v = vars(&[("CLOUDFLARE_API_KEY", old)], &[]);
         let c = Config::from_parts(&GlobalArgs::default(), v, ".env".into()).unwrap();
-        assert_eq!(c.credentials.global_key.unwrap().expose(), "abc123");
+        assert_eq!(c.credentials.global_key.unwrap().expose(), old);
         let v = vars(
-            &[
-                ("CLOUDFLARE_API_KEY", "old"),
-                ("CLOUDFLARE_GLOBAL_KEY", "new"),
-            ],
+            &[("CLOUDFLARE_API_KEY", old), ("CLOUDFLARE_GLOBAL_KEY", new)],
             &[],
         );
         let c = Config::from_parts(&GlobalArgs::default(), v, ".env".into()).unwrap();
-        assert_eq!(c.credentials.global_key.unwrap().expose(), "new");
+        assert_eq!(c.credentials.global_key.unwrap().expose(), new);
     }
 
     #[test]
@@ -510,6 +814,68 @@ mod tests {
     }
 
     #[test]
+    fn implausible_credentials_are_refused_and_real_forms_accepted() {
+        let token = |v: &str| credential(v, "--api-token", Credential::Token);
+        let key = |v: &str| credential(v, "--global-key", Credential::GlobalKey);
+        // Real forms: legacy 40-char tokens, prefixed tokens, 37-45 hex keys, cfk_ keys.
+        assert!(token("Ab3-_xYz0123456789Ab3-_xYz0123456789abcd").is_ok());
+        assert!(token("cfut_0123456789abcdefghijABCDEFGHIJ0123456789ab12cd").is_ok());
+        assert!(token("cfat_0123456789abcdefghijABCDEFGHIJ0123456789ab12cd").is_ok());
+        assert!(key("c2547eb745079dac9320b638f5e225cf483cc").is_ok());
+        assert!(key(&"a".repeat(45)).is_ok());
+        assert!(key("cfk_0123456789abcdefghijABCDEFGHIJ0123456789ab12cd").is_ok());
+        let e = token("x").unwrap_err();
+        assert_eq!(
+            e.message,
+            "--api-token does not look like an API token (1 character)"
+        );
+        assert!(e.hint.unwrap().contains("cfut_"));
+        assert!(token(&"a".repeat(5000)).is_err());
+        let e = key("short").unwrap_err();
+        assert_eq!(
+            e.message,
+            "--global-key does not look like a Global API Key (5 characters)"
+        );
+        assert!(key("not-hex-but-long-enough-not-hex-but-long").is_err());
+    }
+
+    #[test]
+    fn empty_flags_and_userinfo_in_the_api_url_are_refused() {
+        let args = GlobalArgs {
+            zone_id: Some(String::new()),
+            ..Default::default()
+        };
+        let v = vars(&[], &[("CLOUDFLARE_ZONE_ID", A)]);
+        let e = Config::from_parts(&args, v, ".env".into()).unwrap_err();
+        assert_eq!(e.message, "--zone-id is empty");
+        let e = api_url("http://user:hunter2@127.0.0.1:1/client/v4", "--api-url").unwrap_err();
+        assert_eq!(
+            e.message,
+            "--api-url must not contain a user name or password"
+        );
+        assert!(api_url("https://user@api.cloudflare.com/client/v4", "x").is_err());
+        let e = api_url("http://user:hunter2@[bad", "--api-url").unwrap_err();
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_dash_reads_the_secret_from_stdin() {
+        let args = GlobalArgs {
+            api_token: Some("-".into()),
+            ..Default::default()
+        };
+        let got = secrets_from_stdin(&args, &mut "cfut_abc\nrest\n".as_bytes()).unwrap();
+        assert_eq!(got.api_token.as_deref(), Some("cfut_abc"));
+        assert!(secrets_from_stdin(&args, &mut "".as_bytes()).is_err());
+        let both = GlobalArgs {
+            api_token: Some("-".into()),
+            global_key: Some("-".into()),
+            ..Default::default()
+        };
+        assert!(secrets_from_stdin(&both, &mut "x\ny\n".as_bytes()).is_err());
+    }
+
+    #[test]
     fn credentials_with_spaces_are_refused_without_echoing_them() {
         let args = GlobalArgs {
             api_token: Some("Bearer abc".into()),
@@ -530,6 +896,14 @@ mod tests {
         );
         assert!(duration("ninety", "x").is_err());
         assert!(duration("0s", "x").is_err());
+        assert!(duration("100y", "x").is_ok());
+        for huge in ["101y", "99999y", "9999999999999999999999s"] {
+            let e = duration(huge, "--expires-in").unwrap_err();
+            assert_eq!(
+                e.to_string().contains("100 years"),
+                huge != "9999999999999999999999s"
+            );
+        }
         assert_eq!(
             hostname("Shop.Example.COM.", "x").unwrap(),
             "shop.example.com"
@@ -546,6 +920,15 @@ mod tests {
         ] {
             assert!(hostname(bad, "x").is_err(), "{bad}");
         }
+        assert!(hostname("1.2.3.4", "x")
+            .unwrap_err()
+            .message
+            .contains("an IP address"));
+        let e = hostname("example.123", "x").unwrap_err();
+        assert_eq!(
+            e.message,
+            "x is not a valid hostname: \"example.123\" (its last label \"123\" is all digits)"
+        );
         assert!(tenant("acme-shop").is_ok());
         for bad in ["", "Acme", "-a", "a-", "a/b", "..", "a.b", &"a".repeat(64)] {
             assert!(tenant(bad).is_err(), "{bad}");
@@ -562,6 +945,68 @@ mod tests {
             .as_deref()
             .unwrap_or("")
             .contains("only to Worker bindings"));
+    }
+
+    #[test]
+    fn a_secret_in_the_wrong_setting_is_never_echoed() {
+        let token = "cfut_abcdefghijklmnopqrstuvwxyz0123456789ABCD";
+        let key = "c2547eb745079dac9320b638f5e225cf483cc";
+        for v in [token, key, "Zq8sAbcdefghijklmnopqrstuvwxyz0123456789"] {
+            let v = vars(&[], &[("CLOUDFLARE_ACCOUNT_ID", v)]);
+            let e = Config::from_parts(&GlobalArgs::default(), v, ".env".into()).unwrap_err();
+            assert!(e.message.contains("not shown"), "{}", e.message);
+            assert!(!e.message.contains("efghij"), "{}", e.message);
+        }
+        for e in [
+            hostname(token, "PLATFORM_DOMAIN").unwrap_err(),
+            email(key, "CLOUDFLARE_EMAIL").unwrap_err(),
+            bucket_name(token, "R2_BUCKET_NAME").unwrap_err(),
+            worker_name(&format!("{token}-"), "WORKER_SCRIPT_NAME").unwrap_err(),
+            jurisdiction(token).unwrap_err(),
+        ] {
+            assert!(
+                !e.message.contains("efghij") && !e.message.contains("9dac93"),
+                "{}",
+                e.message
+            );
+        }
+        assert_eq!(shown("xyz"), "\"xyz\"");
+        assert_eq!(shown("shop.example.com"), "\"shop.example.com\"");
+    }
+
+    #[test]
+    fn zone_membership_custom_domains_and_deploy_ids() {
+        assert!(within_zone("Fallback.GetAI.page", "getai.page"));
+        assert!(within_zone("getai.page", "getai.page"));
+        assert!(!within_zone("notgetai.page", "getai.page"));
+        assert!(in_zone("fallback.getai.page", "getai.page", "x").is_ok());
+        let e = in_zone("fallback.example.com", "getai.page", "--fallback-origin").unwrap_err();
+        assert_eq!(
+            e.message,
+            "--fallback-origin fallback.example.com is not in the zone getai.page"
+        );
+        assert!(custom_domain("acme.getai.page", "getai.page").is_err());
+        assert!(custom_domain("getai.page", "getai.page").is_err());
+        assert!(custom_domain("shop.acme-store.com", "getai.page").is_ok());
+        assert_eq!(
+            deploy_id("20260101T000000Z-aaaaaaaa").unwrap(),
+            "20260101T000000Z-aaaaaaaa"
+        );
+        assert_eq!(deploy_id("20260101").unwrap(), "20260101");
+        assert_eq!(deploy_id("pr-42").unwrap(), "pr-42");
+        for bad in [
+            "",
+            " ",
+            "*",
+            "../../etc",
+            "a/b",
+            "a.json",
+            "2026*",
+            &"a".repeat(101),
+        ] {
+            assert!(deploy_id(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(deploy_id("").unwrap_err().message, "VERSION is empty");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Exit status (CLI.md): 0 success; 1 failure (API, network, partial deploy); 2 bad usage or
 //! configuration, found before any request is sent; 3 test-permissions ran and a check failed.
 //! Commands return `anyhow::Error`; `main` downcasts here to pick the code, and prints the error once,
-//! on stderr, as `cfsetup: error: …` followed by its causes and any hints.
+//! on stderr, as `cfsetup: error: …` followed by its causes and any hints. With `--json` the same
+//! error is also printed on stdout as JSON ([`to_json`]), so a pipe into `jq` never sees an empty
+//! stdout on failure.
 
 use std::fmt;
 
@@ -44,17 +46,131 @@ macro_rules! usage {
 }
 pub(crate) use usage;
 
+/// A run that did part of its work before it failed, e.g. a site that went live whose domain could
+/// not be attached. `report` says what did happen (the deploy id, the URLs); it is printed on
+/// stdout like a successful report, with the error beside it: with `--json` the report's object
+/// gains an `"error"` member. The exit status is 1.
+///
+/// A command returns it as `Err(PartialFailure::new(done, report, error).into())`.
+pub struct PartialFailure {
+    /// One sentence saying what was done, e.g. "acme is live at https://acme.getai.page".
+    pub done: String,
+    pub report: Box<dyn crate::output::Report + Send + Sync>,
+    pub error: anyhow::Error,
+}
+
+impl PartialFailure {
+    pub fn new(
+        done: impl Into<String>,
+        report: Box<dyn crate::output::Report + Send + Sync>,
+        error: anyhow::Error,
+    ) -> Self {
+        PartialFailure {
+            done: done.into(),
+            report,
+            error,
+        }
+    }
+}
+
+impl fmt::Debug for PartialFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartialFailure")
+            .field("done", &self.done)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for PartialFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "only part of the work was done: {}", self.done)
+    }
+}
+
+impl std::error::Error for PartialFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.error.as_ref())
+    }
+}
+
+/// The [`PartialFailure`] in the error's chain, if any (it may have been given context).
+pub fn partial(err: &anyhow::Error) -> Option<&PartialFailure> {
+    err.chain().find_map(|e| e.downcast_ref::<PartialFailure>())
+}
+
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CHECKS_FAILED: u8 = 3;
 
 /// The exit status for an error that ended the run.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| e.is::<UsageError>()) {
+    // Part of the work was done: a failure (1), whatever the cause.
+    if partial(err).is_some() {
+        EXIT_FAILURE
+    } else if err.chain().any(|e| e.is::<UsageError>()) {
         EXIT_USAGE
     } else {
         EXIT_FAILURE
     }
+}
+
+/// A word for the kind of error, for `--json`: `usage`, `partial`, `api`, `network` or `failure`.
+pub fn kind(err: &anyhow::Error) -> &'static str {
+    if partial(err).is_some() {
+        return "partial";
+    }
+    if err.chain().any(|e| e.is::<UsageError>()) {
+        return "usage";
+    }
+    for cause in err.chain() {
+        if let Some(api) = cause.downcast_ref::<crate::cloudflare::Error>() {
+            return match api {
+                crate::cloudflare::Error::Transport { .. } => "network",
+                _ => "api",
+            };
+        }
+    }
+    "failure"
+}
+
+/// The `--json` form of an error (CLI.md): `{"error": {"kind", "message", "causes", "hint",
+/// "exit_code"}}`. A [`PartialFailure`]'s report is merged in beside `"error"`.
+pub fn to_json(err: &anyhow::Error) -> serde_json::Value {
+    let hints = hints(err);
+    let error = serde_json::json!({
+        "kind": kind(err),
+        "message": err.to_string(),
+        "causes": err.chain().skip(1).map(ToString::to_string).collect::<Vec<_>>(),
+        "hint": (!hints.is_empty()).then(|| hints.join("; ")),
+        "exit_code": exit_code(err),
+    });
+    let mut out = match partial(err) {
+        Some(p) => match p.report.to_json() {
+            serde_json::Value::Object(map) => map,
+            other => {
+                let mut map = serde_json::Map::new();
+                map.insert("report".into(), other);
+                map
+            }
+        },
+        None => serde_json::Map::new(),
+    };
+    out.insert("error".into(), error);
+    serde_json::Value::Object(out)
+}
+
+/// The JSON of a command-line parsing error (clap's), exit status 2.
+pub fn usage_json(message: &str) -> serde_json::Value {
+    serde_json::json!({
+        "error": {
+            "kind": "usage",
+            "message": message,
+            "causes": [],
+            "hint": "run with --help for the options",
+            "exit_code": EXIT_USAGE,
+        }
+    })
 }
 
 /// Writes `cfsetup: error: …`, the cause chain, and hints, to `out` (stderr in `main`).
@@ -92,6 +208,62 @@ mod tests {
         let err = anyhow::Error::new(usage!("bad --account-id")).context("reading configuration");
         assert_eq!(exit_code(&err), EXIT_USAGE);
         assert_eq!(exit_code(&anyhow::anyhow!("boom")), EXIT_FAILURE);
+    }
+
+    #[test]
+    fn json_errors_carry_kind_message_hint_and_exit_code() {
+        let err = anyhow::Error::new(usage!("bad id").with_hint("use 32 hex")).context("loading");
+        assert_eq!(
+            to_json(&err),
+            serde_json::json!({"error": {
+                "kind": "usage", "message": "loading", "causes": ["bad id"],
+                "hint": "use 32 hex", "exit_code": 2,
+            }})
+        );
+        assert_eq!(
+            to_json(&anyhow::anyhow!("boom"))["error"]["kind"],
+            "failure"
+        );
+        assert_eq!(
+            to_json(&anyhow::anyhow!("boom"))["error"]["hint"],
+            serde_json::Value::Null
+        );
+    }
+
+    struct Live;
+    impl crate::output::Report for Live {
+        fn render(&self, out: &mut crate::output::Renderer) {
+            out.line("live");
+        }
+        fn to_json(&self) -> serde_json::Value {
+            serde_json::json!({"deploy_id": "d1", "urls": ["https://acme.example.com"]})
+        }
+    }
+
+    #[test]
+    fn a_partial_failure_reports_what_did_happen() {
+        let err: anyhow::Error = PartialFailure::new(
+            "acme is live",
+            Box::new(Live),
+            anyhow::anyhow!("attaching shop.example.com failed"),
+        )
+        .into();
+        let with_usage: anyhow::Error =
+            PartialFailure::new("acme is live", Box::new(Live), usage!("bad").into()).into();
+        assert_eq!(exit_code(&with_usage), EXIT_FAILURE);
+        assert_eq!(to_json(&with_usage.context("deploying"))["deploy_id"], "d1");
+        assert_eq!(exit_code(&err), EXIT_FAILURE);
+        let j = to_json(&err);
+        assert_eq!(j["deploy_id"], "d1");
+        assert_eq!(j["urls"][0], "https://acme.example.com");
+        assert_eq!(j["error"]["kind"], "partial");
+        assert_eq!(j["error"]["exit_code"], 1);
+        assert_eq!(j["error"]["causes"][0], "attaching shop.example.com failed");
+        assert_eq!(
+            render(&err),
+            "cfsetup: error: only part of the work was done: acme is live\n  caused by: attaching \
+             shop.example.com failed\n"
+        );
     }
 
     #[test]

@@ -5,18 +5,63 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 use cfsetup::cli::Cli;
-use cfsetup::{commands, error};
+use cfsetup::{commands, config, error, output};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match commands::main(cli) {
+    let cmd = cfsetup::cli::command();
+    let matches = match cmd.clone().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return parse_error(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return parse_error(e),
+    };
+    let json = cli.global.json;
+    // Built (global options copied into each subcommand) only to look names up.
+    let mut built = cmd;
+    built.build();
+    let result = config::no_empty_values(&built, &matches)
+        .and_then(|()| config::no_ignored_options(&matches))
+        .map_err(anyhow::Error::from)
+        .and_then(|()| commands::main(cli));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
+            // What did happen, on stdout as a report would be; then the error.
+            if let Some(partial) = error::partial(&err) {
+                if !json {
+                    let _ = output::emit_text(partial.report.as_ref());
+                }
+            }
+            if json {
+                println!("{}", pretty(&error::to_json(&err)));
+            }
             eprint!("{}", error::render(&err));
             ExitCode::from(error::exit_code(&err))
         }
     }
+}
+
+/// A command line clap refused: its message on stderr, and with `--json` on stdout too.
+fn parse_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || !std::env::args_os().any(|a| a == "--json")
+    {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    println!("{}", pretty(&error::usage_json(message)));
+    let _ = e.print();
+    ExitCode::from(error::EXIT_USAGE)
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }

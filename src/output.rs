@@ -127,6 +127,13 @@ pub fn emit(report: &dyn Report, settings: &OutputSettings) -> std::io::Result<(
     }
 }
 
+/// The human rendering of a report on stdout, without colour (for the report inside an error).
+pub fn emit_text(report: &dyn Report) -> std::io::Result<()> {
+    let mut r = Renderer::new(false);
+    report.render(&mut r);
+    write!(std::io::stdout().lock(), "{}", r.finish())
+}
+
 /// Colour on only for a terminal without NO_COLOR, unless forced either way.
 pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
     match choice {

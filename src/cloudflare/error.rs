@@ -305,12 +305,27 @@ impl Error {
             );
         }
         if has(971) || has(10429) || self.status() == Some(429) {
-            return Some(
-                "rate limited: Cloudflare allows 1,200 requests per 5 minutes per user, across \
-                 the dashboard and every tool; wait 5 minutes, then run the same command again \
-                 (it picks up where it stopped)"
-                    .into(),
-            );
+            // The API's own Retry-After, when the client recorded it, says how long to wait.
+            let asked = match self {
+                Error::Api { errors, .. } => errors.iter().find_map(|e| {
+                    let rest = e.message.split("asked to wait ").nth(1)?;
+                    rest.strip_suffix('s')?.parse::<u64>().ok()
+                }),
+                _ => None,
+            };
+            let wait = match asked {
+                Some(1) => "wait a second".to_string(),
+                Some(n) if n < 120 => format!("wait {n} seconds"),
+                Some(n) => format!("wait {} minutes", n.div_ceil(60)),
+                None => "wait as long as the API's Retry-After says (going over the limit can \
+                         block calls for up to 5 minutes)"
+                    .to_string(),
+            };
+            return Some(format!(
+                "rate limited (Cloudflare allows 1,200 requests per 5 minutes per user, across \
+                 the dashboard and every tool): {wait}, then run the same command again (it \
+                 picks up where it stopped)"
+            ));
         }
         if has(10042) {
             return Some(
@@ -480,6 +495,32 @@ mod tests {
             .contains("no route for GET /accounts/a/r2/bucket/x"));
         assert!(!api("GET", "/zones/x", 404, 7003).is_not_found());
         assert!(api("GET", "/accounts/a/r2/buckets/x", 404, 10006).is_not_found());
+    }
+
+    #[test]
+    fn the_rate_limit_hint_follows_retry_after() {
+        let limited = |message: &str| Error::Api {
+            method: "GET".into(),
+            path: "/user".into(),
+            status: 429,
+            errors: vec![ApiMessage {
+                code: 971,
+                message: message.into(),
+                error_chain: vec![],
+            }],
+            ray: None,
+        };
+        let h = limited("rate limited; the API asked to wait 1s")
+            .hint()
+            .unwrap();
+        assert!(h.contains("wait a second"), "{h}");
+        assert!(!h.contains("wait 5 minutes"), "{h}");
+        let h = limited("rate limited; the API asked to wait 400s")
+            .hint()
+            .unwrap();
+        assert!(h.contains("wait 7 minutes"), "{h}");
+        let h = limited("Rate limited").hint().unwrap();
+        assert!(h.contains("Retry-After"), "{h}");
     }
 
     #[test]

@@ -177,7 +177,9 @@ fn expiry(
     now: SystemTime,
 ) -> Result<Option<String>, UsageError> {
     let at = match (expires_in, expires_on) {
-        (Some(d), _) => now + crate::config::duration(d, "--expires-in")?,
+        (Some(d), _) => now
+            .checked_add(crate::config::duration(d, "--expires-in")?)
+            .ok_or_else(|| usage!("--expires-in {d} is out of range"))?,
         (None, Some(t)) => {
             let at = test_permissions::parse_time(t).ok_or_else(|| {
                 usage!("--expires-on is not an RFC 3339 time: {t:?}").with_hint(
@@ -375,11 +377,38 @@ pub async fn run(
     ui: &Ui,
 ) -> anyhow::Result<Box<dyn Report>> {
     let (plan, auth) = plan(&args, config, SystemTime::now())?;
+    if plan.expires_on.is_none() {
+        ui.warn(
+            "the token will never expire: a leaked copy would work forever; pass --expires-in 1y \
+             (or --expires-on) and roll it before then with `cfsetup rotate-token`",
+        );
+    }
+    // Before any request: a token whose value has nowhere to go would end up on stdout (CI logs).
+    let writer = match &plan.write_env {
+        Some(path) if !plan.dry_run => Some(env_writer(path)?),
+        _ => None,
+    };
     let client = super::client(config, ui, auth, 8)?;
 
-    // Two reads, at once: the catalog, and the tokens that already carry this name.
-    let (catalog, existing) =
-        futures::future::join(client.permission_groups(None, None), client.list_tokens()).await;
+    // Reads, at once: the catalog, the tokens that already carry this name, and the zone (its
+    // name, to check the platform domain before a token exists; the creator may not be allowed
+    // to read it, which is fine).
+    let (catalog, existing, zone) = futures::future::join3(
+        client.permission_groups(None, None),
+        client.list_tokens(),
+        client.get_zone(&plan.zone_id),
+    )
+    .await;
+    if let (Ok(zone), Some(domain)) = (&zone, plan.platform_domain.as_deref()) {
+        if let Err(e) = crate::config::in_zone(domain, &zone.name, "PLATFORM_DOMAIN") {
+            anyhow::bail!(
+                "{}: the permission checks create a route under it, which only works in the \
+                 token's zone; no token was created ({})",
+                e.message,
+                e.hint.unwrap_or_default()
+            );
+        }
+    }
     let catalog =
         catalog.context("reading the permission groups (GET /user/tokens/permission_groups)")?;
     let groups = resolve_groups(&catalog).map_err(|problems| {
@@ -454,7 +483,7 @@ pub async fn run(
     if unverifiable.is_some() {
         verified = Err(anyhow::anyhow!("not verifiable from this address"));
     }
-    let delivery = deliver(&plan, &value, ui);
+    let delivery = deliver(writer.as_ref(), &value, ui);
 
     let mut test = None;
     if verified.is_ok() && !plan.no_test {
@@ -634,17 +663,44 @@ enum Delivery {
     Failed(String),
 }
 
-fn deliver(plan: &Plan, value: &Secret, ui: &Ui) -> Delivery {
-    let Some(path) = &plan.write_env else {
+/// Checks that `--write-env PATH` can be written (creating its lock file), before any request.
+pub(crate) fn env_writer(path: &std::path::Path) -> Result<envfile::Writer, UsageError> {
+    envfile::Writer::prepare(path, TOKEN_VAR).map_err(|e| {
+        usage!("--write-env {}: cannot write it: {e}", path.display()).with_hint(
+            "choose a file in a folder you can write, or leave out --write-env to be shown the \
+             value once",
+        )
+    })
+}
+
+/// Writes the value with [`envfile::Writer::set`], warning when another run's value was kept.
+pub(crate) fn write_token(
+    writer: &envfile::Writer,
+    value: &Secret,
+    ui: &Ui,
+) -> std::io::Result<()> {
+    let path = writer.path();
+    let written = writer.set(value.expose())?;
+    if written.kept_other {
+        ui.warn(format!(
+            "another run wrote {TOKEN_VAR} to {} while this one was under way; its value is kept \
+             there as a commented line above the new one, so that neither is lost",
+            path.display()
+        ));
+    }
+    if let Some(w) = envfile::git_exposure(path) {
+        ui.warn(w);
+    }
+    Ok(())
+}
+
+fn deliver(writer: Option<&envfile::Writer>, value: &Secret, ui: &Ui) -> Delivery {
+    let Some(writer) = writer else {
         return Delivery::Shown;
     };
-    match envfile::set_var(path, TOKEN_VAR, value.expose()) {
-        Ok(_) => {
-            if let Some(w) = envfile::git_exposure(path) {
-                ui.warn(w);
-            }
-            Delivery::Written(path.clone())
-        }
+    let path = writer.path();
+    match write_token(writer, value, ui) {
+        Ok(()) => Delivery::Written(path.to_path_buf()),
         Err(e) => {
             let msg = format!("could not write {}: {e}", path.display());
             ui.warn(format!(
@@ -1084,6 +1140,11 @@ mod tests {
             .contains("in the past"));
         assert!(expiry(None, Some("next tuesday"), now).is_err());
         assert!(expiry(Some("soon"), None, now).is_err());
+        // Out of range: exit 2, never a panic.
+        for d in ["99999y", "101y", "18446744073709551615s"] {
+            assert!(expiry(Some(d), None, now).is_err(), "{d}");
+        }
+        assert!(expiry(None, Some("99999-01-01T00:00:00Z"), now).is_err());
         assert_eq!(cidr("10.1.2.3").unwrap().to_string(), "10.1.2.3/32");
         assert!(cidr("10.0.0.0/33").is_err());
         assert!(cidr("example.com").is_err());

@@ -4,7 +4,9 @@
 //! Global API Key (written to the demo's own `.env`), test-permissions with the new token,
 //! deploy-infra, deploy-site, and deploy-site again to show that nothing is re-uploaded. It never
 //! reads the user's environment or `.env`: every setting comes from the emulator, so nothing can
-//! leave the machine. The emulator's state is saved in the demo folder, which is kept.
+//! leave the machine (`main` does not even load the user's configuration for it). DIR is checked
+//! before anything starts. The emulator's state is saved in the demo folder, which is kept when
+//! the demo succeeds and removed when it fails.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use crate::cli::{
     CreateTokenArgs, DemoArgs, DeployInfraArgs, DeploySiteArgs, GlobalArgs, TestPermissionsArgs,
 };
 use crate::config::Config;
+use crate::error::{usage, UsageError};
 use crate::output::{Renderer, Report, Ui};
 
 /// The tenant and domain the demo publishes.
@@ -126,7 +129,37 @@ impl Report for DemoReport {
 }
 
 pub async fn run(args: DemoArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<dyn Report>> {
+    if let Some(dir) = &args.dir {
+        check_dir(dir)?;
+    }
     let state_dir = state_dir()?;
+    let result = run_in(args, config, ui, state_dir.clone()).await;
+    if result.is_err() {
+        // A failed demo leaves nothing behind; a successful one keeps its state to explore.
+        let _ = std::fs::remove_dir_all(&state_dir);
+    }
+    result
+}
+
+/// DIR must be a folder, checked before the emulator starts or any folder is made.
+fn check_dir(dir: &Path) -> Result<(), UsageError> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(usage!("DIR {} is not a folder", dir.display()).with_hint(
+            "give the folder of the site to publish, or leave DIR out for the sample site",
+        )),
+        Err(e) => Err(usage!("DIR {}: {e}", dir.display()).with_hint(
+            "give the folder of the site to publish, or leave DIR out for the sample site",
+        )),
+    }
+}
+
+async fn run_in(
+    args: DemoArgs,
+    config: &Config,
+    ui: &Ui,
+    state_dir: PathBuf,
+) -> anyhow::Result<Box<dyn Report>> {
     let site = match args.dir {
         Some(dir) => dir,
         None => default_site(&state_dir)?,

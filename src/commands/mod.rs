@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 
-use clap::CommandFactory;
-
 use crate::cli::{Cli, Command};
 use crate::cloudflare::{Auth, Client, ClientOptions};
 use crate::config::Config;
@@ -26,20 +24,24 @@ pub fn main(cli: Cli) -> anyhow::Result<u8> {
     // These need no configuration at all.
     match &cli.command {
         Command::Completions(args) => {
-            let mut cmd = Cli::command();
+            let mut cmd = crate::cli::command();
             clap_complete::generate(args.shell, &mut cmd, "cfsetup", &mut std::io::stdout());
             return Ok(0);
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            clap_mangen::Man::new(crate::cli::command()).render(&mut std::io::stdout())?;
             return Ok(0);
         }
         _ => {}
     }
-    let process_env: HashMap<String, String> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
-    let config = Config::load(&cli.global, process_env)?;
+    let config = if needs_credentials(&cli.command) {
+        let process_env: HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        Config::load(&cli.global, process_env)?
+    } else {
+        Config::offline(&cli.global)
+    };
     let ui = Ui::new(config.output);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -51,6 +53,19 @@ pub fn main(cli: Cli) -> anyhow::Result<u8> {
         return Ok(report.exit_code());
     }
     Ok(0)
+}
+
+/// Whether the command talks to the user's account. The others (`permissions`, `demo`,
+/// `emulator`, `completions`, `man`) read neither the environment nor `.env`.
+pub fn needs_credentials(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Permissions(_)
+            | Command::Demo(_)
+            | Command::Emulator(_)
+            | Command::Completions(_)
+            | Command::Man
+    )
 }
 
 /// Runs one command. `None` means the command wrote its own output (the emulator).

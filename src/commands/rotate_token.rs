@@ -16,9 +16,8 @@ use serde_json::Value;
 use crate::cli::RotateTokenArgs;
 use crate::cloudflare::tokens::Token;
 use crate::cloudflare::{Auth, Client};
-use crate::commands::create_token::TOKEN_VAR;
+use crate::commands::create_token::{self, TOKEN_VAR};
 use crate::config::{self, Config};
-use crate::envfile;
 use crate::error::{usage, UsageError};
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::secret::Secret;
@@ -62,6 +61,11 @@ pub async fn run(
         .as_ref()
         .map(|p| p.clone().unwrap_or_else(|| config.env_file.clone()));
     let auth = credentials(config)?;
+    // Before any request, as create-token does: the new value must have somewhere to go.
+    let writer = match &write_env {
+        Some(path) if !args.dry_run => Some(create_token::env_writer(path)?),
+        _ => None,
+    };
     let client = super::client(config, ui, auth, 4)?;
 
     let token = find(&client, &selector).await?;
@@ -91,18 +95,13 @@ pub async fn run(
             "the new value did not verify as active yet; run `cfsetup test-permissions` with it",
         );
     }
-    let (shown, env_file) = match &write_env {
-        Some(path) => match envfile::set_var(path, TOKEN_VAR, value.expose()) {
-            Ok(_) => {
-                if let Some(w) = envfile::git_exposure(path) {
-                    ui.warn(w);
-                }
-                (None, Some(path.display().to_string()))
-            }
+    let (shown, env_file) = match &writer {
+        Some(writer) => match create_token::write_token(writer, &value, ui) {
+            Ok(()) => (None, Some(writer.path().display().to_string())),
             Err(e) => {
                 ui.warn(format!(
                     "could not write {}: {e}; the new value is shown on stdout instead, once",
-                    path.display()
+                    writer.path().display()
                 ));
                 (Some(value), None)
             }

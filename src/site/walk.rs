@@ -8,6 +8,12 @@
 //! - A link is never followed out of the folder. Paths are canonicalised; a symlink that resolves
 //!   inside the folder is followed (and published under the link's own path), one that resolves
 //!   outside, or nowhere, is skipped with a warning. Loops are cut.
+//! - `node_modules` folders are skipped like dotfiles (they are build inputs, not a site), unless
+//!   `include_hidden`. `.well-known/` at the top is published: sites need it (security.txt,
+//!   apple-app-site-association, ACME challenges).
+//! - Site paths are Unicode NFC, so `café` typed on macOS (NFD) and on Linux (NFC) is one path. Two
+//!   names that normalise to the same path, or a name with a control character (newline, tab) or
+//!   a backslash, are refused, naming the file: they cannot be served as the user expects.
 //! - A file over the API's 300 MB object limit (cloudflare-api.md §7; wrangler
 //!   `MAX_UPLOAD_SIZE_BYTES`) is refused before anything is hashed or sent.
 //! - Files are hashed (SHA-256) by streaming them through a small buffer on a few threads; only
@@ -21,11 +27,17 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
+use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{usage, UsageError};
 
 /// The API's limit for one object uploaded over REST: 300 MiB (cloudflare-api.md §7).
 pub const MAX_OBJECT_SIZE: u64 = 300 * 1024 * 1024;
+
+/// Skipped unless `--include-hidden`, though their names do not start with a dot.
+fn skipped_by_default(name: &str) -> bool {
+    name == "node_modules"
+}
 
 /// Names never published, even with `--include-hidden`.
 fn never_published(name: &str) -> bool {
@@ -111,6 +123,19 @@ pub fn walk(dir: &Path, options: WalkOptions) -> Result<Walk, UsageError> {
         &mut out,
     )?;
 
+    // Two names on disk (NFC and NFD spellings) for one site path: refuse, naming both.
+    found.sort_by(|a, b| a.rel_url.cmp(&b.rel_url));
+    if let Some(pair) = found.windows(2).find(|p| p[0].rel_url == p[1].rel_url) {
+        return Err(usage!(
+            "{} and {} are both the site path {}: their names differ only in Unicode \
+             normalisation (NFC and NFD)",
+            pair[0].path.display(),
+            pair[1].path.display(),
+            pair[0].rel_url
+        )
+        .with_hint("rename or remove one of them; nothing was uploaded"));
+    }
+
     let too_big: Vec<&Found> = found
         .iter()
         .filter(|f| f.size > options.max_file_size)
@@ -158,10 +183,21 @@ fn visit(
             )
             .with_hint("rename the file, or move it out of DIR"));
         };
+        let name: String = name.nfc().collect();
         let rel_url = format!("{prefix}/{name}");
-        if name.starts_with('.') && (!options.include_hidden || never_published(name)) {
+        let well_known = prefix.is_empty() && name == ".well-known";
+        let hidden = (name.starts_with('.') && !well_known) || skipped_by_default(&name);
+        if hidden && (!options.include_hidden || never_published(&name)) {
             out.hidden.push(rel_url);
             continue;
+        }
+        if name.chars().any(|c| c.is_control() || c == '\\') {
+            return Err(usage!(
+                "{:?}: the name has a control character (such as a newline or tab) or a \
+                 backslash, which a web path cannot carry as intended",
+                entry.path().display().to_string()
+            )
+            .with_hint("rename the file, or move it out of DIR"));
         }
         let path = entry.path();
         let lmeta = fs::symlink_metadata(&path)
@@ -179,8 +215,9 @@ fn visit(
                     out.links.push(format!("{rel_url} (points outside DIR)"));
                     continue;
                 }
-                Err(_) => {
-                    out.links.push(format!("{rel_url} (points nowhere)"));
+                Err(e) => {
+                    out.links
+                        .push(format!("{rel_url} ({})", broken_link_reason(&path, &e)));
                     continue;
                 }
             }
@@ -273,6 +310,20 @@ pub fn hash_file(path: &Path) -> std::io::Result<(String, u64, Option<SystemTime
     Ok((hex::encode(hasher.finalize()), size, modified))
 }
 
+/// Why a link could not be resolved: it names nothing, or links lead round in a loop.
+fn broken_link_reason(link: &Path, e: &std::io::Error) -> String {
+    let Ok(to) = fs::read_link(link) else {
+        return io_reason(e);
+    };
+    let to = link.parent().map_or(to.clone(), |p| p.join(&to));
+    match fs::symlink_metadata(&to) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "points nowhere".into(),
+        // The next step exists (it is itself a link), yet the whole chain cannot be resolved.
+        Ok(m) if m.file_type().is_symlink() => "a loop of links".into(),
+        _ => io_reason(e),
+    }
+}
+
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or folder".into(),
@@ -341,16 +392,19 @@ mod tests {
         write(d.path(), ".git/config", b"[core]");
         write(d.path(), ".well-known/security.txt", b"Contact: x");
         write(d.path(), "a/.hidden", b"h");
+        write(d.path(), "a/.well-known/x", b"only the top one is special");
+        write(d.path(), "node_modules/pkg/index.js", b"js");
         let w = walk(d.path(), WalkOptions::default()).unwrap();
-        assert_eq!(urls(&w), ["/index.html"]);
+        assert_eq!(urls(&w), ["/.well-known/security.txt", "/index.html"]);
         assert_eq!(
             w.hidden,
             [
                 "/.env",
                 "/.env.production",
                 "/.git",
-                "/.well-known",
-                "/a/.hidden"
+                "/a/.hidden",
+                "/a/.well-known",
+                "/node_modules"
             ]
         );
         let opts = WalkOptions {
@@ -360,7 +414,13 @@ mod tests {
         let w = walk(d.path(), opts).unwrap();
         assert_eq!(
             urls(&w),
-            ["/.well-known/security.txt", "/a/.hidden", "/index.html"]
+            [
+                "/.well-known/security.txt",
+                "/a/.hidden",
+                "/a/.well-known/x",
+                "/index.html",
+                "/node_modules/pkg/index.js"
+            ]
         );
         assert_eq!(w.hidden, ["/.env", "/.env.production", "/.git"]);
     }
@@ -380,6 +440,8 @@ mod tests {
         symlink(d.path().join("real"), d.path().join("alias")).unwrap();
         symlink(d.path(), d.path().join("real/up")).unwrap();
         symlink(d.path().join("nowhere"), d.path().join("broken")).unwrap();
+        symlink("loop-b", d.path().join("loop-a")).unwrap();
+        symlink("loop-a", d.path().join("loop-b")).unwrap();
         let w = walk(d.path(), WalkOptions::default()).unwrap();
         assert_eq!(
             urls(&w),
@@ -399,6 +461,8 @@ mod tests {
                 "/broken (points nowhere)",
                 "/leak.txt (points outside DIR)",
                 "/leakdir (points outside DIR)",
+                "/loop-a (a loop of links)",
+                "/loop-b (a loop of links)",
                 "/real/up (a loop)",
             ]
         );
@@ -426,6 +490,41 @@ mod tests {
         );
         let e = walk(&d.path().join("index.html"), WalkOptions::default()).unwrap_err();
         assert!(e.message.ends_with("is not a folder"), "{}", e.message);
+    }
+
+    #[test]
+    fn names_are_nfc_and_clashes_and_control_characters_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "cafe\u{301}.html", b"nfd");
+        let w = walk(d.path(), WalkOptions::default()).unwrap();
+        assert_eq!(
+            urls(&w),
+            ["/caf\u{e9}.html"],
+            "NFD on disk is NFC on the site"
+        );
+        write(d.path(), "caf\u{e9}.html", b"nfc");
+        let e = walk(d.path(), WalkOptions::default()).unwrap_err();
+        assert!(
+            e.message.contains("both the site path /caf\u{e9}.html"),
+            "{}",
+            e.message
+        );
+        for bad in ["new\nline.html", "tab\there.html", "back\\slash.html"] {
+            let d = tempfile::tempdir().unwrap();
+            write(d.path(), "index.html", b"x");
+            write(d.path(), bad, b"x");
+            let e = walk(d.path(), WalkOptions::default()).unwrap_err();
+            assert!(
+                e.message.contains("control character"),
+                "{bad:?}: {}",
+                e.message
+            );
+            assert!(
+                !e.message.contains('\n'),
+                "the name is shown escaped: {}",
+                e.message
+            );
+        }
     }
 
     #[test]

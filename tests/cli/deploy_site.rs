@@ -264,7 +264,8 @@ fn an_interrupted_deploy_leaves_the_old_site_whole_and_a_rerun_finishes_it() {
         times: 50,
     });
     let out = s.deploy(&[]).expect_code(1);
-    assert!(out.stdout().is_empty(), "{}", out.stdout());
+    // With --json the error is JSON on stdout too (CLI.md), and no report.
+    assert_eq!(out.json()["error"]["exit_code"], 1, "{}", out.stdout());
     assert!(
         out.stderr().contains("the live site is unchanged"),
         "{}",
@@ -307,10 +308,10 @@ fn dotfiles_never_reach_the_bucket_unless_asked_and_git_and_env_never() {
     s.write(".git/config", b"[remote] url=secret");
     s.write(".well-known/security.txt", b"Contact: mailto:sec@acme.test");
     let out = s.deploy(&[]).success();
-    assert_eq!(out.json()["hidden_skipped"], 3);
+    assert_eq!(out.json()["hidden_skipped"], 2);
     assert!(
         out.stderr()
-            .contains("skipped 3 hidden file(s) or folder(s): /.env, /.git, /.well-known"),
+            .contains("skipped 2 hidden file(s) or folder(s): /.env, /.git"),
         "{}",
         out.stderr()
     );
@@ -320,7 +321,8 @@ fn dotfiles_never_reach_the_bucket_unless_asked_and_git_and_env_never() {
             .unwrap()
             .keys()
             .collect::<Vec<_>>(),
-        ["/index.html"]
+        ["/.well-known/security.txt", "/index.html"],
+        ".well-known is published: sites need it"
     );
 
     let out = s.deploy(&["--include-hidden"]).success();

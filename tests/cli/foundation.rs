@@ -44,7 +44,10 @@ fn plain_http_to_a_remote_host_is_refused_before_any_request() {
     let run = w
         .run(
             w.ids()
-                .env("CLOUDFLARE_API_TOKEN", "x")
+                .env(
+                    "CLOUDFLARE_API_TOKEN",
+                    "cfut_thisisnotarealtoken0000000000000000000000",
+                )
                 .env(
                     "CLOUDFLARE_API_BASE_URL",
                     "http://api.example.com/client/v4",
@@ -59,10 +62,14 @@ fn plain_http_to_a_remote_host_is_refused_before_any_request() {
 fn a_missing_named_env_file_exits_2_but_a_missing_default_is_fine() {
     let w = World::new();
     let run = w
-        .run(w.bare().args(["--env-file", "nope.env", "permissions"]))
+        .run(
+            w.bare()
+                .args(["--env-file", "nope.env", "test-permissions"]),
+        )
         .expect_code(2);
     assert!(run.stderr().contains("--env-file nope.env: no such file"));
-    w.run(w.bare().arg("permissions")).success();
+    let run = w.run(w.bare().arg("test-permissions")).expect_code(2);
+    assert!(run.stderr().contains("no account ID"), "{}", run.stderr());
 }
 
 #[test]

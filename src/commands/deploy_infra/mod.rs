@@ -93,6 +93,19 @@ pub async fn deploy(
              {domain} (--zone-id)"
         );
     }
+    // The fallback origin must be in the zone too: known now, before the first write, so a wrong
+    // one is not found only after the bucket, the Worker and its routes were made. (Exit 1 like
+    // the checks above: CLI.md keeps 2 for what is found before any request.)
+    if let Some(origin) = &inputs.fallback_origin {
+        if let Err(e) = crate::config::in_zone(origin, &zone_name, "--fallback-origin") {
+            anyhow::bail!(
+                "{}: the fallback origin is a proxied record in the zone; nothing was changed \
+                 ({})",
+                e.message,
+                e.hint.unwrap_or_default()
+            );
+        }
+    }
     let wanted_routes = inputs.wanted_routes(&domain);
     if let Some(bad) = wanted_routes.iter().find(|r| !route_in_zone(r, &zone_name)) {
         anyhow::bail!(

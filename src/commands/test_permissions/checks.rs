@@ -256,6 +256,22 @@ fn set_route_id(reg: &Registry, pattern: &str, id: &str) {
     }
 }
 
+/// The account's scripts, not counting the temporary ones of a check (this run's Scripts Write
+/// check may be uploading one while Scripts Read lists them).
+fn user_scripts(scripts: &[crate::cloudflare::workers::ScriptSummary]) -> usize {
+    scripts
+        .iter()
+        .filter(|s| !s.id.starts_with(TEMP_PREFIX))
+        .count()
+}
+
+/// Whether a failed create certainly created nothing: the API answered it with a 4xx refusal
+/// (403 without the permission, 400, 409). A lost answer or a 5xx may hide a created resource, so
+/// those stay registered for the cleanup to look for.
+fn refused(e: &Error) -> bool {
+    matches!(e, Error::Api { status, .. } if (400..500).contains(status))
+}
+
 /// `cfsetup-check-<unix secs>-<4 hex>`.
 pub fn temp_name(now: SystemTime) -> String {
     let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
@@ -393,7 +409,7 @@ impl Ctx<'_> {
             Check::ScriptsRead => c
                 .list_scripts(&t.account_id)
                 .await
-                .map(|s| format!("listed the account's scripts ({})", s.len()))
+                .map(|s| format!("listed the account's scripts ({})", user_scripts(&s)))
                 .map_err(Arc::new),
             Check::ReadZone => zone.await.map(|z| format!("read zone {}", z.name)),
             Check::SslRead => c
@@ -497,7 +513,12 @@ impl Ctx<'_> {
         };
         let temp = Temp::Bucket(self.name.to_string());
         register(self.registry, temp.clone());
-        self.client.create_bucket(b, None).await?;
+        if let Err(e) = self.client.create_bucket(b, None).await {
+            if refused(&e) {
+                unregister(self.registry, &temp);
+            }
+            return Err(e);
+        }
         self.client.delete_bucket(b).await?;
         unregister(self.registry, &temp);
         Ok(format!("created and deleted bucket {}", self.name))
@@ -518,9 +539,16 @@ impl Ctx<'_> {
                   export default { fetch() { return new Response(\"cfsetup check\"); } };\n",
             ),
         };
-        self.client
+        if let Err(e) = self
+            .client
             .upload_script(&self.target.account_id, self.name, &upload)
-            .await?;
+            .await
+        {
+            if refused(&e) {
+                unregister(self.registry, &temp);
+            }
+            return Err(e);
+        }
         self.client
             .delete_script(&self.target.account_id, self.name)
             .await?;
@@ -533,17 +561,24 @@ impl Ctx<'_> {
 
     async fn routes_write(&self, domain: &str) -> Result<String, Error> {
         let pattern = format!("{}.{domain}/*", self.name);
-        register(
-            self.registry,
-            Temp::Route {
-                pattern: pattern.clone(),
-                id: None,
-            },
-        );
-        let route = self
+        let temp = Temp::Route {
+            pattern: pattern.clone(),
+            id: None,
+        };
+        register(self.registry, temp.clone());
+        let route = match self
             .client
             .create_route(&self.target.zone_id, &pattern, None)
-            .await?;
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                if refused(&e) {
+                    unregister(self.registry, &temp);
+                }
+                return Err(e);
+            }
+        };
         set_route_id(self.registry, &pattern, &route.id);
         self.client
             .delete_route(&self.target.zone_id, &route.id)
@@ -690,8 +725,15 @@ async fn cleanup(client: &Client, target: &Target, registry: &Registry) -> Vec<S
                 })
                 .await
                 .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) }),
-            Temp::Script(name) => client.delete_script(&target.account_id, name).await,
-            Temp::Route { id: Some(id), .. } => client.delete_route(&target.zone_id, id).await,
+            // Already gone is what cleanup wants: only report what still exists.
+            Temp::Script(name) => client
+                .delete_script(&target.account_id, name)
+                .await
+                .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) }),
+            Temp::Route { id: Some(id), .. } => client
+                .delete_route(&target.zone_id, id)
+                .await
+                .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) }),
             // The create may have happened without its answer reaching us: find it by pattern.
             Temp::Route { pattern, id: None } => match client.list_routes(&target.zone_id).await {
                 Ok(routes) => {
@@ -787,6 +829,20 @@ mod tests {
         crate::config::bucket_name(&n, "x").unwrap();
         crate::config::worker_name(&n, "x").unwrap();
         crate::config::hostname(&format!("{n}.getai.page"), "x").unwrap();
+    }
+
+    #[test]
+    fn the_scripts_read_count_leaves_out_the_checks_own_script() {
+        let script = |id: &str| crate::cloudflare::workers::ScriptSummary {
+            id: id.into(),
+            ..serde_json::from_value(serde_json::json!({"id": "x"})).unwrap()
+        };
+        let list = [
+            script("router"),
+            script(&temp_name(SystemTime::now())),
+            script("shop"),
+        ];
+        assert_eq!(user_scripts(&list), 2);
     }
 
     #[test]
