@@ -9,6 +9,7 @@
 pub mod content_type;
 pub mod layout;
 pub mod manifest;
+pub mod rules;
 pub mod walk;
 
 pub use content_type::content_type;
