@@ -14,4 +14,5 @@ mod deploy_site;
 mod e2e;
 mod foundation;
 mod rotate_token;
+mod storage;
 mod test_permissions;
