@@ -337,7 +337,9 @@ impl S3Store {
                         None => backoff(policy, limited - 1),
                     }
                 }
-                Ok(a) if a.status >= 500 && failures < policy.max_retries => {
+                // 501 NotImplemented is R2's answer to what it will never take (aws-chunked,
+                // trailers): not worth repeating.
+                Ok(a) if a.status >= 500 && a.status != 501 && failures < policy.max_retries => {
                     failures += 1;
                     retry_after(&a.headers)
                         .filter(|d| *d <= policy.max_retry_after)

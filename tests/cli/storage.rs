@@ -545,3 +545,82 @@ fn cli_via_s3_with_the_global_key_and_a_bad_cfsetup_via_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+fn r2_check(json: &serde_json::Value) -> (String, String) {
+    let c = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["permission"] == "Workers R2 Storage Write")
+        .expect("the R2 check")
+        .clone();
+    (
+        c["result"].as_str().unwrap().to_string(),
+        c["detail"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn test_permissions_puts_and_deletes_an_object_over_s3() {
+    let w = World::new();
+    let token = w.full_token();
+    let run = w
+        .run(w.with_token(&token).args(["--json", "test-permissions"]))
+        .success();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(json["checks"].as_array().unwrap().len(), 8);
+    let (result, detail) = r2_check(&json);
+    assert_eq!(result, "passed");
+    assert!(detail.contains("REST and S3"), "{detail}");
+    let s3: Vec<_> = w
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.api == Api::S3)
+        .map(|r| (r.method, r.status))
+        .collect();
+    assert_eq!(s3, [("PUT".to_string(), 200), ("DELETE".to_string(), 204)]);
+    assert!(w
+        .emu
+        .buckets()
+        .iter()
+        .all(|b| !b.starts_with("cfsetup-check-")));
+}
+
+/// S3 fails where REST works: the check still passes, with a warning that deploys will use REST.
+#[test]
+fn test_permissions_passes_with_a_warning_when_only_rest_works() {
+    let w = World::new();
+    let token = w.full_token();
+    w.emu.inject_for(
+        Api::S3,
+        Fault {
+            method: Some("PUT".into()),
+            path_contains: None,
+            kind: FaultKind::ServerError { status: 501 },
+            times: 1,
+        },
+    );
+    let run = w
+        .run(w.with_token(&token).args(["--json", "test-permissions"]))
+        .success();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let (result, detail) = r2_check(&json);
+    assert_eq!(result, "passed");
+    assert!(
+        detail.contains("warning") && detail.contains("deploys will use REST"),
+        "{detail}"
+    );
+    assert!(detail.contains("NotImplemented"), "{detail}");
+    assert_eq!(json["passed"], 8);
+    let rest_object_writes = w
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.api == Api::Rest && r.path.contains("/objects/"))
+        .count();
+    assert_eq!(
+        rest_object_writes, 2,
+        "a PUT and a DELETE over REST instead"
+    );
+}
