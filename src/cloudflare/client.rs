@@ -1017,8 +1017,9 @@ impl Pacer {
             };
             if notes && wait > Duration::from_secs(1) && !self.noted.swap(true, Ordering::Relaxed) {
                 eprintln!(
-                    "cfsetup: note: pacing REST requests to stay under 1,200 per 5 minutes \
-                     (about 4 a second from here; the next starts in {}s)",
+                    "cfsetup: note: pacing REST requests to stay under 1,200 per 5 minutes: \
+                     the next starts in {}s, then they go as earlier ones leave the window \
+                     (4 a second on average; --via s3 is not paced)",
                     wait.as_secs().max(1)
                 );
             }
@@ -1212,6 +1213,52 @@ mod tests {
         let wait = pacer.try_take(now).unwrap_err();
         assert!(wait > Duration::from_secs(29) && wait <= Duration::from_secs(30));
         assert!(pacer.try_take(now + Duration::from_secs(30)).is_ok());
+    }
+
+    /// The stream yields every byte of a file that still hashes to its name, and for one that
+    /// does not, fails before the last byte (so a server never sees the whole body).
+    #[tokio::test]
+    async fn a_changed_file_fails_its_stream_before_the_end() {
+        use futures::StreamExt;
+        use sha2::Digest;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let bytes = vec![7u8; 200 * 1024];
+        std::fs::write(&path, &bytes).unwrap();
+        let good = HashCheck::new(hex::encode(sha2::Sha256::digest(&bytes)));
+        let bad = HashCheck::new(hex::encode(sha2::Sha256::digest(b"other")));
+        for (check, whole) in [(good, true), (bad, false)] {
+            let file = tokio::fs::File::open(&path).await.unwrap();
+            let mut stream = Box::pin(verified_file_stream(
+                file,
+                bytes.len() as u64,
+                check.clone(),
+            ));
+            let (mut seen, mut failed) = (0usize, false);
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(chunk) => seen += chunk.len(),
+                    Err(_) => failed = true,
+                }
+            }
+            assert_eq!(failed, !whole);
+            assert_eq!(check.mismatched(), !whole);
+            if whole {
+                assert_eq!(seen, bytes.len());
+            } else {
+                assert!(
+                    seen < bytes.len(),
+                    "{seen} of {} bytes went out",
+                    bytes.len()
+                );
+            }
+        }
+        // Shorter than it was hashed: also refused.
+        let check = HashCheck::new(hex::encode(sha2::Sha256::digest(&bytes)));
+        let file = tokio::fs::File::open(&path).await.unwrap();
+        let stream = verified_file_stream(file, bytes.len() as u64 + 1, check.clone());
+        let items: Vec<_> = stream.collect().await;
+        assert!(items.last().unwrap().is_err() && check.mismatched());
     }
 
     #[test]
