@@ -74,6 +74,14 @@ pub struct GlobalArgs {
     pub color: ColorChoice,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
 /// Which API carries objects (`--via`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Via {
@@ -85,14 +93,6 @@ pub enum Via {
     S3,
     /// The REST API only: 1,200 requests per 5 minutes, 300 MiB per object
     Rest,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum ColorChoice {
-    #[default]
-    Auto,
-    Always,
-    Never,
 }
 
 #[derive(Debug, Subcommand)]
