@@ -106,16 +106,15 @@ impl Default for Pacing {
 
 impl Pacing {
     /// The least time the pacer alone makes `requests` REST requests take, starting from a fresh
-    /// window: the first `window_limit` start at once, each next `window_limit` one window
-    /// later. Latency and concurrency come on top. For `--dry-run` estimates.
+    /// window: the first `window_limit` start at once, each next `window_limit` one window (and
+    /// a 2 s margin for arrival) later. Latency and concurrency come on top. For `--dry-run`.
     pub fn estimate(&self, requests: u64) -> Duration {
         let limit = u64::from(self.window_limit.max(1));
         if requests <= limit {
             return Duration::ZERO;
         }
         let windows = (requests - 1) / limit;
-        self.window
-            .saturating_mul(windows.min(u64::from(u32::MAX)) as u32)
+        (self.window + ARRIVAL_MARGIN).saturating_mul(windows.min(u64::from(u32::MAX)) as u32)
     }
 }
 
@@ -966,11 +965,15 @@ struct PacerState {
     server: Option<(u64, tokio::time::Instant)>,
 }
 
+/// Added to the window: the API counts requests as they arrive, up to a round trip after they
+/// started here, so a start is remembered a little longer than the window it counts against.
+const ARRIVAL_MARGIN: Duration = Duration::from_secs(2);
+
 impl Pacer {
     fn new(p: Pacing) -> Self {
         Pacer {
             limit: p.window_limit.max(1) as usize,
-            window: p.window.max(Duration::from_millis(1)),
+            window: p.window.max(Duration::from_millis(1)) + ARRIVAL_MARGIN,
             state: Mutex::new(PacerState {
                 sent: std::collections::VecDeque::new(),
                 server: None,
@@ -1152,11 +1155,11 @@ mod tests {
         let p = Pacing::default();
         assert_eq!(p.estimate(0), Duration::ZERO);
         assert_eq!(p.estimate(1200), Duration::ZERO);
-        assert_eq!(p.estimate(1201), Duration::from_secs(300));
-        assert_eq!(p.estimate(2400), Duration::from_secs(300));
+        assert_eq!(p.estimate(1201), Duration::from_secs(302));
+        assert_eq!(p.estimate(2400), Duration::from_secs(302));
         assert_eq!(
             estimate_rest_duration(20_001),
-            Duration::from_secs(16 * 300)
+            Duration::from_secs(16 * 302)
         );
     }
 
