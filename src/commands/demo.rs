@@ -187,6 +187,7 @@ async fn run_in(
         email: with_key.then(|| seed.email.clone()),
         global_key: with_key.then(|| seed.global_key.clone()),
         api_url: Some(emulator.base_url()),
+        s3_endpoint: Some(emulator.s3_endpoint()),
         env_file: Some(env_file.clone()),
         json: config.output.json,
         color: config.output.color,

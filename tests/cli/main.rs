@@ -15,4 +15,5 @@ mod e2e;
 mod foundation;
 mod rotate_token;
 mod safety;
+mod storage;
 mod test_permissions;
