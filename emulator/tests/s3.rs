@@ -1651,6 +1651,18 @@ fn an_eu_bucket_is_found_by_name() {
     let resp = t.req(Method::PUT, url).body("v").send().expect("put");
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(t.emu.objects("eu-only").len(), 1);
+    // CreateBucket and ListBuckets stay in the default jurisdiction: the same name is created
+    // there, and from then on that one wins.
+    let url = eu.create_bucket(&t.creds).sign(HOUR);
+    assert_eq!(
+        t.req(Method::PUT, url).send().expect("create").status(),
+        200
+    );
+    let url = eu.get_object(Some(&t.creds), "k").sign(HOUR);
+    assert_eq!(
+        code(t.req(Method::GET, url).send().expect("get")),
+        (404, "NoSuchKey".into())
+    );
 }
 
 /// `X-Amz-Signature` is redacted from the log also when its name is percent-encoded.

@@ -253,7 +253,11 @@ fn redact_signature(raw: &str) -> String {
 
 /// Is this an upload with a body (PutObject or UploadPart)?
 fn is_upload(method: &str, path: &str) -> bool {
-    method == "PUT" && path.trim_start_matches('/').contains('/')
+    method == "PUT"
+        && path
+            .trim_start_matches('/')
+            .split_once('/')
+            .is_some_and(|(_, key)| !key.is_empty())
 }
 
 /// What R2 refuses before the body is read.

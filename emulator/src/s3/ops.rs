@@ -388,8 +388,12 @@ pub fn run(ctx: &S3Ctx, body: &mut Vec<u8>, state: &mut State) -> Out {
     let (bucket_raw, key_raw) = trimmed.split_once('/').unwrap_or((trimmed, ""));
     let bucket = decode(bucket_raw)?;
     let key = decode(key_raw)?;
-    let j = jurisdiction_of(state, &bucket);
     let op = classify(ctx, &bucket, &key)?;
+    let j = match op {
+        // What this endpoint creates and lists is its own (the default) jurisdiction's.
+        Op::CreateBucket | Op::ListBuckets => "default".to_string(),
+        _ => jurisdiction_of(state, &bucket),
+    };
     let principal = authenticate(ctx, state)?;
     authorise(ctx, &principal, op.access(), &j, &bucket)?;
     let b = bucket.as_str();
