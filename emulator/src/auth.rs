@@ -33,9 +33,8 @@ pub enum Resource<'a> {
         account: &'a str,
     },
     User(&'a str),
-    /// An R2 bucket, for the bucket-scoped groups. The REST object endpoints no longer honour
-    /// them (workers-sdk #9235, see `routes::r2`); the S3 API, which does, is being added beside.
-    #[allow(dead_code)]
+    /// An R2 bucket, for the bucket-scoped groups, which the S3 API honours. The REST object
+    /// endpoints refuse them by default (workers-sdk #9235, see `routes::r2`).
     Bucket {
         account: &'a str,
         jurisdiction: &'a str,
@@ -225,11 +224,12 @@ pub fn effective_status(token: &Token, now: SystemTime) -> String {
 /// Refuses a token that is not usable right now. A token used from outside its allowed
 /// addresses gets **403 / 9109 "Cannot use the access token from location: <ip>"**, on every
 /// call, verify included (cloudflare-api.md §4 "IP-restricted tokens": ddns-go #1273,
-/// terraform-provider-cloudflare #897). Disabled, expired and not-yet-valid tokens: a choice, as
-/// cloudflare-api.md leaves it open, of 403 / 1000 "Invalid API Token".
+/// terraform-provider-cloudflare #897). Disabled, expired and not-yet-valid tokens: 401 / 1000
+/// "Invalid API Token", the status cloudflare-api.md §1 lists for 1000 (400 or 401; 403 / 1000 is
+/// a status the reference never saw). Which of the two is a choice.
 pub fn usable(token: &Token, client_ip: IpAddr, now: SystemTime) -> Result<(), ApiError> {
     ip_usable(token, client_ip)?;
-    let denied = || ApiError::new(403, 1000, "Invalid API Token");
+    let denied = || ApiError::new(401, 1000, "Invalid API Token");
     if effective_status(token, now) != "active" {
         return Err(denied());
     }

@@ -12,7 +12,8 @@
 //!   stops it when dropped.
 //! - [`Emulator::seed`] is the seeded user, account and zone.
 //! - [`Emulator::inject`] adds a fault; [`Emulator::requests`] is the request log.
-//! - [`Emulator::mint_token`] creates a token with arbitrary policies, for tests.
+//! - [`Emulator::mint_token`] creates a token with arbitrary policies, for tests
+//!   ([`Emulator::mint_legacy_token`]: one in the unprefixed 40-character format).
 //! - [`Emulator::objects`], [`Emulator::scripts`], [`Emulator::routes`] and
 //!   [`Emulator::custom_hostnames`] read the state, for tests and for loading it into miniflare.
 //! - The same inspection is served over HTTP under `/__emulator/`, a path the real API never uses.
@@ -57,7 +58,10 @@ pub struct Options {
     /// Latency added to every API request (not to `/__emulator/` requests).
     pub latency: Duration,
     /// Load state from this JSON file at start if it exists, and save it after every mutating
-    /// request (atomically). `None` keeps everything in memory.
+    /// request (atomically, before the request is answered; the snapshot is taken under the state
+    /// lock and written outside it, and concurrent saves are coalesced). `None` keeps everything
+    /// in memory. The file holds every token's `value_sha256`, which is its S3 Secret Access Key:
+    /// emulator-only credentials, but credentials.
     pub state_file: Option<PathBuf>,
     /// Custom hostnames become `active` (and their SSL too) after this many GETs of them.
     /// `None` means they stay `pending` forever. Default `Some(2)` is set by `Options::new()`.
@@ -76,11 +80,31 @@ pub struct Options {
     /// caps `per_page` per endpoint and says so in `result_info.per_page`; this lets a test prove
     /// a client follows the returned value rather than the one it asked for.
     pub max_per_page: Option<usize>,
+    /// Accept presigned URLs for POST (CreateMultipartUpload, CompleteMultipartUpload,
+    /// DeleteObjects) on the S3 API. R2 `r2/api/s3/presigned-urls.mdx` "Supported HTTP methods"
+    /// lists GET, HEAD, PUT, DELETE and says "POST … is not currently supported"; cloudflare-api.md
+    /// §7 "Clients" calls it unconfirmed. `Options::new()` sets it **on**, because rusty-s3 (the
+    /// likely client) presigns everything and the existing multipart and DeleteObjects tests
+    /// rely on it; a test turns it off to prove a client copes with R2's documented refusal
+    /// (403 AccessDenied, a choice: R2 names no code). `Options::default()` leaves it off.
+    pub s3_presigned_post: bool,
+    /// Refuse S3 keys derived from prefixed (`cfut_`/`cfat_`) tokens with 403
+    /// SignatureDoesNotMatch. cloudflare-api.md §7: whether R2 derives S3 keys from the 2026
+    /// prefixed formats is unconfirmed (one report, jikig-ai/soleur PR #3969, saw
+    /// SignatureDoesNotMatch). Off by default; [`Emulator::mint_legacy_token`] mints a token
+    /// whose keys still work.
+    pub s3_refuses_prefixed_tokens: bool,
     /// Refuse the Global API Key on every R2 REST endpoint with 403 / 10000. Whether R2 accepts
     /// the key is unconfirmed (cloudflare-api.md §7 and open question 8: the API reference lists
     /// only API-token security for R2), so by default the emulator accepts it and tests switch
     /// this on to prove a client handles the other answer.
     pub r2_refuses_global_key: bool,
+    /// Let the REST object endpoints (GET, PUT, DELETE, list) accept a token holding only the
+    /// bucket-scoped "Workers R2 Storage Bucket Item Read/Write" groups on that bucket. Off by
+    /// default: they are refused with 403 / 10000, the answer workers-sdk #9235 reports for a
+    /// PUT (cloudflare-api.md §7 "Object REST endpoints"; the reads are "unconfirmed either
+    /// way"). Tests switch it on so the read paths are tried against both answers.
+    pub r2_rest_accepts_bucket_tokens: bool,
 }
 
 /// The IP condition key of `POST /user/tokens` is an open question (cloudflare-api.md §4 "The
@@ -258,6 +282,7 @@ impl Options {
         Options {
             activate_custom_hostnames_after: Some(2),
             rate_limit: Some((1200, Duration::from_secs(300))),
+            s3_presigned_post: true,
             ..Options::default()
         }
     }
@@ -279,6 +304,7 @@ impl Emulator {
             faults: Mutex::new(faults::Faults::default()),
             log: Mutex::new(Vec::new()),
             limiter: Mutex::new(faults::Limiter::default()),
+            saver: server::Saver::default(),
         });
         let server = server::start(shared.clone(), port)?;
         Ok(Emulator {
@@ -342,10 +368,26 @@ impl Emulator {
     pub fn mint_account_token(&self, name: &str, policies: serde_json::Value) -> (String, String) {
         self.mint(TokenOwner::Account(seed::ACCOUNT_ID.into()), name, policies)
     }
+    /// Like [`Emulator::mint_token`], but the value has the legacy format: 40 alphanumerics and
+    /// no `cfut_` prefix (cloudflare-api.md §1 "Token formats"). Its S3 keys are accepted even
+    /// with [`Options::s3_refuses_prefixed_tokens`], so a test can hold one token of each kind.
+    ///
+    /// # Panics
+    /// If the policies are invalid.
+    pub fn mint_legacy_token(&self, name: &str, policies: serde_json::Value) -> (String, String) {
+        let out = {
+            let mut state = self.shared.state.lock();
+            routes::mint_legacy(&mut state, &self.shared.catalog, name, policies)
+        };
+        self.shared.save_soon();
+        out
+    }
     fn mint(&self, owner: TokenOwner, name: &str, policies: serde_json::Value) -> (String, String) {
-        let mut state = self.shared.state.lock();
-        let out = routes::mint(&mut state, &self.shared.catalog, owner, name, policies);
-        self.shared.save(&state);
+        let out = {
+            let mut state = self.shared.state.lock();
+            routes::mint(&mut state, &self.shared.catalog, owner, name, policies)
+        };
+        self.shared.save_soon();
         out
     }
     /// Looks up a seeded permission group's id by name and scope

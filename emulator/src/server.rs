@@ -4,7 +4,7 @@
 //! Pipeline for `/client/v4/…` (cloudflare-api.md §1): read the body (≤ 300 MiB) → injected fault
 //! (before auth; `Drop` closes the connection unanswered) → `Options.latency` → per-credential
 //! rate limit (429 / 971 + `Retry-After`) → `routes::dispatch` under the state lock → save the state
-//! file after a mutation → log the request (no secrets) → add `cf-ray` and the `Ratelimit` /
+//! file after a mutation, outside the lock and coalesced ([`Saver`]) → log the request (no secrets) → add `cf-ray` and the `Ratelimit` /
 //! `Ratelimit-Policy` headers. `/__emulator/…` goes to `inspect` and skips all of that. Every
 //! other path is R2's S3 API (`crate::s3::handle`, its own pipeline and body limit).
 
@@ -25,6 +25,7 @@ use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -43,19 +44,45 @@ pub struct Shared {
     pub faults: Mutex<Faults>,
     pub log: Mutex<Vec<RecordedRequest>>,
     pub limiter: Mutex<Limiter>,
+    pub saver: Saver,
+}
+
+/// Coalesced saves of the state file. Each mutation bumps `wanted` (after it released the state
+/// lock); a saver takes `writing`, and skips if a save that began after its mutation has already
+/// been written. The snapshot is a clone of the persisted fields taken under the state lock (a
+/// memory copy); serialising and writing happen outside it, so other requests are not held up
+/// by the disk. The save is done before the request is answered, so a client that got its answer
+/// can read the file.
+#[derive(Default)]
+pub struct Saver {
+    wanted: AtomicU64,
+    written: AtomicU64,
+    writing: Mutex<()>,
 }
 
 impl Shared {
-    /// Saves the state file, if any. A failure is reported on stderr and the server carries on.
-    pub fn save(&self, state: &State) {
-        if let Some(path) = &self.options.state_file {
-            if let Err(e) = state.save(path) {
-                eprintln!(
-                    "cfsetup-emulator: warning: could not save state to {}: {e}",
-                    path.display()
-                );
-            }
+    /// Saves the state file, if any, after a mutation the caller made and released the state lock
+    /// on. A failure is reported on stderr and the server carries on.
+    pub fn save_soon(&self) {
+        let Some(path) = &self.options.state_file else {
+            return;
+        };
+        let mine = self.saver.wanted.fetch_add(1, Ordering::SeqCst) + 1;
+        let _writing = self.saver.writing.lock();
+        if self.saver.written.load(Ordering::SeqCst) >= mine {
+            return; // Someone else's snapshot, taken after our change, is on disk.
         }
+        let (snapshot, generation) = {
+            let state = self.state.lock();
+            (state.snapshot(), self.saver.wanted.load(Ordering::SeqCst))
+        };
+        if let Err(e) = snapshot.save(path) {
+            eprintln!(
+                "cfsetup-emulator: warning: could not save state to {}: {e}",
+                path.display()
+            );
+        }
+        self.saver.written.store(generation, Ordering::SeqCst);
     }
 }
 
@@ -265,17 +292,19 @@ async fn handle(
         condition_keys: shared.options.condition_keys,
         max_per_page: shared.options.max_per_page,
         r2_refuses_global_key: shared.options.r2_refuses_global_key,
+        r2_rest_accepts_bucket_tokens: shared.options.r2_rest_accepts_bucket_tokens,
     };
-    let reply = {
+    let (reply, save) = {
         let mut state = shared.state.lock();
         let reply = routes::dispatch(&ctx, &mut state);
         let mutated = !matches!(method.as_str(), "GET" | "HEAD") && reply.status < 400;
-        if mutated || state.dirty {
-            state.dirty = false;
-            shared.save(&state);
-        }
-        reply
+        let save = mutated || state.dirty;
+        state.dirty = false;
+        (reply, save)
     };
+    if save {
+        shared.save_soon();
+    }
     log(reply.status);
     Ok(finish(reply, &ray, rate.as_ref()))
 }

@@ -2,7 +2,9 @@
 //! hostnames, fallback origins) and their persistence to a JSON state file.
 //!
 //! This module only holds data; the rules about who may change it and how live in `routes`.
-//! Token secrets are kept as SHA-256 hashes, never as values.
+//! Token values are never stored, only their SHA-256 hex. That hash is not harmless: it is the
+//! token's S3 Secret Access Key (cloudflare-api.md §7 "S3 credentials from an API token"), so the
+//! state file holds working (emulator-only) S3 credentials, and `Token`'s `Debug` redacts it.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -46,6 +48,7 @@ pub struct Upload {
     pub key: String,
     pub content_type: Option<String>,
     pub cache_control: Option<String>,
+    pub http_extra: BTreeMap<String, String>,
     pub initiated: String,
     pub parts: BTreeMap<u32, Part>,
 }
@@ -67,13 +70,18 @@ pub enum TokenOwner {
     Account(String),
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Token {
     pub id: String,
     pub name: String,
     pub owner: TokenOwner,
-    /// SHA-256 hex of the secret value; the value itself is never stored.
+    /// SHA-256 hex of the secret value; the value itself is never stored. This is also the
+    /// token's S3 Secret Access Key: never print it (`Debug` redacts it).
     pub value_sha256: String,
+    /// The value has a `cfut_`/`cfat_` prefix (every token the API creates or rolls); `false`
+    /// only for `Emulator::mint_legacy_token`.
+    #[serde(default = "yes")]
+    pub prefixed: bool,
     /// `active`, `disabled` or `expired`.
     pub status: String,
     pub issued_on: String,
@@ -85,6 +93,30 @@ pub struct Token {
     pub policies: Vec<Value>,
     /// Stored as sent (`request.ip` or `request_ip`), echoed back.
     pub condition: Option<Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("owner", &self.owner)
+            .field("value_sha256", &"REDACTED")
+            .field("prefixed", &self.prefixed)
+            .field("status", &self.status)
+            .field("issued_on", &self.issued_on)
+            .field("modified_on", &self.modified_on)
+            .field("last_used_on", &self.last_used_on)
+            .field("not_before", &self.not_before)
+            .field("expires_on", &self.expires_on)
+            .field("policies", &self.policies)
+            .field("condition", &self.condition)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,6 +142,32 @@ pub struct Object {
     pub etag: String,
     pub uploaded: String,
     pub version: String,
+    /// The other system metadata R2 keeps and echoes, by lower-case header name (only those of
+    /// [`HTTP_METADATA`] that were sent).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub http_extra: BTreeMap<String, String>,
+}
+
+/// System metadata R2 stores beside Content-Type and Cache-Control and echoes on GET / HEAD:
+/// R2 `r2/api/s3/api.mdx` PutObject and CreateMultipartUpload rows ("Content-Disposition,
+/// Content-Encoding, Content-Language, Expires"), `r2/api/s3/extensions.mdx` (`httpMetadata`);
+/// cloudflare-api.md §7 (wrangler forwards the same set on REST PUT). `x-amz-meta-*` is not kept.
+pub const HTTP_METADATA: [&str; 4] = [
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+];
+
+/// The [`HTTP_METADATA`] headers of a request.
+pub fn http_extra(headers: &hyper::HeaderMap) -> BTreeMap<String, String> {
+    HTTP_METADATA
+        .iter()
+        .filter_map(|n| {
+            let v = headers.get(*n)?.to_str().ok()?;
+            Some((n.to_string(), v.to_string()))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,6 +241,20 @@ impl State {
         }
     }
 
+    /// A copy of the persisted fields (not uploads, rate-limit bookkeeping or `dirty`), for
+    /// saving outside the state lock.
+    pub fn snapshot(&self) -> State {
+        State {
+            tokens: self.tokens.clone(),
+            buckets: self.buckets.clone(),
+            scripts: self.scripts.clone(),
+            routes: self.routes.clone(),
+            custom_hostnames: self.custom_hostnames.clone(),
+            fallback_origins: self.fallback_origins.clone(),
+            ..State::default()
+        }
+    }
+
     /// Saves atomically: write a temporary file beside it, then rename.
     pub fn save(&self, path: &Path) -> io::Result<()> {
         let bytes = serde_json::to_vec(self).map_err(io::Error::other)?;
@@ -206,6 +278,89 @@ impl State {
     }
 }
 
+/// A marker ending in this character means "after every key starting with what precedes it": the
+/// resume point after a common prefix, in both the REST cursor and the S3 continuation token.
+pub const PREFIX_MARK: char = '\u{10FFFF}';
+
+/// One page of a listing: the keys and common prefixes, in order.
+pub struct Walk<'b> {
+    pub contents: Vec<(&'b String, &'b Object)>,
+    pub prefixes: Vec<String>,
+    pub truncated: bool,
+    /// Resume after this (a key, or a common prefix followed by [`PREFIX_MARK`]).
+    pub next: Option<String>,
+}
+
+impl Bucket {
+    /// The one listing walk of both APIs (REST `…/objects` and S3 ListObjects V1/V2): keys in
+    /// order from just after `after` (or from `prefix`), grouped by `delimiter`, at most `max`
+    /// entries (0 gives an empty, untruncated page, as s3-tests `test_bucket_list_maxkeys_zero`
+    /// expects). It uses the `BTreeMap` range from the start point, never a scan from the first
+    /// key, and jumps over each common prefix's keys. A common prefix that sorts at or before
+    /// `after` is skipped whole, not emitted again: a V1 `marker` / V2 `start-after` / REST
+    /// `start_after` equal to a prefix resumes after it (s3-tests
+    /// `test_bucket_list_delimiter_prefix`).
+    pub fn walk(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        after: Option<&str>,
+        max: usize,
+    ) -> Walk<'_> {
+        use std::ops::Bound;
+        let mut out = Walk {
+            contents: Vec::new(),
+            prefixes: Vec::new(),
+            truncated: false,
+            next: None,
+        };
+        if max == 0 {
+            return out;
+        }
+        let mut from: Bound<String> = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a.to_string()),
+            _ => Bound::Included(prefix.to_string()),
+        };
+        'outer: loop {
+            let range = self
+                .objects
+                .range::<String, _>((from.clone(), Bound::Unbounded));
+            for (key, obj) in range {
+                if !key.starts_with(prefix) {
+                    break 'outer;
+                }
+                let common = delimiter.and_then(|d| {
+                    key[prefix.len()..]
+                        .find(d)
+                        .map(|i| key[..prefix.len() + i + d.len()].to_string())
+                });
+                if let Some(common) = common {
+                    let marker = format!("{common}{PREFIX_MARK}");
+                    from = Bound::Excluded(marker.clone());
+                    if after.is_some_and(|a| common.as_str() <= a) {
+                        continue 'outer;
+                    }
+                    if out.contents.len() + out.prefixes.len() >= max {
+                        out.truncated = true;
+                        break 'outer;
+                    }
+                    out.prefixes.push(common);
+                    out.next = Some(marker);
+                    continue 'outer;
+                }
+                if out.contents.len() + out.prefixes.len() >= max {
+                    out.truncated = true;
+                    break 'outer;
+                }
+                out.contents.push((key, obj));
+                out.next = Some(key.clone());
+            }
+            break;
+        }
+        out
+    }
+}
+
 /// Bytes as a hex string in the state file.
 mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -217,5 +372,38 @@ mod hex_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         hex::decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hash is the S3 Secret Access Key: `{:?}` of a token (or of a state) must not show it.
+    #[test]
+    fn debug_redacts_the_s3_secret() {
+        let token = Token {
+            id: "id".into(),
+            name: "n".into(),
+            owner: TokenOwner::User,
+            value_sha256: "deadbeef".repeat(8),
+            prefixed: true,
+            status: "active".into(),
+            issued_on: String::new(),
+            modified_on: String::new(),
+            last_used_on: None,
+            not_before: None,
+            expires_on: None,
+            policies: Vec::new(),
+            condition: None,
+        };
+        let state = State {
+            tokens: vec![token.clone()],
+            ..State::default()
+        };
+        for shown in [format!("{token:?}"), format!("{state:?}")] {
+            assert!(!shown.contains("deadbeef"), "{shown}");
+            assert!(shown.contains("REDACTED"));
+        }
     }
 }

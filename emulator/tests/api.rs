@@ -616,7 +616,10 @@ fn worker_upload_by_filename_and_by_part_name() {
         )
         .send()
         .expect("get");
-    assert_eq!(resp.headers()["cf-worker-main-module-part"], "index.js");
+    // The entry module is named by `cf-entrypoint` (wrangler `versions/secrets/index.ts`), and
+    // the request-header names of `content.ts` are not sent back.
+    assert_eq!(resp.headers()["cf-entrypoint"], "index.js");
+    assert!(resp.headers().get("cf-worker-main-module-part").is_none());
     // A module Worker comes back as multipart/form-data, one part per module (cloudflare-api.md
     // §8 "Reading a script back"), never as the bare module.
     let ct = resp.headers()["content-type"]
@@ -1024,10 +1027,9 @@ fn ip_condition_and_status_deny() {
             .json(&json!({"name": "d", "policies": policies, "status": "disabled"})),
     );
     assert_eq!(s, 200);
-    assert_eq!(
-        call(t.bearer("GET", &format!("/accounts/{a}"), &value)).0,
-        403
-    );
+    // 401 / 1000: the status cloudflare-api.md §1 lists for 1000 (never 403).
+    let (s, v) = call(t.bearer("GET", &format!("/accounts/{a}"), &value));
+    assert_eq!((s, code(&v)), (401, 1000), "{v}");
     let (_, v) = call(t.bearer("GET", "/user/tokens/verify", &value));
     assert_eq!(v["result"]["status"], "disabled");
 }
@@ -1117,4 +1119,100 @@ fn condition_keys_can_be_limited_to_one() {
             assert_eq!(s, 200, "{keys:?} {key}: unrestricted");
         }
     }
+}
+
+/// `Options.r2_rest_accepts_bucket_tokens`: the other answer to the unconfirmed read paths
+/// (cloudflare-api.md §7 "Object REST endpoints"), so a client's reads can be tried both ways.
+#[test]
+fn rest_objects_can_accept_bucket_scoped_tokens() {
+    let mut o = Options::new();
+    o.r2_rest_accepts_bucket_tokens = true;
+    let t = start_with(o);
+    let a = t.acct();
+    let b = format!("/accounts/{a}/r2/buckets");
+    for name in ["sites", "other"] {
+        assert_eq!(
+            call(t.global("POST", &b).json(&json!({"name": name}))).0,
+            200
+        );
+    }
+    assert_eq!(
+        call(t.global("PUT", &format!("{b}/sites/objects/k")).body("v")).0,
+        200
+    );
+    let (_, reader) = t.emu.mint_token(
+        "item read",
+        json!([{"effect": "allow",
+        "resources": {format!("com.cloudflare.edge.r2.bucket.{a}_default_sites"): "*"},
+        "permission_groups": [{"id": ITEM_READ}]}]),
+    );
+    let resp = t
+        .bearer("GET", &format!("{b}/sites/objects/k"), &reader)
+        .send()
+        .expect("get");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.text().expect("body"), "v");
+    let (s, v) = call(t.bearer("GET", &format!("{b}/sites/objects"), &reader));
+    assert_eq!((s, v["result"][0]["key"].clone()), (200, json!("k")));
+    // Only on its own bucket, and a read group does not write.
+    let (s, v) = call(t.bearer("GET", &format!("{b}/other/objects"), &reader));
+    assert_eq!((s, code(&v)), (403, 10000));
+    let (s, v) = call(
+        t.bearer("PUT", &format!("{b}/sites/objects/x"), &reader)
+            .body("x"),
+    );
+    assert_eq!((s, code(&v)), (403, 10000));
+}
+
+/// The REST listing shares the S3 walk: `start_after` equal to a common prefix resumes after it
+/// (s3-tests `test_bucket_list_delimiter_prefix`), and a page never repeats a prefix.
+#[test]
+fn rest_listing_start_after_a_common_prefix() {
+    let t = start();
+    let a = t.acct();
+    let b = format!("/accounts/{a}/r2/buckets");
+    assert_eq!(
+        call(t.global("POST", &b).json(&json!({"name": "lst"}))).0,
+        200
+    );
+    for k in [
+        "asdf",
+        "boo/bar",
+        "boo/baz/xyzzy",
+        "cquux/thud",
+        "cquux/bla",
+    ] {
+        assert_eq!(
+            call(t.global("PUT", &format!("{b}/lst/objects/{k}")).body("x")).0,
+            200
+        );
+    }
+    let (s, v) = call(t.global(
+        "GET",
+        &format!("{b}/lst/objects?delimiter=/&start_after=boo/"),
+    ));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["result"], json!([]));
+    assert_eq!(v["result_info"]["delimited"], json!(["cquux/"]));
+    // Paging one entry at a time visits each prefix once.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let q = match &cursor {
+            Some(c) => format!("{b}/lst/objects?delimiter=/&per_page=1&cursor={c}"),
+            None => format!("{b}/lst/objects?delimiter=/&per_page=1"),
+        };
+        let (_, v) = call(t.global("GET", &q));
+        for k in v["result"].as_array().expect("array") {
+            seen.push(k["key"].as_str().expect("key").to_string());
+        }
+        for p in v["result_info"]["delimited"].as_array().expect("array") {
+            seen.push(p.as_str().expect("prefix").to_string());
+        }
+        match v["result_info"]["cursor"].as_str() {
+            Some(c) if v["result_info"]["is_truncated"] == json!(true) => cursor = Some(c.into()),
+            _ => break,
+        }
+    }
+    assert_eq!(seen, ["asdf", "boo/", "cquux/"]);
 }

@@ -160,6 +160,22 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
+/// SigV4's canonical URI: the path percent-decoded, then every byte but `A-Za-z0-9-._~` and `/`
+/// percent-encoded (AWS "Signature Calculations for the Authorization Header", CanonicalURI).
+fn canonical_path(path: &str) -> String {
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(path).collect();
+    decoded
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// Signs with the `Authorization` header (AWS SigV4, "Authenticating Requests: Using the
 /// Authorization Header"), with `payload` as `x-amz-content-sha256`.
 fn header_signed(
@@ -169,6 +185,20 @@ fn header_signed(
     payload: &str,
     when: SystemTime,
     secret: &str,
+) -> RequestBuilder {
+    let path = canonical_path(url.path());
+    header_signed_over(t, method, url, payload, when, secret, &path)
+}
+
+/// Like [`header_signed`], with `path` as the canonical URI (to sign a wrong one on purpose).
+fn header_signed_over(
+    t: &T,
+    method: Method,
+    url: Url,
+    payload: &str,
+    when: SystemTime,
+    secret: &str,
+    path: &str,
 ) -> RequestBuilder {
     let stamp = humantime::format_rfc3339_seconds(when)
         .to_string()
@@ -188,8 +218,7 @@ fn header_signed(
         .collect::<Vec<_>>()
         .join("&");
     let canonical = format!(
-        "{method}\n{}\n{query}\nhost:{host}\nx-amz-content-sha256:{payload}\nx-amz-date:{stamp}\n\nhost;x-amz-content-sha256;x-amz-date\n{payload}",
-        url.path()
+        "{method}\n{path}\n{query}\nhost:{host}\nx-amz-content-sha256:{payload}\nx-amz-date:{stamp}\n\nhost;x-amz-content-sha256;x-amz-date\n{payload}"
     );
     let scope = format!("{date}/auto/s3/aws4_request");
     let to_sign = format!(
@@ -343,13 +372,24 @@ fn auth_failures_and_bucket_scoped_permission() {
         code(t.req(Method::GET, tampered).send().expect("r")),
         (403, "SignatureDoesNotMatch".into())
     );
-    // No signature at all.
+    // No signature at all: R2 10002 Unauthorized, 401 (r2/api/error-codes.mdx).
     let anon = t.bucket.get_object(None, "k").sign(HOUR);
     assert_eq!(
         code(t.req(Method::GET, anon).send().expect("r")),
-        (403, "AccessDenied".into())
+        (401, "Unauthorized".into())
     );
-    // Expired presigned URL, and a header signature an hour old.
+    // An Access Key ID of the wrong length, e.g. the 40-character token value itself.
+    let long = Credentials::new("a".repeat(40), "f".repeat(64));
+    let url = t.bucket.get_object(Some(&long), "k").sign(HOUR);
+    let resp = t.req(Method::GET, url).send().expect("r");
+    assert_eq!(resp.status().as_u16(), 400);
+    let text = resp.text().expect("body");
+    assert!(
+        text.contains("<Code>InvalidArgument</Code>")
+            && text.contains("Credential access key has length 40, should be 32"),
+        "{text}"
+    );
+    // Expired presigned URL (R2 10018 ExpiredRequest, 400), and a header signature an hour old.
     let past = hours_ago(2);
     let url = t
         .bucket
@@ -357,7 +397,7 @@ fn auth_failures_and_bucket_scoped_permission() {
         .sign_with_time(Duration::from_secs(60), &past);
     assert_eq!(
         code(t.req(Method::GET, url).send().expect("r")),
-        (403, "AccessDenied".into())
+        (400, "ExpiredRequest".into())
     );
     let url = t.bucket.object_url("k").expect("url");
     let old = SystemTime::now() - HOUR;
@@ -452,7 +492,8 @@ fn hours_ago(hours: u64) -> jiff::Timestamp {
 }
 
 /// A token that the REST API would refuse (IP condition, not yet valid, disabled) is refused over
-/// S3 with AccessDenied, even with a correct signature.
+/// S3 with 401 Unauthorized (R2 10002), or 403 AccessDenied for the IP condition, even with a
+/// correct signature.
 #[test]
 fn unusable_tokens_are_access_denied() {
     let t = start();
@@ -489,9 +530,9 @@ fn unusable_tokens_are_access_denied() {
         let url = t.bucket.get_object(Some(&creds), "k").sign(HOUR);
         code(t.req(Method::GET, url).send().expect("r"))
     };
-    let denied = (403, "AccessDenied".to_string());
+    let denied = (401, "Unauthorized".to_string());
     let elsewhere = create(json!({"condition": {"request.ip": {"in": ["10.0.0.0/8"]}}}));
-    assert_eq!(get_with(elsewhere), denied);
+    assert_eq!(get_with(elsewhere), (403, "AccessDenied".to_string()));
     let later = create(json!({"not_before": "2099-01-01T00:00:00Z"}));
     assert_eq!(get_with(later), denied);
     let (id, value) = create(json!({}));
@@ -1111,7 +1152,8 @@ fn injected_faults_on_s3_and_the_request_log() {
             times: 1,
         },
     );
-    assert_eq!(code(t.put("a", b"1")), (503, "SlowDown".into()));
+    // R2 10043 ServiceUnavailable (r2/api/error-codes.mdx).
+    assert_eq!(code(t.put("a", b"1")), (503, "ServiceUnavailable".into()));
     t.emu.inject(Fault {
         method: None,
         path_contains: Some("/site/a".into()),
@@ -1187,7 +1229,7 @@ fn injected_faults_on_s3_and_the_request_log() {
         .expect("r");
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(t.rest_put("b", b"2"), 200);
-    assert_eq!(code(t.put("a", b"1")), (503, "SlowDown".into()));
+    assert_eq!(code(t.put("a", b"1")), (503, "ServiceUnavailable".into()));
 }
 
 #[test]
@@ -1274,4 +1316,365 @@ fn s3_takes_bodies_over_the_rest_limit() {
         format!("bytes {}-{}/{}", 300 * MIB - 1, 300 * MIB, 300 * MIB + 1).as_str()
     );
     assert_eq!(t.emu.objects("site")[0].body.len(), 300 * MIB + 1);
+}
+
+/// The canonical URI is URI-encode(percent-decode(path)) (AWS SigV4 CanonicalURI): a correct
+/// signer is accepted whatever it puts on the wire, and one that signs the raw wire form of a
+/// key with sub-delimiters is refused, as R2 refused a raw `!` (openclaw/clawhub PR #2723).
+#[test]
+fn sigv4_canonical_uri_is_re_encoded_from_the_decoded_path() {
+    let t = start();
+    let secret = t.creds.secret().to_string();
+    let key = "odd/a!'()*+=@:.txt";
+    // Raw on the wire (the url crate leaves these characters as they are in a path).
+    let raw_url = Url::parse(&format!("{}/site/{key}", t.emu.s3_endpoint())).expect("url");
+    assert!(raw_url.path().contains("!'()*+=@:"), "{}", raw_url.path());
+    let body = b"sub-delims";
+    let resp = header_signed(
+        &t,
+        Method::PUT,
+        raw_url.clone(),
+        &sha256_hex(body),
+        SystemTime::now(),
+        &secret,
+    )
+    .body(body.to_vec())
+    .send()
+    .expect("put");
+    assert_eq!(resp.status().as_u16(), 200, "a correct signer passes");
+    assert!(t.emu.objects("site").iter().any(|o| o.key == key));
+    // Fully percent-encoded on the wire: the same canonical URI, the same object.
+    let encoded = Url::parse(&format!(
+        "{}/site/odd/a%21%27%28%29%2A%2B%3D%40%3A.txt",
+        t.emu.s3_endpoint()
+    ))
+    .expect("url");
+    let resp = header_signed(
+        &t,
+        Method::GET,
+        encoded,
+        &sha256_hex(b""),
+        SystemTime::now(),
+        &secret,
+    )
+    .send()
+    .expect("get");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.bytes().expect("b").as_ref(), body);
+    // Signed over the raw path as sent: refused.
+    let resp = header_signed_over(
+        &t,
+        Method::GET,
+        raw_url.clone(),
+        &sha256_hex(b""),
+        SystemTime::now(),
+        &secret,
+        raw_url.path(),
+    )
+    .send()
+    .expect("get");
+    assert_eq!(code(resp), (403, "SignatureDoesNotMatch".into()));
+}
+
+#[test]
+fn signature_case_and_two_auth_forms() {
+    let t = start();
+    t.put("k", b"v");
+    let secret = t.creds.secret().to_string();
+    let url = t.bucket.object_url("k").expect("url");
+    let req = header_signed(
+        &t,
+        Method::GET,
+        url.clone(),
+        &sha256_hex(b""),
+        SystemTime::now(),
+        &secret,
+    )
+    .build()
+    .expect("req");
+    let auth = req.headers()["authorization"]
+        .to_str()
+        .expect("a")
+        .to_string();
+    let (head, sig) = auth.rsplit_once("Signature=").expect("sig");
+    let upper = format!("{head}Signature={}", sig.to_ascii_uppercase());
+    let mut req = req.try_clone().expect("clone");
+    req.headers_mut()
+        .insert("authorization", upper.parse().expect("hv"));
+    let resp = t.http.execute(req).expect("r");
+    assert_eq!(code(resp), (403, "SignatureDoesNotMatch".into()));
+    // A header signature and a presigned query at once: 400 InvalidArgument.
+    let presigned = t.bucket.get_object(Some(&t.creds), "k").sign(HOUR);
+    let resp = t
+        .req(Method::GET, presigned)
+        .header("authorization", auth)
+        .send()
+        .expect("r");
+    assert_eq!(code(resp), (400, "InvalidArgument".into()));
+}
+
+/// s3-tests `test_bucket_list_delimiter_prefix` (V1 marker equal to a common prefix) and
+/// `test_bucket_list[v2]_maxkeys_zero`.
+#[test]
+fn list_marker_on_a_common_prefix_and_max_keys_zero() {
+    let t = start();
+    for k in [
+        "asdf",
+        "boo/bar",
+        "boo/baz/xyzzy",
+        "cquux/thud",
+        "cquux/bla",
+    ] {
+        assert_eq!(t.put(k, b"x").status().as_u16(), 200);
+    }
+    let secret = t.creds.secret().to_string();
+    let list = |query: &str| -> String {
+        let mut url = Url::parse(&format!("{}/site", t.emu.s3_endpoint())).expect("url");
+        url.set_query(Some(query));
+        let resp = header_signed(
+            &t,
+            Method::GET,
+            url,
+            &sha256_hex(b""),
+            SystemTime::now(),
+            &secret,
+        )
+        .send()
+        .expect("list");
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.text().expect("xml")
+    };
+    let between = |text: &str, tag: &str| -> Vec<String> {
+        text.split(&format!("<{tag}>"))
+            .skip(1)
+            .map(|s| {
+                s.split(&format!("</{tag}>"))
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    };
+    let page = |query: &str| {
+        let text = list(query);
+        let keys: Vec<String> = between(&text, "Contents")
+            .iter()
+            .flat_map(|c| between(c, "Key"))
+            .collect();
+        let prefixes: Vec<String> = between(&text, "CommonPrefixes")
+            .iter()
+            .flat_map(|c| between(c, "Prefix"))
+            .collect();
+        let truncated = between(&text, "IsTruncated") == ["true"];
+        let next = between(&text, "NextMarker").into_iter().next();
+        (keys, prefixes, truncated, next)
+    };
+    let p1 = page("delimiter=%2F&max-keys=1");
+    assert_eq!(p1, (vec!["asdf".into()], vec![], true, Some("asdf".into())));
+    let p2 = page("delimiter=%2F&max-keys=1&marker=asdf");
+    assert_eq!(p2, (vec![], vec!["boo/".into()], true, Some("boo/".into())));
+    let p3 = page("delimiter=%2F&max-keys=1&marker=boo%2F");
+    assert_eq!(p3, (vec![], vec!["cquux/".into()], false, None));
+    // V2 start-after equal to a prefix resumes after it too.
+    let text = list("list-type=2&delimiter=%2F&start-after=boo%2F");
+    assert_eq!(
+        between(&text, "Prefix").last().map(String::as_str),
+        Some("cquux/")
+    );
+    assert!(!text.contains("<Prefix>boo/</Prefix>"), "{text}");
+    // max-keys=0: nothing, not truncated, no token.
+    for q in ["max-keys=0", "list-type=2&max-keys=0"] {
+        let text = list(q);
+        assert!(
+            text.contains("<IsTruncated>false</IsTruncated>"),
+            "{q}: {text}"
+        );
+        assert!(!text.contains("<Contents>") && !text.contains("NextContinuationToken"));
+    }
+}
+
+#[test]
+fn head_ignores_range_and_system_metadata_is_kept() {
+    let t = start();
+    let url = t.bucket.put_object(Some(&t.creds), "a.css").sign(HOUR);
+    let resp = t
+        .req(Method::PUT, url)
+        .header("content-type", "text/css")
+        .header("content-encoding", "br")
+        .header("content-disposition", "inline")
+        .header("content-language", "de")
+        .header("expires", "Wed, 21 Oct 2037 07:28:00 GMT")
+        .body("0123456789")
+        .send()
+        .expect("put");
+    assert_eq!(resp.status().as_u16(), 200);
+    // HEAD with Range: R2 ignores the range (r2/api/s3/api.mdx HeadObject).
+    let url = t.bucket.head_object(Some(&t.creds), "a.css").sign(HOUR);
+    let resp = t
+        .req(Method::HEAD, url)
+        .header("range", "bytes=0-3")
+        .send()
+        .expect("head");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-length"], "10");
+    assert!(resp.headers().get("content-range").is_none());
+    // GET with Range still answers 206.
+    let url = t.bucket.get_object(Some(&t.creds), "a.css").sign(HOUR);
+    let resp = t
+        .req(Method::GET, url)
+        .header("range", "bytes=0-3")
+        .send()
+        .expect("get");
+    assert_eq!(resp.status().as_u16(), 206);
+    for (name, value) in [
+        ("content-encoding", "br"),
+        ("content-disposition", "inline"),
+        ("content-language", "de"),
+        ("expires", "Wed, 21 Oct 2037 07:28:00 GMT"),
+    ] {
+        assert_eq!(resp.headers()[name], value, "{name}");
+    }
+    // The REST API sees the same metadata.
+    let s = t.emu.seed();
+    let rest = t
+        .http
+        .get(format!(
+            "{}/accounts/{}/r2/buckets/site/objects/a.css",
+            t.emu.base_url(),
+            s.account_id
+        ))
+        .header("X-Auth-Email", &s.email)
+        .header("X-Auth-Key", &s.global_key)
+        .send()
+        .expect("rest get");
+    assert_eq!(rest.headers()["content-encoding"], "br");
+}
+
+#[test]
+fn a_last_part_larger_than_the_others_is_invalid() {
+    let t = start();
+    let data: Vec<u8> = (0..10 * MIB + 2).map(|i| (i % 251) as u8).collect();
+    let id = create_upload(&t, "grow.bin");
+    let a = etag_of(upload_part(&t, "grow.bin", &id, 1, &data[..5 * MIB]));
+    let b = etag_of(upload_part(&t, "grow.bin", &id, 2, &data[5 * MIB..]));
+    assert_eq!(
+        code(complete(&t, "grow.bin", &id, &[a, b])),
+        (400, "InvalidPart".into())
+    );
+}
+
+/// R2 `presigned-urls.mdx`: presigned POST "is not currently supported". With the switch off,
+/// rusty-s3's presigned CreateMultipartUpload and DeleteObjects are refused, and the same calls
+/// signed in the Authorization header work.
+#[test]
+fn presigned_post_can_be_refused() {
+    let mut options = Options::new();
+    options.s3_presigned_post = false;
+    let t = start_with(options);
+    let url = t
+        .bucket
+        .create_multipart_upload(Some(&t.creds), "m.bin")
+        .sign(HOUR);
+    assert_eq!(
+        code(t.req(Method::POST, url).send().expect("r")),
+        (403, "AccessDenied".into())
+    );
+    let mut url = t.bucket.object_url("m.bin").expect("url");
+    url.set_query(Some("uploads"));
+    let resp = header_signed(
+        &t,
+        Method::POST,
+        url,
+        &sha256_hex(b""),
+        SystemTime::now(),
+        t.creds.secret(),
+    )
+    .send()
+    .expect("r");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(t.emu.pending_uploads().len(), 1);
+    // Presigned GET / PUT / DELETE still work.
+    assert_eq!(t.put("k", b"v").status().as_u16(), 200);
+    assert_eq!(t.get("k").status().as_u16(), 200);
+}
+
+/// cloudflare-api.md §7: unconfirmed whether R2 derives S3 keys from prefixed tokens. With the
+/// switch on they are refused and a legacy 40-character token still works.
+#[test]
+fn prefixed_token_keys_can_be_refused() {
+    let mut options = Options::new();
+    options.s3_refuses_prefixed_tokens = true;
+    let t = start_with(options);
+    assert_eq!(
+        code(t.put("k", b"v")),
+        (403, "SignatureDoesNotMatch".into())
+    );
+    let (id, value) = t
+        .emu
+        .mint_legacy_token("legacy", account_policy(&t.emu, &[R2_WRITE]));
+    assert_eq!(value.len(), 40);
+    assert!(value.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let legacy = Credentials::new(id, s3_secret_access_key(&value));
+    let url = t.bucket.put_object(Some(&legacy), "k").sign(HOUR);
+    assert_eq!(
+        t.req(Method::PUT, url)
+            .body("v")
+            .send()
+            .expect("put")
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
+/// The S3 API reads no jurisdiction header: an eu bucket is found by its name alone.
+#[test]
+fn an_eu_bucket_is_found_by_name() {
+    let t = start();
+    let s = t.emu.seed();
+    let resp = t
+        .http
+        .post(format!(
+            "{}/accounts/{}/r2/buckets",
+            t.emu.base_url(),
+            s.account_id
+        ))
+        .header("X-Auth-Email", &s.email)
+        .header("X-Auth-Key", &s.global_key)
+        .header("cf-r2-jurisdiction", "eu")
+        .json(&json!({"name": "eu-only"}))
+        .send()
+        .expect("create");
+    assert_eq!(resp.status().as_u16(), 200);
+    let eu = bucket_of(&t.emu, "eu-only");
+    let url = eu.put_object(Some(&t.creds), "k").sign(HOUR);
+    let resp = t.req(Method::PUT, url).body("v").send().expect("put");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(t.emu.objects("eu-only").len(), 1);
+    // CreateBucket and ListBuckets stay in the default jurisdiction: the same name is created
+    // there, and from then on that one wins.
+    let url = eu.create_bucket(&t.creds).sign(HOUR);
+    assert_eq!(
+        t.req(Method::PUT, url).send().expect("create").status(),
+        200
+    );
+    let url = eu.get_object(Some(&t.creds), "k").sign(HOUR);
+    assert_eq!(
+        code(t.req(Method::GET, url).send().expect("get")),
+        (404, "NoSuchKey".into())
+    );
+}
+
+/// `X-Amz-Signature` is redacted from the log also when its name is percent-encoded.
+#[test]
+fn an_encoded_signature_name_is_redacted() {
+    let t = start();
+    t.put("k", b"v");
+    let url = t.bucket.get_object(Some(&t.creds), "k").sign(HOUR);
+    let sneaky =
+        Url::parse(&url.as_str().replace("X-Amz-Signature", "X-Amz-%53ignature")).expect("url");
+    t.emu.clear_requests();
+    assert_eq!(t.req(Method::GET, sneaky).send().expect("r").status(), 200);
+    let logged = t.emu.requests()[0].query.clone().unwrap_or_default();
+    assert!(logged.contains("X-Amz-%53ignature=REDACTED"), "{logged}");
 }

@@ -105,7 +105,11 @@ impl Error {
     }
 
     /// Wraps a 401/403 from an R2 path into [`Error::R2NeedsToken`] when the Global API Key was
-    /// used; anything else is returned as is.
+    /// used; anything else is returned as is. Only an answer that could be R2 refusing the key
+    /// itself is wrapped: no code, 10000 (the gateway's permission refusal) or R2's own 10002 /
+    /// 10003 (`r2/api/error-codes.mdx`). A credential or membership failure (9103 wrong key pair,
+    /// 9109 an account the caller cannot reach, 1000, 6003, 9106 bad or missing auth headers)
+    /// keeps its own error and hint: creating a token would not fix it.
     pub(crate) fn for_global_key(self, path: &str) -> Error {
         let r2 = path
             .split('?')
@@ -116,7 +120,12 @@ impl Error {
             .nth(2)
             == Some("r2")
             && path.starts_with("/accounts/");
+        let about_the_key = self
+            .codes()
+            .iter()
+            .all(|c| matches!(c, 10000 | 10002 | 10003));
         if r2
+            && about_the_key
             && matches!(
                 self,
                 Error::Api {
@@ -483,6 +492,35 @@ mod tests {
         let e = api("GET", "/accounts/a/r2/buckets/s", 404, 10006)
             .for_global_key("/accounts/a/r2/buckets/s");
         assert!(e.is_not_found());
+        // No code at all, or R2's own 10002 / 10003, is still the key being refused.
+        for (status, code) in [(401, 10002), (403, 10003)] {
+            let e = api("GET", "/accounts/a/r2/buckets", status, code)
+                .for_global_key("/accounts/a/r2/buckets");
+            assert!(matches!(e, Error::R2NeedsToken { .. }), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_bad_key_or_account_on_an_r2_path_is_not_r2_refusing_the_key() {
+        // 9103: the Global Key pair is wrong; 9109: the account is not the caller's. Neither is
+        // fixed by creating a token, so neither gets the R2NeedsToken hint.
+        let path = "/accounts/a/r2/buckets/s/objects/k";
+        let wrong_key = api("GET", path, 403, 9103).for_global_key(path);
+        assert!(!matches!(wrong_key, Error::R2NeedsToken { .. }));
+        assert!(!wrong_key
+            .hint()
+            .unwrap_or_default()
+            .contains("create-token"));
+        let wrong_account = api("GET", path, 403, 9109).for_global_key(path);
+        assert!(!matches!(wrong_account, Error::R2NeedsToken { .. }));
+        assert!(wrong_account
+            .hint()
+            .unwrap()
+            .contains("CLOUDFLARE_ACCOUNT_ID"));
+        for code in [1000, 6003, 9106] {
+            let e = api("GET", path, 401, code).for_global_key(path);
+            assert!(!matches!(e, Error::R2NeedsToken { .. }), "{code}");
+        }
     }
 
     #[test]

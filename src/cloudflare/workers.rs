@@ -88,10 +88,18 @@ impl Client {
     /// there is no such script (a 404 that is not an unknown route). Needs Workers Scripts Read.
     ///
     /// For a module Worker the answer is `multipart/form-data`, one part per module, and the
-    /// header `CF-WORKER-MAIN-MODULE-PART` names the entry part (cloudflare-api.md §8 "Reading a
+    /// response header `cf-entrypoint` names the entry part (cloudflare-api.md §8 "Reading a
     /// script back": wrangler `fetchWorkerDefinitionFromDash`, workers-sdk PR #1645, cloudflare-go
-    /// v0 `GetWorker`; TS SDK `content.ts` for the headers). Any other content type is the one
-    /// module itself.
+    /// v0 `GetWorker`). Any other content type is the one module itself.
+    ///
+    /// Correction to cloudflare-api.md §8, which says the *response* headers
+    /// `CF-WORKER-MAIN-MODULE-PART` / `CF-WORKER-BODY-PART` name the entry part (citing the TS SDK
+    /// `content.ts`): in `content.ts` those are *request* headers of `update()` (PUT `…/content`).
+    /// The GET answer names its entry in `cf-entrypoint`: wrangler
+    /// `packages/wrangler/src/versions/secrets/index.ts` reads `contentRes.headers.get("cf-entrypoint")`
+    /// and throws "Got modules without cf-entrypoint header", and wrangler's init-from-dash helper
+    /// uses `response.headers.get("cf-entrypoint") ?? "src/index.js"`. Wrangler runs against the
+    /// real API every day, so its reading wins; the two old names are kept as fallbacks.
     pub async fn script_content(&self, account: &str, name: &str) -> Result<Option<Bytes>, Error> {
         let path = format!(
             "/accounts/{account}/workers/scripts/{}/content/v2",
@@ -102,7 +110,9 @@ impl Client {
         };
         let header = |n: &str| raw.headers.get(n).and_then(|v| v.to_str().ok());
         let content_type = header("content-type").unwrap_or("");
-        let main = header("cf-worker-main-module-part").or(header("cf-worker-body-part"));
+        let main = header("cf-entrypoint")
+            .or(header("cf-worker-main-module-part"))
+            .or(header("cf-worker-body-part"));
         main_module(content_type, main, raw.body.clone())
             .map(Some)
             .map_err(|detail| Error::Decode {
@@ -207,7 +217,7 @@ fn route_body(pattern: &str, script: Option<&str>) -> Value {
 }
 
 /// The entry module of a `content/v2` answer. A multipart body is split by its boundary (the
-/// `multer` crate), and the part named by `main` (the `CF-WORKER-MAIN-MODULE-PART` header, matched
+/// `multer` crate), and the part named by `main` (the `cf-entrypoint` header, matched
 /// against the part's name or file name) is the entry; without the header, a single part is. A
 /// non-multipart body is the module itself.
 pub(crate) fn main_module(
@@ -257,7 +267,7 @@ pub(crate) fn main_module(
     match found {
         Some(p) => Ok(p.2.clone()),
         None => Err(format!(
-            "no entry module among the {} part(s) of the answer (CF-WORKER-MAIN-MODULE-PART: {})",
+            "no entry module among the {} part(s) of the answer (cf-entrypoint: {})",
             parts.len(),
             main.unwrap_or("absent")
         )),

@@ -278,7 +278,10 @@ def test_module_worker_upload_list_settings_content_and_routes(emu, ids, admin):
     assert sites.bucket_name == bucket
 
     content = cf.workers.scripts.content.get(name, account_id=account)
-    assert content.headers["cf-worker-main-module-part"] == "index.js"
+    # The GET answer names its entry module in cf-entrypoint (wrangler versions/secrets/index.ts);
+    # CF-WORKER-MAIN-MODULE-PART is a request header of content.ts update(), never sent back.
+    assert content.headers["cf-entrypoint"] == "index.js"
+    assert "cf-worker-main-module-part" not in content.headers
     assert content.headers["content-type"].startswith("multipart/form-data; boundary=")
     assert MODULE in content.read()
 

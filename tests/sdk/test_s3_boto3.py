@@ -192,6 +192,26 @@ def test_keys_with_spaces_and_unicode_round_trip(s3, bucket):
     assert [o["Key"] for o in listed["Contents"]] == [key]
 
 
+def test_keys_with_sub_delimiters_round_trip(s3, bucket):
+    """boto3 percent-encodes these in the path and signs the encoded form, the SigV4 canonical URI
+    (URI-encode of the decoded path). The emulator re-canonicalises the path rather than trusting
+    the wire form, as R2 does (openclaw/clawhub PR #2723: a raw `!` got SignatureDoesNotMatch)."""
+    keys = [f"sub/{c}name{c}.txt" for c in "!'()*+=@:"] + ["sub/all !'()*+=@:.txt"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == key.encode()
+        s3.head_object(Bucket=bucket, Key=key)
+        url = s3.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=300
+        )
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            assert resp.read() == key.encode()
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="sub/")
+    assert sorted(o["Key"] for o in listed["Contents"]) == sorted(keys)
+    s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys]})
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="sub/")["KeyCount"] == 0
+
+
 def test_multipart_5_mib_plus_one_byte_round_trips(s3, bucket):
     data = os.urandom(5 * MIB + 1)
     up = s3.create_multipart_upload(Bucket=bucket, Key="big/file.bin", ContentType="application/x-test")
@@ -338,6 +358,13 @@ def test_a_bad_secret_and_an_unknown_key(emu, writer, bucket):
     with pytest.raises(ClientError) as e:
         unknown.list_objects_v2(Bucket=bucket)
     assert error_code(e.value) == ("InvalidAccessKeyId", 403)
+    # The token value as the Access Key ID: R2 checks the length first (cloudflare-api.md §7,
+    # medusa PR #10497: "Credential access key has length 40, should be 32").
+    value_as_id = s3_client(emu, "a" * 40, value)
+    with pytest.raises(ClientError) as e:
+        value_as_id.list_objects_v2(Bucket=bucket)
+    assert error_code(e.value) == ("InvalidArgument", 400)
+    assert "should be 32" in e.value.response["Error"]["Message"]
 
 
 def test_boto3_default_checksums(emu, writer, bucket):

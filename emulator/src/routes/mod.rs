@@ -18,7 +18,7 @@ mod workers;
 
 pub use hostnames::{current_phase, render as render_hostname};
 pub use r2::{too_large, valid_bucket_name, MAX_OBJECT_SIZE};
-pub use tokens::mint;
+pub use tokens::{mint, mint_legacy};
 pub use workers::public_bindings;
 
 use crate::auth::{self, Principal};
@@ -46,6 +46,7 @@ pub struct Ctx<'a> {
     pub condition_keys: crate::ConditionKeys,
     pub max_per_page: Option<usize>,
     pub r2_refuses_global_key: bool,
+    pub r2_rest_accepts_bucket_tokens: bool,
 }
 
 impl Ctx<'_> {

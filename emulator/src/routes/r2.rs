@@ -18,7 +18,6 @@ use crate::wire::{
 };
 use bytes::Bytes;
 use serde_json::{json, Value};
-use std::ops::Bound;
 
 /// 300 MiB, the REST upload limit (cloudflare-api.md §7; wrangler `MAX_UPLOAD_SIZE_BYTES`).
 pub const MAX_OBJECT_SIZE: usize = 300 * 1024 * 1024;
@@ -72,8 +71,37 @@ fn authorise_account(
 /// token got 403 and needed "Admin Read & Write" (cloudflare-api.md §7 "Object REST endpoints").
 /// Bucket-scoped groups are for the S3 API (cloudflare-api.md §7 "S3 credentials"), not for
 /// these endpoints.
-fn authorise_object(ctx: &Ctx, state: &State, account: &str, write: bool) -> Result<(), ApiError> {
-    authorise_account(ctx, state, account, if write { WRITE } else { READ })
+///
+/// With `Options.r2_rest_accepts_bucket_tokens` the bucket-scoped groups on this bucket are
+/// accepted too (the source covers only PUT; see that option).
+fn authorise_object(
+    ctx: &Ctx,
+    state: &State,
+    account: &str,
+    (j, bucket): (&str, &str),
+    write: bool,
+) -> Result<(), ApiError> {
+    let refused = match authorise_account(ctx, state, account, if write { WRITE } else { READ }) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    if ctx.r2_rest_accepts_bucket_tokens && refused.status == 403 {
+        let p = ctx.principal(state)?;
+        let groups: &[&str] = if write {
+            &[seed::R2_ITEM_WRITE]
+        } else {
+            &[seed::R2_ITEM_READ, seed::R2_ITEM_WRITE]
+        };
+        let resource = Resource::Bucket {
+            account,
+            jurisdiction: j,
+            name: bucket,
+        };
+        if matches!(p, crate::auth::Principal::Token(_)) && p.may(ctx.catalog, groups, resource) {
+            return Ok(());
+        }
+    }
+    Err(refused)
 }
 
 fn no_bucket() -> ApiError {
@@ -227,7 +255,7 @@ fn object(
     raw: &str,
 ) -> Outcome {
     let write = ctx.method != "GET";
-    authorise_object(ctx, state, account, write)?;
+    authorise_object(ctx, state, account, (j, bucket), write)?;
     let key = decode_key(raw)?;
     let b = state.bucket_mut(j, bucket).ok_or_else(no_bucket)?;
     match ctx.method {
@@ -240,8 +268,8 @@ fn object(
     }
 }
 
-/// `PUT …/objects/{key}`: raw body; keeps `content-type` and `cache-control` (never the auth
-/// headers). Result `{key, etag, size (string), uploaded, version, storage_class}`.
+/// `PUT …/objects/{key}`: raw body; keeps `content-type`, `cache-control` and the other system
+/// metadata of [`crate::state::HTTP_METADATA`] (never the auth headers). Result `{key, etag, size (string), uploaded, version, storage_class}`.
 fn put_object(ctx: &Ctx, b: &mut Bucket, key: String) -> Outcome {
     if ctx.body.len() > MAX_OBJECT_SIZE {
         return Err(too_large());
@@ -254,6 +282,7 @@ fn put_object(ctx: &Ctx, b: &mut Bucket, key: String) -> Outcome {
         etag: etag.clone(),
         uploaded: now_rfc3339(),
         version: random_hex(32),
+        http_extra: crate::state::http_extra(ctx.headers),
     };
     let result = json!({
         "key": key,
@@ -293,6 +322,7 @@ fn get_object(ctx: &Ctx, b: &Bucket, key: &str) -> Outcome {
     if let Some(cc) = &obj.cache_control {
         headers.push(("cache-control".into(), cc.clone()));
     }
+    headers.extend(obj.http_extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     if let Some(inm) = ctx.header("if-none-match") {
         let hit = inm.split(',').any(|t| {
             let t = t.trim().trim_start_matches("W/").trim_matches('"');
@@ -319,7 +349,7 @@ fn decode_cursor(c: &str) -> Option<String> {
 /// `per_page` default and max 1000, common prefixes in `result_info.delimited`, an opaque
 /// cursor while `is_truncated`.
 fn list_objects(ctx: &Ctx, state: &State, account: &str, j: &str, bucket: &str) -> Outcome {
-    authorise_object(ctx, state, account, false)?;
+    authorise_object(ctx, state, account, (j, bucket), false)?;
     let b = state.bucket(j, bucket).ok_or_else(no_bucket)?;
     let q = &ctx.query;
     let prefix = q.get("prefix").unwrap_or("");
@@ -335,57 +365,23 @@ fn list_objects(ctx: &Ctx, state: &State, account: &str, j: &str, bucket: &str) 
         .get("cursor")
         .and_then(decode_cursor)
         .or_else(|| q.get("start_after").map(str::to_string));
-    let mut items = Vec::new();
-    let mut delimited: Vec<String> = Vec::new();
-    let mut last_marker: Option<String> = None;
-    let mut truncated = false;
-    // Keys with the prefix are contiguous in the map: start at the prefix or just after the
-    // cursor, whichever is later, and stop at the first key past the prefix.
-    let from = match &after {
-        Some(a) if a.as_str() >= prefix => Bound::Excluded(a.clone()),
-        _ => Bound::Included(prefix.to_string()),
-    };
-    for (key, obj) in b.objects.range::<String, _>((from, Bound::Unbounded)) {
-        if !key.starts_with(prefix) {
-            break;
-        }
-        if let Some(a) = &after {
-            if key.as_str() <= a.as_str() || skipped_prefix(a, key) {
-                continue;
-            }
-        }
-        if let Some(m) = &last_marker {
-            if skipped_prefix(m, key) {
-                continue;
-            }
-        }
-        if items.len() + delimited.len() >= per_page {
-            truncated = true;
-            break;
-        }
-        let rest = &key[prefix.len()..];
-        if let Some(d) = delimiter {
-            if let Some(idx) = rest.find(d) {
-                let common = format!("{prefix}{}", &rest[..idx + d.len()]);
-                last_marker = Some(format!("{common}{PREFIX_MARK}"));
-                delimited.push(common);
-                continue;
-            }
-        }
-        last_marker = Some(key.clone());
-        items.push(json!({
-            "key": key,
-            "size": obj.body.len(),
-            "etag": obj.etag,
-            "last_modified": obj.uploaded,
-            "http_metadata": {
-                "contentType": obj.content_type,
-                "cacheControl": obj.cache_control,
-            },
-            "custom_metadata": {},
-            "storage_class": "Standard",
-        }));
-    }
+    let w = b.walk(prefix, delimiter, after.as_deref(), per_page);
+    let items: Vec<Value> = w
+        .contents
+        .iter()
+        .map(|(key, obj)| {
+            json!({
+                "key": key,
+                "size": obj.body.len(),
+                "etag": obj.etag,
+                "last_modified": obj.uploaded,
+                "http_metadata": http_metadata(obj),
+                "custom_metadata": {},
+                "storage_class": "Standard",
+            })
+        })
+        .collect();
+    let (truncated, last_marker, delimited) = (w.truncated, w.next, w.prefixes);
     let mut info = json!({"is_truncated": truncated, "per_page": per_page});
     if truncated {
         if let Some(m) = &last_marker {
@@ -398,11 +394,23 @@ fn list_objects(ctx: &Ctx, state: &State, account: &str, j: &str, bucket: &str) 
     Ok(Reply::list(Value::Array(items), info))
 }
 
-/// A marker ending in this character means "skip every key starting with what precedes it".
-const PREFIX_MARK: char = '\u{10FFFF}';
-
-fn skipped_prefix(marker: &str, key: &str) -> bool {
-    marker
-        .strip_suffix(PREFIX_MARK)
-        .is_some_and(|p| key.starts_with(p))
+/// R2's `httpMetadata` of an object, as the REST listing shows it (`r2/api/s3/extensions.mdx`
+/// names: `contentType`, `contentLanguage`, `contentDisposition`, `contentEncoding`,
+/// `cacheControl`, `cacheExpiry`).
+fn http_metadata(obj: &Object) -> Value {
+    let mut m = json!({
+        "contentType": obj.content_type,
+        "cacheControl": obj.cache_control,
+    });
+    for (header, name) in [
+        ("content-disposition", "contentDisposition"),
+        ("content-encoding", "contentEncoding"),
+        ("content-language", "contentLanguage"),
+        ("expires", "cacheExpiry"),
+    ] {
+        if let Some(v) = obj.http_extra.get(header) {
+            m[name] = json!(v);
+        }
+    }
+    m
 }

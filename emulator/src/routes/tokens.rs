@@ -215,6 +215,7 @@ fn item(ctx: &Ctx, state: &mut State, owner: &TokenOwner, id: &str) -> Outcome {
             let old = &state.tokens[idx];
             fresh.id = old.id.clone();
             fresh.value_sha256 = old.value_sha256.clone();
+            fresh.prefixed = old.prefixed;
             fresh.issued_on = old.issued_on.clone();
             fresh.last_used_on = old.last_used_on.clone();
             state.tokens[idx] = fresh;
@@ -231,6 +232,8 @@ fn roll(ctx: &Ctx, state: &mut State, owner: &TokenOwner, id: &str) -> Outcome {
     let value = new_value(owner);
     let token = &mut state.tokens[idx];
     token.value_sha256 = sha256_hex(value.as_bytes());
+    // A rolled token comes back in the prefixed format (cloudflare-api.md §4 "Roll").
+    token.prefixed = true;
     token.modified_on = now_rfc3339();
     Ok(Reply::ok(json!(value)))
 }
@@ -321,6 +324,7 @@ pub fn build(
         name: name.to_string(),
         owner,
         value_sha256: sha256_hex(value.as_bytes()),
+        prefixed: true,
         status: "active".into(),
         issued_on: now.clone(),
         modified_on: now,
@@ -460,4 +464,30 @@ pub fn mint(
         }
         Err(e) => panic!("mint_token: invalid policies: {}", e.message),
     }
+}
+
+/// Like [`mint`], for a user token in the legacy format: 40 alphanumerics, no prefix
+/// (cloudflare-api.md §1 "Token formats").
+pub fn mint_legacy(
+    state: &mut State,
+    catalog: &[PermissionGroup],
+    name: &str,
+    policies: Value,
+) -> (String, String) {
+    use rand::distributions::Alphanumeric;
+    use rand::Rng;
+    let (id, _) = mint(state, catalog, TokenOwner::User, name, policies);
+    let value: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
+    let token = state
+        .tokens
+        .iter_mut()
+        .find(|t| t.id == id)
+        .expect("just minted");
+    token.value_sha256 = sha256_hex(value.as_bytes());
+    token.prefixed = false;
+    (id, value)
 }

@@ -70,10 +70,19 @@ pub fn scripts(ctx: &Ctx, state: &mut State, account: &str, rest: &[&str]) -> Ou
 
 /// The script's content as the real API answers a module Worker: `multipart/form-data`, one part
 /// per module (form name = file name = the module's name, with its content type), and the header
-/// `CF-WORKER-MAIN-MODULE-PART` naming the entry part. Sources (cloudflare-api.md §8 "Reading a
-/// script back"): wrangler `fetchWorkerDefinitionFromDash` branches on a multipart content type;
-/// workers-sdk PR #1645 ("multipart/form-data is the response for modules"); cloudflare-go v0
-/// `GetWorker` parses multipart; TS SDK `workers/scripts/content.ts` names the headers.
+/// `cf-entrypoint` naming the entry part. Sources (cloudflare-api.md §8 "Reading a script back"):
+/// wrangler `fetchWorkerDefinitionFromDash` branches on a multipart content type; workers-sdk PR
+/// #1645 ("multipart/form-data is the response for modules"); cloudflare-go v0 `GetWorker` parses
+/// multipart.
+///
+/// The header name departs from cloudflare-api.md §8, which names `CF-WORKER-MAIN-MODULE-PART` /
+/// `CF-WORKER-BODY-PART` as response headers (TS SDK `content.ts`). In `content.ts` those are
+/// *request* headers of `update()` (PUT `…/content`), not part of the GET answer. Wrangler, which
+/// talks to the real API, reads the entry from `cf-entrypoint`:
+/// `packages/wrangler/src/versions/secrets/index.ts` (`contentRes.headers.get("cf-entrypoint")`,
+/// throwing "Got modules without cf-entrypoint header") and the init-from-dash helper
+/// (`response.headers.get("cf-entrypoint") ?? "src/index.js"`). The request-header names are not
+/// sent.
 fn content_reply(s: &Script) -> Reply {
     let boundary = format!("----cfemu{}", random_hex(24));
     let mut body = Vec::new();
@@ -98,7 +107,7 @@ fn content_reply(s: &Script) -> Reply {
                 "content-type".into(),
                 format!("multipart/form-data; boundary={boundary}"),
             ),
-            ("cf-worker-main-module-part".into(), s.main_module.clone()),
+            ("cf-entrypoint".into(), s.main_module.clone()),
         ],
         Bytes::from(body),
     )

@@ -1,9 +1,14 @@
 //! R2's S3-compatible API, served on the emulator's one listener over the same buckets and
 //! objects as the REST API (what REST writes, S3 reads, and back; DESIGN.md "Two APIs, one
 //! bucket"). Path-style only: `GET /` is ListBuckets, `/{bucket}` and `/{bucket}/{key…}` the rest;
-//! any path not under `/client/v4` or `/__emulator` comes here. Buckets are those of the `default`
-//! jurisdiction; an emulator-only `cf-r2-jurisdiction` header picks another (the real endpoints
-//! differ per jurisdiction: cloudflare-api.md §7 "Endpoints").
+//! any path not under `/client/v4` or `/__emulator` comes here.
+//!
+//! Jurisdictions: R2 has one endpoint per jurisdiction (`<acct>.eu.r2.cloudflarestorage.com`,
+//! cloudflare-api.md §7 "Endpoints": a jurisdictional bucket is reachable only at its own
+//! endpoint), and its S3 API reads no `cf-r2-jurisdiction` header, so the emulator reads none
+//! either. With one listener it finds a bucket by name: in `default` first, else the only bucket
+//! of that name in any jurisdiction (a choice; a client that uses the wrong endpoint for an eu
+//! bucket is not caught). ListBuckets and CreateBucket are the `default` jurisdiction's.
 //!
 //! Served: ListBuckets, HeadBucket, GetBucketLocation, CreateBucket, DeleteBucket,
 //! ListObjectsV2 (and V1), PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects,
@@ -13,50 +18,97 @@
 //! (S3 API reference "Error responses"), and a HEAD error has no body.
 //!
 //! Pipeline (`handle`): refuse what R2 refuses before reading the body (aws-chunked and
-//! `STREAMING-…` payloads and `x-amz-trailer`: 501 NotImplemented, cloudflare-api.md §7
-//! "Checksums"; an upload without Content-Length: 411 MissingContentLength, §7 "Limits") → read the
+//! `STREAMING-…` payloads and `x-amz-trailer`: 501 NotImplemented; sources: cloudflare-api.md §7
+//! "Checksums" for trailers, and soto-project/soto #643, where R2 answered
+//! "STREAMING-AWS4-HMAC-SHA256-PAYLOAD not implemented" for a streaming payload without
+//! trailers; an upload without Content-Length: 411 MissingContentLength, §7 "Limits") → read the
 //! body (≤ 5 GiB, R2's single PUT / part limit, §7 "Limits"; the REST path keeps its 300 MiB) →
-//! injected fault (S3 XML: 429 TooManyRequests + Retry-After, 503 SlowDown, 500 InternalError) →
-//! `Options.latency` → hash the body outside the lock → under the state lock: SigV4
-//! (`sigv4`), token usability, payload hash, permission, the operation → save the state file
-//! after a mutation → log (`Api::S3`, auth `sigv4` / `presigned` / `none`, with
-//! `X-Amz-Signature` redacted from the query). The S3 API is not under the REST rate limit (§7 "Not under
-//! the REST limit").
+//! injected fault (S3 XML: 429 TooManyRequests + Retry-After, 503 ServiceUnavailable, 500
+//! InternalError) → `Options.latency` → hash the body outside the lock → under the state lock:
+//! route the request (`classify`: 405, 501 and InvalidObjectName come *before* authentication,
+//! so an unauthenticated caller can get them: a choice, R2's order is unknown and gateways
+//! usually authenticate first, cloudflare-api.md §11), SigV4 (`sigv4`), token usability, payload
+//! hash, permission, the operation → save the state file after a mutation, outside the lock →
+//! log (`Api::S3`, auth `sigv4` / `presigned` / `none`, with `X-Amz-Signature` redacted from the
+//! query, also when its name is percent-encoded). The S3 API is not under the REST rate limit
+//! (§7 "Not under the REST limit").
+//!
+//! Errors follow R2's table (`r2/api/error-codes.mdx`) where it has a row; where it is silent,
+//! AWS S3's answer is kept and marked "a choice":
+//! - missing credentials, or a disabled, expired or not-yet-valid token: 401 Unauthorized
+//!   (R2 10002, "Missing or invalid authentication credentials … have not expired");
+//! - insufficient permissions: 403 AccessDenied (R2 10003);
+//! - expired presigned URL: 400 ExpiredRequest (R2 10018);
+//! - bad signature: 403 SignatureDoesNotMatch (R2 10035);
+//! - key over 1,024 bytes: 400 InvalidObjectName (R2 10020);
+//! - 503: ServiceUnavailable (R2 10043);
+//! - an Access Key ID that is not 32 characters: 400 InvalidArgument "Credential access key has
+//!   length N, should be 32" (the message from cloudflare-api.md §7, medusa PR #10497; code and
+//!   status a choice); an unknown 32-character one: 403 InvalidAccessKeyId (AWS's, a choice);
+//! - a token used from outside its IP condition: 403 AccessDenied (a choice: R2 documents no IP
+//!   rule for S3; the REST rule of §4 is applied);
+//! - header signature too old or too new: 403 RequestTimeTooSkewed; presigned URL dated in the
+//!   future: 403 AccessDenied (both AWS's, a choice);
+//! - both an `Authorization` header and query authentication: 400 InvalidArgument (AWS's, a
+//!   choice); an upper-case hex signature does not match (SigV4 signatures are lower-case hex).
 //!
 //! R2 facts emulated, with their source:
 //! - Keys from tokens: Access Key ID = token id, Secret = hex SHA-256 of the token value, which is
 //!   the stored `value_sha256` (§7 "S3 credentials from an API token"; docs `r2/api/tokens.mdx`).
-//!   Unknown id 403 InvalidAccessKeyId; bad signature 403 SignatureDoesNotMatch; a disabled,
-//!   expired, not-yet-valid or IP-refused token 403 AccessDenied.
+//!   With `Options.s3_refuses_prefixed_tokens`, keys of `cfut_`/`cfat_` tokens get 403
+//!   SignatureDoesNotMatch (§7: unconfirmed for the prefixed formats).
 //! - Authorisation (§7 "Permissions"): writes need Workers R2 Storage Write on the account or
 //!   Bucket Item Write on `com.cloudflare.edge.r2.bucket.<ACCOUNT>_<jurisdiction>_<BUCKET>`; reads
 //!   also accept Workers R2 Storage Read and Bucket Item Read. ListBuckets, CreateBucket and
 //!   DeleteBucket need the account groups. Otherwise 403 AccessDenied.
 //! - Region `auto`, with `us-east-1` and empty as aliases (§7 "Endpoints").
+//! - Presigned URLs for GET, HEAD, PUT, DELETE (R2 `r2/api/s3/presigned-urls.mdx`). R2 says
+//!   presigned POST "is not currently supported"; the emulator accepts it while
+//!   `Options.s3_presigned_post` is on (the default of `Options::new()`, because rusty-s3
+//!   presigns everything) and answers 403 AccessDenied when it is off (code a choice).
 //! - `x-amz-content-sha256` as a hex hash is checked against the body (400
 //!   XAmzContentSHA256Mismatch), after the signature; with a presigned URL (whose canonical
 //!   payload is `UNSIGNED-PAYLOAD`) the header is checked too when sent, signed or not (a choice:
 //!   R2's docs do not say). `Content-MD5` too (400 BadDigest). Checksum headers
 //!   (`x-amz-checksum-*`) are accepted and not checked.
-//! - Anonymous requests are 403 AccessDenied (no public buckets on this endpoint).
-//! - Conditional PutObject / CompleteMultipartUpload: `If-Match`, `If-None-Match`,
-//!   `If-Modified-Since`, `If-Unmodified-Since` → 412 PreconditionFailed (§7 "Conditional
-//!   writes"; docs `r2/api/s3/extensions.mdx`). The check and the write happen under one lock, so
-//!   of two racing `If-None-Match: *` PUTs exactly one wins (R2 does not document this: §7).
-//!   On a missing object `If-Match` fails and the others pass.
-//! - Multipart (§7 "Limits"): part numbers 1..=10000, every part but the last ≥ 5 MiB
-//!   (EntityTooSmall), all non-final parts the same size (InvalidPart, R2 10048), parts listed in
-//!   ascending order (InvalidPartOrder), ETag `"<MD5 of the part MD5s>-<n>"`; unknown upload
-//!   NoSuchUpload. Parts live in memory and are not persisted.
+//! - Only `host` must be signed (a choice: AWS also requires every `x-amz-*` header sent and
+//!   Content-Type; R2's rule is unconfirmed).
+//! - Anonymous requests are 401 Unauthorized (no public buckets on this endpoint).
+//! - Conditional PutObject: `If-Match`, `If-None-Match`, `If-Modified-Since`,
+//!   `If-Unmodified-Since` → 412 PreconditionFailed (§7 "Conditional writes"; docs
+//!   `r2/api/s3/extensions.mdx`). The check and the write happen under one lock, so of two racing
+//!   `If-None-Match: *` PUTs exactly one wins (R2 does not document this: §7). On a missing
+//!   object `If-Match` fails and the others pass. The same headers on CompleteMultipartUpload
+//!   are honoured too: **a choice**, neither §7 nor `extensions.mdx` mentions them there (both
+//!   cover PutObject only), so a multipart "lock" that works here may race on R2.
+//! - GetObject conditions follow RFC 9110 (If-None-Match overrides If-Modified-Since; a choice,
+//!   R2 is silent and AWS documents another order).
+//! - HeadObject ignores `Range` (200, the full length): R2 `r2/api/s3/api.mdx`, "Range (has no
+//!   effect in HeadObject)". AWS answers 206.
+//! - System metadata: Content-Type, Cache-Control, Content-Disposition, Content-Encoding,
+//!   Content-Language and Expires are stored on PutObject and CreateMultipartUpload and echoed on
+//!   GET / HEAD (R2 `api.mdx` PutObject and CreateMultipartUpload rows; `extensions.mdx`
+//!   `httpMetadata`).
+//! - Multipart (§7 "Limits"; R2 `r2/objects/multipart-objects`): part numbers 1..=10000, every
+//!   part but the last ≥ 5 MiB (EntityTooSmall), all non-final parts the same size and the last
+//!   no larger than them (InvalidPart, R2 10048), parts listed in ascending order
+//!   (InvalidPartOrder), ETag `"<MD5 of the part MD5s>-<n>"`; unknown upload NoSuchUpload. Parts
+//!   live in memory and are not persisted.
+//! - Listings: `max-keys=0` / `max-parts=0` give an empty, untruncated page; a V1 `marker` or V2
+//!   `start-after` equal to (or inside) a common prefix resumes after it (s3-tests
+//!   `test_bucket_list_maxkeys_zero`, `test_bucket_list_delimiter_prefix`). One walk serves
+//!   REST and S3 (`Bucket::walk`).
 //! - ETag of a single PUT = `"<MD5 hex>"`, shared with the REST API.
 //! - Optional: one write per second per key (429 TooManyRequests, R2 10058), behind
 //!   `Options.s3_write_limit_per_key`.
 //!
-//! Not emulated: virtual-hosted style, `response-*` overrides on GET, CopyObject / UploadPartCopy (501), object tagging, ACLs,
-//! versioning, bucket configuration subresources (501), ListMultipartUploads (501), custom
-//! metadata (`x-amz-meta-*` is ignored), SSE-C, storage classes other than Standard, checksum
-//! validation, temporary credentials, presigned POST forms, the 7-day expiry of unfinished
-//! uploads, and the one-minute delay of permission changes.
+//! Not emulated: virtual-hosted style, `response-*` overrides on GET, CopyObject / UploadPartCopy
+//! (501), object tagging, ACLs, versioning, bucket configuration subresources (501),
+//! ListMultipartUploads (501), ListBuckets paging (`extensions.mdx`), custom metadata
+//! (`x-amz-meta-*` is ignored) and the 8,192-byte metadata limit (10012 MetadataTooLarge),
+//! SSE-C, storage classes other than Standard, checksum validation, temporary credentials,
+//! browser POST-policy forms, `Expect: 100-continue` refusal (hyper answers 100; R2 does not),
+//! the 7-day expiry of unfinished uploads, and the one-minute delay of permission changes.
 
 mod ops;
 mod sigv4;
@@ -141,6 +193,10 @@ pub struct S3Ctx<'a> {
     /// MD5 of the body, for uploads.
     pub body_md5: Option<[u8; 16]>,
     pub write_limit: bool,
+    /// `Options.s3_presigned_post`.
+    pub presigned_post: bool,
+    /// `Options.s3_refuses_prefixed_tokens`.
+    pub refuses_prefixed_tokens: bool,
 }
 
 impl S3Ctx<'_> {
@@ -178,12 +234,18 @@ pub fn parse_query(raw: Option<&str>) -> Vec<(String, String)> {
 }
 
 /// The query for the request log: a presigned URL is a credential until it expires, so its
-/// `X-Amz-Signature` is replaced by `REDACTED`.
+/// `X-Amz-Signature` is replaced by `REDACTED`. The name is compared after percent-decoding, as
+/// the verifier reads it, so `X-Amz-%53ignature=…` is redacted too.
 fn redact_signature(raw: &str) -> String {
     raw.split('&')
-        .map(|p| match p.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("X-Amz-Signature") => format!("{k}=REDACTED"),
-            _ => p.to_string(),
+        .map(|p| {
+            let (k, _) = p.split_once('=').unwrap_or((p, ""));
+            let name = percent_encoding::percent_decode_str(k).decode_utf8_lossy();
+            if name.eq_ignore_ascii_case("X-Amz-Signature") {
+                format!("{k}=REDACTED")
+            } else {
+                p.to_string()
+            }
         })
         .collect::<Vec<_>>()
         .join("&")
@@ -191,7 +253,11 @@ fn redact_signature(raw: &str) -> String {
 
 /// Is this an upload with a body (PutObject or UploadPart)?
 fn is_upload(method: &str, path: &str) -> bool {
-    method == "PUT" && path.trim_start_matches('/').contains('/')
+    method == "PUT"
+        && path
+            .trim_start_matches('/')
+            .split_once('/')
+            .is_some_and(|(_, key)| !key.is_empty())
 }
 
 /// What R2 refuses before the body is read.
@@ -243,14 +309,15 @@ enum BodyError {
     Io,
 }
 
-/// Reads the body into one buffer, sized from Content-Length when given.
+/// Reads the body into one buffer. The unauthenticated Content-Length only sizes the first
+/// allocation up to 64 MiB; past that the buffer grows as data arrives.
 async fn read_body(mut body: Incoming, headers: &HeaderMap) -> Result<Vec<u8>, BodyError> {
     let hint = headers
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(0)
-        .min(1 << 30);
+        .min(64 << 20);
     let mut buf = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| BodyError::Io)?;
@@ -330,7 +397,8 @@ pub async fn handle(
                     "We encountered an internal error. Please try again.",
                 ),
                 501 => ("NotImplemented", "Not implemented (injected fault)."),
-                503 => ("SlowDown", "Please reduce your request rate."),
+                // R2 `r2/api/error-codes.mdx`: 10043 ServiceUnavailable, HTTP 503.
+                503 => ("ServiceUnavailable", "Please reduce your request rate."),
                 _ => (
                     "ServiceUnavailable",
                     "Service unavailable (injected fault).",
@@ -373,15 +441,16 @@ pub async fn handle(
         body_sha256,
         body_md5,
         write_limit: shared.options.s3_write_limit_per_key,
+        presigned_post: shared.options.s3_presigned_post,
+        refuses_prefixed_tokens: shared.options.s3_refuses_prefixed_tokens,
     };
     let outcome = {
         let mut state = shared.state.lock();
-        let outcome = ops::run(&ctx, &mut body, &mut state);
-        if let Ok((_, true)) = &outcome {
-            shared.save(&state);
-        }
-        outcome
+        ops::run(&ctx, &mut body, &mut state)
     };
+    if let Ok((_, true)) = &outcome {
+        shared.save_soon();
+    }
     match outcome {
         Ok((mut reply, _)) => {
             reply

@@ -4,8 +4,12 @@
 //! Both forms are accepted: the `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…,
 //! Signature=…` header, and the presigned query (`X-Amz-Algorithm`, `X-Amz-Credential`,
 //! `X-Amz-Date`, `X-Amz-Expires`, `X-Amz-SignedHeaders`, `X-Amz-Signature`). The canonical request
-//! is method, canonical URI (the path exactly as sent: S3 neither normalises nor double-encodes
-//! it), canonical query (every parameter but `X-Amz-Signature`, decoded, then each name and value
+//! is method, canonical URI (the path percent-decoded, then URI-encoded again byte by byte with
+//! only `A-Z a-z 0-9 - . _ ~` and `/` kept, once: S3 does not double-encode; so `/b/a(1)!.txt`
+//! sent raw is canonicalised as `/b/a%281%29%21.txt`, and a signer that signs the raw wire form
+//! fails, as on R2: openclaw/clawhub PR #2723 saw SignatureDoesNotMatch for a raw `!`. A raw `+`
+//! in the path is a literal `+` (`%2B`), not a space: a choice, the same as the key decoding in
+//! `ops`; AWS S3 has been seen reading it as a space, ngx_aws_auth #87, and R2 is silent), canonical query (every parameter but `X-Amz-Signature`, decoded, then each name and value
 //! URI-encoded byte by byte with only `A-Z a-z 0-9 - . _ ~` kept, sorted), the signed headers as
 //! `name:value\n` (values trimmed, inner runs of spaces collapsed, repeats joined by `,`), the
 //! signed-header list, and the payload hash (`x-amz-content-sha256`; `UNSIGNED-PAYLOAD` when
@@ -66,14 +70,23 @@ pub fn auth_kind(headers: &HeaderMap, query: &[(String, String)]) -> &'static st
 
 /// The signature of a request, if it carries one.
 pub fn parse(headers: &HeaderMap, query: &[(String, String)]) -> Result<Option<Signed>, S3Error> {
+    let in_query = query
+        .iter()
+        .any(|(k, _)| k == "X-Amz-Signature" || k == "X-Amz-Algorithm");
+    if headers.contains_key("authorization") && in_query {
+        // AWS S3 refuses a request carrying both forms (400 InvalidArgument, "Only one auth
+        // mechanism allowed"); R2 is silent, so this is a choice.
+        return Err(S3Error::new(
+            400,
+            "InvalidArgument",
+            "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified",
+        ));
+    }
     if let Some(value) = headers.get("authorization") {
         let text = value.to_str().map_err(|_| malformed_header("not ASCII"))?;
         return parse_header(text, headers).map(Some);
     }
-    if query
-        .iter()
-        .any(|(k, _)| k == "X-Amz-Signature" || k == "X-Amz-Algorithm")
-    {
+    if in_query {
         return parse_query(query).map(Some);
     }
     Ok(None)
@@ -232,7 +245,8 @@ fn build(
         amz_date: amz_date.to_string(),
         time,
         signed_headers,
-        signature: signature.to_ascii_lowercase(),
+        // Kept as sent: SigV4 signatures are lower-case hex, and an upper-case one does not match.
+        signature: signature.to_string(),
         expires,
         payload: payload.to_string(),
     })
@@ -265,8 +279,9 @@ pub fn is_sha256_hex(s: &str) -> bool {
 
 impl Signed {
     /// The clock checks: a header signature within 15 minutes of now (403
-    /// `RequestTimeTooSkewed`); a presigned URL not before its date (less the skew) and not after
-    /// its date plus `X-Amz-Expires` (403 `AccessDenied`).
+    /// `RequestTimeTooSkewed`, AWS's answer: a choice, R2's table is silent); a presigned URL not
+    /// before its date less the skew (403 `AccessDenied`, AWS's: a choice) and not after its date
+    /// plus `X-Amz-Expires` (R2 `r2/api/error-codes.mdx`: 10018 `ExpiredRequest`, HTTP 400).
     pub fn check_time(&self, now: SystemTime) -> Result<(), S3Error> {
         let ahead = self.time.duration_since(now).unwrap_or_default();
         let behind = now.duration_since(self.time).unwrap_or_default();
@@ -283,7 +298,7 @@ impl Signed {
                 "Request is not valid yet",
             )),
             Some(e) if behind > Duration::from_secs(e) => {
-                Err(S3Error::new(403, "AccessDenied", "Request has expired"))
+                Err(S3Error::new(400, "ExpiredRequest", "Request has expired"))
             }
             Some(_) => Ok(()),
         }
@@ -323,8 +338,13 @@ impl Signed {
         query: &[(String, String)],
         headers: &HeaderMap,
     ) -> String {
-        // S3 does not normalise or double-encode the path: the canonical URI is the path as sent.
-        let uri = if raw_path.is_empty() { "/" } else { raw_path };
+        // The canonical URI is URI-encode(percent-decode(path)), `/` kept, encoded once.
+        let decoded: Vec<u8> = percent_encoding::percent_decode_str(raw_path).collect();
+        let uri = if decoded.is_empty() {
+            "/".to_string()
+        } else {
+            uri_encode(&decoded, false)
+        };
         let mut pairs: Vec<(String, String)> = query
             .iter()
             .filter(|(k, _)| !(self.form == Form::Query && k == "X-Amz-Signature"))
@@ -422,5 +442,35 @@ mod tests {
             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
         ));
         assert!(!signed.verify("GET", "/test.txt", &[], &headers, "wrong"));
+        // The path is re-canonicalised: `/test%2Etxt` decodes to `/test.txt` and matches.
+        assert!(signed.verify(
+            "GET",
+            "/test%2Etxt",
+            &[],
+            &headers,
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+        ));
+    }
+
+    #[test]
+    fn canonical_uri_encodes_sub_delims_once() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", "h".parse().unwrap());
+        headers.insert("x-amz-date", "20130524T000000Z".parse().unwrap());
+        headers.insert("x-amz-content-sha256", "UNSIGNED-PAYLOAD".parse().unwrap());
+        let auth = "AWS4-HMAC-SHA256 Credential=k/20130524/auto/s3/aws4_request,SignedHeaders=host,Signature=00";
+        headers.insert("authorization", auth.parse().unwrap());
+        let signed = parse(&headers, &[]).unwrap().unwrap();
+        let raw = signed.canonical_request("GET", "/b/a(1)!'*+=@:.txt", &[], &headers);
+        let enc =
+            signed.canonical_request("GET", "/b/a%281%29%21%27%2A%2B%3D%40%3A.txt", &[], &headers);
+        assert_eq!(raw, enc);
+        assert!(
+            raw.contains("\n/b/a%281%29%21%27%2A%2B%3D%40%3A.txt\n"),
+            "{raw}"
+        );
+        // Not double-encoded.
+        let pct = signed.canonical_request("GET", "/b/a%20b", &[], &headers);
+        assert!(pct.contains("\n/b/a%20b\n"), "{pct}");
     }
 }
