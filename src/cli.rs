@@ -78,7 +78,7 @@ pub struct GlobalArgs {
 }
 
 /// The global options that reach the account: commands that need none do not take them.
-pub const ACCOUNT_OPTIONS: [&str; 7] = [
+pub const ACCOUNT_OPTIONS: [&str; 9] = [
     "account_id",
     "zone_id",
     "api_token",
@@ -86,6 +86,8 @@ pub const ACCOUNT_OPTIONS: [&str; 7] = [
     "global_key",
     "api_url",
     "env_file",
+    "via",
+    "s3_endpoint",
 ];
 
 /// The global options each command that needs no account ignores, so its `--help` does not list
@@ -101,6 +103,8 @@ pub fn ignored_globals(subcommand: &str) -> &'static [&'static str] {
             "global_key",
             "api_url",
             "env_file",
+            "via",
+            "s3_endpoint",
             "json",
             "verbose",
             "color",
@@ -113,6 +117,8 @@ pub fn ignored_globals(subcommand: &str) -> &'static [&'static str] {
             "global_key",
             "api_url",
             "env_file",
+            "via",
+            "s3_endpoint",
             "json",
             "verbose",
             "quiet",

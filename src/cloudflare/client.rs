@@ -1229,6 +1229,56 @@ mod tests {
         );
     }
 
+    /// 2,400 requests, 16 at a time, 50 ms each, against a server that counts arrivals in its
+    /// own 300 s window and answers `Ratelimit: r=;t=` as Cloudflare does: none is refused, and
+    /// the run takes about one window, not two.
+    #[tokio::test(start_paused = true)]
+    async fn a_long_run_against_the_server_s_own_window_takes_one_window() {
+        use std::collections::VecDeque;
+        let pacer = Arc::new(Pacer::new(Pacing::default()));
+        let server: Arc<Mutex<VecDeque<tokio::time::Instant>>> = Arc::default();
+        let refused = Arc::new(AtomicU64::new(0));
+        let start = tokio::time::Instant::now();
+        let next = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (pacer, server, refused, next) =
+                (pacer.clone(), server.clone(), refused.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::SeqCst) < 2400 {
+                    pacer.acquire(false).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let now = tokio::time::Instant::now();
+                    let header = {
+                        let mut q = server.lock().unwrap();
+                        while q
+                            .front()
+                            .is_some_and(|t| now - *t >= Duration::from_secs(300))
+                        {
+                            q.pop_front();
+                        }
+                        if q.len() >= 1200 {
+                            refused.fetch_add(1, Ordering::SeqCst);
+                        } else {
+                            q.push_back(now);
+                        }
+                        let reset = q.front().map_or(300, |t| 300 - (now - *t).as_secs());
+                        format!("\"default\";r={};t={reset}", 1200 - q.len().min(1200))
+                    };
+                    let mut h = HeaderMap::new();
+                    h.insert("ratelimit", HeaderValue::from_str(&header).unwrap());
+                    pacer.observe(&h);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let took = start.elapsed();
+        assert_eq!(refused.load(Ordering::SeqCst), 0);
+        assert!(took < Duration::from_secs(320), "{took:?}");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_api_s_remaining_count_tightens_the_window() {
         let pacer = Pacer::new(Pacing::default());
