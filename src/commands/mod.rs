@@ -11,11 +11,13 @@ use crate::config::Config;
 use crate::error::{usage, UsageError};
 use crate::output::{self, Report, Ui};
 
+pub mod bucket;
 pub mod create_token;
 pub mod demo;
 pub mod deploy_infra;
 pub mod deploy_site;
 pub mod emulator;
+pub mod gc;
 pub mod permissions;
 pub mod rollback;
 pub mod rotate_token;
@@ -72,6 +74,7 @@ pub async fn run(
         Command::DeployInfra(args) => deploy_infra::run(args, config, ui).await.map(Some),
         Command::DeploySite(args) => deploy_site::run(args, config, ui).await.map(Some),
         Command::Rollback(args) => rollback::run(args, config, ui).await.map(Some),
+        Command::Gc(args) => gc::run(args, config, ui).await.map(Some),
         Command::Demo(args) => demo::run(args, config, ui).await.map(Some),
     }
 }

@@ -89,8 +89,32 @@ impl Site {
             .collect()
     }
 
+    /// The head of acme.
     fn live(&self) -> Value {
-        serde_json::from_slice(&self.objects()["sites/acme/manifest.json"]).unwrap()
+        self.head("acme")
+    }
+
+    fn head(&self, tenant: &str) -> Value {
+        serde_json::from_slice(&self.objects()[&format!("sites/{tenant}/manifest.json")]).unwrap()
+    }
+
+    /// The deploy copy of acme's live deploy.
+    fn live_copy(&self) -> Value {
+        let id = self.live()["live"]["deploy_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        serde_json::from_slice(&self.objects()[&format!("sites/acme/deploys/{id}.json")]).unwrap()
+    }
+
+    /// The paths of acme's live deploy.
+    fn live_paths(&self) -> Vec<String> {
+        self.live_copy()["files"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
     }
 
     fn writes(&self) -> Vec<String> {
@@ -139,21 +163,31 @@ fn a_first_deploy_uploads_each_distinct_file_once_and_switches_last() {
     );
 
     let writes = s.writes();
-    assert_eq!(writes.len(), 6, "{writes:#?}");
+    assert_eq!(writes.len(), 9, "{writes:#?}");
     assert!(
-        writes[..4]
+        writes[0].starts_with("PUT objects/locks/deploys/"),
+        "the intent first: {writes:#?}"
+    );
+    assert!(
+        writes[1..5]
             .iter()
             .all(|w| w.starts_with("PUT objects/blobs/")),
         "{writes:#?}"
     );
     let id = j["deploy_id"].as_str().unwrap();
     assert_eq!(
-        writes[4],
-        format!("PUT objects/sites/acme/deploys/{id}.json")
+        writes[5..8],
+        [
+            format!("PUT objects/sites/acme/deploys/{id}/shards/0.json"),
+            format!("PUT objects/sites/acme/deploys/{id}.json"),
+            "PUT objects/sites/acme/manifest.json".to_string(),
+        ],
+        "the head is switched last"
     );
     assert_eq!(
-        writes[5], "PUT objects/sites/acme/manifest.json",
-        "the manifest is written last"
+        writes[8],
+        writes[0].replace("PUT", "DELETE"),
+        "the intent is deleted"
     );
 
     let objects = s.objects();
@@ -165,21 +199,32 @@ fn a_first_deploy_uploads_each_distinct_file_once_and_switches_last() {
     ] {
         assert_eq!(objects[&format!("blobs/{}", sha(body))], body);
     }
-    let live = s.live();
-    assert_eq!(live["format"], 1);
-    assert_eq!(live["tenant"], "acme");
-    assert_eq!(live["deploy_id"], id);
+    let head = s.live();
+    assert_eq!(head["format"], 2);
+    assert_eq!(head["tenant"], "acme");
+    assert_eq!(head["live"]["deploy_id"], id);
+    assert_eq!(head["live"]["files"], 5);
+    assert_eq!(head["live"]["shards"], 1);
+    assert_eq!(head["live"]["not_found"], "spa");
+    assert_eq!(head["kept"], serde_json::json!([id]));
+    let copy = s.live_copy();
+    assert_eq!(copy["format"], 2);
+    assert_eq!(copy["route"], head["live"]);
     assert_eq!(
-        live["files"]["/css/site.css"],
+        copy["files"]["/css/site.css"],
         serde_json::json!({"hash": sha(b"body { color: green }"), "size": 21, "content_type": "text/css; charset=utf-8"})
     );
     assert_eq!(
-        live["files"]["/copy-a.txt"]["hash"],
-        live["files"]["/copy-b.txt"]["hash"]
+        copy["files"]["/copy-a.txt"]["hash"],
+        copy["files"]["/copy-b.txt"]["hash"]
     );
-    assert_eq!(
-        objects[&format!("sites/acme/deploys/{id}.json")],
-        objects["sites/acme/manifest.json"]
+    let shard: Value =
+        serde_json::from_slice(&objects[&format!("sites/acme/deploys/{id}/shards/0.json")])
+            .unwrap();
+    assert_eq!(shard["files"], copy["files"]);
+    assert!(
+        !objects.keys().any(|k| k.starts_with("locks/")),
+        "no lock record is left behind"
     );
     let content_types: BTreeMap<String, Option<String>> =
         s.w.emu
@@ -234,14 +279,34 @@ fn changing_one_file_uploads_one_blob_and_one_manifest() {
     assert_eq!(j["unchanged"], 4);
     assert_eq!(j["previous_deploy_id"], first["deploy_id"]);
     let id = j["deploy_id"].as_str().unwrap();
+    let writes = s.writes();
     assert_eq!(
-        s.writes(),
+        writes[1..5],
         [
             format!("PUT objects/blobs/{}", sha(b"body { color: blue }")),
+            format!("PUT objects/sites/acme/deploys/{id}/shards/0.json"),
             format!("PUT objects/sites/acme/deploys/{id}.json"),
             "PUT objects/sites/acme/manifest.json".to_string(),
         ],
         "the old blob stays: the kept previous deploy still names it"
+    );
+    assert_eq!(
+        writes.len(),
+        6,
+        "the intent and its deletion around: {writes:#?}"
+    );
+    assert_eq!(j["checked"], 1, "only the changed file's blob is checked");
+    let reads: Vec<String> =
+        s.w.emu
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, short(&r.path)))
+            .collect();
+    assert!(
+        !reads
+            .iter()
+            .any(|r| r.starts_with("GET objects?") || r.contains("prefix=blobs")),
+        "blobs/ is never listed: {reads:#?}"
     );
     assert!(s
         .objects()
@@ -275,24 +340,25 @@ fn an_interrupted_deploy_leaves_the_old_site_whole_and_a_rerun_finishes_it() {
         objects["sites/acme/manifest.json"], before,
         "the live manifest is untouched"
     );
-    let live: Value = serde_json::from_slice(&before).unwrap();
-    for entry in live["files"].as_object().unwrap().values() {
+    for entry in s.live_copy()["files"].as_object().unwrap().values() {
         let key = format!("blobs/{}", entry["hash"].as_str().unwrap());
         assert!(objects.contains_key(&key), "{key} is missing");
     }
     assert!(
         s.writes()
             .iter()
-            .all(|w| w.starts_with("PUT objects/blobs/")),
-        "only blob uploads were tried: {:#?}",
+            .all(|w| w.starts_with("PUT objects/blobs/") || w.contains("objects/locks/deploys/")),
+        "only blob uploads (and the intent) were tried: {:#?}",
         s.writes()
     );
 
     s.w.emu.clear_faults();
     let j = s.deploy(&[]).success().json();
     assert_eq!(j["uploaded"], 2);
-    let live = s.live();
-    assert_eq!(live["files"]["/new.html"]["hash"], sha(b"<p>new</p>"));
+    assert_eq!(
+        s.live_copy()["files"]["/new.html"]["hash"],
+        sha(b"<p>new</p>")
+    );
     assert_eq!(
         s.objects()[&format!("blobs/{}", sha(b"<h1>Acme v2</h1>"))],
         b"<h1>Acme v2</h1>"
@@ -314,25 +380,11 @@ fn dotfiles_never_reach_the_bucket_unless_asked_and_git_and_env_never() {
         "{}",
         out.stderr()
     );
-    assert_eq!(
-        s.live()["files"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .collect::<Vec<_>>(),
-        ["/index.html"]
-    );
+    assert_eq!(s.live_paths(), ["/index.html"]);
 
     let out = s.deploy(&["--include-hidden"]).success();
     assert_eq!(out.json()["hidden_skipped"], 2);
-    assert_eq!(
-        s.live()["files"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .collect::<Vec<_>>(),
-        ["/.well-known/security.txt", "/index.html"]
-    );
+    assert_eq!(s.live_paths(), ["/.well-known/security.txt", "/index.html"]);
     let objects = s.objects();
     for secret in [
         &b"CLOUDFLARE_API_TOKEN=very-secret"[..],
@@ -358,21 +410,14 @@ fn a_link_out_of_the_folder_is_skipped_with_a_warning() {
         "{}",
         out.stderr()
     );
-    assert_eq!(
-        s.live()["files"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .collect::<Vec<_>>(),
-        ["/home.html", "/index.html"]
-    );
+    assert_eq!(s.live_paths(), ["/home.html", "/index.html"]);
     assert!(!s
         .objects()
         .contains_key(&format!("blobs/{}", sha(b"private"))));
 }
 
 #[test]
-fn rollback_restores_the_previous_manifest() {
+fn rollback_switches_the_head_back_and_forward_with_a_cas() {
     let s = Site::new();
     s.write("index.html", b"v1");
     let v1 = s.deploy(&[]).success().json()["deploy_id"]
@@ -385,6 +430,7 @@ fn rollback_restores_the_previous_manifest() {
         .unwrap()
         .to_string();
     assert!(v2 > v1, "ids sort by deploy, even within one second");
+    assert_eq!(s.live()["kept"], serde_json::json!([v2, v1]));
 
     let rollback = |extra: &[&str]| {
         let mut cmd = s.w.with_token(&s.token);
@@ -403,13 +449,15 @@ fn rollback_restores_the_previous_manifest() {
         (dry["from"].as_str(), dry["to"].as_str()),
         (Some(v2.as_str()), Some(v1.as_str()))
     );
+    assert_eq!(dry["direction"], "back");
     assert!(s.w.writes().is_empty(), "a dry run writes nothing");
 
     let done = rollback(&[]).success().json();
     assert_eq!(done["to"], v1.as_str());
+    assert_eq!(done["direction"], "back");
     assert_eq!(s.writes(), ["PUT objects/sites/acme/manifest.json"]);
-    assert_eq!(s.live()["deploy_id"], v1.as_str());
-    assert_eq!(s.live()["files"]["/index.html"]["hash"], sha(b"v1"));
+    assert_eq!(s.live()["live"]["deploy_id"], v1.as_str());
+    assert_eq!(s.live_copy()["files"]["/index.html"]["hash"], sha(b"v1"));
 
     // v1 is the oldest kept deploy: nothing before it.
     let out = rollback(&[]).expect_code(1);
@@ -419,15 +467,51 @@ fn rollback_restores_the_previous_manifest() {
         "{}",
         out.stderr()
     );
-    // Forward again by a unique start of the id.
-    rollback(&[&v2[..20]]).success();
-    assert_eq!(s.live()["deploy_id"], v2.as_str());
+    // Forward again by a unique start of the id; the table says "forward", not "back".
+    let mut cmd = s.w.with_token(&s.token);
+    cmd.args(["rollback", "acme", &v2[..20]]);
+    let out = s.w.run(&mut cmd).success();
+    assert!(
+        out.stdout()
+            .starts_with(&format!("Rolled acme forward from {v1} to {v2}")),
+        "{}",
+        out.stdout()
+    );
+    assert_eq!(s.live()["live"]["deploy_id"], v2.as_str());
     // A redeploy of v1's files after a rollback uploads nothing.
     s.write("index.html", b"v1");
     let j = s.deploy(&[]).success().json();
     assert_eq!(j["uploaded"], 0);
 }
 
+#[test]
+fn rollback_refuses_bad_versions_before_any_request_and_ambiguous_ones_with_exit_2() {
+    let s = Site::new();
+    for v in ["../../etc", "*", "", "a b"] {
+        s.w.emu.clear_requests();
+        let mut cmd = s.w.with_token(&s.token);
+        cmd.args(["rollback", "acme", v]);
+        let out = s.w.run(&mut cmd).expect_code(2);
+        assert!(
+            out.stderr().contains("is neither a deploy id"),
+            "{v:?}: {}",
+            out.stderr()
+        );
+        assert!(s.w.emu.requests().is_empty(), "{v:?}");
+    }
+    s.write("index.html", b"v1");
+    s.deploy(&[]).success();
+    s.write("index.html", b"v2");
+    s.deploy(&[]).success();
+    let mut cmd = s.w.with_token(&s.token);
+    cmd.args(["rollback", "acme", "20"]);
+    let out = s.w.run(&mut cmd).expect_code(2);
+    assert!(
+        out.stderr().contains("could be any of 2 deploys"),
+        "{}",
+        out.stderr()
+    );
+}
 #[test]
 fn the_custom_hostname_is_created_once_and_the_dns_table_is_printed() {
     let s = Site::new();
@@ -462,9 +546,9 @@ fn the_custom_hostname_is_created_once_and_the_dns_table_is_printed() {
     );
 
     let j = s.deploy(&[DOMAIN]).success().json();
-    let ch = &j["custom_hostname"];
+    let ch = &j["custom_hostnames"][0];
     assert_eq!(ch["action"], "exists");
-    assert_eq!(j["host_entry"], "unchanged");
+    assert_eq!(j["host_entries"][0]["action"], "unchanged");
     let ownership = ch["dns_records"]
         .as_array()
         .unwrap()
@@ -485,7 +569,7 @@ fn the_custom_hostname_is_created_once_and_the_dns_table_is_printed() {
     // requests: the live manifest, the host entry, the custom hostname.
     s.w.emu.clear_requests();
     let j = s.deploy(&[DOMAIN]).success().json();
-    assert_eq!(j["custom_hostname"]["status"], "active");
+    assert_eq!(j["custom_hostnames"][0]["status"], "active");
     let requests = s.w.emu.requests();
     assert!(requests.len() <= 3, "{requests:#?}");
     assert!(s.w.writes().is_empty());
@@ -498,7 +582,7 @@ fn wait_polls_until_the_hostname_and_certificate_are_active() {
     let out = s
         .deploy(&[DOMAIN, "--wait", "1m", "--cname-target", "edge.example.net"])
         .success();
-    let ch = &out.json()["custom_hostname"];
+    let ch = &out.json()["custom_hostnames"][0];
     assert_eq!(ch["wait"], "active");
     assert_eq!(ch["status"], "active");
     assert_eq!(ch["ssl_status"], "active");
@@ -519,7 +603,7 @@ fn wait_times_out_with_exit_1_and_says_what_is_pending() {
     let s = Site::with_options(options);
     basic_site(&s);
     let out = s.deploy(&[DOMAIN, "--wait", "2s"]).expect_code(1);
-    let ch = &out.json()["custom_hostname"];
+    let ch = &out.json()["custom_hostnames"][0];
     assert_eq!(ch["wait"], "timed out");
     assert_eq!(ch["pending"][0], "hostname pending");
     assert!(
@@ -555,8 +639,8 @@ fn dry_run_plans_without_writing() {
     let j = s.deploy(&[DOMAIN, "--dry-run"]).success().json();
     assert_eq!(j["dry_run"], true);
     assert_eq!(j["uploaded"], 4);
-    assert_eq!(j["host_entry"], "would create");
-    assert_eq!(j["custom_hostname"]["action"], "would create");
+    assert_eq!(j["host_entries"][0]["action"], "would create");
+    assert_eq!(j["custom_hostnames"][0]["action"], "would create");
     assert!(s.w.writes().is_empty());
     assert!(s.objects().is_empty());
 }
@@ -663,60 +747,45 @@ fn a_missing_bucket_says_to_run_deploy_infra() {
 }
 
 #[test]
-fn only_the_newest_10_deploys_are_kept_and_unreferenced_blobs_are_pruned() {
+fn the_head_keeps_the_newest_10_and_deploys_never_delete_anything() {
     let s = Site::new();
-    // Another tenant shares a blob with acme's first deploy: it must survive acme's prune.
-    s.write("index.html", b"v0");
-    let mut other = s.cmd();
-    other.args(["deploy-site", "site", "globex"]);
-    s.w.run(&mut other).success();
     let mut ids = Vec::new();
     for v in 0..12 {
         s.write("index.html", format!("v{v}").as_bytes());
-        s.write(&format!("only-{v}.txt"), format!("only in v{v}").as_bytes());
-        if v > 0 {
-            std::fs::remove_file(s.w.file("site").join(format!("only-{}.txt", v - 1))).unwrap();
-        }
         let j = s.deploy(&[]).success().json();
         ids.push(j["deploy_id"].as_str().unwrap().to_string());
-        if v == 11 {
-            assert_eq!(j["deleted_deploys"], 1);
-            assert_eq!(
-                j["deleted_blobs"], 2,
-                "v1's index.html and only-1.txt: {j:#}"
-            );
+        if v == 10 {
+            assert_eq!(j["dropped_from_kept"], serde_json::json!([ids[0]]));
         }
     }
-    let objects = s.objects();
-    let kept: Vec<&String> = objects
-        .keys()
-        .filter(|k| k.starts_with("sites/acme/deploys/"))
+    let kept: Vec<String> = s.live()["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
         .collect();
-    assert_eq!(kept.len(), 10);
-    assert!(!objects.contains_key(&format!("sites/acme/deploys/{}.json", ids[0])));
-    assert!(!objects.contains_key(&format!("sites/acme/deploys/{}.json", ids[1])));
-    for gone in [&b"only in v0"[..], b"only in v1", b"v1"] {
-        assert!(
-            !objects.contains_key(&format!("blobs/{}", sha(gone))),
-            "{:?}",
-            String::from_utf8_lossy(gone)
-        );
-    }
+    let mut want: Vec<String> = ids[2..].to_vec();
+    want.reverse();
+    assert_eq!(kept, want);
+    let objects = s.objects();
     assert!(
-        objects.contains_key(&format!("blobs/{}", sha(b"v0"))),
-        "globex still uses it"
+        objects.contains_key(&format!("sites/acme/deploys/{}.json", ids[0])),
+        "copies are left to gc"
     );
-    for v in 2..12 {
+    for v in 0..12 {
         assert!(objects.contains_key(&format!("blobs/{}", sha(format!("v{v}").as_bytes()))));
     }
+    assert!(
+        !s.w.emu
+            .requests()
+            .iter()
+            .any(|r| r.method == "DELETE" && !r.path.contains("/locks/")),
+        "a deploy deletes no blob and no copy"
+    );
 
-    // --no-prune deletes nothing, not even the 11th deploy.
+    // --no-prune keeps every id in the head.
     s.write("index.html", b"v12");
     let j = s.deploy(&["--no-prune"]).success().json();
-    assert_eq!(
-        (j["deleted_deploys"].as_u64(), j["deleted_blobs"].as_u64()),
-        (Some(0), Some(0))
-    );
-    assert_eq!(j["prune"], "skipped (--no-prune)");
-    assert!(s.objects().contains_key(&format!("blobs/{}", sha(b"v2"))));
+    assert_eq!(j["dropped_from_kept"], serde_json::json!([]));
+    assert_eq!(s.live()["kept"].as_array().unwrap().len(), 11);
 }
