@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 
 use crate::common::World;
 
-const BUCKET: &str = "cfsetup-sites";
+pub(crate) const BUCKET: &str = "cfsetup-sites";
 const DOMAIN: &str = "shop.acme-store.com";
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -25,17 +25,17 @@ fn rt() -> tokio::runtime::Runtime {
 
 /// A world with the bucket (and, if asked, the fallback origin) made through the client, and a
 /// token with the 8 permissions. The request log starts empty.
-struct Site {
-    w: World,
-    token: String,
+pub(crate) struct Site {
+    pub(crate) w: World,
+    pub(crate) token: String,
 }
 
 impl Site {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_options(Options::new())
     }
 
-    fn with_options(options: Options) -> Self {
+    pub(crate) fn with_options(options: Options) -> Self {
         let w = World::with_options(options);
         let token = w.full_token();
         let client = Client::new(
@@ -61,26 +61,26 @@ impl Site {
     }
 
     /// `cfsetup deploy-site` with the token, the IDs and PLATFORM_DOMAIN set.
-    fn cmd(&self) -> assert_cmd::Command {
+    pub(crate) fn cmd(&self) -> assert_cmd::Command {
         let mut cmd = self.w.with_token(&self.token);
         cmd.env("PLATFORM_DOMAIN", self.w.zone_name());
         cmd
     }
 
-    fn deploy(&self, extra: &[&str]) -> crate::common::Run {
+    pub(crate) fn deploy(&self, extra: &[&str]) -> crate::common::Run {
         let mut cmd = self.cmd();
         cmd.args(["--json", "deploy-site", "site", "acme"])
             .args(extra);
         self.w.run(&mut cmd)
     }
 
-    fn write(&self, rel: &str, body: &[u8]) {
+    pub(crate) fn write(&self, rel: &str, body: &[u8]) {
         let p = self.w.file("site").join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, body).unwrap();
     }
 
-    fn objects(&self) -> BTreeMap<String, Vec<u8>> {
+    pub(crate) fn objects(&self) -> BTreeMap<String, Vec<u8>> {
         self.w
             .emu
             .objects(BUCKET)
@@ -90,16 +90,16 @@ impl Site {
     }
 
     /// The head of acme.
-    fn live(&self) -> Value {
+    pub(crate) fn live(&self) -> Value {
         self.head("acme")
     }
 
-    fn head(&self, tenant: &str) -> Value {
+    pub(crate) fn head(&self, tenant: &str) -> Value {
         serde_json::from_slice(&self.objects()[&format!("sites/{tenant}/manifest.json")]).unwrap()
     }
 
     /// The deploy copy of acme's live deploy.
-    fn live_copy(&self) -> Value {
+    pub(crate) fn live_copy(&self) -> Value {
         let id = self.live()["live"]["deploy_id"]
             .as_str()
             .unwrap()
@@ -108,7 +108,7 @@ impl Site {
     }
 
     /// The paths of acme's live deploy.
-    fn live_paths(&self) -> Vec<String> {
+    pub(crate) fn live_paths(&self) -> Vec<String> {
         self.live_copy()["files"]
             .as_object()
             .unwrap()
@@ -117,7 +117,7 @@ impl Site {
             .collect()
     }
 
-    fn writes(&self) -> Vec<String> {
+    pub(crate) fn writes(&self) -> Vec<String> {
         self.w
             .writes()
             .into_iter()
@@ -127,14 +127,14 @@ impl Site {
 }
 
 /// `/accounts/…/r2/buckets/cfsetup-sites/objects/blobs/x` → `objects/blobs/x`.
-fn short(path: &str) -> String {
+pub(crate) fn short(path: &str) -> String {
     match path.find("/objects/") {
         Some(i) => path[i + 1..].to_string(),
         None => path.to_string(),
     }
 }
 
-fn sha(body: &[u8]) -> String {
+pub(crate) fn sha(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
 
@@ -788,4 +788,40 @@ fn the_head_keeps_the_newest_10_and_deploys_never_delete_anything() {
     let j = s.deploy(&["--no-prune"]).success().json();
     assert_eq!(j["dropped_from_kept"], serde_json::json!([]));
     assert_eq!(s.live()["kept"].as_array().unwrap().len(), 11);
+}
+
+impl Site {
+    /// Writes an object straight into the bucket, as another machine would.
+    pub(crate) fn put(&self, key: &str, body: &[u8]) {
+        let client = Client::new(
+            &url::Url::parse(&self.w.emu.base_url()).unwrap(),
+            Auth::Token(Secret::new(self.token.clone())),
+            ClientOptions::default(),
+        )
+        .unwrap();
+        let account = self.w.account_id();
+        rt().block_on(async {
+            let b = BucketRef {
+                account: &account,
+                name: BUCKET,
+                jurisdiction: None,
+            };
+            client
+                .put_object(
+                    b,
+                    key,
+                    cfsetup::cloudflare::r2::ObjectBody::Bytes(body.to_vec().into()),
+                    "application/json",
+                )
+                .await
+                .unwrap();
+        });
+    }
+
+    /// `cfsetup --json <args>` with the token and PLATFORM_DOMAIN.
+    pub(crate) fn run(&self, args: &[&str]) -> crate::common::Run {
+        let mut cmd = self.cmd();
+        cmd.arg("--json").args(args);
+        self.w.run(&mut cmd)
+    }
 }

@@ -13,5 +13,6 @@ mod deploy_infra;
 mod deploy_site;
 mod e2e;
 mod foundation;
+mod gc;
 mod rotate_token;
 mod test_permissions;
