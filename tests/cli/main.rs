@@ -15,4 +15,5 @@ mod e2e;
 mod foundation;
 mod gc;
 mod rotate_token;
+mod stress;
 mod test_permissions;
