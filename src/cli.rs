@@ -87,6 +87,12 @@ pub enum Command {
     DeploySite(DeploySiteArgs),
     /// Switch a tenant's site to any kept deploy: earlier, later, or a preview
     Rollback(RollbackArgs),
+    /// Each tenant: live deploy, files, bytes, domains and their status; one tenant's history
+    Sites(SitesArgs),
+    /// Remove a tenant: its domains, custom hostnames and head (gc deletes the rest)
+    RemoveSite(RemoveSiteArgs),
+    /// Detach one domain from a tenant
+    RemoveDomain(RemoveDomainArgs),
     /// Delete blobs and deploy copies nothing refers to; safe while deploys run
     Gc(GcArgs),
     /// Roll a token's secret; its permissions stay

@@ -1,6 +1,7 @@
 //! What the site commands share: opening the bucket, reading a tenant's head with its ETag, the
 //! compare-and-swap that switches it, and errors that say which bucket and what to do.
 
+use anyhow::Context;
 use bytes::Bytes;
 
 use crate::cloudflare::Client;
@@ -228,4 +229,47 @@ pub fn existing_tenant(value: &str) -> Result<String, crate::error::UsageError> 
             }
         }
     }
+}
+
+/// Every `hosts/` entry: hostname → the tenant it names (`None` if unreadable). One listing,
+/// then the entries read concurrently.
+pub async fn host_entries(
+    storage: &Storage,
+    bucket: &str,
+    concurrency: usize,
+) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let listed = storage
+        .list(layout::HOSTS_PREFIX)
+        .await
+        .map_err(|e| bucket_error(e, bucket, "listing host entries"))?;
+    let hosts: Vec<(String, String)> = listed
+        .into_iter()
+        .filter_map(|m| layout::host_of(&m.key).map(|h| (h.to_string(), m.key.clone())))
+        .collect();
+    stream::iter(hosts)
+        .map(|(host, key)| async move {
+            let got = storage
+                .get(&key)
+                .await
+                .map_err(|e| bucket_error(e, bucket, &format!("reading {key}")))?;
+            Ok::<_, anyhow::Error>((host, got.and_then(|o| layout::host_entry_tenant(&o.body))))
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await
+}
+
+/// Every custom hostname of the zone, in one paged listing.
+pub async fn all_custom_hostnames(
+    client: &Client,
+    zone: &str,
+) -> anyhow::Result<Vec<crate::cloudflare::custom_hostnames::CustomHostname>> {
+    client
+        .paged(
+            || crate::cloudflare::Req::get(format!("/zones/{zone}/custom_hostnames")),
+            50,
+        )
+        .await
+        .context("listing the zone's custom hostnames")
 }

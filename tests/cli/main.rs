@@ -15,5 +15,6 @@ mod e2e;
 mod foundation;
 mod gc;
 mod rotate_token;
+mod sites;
 mod stress;
 mod test_permissions;
