@@ -155,3 +155,174 @@ export function standardObjects() {
     hostEntry("xn--caf-dma.example", "other"),
   ];
 }
+
+// ---------------------------------------------------------------------------------------------
+// Format 2 (docs/storage-layout.md): deploy copies, shards, heads, previews.
+
+/** 32-bit FNV-1a over the UTF-8 bytes of s (the shard hash of the storage layout). */
+export function fnv1a32(s) {
+  let h = 0x811c9dc5;
+  for (const b of Buffer.from(s, "utf8")) {
+    h ^= b;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** The shard key with `shard_key: "stem"`: `/a/index.html` → `/a`, `/a.html` → `/a`. */
+export function shardStem(path) {
+  let s = path;
+  if (s.endsWith("/index.html")) s = s.slice(0, -"/index.html".length);
+  else if (s.endsWith(".html")) s = s.slice(0, -".html".length);
+  return s === "" ? "/" : s;
+}
+
+export function defaultShards(n) {
+  let s = 1;
+  while (s < Math.ceil(n / 512)) s *= 2;
+  return Math.min(Math.max(1, s), 1024);
+}
+
+/**
+ * One deploy of a tenant, format 2. files as for buildSite, or pre-hashed entries with
+ * `{ entries: {path: {hash,size,content_type}} }` (no blobs then).
+ * Returns { route, objects: blobs, shards and the deploy copy }.
+ */
+export function buildDeploy(tenant, files, opts = {}) {
+  const deployId = opts.deployId || "20261128T010203Z-1a2b3c4d";
+  const objects = [];
+  let entries = {};
+  if (files.entries) {
+    entries = files.entries;
+  } else {
+    for (const [path, { body, type }] of Object.entries(files)) {
+      const bytes = toBytes(body);
+      const hash = sha256(bytes);
+      entries[path] = { hash, size: bytes.length, content_type: type };
+      objects.push({ key: `blobs/${hash}`, body: bytes, contentType: type });
+    }
+  }
+  const paths = Object.keys(entries);
+  const shards = opts.shards || defaultShards(paths.length);
+  const stem = opts.stem || false;
+  const shardFiles = Array.from({ length: shards }, () => ({}));
+  for (const p of paths) {
+    shardFiles[fnv1a32(stem ? shardStem(p) : p) & (shards - 1)][p] = entries[p];
+  }
+  const pages = paths.filter((p) => p.endsWith("/404.html"));
+  pages.sort((a, b) => b.split("/").length - a.split("/").length || (a < b ? -1 : 1));
+  const notFound =
+    opts.notFound || (entries["/404.html"] ? "404" : entries["/index.html"] ? "spa" : "none");
+  const route = {
+    deploy_id: deployId,
+    created_at: "2026-11-28T01:02:03Z",
+    digest: sha256(Buffer.from(JSON.stringify(entries))),
+    files: paths.length,
+    bytes: paths.reduce((n, p) => n + entries[p].size, 0),
+    shards,
+    ...(stem ? { shard_key: "stem" } : {}),
+    not_found: notFound,
+    not_found_pages: pages,
+    redirects: opts.redirects || { static: {}, dynamic: [] },
+    headers: opts.headers || [],
+  };
+  shardFiles.forEach((f, k) => {
+    objects.push({
+      key: `sites/${tenant}/deploys/${deployId}/shards/${k}.json`,
+      body: Buffer.from(JSON.stringify({ files: f })),
+      contentType: "application/json",
+    });
+  });
+  objects.push({
+    key: `sites/${tenant}/deploys/${deployId}.json`,
+    body: Buffer.from(
+      JSON.stringify({ format: 2, tenant, deploy_id: deployId, created_at: route.created_at, route, files: entries }),
+    ),
+    contentType: "application/json",
+  });
+  return { route, objects };
+}
+
+export function headObject(tenant, live, { previews = {}, kept } = {}) {
+  const head = {
+    format: 2,
+    tenant,
+    live,
+    kept: kept || [live.deploy_id],
+    previews,
+    updated_at: "2026-11-28T01:02:04Z",
+    updated_by: `deploy-site ${live.deploy_id}`,
+  };
+  return { key: `sites/${tenant}/manifest.json`, body: Buffer.from(JSON.stringify(head)), contentType: "application/json" };
+}
+
+/** A format-2 tenant: its deploy and the head naming it (last). Returns { route, objects }. */
+export function buildSite2(tenant, files, opts = {}) {
+  const { route, objects } = buildDeploy(tenant, files, opts);
+  return { route, objects: [...objects, headObject(tenant, route, opts)] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A router whose R2 binding counts its operations: GET /__ops on any host returns (and clears)
+// [{op, key, conditional, range}].
+
+const COUNTING_WRAPPER = `
+import router from "./router.js";
+const ops = [];
+let wrapped = null;
+function wrap(b) {
+  return {
+    get(key, opts) {
+      ops.push({ op: "get", key, conditional: !!(opts && opts.onlyIf), range: !!(opts && opts.range) });
+      return b.get(key, opts);
+    },
+    head(key) { ops.push({ op: "head", key }); return b.head(key); },
+    put(key, v, o) { ops.push({ op: "put", key }); return b.put(key, v, o); },
+    list(o) { ops.push({ op: "list" }); return b.list(o); },
+    delete(k) { ops.push({ op: "delete", key: k }); return b.delete(k); },
+  };
+}
+export default {
+  async fetch(request, env, ctx) {
+    if (new URL(request.url).pathname === "/__ops") return Response.json(ops.splice(0));
+    if (wrapped === null) wrapped = { ...env, SITES: wrap(env.SITES) };
+    return router.fetch(request, wrapped, ctx);
+  },
+};
+`;
+
+const WORKER_DIR = fileURLToPath(new URL("..", import.meta.url));
+
+export function countingWorkerOptions(bindings = {}, name) {
+  return {
+    ...(name ? { name } : {}),
+    modules: [
+      { type: "ESModule", path: WORKER_DIR + "__counting.mjs", contents: COUNTING_WRAPPER },
+      { type: "ESModule", path: WORKER_DIR + "router.js", contents: ROUTER_SOURCE },
+    ],
+    compatibilityDate: "2025-01-01",
+    r2Buckets: { SITES: "sites" },
+    bindings: { PLATFORM_DOMAIN, ...bindings },
+  };
+}
+
+/** Like startRouter, with the counting wrapper. */
+export async function startCountingRouter({ objects = [], bindings = {} } = {}) {
+  const mf = new Miniflare({ cf: false, ...countingWorkerOptions(bindings) });
+  try {
+    await mf.ready;
+    const bucket = await mf.getR2Bucket("SITES");
+    await putAll(bucket, objects);
+    return { mf, bucket };
+  } catch (err) {
+    await mf.dispose().catch(() => {});
+    throw err;
+  }
+}
+
+/** The R2 operations since the last call (waits a moment for background revalidations). */
+export async function takeOps(mf, { settle = 30 } = {}) {
+  if (settle) await new Promise((r) => setTimeout(r, settle));
+  const res = await mf.dispatchFetch("https://ops.invalid/__ops");
+  return res.json();
+}

@@ -22,8 +22,14 @@ function bodyOf(path) {
   return Buffer.from(ACME_FILES[path].body).toString("utf8");
 }
 
+/** Requests path, follows at most one canonical 308, and expects `file`'s bytes. */
 async function expectFile(path, file) {
-  const res = await fetchText(mf, ACME + path);
+  let res = await fetchText(mf, ACME + path);
+  if (res.status === 308) {
+    const next = new URL(res.headers.get("location"), ACME + "/");
+    res = await fetchText(mf, next.href);
+    assert.notEqual(res.status, 308, `${path}: a second redirect`);
+  }
   assert.equal(res.status, 200, `${path} → ${file}`);
   assert.equal(res.text, bodyOf(file), `${path} → ${file}`);
   assert.equal(res.headers.get("etag"), `"${sha256(Buffer.from(ACME_FILES[file].body))}"`);
@@ -80,8 +86,8 @@ describe("resolution", () => {
     await expectFile("/plain/", "/plain/index.html");
   });
 
-  test("a trailing slash only ever means the directory index", async () => {
-    await expectNotFound("/about/"); // /about.html exists, /about/index.html does not
+  test("a trailing slash means the directory index, or the .html page without it", async () => {
+    await expectFile("/about/", "/about.html"); // 308 /about: /about.html exists, /about/index.html does not
     await expectNotFound("/css/site.css/");
   });
 

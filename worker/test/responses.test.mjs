@@ -122,7 +122,7 @@ describe("Cache-Control", () => {
     ["/", CC.html],
     ["/about", CC.html],
     ["/docs/", CC.html],
-    ["/page.3f2a9c1b.html", CC.html], // HTML is never immutable
+    ["/page.3f2a9c1b", CC.html], // HTML is never immutable
     ["/css/site.css", CC.asset],
     ["/img/logo.png", CC.asset],
     ["/plain", CC.asset],
@@ -157,8 +157,11 @@ describe("missing pages", () => {
     }
   });
 
-  test("/404.html requested directly is a 200", async () => {
-    const res = await fetchText(mf, ACME + "/404.html");
+  test("/404.html requested directly is a 308 to /404, which is a 200", async () => {
+    const redirect = await fetchText(mf, ACME + "/404.html");
+    assert.equal(redirect.status, 308);
+    assert.equal(redirect.headers.get("location"), "/404");
+    const res = await fetchText(mf, ACME + "/404");
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("cache-control"), CC.html);
   });
