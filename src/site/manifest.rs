@@ -97,9 +97,29 @@ pub fn shard_count(files: usize) -> u32 {
     n.min(MAX_SHARDS)
 }
 
-/// The shard a path belongs to.
+/// The shard key cfsetup writes: `"stem"` (docs/storage-layout.md "Route").
+pub const SHARD_KEY: &str = "stem";
+
+/// A path's stem: a trailing `/index.html` dropped (`/docs/index.html` → `/docs`, `/index.html`
+/// → `/`), else a trailing `.html`, else the path. `/about`, `/about.html` and
+/// `/about/index.html` share a stem, so the Worker finds all three in one shard.
+pub fn stem(path: &str) -> &str {
+    if let Some(p) = path.strip_suffix("/index.html") {
+        if p.is_empty() {
+            "/"
+        } else {
+            p
+        }
+    } else if let Some(p) = path.strip_suffix(".html") {
+        p
+    } else {
+        path
+    }
+}
+
+/// The shard a path belongs to, by its stem (`shard_key: "stem"`).
 pub fn shard_of(path: &str, shards: u32) -> u32 {
-    fnv1a32(path.as_bytes()) & (shards - 1)
+    fnv1a32(stem(path).as_bytes()) & (shards - 1)
 }
 
 /// How a path that matches no file is answered (`--not-found`).
@@ -171,6 +191,9 @@ pub struct Route {
     pub files: usize,
     pub bytes: u64,
     pub shards: u32,
+    /// `"stem"`; absent in older Routes, which means `"path"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_key: Option<String>,
     #[serde(default = "default_not_found")]
     pub not_found: String,
     #[serde(default)]
@@ -256,6 +279,7 @@ impl DeployCopy {
             files: files.len(),
             bytes: files.values().map(|e| e.size).sum(),
             shards,
+            shard_key: Some(SHARD_KEY.to_string()),
             not_found: rules.not_found.to_string(),
             not_found_pages,
             redirects: rules.redirects,
@@ -580,6 +604,15 @@ mod tests {
         assert_eq!(shard_count(513), 2);
         assert_eq!(shard_count(1200), 4);
         assert_eq!(shard_count(10_000_000), 1024);
+        assert_eq!(stem("/docs/index.html"), "/docs");
+        assert_eq!(stem("/index.html"), "/");
+        assert_eq!(stem("/about.html"), "/about");
+        assert_eq!(stem("/app.js"), "/app.js");
+        assert_eq!(
+            shard_of("/about.html", 64),
+            shard_of("/about/index.html", 64)
+        );
+        assert_eq!(shard_of("/about", 64), shard_of("/about.html", 64));
         let files: Files = (0..1200)
             .map(|i| (format!("/f{i}.html"), entry('a', 1)))
             .collect();
