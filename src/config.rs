@@ -73,6 +73,10 @@ pub struct Config {
     pub zone_id: Option<String>,
     pub credentials: Credentials,
     pub api_url: Url,
+    /// `--via` / `CFSETUP_VIA`: which API carries objects.
+    pub via: crate::cli::Via,
+    /// `--s3-endpoint` / `R2_S3_ENDPOINT`; `None` is the account's own endpoint.
+    pub s3_endpoint: Option<Url>,
     /// The `.env` file in use: `--write-env` without a path writes here.
     pub env_file: PathBuf,
     pub output: OutputSettings,
@@ -129,6 +133,15 @@ impl Config {
             None => Url::parse(DEFAULT_API_URL).expect("the default API URL is valid"),
         };
 
+        let via = match (args.via, vars.get("CFSETUP_VIA")) {
+            (Some(v), _) => v,
+            (None, Some(v)) => via(&v)?,
+            (None, None) => crate::cli::Via::Auto,
+        };
+        let s3_endpoint = pick(&args.s3_endpoint, &["R2_S3_ENDPOINT"])
+            .map(|(v, src)| self::api_url(&v, &source_name("--s3-endpoint", &src)))
+            .transpose()?;
+
         let verbosity = if args.quiet > 0 {
             Verbosity::Quiet
         } else if args.verbose > 0 {
@@ -146,6 +159,8 @@ impl Config {
                 global_key,
             },
             api_url,
+            via,
+            s3_endpoint,
             env_file,
             output: OutputSettings {
                 json: args.json,
@@ -264,6 +279,18 @@ fn email(value: &str, what: &str) -> Result<String, UsageError> {
     } else {
         Err(usage!("{what} is not an email address: {v:?}")
             .with_hint("use the email you log in to the Cloudflare dashboard with"))
+    }
+}
+
+/// `CFSETUP_VIA`: `auto`, `s3` or `rest`, in any case.
+fn via(value: &str) -> Result<crate::cli::Via, UsageError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "auto" | "" => Ok(crate::cli::Via::Auto),
+        "s3" => Ok(crate::cli::Via::S3),
+        "rest" => Ok(crate::cli::Via::Rest),
+        other => Err(usage!(
+            "CFSETUP_VIA is {other:?}; it must be auto, s3 or rest"
+        )),
     }
 }
 

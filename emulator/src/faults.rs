@@ -4,7 +4,7 @@
 //! requests, before authentication. The limiter is a sliding window per credential, answering
 //! 429 / 971 with `Retry-After` past the quota (cloudflare-api.md §1 "Rate limit").
 
-use crate::{Fault, FaultKind};
+use crate::{Api, Fault, FaultKind};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 /// Pending faults, consumed in insertion order.
 #[derive(Debug, Default)]
 pub struct Faults {
-    pending: Vec<Fault>,
+    /// Each fault with the API it is aimed at (`None`: both).
+    pending: Vec<(Option<Api>, Fault)>,
 }
 
 impl Faults {
-    pub fn add(&mut self, fault: Fault) {
+    pub fn add(&mut self, api: Option<Api>, fault: Fault) {
         if fault.times > 0 {
-            self.pending.push(fault);
+            self.pending.push((api, fault));
         }
     }
 
@@ -27,14 +28,15 @@ impl Faults {
     }
 
     /// Takes one use of the first fault matching this request.
-    pub fn take(&mut self, method: &str, path: &str) -> Option<FaultKind> {
-        let idx = self.pending.iter().position(|f| {
-            f.method
-                .as_deref()
-                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+    pub fn take(&mut self, api: Api, method: &str, path: &str) -> Option<FaultKind> {
+        let idx = self.pending.iter().position(|(a, f)| {
+            a.is_none_or(|a| a == api)
+                && f.method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
                 && f.path_contains.as_deref().is_none_or(|p| path.contains(p))
         })?;
-        let fault = &mut self.pending[idx];
+        let fault = &mut self.pending[idx].1;
         let kind = fault.kind.clone();
         fault.times -= 1;
         if fault.times == 0 {
@@ -45,8 +47,9 @@ impl Faults {
 }
 
 /// Parses the JSON of `POST /__emulator/faults`:
-/// `{method?, path_contains?, kind, retry_after_secs?, status?, ms?, times?}` (`times` defaults to 1).
-pub fn fault_from_json(v: &Value) -> Result<Fault, String> {
+/// `{api?, method?, path_contains?, kind, retry_after_secs?, status?, ms?, times?}` (`times`
+/// defaults to 1; `api` is `"rest"` or `"s3"`, absent for both).
+pub fn fault_from_json(v: &Value) -> Result<(Option<Api>, Fault), String> {
     let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let n = |k: &str| v.get(k).and_then(Value::as_u64);
     let kind = match s("kind").as_deref() {
@@ -67,12 +70,19 @@ pub fn fault_from_json(v: &Value) -> Result<Fault, String> {
         _ => return Err("kind must be rate_limit, server_error, drop or latency".into()),
     };
     let times = n("times").unwrap_or(1);
-    Ok(Fault {
+    let api = match s("api").as_deref() {
+        None => None,
+        Some("rest") => Some(Api::Rest),
+        Some("s3") => Some(Api::S3),
+        Some(_) => return Err("api must be rest or s3".into()),
+    };
+    let fault = Fault {
         method: s("method"),
         path_contains: s("path_contains"),
         kind,
         times: u32::try_from(times).map_err(|_| "times is too large".to_string())?,
-    })
+    };
+    Ok((api, fault))
 }
 
 /// The outcome of counting one request.

@@ -1,6 +1,8 @@
 //! The inspection and control endpoint under `/__emulator/`, a path the real API never uses.
 //!
 //! `GET|DELETE /__emulator/requests`, `POST|DELETE /__emulator/faults`, `GET /__emulator/state`.
+//! Each logged request has `api` (`"rest"` or `"s3"`); a fault may be aimed at one API with
+//! `"api": "rest" | "s3"` (both when absent).
 //! It never shows a token value, a secret binding's text or the Global API Key, and it is not
 //! subject to faults, latency, rate limits or the request log.
 
@@ -27,6 +29,7 @@ pub fn handle(shared: &Shared, method: &str, path: &str, body: &[u8]) -> Reply {
                         "status": r.status,
                         "auth": r.auth,
                         "body_len": r.body_len,
+                        "api": r.api.as_str(),
                     })
                 })
                 .collect();
@@ -39,8 +42,8 @@ pub fn handle(shared: &Shared, method: &str, path: &str, body: &[u8]) -> Reply {
         ("POST", "/__emulator/faults") => {
             let v = parse_json(body).ok().flatten().unwrap_or(Value::Null);
             match fault_from_json(&v) {
-                Ok(f) => {
-                    shared.faults.lock().add(f);
+                Ok((api, f)) => {
+                    shared.faults.lock().add(api, f);
                     Reply::ok(v)
                 }
                 Err(m) => ApiError::new(400, 400, m).reply(),
@@ -84,6 +87,7 @@ fn state_json(shared: &Shared) -> Value {
                 "size": o.body.len(),
                 "content_type": o.content_type,
                 "cache_control": o.cache_control,
+                "etag": o.etag,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "scripts": state.scripts.values().map(|s| json!({

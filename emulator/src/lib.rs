@@ -16,16 +16,26 @@
 //! - [`Emulator::objects`], [`Emulator::scripts`], [`Emulator::routes`] and
 //!   [`Emulator::custom_hostnames`] read the state, for tests and for loading it into miniflare.
 //! - The same inspection is served over HTTP under `/__emulator/`, a path the real API never uses.
+//! - [`Emulator::s3_endpoint`] is R2's S3-compatible API on the same listener (path-style), over
+//!   the same buckets and objects; see the `s3` module. Keys come from the emulator's tokens:
+//!   Access Key ID = token id, Secret Access Key = [`s3_secret_access_key`] of the token value
+//!   (cloudflare-api.md §7 "S3 credentials from an API token"). [`Emulator::inject_for`] aims a
+//!   fault at one API; every request is logged with its [`Api`].
 //!
 //! Modules: `server` (thread, runtime, request pipeline), `wire` (envelope, errors, paging),
 //! `auth` (credentials, token usability, permission evaluation), `seed` (identity and the
 //! permission-group catalog), `state` (resources and the state file), `faults` (injected faults,
-//! rate limiter), `routes` (one submodule per API area) and `inspect` (`/__emulator/`).
+//! rate limiter), `routes` (one submodule per API area), `inspect` (`/__emulator/`) and `s3`
+//! (R2's S3-compatible API: SigV4, S3 XML, objects, listings, multipart).
+//!
+//! Routing on the one listener: `/client/v4/…` is the REST API, `/__emulator…` the inspection
+//! endpoint, and every other path is an S3 request (`GET /`, `/{bucket}`, `/{bucket}/{key…}`).
 
 mod auth;
 mod faults;
 mod inspect;
 mod routes;
+mod s3;
 mod seed;
 mod server;
 mod state;
@@ -56,6 +66,35 @@ pub struct Options {
     /// `Retry-After` (cloudflare-api.md §1 "Rate limit"). `None` disables the limit and the
     /// `Ratelimit` headers. `Options::new()` sets `Some((1200, 300 s))`, the real quota.
     pub rate_limit: Option<(u32, Duration)>,
+    /// R2's "1 concurrent write per second to the same key" on the S3 API (cloudflare-api.md §7
+    /// "Limits"): a second PutObject / CompleteMultipartUpload of one key within a second gets
+    /// 429 `TooManyRequests`. Off by default (also in `Options::new()`), so tests are not slowed.
+    pub s3_write_limit_per_key: bool,
+}
+
+/// Which of the emulator's two APIs a request used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Api {
+    /// The REST API under `/client/v4`.
+    Rest,
+    /// R2's S3-compatible API (every path not under `/client/v4` or `/__emulator`).
+    S3,
+}
+
+impl Api {
+    /// `"rest"` or `"s3"`, as in `GET /__emulator/requests`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::Rest => "rest",
+            Api::S3 => "s3",
+        }
+    }
+}
+
+/// The Secret Access Key R2 derives from an API token: the lowercase hex SHA-256 of its value
+/// (cloudflare-api.md §7 "S3 credentials from an API token"). The Access Key ID is the token id.
+pub fn s3_secret_access_key(token_value: &str) -> String {
+    wire::sha256_hex(token_value.as_bytes())
 }
 
 /// The seeded identity. Stable across runs so that docs and scripts can show them.
@@ -75,8 +114,10 @@ pub struct Seed {
 pub struct Fault {
     /// Only requests with this method (e.g. "PUT"); `None` matches any.
     pub method: Option<String>,
-    /// Only requests whose path (below the base URL, e.g. `/accounts/.../r2/buckets/b/objects/k`)
-    /// contains this substring; `None` matches any.
+    /// Only requests whose path contains this substring; `None` matches any. For the REST API the
+    /// path is below the base URL (e.g. `/accounts/.../r2/buckets/b/objects/k`); for the S3 API it
+    /// is the raw request path (e.g. `/bucket/key`). [`Emulator::inject`] matches both APIs;
+    /// [`Emulator::inject_for`] only one.
     pub path_contains: Option<String>,
     pub kind: FaultKind,
     /// How many matching requests it applies to.
@@ -85,9 +126,10 @@ pub struct Fault {
 
 #[derive(Debug, Clone)]
 pub enum FaultKind {
-    /// 429, code 971, with `Retry-After: <secs>`.
+    /// 429, code 971, with `Retry-After: <secs>` (S3: 429 `TooManyRequests`, same header).
     RateLimit { retry_after_secs: u64 },
-    /// The given 5xx status with a Cloudflare error envelope.
+    /// The given 5xx status with a Cloudflare error envelope (S3: XML; 500 `InternalError`,
+    /// 501 `NotImplemented`, 503 `SlowDown`, others `ServiceUnavailable`).
     ServerError { status: u16 },
     /// Close the connection without answering.
     Drop,
@@ -99,14 +141,18 @@ pub enum FaultKind {
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {
     pub method: String,
-    /// Path below the base URL, e.g. `/user/tokens`.
+    /// REST: the path below the base URL, e.g. `/user/tokens`. S3: the raw request path, e.g.
+    /// `/bucket/key`.
     pub path: String,
     pub query: Option<String>,
     pub status: u16,
-    /// "token", "global-key" or "none".
+    /// REST: "token", "global-key" or "none". S3: "sigv4" (Authorization header), "presigned"
+    /// (query string) or "none".
     pub auth: String,
     /// Length of the request body in bytes.
     pub body_len: u64,
+    /// Which API the request used.
+    pub api: Api,
 }
 
 /// An R2 object in the emulator's state.
@@ -116,6 +162,21 @@ pub struct StoredObject {
     pub key: String,
     pub body: Vec<u8>,
     pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    /// Unquoted (MD5 hex, or `<hex>-<parts>` after a multipart upload).
+    pub etag: String,
+}
+
+/// An S3 multipart upload in progress.
+#[derive(Debug, Clone)]
+pub struct PendingUpload {
+    pub upload_id: String,
+    pub bucket: String,
+    pub key: String,
+    /// Part numbers uploaded so far, ascending.
+    pub parts: Vec<u32>,
+    /// When it was created (RFC 3339).
+    pub initiated: String,
 }
 
 /// An uploaded Worker script in the emulator's state.
@@ -190,14 +251,23 @@ impl Emulator {
     pub fn base_url(&self) -> String {
         format!("http://{}/client/v4", self.server.addr)
     }
+    /// `http://127.0.0.1:PORT`: R2's S3-compatible API, path-style, region `auto`.
+    pub fn s3_endpoint(&self) -> String {
+        format!("http://{}", self.server.addr)
+    }
     pub fn addr(&self) -> SocketAddr {
         self.server.addr
     }
     pub fn seed(&self) -> &Seed {
         &self.seed
     }
+    /// Adds a fault for requests of either API.
     pub fn inject(&self, fault: Fault) {
-        self.shared.faults.lock().add(fault);
+        self.shared.faults.lock().add(None, fault);
+    }
+    /// Adds a fault for requests of one API only.
+    pub fn inject_for(&self, api: Api, fault: Fault) {
+        self.shared.faults.lock().add(Some(api), fault);
     }
     pub fn clear_faults(&self) {
         self.shared.faults.lock().clear();
@@ -278,7 +348,24 @@ impl Emulator {
                     key: k.clone(),
                     body: o.body.clone(),
                     content_type: o.content_type.clone(),
+                    cache_control: o.cache_control.clone(),
+                    etag: o.etag.clone(),
                 })
+            })
+            .collect()
+    }
+    /// The S3 multipart uploads not yet completed or aborted, by upload id.
+    pub fn pending_uploads(&self) -> Vec<PendingUpload> {
+        let state = self.shared.state.lock();
+        state
+            .uploads
+            .iter()
+            .map(|(id, u)| PendingUpload {
+                upload_id: id.clone(),
+                bucket: u.bucket.clone(),
+                key: u.key.clone(),
+                parts: u.parts.keys().copied().collect(),
+                initiated: u.initiated.clone(),
             })
             .collect()
     }

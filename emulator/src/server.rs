@@ -5,7 +5,8 @@
 //! (before auth; `Drop` closes the connection unanswered) → `Options.latency` → per-credential
 //! rate limit (429 / 971 + `Retry-After`) → `routes::dispatch` under the state lock → save the state
 //! file after a mutation → log the request (no secrets) → add `cf-ray` and the `Ratelimit` /
-//! `Ratelimit-Policy` headers. `/__emulator/…` goes to `inspect` and skips all of that.
+//! `Ratelimit-Policy` headers. `/__emulator/…` goes to `inspect` and skips all of that. Every
+//! other path is R2's S3 API (`crate::s3::handle`, its own pipeline and body limit).
 
 use crate::auth;
 use crate::faults::{ceil_secs, Faults, Limiter};
@@ -14,7 +15,7 @@ use crate::routes::{self, Ctx};
 use crate::seed::PermissionGroup;
 use crate::state::State;
 use crate::wire::{random_hex, ApiError, Query, Reply};
-use crate::{FaultKind, Options, RecordedRequest};
+use crate::{Api, FaultKind, Options, RecordedRequest};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -142,7 +143,7 @@ impl std::fmt::Display for Dropped {
 impl std::error::Error for Dropped {}
 
 /// Rate-limit header values for one response.
-struct RateHeaders {
+pub(crate) struct RateHeaders {
     remaining: u32,
     reset_secs: u64,
     quota: u32,
@@ -154,6 +155,14 @@ async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
+    let p = req.uri().path();
+    let under = |base: &str| {
+        p.strip_prefix(base)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if !under("/client/v4") && !under("/__emulator") {
+        return crate::s3::handle(shared, req, peer).await;
+    }
     let (parts, body) = req.into_parts();
     let method = parts.method.as_str().to_string();
     let full_path = parts.uri.path().to_string();
@@ -186,11 +195,12 @@ async fn handle(
             status,
             auth: auth::auth_kind(&parts.headers).to_string(),
             body_len: body.len() as u64,
+            api: Api::Rest,
         });
     };
 
     // Faults come before authentication.
-    let fault = shared.faults.lock().take(&method, &api_path);
+    let fault = shared.faults.lock().take(Api::Rest, &method, &api_path);
     match fault {
         Some(FaultKind::Drop) => {
             log(0);
@@ -282,7 +292,7 @@ fn server_error(status: u16, path: &str) -> Reply {
     ApiError::new(status, code, "Internal server error (injected fault)").reply()
 }
 
-fn finish(reply: Reply, ray: &str, rate: Option<&RateHeaders>) -> Response<Full<Bytes>> {
+pub(crate) fn finish(reply: Reply, ray: &str, rate: Option<&RateHeaders>) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(reply.body));
     *resp.status_mut() = hyper::StatusCode::from_u16(reply.status)
         .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);

@@ -29,6 +29,34 @@ pub struct State {
     /// Set by a GET that changed something (custom hostname activation), so the server saves.
     #[serde(skip)]
     pub dirty: bool,
+    /// In-progress S3 multipart uploads by upload id. Not persisted (a restart forgets them).
+    #[serde(skip)]
+    pub uploads: BTreeMap<String, Upload>,
+    /// Last S3 write per (jurisdiction, bucket, key), for R2's one write per second per key
+    /// (only kept when `Options.s3_write_limit_per_key` is on).
+    #[serde(skip)]
+    pub last_writes: std::collections::HashMap<(String, String, String), std::time::Instant>,
+}
+
+/// An S3 multipart upload that was created and not yet completed or aborted.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub jurisdiction: String,
+    pub bucket: String,
+    pub key: String,
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub initiated: String,
+    pub parts: BTreeMap<u32, Part>,
+}
+
+/// One uploaded part, kept in memory until the upload completes.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub body: Vec<u8>,
+    /// Raw MD5 of the body; its hex, quoted, is the part's ETag.
+    pub md5: [u8; 16],
+    pub last_modified: String,
 }
 
 /// Who owns a token: the seeded user (`cfut_`) or an account (`cfat_`), cloudflare-api.md §4.
@@ -76,7 +104,9 @@ pub struct Object {
     pub body: Vec<u8>,
     pub content_type: Option<String>,
     pub cache_control: Option<String>,
-    /// Unquoted hex.
+    /// Unquoted: the MD5 hex of the body for a single PUT (REST or S3), or
+    /// `<MD5 hex of the concatenated part MD5s>-<part count>` for an S3 multipart upload, as S3
+    /// and R2 do. Both APIs show this one value.
     pub etag: String,
     pub uploaded: String,
     pub version: String,

@@ -79,17 +79,18 @@ impl Default for RetryPolicy {
     }
 }
 
-/// The token bucket that keeps a run under the API's global limit.
+/// The sliding window that keeps a run under the API's global limit.
 ///
 /// Cloudflare allows 1,200 requests per 5 minutes per user, and going over blocks *every* call for
-/// the next 5 minutes (cloudflare-api.md §1 "Rate limit"). A bucket of `burst` tokens refilled at
-/// `(1200 - burst) / 300 s` can never send more than `burst + (1200 - burst) = 1200` requests in any
-/// 5-minute window, yet lets a 1,000-request deploy go at full speed instead of at a uniform 4/s.
-/// When the API reports fewer remaining requests (`Ratelimit: …;r=N`), the bucket shrinks to match,
-/// because the budget is shared with the dashboard and other tools.
+/// the next 5 minutes (cloudflare-api.md §1 "Rate limit"). The pacer remembers when each of the
+/// last `window_limit` requests started and lets a new one start only when fewer than
+/// `window_limit` started in the `window` before it. So no 300 s window ever holds more than
+/// 1,200, yet a long run sustains 1,200 / 300 s = 4 requests/s (a token bucket with a 1,050 burst
+/// refills at only 0.5/s; issue #9). When the API reports fewer remaining requests
+/// (`Ratelimit: "default";r=N;t=S`), at most N more start until S seconds have passed, because
+/// the budget is shared with the dashboard and other tools.
 #[derive(Debug, Clone, Copy)]
 pub struct Pacing {
-    pub burst: u32,
     pub window_limit: u32,
     pub window: Duration,
 }
@@ -97,11 +98,31 @@ pub struct Pacing {
 impl Default for Pacing {
     fn default() -> Self {
         Pacing {
-            burst: 1050,
             window_limit: 1200,
             window: Duration::from_secs(300),
         }
     }
+}
+
+impl Pacing {
+    /// The least time the pacer alone makes `requests` REST requests take, starting from a fresh
+    /// window: the first `window_limit` start at once, each next `window_limit` one window
+    /// later. Latency and concurrency come on top. For `--dry-run` estimates.
+    pub fn estimate(&self, requests: u64) -> Duration {
+        let limit = u64::from(self.window_limit.max(1));
+        if requests <= limit {
+            return Duration::ZERO;
+        }
+        let windows = (requests - 1) / limit;
+        self.window
+            .saturating_mul(windows.min(u64::from(u32::MAX)) as u32)
+    }
+}
+
+/// How long `requests` REST requests take at least under the default pacing (1,200 per 300 s),
+/// from a fresh window. See [`Pacing::estimate`].
+pub fn estimate_rest_duration(requests: u64) -> Duration {
+    Pacing::default().estimate(requests)
 }
 
 #[derive(Debug, Clone)]
@@ -137,13 +158,20 @@ struct Stats {
     requests: AtomicU64,
     retries: AtomicU64,
     bytes_sent: AtomicU64,
+    s3_requests: AtomicU64,
+    s3_retries: AtomicU64,
 }
 
+/// `requests` and `retries` count the REST API (the paced one); `s3_requests` and `s3_retries`
+/// count R2's S3 API, which shares the connection pool but not the REST limit. `bytes_sent` is
+/// both.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, PartialEq, Eq)]
 pub struct StatsSnapshot {
     pub requests: u64,
     pub retries: u64,
     pub bytes_sent: u64,
+    pub s3_requests: u64,
+    pub s3_retries: u64,
 }
 
 /// A request body. Bodies are rebuilt on every attempt, so a retry resends the same bytes and a
@@ -159,14 +187,111 @@ pub(crate) enum Body {
         path: PathBuf,
         len: u64,
         content_type: Option<String>,
+        /// When set, the bytes streamed must hash to `check.expected`, or the body stream fails
+        /// before its last byte (so the server stores nothing) and the request is not retried.
+        check: Option<Arc<HashCheck>>,
     },
     Multipart(MultipartFactory),
+}
+
+/// The SHA-256 a streamed file must have, and whether a stream found it did not.
+#[derive(Debug)]
+pub struct HashCheck {
+    expected: String,
+    mismatched: std::sync::atomic::AtomicBool,
+}
+
+impl HashCheck {
+    /// `expected` is lowercase hex.
+    pub fn new(expected: impl Into<String>) -> Arc<Self> {
+        Arc::new(HashCheck {
+            expected: expected.into().to_ascii_lowercase(),
+            mismatched: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    pub fn expected(&self) -> &str {
+        &self.expected
+    }
+
+    /// Whether a stream read bytes that did not hash to the expected value.
+    pub fn mismatched(&self) -> bool {
+        self.mismatched.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_mismatched(&self) {
+        self.mismatched.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Streams `len` bytes of `file`, hashing them on the way. The chunk that completes the length
+/// is yielded only after the hash has been compared, so when the bytes on disk are not the ones
+/// that were hashed (or the file grew or shrank) the stream fails *before its end*: the request
+/// is cut short, and with its Content-Length unmet no server stores it.
+pub fn verified_file_stream(
+    file: tokio::fs::File,
+    len: u64,
+    check: Arc<HashCheck>,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    use futures::StreamExt;
+    use sha2::Digest;
+    let reader = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
+    let state = (reader, sha2::Sha256::new(), 0u64, false);
+    futures::stream::unfold(state, move |(mut reader, mut hasher, mut seen, done)| {
+        let check = Arc::clone(&check);
+        async move {
+            if done {
+                return None;
+            }
+            let fail = |why: &str| {
+                check.set_mismatched();
+                std::io::Error::other(format!("the file changed on disk: {why}"))
+            };
+            match reader.next().await {
+                Some(Ok(chunk)) => {
+                    seen += chunk.len() as u64;
+                    if seen > len {
+                        let e = fail("it is longer than when it was hashed");
+                        return Some((Err(e), (reader, hasher, seen, true)));
+                    }
+                    hasher.update(&chunk);
+                    if seen == len {
+                        let got = hex::encode(std::mem::take(&mut hasher).finalize());
+                        if got != check.expected {
+                            let e = fail("its bytes no longer hash to its name");
+                            return Some((Err(e), (reader, hasher, seen, true)));
+                        }
+                    }
+                    Some((Ok(chunk), (reader, hasher, seen, false)))
+                }
+                Some(Err(e)) => Some((Err(e), (reader, hasher, seen, true))),
+                None if seen < len => {
+                    let e = fail("it is shorter than when it was hashed");
+                    Some((Err(e), (reader, hasher, seen, true)))
+                }
+                None => {
+                    if len == 0 {
+                        let got = hex::encode(hasher.finalize_reset());
+                        if got != check.expected {
+                            let e = fail("its bytes no longer hash to its name");
+                            return Some((Err(e), (reader, hasher, seen, true)));
+                        }
+                    }
+                    None
+                }
+            }
+        }
+    })
 }
 
 pub(crate) type MultipartFactory =
     Arc<dyn Fn() -> Result<reqwest::multipart::Form, String> + Send + Sync>;
 
 impl Body {
+    fn hash_mismatched(&self) -> bool {
+        matches!(self, Body::File { check: Some(c), .. } if c.mismatched())
+    }
+
     fn len(&self) -> u64 {
         match self {
             Body::Empty | Body::Multipart(_) => 0,
@@ -365,7 +490,36 @@ impl Client {
             requests: s.requests.load(Ordering::Relaxed),
             retries: s.retries.load(Ordering::Relaxed),
             bytes_sent: s.bytes_sent.load(Ordering::Relaxed),
+            s3_requests: s.s3_requests.load(Ordering::Relaxed),
+            s3_retries: s.s3_retries.load(Ordering::Relaxed),
         }
+    }
+
+    /// The one connection pool, for R2's S3 API (`storage::s3`): S3 requests are signed there
+    /// and sent here, outside the REST pacing and in-flight limit, but counted in [`Client::stats`]
+    /// through [`Client::count_s3`].
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// The options this client was built with (retry policy, notes, request logging).
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// Counts one S3 attempt of `bytes` sent; `retry` when it repeats an earlier attempt.
+    pub fn count_s3(&self, bytes: u64, retry: bool) {
+        let s = &self.inner.stats;
+        s.s3_requests.fetch_add(1, Ordering::Relaxed);
+        s.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+        if retry {
+            s.s3_retries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The pacing settings of this client's REST budget.
+    pub fn pacing(&self) -> Pacing {
+        self.inner.options.pacing
     }
 
     /// Sends a call and decodes `result` into `T`.
@@ -529,6 +683,10 @@ impl Client {
                     backoff(policy, failures - 1)
                 }
                 Ok(raw) => return Ok(raw),
+                // The file is not what it was hashed as: sending it again cannot help.
+                Err(e) if req.body.hash_mismatched() => {
+                    return Err(transport(&method, &req.path, e))
+                }
                 // Without an answer a create may or may not have happened: only a failure to
                 // connect is certainly safe to repeat.
                 Err(e) if (req.idempotent() || e.is_connect()) && failures < policy.max_retries => {
@@ -596,21 +754,28 @@ impl Client {
                 path,
                 len,
                 content_type,
+                check,
             } => {
                 // Opened fresh on each attempt and streamed: the file is never held in memory.
                 let file = std::fs::File::open(path)
                     .map_err(|e| bad(format!("cannot open {}: {e}", path.display())))?;
-                let stream = tokio_util::io::ReaderStream::with_capacity(
-                    tokio::fs::File::from_std(file),
-                    64 * 1024,
-                );
+                let file = tokio::fs::File::from_std(file);
                 timeout += Duration::from_secs(len / (256 * 1024));
                 let b = match content_type {
                     Some(ct) => b.header(reqwest::header::CONTENT_TYPE, ct.as_str()),
                     None => b,
                 };
-                b.header(reqwest::header::CONTENT_LENGTH, *len)
-                    .body(reqwest::Body::wrap_stream(stream))
+                let body = match check {
+                    Some(check) => reqwest::Body::wrap_stream(verified_file_stream(
+                        file,
+                        *len,
+                        Arc::clone(check),
+                    )),
+                    None => reqwest::Body::wrap_stream(
+                        tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024),
+                    ),
+                };
+                b.header(reqwest::header::CONTENT_LENGTH, *len).body(body)
             }
             Body::Multipart(make) => b.multipart(make().map_err(bad)?),
         };
@@ -674,7 +839,7 @@ fn ray(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Exponential backoff with jitter: a random delay in `[d/2, d]`, `d = base * 2^attempt`, capped.
-fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+pub(crate) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     let exp = policy
         .base_delay
         .saturating_mul(2u32.saturating_pow(attempt.min(16)));
@@ -685,7 +850,7 @@ fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
 
 /// `retry-after-ms`, then `Retry-After` in seconds or as an HTTP date (as the TS SDK and wrangler
 /// `parseRetryAfterValue` read them).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         return Some(Duration::from_millis(ms.max(0.0) as u64));
@@ -786,65 +951,105 @@ fn decode<T: DeserializeOwned>(method: &str, path: &str, root: &str, v: Value) -
     })
 }
 
-/// The token bucket described on [`Pacing`].
+/// The sliding window described on [`Pacing`]. Uses tokio's clock, so tests can pause time.
 struct Pacer {
-    capacity: f64,
-    per_sec: f64,
-    state: Mutex<(f64, Instant)>,
+    limit: usize,
+    window: Duration,
+    state: Mutex<PacerState>,
+    noted: std::sync::atomic::AtomicBool,
+}
+
+struct PacerState {
+    /// Start times of the requests in the current window, oldest first.
+    sent: std::collections::VecDeque<tokio::time::Instant>,
+    /// What the API said is left (`Ratelimit: r=`), and until when that holds.
+    server: Option<(u64, tokio::time::Instant)>,
 }
 
 impl Pacer {
     fn new(p: Pacing) -> Self {
-        let capacity = f64::from(p.burst.max(1));
-        let refill = f64::from(p.window_limit.saturating_sub(p.burst).max(1));
         Pacer {
-            capacity,
-            per_sec: refill / p.window.as_secs_f64().max(1.0),
-            state: Mutex::new((capacity, Instant::now())),
+            limit: p.window_limit.max(1) as usize,
+            window: p.window.max(Duration::from_millis(1)),
+            state: Mutex::new(PacerState {
+                sent: std::collections::VecDeque::new(),
+                server: None,
+            }),
+            noted: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    /// Takes one token, sleeping until one is there.
-    async fn acquire(&self, notes: bool) {
-        let mut warned = false;
-        loop {
-            let wait = {
-                let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                let now = Instant::now();
-                let (tokens, last) = *s;
-                let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.per_sec)
-                    .min(self.capacity);
-                if tokens >= 1.0 {
-                    *s = (tokens - 1.0, now);
-                    return;
+    /// `Ok` when a request may start now (and counts it), else how long to wait.
+    fn try_take(&self, now: tokio::time::Instant) -> Result<(), Duration> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while s.sent.front().is_some_and(|t| now >= *t + self.window) {
+            s.sent.pop_front();
+        }
+        if let Some((_, until)) = s.server {
+            if now >= until {
+                s.server = None;
+            }
+        }
+        let window_wait = (s.sent.len() >= self.limit)
+            .then(|| *s.sent.front().expect("the window is full") + self.window - now);
+        let server_wait = match s.server {
+            Some((0, until)) => Some(until - now),
+            _ => None,
+        };
+        match window_wait.max(server_wait) {
+            Some(wait) => Err(wait.max(Duration::from_millis(1))),
+            None => {
+                s.sent.push_back(now);
+                if let Some((left, _)) = s.server.as_mut() {
+                    *left -= 1;
                 }
-                *s = (tokens, now);
-                Duration::from_secs_f64((1.0 - tokens) / self.per_sec)
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits until a request may start. Says so once per run, with the expected wait.
+    async fn acquire(&self, notes: bool) {
+        loop {
+            let wait = match self.try_take(tokio::time::Instant::now()) {
+                Ok(()) => return,
+                Err(wait) => wait,
             };
-            if notes && !warned && wait > Duration::from_secs(1) {
-                eprintln!("cfsetup: note: pacing requests to stay under 1,200 per 5 minutes");
-                warned = true;
+            if notes && wait > Duration::from_secs(1) && !self.noted.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "cfsetup: note: pacing REST requests to stay under 1,200 per 5 minutes \
+                     (about 4 a second from here; the next starts in {}s)",
+                    wait.as_secs().max(1)
+                );
             }
             tokio::time::sleep(wait).await;
         }
     }
 
-    /// Shrinks the bucket to what the API says is left (`Ratelimit: "default";r=<remaining>;…`).
+    /// Takes in what the API says is left (`Ratelimit: "default";r=<remaining>;t=<secs>`).
     fn observe(&self, headers: &HeaderMap) {
-        let Some(remaining) = headers
-            .get("ratelimit")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.split(';')
-                    .find_map(|p| p.trim().strip_prefix("r="))
-                    .and_then(|n| n.trim().parse::<f64>().ok())
-            })
-        else {
+        let Some(v) = headers.get("ratelimit").and_then(|v| v.to_str().ok()) else {
             return;
         };
+        let field = |name: &str| {
+            v.split(';')
+                .find_map(|p| p.trim().strip_prefix(name))
+                .and_then(|n| n.trim().parse::<f64>().ok())
+        };
+        let Some(remaining) = field("r=") else {
+            return;
+        };
+        let reset = field("t=").map_or(self.window, |t| {
+            Duration::from_secs_f64(t.clamp(0.0, self.window.as_secs_f64()))
+        });
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if remaining < s.0 {
-            s.0 = remaining;
+        // Only a tighter budget than our own window's is worth following.
+        let ours = self.limit.saturating_sub(s.sent.len()) as f64;
+        if remaining < ours {
+            s.server = Some((
+                remaining.max(0.0) as u64,
+                tokio::time::Instant::now() + reset,
+            ));
         }
     }
 }
@@ -942,23 +1147,71 @@ mod tests {
     }
 
     #[test]
-    fn the_bucket_allows_the_burst_then_never_exceeds_the_window() {
+    fn the_estimate_counts_whole_windows() {
         let p = Pacing::default();
-        let pacer = Pacer::new(p);
-        // Any 5-minute window: at most the burst plus what refills in the window.
-        let max_in_window = pacer.capacity + pacer.per_sec * p.window.as_secs_f64();
-        assert!(max_in_window <= f64::from(p.window_limit) + 0.001);
-        assert!(
-            pacer.capacity >= 1000.0,
-            "a 1,000-file deploy needs no waiting"
+        assert_eq!(p.estimate(0), Duration::ZERO);
+        assert_eq!(p.estimate(1200), Duration::ZERO);
+        assert_eq!(p.estimate(1201), Duration::from_secs(300));
+        assert_eq!(p.estimate(2400), Duration::from_secs(300));
+        assert_eq!(
+            estimate_rest_duration(20_001),
+            Duration::from_secs(16 * 300)
         );
+    }
+
+    /// Drives the pacer for 15 simulated minutes with a paused clock: no 300 s window ever holds
+    /// more than 1,200 starts, and after the first window it sustains 4 a second.
+    #[tokio::test(start_paused = true)]
+    async fn the_window_is_never_exceeded_yet_sustains_four_a_second() {
+        let pacer = Pacer::new(Pacing::default());
+        let start = tokio::time::Instant::now();
+        let mut starts = Vec::new();
+        while start.elapsed() < Duration::from_secs(900) {
+            pacer.acquire(false).await;
+            starts.push(start.elapsed());
+            // Each request takes 50 ms; one at a time is enough to hit the limit.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let window = Duration::from_secs(300);
+        let mut lo = 0;
+        for hi in 0..starts.len() {
+            while starts[hi] - starts[lo] >= window {
+                lo += 1;
+            }
+            assert!(
+                hi - lo < 1200,
+                "{} starts within 300 s at {:?}",
+                hi - lo + 1,
+                starts[hi]
+            );
+        }
+        // 15 minutes = 3 windows: 3,600 requests, not 1,050 + 0.5/s.
+        assert!(starts.len() >= 3590, "{} requests in 900 s", starts.len());
+        let late = starts
+            .iter()
+            .filter(|t| **t >= Duration::from_secs(600))
+            .count();
+        assert!(
+            late as f64 / 300.0 >= 3.9,
+            "{late} requests in the last 300 s"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_api_s_remaining_count_tightens_the_window() {
+        let pacer = Pacer::new(Pacing::default());
         let mut h = HeaderMap::new();
         h.insert(
             "ratelimit",
-            HeaderValue::from_static("\"default\";r=7;t=30"),
+            HeaderValue::from_static("\"default\";r=2;t=30"),
         );
         pacer.observe(&h);
-        assert!(pacer.state.lock().unwrap().0 <= 7.0);
+        let now = tokio::time::Instant::now();
+        assert!(pacer.try_take(now).is_ok());
+        assert!(pacer.try_take(now).is_ok());
+        let wait = pacer.try_take(now).unwrap_err();
+        assert!(wait > Duration::from_secs(29) && wait <= Duration::from_secs(30));
+        assert!(pacer.try_take(now + Duration::from_secs(30)).is_ok());
     }
 
     #[test]

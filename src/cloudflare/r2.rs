@@ -85,19 +85,40 @@ pub struct PutResult {
 /// What to upload: bytes in memory (manifests) or a file streamed from disk (site files).
 pub enum ObjectBody {
     Bytes(Bytes),
-    File { path: PathBuf, len: u64 },
+    File {
+        path: PathBuf,
+        len: u64,
+    },
+    /// A file whose bytes must hash to `check` as they are streamed, or the upload fails before
+    /// its end and nothing is stored (`Storage`'s integrity check on the REST path).
+    CheckedFile {
+        path: PathBuf,
+        len: u64,
+        check: std::sync::Arc<super::client::HashCheck>,
+    },
 }
 
-fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    match Value::deserialize(d)? {
-        Value::Number(n) => n
-            .as_u64()
-            .ok_or_else(|| serde::de::Error::custom("size is not a whole number")),
-        Value::String(s) => s.parse().map_err(serde::de::Error::custom),
-        Value::Null => Ok(0),
-        _ => Err(serde::de::Error::custom(
-            "size is neither a number nor a string",
-        )),
+impl ObjectBody {
+    fn into_body(self, content_type: &str) -> Body {
+        let content_type = Some(content_type.to_string());
+        match self {
+            ObjectBody::Bytes(bytes) => Body::Raw {
+                bytes,
+                content_type,
+            },
+            ObjectBody::File { path, len } => Body::File {
+                path,
+                len,
+                content_type,
+                check: None,
+            },
+            ObjectBody::CheckedFile { path, len, check } => Body::File {
+                path,
+                len,
+                content_type,
+                check: Some(check),
+            },
+        }
     }
 }
 
@@ -166,17 +187,7 @@ impl Client {
         body: ObjectBody,
         content_type: &str,
     ) -> Result<(), Error> {
-        let body = match body {
-            ObjectBody::Bytes(bytes) => Body::Raw {
-                bytes,
-                content_type: Some(content_type.to_string()),
-            },
-            ObjectBody::File { path, len } => Body::File {
-                path,
-                len,
-                content_type: Some(content_type.to_string()),
-            },
-        };
+        let body = body.into_body(content_type);
         let req = Req::put(format!("{}/objects/{}", b.path(), object_key(key))).body(body);
         self.call::<Value>(b.req(req)).await.map(|_| ())
     }
@@ -219,17 +230,7 @@ impl Client {
         content_type: &str,
         headers: Vec<(&'static str, String)>,
     ) -> Result<PutResult, Error> {
-        let body = match body {
-            ObjectBody::Bytes(bytes) => Body::Raw {
-                bytes,
-                content_type: Some(content_type.to_string()),
-            },
-            ObjectBody::File { path, len } => Body::File {
-                path,
-                len,
-                content_type: Some(content_type.to_string()),
-            },
-        };
+        let body = body.into_body(content_type);
         let mut req = Req::put(format!("{}/objects/{}", b.path(), object_key(key))).body(body);
         for (name, value) in headers {
             req = req.header(name, value);
@@ -268,5 +269,18 @@ impl Client {
             |items: Vec<ObjectInfo>| items,
         )
         .await
+    }
+}
+
+fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| serde::de::Error::custom("size is not a whole number")),
+        Value::String(s) => s.parse().map_err(serde::de::Error::custom),
+        Value::Null => Ok(0),
+        _ => Err(serde::de::Error::custom(
+            "size is neither a number nor a string",
+        )),
     }
 }

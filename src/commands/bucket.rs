@@ -54,7 +54,8 @@ pub fn location(
 
 /// A storage error with what was being done, and the fix when the bucket is missing.
 pub fn bucket_error(e: StorageError, bucket: &str, doing: &str) -> anyhow::Error {
-    let missing = matches!(&e, StorageError::Rest(api) if api.has_code(10006));
+    let missing = matches!(&e, StorageError::Rest(api) if api.has_code(10006))
+        || e.s3_code() == Some("NoSuchBucket");
     let err = anyhow::Error::new(e).context(format!("{doing} in bucket {bucket}"));
     if missing {
         err.context(format!(

@@ -403,6 +403,8 @@ pub async fn run(
             zone_id: plan.zone_id.clone(),
             platform_domain: plan.platform_domain.clone(),
             read_only: false,
+            s3_endpoint: config.s3_endpoint.clone(),
+            token_id: Some(token.id.clone()),
         };
         let mut run = checks::run(&new_client, &target).await;
         test_permissions::warn_left_behind(&run, ui);

@@ -147,6 +147,7 @@ pub async fn run(args: DemoArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box
         email: with_key.then(|| seed.email.clone()),
         global_key: with_key.then(|| seed.global_key.clone()),
         api_url: Some(emulator.base_url()),
+        s3_endpoint: Some(emulator.s3_endpoint()),
         env_file: Some(env_file.clone()),
         json: config.output.json,
         color: config.output.color,

@@ -26,6 +26,7 @@ pub async fn run(args: &EmulatorArgs, ui: &Ui) -> anyhow::Result<()> {
         "export CLOUDFLARE_API_BASE_URL={}",
         emulator.base_url()
     )?;
+    writeln!(out, "export R2_S3_ENDPOINT={}", emulator.s3_endpoint())?;
     writeln!(out, "export CLOUDFLARE_EMAIL={}", seed.email)?;
     writeln!(out, "export CLOUDFLARE_GLOBAL_KEY={}", seed.global_key)?;
     writeln!(out, "export CLOUDFLARE_ACCOUNT_ID={}", seed.account_id)?;

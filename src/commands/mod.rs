@@ -93,6 +93,7 @@ pub fn platform_auth(config: &Config, ui: &Ui) -> Result<Auth, UsageError> {
         return Ok(Auth::Token(token.clone()));
     }
     match (&c.email, &c.global_key) {
+        (Some(_), Some(_)) if config.via == crate::cli::Via::S3 => Err(via_s3_needs_a_token()),
         (Some(email), Some(key)) => {
             ui.note("no API token is set; using the Global API Key (a scoped token is safer)");
             Ok(Auth::GlobalKey {
@@ -130,13 +131,120 @@ pub fn client(
 }
 
 /// The bucket's objects for this run. Every command that reads or writes objects gets its
-/// [`Storage`](crate::storage::Storage) here, so which API carries them is decided in one place.
+/// [`Storage`](crate::storage::Storage) here, so which API carries them is decided in one place:
+///
+/// - `--via rest`, or `auto` with the Global API Key: the REST API.
+/// - `--via s3`: R2's S3 API with keys derived from the API token; a refusal fails the run (exit
+///   1). With the Global API Key there is no token id to derive keys from: exit 2, before any
+///   request ([`platform_auth`] refuses that combination too).
+/// - `auto` with an API token: S3, falling back to REST, with one note, when S3 refuses the
+///   keys on its first call.
+///
+/// With a token this costs one REST request (the token's verify call, for its id).
 pub async fn storage(
-    _config: &Config,
+    config: &Config,
     client: &Client,
     bucket: crate::storage::BucketLoc,
 ) -> anyhow::Result<crate::storage::Storage> {
-    Ok(crate::storage::Storage::rest(
-        crate::storage::RestStore::new(client.clone(), bucket),
-    ))
+    storage_with(config, client, bucket, StorageSetup::default()).await
+}
+
+/// What [`storage_with`] may be told beyond the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct StorageSetup {
+    /// The API token's id, when the command already verified the token (saves a request).
+    pub token_id: Option<String>,
+    /// S3 tuning; `None` takes the client's retry and note settings
+    /// ([`S3Options::from_client`](crate::storage::S3Options::from_client)).
+    pub s3: Option<crate::storage::S3Options>,
+}
+
+/// [`storage`], with a known token id or S3 options (tests lower the multipart threshold).
+pub async fn storage_with(
+    config: &Config,
+    client: &Client,
+    bucket: crate::storage::BucketLoc,
+    setup: StorageSetup,
+) -> anyhow::Result<crate::storage::Storage> {
+    use crate::cli::Via;
+    use crate::storage::{RestStore, S3Credentials, S3Options, S3Store, Storage};
+
+    let rest = RestStore::new(client.clone(), bucket.clone());
+    let token = match (config.via, client.auth()) {
+        (Via::Rest, _) | (Via::Auto, Auth::GlobalKey { .. }) => return Ok(Storage::rest(rest)),
+        (Via::S3, Auth::GlobalKey { .. }) => return Err(via_s3_needs_a_token().into()),
+        (_, Auth::Token(t)) => t.clone(),
+    };
+    let token_id = match setup.token_id {
+        Some(id) => id,
+        None => token_id(client, &token, &bucket.account)
+            .await
+            .map_err(|e| {
+                anyhow::Error::new(e).context("verifying the API token for R2's S3 keys")
+            })?,
+    };
+    let credentials = S3Credentials::from_token(&token_id, &token);
+    let (endpoint, overridden) = match &config.s3_endpoint {
+        Some(url) => (url.clone(), true),
+        None => (
+            crate::storage::s3::default_endpoint(&bucket.account, bucket.jurisdiction.as_deref()),
+            false,
+        ),
+    };
+    let options = setup.s3.unwrap_or_else(|| S3Options::from_client(client));
+    let notes = options.notes;
+    let s3 = S3Store::new(
+        client.clone(),
+        bucket,
+        endpoint,
+        overridden,
+        &credentials,
+        options,
+    )?;
+    Ok(match config.via {
+        Via::S3 => Storage::s3(s3),
+        _ => Storage::auto(s3, rest, fallback_cause(&token), notes),
+    })
+}
+
+/// The likely cause of an S3 refusal in `auto`, for its one note.
+fn fallback_cause(token: &crate::secret::Secret) -> String {
+    let t = token.expose();
+    let mut cause = "Likely cause: the token lacks an R2 permission (Workers R2 Storage Write), \
+                     or it was changed in the last minute."
+        .to_string();
+    if t.starts_with("cfut_") || t.starts_with("cfat_") {
+        cause.push_str(
+            " This is a new-format token; deriving S3 keys from cfut_/cfat_ tokens is \
+             unconfirmed.",
+        );
+    }
+    cause.push_str(" Use --via rest to skip S3, or --via s3 to fail instead.");
+    cause
+}
+
+fn via_s3_needs_a_token() -> UsageError {
+    usage!("--via s3 needs an API token: the Global API Key has no token id to derive S3 keys from")
+        .with_hint("set CLOUDFLARE_API_TOKEN, or use --via rest (or auto)")
+}
+
+/// The API token's id, which is its S3 Access Key ID: `GET /user/tokens/verify`, or
+/// `/accounts/{id}/tokens/verify` for an account token (`cfat_`, or a user verify answering
+/// 1000; cloudflare-api.md §2, §7).
+pub async fn token_id(
+    client: &Client,
+    token: &crate::secret::Secret,
+    account_id: &str,
+) -> Result<String, crate::cloudflare::Error> {
+    if token.expose().starts_with("cfat_") {
+        return Ok(client.verify_account_token(account_id).await?.id);
+    }
+    match client.verify_token().await {
+        Ok(s) => Ok(s.id),
+        Err(e) if e.has_code(1000) => match client.verify_account_token(account_id).await {
+            Ok(s) => Ok(s.id),
+            Err(_) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
 }

@@ -50,6 +50,8 @@ pub async fn run(
         zone_id: zone_id.clone(),
         platform_domain,
         read_only: args.read_only,
+        s3_endpoint: config.s3_endpoint.clone(),
+        token_id: credential.id.clone(),
     };
     let mut run = checks::run(&client, &target).await;
     warn_left_behind(&run, ui);

@@ -5,9 +5,14 @@
 //! update-if-version-matches; conditional reads; listings), as STYLE.md §26 suggests.
 //!
 //! Backends:
+//! - [`s3`]: R2's S3 API with keys derived from the API token (cloudflare-api.md §7), outside the
+//!   REST limit. The default with an API token.
 //! - [`rest`]: R2's REST object endpoints through the one [`Client`](crate::cloudflare::Client)
 //!   (paced to the REST API's 1,200 requests per 5 minutes; cloudflare-api.md §1, §7). The
 //!   fallback for the Global API Key, which has no token id to derive S3 keys from.
+//! - `auto` ([`Storage::auto`]): S3, falling back to REST for the rest of the run when S3
+//!   refuses the derived keys on its first calls (InvalidAccessKeyId, SignatureDoesNotMatch,
+//!   AccessDenied), with one note on stderr.
 //!
 //! ETags are kept unquoted everywhere in this module: R2's REST GET quotes them, its listings and
 //! PUT results do not (cloudflare-api.md §7 "Object REST endpoints").
@@ -15,13 +20,17 @@
 //! This module must not import commands, reports or output.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::Bytes;
 
 pub mod rest;
+pub mod s3;
 
-pub use rest::RestStore;
+pub use rest::{RestStore, REST_MAX_OBJECT_SIZE};
+pub use s3::{S3Credentials, S3Options, S3Store, S3_MAX_OBJECT_SIZE};
 
 /// Which bucket, in which account and jurisdiction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,11 +133,54 @@ pub enum StorageError {
     /// The REST API refused or failed.
     #[error(transparent)]
     Rest(#[from] crate::cloudflare::Error),
+    /// R2's S3 API answered with an error (`<Error><Code>…`; a HEAD's has no body, so its code
+    /// is taken from the status).
+    #[error("S3 {method} {key}: HTTP {status} {code}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
+    S3 {
+        method: String,
+        key: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// No answer from R2's S3 API (after retries), or one that could not be read.
+    #[error("S3 {method} {key}: {detail}")]
+    S3Transport {
+        method: String,
+        key: String,
+        detail: String,
+    },
+    /// The object is larger than this API takes (REST: 300 MiB; S3: 4.995 TiB).
+    #[error("{key} is {size} bytes, over the {max}-byte limit of this API")]
+    TooLarge { key: String, size: u64, max: u64 },
 }
 
 impl StorageError {
     pub fn is_precondition_failed(&self) -> bool {
         matches!(self, StorageError::PreconditionFailed { .. })
+    }
+
+    /// The S3 error code, for an error S3 answered.
+    pub fn s3_code(&self) -> Option<&str> {
+        match self {
+            StorageError::S3 { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Whether S3 refused the credentials themselves (unknown key id, bad signature, or no
+    /// permission): the errors on which `auto` falls back to REST.
+    pub fn is_s3_auth_refusal(&self) -> bool {
+        match self {
+            StorageError::S3 { status, code, .. } => {
+                matches!(*status, 401 | 403)
+                    && matches!(
+                        code.as_str(),
+                        "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied"
+                    )
+            }
+            _ => false,
+        }
     }
 }
 
@@ -141,6 +193,94 @@ pub struct Storage {
 #[derive(Debug, Clone)]
 enum Backend {
     Rest(RestStore),
+    S3(S3Store),
+    Auto(Arc<Auto>),
+}
+
+/// `auto`: S3 until it refuses the keys on a first call, then REST for the rest of the run.
+#[derive(Debug)]
+struct Auto {
+    s3: S3Store,
+    rest: RestStore,
+    /// 0: S3 not yet proven; 1: S3 answered a call; 2: fell back to REST.
+    state: AtomicU8,
+    /// Print the fallback note on stderr (once).
+    notes: bool,
+    /// The likely cause, for the note.
+    cause: String,
+    note: Mutex<Option<String>>,
+}
+
+const UNPROVEN: u8 = 0;
+const PROVEN: u8 = 1;
+const FELL_BACK: u8 = 2;
+
+impl Auto {
+    fn on_rest(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == FELL_BACK
+    }
+
+    /// After an S3 call: whether to repeat it over REST (and from now on use REST).
+    fn fall_back<T>(&self, result: &Result<T, StorageError>) -> bool {
+        match result {
+            Err(e) if e.is_s3_auth_refusal() && self.state.load(Ordering::SeqCst) != PROVEN => {
+                if self.state.swap(FELL_BACK, Ordering::SeqCst) != FELL_BACK {
+                    let code = e.s3_code().unwrap_or("AccessDenied");
+                    let note = format!(
+                        "R2's S3 API refused the keys derived from the API token ({code}); using \
+                         the REST API for the rest of this run (paced to 1,200 requests per 5 \
+                         minutes). {}",
+                        self.cause
+                    );
+                    if self.notes {
+                        eprintln!("cfsetup: note: {note}");
+                    }
+                    *self.note.lock().unwrap_or_else(|p| p.into_inner()) = Some(note);
+                }
+                true
+            }
+            Err(e) if e.is_s3_auth_refusal() => false,
+            _ => {
+                if result.is_ok() {
+                    let _ = self.state.compare_exchange(
+                        UNPROVEN,
+                        PROVEN,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
+                }
+                false
+            }
+        }
+    }
+}
+
+/// Runs `$call` on the backend `$s` is bound to; in `auto`, on S3 first and, when S3 refuses the
+/// keys, again on REST.
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match &$self.backend {
+            Backend::Rest($s) => $call,
+            Backend::S3($s) => $call,
+            Backend::Auto(a) => {
+                if a.on_rest() {
+                    let $s = &a.rest;
+                    $call
+                } else {
+                    let result = {
+                        let $s = &a.s3;
+                        $call
+                    };
+                    if a.fall_back(&result) {
+                        let $s = &a.rest;
+                        $call
+                    } else {
+                        result
+                    }
+                }
+            }
+        }
+    };
 }
 
 impl Storage {
@@ -151,74 +291,154 @@ impl Storage {
         }
     }
 
-    /// `"REST"` or `"S3"`: which API carries objects, for reports.
+    /// Objects over R2's S3 API only (`--via s3`): an S3 refusal is an error.
+    pub fn s3(store: S3Store) -> Self {
+        Storage {
+            backend: Backend::S3(store),
+        }
+    }
+
+    /// `--via auto` with an API token: S3, or REST for the rest of the run once S3 refuses the
+    /// derived keys on a first call. `cause` ends the one note printed then (the likely reason);
+    /// `notes: false` keeps it off stderr ([`Storage::fallback_note`] still has it).
+    pub fn auto(s3: S3Store, rest: RestStore, cause: impl Into<String>, notes: bool) -> Self {
+        Storage {
+            backend: Backend::Auto(Arc::new(Auto {
+                s3,
+                rest,
+                state: AtomicU8::new(UNPROVEN),
+                notes,
+                cause: cause.into(),
+                note: Mutex::new(None),
+            })),
+        }
+    }
+
+    /// `"REST"` or `"S3"`: which API carries objects, for reports. In `auto` this is `"S3"`
+    /// until it falls back.
     pub fn via(&self) -> &'static str {
         match &self.backend {
             Backend::Rest(_) => "REST",
+            Backend::S3(_) => "S3",
+            Backend::Auto(a) if a.on_rest() => "REST",
+            Backend::Auto(_) => "S3",
+        }
+    }
+
+    /// The note `auto` printed when it fell back to REST, if it did.
+    pub fn fallback_note(&self) -> Option<String> {
+        match &self.backend {
+            Backend::Auto(a) => a.note.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            _ => None,
         }
     }
 
     /// Whether conditional PUTs are enforced by the server (S3) rather than checked just before
     /// the write (REST; docs/storage-layout.md "Over the REST API").
     pub fn conditional_writes_are_atomic(&self) -> bool {
+        self.via() == "S3"
+    }
+
+    /// The largest object a single [`Storage::put`] takes: 300 MiB over REST (check before any
+    /// request, and point to S3), 4.995 TiB over S3 (multipart above 64 MiB). In `auto`, S3's.
+    pub fn max_object_size(&self) -> u64 {
         match &self.backend {
-            Backend::Rest(_) => false,
+            Backend::Rest(_) => REST_MAX_OBJECT_SIZE,
+            Backend::S3(_) => S3_MAX_OBJECT_SIZE,
+            Backend::Auto(a) if a.on_rest() => REST_MAX_OBJECT_SIZE,
+            Backend::Auto(_) => S3_MAX_OBJECT_SIZE,
         }
     }
 
     pub fn bucket(&self) -> &BucketLoc {
         match &self.backend {
             Backend::Rest(s) => s.bucket(),
+            Backend::S3(s) => s.bucket(),
+            Backend::Auto(a) => a.rest.bucket(),
         }
     }
 
     /// The whole object, or `None` if the key does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Object>, StorageError> {
+        dispatch!(self, s => s.get(key).await)
+    }
+
+    /// Bytes `range` (end exclusive) of the object, or `None` if the key does not exist. Over
+    /// REST, which has no documented Range, the whole object is read and cut.
+    pub async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Object>, StorageError> {
         match &self.backend {
-            Backend::Rest(s) => s.get(key).await,
+            Backend::S3(s) => s.get_range(key, range).await,
+            Backend::Auto(a) if !a.on_rest() => {
+                let result = a.s3.get_range(key, range.clone()).await;
+                if a.fall_back(&result) {
+                    rest_range(a.rest.get(key).await?, range)
+                } else {
+                    result
+                }
+            }
+            Backend::Auto(a) => rest_range(a.rest.get(key).await?, range),
+            Backend::Rest(s) => rest_range(s.get(key).await?, range),
         }
     }
 
     /// The object's metadata, or `None` if the key does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
-        match &self.backend {
-            Backend::Rest(s) => s.head(key).await,
-        }
+        dispatch!(self, s => s.head(key).await)
     }
 
     /// Writes `payload` under `key`; returns the new ETag (unquoted) when the API gives one.
+    /// A [`Payload::File`] whose bytes do not hash to its `sha256` is refused, and nothing is
+    /// stored ([`StorageError::ChangedOnDisk`]).
     pub async fn put(
         &self,
         key: &str,
         payload: Payload,
         options: PutOptions,
     ) -> Result<Option<String>, StorageError> {
-        match &self.backend {
-            Backend::Rest(s) => s.put(key, payload, options).await,
-        }
+        dispatch!(self, s => s.put(key, payload.clone(), options.clone()).await)
     }
 
     /// Deletes `key`; a missing key is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        match &self.backend {
-            Backend::Rest(s) => s.delete(key).await,
-        }
+        dispatch!(self, s => s.delete(key).await)
+    }
+
+    /// Deletes every key; missing keys are not errors. S3: DeleteObjects, 1,000 keys a call;
+    /// REST: one DELETE per key, 8 at a time.
+    pub async fn delete_many(&self, keys: &[String]) -> Result<(), StorageError> {
+        dispatch!(self, s => s.delete_many(keys).await)
     }
 
     /// Every object whose key starts with `prefix`, in key order.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
-        match &self.backend {
-            Backend::Rest(s) => s.list(prefix).await,
-        }
+        dispatch!(self, s => s.list(prefix).await)
     }
 
     /// The distinct next path levels below `prefix` (a listing with delimiter `/`): for
     /// `sites/`, every `sites/<tenant>/`.
     pub async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        match &self.backend {
-            Backend::Rest(s) => s.list_prefixes(prefix).await,
-        }
+        dispatch!(self, s => s.list_prefixes(prefix).await)
     }
+}
+
+fn rest_range(
+    object: Option<Object>,
+    range: std::ops::Range<u64>,
+) -> Result<Option<Object>, StorageError> {
+    Ok(object.map(|mut o| {
+        let len = o.body.len() as u64;
+        let (start, end) = (
+            range.start.min(len),
+            range.end.min(len).max(range.start.min(len)),
+        );
+        o.body = o.body.slice(start as usize..end as usize);
+        o.meta.size = end - start;
+        o
+    }))
 }
 
 /// The common prefixes of `keys` one `/`-level below `prefix`, sorted and distinct.

@@ -10,12 +10,17 @@
 //! - no documented common prefixes: [`RestStore::list_prefixes`] lists every key below the prefix.
 
 use crate::cloudflare::r2::{BucketRef, ObjectBody, ObjectInfo, RawObject};
-use crate::cloudflare::Client;
+use crate::cloudflare::{Client, HashCheck};
 
 use super::{
     prefixes_below, unquote_etag, BucketLoc, Object, ObjectMeta, Payload, PutMode, PutOptions,
     StorageError,
 };
+
+/// The REST object endpoint's limit: 300 MB per object (TS and Python SDK docs; wrangler
+/// `MAX_UPLOAD_SIZE_BYTES` is 300 MiB, the figure `site::walk` uses too;
+/// cloudflare-api.md §7 "Object REST endpoints").
+pub const REST_MAX_OBJECT_SIZE: u64 = 300 * 1024 * 1024;
 
 /// One bucket over the REST API.
 #[derive(Debug, Clone)]
@@ -87,9 +92,25 @@ impl RestStore {
         if let Some(cc) = &options.cache_control {
             headers.push(("cache-control", cc.clone()));
         }
+        let mut check = None;
         let body = match payload {
             Payload::Bytes(b) => ObjectBody::Bytes(b),
-            Payload::File { path, len, .. } => ObjectBody::File { path, len },
+            Payload::File { path, len, sha256 } => {
+                if len > REST_MAX_OBJECT_SIZE {
+                    return Err(StorageError::TooLarge {
+                        key: key.to_string(),
+                        size: len,
+                        max: REST_MAX_OBJECT_SIZE,
+                    });
+                }
+                let c = HashCheck::new(sha256);
+                check = Some((path.clone(), c.clone()));
+                ObjectBody::CheckedFile {
+                    path,
+                    len,
+                    check: c,
+                }
+            }
         };
         let content_type = options
             .content_type
@@ -104,12 +125,27 @@ impl RestStore {
             Err(e) if e.status() == Some(412) => Err(StorageError::PreconditionFailed {
                 key: key.to_string(),
             }),
+            Err(_) if check.as_ref().is_some_and(|(_, c)| c.mismatched()) => {
+                let (path, c) = check.expect("checked above");
+                Err(StorageError::ChangedOnDisk {
+                    path,
+                    expected: c.expected().to_string(),
+                })
+            }
             Err(e) => Err(e.into()),
         }
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
         Ok(self.client.delete_object(self.r(), key).await?)
+    }
+
+    /// One DELETE per key, 8 at a time (the REST API has no batch delete).
+    pub async fn delete_many(&self, keys: &[String]) -> Result<(), StorageError> {
+        use futures::stream::{self, TryStreamExt};
+        stream::iter(keys.iter().map(Ok::<_, StorageError>))
+            .try_for_each_concurrent(8, |k| async move { self.delete(k).await })
+            .await
     }
 
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {

@@ -69,7 +69,8 @@ impl World {
         self.secrets.lock().unwrap().push(value.to_string());
     }
 
-    /// The binary with only PATH, HOME, NO_COLOR and the emulator's URL set, run in the temp dir.
+    /// The binary with only PATH, HOME, NO_COLOR and the emulator's URLs (REST and S3) set, run in
+    /// the temp dir.
     pub fn bare(&self) -> Command {
         let mut cmd = Command::cargo_bin("cfsetup").expect("the binary is built");
         cmd.env_clear()
@@ -77,6 +78,7 @@ impl World {
             .env("HOME", self.path())
             .env("NO_COLOR", "1")
             .env("CLOUDFLARE_API_BASE_URL", self.emu.base_url())
+            .env("R2_S3_ENDPOINT", self.emu.s3_endpoint())
             .current_dir(self.path());
         cmd
     }

@@ -16,5 +16,6 @@ mod foundation;
 mod gc;
 mod rotate_token;
 mod sites;
+mod storage;
 mod stress;
 mod test_permissions;

@@ -341,6 +341,7 @@ fn spawn_deploy(s: &Site, extra: &[&str]) -> std::process::Child {
         .env("HOME", s.w.path())
         .env("NO_COLOR", "1")
         .env("CLOUDFLARE_API_BASE_URL", s.w.emu.base_url())
+        .env("R2_S3_ENDPOINT", s.w.emu.s3_endpoint())
         .env("CLOUDFLARE_ACCOUNT_ID", s.w.account_id())
         .env("CLOUDFLARE_ZONE_ID", s.w.zone_id())
         .env("CLOUDFLARE_API_TOKEN", &s.token)
@@ -364,7 +365,7 @@ fn ctrl_c_exits_130_and_says_the_old_deploy_is_still_live() {
     s.write("index.html", b"<h1>never switched</h1>");
     s.w.emu.inject(Fault {
         method: Some("PUT".into()),
-        path_contains: Some("/objects/blobs/".into()),
+        path_contains: Some("/blobs/".into()),
         kind: FaultKind::Latency(Duration::from_secs(5)),
         times: 1,
     });

@@ -77,6 +77,7 @@ fn spawn(s: &Site, args: &[String]) -> Child {
         .env("HOME", s.w.path())
         .env("NO_COLOR", "1")
         .env("CLOUDFLARE_API_BASE_URL", s.w.emu.base_url())
+        .env("R2_S3_ENDPOINT", s.w.emu.s3_endpoint())
         .env("CLOUDFLARE_ACCOUNT_ID", s.w.account_id())
         .env("CLOUDFLARE_ZONE_ID", s.w.zone_id())
         .env("CLOUDFLARE_API_TOKEN", &s.token)

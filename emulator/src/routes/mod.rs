@@ -16,7 +16,7 @@ mod tokens;
 mod workers;
 
 pub use hostnames::{current_phase, render as render_hostname};
-pub use r2::{too_large, MAX_OBJECT_SIZE};
+pub use r2::{too_large, valid_bucket_name, MAX_OBJECT_SIZE};
 pub use tokens::mint;
 pub use workers::public_bindings;
 

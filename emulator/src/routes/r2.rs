@@ -4,8 +4,8 @@
 //! header (default `default`). Object keys come from the raw path after `/objects/`: raw `/` and
 //! `%2F` are both accepted, valid `%XX` escapes are decoded and a lone `%` is kept (peers.md §3).
 //!
-//! Choices where the reference is silent: the ETag is the first 32 hex characters of the body's
-//! SHA-256 (the real one is an MD5); deleting a missing key succeeds (R2 deletes are idempotent);
+//! Choices where the reference is silent: the ETag is the body's MD5 hex, as on the S3 API
+//! (one ETag per object whichever API wrote it; `crate::s3`); deleting a missing key succeeds (R2 deletes are idempotent);
 //! an over-size upload is 413 / 10011; an invalid key (not UTF-8 after decoding, or over 1,024
 //! bytes) is 400 / 10020; an unparseable create body is 400 / 10005 like a bad name.
 
@@ -14,10 +14,11 @@ use crate::auth::Resource;
 use crate::seed;
 use crate::state::{Bucket, Object, State};
 use crate::wire::{
-    now_rfc3339, parse_json, parse_rfc3339, random_hex, sha256_hex, ApiError, Outcome, Reply,
+    md5_hex, now_rfc3339, parse_json, parse_rfc3339, random_hex, ApiError, Outcome, Reply,
 };
 use bytes::Bytes;
 use serde_json::{json, Value};
+use std::ops::Bound;
 
 /// 300 MiB, the REST upload limit (cloudflare-api.md §7; wrangler `MAX_UPLOAD_SIZE_BYTES`).
 pub const MAX_OBJECT_SIZE: usize = 300 * 1024 * 1024;
@@ -203,7 +204,11 @@ fn bucket_item(ctx: &Ctx, state: &mut State, account: &str, j: &str, name: &str)
     if !write {
         return Ok(Reply::ok(bucket_json(bucket)));
     }
-    if !bucket.objects.is_empty() {
+    let uploading = state
+        .uploads
+        .values()
+        .any(|u| u.jurisdiction == j && u.bucket == name);
+    if !bucket.objects.is_empty() || uploading {
         return Err(ApiError::new(
             409,
             10008,
@@ -259,7 +264,7 @@ fn put_object(ctx: &Ctx, b: &mut Bucket, key: String) -> Outcome {
     if ctx.body.len() > MAX_OBJECT_SIZE {
         return Err(too_large());
     }
-    let etag = sha256_hex(ctx.body)[..32].to_string();
+    let etag = md5_hex(ctx.body);
     let obj = Object {
         body: ctx.body.to_vec(),
         content_type: ctx.header("content-type").map(str::to_string),
@@ -352,9 +357,15 @@ fn list_objects(ctx: &Ctx, state: &State, account: &str, j: &str, bucket: &str) 
     let mut delimited: Vec<String> = Vec::new();
     let mut last_marker: Option<String> = None;
     let mut truncated = false;
-    for (key, obj) in b.objects.range::<String, _>(..) {
+    // Keys with the prefix are contiguous in the map: start at the prefix or just after the
+    // cursor, whichever is later, and stop at the first key past the prefix.
+    let from = match &after {
+        Some(a) if a.as_str() >= prefix => Bound::Excluded(a.clone()),
+        _ => Bound::Included(prefix.to_string()),
+    };
+    for (key, obj) in b.objects.range::<String, _>((from, Bound::Unbounded)) {
         if !key.starts_with(prefix) {
-            continue;
+            break;
         }
         if let Some(a) = &after {
             if key.as_str() <= a.as_str() || skipped_prefix(a, key) {

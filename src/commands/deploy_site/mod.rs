@@ -232,12 +232,56 @@ const BEFORE_SWITCH: u8 = 0;
 const SWITCHING: u8 = 1;
 const SWITCHED: u8 = 2;
 
+/// Ctrl-C, listened for from the start of the run (so one during planning is caught too).
+struct Interrupt {
+    #[cfg(unix)]
+    sig: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupt {
+    fn listen() -> Self {
+        Interrupt {
+            #[cfg(unix)]
+            sig: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
+        }
+    }
+
+    async fn wait(&mut self) {
+        #[cfg(unix)]
+        {
+            match &mut self.sig {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+fn interrupted_before_any_write(tenant: &str, ui: &Ui) -> Box<dyn Report> {
+    let state = "nothing was changed (interrupted while planning)".to_string();
+    ui.warn(format!("interrupted (Ctrl-C): {state}"));
+    Box::new(InterruptedReport {
+        tenant: tenant.to_string(),
+        interrupted: true,
+        state,
+    })
+}
+
 pub async fn run(
     args: DeploySiteArgs,
     config: &Config,
     ui: &Ui,
 ) -> anyhow::Result<Box<dyn Report>> {
     let input = check(&args, config)?;
+    let mut interrupt = Interrupt::listen();
 
     let dir = input.dir.clone();
     let options = WalkOptions {
@@ -292,10 +336,16 @@ pub async fn run(
         phase: Arc::new(AtomicU8::new(BEFORE_SWITCH)),
     };
     let file_count = files.len();
-    let plan = deploy.plan(&files, rules).await?;
+    let plan = tokio::select! {
+        p = deploy.plan(&files, rules) => p?,
+        () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui)),
+    };
     let mut report = DeployReport::new(&input, &plan, &walked, file_count);
     if input.dry_run {
-        deploy.dry_run(&plan, &files, &mut report).await?;
+        tokio::select! {
+            r = deploy.dry_run(&plan, &files, &mut report) => r?,
+            () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui)),
+        }
         return Ok(Box::new(report));
     }
     if plan.unchanged {
@@ -304,14 +354,9 @@ pub async fn run(
     }
 
     let intent_key = layout::intent_key(&locks::new_id());
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
     let outcome = tokio::select! {
         r = deploy.apply(&plan, &files, &intent_key, &mut report) => Some(r),
-        () = interrupt => None,
+        () = interrupt.wait() => None,
     };
     // The intent is only needed while the run lives; a kill leaves it to go stale.
     let _ = storage.delete(&intent_key).await;

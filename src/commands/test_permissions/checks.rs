@@ -53,6 +53,10 @@ pub struct Target {
     pub platform_domain: Option<String>,
     /// Skip the write round trips and report those checks as skipped.
     pub read_only: bool,
+    /// `--s3-endpoint` / `R2_S3_ENDPOINT`; `None` is the account's own S3 endpoint.
+    pub s3_endpoint: Option<url::Url>,
+    /// The token's id (its S3 Access Key ID), when the caller already verified it.
+    pub token_id: Option<String>,
 }
 
 /// The result of one check, as the table and `--json` show it.
@@ -483,6 +487,10 @@ impl Ctx<'_> {
         }
     }
 
+    /// Creates a temporary bucket (REST), PUTs and DELETEs an object in it over R2's S3 API with
+    /// the keys derived from the token, then deletes the bucket. When S3 fails where REST works,
+    /// the object round trip is made over REST instead and the check still passes, with a warning
+    /// in its detail: deploys will use REST.
     async fn r2_write(&self) -> Result<String, Error> {
         let b = BucketRef {
             account: &self.target.account_id,
@@ -492,9 +500,105 @@ impl Ctx<'_> {
         let temp = Temp::Bucket(self.name.to_string());
         register(self.registry, temp.clone());
         self.client.create_bucket(b, None).await?;
+        let key = format!("{}.txt", self.name);
+        let s3 = self.s3_round_trip(&key).await;
+        let detail = match s3 {
+            Ok(()) => format!(
+                "created and deleted bucket {} (REST), and put and deleted an object in it \
+                 over S3 with the token's derived keys: objects work over REST and S3",
+                self.name
+            ),
+            Err(why) => {
+                // Prove the REST object path, which deploys will use instead.
+                let body = crate::cloudflare::r2::ObjectBody::Bytes(bytes::Bytes::from_static(
+                    b"cfsetup test-permissions\n",
+                ));
+                let put = self.client.put_object(b, &key, body, "text/plain").await;
+                let _ = self.client.delete_object(b, &key).await;
+                if let Err(e) = put {
+                    let _ = self.client.delete_bucket(b).await;
+                    return Err(e);
+                }
+                format!(
+                    "created and deleted bucket {}, and put and deleted an object in it over \
+                     REST; warning: {why}, so deploys will use REST (1,200 requests per 5 \
+                     minutes, 300 MiB per object)",
+                    self.name
+                )
+            }
+        };
         self.client.delete_bucket(b).await?;
         unregister(self.registry, &temp);
-        Ok(format!("created and deleted bucket {}", self.name))
+        Ok(detail)
+    }
+
+    /// PUT and DELETE of one small object over S3, or why not (for the warning).
+    async fn s3_round_trip(&self, key: &str) -> Result<(), String> {
+        use crate::storage::{BucketLoc, Payload, PutOptions, S3Credentials, S3Options, S3Store};
+        let token = match self.client.auth() {
+            crate::cloudflare::Auth::Token(t) => t.clone(),
+            crate::cloudflare::Auth::GlobalKey { .. } => {
+                return Err(
+                    "S3 keys cannot be derived from the Global API Key (it has no \
+                            token id)"
+                        .to_string(),
+                )
+            }
+        };
+        let token_id = match &self.target.token_id {
+            Some(id) => id.clone(),
+            None => super::super::token_id(self.client, &token, &self.target.account_id)
+                .await
+                .map_err(|e| format!("the token's id could not be read for S3 ({})", short(&e)))?,
+        };
+        let loc = BucketLoc {
+            account: self.target.account_id.clone(),
+            name: self.name.to_string(),
+            jurisdiction: None,
+        };
+        let (endpoint, overridden) = match &self.target.s3_endpoint {
+            Some(u) => (u.clone(), true),
+            None => (
+                crate::storage::s3::default_endpoint(&self.target.account_id, None),
+                false,
+            ),
+        };
+        let options = S3Options {
+            notes: false,
+            ..S3Options::from_client(self.client)
+        };
+        let store = S3Store::new(
+            self.client.clone(),
+            loc,
+            endpoint,
+            overridden,
+            &S3Credentials::from_token(&token_id, &token),
+            options,
+        )
+        .map_err(|e| e.to_string())?;
+        let body = Payload::Bytes(bytes::Bytes::from_static(b"cfsetup test-permissions\n"));
+        let put = store
+            .put(key, body, PutOptions::overwrite("text/plain"))
+            .await;
+        let deleted = store.delete(key).await;
+        let explain = |e: crate::storage::StorageError| match e.s3_code() {
+            Some(code) if e.is_s3_auth_refusal() => {
+                let mut why = format!(
+                    "R2's S3 API refused the keys derived from the token ({code}): the token \
+                     may lack Workers R2 Storage Write, or have gained it less than a minute ago"
+                );
+                if token.expose().starts_with("cfut_") || token.expose().starts_with("cfat_") {
+                    why.push_str(
+                        "; deriving S3 keys from new-format cfut_/cfat_ tokens is unconfirmed",
+                    );
+                }
+                why
+            }
+            _ => format!("R2's S3 API failed ({e})"),
+        };
+        put.map_err(explain)?;
+        deleted.map_err(explain)?;
+        Ok(())
     }
 
     async fn scripts_write(&self) -> Result<String, Error> {

@@ -1,0 +1,389 @@
+//! R2's S3-compatible API, served on the emulator's one listener over the same buckets and
+//! objects as the REST API (what REST writes, S3 reads, and back; DESIGN.md "Two APIs, one
+//! bucket"). Path-style only: `GET /` is ListBuckets, `/{bucket}` and `/{bucket}/{key…}` the rest;
+//! any path not under `/client/v4` or `/__emulator` comes here. Buckets are those of the `default`
+//! jurisdiction; an emulator-only `cf-r2-jurisdiction` header picks another (the real endpoints
+//! differ per jurisdiction: cloudflare-api.md §7 "Endpoints").
+//!
+//! Served: ListBuckets, HeadBucket, GetBucketLocation, CreateBucket, DeleteBucket,
+//! ListObjectsV2 (and V1), PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects,
+//! CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload, ListParts.
+//! Bodies are S3 XML
+//! (`application/xml`); errors are `<Error><Code/><Message/><Resource/><RequestId/></Error>`
+//! (S3 API reference "Error responses"), and a HEAD error has no body.
+//!
+//! Pipeline (`handle`): refuse what R2 refuses before reading the body (aws-chunked and
+//! `STREAMING-…` payloads and `x-amz-trailer`: 501 NotImplemented, cloudflare-api.md §7
+//! "Checksums"; an upload without Content-Length: 411 MissingContentLength, §7 "Limits") → read the
+//! body (≤ 5 GiB, R2's single PUT / part limit, §7 "Limits"; the REST path keeps its 300 MiB) →
+//! injected fault (S3 XML: 429 TooManyRequests + Retry-After, 503 SlowDown, 500 InternalError) →
+//! `Options.latency` → hash the body outside the lock → under the state lock: SigV4
+//! (`sigv4`), token usability, payload hash, permission, the operation → save the state file
+//! after a mutation → log (`Api::S3`, auth `sigv4` / `presigned` / `none`, with
+//! `X-Amz-Signature` redacted from the query). The S3 API is not under the REST rate limit (§7 "Not under
+//! the REST limit").
+//!
+//! R2 facts emulated, with their source:
+//! - Keys from tokens: Access Key ID = token id, Secret = hex SHA-256 of the token value, which is
+//!   the stored `value_sha256` (§7 "S3 credentials from an API token"; docs `r2/api/tokens.mdx`).
+//!   Unknown id 403 InvalidAccessKeyId; bad signature 403 SignatureDoesNotMatch; a disabled,
+//!   expired, not-yet-valid or IP-refused token 403 AccessDenied.
+//! - Authorisation (§7 "Permissions"): writes need Workers R2 Storage Write on the account or
+//!   Bucket Item Write on `com.cloudflare.edge.r2.bucket.<ACCOUNT>_<jurisdiction>_<BUCKET>`; reads
+//!   also accept Workers R2 Storage Read and Bucket Item Read. ListBuckets, CreateBucket and
+//!   DeleteBucket need the account groups. Otherwise 403 AccessDenied.
+//! - Region `auto`, with `us-east-1` and empty as aliases (§7 "Endpoints").
+//! - `x-amz-content-sha256` as a hex hash is checked against the body (400
+//!   XAmzContentSHA256Mismatch), after the signature; with a presigned URL (whose canonical
+//!   payload is `UNSIGNED-PAYLOAD`) the header is checked too when sent, signed or not (a choice:
+//!   R2's docs do not say). `Content-MD5` too (400 BadDigest). Checksum headers
+//!   (`x-amz-checksum-*`) are accepted and not checked.
+//! - Anonymous requests are 403 AccessDenied (no public buckets on this endpoint).
+//! - Conditional PutObject / CompleteMultipartUpload: `If-Match`, `If-None-Match`,
+//!   `If-Modified-Since`, `If-Unmodified-Since` → 412 PreconditionFailed (§7 "Conditional
+//!   writes"; docs `r2/api/s3/extensions.mdx`). The check and the write happen under one lock, so
+//!   of two racing `If-None-Match: *` PUTs exactly one wins (R2 does not document this: §7).
+//!   On a missing object `If-Match` fails and the others pass.
+//! - Multipart (§7 "Limits"): part numbers 1..=10000, every part but the last ≥ 5 MiB
+//!   (EntityTooSmall), all non-final parts the same size (InvalidPart, R2 10048), parts listed in
+//!   ascending order (InvalidPartOrder), ETag `"<MD5 of the part MD5s>-<n>"`; unknown upload
+//!   NoSuchUpload. Parts live in memory and are not persisted.
+//! - ETag of a single PUT = `"<MD5 hex>"`, shared with the REST API.
+//! - Optional: one write per second per key (429 TooManyRequests, R2 10058), behind
+//!   `Options.s3_write_limit_per_key`.
+//!
+//! Not emulated: virtual-hosted style, `response-*` overrides on GET, CopyObject / UploadPartCopy (501), object tagging, ACLs,
+//! versioning, bucket configuration subresources (501), ListMultipartUploads (501), custom
+//! metadata (`x-amz-meta-*` is ignored), SSE-C, storage classes other than Standard, checksum
+//! validation, temporary credentials, presigned POST forms, the 7-day expiry of unfinished
+//! uploads, and the one-minute delay of permission changes.
+
+mod ops;
+mod sigv4;
+mod xml;
+
+use crate::server::{finish, Dropped, Shared};
+use crate::wire::{random_hex, Reply};
+use crate::{Api, FaultKind, RecordedRequest};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{HeaderMap, Request, Response};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// R2's largest single PUT or part: 5 GiB (cloudflare-api.md §7 "Limits").
+pub const MAX_S3_BODY: u64 = 5 * 1024 * 1024 * 1024;
+
+/// An S3 error, rendered as S3 XML.
+#[derive(Debug, Clone)]
+pub struct S3Error {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl S3Error {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> S3Error {
+        S3Error {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> S3Error {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// The XML answer; a HEAD gets the status and headers only.
+    pub fn reply(&self, resource: &str, request_id: &str, head: bool) -> Reply {
+        let mut headers = self.headers.clone();
+        headers.push(("x-amz-request-id".into(), request_id.into()));
+        if head {
+            return Reply::raw(self.status, headers, Bytes::new());
+        }
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
+            self.code,
+            xml::esc(&self.message),
+            xml::esc(resource),
+            request_id
+        );
+        headers.push(("content-type".into(), "application/xml".into()));
+        Reply::raw(self.status, headers, Bytes::from(body))
+    }
+}
+
+/// 403 AccessDenied.
+pub fn access_denied() -> S3Error {
+    S3Error::new(403, "AccessDenied", "Access Denied")
+}
+
+/// A request as the operations see it.
+pub struct S3Ctx<'a> {
+    pub method: &'a str,
+    /// Raw path as sent.
+    pub path: &'a str,
+    /// Query parameters, percent-decoded (`+` is kept as `+`), in order.
+    pub query: Vec<(String, String)>,
+    pub headers: &'a HeaderMap,
+    pub client_ip: std::net::IpAddr,
+    pub catalog: &'a [crate::seed::PermissionGroup],
+    pub now: SystemTime,
+    /// Hex SHA-256 of the body, when `x-amz-content-sha256` is a hash (checked after the
+    /// signature).
+    pub body_sha256: Option<String>,
+    /// MD5 of the body, for uploads.
+    pub body_md5: Option<[u8; 16]>,
+    pub write_limit: bool,
+}
+
+impl S3Ctx<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn q(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.query.iter().any(|(k, _)| k == key)
+    }
+}
+
+/// Splits a raw query into decoded pairs (no `+` → space: SigV4 clients encode a space as `%20`).
+pub fn parse_query(raw: Option<&str>) -> Vec<(String, String)> {
+    let dec = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    raw.unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+/// The query for the request log: a presigned URL is a credential until it expires, so its
+/// `X-Amz-Signature` is replaced by `REDACTED`.
+fn redact_signature(raw: &str) -> String {
+    raw.split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("X-Amz-Signature") => format!("{k}=REDACTED"),
+            _ => p.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Is this an upload with a body (PutObject or UploadPart)?
+fn is_upload(method: &str, path: &str) -> bool {
+    method == "PUT" && path.trim_start_matches('/').contains('/')
+}
+
+/// What R2 refuses before the body is read.
+fn precheck(method: &str, path: &str, headers: &HeaderMap) -> Result<(), S3Error> {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let streaming = h("x-amz-content-sha256").starts_with("STREAMING-")
+        || h("content-encoding")
+            .split(',')
+            .any(|e| e.trim().eq_ignore_ascii_case("aws-chunked"))
+        || headers.contains_key("x-amz-trailer")
+        || headers.contains_key("x-amz-decoded-content-length");
+    if streaming {
+        return Err(S3Error::new(
+            501,
+            "NotImplemented",
+            "STREAMING-* payloads, aws-chunked encoding and x-amz-trailer checksums are not implemented",
+        ));
+    }
+    if is_upload(method, path) {
+        match headers.get("content-length") {
+            None => {
+                return Err(S3Error::new(
+                    411,
+                    "MissingContentLength",
+                    "You must provide the Content-Length HTTP header.",
+                ))
+            }
+            Some(v) => {
+                let n = v.to_str().ok().and_then(|s| s.parse::<u64>().ok());
+                if n.is_some_and(|n| n > MAX_S3_BODY) {
+                    return Err(too_large());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn too_large() -> S3Error {
+    S3Error::new(
+        400,
+        "EntityTooLarge",
+        "Your proposed upload exceeds the maximum allowed object size.",
+    )
+}
+
+enum BodyError {
+    TooLarge,
+    Io,
+}
+
+/// Reads the body into one buffer, sized from Content-Length when given.
+async fn read_body(mut body: Incoming, headers: &HeaderMap) -> Result<Vec<u8>, BodyError> {
+    let hint = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(1 << 30);
+    let mut buf = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Io)?;
+        if let Ok(data) = frame.into_data() {
+            if (buf.len() + data.len()) as u64 > MAX_S3_BODY {
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf)
+}
+
+/// Serves one S3 request.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Full<Bytes>>, Dropped> {
+    let (parts, body) = req.into_parts();
+    let method = parts.method.as_str().to_string();
+    let path = parts.uri.path().to_string();
+    let raw_query = parts.uri.query().map(str::to_string);
+    let query = parse_query(raw_query.as_deref());
+    let ray = format!("{}-EMU", random_hex(16));
+    let request_id = random_hex(16).to_ascii_uppercase();
+    let head = method == "HEAD";
+    let auth = sigv4::auth_kind(&parts.headers, &query).to_string();
+    let logged_query = raw_query.as_deref().map(redact_signature);
+    let log = |status: u16, body_len: u64| {
+        shared.log.lock().push(RecordedRequest {
+            method: method.clone(),
+            path: path.clone(),
+            query: logged_query.clone(),
+            status,
+            auth: auth.clone(),
+            body_len,
+            api: Api::S3,
+        });
+    };
+    let answer = |e: S3Error, body_len: u64| {
+        let reply = e.reply(&path, &request_id, head);
+        log(reply.status, body_len);
+        Ok(finish(reply, &ray, None))
+    };
+
+    if let Err(e) = precheck(&method, &path, &parts.headers) {
+        return answer(e, 0);
+    }
+    let mut body = match read_body(body, &parts.headers).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return answer(too_large(), 0),
+        Err(BodyError::Io) => return Err(Dropped),
+    };
+    let body_len = body.len() as u64;
+
+    // Faults come before authentication.
+    let fault = shared.faults.lock().take(Api::S3, &method, &path);
+    match fault {
+        Some(FaultKind::Drop) => {
+            log(0, body_len);
+            return Err(Dropped);
+        }
+        Some(FaultKind::RateLimit { retry_after_secs }) => {
+            let e = S3Error::new(
+                429,
+                "TooManyRequests",
+                "Reduce your request rate (injected fault).",
+            )
+            .with_header("retry-after", retry_after_secs.to_string());
+            return answer(e, body_len);
+        }
+        Some(FaultKind::ServerError { status }) => {
+            let (code, message) = match status {
+                500 => (
+                    "InternalError",
+                    "We encountered an internal error. Please try again.",
+                ),
+                501 => ("NotImplemented", "Not implemented (injected fault)."),
+                503 => ("SlowDown", "Please reduce your request rate."),
+                _ => (
+                    "ServiceUnavailable",
+                    "Service unavailable (injected fault).",
+                ),
+            };
+            return answer(S3Error::new(status, code, message), body_len);
+        }
+        Some(FaultKind::Latency(d)) => tokio::time::sleep(d).await,
+        None => {}
+    }
+    if !shared.options.latency.is_zero() {
+        tokio::time::sleep(shared.options.latency).await;
+    }
+
+    // Hash outside the lock: a part may be large.
+    let body_sha256 = parts
+        .headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| sigv4::is_sha256_hex(v))
+        .map(|_| crate::wire::sha256_hex(&body));
+    let body_md5 = (method == "PUT" || method == "POST").then(|| {
+        use md5::Digest;
+        md5::Md5::digest(&body).into()
+    });
+    let ctx = S3Ctx {
+        method: &method,
+        path: &path,
+        query,
+        headers: &parts.headers,
+        client_ip: peer.ip(),
+        catalog: &shared.catalog,
+        now: SystemTime::now(),
+        body_sha256,
+        body_md5,
+        write_limit: shared.options.s3_write_limit_per_key,
+    };
+    let outcome = {
+        let mut state = shared.state.lock();
+        let outcome = ops::run(&ctx, &mut body, &mut state);
+        if let Ok((_, true)) = &outcome {
+            shared.save(&state);
+        }
+        outcome
+    };
+    match outcome {
+        Ok((mut reply, _)) => {
+            reply
+                .headers
+                .push(("x-amz-request-id".into(), request_id.clone()));
+            log(reply.status, body_len);
+            Ok(finish(reply, &ray, None))
+        }
+        Err(e) => answer(e, body_len),
+    }
+}

@@ -1,0 +1,1245 @@
+//! The emulator's R2 S3-compatible API over HTTP. Requests are presigned with `rusty-s3` (the
+//! crate cfsetup's client signs with, an implementation independent of the emulator's verifier)
+//! or, where a hex payload hash must be signed in the `Authorization` header, with the small
+//! header signer below. boto3 covers the same ground from Python in `tests/sdk/test_s3_boto3.py`.
+
+use cfsetup_emulator::{s3_secret_access_key, Api, Emulator, Fault, FaultKind, Options};
+use hmac::{Hmac, Mac};
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::Method;
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant, SystemTime};
+use url::Url;
+
+const R2_WRITE: &str = "bf7481a1826f439697cb59a20b22293e";
+const R2_READ: &str = "b4992e1108244f5d8bfbd5744320c2e1";
+const ITEM_WRITE: &str = "2efd5506f9c8494dacb1fa10a3e7d5b6";
+const ACCOUNT_SETTINGS_READ: &str = "c1fde68c7bcc44588cbb6ddbc16d6480";
+const MIB: usize = 1024 * 1024;
+const HOUR: Duration = Duration::from_secs(3600);
+
+struct T {
+    emu: Emulator,
+    http: Client,
+    creds: Credentials,
+    bucket: Bucket,
+}
+
+fn start() -> T {
+    start_with(Options::new())
+}
+
+fn start_with(options: Options) -> T {
+    let emu = Emulator::start(options).expect("emulator starts");
+    let http = Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let (id, value) = emu.mint_token("s3", account_policy(&emu, &[R2_WRITE]));
+    let t = T {
+        creds: Credentials::new(id, s3_secret_access_key(&value)),
+        bucket: bucket_of(&emu, "site"),
+        emu,
+        http,
+    };
+    t.create_bucket("site");
+    t
+}
+
+fn bucket_of(emu: &Emulator, name: &str) -> Bucket {
+    Bucket::new(
+        Url::parse(&emu.s3_endpoint()).expect("url"),
+        UrlStyle::Path,
+        name.to_string(),
+        "auto",
+    )
+    .expect("bucket")
+}
+
+fn account_policy(emu: &Emulator, groups: &[&str]) -> Value {
+    let groups: Vec<Value> = groups.iter().map(|g| json!({"id": g})).collect();
+    json!([{
+        "effect": "allow",
+        "resources": {format!("com.cloudflare.api.account.{}", emu.seed().account_id): "*"},
+        "permission_groups": groups,
+    }])
+}
+
+impl T {
+    fn create_bucket(&self, name: &str) {
+        let s = self.emu.seed();
+        let resp = self
+            .http
+            .post(format!(
+                "{}/accounts/{}/r2/buckets",
+                self.emu.base_url(),
+                s.account_id
+            ))
+            .header("X-Auth-Email", &s.email)
+            .header("X-Auth-Key", &s.global_key)
+            .json(&json!({"name": name}))
+            .send()
+            .expect("create bucket");
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+
+    fn req(&self, method: Method, url: Url) -> RequestBuilder {
+        self.http.request(method, url)
+    }
+
+    fn put(&self, key: &str, body: &[u8]) -> Response {
+        let url = self.bucket.put_object(Some(&self.creds), key).sign(HOUR);
+        self.req(Method::PUT, url)
+            .body(body.to_vec())
+            .send()
+            .expect("put")
+    }
+
+    fn get(&self, key: &str) -> Response {
+        let url = self.bucket.get_object(Some(&self.creds), key).sign(HOUR);
+        self.req(Method::GET, url).send().expect("get")
+    }
+
+    fn rest_put(&self, key: &str, body: &[u8]) -> u16 {
+        let s = self.emu.seed();
+        self.http
+            .put(format!(
+                "{}/accounts/{}/r2/buckets/site/objects/{key}",
+                self.emu.base_url(),
+                s.account_id
+            ))
+            .header("X-Auth-Email", &s.email)
+            .header("X-Auth-Key", &s.global_key)
+            .header("content-type", "text/plain")
+            .body(body.to_vec())
+            .send()
+            .expect("rest put")
+            .status()
+            .as_u16()
+    }
+}
+
+/// (status, S3 error code or "") of a response.
+fn code(resp: Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let body = resp.text().unwrap_or_default();
+    let code = body
+        .split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map(|(c, _)| c.to_string())
+        .unwrap_or_default();
+    (status, code)
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest as _;
+    hex::encode(md5::Md5::digest(data))
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("key");
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Signs with the `Authorization` header (AWS SigV4, "Authenticating Requests: Using the
+/// Authorization Header"), with `payload` as `x-amz-content-sha256`.
+fn header_signed(
+    t: &T,
+    method: Method,
+    url: Url,
+    payload: &str,
+    when: SystemTime,
+    secret: &str,
+) -> RequestBuilder {
+    let stamp = humantime::format_rfc3339_seconds(when)
+        .to_string()
+        .replace(['-', ':'], "");
+    let date = &stamp[..8];
+    let host = format!(
+        "{}:{}",
+        url.host_str().expect("host"),
+        url.port().expect("port")
+    );
+    let mut query: Vec<(String, String)> =
+        url.query_pairs().map(|(k, v)| (enc(&k), enc(&v))).collect();
+    query.sort();
+    let query = query
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let canonical = format!(
+        "{method}\n{}\n{query}\nhost:{host}\nx-amz-content-sha256:{payload}\nx-amz-date:{stamp}\n\nhost;x-amz-content-sha256;x-amz-date\n{payload}",
+        url.path()
+    );
+    let scope = format!("{date}/auto/s3/aws4_request");
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
+        sha256_hex(canonical.as_bytes())
+    );
+    let mut key = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    for part in ["auto", "s3", "aws4_request"] {
+        key = hmac(&key, part.as_bytes());
+    }
+    let signature = hex::encode(hmac(&key, to_sign.as_bytes()));
+    let auth = format!(
+        "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={signature}",
+        t.creds.key()
+    );
+    t.req(method, url)
+        .header("authorization", auth)
+        .header("x-amz-content-sha256", payload)
+        .header("x-amz-date", stamp)
+}
+
+#[test]
+fn put_get_head_range_and_416() {
+    let t = start();
+    let body = b"0123456789abcdefghij";
+    let resp = t.put("dir/file.txt", body);
+    assert_eq!(resp.status().as_u16(), 200);
+    let etag = format!("\"{}\"", md5_hex(body));
+    assert_eq!(resp.headers()["etag"], etag.as_str());
+
+    let resp = t.get("dir/file.txt");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["etag"], etag.as_str());
+    assert_eq!(resp.headers()["accept-ranges"], "bytes");
+    assert_eq!(resp.headers()["content-length"], "20");
+    assert!(resp.headers().contains_key("last-modified"));
+    assert_eq!(resp.bytes().expect("body").as_ref(), body);
+
+    let url = t
+        .bucket
+        .get_object(Some(&t.creds), "dir/file.txt")
+        .sign(HOUR);
+    for (range, status, want, content_range) in [
+        ("bytes=2-4", 206, &body[2..5], "bytes 2-4/20"),
+        ("bytes=15-", 206, &body[15..], "bytes 15-19/20"),
+        ("bytes=-3", 206, &body[17..], "bytes 17-19/20"),
+    ] {
+        let resp = t
+            .req(Method::GET, url.clone())
+            .header("range", range)
+            .send()
+            .expect("range");
+        assert_eq!(resp.status().as_u16(), status, "{range}");
+        assert_eq!(resp.headers()["content-range"], content_range);
+        assert_eq!(resp.bytes().expect("body").as_ref(), want);
+    }
+    let resp = t
+        .req(Method::GET, url.clone())
+        .header("range", "bytes=20-")
+        .send()
+        .expect("416");
+    assert_eq!(resp.headers()["content-range"], "bytes */20");
+    assert_eq!(code(resp), (416, "InvalidRange".into()));
+
+    let resp = t
+        .req(Method::GET, url.clone())
+        .header("if-none-match", &etag)
+        .send()
+        .expect("304");
+    assert_eq!(resp.status().as_u16(), 304);
+    let resp = t
+        .req(Method::GET, url)
+        .header("if-match", "\"nope\"")
+        .send()
+        .expect("412");
+    assert_eq!(code(resp), (412, "PreconditionFailed".into()));
+
+    let head = t
+        .bucket
+        .head_object(Some(&t.creds), "dir/file.txt")
+        .sign(HOUR);
+    let resp = t.req(Method::HEAD, head).send().expect("head");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-length"], "20");
+    assert_eq!(resp.headers()["etag"], etag.as_str());
+    let missing = t.bucket.head_object(Some(&t.creds), "dir/none").sign(HOUR);
+    let resp = t.req(Method::HEAD, missing).send().expect("head 404");
+    assert_eq!(resp.status().as_u16(), 404);
+    assert!(resp.bytes().expect("body").is_empty());
+    assert_eq!(code(t.get("dir/none")), (404, "NoSuchKey".into()));
+
+    let odd = "odd dir/ü+ä=1&x;(y)!*'~.txt";
+    assert_eq!(t.put(odd, b"odd").status().as_u16(), 200);
+    assert_eq!(t.get(odd).bytes().expect("body").as_ref(), b"odd");
+    assert!(t.emu.objects("site").iter().any(|o| o.key == odd));
+
+    let other = bucket_of(&t.emu, "nope");
+    let url = other.get_object(Some(&t.creds), "k").sign(HOUR);
+    assert_eq!(
+        code(t.req(Method::GET, url).send().expect("no bucket")),
+        (404, "NoSuchBucket".into())
+    );
+
+    let del = t
+        .bucket
+        .delete_object(Some(&t.creds), "dir/file.txt")
+        .sign(HOUR);
+    assert_eq!(
+        t.req(Method::DELETE, del.clone())
+            .send()
+            .expect("del")
+            .status()
+            .as_u16(),
+        204
+    );
+    assert_eq!(
+        t.req(Method::DELETE, del)
+            .send()
+            .expect("del again")
+            .status()
+            .as_u16(),
+        204
+    );
+    assert_eq!(t.emu.objects("site").len(), 1, "only the odd key is left");
+}
+
+#[test]
+fn auth_failures_and_bucket_scoped_permission() {
+    let t = start();
+    t.create_bucket("other");
+    assert_eq!(t.put("k", b"v").status().as_u16(), 200);
+
+    // Unknown access key id.
+    let stranger = Credentials::new("0".repeat(32), "f".repeat(64));
+    let url = t.bucket.get_object(Some(&stranger), "k").sign(HOUR);
+    assert_eq!(
+        code(t.req(Method::GET, url).send().expect("r")),
+        (403, "InvalidAccessKeyId".into())
+    );
+    // The right id with the raw token value (or anything else) as the secret.
+    let wrong = Credentials::new(t.creds.key().to_string(), "f".repeat(64));
+    let url = t.bucket.get_object(Some(&wrong), "k").sign(HOUR);
+    assert_eq!(
+        code(t.req(Method::GET, url).send().expect("r")),
+        (403, "SignatureDoesNotMatch".into())
+    );
+    // A tampered presigned URL.
+    let url = t.bucket.get_object(Some(&t.creds), "k").sign(HOUR);
+    let tampered = Url::parse(&url.as_str().replace("/site/k", "/site/j")).expect("url");
+    assert_eq!(
+        code(t.req(Method::GET, tampered).send().expect("r")),
+        (403, "SignatureDoesNotMatch".into())
+    );
+    // No signature at all.
+    let anon = t.bucket.get_object(None, "k").sign(HOUR);
+    assert_eq!(
+        code(t.req(Method::GET, anon).send().expect("r")),
+        (403, "AccessDenied".into())
+    );
+    // Expired presigned URL, and a header signature an hour old.
+    let past = hours_ago(2);
+    let url = t
+        .bucket
+        .get_object(Some(&t.creds), "k")
+        .sign_with_time(Duration::from_secs(60), &past);
+    assert_eq!(
+        code(t.req(Method::GET, url).send().expect("r")),
+        (403, "AccessDenied".into())
+    );
+    let url = t.bucket.object_url("k").expect("url");
+    let old = SystemTime::now() - HOUR;
+    let secret = t.creds.secret().to_string();
+    let resp = header_signed(&t, Method::GET, url.clone(), &sha256_hex(b""), old, &secret)
+        .send()
+        .expect("r");
+    assert_eq!(code(resp), (403, "RequestTimeTooSkewed".into()));
+    let resp = header_signed(
+        &t,
+        Method::GET,
+        url,
+        &sha256_hex(b""),
+        SystemTime::now(),
+        &secret,
+    )
+    .send()
+    .expect("r");
+    assert_eq!(resp.status().as_u16(), 200, "the header form works");
+
+    // A token without any R2 permission.
+    let (id, value) = t
+        .emu
+        .mint_token("none", account_policy(&t.emu, &[ACCOUNT_SETTINGS_READ]));
+    let none = Credentials::new(id, s3_secret_access_key(&value));
+    let url = t.bucket.get_object(Some(&none), "k").sign(HOUR);
+    assert_eq!(
+        code(t.req(Method::GET, url).send().expect("r")),
+        (403, "AccessDenied".into())
+    );
+
+    // Read-only: reads, lists, no writes.
+    let (id, value) = t.emu.mint_token("read", account_policy(&t.emu, &[R2_READ]));
+    let reader = Credentials::new(id, s3_secret_access_key(&value));
+    let url = t.bucket.get_object(Some(&reader), "k").sign(HOUR);
+    assert_eq!(t.req(Method::GET, url).send().expect("r").status(), 200);
+    let url = t.bucket.put_object(Some(&reader), "k2").sign(HOUR);
+    assert_eq!(
+        code(t.req(Method::PUT, url).body("x").send().expect("r")),
+        (403, "AccessDenied".into())
+    );
+
+    // Bucket Item Write on `site` only.
+    let acct = t.emu.seed().account_id.clone();
+    let (id, value) = t.emu.mint_token(
+        "item",
+        json!([{
+            "effect": "allow",
+            "resources": {format!("com.cloudflare.edge.r2.bucket.{acct}_default_site"): "*"},
+            "permission_groups": [{"id": ITEM_WRITE}],
+        }]),
+    );
+    let item = Credentials::new(id, s3_secret_access_key(&value));
+    let url = t.bucket.put_object(Some(&item), "scoped").sign(HOUR);
+    assert_eq!(
+        t.req(Method::PUT, url)
+            .body("x")
+            .send()
+            .expect("r")
+            .status(),
+        200
+    );
+    let url = t.bucket.get_object(Some(&item), "scoped").sign(HOUR);
+    assert_eq!(t.req(Method::GET, url).send().expect("r").status(), 200);
+    let other = bucket_of(&t.emu, "other");
+    let url = other.put_object(Some(&item), "scoped").sign(HOUR);
+    assert_eq!(
+        code(t.req(Method::PUT, url).body("x").send().expect("r")),
+        (403, "AccessDenied".into())
+    );
+    // ListBuckets needs the account-level groups.
+    let url = Url::parse(&format!("{}/", t.emu.s3_endpoint())).expect("url");
+    let resp = header_signed(
+        &t,
+        Method::GET,
+        url,
+        "UNSIGNED-PAYLOAD",
+        SystemTime::now(),
+        &secret,
+    )
+    .send()
+    .expect("r");
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = resp.text().expect("xml");
+    assert!(text.contains("<Name>other</Name>") && text.contains("<Name>site</Name>"));
+}
+
+/// `n` hours ago, as the `jiff` time `rusty-s3`'s `sign_with_time` takes.
+fn hours_ago(hours: u64) -> jiff::Timestamp {
+    let t = SystemTime::now() - Duration::from_secs(hours * 3600);
+    jiff::Timestamp::try_from(t).expect("timestamp")
+}
+
+/// A token that the REST API would refuse (IP condition, not yet valid, disabled) is refused over
+/// S3 with AccessDenied, even with a correct signature.
+#[test]
+fn unusable_tokens_are_access_denied() {
+    let t = start();
+    t.put("k", b"v");
+    let s = t.emu.seed();
+    let acct = s.account_id.clone();
+    let create = |extra: Value| -> (String, String) {
+        let mut body = json!({"name": "limited", "policies": [{
+            "effect": "allow",
+            "resources": {format!("com.cloudflare.api.account.{acct}"): "*"},
+            "permission_groups": [{"id": R2_WRITE}],
+        }]});
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let v: Value = t
+            .http
+            .post(format!("{}/user/tokens", t.emu.base_url()))
+            .header("X-Auth-Email", &s.email)
+            .header("X-Auth-Key", &s.global_key)
+            .json(&body)
+            .send()
+            .expect("create token")
+            .json()
+            .expect("json");
+        let r = &v["result"];
+        (
+            r["id"].as_str().expect("id").to_string(),
+            r["value"].as_str().expect("value").to_string(),
+        )
+    };
+    let get_with = |(id, value): (String, String)| {
+        let creds = Credentials::new(id, s3_secret_access_key(&value));
+        let url = t.bucket.get_object(Some(&creds), "k").sign(HOUR);
+        code(t.req(Method::GET, url).send().expect("r"))
+    };
+    let denied = (403, "AccessDenied".to_string());
+    let elsewhere = create(json!({"condition": {"request.ip": {"in": ["10.0.0.0/8"]}}}));
+    assert_eq!(get_with(elsewhere), denied);
+    let later = create(json!({"not_before": "2099-01-01T00:00:00Z"}));
+    assert_eq!(get_with(later), denied);
+    let (id, value) = create(json!({}));
+    assert_eq!(get_with((id.clone(), value.clone())).0, 200);
+    let resp = t
+        .http
+        .put(format!("{}/user/tokens/{id}", t.emu.base_url()))
+        .header("X-Auth-Email", &s.email)
+        .header("X-Auth-Key", &s.global_key)
+        .json(
+            &json!({"name": "limited", "status": "disabled", "policies": [{
+                "effect": "allow",
+                "resources": {format!("com.cloudflare.api.account.{acct}"): "*"},
+                "permission_groups": [{"id": R2_WRITE}],
+            }]}),
+        )
+        .send()
+        .expect("disable");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(get_with((id, value)), denied);
+}
+
+#[test]
+fn payload_hash_content_length_and_streaming_are_checked() {
+    let t = start();
+    let secret = t.creds.secret().to_string();
+    let url = t.bucket.object_url("hashed").expect("url");
+    // The right hash is accepted, a wrong one refused (the key is not written).
+    let resp = header_signed(
+        &t,
+        Method::PUT,
+        url.clone(),
+        &sha256_hex(b"good"),
+        SystemTime::now(),
+        &secret,
+    )
+    .body("good")
+    .send()
+    .expect("r");
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = header_signed(
+        &t,
+        Method::PUT,
+        url.clone(),
+        &sha256_hex(b"good"),
+        SystemTime::now(),
+        &secret,
+    )
+    .body("evil")
+    .send()
+    .expect("r");
+    assert_eq!(code(resp), (400, "XAmzContentSHA256Mismatch".into()));
+    assert_eq!(t.emu.objects("site")[0].body, b"good");
+
+    // Presigned, with an unsigned x-amz-content-sha256 header: still checked against the body.
+    let presigned = t.bucket.put_object(Some(&t.creds), "hashed").sign(HOUR);
+    let resp = t
+        .req(Method::PUT, presigned.clone())
+        .header("x-amz-content-sha256", sha256_hex(b"good"))
+        .body("evil")
+        .send()
+        .expect("r");
+    assert_eq!(code(resp), (400, "XAmzContentSHA256Mismatch".into()));
+
+    // aws-chunked / streaming payloads: 501, as R2.
+    for (name, value) in [
+        ("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+        ("content-encoding", "aws-chunked"),
+        ("x-amz-trailer", "x-amz-checksum-crc32"),
+    ] {
+        let resp = t
+            .req(Method::PUT, presigned.clone())
+            .header(name, value)
+            .body("x")
+            .send()
+            .expect("r");
+        assert_eq!(code(resp), (501, "NotImplemented".into()), "{name}");
+    }
+
+    // No Content-Length (chunked transfer encoding): 411.
+    let reader = std::io::Cursor::new(b"chunked body".to_vec());
+    let resp = t
+        .req(Method::PUT, presigned)
+        .body(reqwest::blocking::Body::new(reader))
+        .send()
+        .expect("r");
+    assert_eq!(code(resp), (411, "MissingContentLength".into()));
+
+    // A wrong Content-MD5.
+    let url = t.bucket.put_object(Some(&t.creds), "md5").sign(HOUR);
+    let resp = t
+        .req(Method::PUT, url)
+        .header("content-md5", "AAAAAAAAAAAAAAAAAAAAAA==")
+        .body("x")
+        .send()
+        .expect("r");
+    assert_eq!(code(resp), (400, "BadDigest".into()));
+}
+
+#[test]
+fn conditional_put_and_a_race_of_if_none_match() {
+    let t = start();
+    let url = |key: &str, header: Option<(&'static str, String)>| {
+        let mut a = t.bucket.put_object(Some(&t.creds), key);
+        if let Some((n, v)) = header {
+            a.headers_mut().insert(n, v);
+        }
+        a.sign(HOUR)
+    };
+    let u = url("lock", Some(("if-none-match", "*".into())));
+    let first = t
+        .req(Method::PUT, u.clone())
+        .header("if-none-match", "*")
+        .body("v1")
+        .send()
+        .expect("r");
+    assert_eq!(first.status().as_u16(), 200);
+    let etag = first.headers()["etag"].to_str().expect("etag").to_string();
+    let again = t
+        .req(Method::PUT, u)
+        .header("if-none-match", "*")
+        .body("v2")
+        .send()
+        .expect("r");
+    assert_eq!(code(again), (412, "PreconditionFailed".into()));
+
+    let u = url("lock", Some(("if-match", etag.clone())));
+    let swap = t
+        .req(Method::PUT, u.clone())
+        .header("if-match", &etag)
+        .body("v2")
+        .send()
+        .expect("r");
+    assert_eq!(swap.status().as_u16(), 200);
+    let stale = t
+        .req(Method::PUT, u)
+        .header("if-match", &etag)
+        .body("v3")
+        .send()
+        .expect("r");
+    assert_eq!(code(stale), (412, "PreconditionFailed".into()));
+    let u = url("missing", Some(("if-match", etag.clone())));
+    let missing = t
+        .req(Method::PUT, u)
+        .header("if-match", &etag)
+        .body("v")
+        .send()
+        .expect("r");
+    assert_eq!(code(missing), (412, "PreconditionFailed".into()));
+    assert_eq!(t.get("lock").bytes().expect("b").as_ref(), b"v2");
+
+    // Racing writers of one new key: exactly one wins.
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        let u = url(&key, Some(("if-none-match", "*".into())));
+        let statuses: Vec<u16> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let (u, http) = (u.clone(), t.http.clone());
+                    s.spawn(move || {
+                        http.put(u)
+                            .header("if-none-match", "*")
+                            .body(format!("writer {i}"))
+                            .send()
+                            .expect("r")
+                            .status()
+                            .as_u16()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 412).count(),
+            7,
+            "{statuses:?}"
+        );
+    }
+}
+
+#[test]
+fn list_with_continuation_over_thousands_of_keys() {
+    let t = start();
+    let mut keys: Vec<String> = (0..2500).map(|i| format!("k/{i:05}")).collect();
+    for k in &keys {
+        assert_eq!(t.put(k, b"x").status().as_u16(), 200);
+    }
+    t.put("k/sub/a", b"y");
+    t.put("k/sub/b", b"y");
+    t.put("other", b"z");
+
+    let list = |prefix: &str, delimiter: Option<&str>, token: Option<&str>, max: usize| {
+        let mut a = t.bucket.list_objects_v2(Some(&t.creds));
+        a.with_prefix(prefix.to_string());
+        if let Some(d) = delimiter {
+            a.with_delimiter(d.to_string());
+        }
+        if let Some(tok) = token {
+            a.with_continuation_token(tok.to_string());
+        }
+        a.with_max_keys(max);
+        let url = a.sign(HOUR);
+        let resp = t.req(Method::GET, url).send().expect("list");
+        assert_eq!(resp.status().as_u16(), 200);
+        let text = resp.text().expect("xml");
+        rusty_s3::actions::ListObjectsV2::parse_response(&text).expect("parses")
+    };
+    let mut seen = Vec::new();
+    let mut prefixes = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = list("k/", Some("/"), token.as_deref(), 1000);
+        pages += 1;
+        assert!(page.contents.len() + page.common_prefixes.len() <= 1000);
+        seen.extend(page.contents.iter().map(|c| c.key.clone()));
+        prefixes.extend(page.common_prefixes.iter().map(|p| p.prefix.clone()));
+        match page.next_continuation_token {
+            Some(n) => token = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    keys.sort();
+    assert_eq!(seen, keys);
+    assert_eq!(prefixes, ["k/sub/"]);
+
+    // The REST listing pages through the same keys (cursor paging, cloudflare-api.md §7).
+    let s = t.emu.seed();
+    let mut rest_keys = Vec::new();
+    let mut delimited = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let v: Value = t
+            .http
+            .get(format!(
+                "{}/accounts/{}/r2/buckets/site/objects?prefix=k/&delimiter=/&cursor={cursor}",
+                t.emu.base_url(),
+                s.account_id
+            ))
+            .header("X-Auth-Email", &s.email)
+            .header("X-Auth-Key", &s.global_key)
+            .send()
+            .expect("rest list")
+            .json()
+            .expect("json");
+        for item in v["result"].as_array().expect("array") {
+            rest_keys.push(item["key"].as_str().expect("key").to_string());
+        }
+        for p in v["result_info"]["delimited"].as_array().expect("delimited") {
+            delimited.push(p.as_str().expect("prefix").to_string());
+        }
+        match v["result_info"]["cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(rest_keys, keys);
+    assert_eq!(delimited, ["k/sub/"]);
+
+    // max-keys above 1000 is capped.
+    let page = list("k/", Some("/"), None, 2500);
+    assert_eq!(page.contents.len(), 1000, "max-keys is capped at 1000");
+    let all = list("", None, None, 1000);
+    assert_eq!(all.contents[0].key, "k/00000");
+    assert_eq!(all.contents[0].etag, format!("\"{}\"", md5_hex(b"x")));
+    assert_eq!(all.contents[0].size, 1);
+    let tail = list("k/sub/", None, None, 1);
+    let tail2 = list("k/sub/", None, tail.next_continuation_token.as_deref(), 1);
+    assert_eq!(tail.contents[0].key, "k/sub/a");
+    assert_eq!(tail2.contents[0].key, "k/sub/b");
+    assert!(tail2.next_continuation_token.is_none());
+}
+
+/// 50,000 keys loaded from a state file: 50 pages follow each other in well under a second
+/// each, because a continuation token starts a `BTreeMap` range instead of a scan.
+#[test]
+fn continuation_is_efficient_on_a_large_bucket() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("state.json");
+    let mut objects = serde_json::Map::new();
+    for i in 0..50_000 {
+        objects.insert(
+            format!("blobs/{i:06}"),
+            json!({"body": "78", "content_type": null, "cache_control": null,
+                   "etag": md5_hex(b"x"), "uploaded": "2026-12-01T00:00:00Z", "version": "v"}),
+        );
+    }
+    let state = json!({"buckets": [{"name": "big", "jurisdiction": "default", "location": "enam",
+        "storage_class": "Standard", "creation_date": "2026-12-01T00:00:00Z", "objects": objects}]});
+    std::fs::write(&path, serde_json::to_vec(&state).expect("json")).expect("write");
+    let mut options = Options::new();
+    options.state_file = Some(path);
+    let t = start_with(options);
+    let big = bucket_of(&t.emu, "big");
+    let mut token: Option<String> = None;
+    let mut count = 0;
+    let mut slowest = Duration::ZERO;
+    loop {
+        let mut a = big.list_objects_v2(Some(&t.creds));
+        if let Some(tok) = &token {
+            a.with_continuation_token(tok.clone());
+        }
+        let url = a.sign(HOUR);
+        let began = Instant::now();
+        let text = t
+            .req(Method::GET, url)
+            .send()
+            .expect("list")
+            .text()
+            .expect("xml");
+        slowest = slowest.max(began.elapsed());
+        let page = rusty_s3::actions::ListObjectsV2::parse_response(&text).expect("parses");
+        count += page.contents.len();
+        match page.next_continuation_token {
+            Some(n) => token = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(count, 50_000);
+    assert!(slowest < Duration::from_secs(2), "slowest page {slowest:?}");
+}
+
+fn create_upload(t: &T, key: &str) -> String {
+    let url = t
+        .bucket
+        .create_multipart_upload(Some(&t.creds), key)
+        .sign(HOUR);
+    let text = t
+        .req(Method::POST, url)
+        .send()
+        .expect("create")
+        .text()
+        .expect("xml");
+    rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
+        .expect("parses")
+        .upload_id()
+        .to_string()
+}
+
+fn upload_part(t: &T, key: &str, id: &str, n: u16, data: &[u8]) -> Response {
+    let url = t.bucket.upload_part(Some(&t.creds), key, n, id).sign(HOUR);
+    t.req(Method::PUT, url)
+        .body(data.to_vec())
+        .send()
+        .expect("part")
+}
+
+fn complete(t: &T, key: &str, id: &str, etags: &[String]) -> Response {
+    let action = t.bucket.complete_multipart_upload(
+        Some(&t.creds),
+        key,
+        id,
+        etags.iter().map(String::as_str),
+    );
+    let url = action.sign(HOUR);
+    let body = action.body();
+    t.req(Method::POST, url)
+        .body(body)
+        .send()
+        .expect("complete")
+}
+
+fn etag_of(resp: Response) -> String {
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.headers()["etag"].to_str().expect("etag").to_string()
+}
+
+#[test]
+fn multipart_rules_success_and_abort() {
+    let t = start();
+    let big: Vec<u8> = (0..5 * MIB + 1).map(|i| (i % 251) as u8).collect();
+
+    // Success: 5 MiB + 1 byte.
+    let id = create_upload(&t, "big.bin");
+    let e1 = etag_of(upload_part(&t, "big.bin", &id, 1, &big[..5 * MIB]));
+    let e2 = etag_of(upload_part(&t, "big.bin", &id, 2, &big[5 * MIB..]));
+    assert_eq!(t.emu.pending_uploads()[0].parts, [1, 2]);
+    let resp = complete(&t, "big.bin", &id, &[e1.clone(), e2.clone()]);
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = resp.text().expect("xml");
+    let mut md5s = Vec::new();
+    for part in [&big[..5 * MIB], &big[5 * MIB..]] {
+        use md5::Digest as _;
+        md5s.extend_from_slice(&md5::Md5::digest(part));
+    }
+    let want = format!("{}-2", md5_hex(&md5s));
+    assert!(
+        text.contains(&format!("<ETag>&quot;{want}&quot;</ETag>")),
+        "{text}"
+    );
+    assert_eq!(t.get("big.bin").bytes().expect("body").as_ref(), &big[..]);
+    assert_eq!(t.emu.objects("site")[0].etag, want);
+    assert!(t.emu.pending_uploads().is_empty());
+    // Completing again: the upload is gone.
+    assert_eq!(
+        code(complete(&t, "big.bin", &id, &[e1, e2])),
+        (404, "NoSuchUpload".into())
+    );
+
+    // EntityTooSmall: a non-final part under 5 MiB.
+    let id = create_upload(&t, "small.bin");
+    let a = etag_of(upload_part(&t, "small.bin", &id, 1, b"aaaa"));
+    let b = etag_of(upload_part(&t, "small.bin", &id, 2, b"bb"));
+    assert_eq!(
+        code(complete(&t, "small.bin", &id, &[a.clone(), b.clone()])),
+        (400, "EntityTooSmall".into())
+    );
+    // A single small part is fine (it is the last one).
+    assert_eq!(complete(&t, "small.bin", &id, &[a]).status().as_u16(), 200);
+
+    // InvalidPart: non-final parts of different sizes, and a wrong ETag.
+    let id = create_upload(&t, "uneven.bin");
+    let p1 = etag_of(upload_part(&t, "uneven.bin", &id, 1, &big[..5 * MIB]));
+    let p2 = etag_of(upload_part(&t, "uneven.bin", &id, 2, &big));
+    let p3 = etag_of(upload_part(&t, "uneven.bin", &id, 3, b"tail"));
+    assert_eq!(
+        code(complete(
+            &t,
+            "uneven.bin",
+            &id,
+            &[p1.clone(), p2, p3.clone()]
+        )),
+        (400, "InvalidPart".into())
+    );
+    assert_eq!(
+        code(complete(&t, "uneven.bin", &id, &[p1, "\"0000\"".into()])),
+        (400, "InvalidPart".into())
+    );
+    // InvalidPartOrder (hand-written body: rusty-s3 numbers parts itself).
+    let url = t
+        .bucket
+        .complete_multipart_upload(Some(&t.creds), "uneven.bin", &id, std::iter::empty())
+        .sign(HOUR);
+    let body = format!(
+        "<CompleteMultipartUpload><Part><PartNumber>3</PartNumber><ETag>{p3}</ETag></Part><Part><PartNumber>1</PartNumber><ETag>x</ETag></Part></CompleteMultipartUpload>"
+    );
+    assert_eq!(
+        code(t.req(Method::POST, url).body(body).send().expect("r")),
+        (400, "InvalidPartOrder".into())
+    );
+    // Part numbers are 1..=10000.
+    assert_eq!(
+        code(upload_part(&t, "uneven.bin", &id, 10_001, b"x")),
+        (400, "InvalidArgument".into())
+    );
+    // Abort: the upload and its parts are gone.
+    let url = t
+        .bucket
+        .abort_multipart_upload(Some(&t.creds), "uneven.bin", &id)
+        .sign(HOUR);
+    assert_eq!(t.req(Method::DELETE, url).send().expect("r").status(), 204);
+    assert!(t.emu.pending_uploads().is_empty());
+    assert_eq!(
+        code(upload_part(&t, "uneven.bin", &id, 4, b"x")),
+        (404, "NoSuchUpload".into())
+    );
+    assert_eq!(
+        code(upload_part(&t, "uneven.bin", "no-such-upload", 1, b"x")),
+        (404, "NoSuchUpload".into())
+    );
+}
+
+#[test]
+fn rest_and_s3_share_one_bucket_and_the_state_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("state.json");
+    let mut options = Options::new();
+    options.state_file = Some(path.clone());
+    let t = start_with(options.clone());
+    assert_eq!(t.rest_put("from-rest.txt", b"hello rest"), 200);
+    let resp = t.get("from-rest.txt");
+    assert_eq!(resp.headers()["content-type"], "text/plain");
+    assert_eq!(
+        resp.headers()["etag"],
+        format!("\"{}\"", md5_hex(b"hello rest")).as_str()
+    );
+    assert_eq!(resp.bytes().expect("b").as_ref(), b"hello rest");
+
+    let url = t
+        .bucket
+        .put_object(Some(&t.creds), "from-s3.html")
+        .sign(HOUR);
+    let resp = t
+        .req(Method::PUT, url)
+        .header("content-type", "text/html")
+        .header("cache-control", "max-age=60")
+        .body("<p>s3</p>")
+        .send()
+        .expect("r");
+    assert_eq!(resp.status().as_u16(), 200);
+    let s = t.emu.seed();
+    let rest = t
+        .http
+        .get(format!(
+            "{}/accounts/{}/r2/buckets/site/objects/from-s3.html",
+            t.emu.base_url(),
+            s.account_id
+        ))
+        .header("X-Auth-Email", &s.email)
+        .header("X-Auth-Key", &s.global_key)
+        .send()
+        .expect("rest get");
+    assert_eq!(rest.status().as_u16(), 200);
+    assert_eq!(rest.headers()["cache-control"], "max-age=60");
+    assert_eq!(rest.bytes().expect("b").as_ref(), b"<p>s3</p>");
+
+    // The REST bucket delete refuses while a multipart upload is in progress.
+    t.create_bucket("empty");
+    let empty = bucket_of(&t.emu, "empty");
+    let url = empty
+        .create_multipart_upload(Some(&t.creds), "pending")
+        .sign(HOUR);
+    assert_eq!(t.req(Method::POST, url).send().expect("r").status(), 200);
+    let delete = || {
+        t.http
+            .delete(format!(
+                "{}/accounts/{}/r2/buckets/empty",
+                t.emu.base_url(),
+                s.account_id
+            ))
+            .header("X-Auth-Email", &s.email)
+            .header("X-Auth-Key", &s.global_key)
+            .send()
+            .expect("rest delete")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(delete(), 409);
+    let id = t.emu.pending_uploads()[0].upload_id.clone();
+    let url = empty
+        .abort_multipart_upload(Some(&t.creds), "pending", &id)
+        .sign(HOUR);
+    assert_eq!(t.req(Method::DELETE, url).send().expect("r").status(), 204);
+    assert_eq!(delete(), 200);
+    let id = create_upload(&t, "pending");
+    assert!(!id.is_empty());
+
+    // A restart with the same state file keeps what both APIs wrote; the upload is forgotten.
+    let creds = (t.creds.key().to_string(), t.creds.secret().to_string());
+    drop(t);
+    let emu = Emulator::start(options).expect("restart");
+    let keys: Vec<String> = emu.objects("site").into_iter().map(|o| o.key).collect();
+    assert_eq!(keys, ["from-rest.txt", "from-s3.html"]);
+    assert!(emu.pending_uploads().is_empty());
+    let creds = Credentials::new(creds.0, creds.1);
+    let url = bucket_of(&emu, "site")
+        .get_object(Some(&creds), "from-s3.html")
+        .sign(HOUR);
+    let resp = Client::new().get(url).send().expect("r");
+    assert_eq!(resp.status().as_u16(), 200, "the token survives too");
+}
+
+#[test]
+fn injected_faults_on_s3_and_the_request_log() {
+    let t = start();
+    t.emu.inject_for(
+        Api::S3,
+        Fault {
+            method: Some("PUT".into()),
+            path_contains: Some("/site/".into()),
+            kind: FaultKind::RateLimit {
+                retry_after_secs: 3,
+            },
+            times: 1,
+        },
+    );
+    let resp = t.put("a", b"1");
+    assert_eq!(resp.headers()["retry-after"], "3");
+    assert_eq!(code(resp), (429, "TooManyRequests".into()));
+    t.emu.inject_for(
+        Api::S3,
+        Fault {
+            method: None,
+            path_contains: None,
+            kind: FaultKind::ServerError { status: 503 },
+            times: 1,
+        },
+    );
+    assert_eq!(code(t.put("a", b"1")), (503, "SlowDown".into()));
+    t.emu.inject(Fault {
+        method: None,
+        path_contains: Some("/site/a".into()),
+        kind: FaultKind::ServerError { status: 500 },
+        times: 1,
+    });
+    assert_eq!(code(t.get("a")), (500, "InternalError".into()));
+    t.emu.inject(Fault {
+        method: None,
+        path_contains: None,
+        kind: FaultKind::Drop,
+        times: 1,
+    });
+    let url = t.bucket.get_object(Some(&t.creds), "a").sign(HOUR);
+    assert!(t.req(Method::GET, url).send().is_err(), "dropped");
+    // A REST-only fault leaves S3 alone.
+    t.emu.inject_for(
+        Api::Rest,
+        Fault {
+            method: None,
+            path_contains: None,
+            kind: FaultKind::ServerError { status: 503 },
+            times: 1,
+        },
+    );
+    assert_eq!(t.put("a", b"1").status().as_u16(), 200);
+    assert_eq!(t.rest_put("b", b"2"), 503);
+    t.emu.inject_for(
+        Api::S3,
+        Fault {
+            method: None,
+            path_contains: None,
+            kind: FaultKind::Latency(Duration::from_millis(300)),
+            times: 1,
+        },
+    );
+    let began = Instant::now();
+    assert_eq!(t.get("a").status().as_u16(), 200);
+    assert!(began.elapsed() >= Duration::from_millis(300));
+
+    let log = t.emu.requests();
+    let s3: Vec<_> = log.iter().filter(|r| r.api == Api::S3).collect();
+    assert!(s3.iter().all(|r| r.auth == "presigned"));
+    assert!(s3.iter().all(|r| r
+        .query
+        .as_deref()
+        .is_some_and(|q| q.contains("X-Amz-Signature=REDACTED"))));
+    assert!(s3
+        .iter()
+        .any(|r| r.method == "PUT" && r.path == "/site/a" && r.status == 429));
+    assert!(s3.iter().any(|r| r.status == 0), "the dropped one");
+    assert!(log
+        .iter()
+        .any(|r| r.api == Api::Rest && r.method == "PUT" && r.status == 503));
+    // Over HTTP: the inspection endpoint shows the API, and faults can be aimed with "api".
+    let http = &t.http;
+    let origin = t.emu.s3_endpoint();
+    let v: Value = http
+        .get(format!("{origin}/__emulator/requests"))
+        .send()
+        .expect("r")
+        .json()
+        .expect("json");
+    assert!(v["result"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .any(|r| r["api"] == "s3"));
+    let resp = http
+        .post(format!("{origin}/__emulator/faults"))
+        .json(&json!({"api": "s3", "kind": "server_error", "status": 503}))
+        .send()
+        .expect("r");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(t.rest_put("b", b"2"), 200);
+    assert_eq!(code(t.put("a", b"1")), (503, "SlowDown".into()));
+}
+
+#[test]
+fn write_limit_per_key_is_optional() {
+    let mut options = Options::new();
+    options.s3_write_limit_per_key = true;
+    let t = start_with(options);
+    assert_eq!(t.put("k", b"1").status().as_u16(), 200);
+    let resp = t.put("k", b"2");
+    assert_eq!(code(resp), (429, "TooManyRequests".into()));
+    assert_eq!(t.put("other", b"2").status().as_u16(), 200);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(t.put("k", b"3").status().as_u16(), 200);
+    // Off by default.
+    let t = start();
+    assert_eq!(t.put("k", b"1").status().as_u16(), 200);
+    assert_eq!(t.put("k", b"2").status().as_u16(), 200);
+}
+
+#[test]
+fn delete_objects_and_bucket_level_calls() {
+    let t = start();
+    for k in ["a", "b", "c"] {
+        t.put(k, b"x");
+    }
+    let objects = [
+        rusty_s3::actions::ObjectIdentifier::new("a".into()),
+        rusty_s3::actions::ObjectIdentifier::new("c".into()),
+        rusty_s3::actions::ObjectIdentifier::new("zzz".into()),
+    ];
+    let action = t.bucket.delete_objects(Some(&t.creds), objects.iter());
+    let url = action.sign(HOUR);
+    let (body, _md5) = action.body_with_md5();
+    let resp = t.req(Method::POST, url).body(body).send().expect("r");
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = resp.text().expect("xml");
+    assert!(text.contains("<Deleted><Key>a</Key></Deleted>"), "{text}");
+    assert!(text.contains("<Deleted><Key>zzz</Key></Deleted>"), "{text}");
+    let keys: Vec<String> = t.emu.objects("site").into_iter().map(|o| o.key).collect();
+    assert_eq!(keys, ["b"]);
+
+    let url = t.bucket.head_bucket(Some(&t.creds)).sign(HOUR);
+    assert_eq!(t.req(Method::HEAD, url).send().expect("r").status(), 200);
+    let nope = bucket_of(&t.emu, "nope");
+    let url = nope.head_bucket(Some(&t.creds)).sign(HOUR);
+    let resp = t.req(Method::HEAD, url).send().expect("r");
+    assert_eq!(resp.status().as_u16(), 404);
+    assert!(resp.bytes().expect("b").is_empty());
+}
+
+/// A single S3 PUT may be larger than the REST API's 300 MiB (R2 allows 5 GiB per PUT,
+/// cloudflare-api.md §7 "Limits"); the REST path keeps its limit and its 413 / 10011.
+#[test]
+fn s3_takes_bodies_over_the_rest_limit() {
+    let t = start();
+    let big = vec![7u8; 300 * MIB + 1];
+    let s = t.emu.seed();
+    let resp = t
+        .http
+        .put(format!(
+            "{}/accounts/{}/r2/buckets/site/objects/too-big",
+            t.emu.base_url(),
+            s.account_id
+        ))
+        .header("X-Auth-Email", &s.email)
+        .header("X-Auth-Key", &s.global_key)
+        .body(big.clone())
+        .send()
+        .expect("rest put");
+    assert_eq!(resp.status().as_u16(), 413);
+    let v: Value = resp.json().expect("json");
+    assert_eq!(v["errors"][0]["code"], 10011);
+
+    assert_eq!(t.put("big", &big).status().as_u16(), 200);
+    let url = t.bucket.get_object(Some(&t.creds), "big").sign(HOUR);
+    let resp = t
+        .req(Method::GET, url)
+        .header("range", "bytes=-2")
+        .send()
+        .expect("range");
+    assert_eq!(resp.status().as_u16(), 206);
+    assert_eq!(
+        resp.headers()["content-range"],
+        format!("bytes {}-{}/{}", 300 * MIB - 1, 300 * MIB, 300 * MIB + 1).as_str()
+    );
+    assert_eq!(t.emu.objects("site")[0].body.len(), 300 * MIB + 1);
+}
