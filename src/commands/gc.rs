@@ -32,8 +32,8 @@ use crate::storage::{ObjectMeta, Payload, PutOptions, Storage};
 
 use super::bucket::{self, bucket_error};
 
-/// Deletions between two checks that the marker is still fresh.
-const DELETE_CHUNK: usize = 500;
+/// Deletions between two checks that the marker is still fresh (one S3 DeleteObjects call).
+const DELETE_CHUNK: usize = 1000;
 
 pub async fn run(args: GcArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<dyn Report>> {
     let grace = bucket::grace(&args.grace)?;
@@ -246,16 +246,10 @@ impl Gc<'_> {
                      stopped deleting; run it again"
                 );
             }
-            stream::iter(chunk)
-                .map(|k| async move {
-                    self.storage
-                        .delete(k)
-                        .await
-                        .map_err(self.err(&format!("deleting {k}")))
-                })
-                .buffer_unordered(self.concurrency)
-                .try_collect::<Vec<()>>()
-                .await?;
+            self.storage
+                .delete_many(chunk)
+                .await
+                .map_err(self.err("deleting garbage"))?;
         }
         for s in &stale {
             if let Err(e) = self.storage.delete(&s.key).await {
