@@ -428,6 +428,13 @@ pub struct EmulatorArgs {
 pub struct DemoArgs {
     /// The site to publish [default: examples/site, or a built-in copy]
     pub dir: Option<PathBuf>,
+    /// Then serve the demo site locally through the real router in workerd (needs Node 20+ and
+    /// `npm ci --prefix worker`), at http://demo.localhost:PORT/, until Ctrl-C
+    #[arg(long)]
+    pub serve: bool,
+    /// The port for --serve
+    #[arg(long, value_name = "PORT", default_value_t = 8787, requires = "serve")]
+    pub port: u16,
 }
 
 #[derive(Debug, Args)]

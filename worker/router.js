@@ -638,6 +638,15 @@ function withQuery(to, search) {
 // ---------------------------------------------------------------------------------------------
 // _redirects and _headers (compiled once per route, kept with the cached head)
 
+/** Rules are matched against the decoded path, so a pattern written percent-encoded is decoded. */
+function safeDecode(s) {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
 function trimSlash(p) {
   return p.length > 1 && p.endsWith("/") ? p.slice(0, -1) : p;
 }
@@ -694,7 +703,7 @@ function compileRules(route) {
     };
     for (const [from, r] of Object.entries(rd.static || {})) {
       checkRule(r);
-      const key = trimSlash(from);
+      const key = trimSlash(safeDecode(from));
       const had = compiled.static.get(key);
       if (had === undefined || had.line > r.line) compiled.static.set(key, { to: r.to, status: r.status, line: r.line });
     }
@@ -702,7 +711,7 @@ function compileRules(route) {
     if (!Array.isArray(dyn)) throw new ConfigError("redirects dynamic");
     for (const r of dyn) {
       checkRule(r);
-      const { re, names } = compilePattern(r.from, "redirect from");
+      const { re, names } = compilePattern(safeDecode(r.from), "redirect from");
       compiled.dynamic.push({ re, names, to: r.to, status: r.status, line: r.line });
     }
     compiled.dynamic.sort((a, b) => a.line - b.line);
@@ -720,7 +729,7 @@ function compileRules(route) {
         hostRe = new RegExp("^" + hostSrc.replace(/\*/g, ".*").replace(/:[A-Za-z]\w*/g, "[^.]+") + "$");
         pathPattern = abs[2] || "/*";
       }
-      const { re, names } = compilePattern(pathPattern, "headers pattern");
+      const { re, names } = compilePattern(safeDecode(pathPattern), "headers pattern");
       const set = h.set === undefined ? [] : h.set;
       const unset = h.unset === undefined ? [] : h.unset;
       if (!Array.isArray(set) || !Array.isArray(unset)) throw new ConfigError("headers rule");

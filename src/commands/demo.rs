@@ -126,6 +126,12 @@ impl Report for DemoReport {
 }
 
 pub async fn run(args: DemoArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<dyn Report>> {
+    // Checked before the demo sends any request, so a missing Node is exit 2 up front.
+    let serve = if args.serve {
+        Some(serve::prerequisites()?)
+    } else {
+        None
+    };
     let state_dir = state_dir()?;
     let site = match args.dir {
         Some(dir) => dir,
@@ -264,6 +270,10 @@ pub async fn run(args: DemoArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box
         .context("demo step 5 (deploy-site again)")?;
     step("deploy-site again: unchanged", report)?;
 
+    if let Some(worker_dir) = serve {
+        serve::run(&emulator, &worker_dir, &state_dir, args.port, ui).await?;
+    }
+
     Ok(Box::new(DemoReport {
         steps,
         state_dir,
@@ -307,4 +317,187 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(())
+}
+
+/// `cfsetup demo --serve`: the demo site through the real router in workerd (miniflare from
+/// `worker/node_modules`, run by `worker/serve.mjs`), over a copy of the emulator's bucket.
+mod serve {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    use anyhow::Context;
+    use cfsetup_emulator::Emulator;
+    use serde_json::{json, Value};
+
+    use super::DEMO_TENANT;
+    use crate::error::usage;
+    use crate::output::Ui;
+
+    const NODE_HINT: &str =
+        "install Node.js 20 or newer (https://nodejs.org, or `apt-get install nodejs`), \
+         then run `npm ci --prefix worker` in a cfsetup checkout";
+
+    /// Node 20+ on PATH and a `worker/` folder with serve.mjs and miniflare installed: the
+    /// folder, or a usage error (exit 2) saying what is missing and how to get it.
+    pub fn prerequisites() -> anyhow::Result<PathBuf> {
+        let version = match Command::new("node").arg("--version").output() {
+            Ok(out) if out.status.success() => {
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            }
+            _ => {
+                return Err(
+                    usage!("`--serve` needs Node.js, which was not found on PATH")
+                        .with_hint(NODE_HINT)
+                        .into(),
+                )
+            }
+        };
+        let major: u32 = version
+            .trim_start_matches('v')
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        if major < 20 {
+            return Err(
+                usage!("`--serve` needs Node.js 20 or newer; found {version}")
+                    .with_hint(NODE_HINT)
+                    .into(),
+            );
+        }
+        let candidates = [
+            PathBuf::from("worker"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("worker"),
+        ];
+        let Some(dir) = candidates
+            .iter()
+            .find(|d| d.join("serve.mjs").is_file())
+            .cloned()
+        else {
+            return Err(usage!("`--serve` needs cfsetup's `worker/` folder (worker/serve.mjs), which was not found")
+                .with_hint("run `cfsetup demo --serve` from a cfsetup checkout")
+                .into());
+        };
+        if !dir.join("node_modules/miniflare").is_dir() {
+            return Err(usage!(
+                "`--serve` needs miniflare in {}, which is not installed",
+                dir.join("node_modules").display()
+            )
+            .with_hint(format!("run `npm ci --prefix {}`", dir.display()))
+            .into());
+        }
+        Ok(dir)
+    }
+
+    /// Writes the router script and the bucket's objects to `<state>/serve`, then runs
+    /// `node worker/serve.mjs` until it exits or Ctrl-C.
+    pub async fn run(
+        emulator: &Emulator,
+        worker_dir: &Path,
+        state_dir: &Path,
+        port: u16,
+        ui: &Ui,
+    ) -> anyhow::Result<()> {
+        let dir = state_dir.join("serve");
+        write_spec(emulator, &dir)?;
+        ui.note(format!(
+            "demo: serving the demo site through the router in workerd (copy of the bucket in {})",
+            dir.display()
+        ));
+        let mut child = Command::new("node")
+            .arg(worker_dir.join("serve.mjs"))
+            .arg(&dir)
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--tenant")
+            .arg(DEMO_TENANT)
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting node worker/serve.mjs")?;
+        let status = loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {
+                    // The terminal sent SIGINT to node too; give it a moment to stop workerd.
+                    for _ in 0..50 {
+                        if let Some(status) = child.try_wait()? {
+                            return finish(status, true);
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    let _ = child.kill();
+                    child.wait()?;
+                    return Ok(());
+                }
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if let Some(status) = child.try_wait()? {
+                        break status;
+                    }
+                }
+            }
+        };
+        finish(status, false)
+    }
+
+    fn finish(status: std::process::ExitStatus, interrupted: bool) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            interrupted || status.success(),
+            "node worker/serve.mjs stopped ({status})"
+        );
+        Ok(())
+    }
+
+    fn write_spec(emulator: &Emulator, dir: &Path) -> anyhow::Result<()> {
+        let scripts = emulator.scripts();
+        let script = scripts
+            .iter()
+            .find(|s| s.metadata.get("main_module").and_then(Value::as_str) == Some("router.js"))
+            .or_else(|| scripts.first())
+            .context("deploy-infra uploaded no Worker script")?;
+        let modules_dir = dir.join("modules");
+        let objects_dir = dir.join("objects");
+        std::fs::create_dir_all(&modules_dir)?;
+        std::fs::create_dir_all(&objects_dir)?;
+        let mut modules = Vec::new();
+        for (i, (name, content_type, body)) in script.modules.iter().enumerate() {
+            let file = format!("modules/{i}");
+            std::fs::write(dir.join(&file), body)?;
+            modules.push(json!({ "name": name, "content_type": content_type, "file": file }));
+        }
+        let bindings = script
+            .metadata
+            .get("bindings")
+            .cloned()
+            .unwrap_or(json!([]));
+        let mut buckets = serde_json::Map::new();
+        let mut n = 0usize;
+        for b in bindings.as_array().into_iter().flatten() {
+            if b.get("type").and_then(Value::as_str) != Some("r2_bucket") {
+                continue;
+            }
+            let Some(name) = b.get("bucket_name").and_then(Value::as_str) else {
+                continue;
+            };
+            let mut objects = Vec::new();
+            for o in emulator.objects(name) {
+                let file = format!("objects/{n}");
+                n += 1;
+                std::fs::write(dir.join(&file), &o.body)?;
+                objects.push(json!({ "key": o.key, "content_type": o.content_type, "file": file }));
+            }
+            buckets.insert(name.to_string(), Value::Array(objects));
+        }
+        let meta = &script.metadata;
+        let spec = json!({
+            "main_module": meta["main_module"],
+            "compatibility_date": meta["compatibility_date"],
+            "compatibility_flags": meta.get("compatibility_flags").filter(|f| f.is_array()).cloned().unwrap_or(json!([])),
+            "bindings": bindings,
+            "modules": modules,
+            "buckets": buckets,
+        });
+        std::fs::write(dir.join("serve.json"), serde_json::to_vec_pretty(&spec)?)
+            .with_context(|| format!("writing {}", dir.join("serve.json").display()))?;
+        Ok(())
+    }
 }

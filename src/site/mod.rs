@@ -10,6 +10,7 @@ pub mod content_type;
 pub mod layout;
 pub mod locks;
 pub mod manifest;
+pub mod rules;
 pub mod walk;
 
 pub use content_type::content_type;

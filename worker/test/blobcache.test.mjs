@@ -14,7 +14,11 @@ const files = {
 
 before(async () => {
   ({ mf } = await startCountingRouter({
-    objects: [...buildSite2("edge", files).objects, hostEntry("edge.workers.dev", "edge")],
+    objects: [
+      ...buildSite2("edge", files).objects,
+      ...buildSite2("edge2", files, { deployId: "20261130T000000Z-abcdef01" }).objects,
+      hostEntry("edge.workers.dev", "edge"),
+    ],
   }));
 }, { timeout: 30_000 });
 
@@ -44,6 +48,19 @@ describe("Cache API for blobs", () => {
     assert.equal(res.body.length, 10);
     assert.equal(res.headers.get("content-range"), "bytes 10-19/5000");
     assert.deepEqual(await takeOps(mf), []);
+  });
+
+  test("a cold request whose blob is at the edge costs 2 R2 reads: the head and one shard", async () => {
+    await fetchText(mf, "https://edge.getai.page/app.js");
+    await sleep(100);
+    await takeOps(mf);
+    const res = await fetchText(mf, "https://edge2.getai.page/app.js"); // never seen by this isolate
+    assert.equal(res.text, "console.log('app')");
+    const ops = await takeOps(mf);
+    assert.deepEqual(
+      ops.map((o) => o.key),
+      ["sites/edge2/manifest.json", `sites/edge2/deploys/20261130T000000Z-abcdef01/shards/0.json`],
+    );
   });
 
   test("not used on *.workers.dev, where it would do nothing", async () => {

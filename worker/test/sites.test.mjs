@@ -27,6 +27,7 @@ const REDIRECTS = {
     "/s308": { to: "https://example.com/x", status: 308, line: 5 },
     "/late": { to: "/from-static", status: 302, line: 9 },
     "/hi": { to: "/posts/2024/hello", status: 200, line: 10 },
+    "/caf%C3%A9": { to: "/new", status: 301, line: 12 },
   },
   dynamic: [
     { from: "/la*", to: "/from-dynamic/:splat", status: 302, line: 8 },
@@ -141,6 +142,7 @@ describe("_redirects", () => {
       ["/s307", 307, "/new"],
       ["/s308", 308, "https://example.com/x"],
       ["/old?utm=1", 301, "/new?utm=1"],
+      ["/café", 301, "/new"],
     ]) {
       const res = await fetchText(mf, R + path);
       assert.equal(res.status, status, path);

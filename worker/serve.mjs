@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+// Serves an uploaded router Worker locally, in workerd (miniflare), over a copy of its bucket:
+// what `cfsetup demo --serve` runs.
+//
+//   node worker/serve.mjs <dir> [--port 8787] [--tenant demo]
+//
+// <dir>/serve.json (written by cfsetup):
+//   { "main_module": "router.js", "compatibility_date": "…", "compatibility_flags": [],
+//     "bindings": [ {type: "r2_bucket"|"plain_text"|"json", name, …} ],
+//     "modules":  [ { "name", "content_type", "file" } ],
+//     "buckets":  { "<bucket_name>": [ { "key", "content_type", "file" } ] } }
+// Files are relative to <dir>. PLATFORM_DOMAIN is replaced by "localhost", so
+// `http://<tenant>.localhost:<port>/` is the tenant (browsers resolve *.localhost to loopback).
+// Serves until SIGINT/SIGTERM; then exits 0.
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Miniflare } from "miniflare";
+
+const MODULE_TYPES = {
+  "application/javascript+module": "ESModule",
+  "text/javascript+module": "ESModule",
+  "application/javascript": "CommonJS",
+  "text/javascript": "CommonJS",
+  "text/plain": "Text",
+  "application/octet-stream": "Data",
+  "application/wasm": "CompiledWasm",
+};
+
+function usage(msg) {
+  console.error(`serve.mjs: ${msg}\nusage: node worker/serve.mjs <dir> [--port 8787] [--tenant demo]`);
+  process.exit(2);
+}
+
+const args = process.argv.slice(2);
+let dir = null;
+let port = 8787;
+let tenant = "demo";
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === "--port") port = Number(args[++i]);
+  else if (args[i] === "--tenant") tenant = args[++i];
+  else if (dir === null) dir = resolve(args[i]);
+  else usage(`unexpected argument ${args[i]}`);
+}
+if (dir === null) usage("missing <dir>");
+if (!Number.isInteger(port) || port < 0 || port > 65535) usage("bad --port");
+
+const spec = JSON.parse(readFileSync(join(dir, "serve.json"), "utf8"));
+const modules = spec.modules.map((m) => {
+  const type = MODULE_TYPES[m.content_type];
+  if (!type) usage(`module ${m.name}: unsupported content type ${m.content_type}`);
+  const bytes = readFileSync(join(dir, m.file));
+  return { type, path: join(dir, "modules", m.name), contents: type === "ESModule" || type === "CommonJS" || type === "Text" ? bytes.toString("utf8") : new Uint8Array(bytes) };
+});
+const r2Buckets = {};
+const bindings = {};
+for (const b of spec.bindings || []) {
+  if (b.type === "r2_bucket") r2Buckets[b.name] = b.bucket_name;
+  else if (b.type === "plain_text") bindings[b.name] = b.text;
+  else if (b.type === "json") bindings[b.name] = b.json;
+}
+bindings.PLATFORM_DOMAIN = "localhost";
+
+const mf = new Miniflare({
+  modules,
+  modulesRoot: join(dir, "modules"),
+  compatibilityDate: spec.compatibility_date,
+  compatibilityFlags: spec.compatibility_flags || [],
+  r2Buckets,
+  bindings,
+  cf: false,
+  host: "127.0.0.1",
+  port,
+});
+try {
+  await mf.ready;
+  for (const [binding, bucketName] of Object.entries(r2Buckets)) {
+    const bucket = await mf.getR2Bucket(binding);
+    for (const o of spec.buckets?.[bucketName] || []) {
+      const body = new Uint8Array(readFileSync(join(dir, o.file)));
+      await bucket.put(o.key, body, { httpMetadata: o.content_type ? { contentType: o.content_type } : undefined });
+    }
+  }
+} catch (err) {
+  console.error(`serve.mjs: ${err.message}`);
+  await mf.dispose().catch(() => {});
+  process.exit(1);
+}
+console.log(`open http://${tenant}.localhost:${port}/`);
+console.log("(serving through the router in workerd; Ctrl-C to stop)");
+
+let stopping = false;
+async function stop() {
+  if (stopping) return;
+  stopping = true;
+  await mf.dispose().catch(() => {});
+  process.exit(0);
+}
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);
