@@ -283,11 +283,27 @@ fn not_found_and_rule_files() {
     assert!(!s
         .objects()
         .contains_key(&format!("blobs/{}", sha(b"/old /new 301\n"))));
+    assert_eq!(
+        s.live()["live"]["redirects"]["static"]["/old"],
+        serde_json::json!({"to": "/new", "status": 301, "line": 1}),
+        "the rules are in the Route"
+    );
     let j = s.deploy(&["--not-found", "spa"]).success().json();
     assert_eq!(j["not_found"], "spa");
     assert_eq!(j["changed"], true, "the mode is part of the digest");
     assert_eq!(s.live()["live"]["not_found"], "spa");
     s.deploy(&["--not-found", "maybe"]).expect_code(2);
+
+    // A bad rule is exit 2 with file:line, before any request.
+    s.write("_headers", b"/assets/*\n  X-Frame-Options DENY\n");
+    s.w.emu.clear_requests();
+    let out = s.deploy(&[]).expect_code(2);
+    assert!(out.stderr().contains("_headers:2"), "{}", out.stderr());
+    assert!(s.w.emu.requests().is_empty());
+    s.write("_headers", b"");
+    s.write("_redirects", b"/a /b 418\n");
+    let out = s.deploy(&[]).expect_code(2);
+    assert!(out.stderr().contains("_redirects:1"), "{}", out.stderr());
 }
 
 /// A deploy whose head read is overtaken by another deploy's switch: exit 1 naming what landed;

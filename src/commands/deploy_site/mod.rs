@@ -401,21 +401,42 @@ pub async fn run(
     }
 }
 
-/// The Route's rules: `_redirects` and `_headers` are not published; until their parser lands
-/// they are ignored with a warning.
+/// The Route's rules: `_redirects` and `_headers` (Pages' syntax, `site::rules`), parsed before
+/// any request; a bad line is exit 2 with `file:line` and the reason. Neither file is published.
 fn rules_of(
     rule_files: &[SiteFile],
     input: &Input,
     files: &crate::site::manifest::Files,
     ui: &Ui,
 ) -> anyhow::Result<Rules> {
+    let mut rules = Rules::none(input.not_found.resolve(files));
     for f in rule_files {
-        ui.warn(format!(
-            "{} is not applied yet by this version, and is not published",
-            f.rel_url.trim_start_matches('/')
-        ));
+        let text = std::fs::read_to_string(&f.path)
+            .map_err(|e| usage!("{}: cannot be read as UTF-8 text ({e})", f.path.display()))?;
+        let bad = |e: crate::site::rules::RuleError| {
+            usage!("{e}").with_hint(format!(
+                "{} follows Cloudflare Pages' syntax; fix the line, or remove the file",
+                f.rel_url.trim_start_matches('/')
+            ))
+        };
+        match f.rel_url.as_str() {
+            "/_redirects" => {
+                let r = crate::site::rules::parse_redirects(&text, &f.path).map_err(bad)?;
+                ui.note(format!(
+                    "_redirects: {} static and {} dynamic rule(s)",
+                    r.static_rules.len(),
+                    r.dynamic.len()
+                ));
+                rules.redirects = serde_json::to_value(r)?;
+            }
+            _ => {
+                let h = crate::site::rules::parse_headers(&text, &f.path).map_err(bad)?;
+                ui.note(format!("_headers: {} rule(s)", h.len()));
+                rules.headers = serde_json::to_value(h)?;
+            }
+        }
     }
-    Ok(Rules::none(input.not_found.resolve(files)))
+    Ok(rules)
 }
 
 /// What the reads decided.
