@@ -259,7 +259,8 @@ pub struct DeploySiteArgs {
     /// Move a DOMAIN that another tenant holds to this tenant
     #[arg(long)]
     pub take_over_domain: bool,
-    /// Switch even if another deploy of this tenant landed since this one read the head
+    /// Switch even if another deploy of this tenant landed since this one read the head; also
+    /// deploys an unchanged site, checking (and re-uploading) every blob
     #[arg(long)]
     pub force: bool,
     /// Print the plan and change nothing

@@ -838,6 +838,25 @@ impl Site {
         });
     }
 
+    /// Deletes an object straight from the bucket.
+    pub(crate) fn delete(&self, key: &str) {
+        let client = Client::new(
+            &url::Url::parse(&self.w.emu.base_url()).unwrap(),
+            Auth::Token(Secret::new(self.token.clone())),
+            ClientOptions::default(),
+        )
+        .unwrap();
+        let account = self.w.account_id();
+        rt().block_on(async {
+            let b = BucketRef {
+                account: &account,
+                name: BUCKET,
+                jurisdiction: None,
+            };
+            client.delete_object(b, key).await.unwrap();
+        });
+    }
+
     /// `cfsetup --json <args>` with the token and PLATFORM_DOMAIN.
     pub(crate) fn run(&self, args: &[&str]) -> crate::common::Run {
         let mut cmd = self.cmd();

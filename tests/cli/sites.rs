@@ -409,3 +409,19 @@ fn ctrl_c_exits_130_and_says_the_old_deploy_is_still_live() {
     );
     let _ = BUCKET;
 }
+
+/// A bucket damaged by cfsetup 0.1's prune (a live blob gone): an unchanged re-deploy says "up to
+/// date" (it trusts the invariant), and `--force` checks every blob and puts the missing one back.
+#[test]
+fn force_repairs_a_live_deploy_whose_blob_was_lost() {
+    let s = Site::new();
+    basic(&s);
+    s.deploy(&[]).success();
+    let key = format!("blobs/{}", sha(b"<h1>About</h1>"));
+    s.delete(&key);
+    assert_eq!(s.deploy(&[]).success().json()["changed"], false);
+    let j = s.deploy(&["--force"]).success().json();
+    assert_eq!(j["checked"], 2);
+    assert_eq!(j["uploaded"], 1);
+    assert!(s.objects().contains_key(&key));
+}

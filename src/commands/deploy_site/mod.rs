@@ -538,10 +538,13 @@ impl Deploy<'_> {
         }
         let same =
             |r: Option<&crate::site::Route>| r.is_some_and(|r| r.digest == copy.route.digest);
-        let unchanged = match &preview {
-            None => same(v2.and_then(|h| h.live.as_ref())),
-            Some(name) => same(v2.and_then(|h| h.previews.get(name))),
-        };
+        // --force deploys even an unchanged site, checking every blob: it repairs a bucket
+        // whose blobs were lost (cfsetup 0.1's prune).
+        let unchanged = !input.force
+            && match &preview {
+                None => same(v2.and_then(|h| h.live.as_ref())),
+                Some(name) => same(v2.and_then(|h| h.previews.get(name))),
+            };
         Ok(Plan {
             platform_domain,
             head,
@@ -720,7 +723,11 @@ impl Deploy<'_> {
         if !waited.is_zero() {
             report.waited_for_gc_secs = Some(waited.as_secs_f64());
         }
-        let known = self.known_hashes(plan.head.as_ref()).await;
+        let known = if self.input.force {
+            BTreeSet::new()
+        } else {
+            self.known_hashes(plan.head.as_ref()).await
+        };
         let check = Self::to_check(files, &known);
         self.ensure_blobs(&check, report).await?;
         self.write_copy(&plan.copy).await?;
