@@ -185,3 +185,44 @@ fn a_deploy_waits_for_a_running_gc_and_says_so() {
     );
     assert!(out.json()["waited_for_gc_secs"].as_f64().unwrap() > 0.5);
 }
+
+/// A tenant still on cfsetup 0.1's format 1: gc keeps its head's blobs and every old copy's, and
+/// the next deploy replaces the head with format 2.
+#[test]
+fn a_format_1_tenant_is_kept_whole_and_upgraded_by_its_next_deploy() {
+    let s = Site::new();
+    let (live, old) = (b"old live page", b"older page");
+    s.put(&format!("blobs/{}", sha(live)), live);
+    s.put(&format!("blobs/{}", sha(old)), old);
+    let manifest = |id: &str, body: &[u8]| {
+        serde_json::to_vec(&serde_json::json!({
+            "format": 1, "tenant": "acme", "deploy_id": id, "created_at": "2026-11-01T00:00:00Z",
+            "files": {"/index.html": {"hash": sha(body), "size": body.len(), "content_type": "text/html"}}
+        }))
+        .unwrap()
+    };
+    let (id1, id0) = ("20261101T000000Z-11111111", "20261031T000000Z-00000000");
+    s.put("sites/acme/manifest.json", &manifest(id1, live));
+    s.put(
+        &format!("sites/acme/deploys/{id1}.json"),
+        &manifest(id1, live),
+    );
+    s.put(
+        &format!("sites/acme/deploys/{id0}.json"),
+        &manifest(id0, old),
+    );
+    let j = s.run(&["gc", "--grace", "0s"]).success().json();
+    assert_eq!(j["blobs_deleted"], 0, "{j:#}");
+    assert_eq!(j["copies_deleted"], 0, "{j:#}");
+    let sites = s.run(&["sites"]).success().json();
+    assert_eq!(sites["sites"][0]["live"], id1);
+
+    s.write("index.html", live);
+    let d = s.deploy(&[]).success().json();
+    assert_eq!(
+        d["uploaded"], 0,
+        "the format 1 head's blobs count as present"
+    );
+    assert_eq!(s.live()["format"], 2);
+    assert_eq!(s.live()["kept"], serde_json::json!([d["deploy_id"]]));
+}
