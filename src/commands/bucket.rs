@@ -274,3 +274,49 @@ pub async fn all_custom_hostnames(
         .await
         .context("listing the zone's custom hostnames")
 }
+
+/// Lists the sweep markers and waits until every fresh one seen now is gone or stale: a gc that
+/// listed intents before the caller's intent existed may be deleting (docs/storage-layout.md
+/// "deploy-site" step 2). Markers that appear later are not waited for. Returns the time waited.
+pub async fn wait_for_sweeps(
+    storage: &Storage,
+    bucket: &str,
+    timing: crate::site::locks::Timing,
+    ui: &Ui,
+) -> anyhow::Result<std::time::Duration> {
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant, SystemTime};
+    let start = Instant::now();
+    let list = || async {
+        storage
+            .list(layout::MARKERS_PREFIX)
+            .await
+            .map_err(|e| bucket_error(e, bucket, "listing gc markers"))
+    };
+    let fresh = |metas: Vec<crate::storage::ObjectMeta>| -> BTreeSet<String> {
+        let now = SystemTime::now();
+        metas
+            .into_iter()
+            .filter(|m| timing.is_fresh(m.last_modified, now))
+            .map(|m| m.key)
+            .collect()
+    };
+    let seen = fresh(list().await?);
+    if seen.is_empty() {
+        return Ok(Duration::ZERO);
+    }
+    ui.note(format!(
+        "waiting for {} running gc(s) to finish before checking which blobs exist",
+        seen.len()
+    ));
+    let poll = timing
+        .refresh
+        .clamp(Duration::from_millis(100), Duration::from_secs(2));
+    loop {
+        tokio::time::sleep(poll).await;
+        let now = fresh(list().await?);
+        if seen.is_disjoint(&now) {
+            return Ok(start.elapsed());
+        }
+    }
+}

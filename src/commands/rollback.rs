@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::error::usage;
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::layout;
-use crate::site::locks;
+use crate::site::locks::{self, Intent, Timing};
 use crate::site::manifest::{deploy_time, is_deploy_id, DeployCopy, Head, Route, StoredHead};
 
 use super::bucket::{self, cas_head, read_head, Lost};
@@ -196,22 +196,91 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
     if !report.changed || args.dry_run {
         return Ok(Box::new(report));
     }
+    // Over REST the CAS is checked just before the write, not by the store: an intent naming the
+    // target's blobs keeps a gc from deleting them inside that window (docs/storage-layout.md
+    // "rollback"). Over S3 the store's If-Match is enough.
+    let intent_key = if storage.conditional_writes_are_atomic() {
+        None
+    } else {
+        let key = layout::intent_key(&locks::new_id());
+        let ckey = layout::deploy_key(&tenant, &route.deploy_id);
+        let hashes: Vec<String> = match storage
+            .get(&ckey)
+            .await
+            .map_err(|e| bucket::bucket_error(e, bucket_name, &format!("reading {ckey}")))?
+        {
+            Some(o) => DeployCopy::parse(&o.body, &tenant)
+                .map(|c| c.hashes().into_iter().map(str::to_string).collect())
+                .map_err(|why| anyhow::anyhow!("{ckey} is not a valid deploy copy ({why})"))?,
+            None => anyhow::bail!("{ckey} is missing; nothing was changed"),
+        };
+        let now = locks::rfc3339(SystemTime::now());
+        let intent = Intent {
+            tenant: tenant.clone(),
+            deploy_id: route.deploy_id.clone(),
+            started_at: now.clone(),
+            refreshed_at: now,
+            hashes,
+        };
+        bucket::put_json(
+            storage,
+            bucket_name,
+            &key,
+            serde_json::to_vec(&intent).unwrap_or_default(),
+        )
+        .await?;
+        Some(key)
+    };
+    let result = async {
+        if intent_key.is_some() {
+            bucket::wait_for_sweeps(storage, bucket_name, Timing::default(), ui).await?;
+        }
+        switch(
+            storage,
+            bucket_name,
+            &tenant,
+            &route,
+            head,
+            read.etag.clone(),
+            args.force,
+            ui,
+        )
+        .await
+    }
+    .await;
+    if let Some(k) = &intent_key {
+        let _ = storage.delete(k).await;
+    }
+    report.forced = result?;
+    Ok(Box::new(report))
+}
+
+/// The compare-and-swap of the head to `route`; with `force`, retried on the newest head while
+/// it still names the target. Returns whether it had to retry.
+#[allow(clippy::too_many_arguments)]
+async fn switch(
+    storage: &crate::storage::Storage,
+    bucket_name: &str,
+    tenant: &str,
+    route: &Route,
+    head: Head,
+    etag: Option<String>,
+    force: bool,
+    ui: &Ui,
+) -> anyhow::Result<bool> {
     let by = format!("rollback {} ({})", route.deploy_id, locks::owner());
     let mut base = head;
-    let mut etag = read.etag.clone();
+    let mut etag = etag;
     for attempt in 0..5 {
         let (next, _dropped) = Head::with_live(
-            &tenant,
+            tenant,
             Some(&base),
             route.clone(),
             by.clone(),
             SystemTime::now(),
         );
         match cas_head(storage, bucket_name, &next, etag.as_deref()).await? {
-            Ok(_) => {
-                report.forced = attempt > 0;
-                return Ok(Box::new(report));
-            }
+            Ok(_) => return Ok(attempt > 0),
             Err(Lost::Landed {
                 live,
                 by: landed_by,
@@ -221,7 +290,7 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
                     (Some(l), None) => l.clone(),
                     (None, _) => "a change to the head (or its removal)".into(),
                 };
-                if !args.force {
+                if !force {
                     anyhow::bail!(
                         "another run switched {tenant} after this rollback read it: {what} is live \
                          now; nothing was changed. Run it again, or pass --force"
@@ -230,7 +299,7 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
                 ui.warn(format!(
                     "{tenant} changed meanwhile ({what}); --force: trying again"
                 ));
-                let now = read_head(storage, bucket_name, &tenant).await?;
+                let now = read_head(storage, bucket_name, tenant).await?;
                 let Some(h) = now.as_ref().and_then(|r| r.v2()).cloned() else {
                     anyhow::bail!(
                         "{tenant}'s head is gone or not format 2 now; nothing was changed"

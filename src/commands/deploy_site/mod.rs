@@ -748,40 +748,7 @@ impl Deploy<'_> {
     /// Lists the sweep markers and waits until every fresh one seen now is gone or stale: a gc
     /// that listed intents before this run's existed may be deleting.
     async fn wait_for_sweeps(&self) -> anyhow::Result<Duration> {
-        let timing = self.input.timing;
-        let start = Instant::now();
-        let list = || async {
-            self.storage
-                .list(layout::MARKERS_PREFIX)
-                .await
-                .map_err(|e| bucket::bucket_error(e, self.bucket(), "listing gc markers"))
-        };
-        let fresh = |metas: Vec<crate::storage::ObjectMeta>| -> BTreeSet<String> {
-            let now = SystemTime::now();
-            metas
-                .into_iter()
-                .filter(|m| timing.is_fresh(m.last_modified, now))
-                .map(|m| m.key)
-                .collect()
-        };
-        let seen = fresh(list().await?);
-        if seen.is_empty() {
-            return Ok(Duration::ZERO);
-        }
-        self.ui.note(format!(
-            "waiting for {} running gc(s) to finish before checking which blobs exist",
-            seen.len()
-        ));
-        let poll = timing
-            .refresh
-            .clamp(Duration::from_millis(100), Duration::from_secs(2));
-        loop {
-            tokio::time::sleep(poll).await;
-            let now = fresh(list().await?);
-            if seen.is_disjoint(&now) {
-                return Ok(start.elapsed());
-            }
-        }
+        bucket::wait_for_sweeps(self.storage, self.bucket(), self.input.timing, self.ui).await
     }
 
     /// Checks each file's blob and uploads the missing ones, `--concurrency` at once.
