@@ -506,11 +506,15 @@ fn rollback_switches_the_head_back_and_forward_with_a_cas() {
     // Over REST (the CAS only checked before the write) a rollback holds an intent meanwhile.
     s.w.emu.clear_requests();
     let mut cmd = s.w.with_token(&s.token);
-    cmd.env("CFSETUP_VIA", "rest").args(["--json", "rollback", "acme"]);
+    cmd.env("CFSETUP_VIA", "rest")
+        .args(["--json", "rollback", "acme"]);
     s.w.run(&mut cmd).success();
     let writes = s.writes();
     assert_eq!(writes.len(), 3, "{writes:#?}");
-    assert!(writes[0].starts_with("PUT objects/locks/deploys/"), "{writes:#?}");
+    assert!(
+        writes[0].starts_with("PUT objects/locks/deploys/"),
+        "{writes:#?}"
+    );
     assert_eq!(writes[1], "PUT objects/sites/acme/manifest.json");
     assert_eq!(writes[2], writes[0].replace("PUT", "DELETE"));
 }

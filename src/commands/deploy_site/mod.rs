@@ -835,13 +835,9 @@ impl Deploy<'_> {
                 .await
                 .with_context(|| format!("uploading {}", f.rel_url))?;
         }
-        // A file edited while the deploy runs would store bytes under the wrong hash.
-        let now = tokio::fs::metadata(&f.path).await.ok();
-        let same = now.is_some_and(|m| m.len() == f.size && m.modified().ok() == f.modified);
-        if !same {
-            let _ = self.storage.delete(&key).await;
-            anyhow::bail!("{} changed during the deploy; run it again", f.rel_url);
-        }
+        // A file edited while it uploads is refused by the store (its bytes no longer hash to the
+        // key: StorageError::ChangedOnDisk, nothing stored). What was stored is right for its
+        // hash, so it is never deleted here: another deploy may already rely on it.
         Ok(true)
     }
 
