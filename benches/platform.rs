@@ -9,9 +9,18 @@
 //!
 //! `BENCH_ONLY=gc` runs the gc case alone.
 //!
+//! And, through `Storage` directly (the layer deploy-site, rollback and gc share; issue #9):
+//! - a cold upload of `BENCH_S3_FILES` (20,000) 1 KB files over S3 at 64 in flight (target
+//!   ≤ 30 s, near files ÷ 64 × latency);
+//! - REST object PUTs: a short run of `BENCH_REST_FILES` (300), and from it a *projection*
+//!   (labelled as such) of 2,400 under the 1,200-per-300-s window (target ≤ 11 minutes); with
+//!   `BENCH_REST_FILES=2400` the real, paced run (about 5 minutes);
+//! - peak memory (VmHWM) of a process uploading one `BENCH_MULTIPART_MB` (1,024) MB file over S3
+//!   multipart, against a separate `cfsetup emulator` process (target < 64 MiB).
+//!
 //! Requests and bytes are counted by the emulator, not by cfsetup, so the figures are independent
 //! of the code they measure. Set `BENCH_LATENCY_MS` to change the latency, `BENCH_FILES` the site
-//! size, `BENCH_BIG_MB` the big file's size.
+//! size, `BENCH_BIG_MB` the big file's size. `BENCH_CASES=platform` or `storage` runs one half.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -331,6 +340,20 @@ fn bench_gc(latency: u64, tenants: u64) {
 
 fn main() {
     // `cargo bench` passes --bench; nothing to parse.
+    if std::env::var("BENCH_CHILD").as_deref() == Ok("multipart") {
+        storage::multipart_child();
+        return;
+    }
+    let cases = std::env::var("BENCH_CASES").unwrap_or_else(|_| "all".into());
+    if cases == "all" || cases == "platform" {
+        platform();
+    }
+    if cases == "all" || cases == "storage" {
+        storage::run(env_num("BENCH_LATENCY_MS", 50));
+    }
+}
+
+fn platform() {
     let latency = env_num("BENCH_LATENCY_MS", 50);
     let gc_tenants = env_num("BENCH_GC_TENANTS", 1000);
     if std::env::var("BENCH_ONLY").as_deref() == Ok("gc") {
@@ -429,5 +452,361 @@ fn main() {
         for r in warm_log {
             println!("  {} {}", r.method, r.path);
         }
+    }
+}
+
+/// The object-storage cases, through `cfsetup::storage::Storage`.
+mod storage {
+    use std::io::{BufRead, BufReader, Write};
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use cfsetup::cloudflare::r2::BucketRef;
+    use cfsetup::cloudflare::tokens::{NewToken, Policy, PolicyGroup};
+    use cfsetup::cloudflare::{Auth, Client, ClientOptions, Pacing};
+    use cfsetup::secret::Secret;
+    use cfsetup::storage::{
+        BucketLoc, Payload, PutOptions, RestStore, S3Credentials, S3Options, S3Store, Storage,
+    };
+    use cfsetup_emulator::{Api, Emulator, Options};
+    use futures::stream::{self, TryStreamExt};
+    use sha2::Digest;
+    use url::Url;
+
+    use super::env_num;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn quiet() -> ClientOptions {
+        ClientOptions {
+            notes: false,
+            ..ClientOptions::default()
+        }
+    }
+
+    /// A token with Workers R2 Storage Write (minted over the REST API with the Global API Key,
+    /// as a user would), and a bucket: `(client with the token, token id, bucket)`.
+    async fn token_and_bucket(
+        base: &str,
+        email: &str,
+        key: &str,
+        account: &str,
+        bucket: &str,
+    ) -> (Client, String, BucketLoc) {
+        let admin = Client::new(
+            &Url::parse(base).unwrap(),
+            Auth::GlobalKey {
+                email: email.into(),
+                key: Secret::new(key),
+            },
+            quiet(),
+        )
+        .unwrap();
+        let group = admin
+            .permission_groups(Some("Workers R2 Storage Write"), None)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|g| g.name == "Workers R2 Storage Write")
+            .expect("the group");
+        let mut resources = serde_json::Map::new();
+        resources.insert(format!("com.cloudflare.api.account.{account}"), "*".into());
+        let created = admin
+            .create_token(&NewToken {
+                name: "bench-storage".into(),
+                policies: vec![Policy {
+                    id: None,
+                    effect: "allow".into(),
+                    resources,
+                    permission_groups: vec![PolicyGroup {
+                        id: group.id,
+                        name: None,
+                    }],
+                }],
+                expires_on: None,
+                not_before: None,
+                condition: None,
+            })
+            .await
+            .unwrap();
+        let b = BucketRef {
+            account,
+            name: bucket,
+            jurisdiction: None,
+        };
+        admin.create_bucket(b, None).await.unwrap();
+        (
+            admin.with_auth(Auth::Token(created.value)),
+            created.token.id,
+            BucketLoc {
+                account: account.into(),
+                name: bucket.into(),
+                jurisdiction: None,
+            },
+        )
+    }
+
+    fn s3_storage(client: &Client, token_id: &str, bucket: BucketLoc, endpoint: &str) -> Storage {
+        let Auth::Token(token) = client.auth() else {
+            unreachable!("a token")
+        };
+        let creds = S3Credentials::from_token(token_id, token);
+        let store = S3Store::new(
+            client.clone(),
+            bucket,
+            Url::parse(endpoint).unwrap(),
+            true,
+            &creds,
+            S3Options::from_client(client),
+        )
+        .unwrap();
+        Storage::s3(store)
+    }
+
+    fn files(dir: &Path, n: u64, size: usize) -> Vec<Payload> {
+        std::fs::create_dir_all(dir).unwrap();
+        (0..n)
+            .map(|i| {
+                let mut body = format!("file {i} ").into_bytes();
+                body.resize(size, b'x');
+                let path = dir.join(format!("f{i:05}"));
+                std::fs::write(&path, &body).unwrap();
+                Payload::File {
+                    path,
+                    len: size as u64,
+                    sha256: hex::encode(sha2::Sha256::digest(&body)),
+                }
+            })
+            .collect()
+    }
+
+    async fn upload(st: &Storage, payloads: Vec<Payload>, concurrency: usize) -> Duration {
+        let started = Instant::now();
+        stream::iter(
+            payloads
+                .into_iter()
+                .map(Ok::<_, cfsetup::storage::StorageError>),
+        )
+        .try_for_each_concurrent(concurrency, |p| async move {
+            let Payload::File { sha256, .. } = &p else {
+                unreachable!()
+            };
+            let key = format!("blobs/{sha256}");
+            st.put(&key, p, PutOptions::overwrite("application/octet-stream"))
+                .await
+                .map(|_| ())
+        })
+        .await
+        .expect("the uploads");
+        started.elapsed()
+    }
+
+    pub fn run(latency: u64) {
+        let s3_files = env_num("BENCH_S3_FILES", 20_000);
+        let rest_files = env_num("BENCH_REST_FILES", 300);
+        let multipart_mb = env_num("BENCH_MULTIPART_MB", 1024);
+        let dir = tempfile::tempdir().unwrap();
+        let rt = rt();
+
+        let mut options = Options::new();
+        options.latency = Duration::from_millis(latency);
+        let emu = Emulator::start(options).expect("emulator");
+        let seed = emu.seed().clone();
+        let (client, token_id, bucket) = rt.block_on(token_and_bucket(
+            &emu.base_url(),
+            &seed.email,
+            &seed.global_key,
+            &seed.account_id,
+            "bench-objects",
+        ));
+
+        eprintln!("S3: uploading {s3_files} files of 1 KB at 64 in flight ...");
+        let s3 = s3_storage(&client, &token_id, bucket.clone(), &emu.s3_endpoint());
+        let payloads = files(&dir.path().join("s3"), s3_files, 1024);
+        emu.clear_requests();
+        let s3_time = rt.block_on(upload(&s3, payloads, 64));
+        let reqs = emu.requests();
+        let s3_reqs = reqs.iter().filter(|r| r.api == Api::S3).count();
+        let rest_reqs = reqs.iter().filter(|r| r.api == Api::Rest).count();
+        let floor = s3_files as f64 / 64.0 * latency as f64 / 1000.0;
+
+        eprintln!("REST: uploading {rest_files} files of 1 KB at 16 in flight ...");
+        // A fresh client, so the run starts from a fresh window: the setup's 3 REST calls with
+        // the Global API Key would otherwise count in it (the limit is per user), making 2,403.
+        let fresh = Client::new(
+            &Url::parse(&emu.base_url()).unwrap(),
+            client.auth().clone(),
+            quiet(),
+        )
+        .unwrap();
+        let rest = Storage::rest(RestStore::new(fresh, bucket));
+        let payloads = files(&dir.path().join("rest"), rest_files, 1024);
+        emu.clear_requests();
+        let rest_time = rt.block_on(upload(&rest, payloads, 16));
+        let rest_measured = emu.requests().iter().filter(|r| r.api == Api::Rest).count();
+        // 2,400 from a fresh window: the pacer holds the second 1,200 until 300 s after the
+        // first started; each batch then takes what the measured rate says.
+        let n = 2400u64;
+        let per_request = rest_time.as_secs_f64() / rest_measured.max(1) as f64;
+        let last_batch = ((n - 1) % 1200 + 1) as f64;
+        let projected = Pacing::default().estimate(n).as_secs_f64() + last_batch * per_request;
+        drop(emu);
+
+        eprintln!("multipart: a {multipart_mb} MB file in a separate process ...");
+        let (mp_time, mp_peak_mib) =
+            multipart_parent(&dir.path().join("big.bin"), multipart_mb, latency);
+
+        let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+        println!();
+        println!("object storage through `Storage`, emulator latency {latency} ms per request");
+        println!();
+        println!("| measurement | figure | target | |");
+        println!("|---|---|---|---|");
+        println!(
+            "| S3 cold upload, {s3_files} files of 1 KB, 64 in flight | {:.1} s, {s3_reqs} S3 requests, {rest_reqs} REST | ≤ 30 s (floor {floor:.1} s) | {} |",
+            s3_time.as_secs_f64(),
+            verdict(s3_time.as_secs_f64() <= 30.0)
+        );
+        if rest_files >= n {
+            println!(
+                "| REST upload, {rest_files} files (measured, paced) | {:.1} min, {rest_measured} requests | ≤ 11 min for 2,400 | {} |",
+                rest_time.as_secs_f64() / 60.0,
+                verdict(rest_files > n || rest_time.as_secs_f64() <= 660.0)
+            );
+        } else {
+            println!(
+                "| REST upload, {rest_files} files (measured) | {:.1} s, {rest_measured} requests | | |",
+                rest_time.as_secs_f64()
+            );
+            println!(
+                "| REST upload, 2,400 files: PROJECTION from the {rest_files}-file run + the pacing window | {:.1} min | ≤ 11 min | {} |",
+                projected / 60.0,
+                verdict(projected <= 660.0)
+            );
+        }
+        println!(
+            "| S3 multipart upload of one {multipart_mb} MB file: peak memory of the uploading process | {mp_peak_mib:.1} MiB ({:.1} s) | < 64 MiB | {} |",
+            mp_time.as_secs_f64(),
+            verdict(mp_peak_mib > 0.0 && mp_peak_mib < 64.0)
+        );
+    }
+
+    /// Writes the big file, starts `cfsetup emulator` in its own process (so the parts it holds
+    /// are not counted), and runs this benchmark again as a child that only uploads the file,
+    /// sampling the child's VmHWM.
+    fn multipart_parent(path: &Path, mb: u64, latency: u64) -> (Duration, f64) {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+        let mut hasher = sha2::Sha256::new();
+        let mut chunk = vec![0u8; 1 << 20];
+        let mut x: u64 = 0x1234_5678_9ABC_DEF1;
+        for _ in 0..mb {
+            for b in chunk.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            hasher.update(&chunk);
+            f.write_all(&chunk).unwrap();
+        }
+        drop(f);
+        let sha = hex::encode(hasher.finalize());
+
+        let mut emu = Command::new(env!("CARGO_BIN_EXE_cfsetup"))
+            .args([
+                "emulator",
+                "--port",
+                "0",
+                "--latency-ms",
+                &latency.to_string(),
+            ])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cfsetup emulator runs");
+        let mut vars = Vec::new();
+        let mut lines = BufReader::new(emu.stdout.take().unwrap()).lines();
+        while vars.len() < 6 {
+            let Some(Ok(line)) = lines.next() else { break };
+            if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+                vars.push((k.to_string(), v.to_string()));
+            }
+        }
+        let started = Instant::now();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env("BENCH_CHILD", "multipart")
+            .env("BENCH_FILE", path)
+            .env("BENCH_FILE_SHA256", &sha)
+            .envs(vars)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the child runs");
+        let status_file = format!("/proc/{}/status", child.id());
+        let mut peak_kib = 0u64;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&status_file) {
+                if let Some(kib) = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                {
+                    peak_kib = peak_kib.max(kib);
+                }
+            }
+            if child.try_wait().expect("wait").is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let elapsed = started.elapsed();
+        let ok = child.wait().expect("wait").success();
+        let _ = emu.kill();
+        let _ = emu.wait();
+        let _ = std::fs::remove_file(path);
+        assert!(ok, "the multipart child failed");
+        (elapsed, peak_kib as f64 / 1024.0)
+    }
+
+    /// The measured process: mint a token, make a bucket, upload one file over S3.
+    pub fn multipart_child() {
+        let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is set"));
+        let path = std::path::PathBuf::from(var("BENCH_FILE"));
+        let len = std::fs::metadata(&path).unwrap().len();
+        let rt = rt();
+        rt.block_on(async {
+            let (client, token_id, bucket) = token_and_bucket(
+                &var("CLOUDFLARE_API_BASE_URL"),
+                &var("CLOUDFLARE_EMAIL"),
+                &var("CLOUDFLARE_GLOBAL_KEY"),
+                &var("CLOUDFLARE_ACCOUNT_ID"),
+                "bench-multipart",
+            )
+            .await;
+            let endpoint = var("R2_S3_ENDPOINT");
+            let st = s3_storage(&client, &token_id, bucket, &endpoint);
+            st.put(
+                "blobs/big",
+                Payload::File {
+                    path,
+                    len,
+                    sha256: var("BENCH_FILE_SHA256"),
+                },
+                PutOptions::overwrite("application/octet-stream"),
+            )
+            .await
+            .expect("the multipart upload");
+            let back = st.head("blobs/big").await.unwrap().expect("stored");
+            assert_eq!(back.size, len);
+            std::io::stderr().flush().ok();
+        });
     }
 }

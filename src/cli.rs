@@ -50,10 +50,7 @@ pub struct GlobalArgs {
     /// [default: https://api.cloudflare.com/client/v4]
     #[arg(long, global = true, value_name = "URL")]
     pub api_url: Option<String>,
-    /// Which API carries objects (site files, manifests) [env: CFSETUP_VIA] [default: auto]:
-    /// auto = R2's S3 API with keys derived from the API token, or REST with the Global API Key
-    /// or, with a note, when S3 refuses the keys; s3 = S3 only (a refusal fails the run); rest =
-    /// the REST API only (1,200 requests per 5 minutes, 300 MiB per object)
+    /// Which API carries objects (site files, manifests) [env: CFSETUP_VIA] [default: auto]
     #[arg(long, global = true, value_enum, value_name = "API")]
     pub via: Option<Via>,
     /// R2's S3 endpoint; plain http only for loopback hosts [env: R2_S3_ENDPOINT]
@@ -77,24 +74,25 @@ pub struct GlobalArgs {
     pub color: ColorChoice,
 }
 
-/// Which API carries objects (`--via`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Via {
-    /// S3 with an API token, REST with the Global API Key; REST too when S3 refuses the keys
-    #[default]
-    Auto,
-    /// R2's S3 API only
-    S3,
-    /// The REST API only
-    Rest,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum ColorChoice {
     #[default]
     Auto,
     Always,
     Never,
+}
+
+/// Which API carries objects (`--via`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Via {
+    /// R2's S3 API with keys derived from the API token; REST with the Global API Key, or, with
+    /// a note, when S3 refuses the keys
+    #[default]
+    Auto,
+    /// R2's S3 API only: a refusal of the keys fails the run
+    S3,
+    /// The REST API only: 1,200 requests per 5 minutes, 300 MiB per object
+    Rest,
 }
 
 #[derive(Debug, Subcommand)]

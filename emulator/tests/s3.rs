@@ -643,6 +643,38 @@ fn conditional_put_and_a_race_of_if_none_match() {
     assert_eq!(code(missing), (412, "PreconditionFailed".into()));
     assert_eq!(t.get("lock").bytes().expect("b").as_ref(), b"v2");
 
+    // Date conditions: the object was written just now.
+    let long_ago = "Mon, 01 Jan 2001 00:00:00 GMT";
+    let far_ahead = "Fri, 01 Jan 2100 00:00:00 GMT";
+    for (name, date, status) in [
+        ("if-unmodified-since", long_ago, 412),
+        ("if-modified-since", far_ahead, 412),
+        ("if-unmodified-since", far_ahead, 200),
+        ("if-modified-since", long_ago, 200),
+    ] {
+        let u = url("lock", Some((name, date.into())));
+        let resp = t
+            .req(Method::PUT, u)
+            .header(name, date)
+            .body("v4")
+            .send()
+            .expect("r");
+        assert_eq!(resp.status().as_u16(), status, "{name}: {date}");
+    }
+    let get = t.bucket.get_object(Some(&t.creds), "lock").sign(HOUR);
+    let resp = t
+        .req(Method::GET, get.clone())
+        .header("if-modified-since", far_ahead)
+        .send()
+        .expect("r");
+    assert_eq!(resp.status().as_u16(), 304);
+    let resp = t
+        .req(Method::GET, get)
+        .header("if-unmodified-since", long_ago)
+        .send()
+        .expect("r");
+    assert_eq!(code(resp), (412, "PreconditionFailed".into()));
+
     // Racing writers of one new key: exactly one wins.
     for round in 0..5 {
         let key = format!("race-{round}");

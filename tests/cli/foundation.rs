@@ -130,7 +130,7 @@ fn the_emulator_command_prints_exports_first() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut got = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..6 {
         got.push(lines.next().unwrap().unwrap());
     }
     let _ = child.kill();
@@ -149,6 +149,7 @@ fn the_emulator_command_prints_exports_first() {
         names,
         [
             "CLOUDFLARE_API_BASE_URL",
+            "R2_S3_ENDPOINT",
             "CLOUDFLARE_EMAIL",
             "CLOUDFLARE_GLOBAL_KEY",
             "CLOUDFLARE_ACCOUNT_ID",

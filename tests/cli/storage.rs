@@ -624,3 +624,70 @@ fn test_permissions_passes_with_a_warning_when_only_rest_works() {
         "a PUT and a DELETE over REST instead"
     );
 }
+
+/// The REST pacing against the emulator's own sliding-window limiter (scaled down: 30 per 5 s):
+/// 70 object PUTs, none refused, in three windows.
+#[test]
+fn rest_pacing_keeps_under_the_emulator_s_own_limit() {
+    let mut options = cfsetup_emulator::Options::new();
+    options.rate_limit = Some((30, Duration::from_secs(5)));
+    options.latency = Duration::from_millis(50);
+    let w = World::with_options(options);
+    let rt = rt();
+    let client = Client::new(
+        &Url::parse(&w.emu.base_url()).unwrap(),
+        Auth::GlobalKey {
+            email: w.emu.seed().email.clone(),
+            key: Secret::new(w.emu.seed().global_key.clone()),
+        },
+        ClientOptions {
+            pacing: cfsetup::cloudflare::Pacing {
+                window_limit: 30,
+                window: Duration::from_secs(5),
+            },
+            notes: false,
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let bucket = BucketLoc {
+        account: w.account_id(),
+        name: "site".into(),
+        jurisdiction: None,
+    };
+    rt.block_on(client.create_bucket(
+        BucketRef {
+            account: &bucket.account,
+            name: &bucket.name,
+            jurisdiction: None,
+        },
+        None,
+    ))
+    .unwrap();
+    let st = Storage::rest(cfsetup::storage::RestStore::new(client.clone(), bucket));
+    let started = std::time::Instant::now();
+    rt.block_on(async {
+        use futures::stream::{self, StreamExt};
+        let keys: Vec<String> = (0..69).map(|i| format!("k/{i}")).collect();
+        stream::iter(keys.iter())
+            .for_each_concurrent(16, |k| {
+                let st = &st;
+                async move {
+                    st.put(
+                        k,
+                        Payload::Bytes(Bytes::from("v")),
+                        PutOptions::overwrite("text/plain"),
+                    )
+                    .await
+                    .unwrap();
+                }
+            })
+            .await;
+    });
+    let took = started.elapsed();
+    let refused = w.emu.requests().iter().filter(|r| r.status == 429).count();
+    eprintln!("took {took:?}, {refused} refused");
+    assert_eq!(refused, 0);
+    // Windows of 5 s + the 2 s arrival margin: the 61st..70th start about 14 s in.
+    assert!(took < Duration::from_secs(18), "{took:?}");
+}
