@@ -227,6 +227,23 @@ fn refuse_platform_domain(
     Ok(())
 }
 
+/// The largest file this run can store, known before any request: REST's 300 MiB with `--via
+/// rest` or the Global API Key (which has no S3 keys), else S3's. Should `--via auto` fall back to
+/// REST at run time, the store refuses a larger file itself (exit 1).
+fn max_file_size(config: &Config) -> u64 {
+    use crate::cli::Via;
+    let rest = match config.via {
+        Via::Rest => true,
+        Via::S3 => false,
+        Via::Auto => config.credentials.token.is_none(),
+    };
+    if rest {
+        crate::storage::rest::REST_MAX_OBJECT_SIZE
+    } else {
+        crate::storage::s3::S3_MAX_OBJECT_SIZE
+    }
+}
+
 /// Where the run is, for the Ctrl-C message.
 const BEFORE_SWITCH: u8 = 0;
 const SWITCHING: u8 = 1;
@@ -286,7 +303,7 @@ pub async fn run(
     let dir = input.dir.clone();
     let options = WalkOptions {
         include_hidden: input.include_hidden,
-        ..WalkOptions::default()
+        max_file_size: max_file_size(config),
     };
     let walked = tokio::task::spawn_blocking(move || walk(&dir, options))
         .await
