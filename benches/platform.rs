@@ -4,7 +4,10 @@
 //! (a realistic round trip to Cloudflare), and prints:
 //! - `test-permissions` wall time, against its floor of two latency-bound round trips;
 //! - `deploy-site` cold and warm for a 1,000-file site: wall time, requests and bytes sent;
-//! - peak memory (VmHWM) of `deploy-site` publishing a site that holds one 200 MB file.
+//! - peak memory (VmHWM) of `deploy-site` publishing a site that holds one 200 MB file;
+//! - `gc` over 1,000 tenants (`BENCH_GC_TENANTS`): wall time and requests, with garbage to find.
+//!
+//! `BENCH_ONLY=gc` runs the gc case alone.
 //!
 //! And, through `Storage` directly (the layer deploy-site, rollback and gc share; issue #9):
 //! - a cold upload of `BENCH_S3_FILES` (20,000) 1 KB files over S3 at 64 in flight (target
@@ -60,6 +63,7 @@ impl Bench {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("NO_COLOR", "1")
             .env("CLOUDFLARE_API_BASE_URL", self.emu.base_url())
+            .env("R2_S3_ENDPOINT", self.emu.s3_endpoint())
             .env("CLOUDFLARE_ACCOUNT_ID", &seed.account_id)
             .env("CLOUDFLARE_ZONE_ID", &seed.zone_id)
             .env("CLOUDFLARE_API_TOKEN", &self.token)
@@ -178,6 +182,162 @@ fn make_big(root: &Path, mb: u64) {
     }
 }
 
+/// Seeds `tenants` tenants straight into the bucket (no latency yet): each has 3 kept deploys of
+/// 4 files (2 shared by every tenant, 2 its own), and one deploy dropped from its head whose copy,
+/// shard and own blob are garbage. Returns the garbage blob count.
+fn seed_tenants(emu: &Emulator, token: &str, tenants: u64) -> u64 {
+    use cfsetup::cloudflare::r2::{BucketRef, ObjectBody};
+    use cfsetup::cloudflare::{Auth, Client, ClientOptions};
+    use cfsetup::site::manifest::{DeployCopy, FileEntry, Files, Head, Rules};
+    use futures::stream::{self, StreamExt};
+
+    let client = Client::new(
+        &url::Url::parse(&emu.base_url()).unwrap(),
+        Auth::Token(cfsetup::secret::Secret::new(token.to_string())),
+        ClientOptions {
+            max_in_flight: 64,
+            // Seeding is set-up, not the measurement: no REST pacing.
+            pacing: cfsetup::cloudflare::Pacing {
+                window_limit: u32::MAX,
+                window: Duration::from_secs(1),
+            },
+            notes: false,
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let account = emu.seed().account_id.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
+    let blob = |body: &str| -> (String, FileEntry) {
+        let hash = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+        (
+            format!("blobs/{hash}"),
+            FileEntry {
+                hash,
+                size: body.len() as u64,
+                content_type: "text/html; charset=utf-8".into(),
+            },
+        )
+    };
+    use sha2::Digest;
+    for shared in ["shared one", "shared two"] {
+        let (k, _) = blob(shared);
+        objects.push((k, shared.as_bytes().to_vec()));
+    }
+    let t0 = std::time::SystemTime::now() - Duration::from_secs(7200);
+    for t in 0..tenants {
+        let tenant = format!("tenant{t:04}");
+        let mut head: Option<Head> = None;
+        for v in 0..4u64 {
+            let mut files = Files::new();
+            for (i, body) in [
+                "shared one".to_string(),
+                "shared two".to_string(),
+                format!("{tenant} page v{v}"),
+                format!("{tenant} asset v{v}"),
+            ]
+            .iter()
+            .enumerate()
+            {
+                let (k, e) = blob(body);
+                objects.push((k, body.as_bytes().to_vec()));
+                files.insert(format!("/f{i}.html"), e);
+            }
+            let copy = DeployCopy::build(
+                &tenant,
+                files,
+                Rules::none("none"),
+                t0 + Duration::from_secs(v),
+                None,
+            );
+            for (k, shard) in copy.shards() {
+                objects.push((
+                    format!("sites/{tenant}/deploys/{}/shards/{k}.json", copy.deploy_id),
+                    shard.to_bytes(),
+                ));
+            }
+            objects.push((
+                format!("sites/{tenant}/deploys/{}.json", copy.deploy_id),
+                copy.to_bytes(),
+            ));
+            let (mut h, _) = Head::with_live(
+                &tenant,
+                head.as_ref(),
+                copy.route.clone(),
+                "bench".into(),
+                std::time::SystemTime::now(),
+            );
+            h.kept.truncate(3);
+            head = Some(h);
+        }
+        objects.push((
+            format!("sites/{tenant}/manifest.json"),
+            head.unwrap().to_bytes(),
+        ));
+    }
+    objects.sort();
+    objects.dedup_by(|a, b| a.0 == b.0);
+    rt.block_on(async {
+        let b = BucketRef {
+            account: &account,
+            name: "cfsetup-sites",
+            jurisdiction: None,
+        };
+        stream::iter(objects)
+            .map(|(k, body)| {
+                let client = &client;
+                async move {
+                    client
+                        .put_object(b, &k, ObjectBody::Bytes(body.into()), "application/json")
+                        .await
+                        .unwrap()
+                }
+            })
+            .buffer_unordered(64)
+            .collect::<Vec<()>>()
+            .await;
+    });
+    // v0's page and asset per tenant.
+    tenants * 2
+}
+
+/// `gc --grace 0s` over `tenants` seeded tenants, every request `latency` ms late.
+fn bench_gc(latency: u64, tenants: u64) {
+    let mut options = Options::new();
+    options.rate_limit = None;
+    let emu = Emulator::start(options).expect("emulator");
+    let (_, token) = emu.mint_token("bench", policies(&emu));
+    let bench = Bench {
+        emu,
+        token,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    bench.run(&["deploy-infra"]);
+    eprintln!("seeding {tenants} tenants ...");
+    let garbage = seed_tenants(&bench.emu, &bench.token, tenants);
+    bench.emu.inject(cfsetup_emulator::Fault {
+        method: None,
+        path_contains: None,
+        kind: cfsetup_emulator::FaultKind::Latency(Duration::from_millis(latency)),
+        times: u32::MAX,
+    });
+    let (took, _) = bench.run(&["gc", "--grace", "0s"]);
+    let (requests, _, log) = bench.traffic();
+    let deletes = log
+        .iter()
+        .filter(|r| {
+            r.method == "DELETE" || r.query.as_deref().is_some_and(|q| q.contains("delete"))
+        })
+        .count();
+    println!(
+        "| gc --grace 0s, {tenants} tenants ({garbage} garbage blobs, {} copies) | {:.2} s, {requests} requests ({deletes} delete calls) | reads concurrent, deletes batched | {} |",
+        tenants,
+        took.as_secs_f64(),
+        if took.as_secs_f64() < 30.0 { "met" } else { "MISSED" }
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; nothing to parse.
     if std::env::var("BENCH_CHILD").as_deref() == Ok("multipart") {
@@ -195,6 +355,13 @@ fn main() {
 
 fn platform() {
     let latency = env_num("BENCH_LATENCY_MS", 50);
+    let gc_tenants = env_num("BENCH_GC_TENANTS", 1000);
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("gc") {
+        println!("| measurement | figure | target | |");
+        println!("|---|---|---|---|");
+        bench_gc(latency, gc_tenants);
+        return;
+    }
     let files = env_num("BENCH_FILES", 1000);
     let big_mb = env_num("BENCH_BIG_MB", 200);
 
@@ -278,6 +445,7 @@ fn platform() {
         big_time.as_secs_f64(),
         verdict(peak_mib > 0.0 && peak_mib < 64.0)
     );
+    bench_gc(latency, gc_tenants);
     if warm_requests > 3 {
         println!();
         println!("warm deploy requests:");

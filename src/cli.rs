@@ -182,8 +182,16 @@ pub enum Command {
     DeployInfra(DeployInfraArgs),
     /// Publish a tenant's folder and attach the tenant's own domain
     DeploySite(DeploySiteArgs),
-    /// Switch a tenant's site back to an earlier deploy
+    /// Switch a tenant's site to any kept deploy: earlier, later, or a preview
     Rollback(RollbackArgs),
+    /// Each tenant: live deploy, files, bytes, domains and their status; one tenant's history
+    Sites(SitesArgs),
+    /// Remove a tenant: its domains, custom hostnames and head (gc deletes the rest)
+    RemoveSite(RemoveSiteArgs),
+    /// Detach one domain from a tenant
+    RemoveDomain(RemoveDomainArgs),
+    /// Delete blobs and deploy copies nothing refers to; safe while deploys run
+    Gc(GcArgs),
     /// Roll a token's secret; its permissions stay
     RotateToken(RotateTokenArgs),
     /// The 8 permissions, why each is needed, and the dashboard link that pre-fills them
@@ -285,10 +293,11 @@ pub struct DeployInfraArgs {
 pub struct DeploySiteArgs {
     /// The folder to publish
     pub dir: PathBuf,
-    /// The tenant's slug: lowercase letters, digits and hyphens
+    /// The tenant's slug: lowercase letters, digits and single hyphens
     pub tenant: String,
-    /// The tenant's own domain, attached as a custom hostname
-    pub domain: Option<String>,
+    /// The tenant's own domains (several allowed, e.g. the apex and www.), attached as custom
+    /// hostnames
+    pub domains: Vec<String>,
     /// R2 bucket [env: R2_BUCKET_NAME] [default: cfsetup-sites]
     #[arg(long, value_name = "NAME")]
     pub bucket: Option<String>,
@@ -298,13 +307,14 @@ pub struct DeploySiteArgs {
     /// The platform's domain [env: PLATFORM_DOMAIN] [default: the zone's name]
     #[arg(long, value_name = "DOMAIN")]
     pub platform_domain: Option<String>,
-    /// Uploads in flight at once
-    #[arg(long, value_name = "N", default_value_t = 16)]
+    /// Requests in flight at once (existence checks and uploads)
+    #[arg(long, value_name = "N", default_value_t = 64)]
     pub concurrency: usize,
-    /// Delete nothing: keep deploys beyond the newest 10, and blobs no kept manifest refers to
+    /// Keep every deploy copy for rollback, not only the newest 10 (shared blobs are only ever
+    /// deleted by `cfsetup gc`)
     #[arg(long)]
     pub no_prune: bool,
-    /// Wait until the domain and its certificate are active (default 10m)
+    /// Wait until the domains and their certificates are active (default 10m)
     #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m")]
     pub wait: Option<String>,
     /// Publish dotfiles and dot-folders too (.env and .git are skipped by default)
@@ -313,19 +323,51 @@ pub struct DeploySiteArgs {
     /// The host the tenant's CNAME points at [env: SAAS_FALLBACK_ORIGIN] [default: the fallback origin]
     #[arg(long, value_name = "HOST")]
     pub cname_target: Option<String>,
+    /// Publish as a preview at NAME--TENANT.<platform domain>; the live site is untouched
+    /// [default NAME: the deploy id's short hash]
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    pub preview: Option<String>,
+    /// What a path that matches no file gets
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = NotFoundChoice::Auto)]
+    pub not_found: NotFoundChoice,
+    /// Move a DOMAIN that another tenant holds to this tenant
+    #[arg(long)]
+    pub take_over_domain: bool,
+    /// Switch even if another deploy of this tenant landed since this one read the head; also
+    /// deploys an unchanged site, checking (and re-uploading) every blob
+    #[arg(long)]
+    pub force: bool,
     /// Print the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// How long a lock record lives without a refresh (tests only)
+    #[arg(long, value_name = "DURATION", hide = true)]
+    pub lock_stale: Option<String>,
+}
+
+/// `--not-found`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NotFoundChoice {
+    /// 404 with a top-level 404.html, else spa with an index.html, else none
+    Auto,
+    /// An unknown path without a file extension gets /index.html with 200
+    Spa,
+    /// The nearest 404.html up the tree, with 404
+    #[value(name = "404")]
+    Page404,
+    /// A plain 404
+    None,
 }
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// The tenant's slug
     pub tenant: String,
-    /// The deploy to switch to (default: the one before the live one); omit with --list
+    /// The deploy to switch to: a kept deploy id (or a unique start of one), or a preview name
+    /// [default: the one before the live one]; omit with --list
     #[arg(id = "deploy_version", value_name = "VERSION")]
     pub version: Option<String>,
-    /// List the kept deploys and change nothing
+    /// List the kept deploys and previews and change nothing
     #[arg(long)]
     pub list: bool,
     /// R2 bucket [env: R2_BUCKET_NAME] [default: cfsetup-sites]
@@ -334,7 +376,79 @@ pub struct RollbackArgs {
     /// R2 jurisdiction of the bucket [env: R2_JURISDICTION]
     #[arg(long, value_name = "J")]
     pub jurisdiction: Option<String>,
+    /// Switch even if the head changed since it was read
+    #[arg(long)]
+    pub force: bool,
     /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Only blobs and deploy copies older than this are deleted (0s is safe too)
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub grace: String,
+    /// R2 bucket [env: R2_BUCKET_NAME] [default: cfsetup-sites]
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// R2 jurisdiction of the bucket [env: R2_JURISDICTION]
+    #[arg(long, value_name = "J")]
+    pub jurisdiction: Option<String>,
+    /// Requests in flight at once
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub concurrency: usize,
+    /// Say what would be deleted and delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long a lock record lives without a refresh (tests only)
+    #[arg(long, value_name = "DURATION", hide = true)]
+    pub lock_stale: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SitesArgs {
+    /// One tenant: its deploy history, the live one marked
+    pub tenant: Option<String>,
+    /// R2 bucket [env: R2_BUCKET_NAME] [default: cfsetup-sites]
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// R2 jurisdiction of the bucket [env: R2_JURISDICTION]
+    #[arg(long, value_name = "J")]
+    pub jurisdiction: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveSiteArgs {
+    /// The tenant's slug
+    pub tenant: String,
+    /// Do not ask; needed when stdin is not a terminal
+    #[arg(long)]
+    pub yes: bool,
+    /// R2 bucket [env: R2_BUCKET_NAME] [default: cfsetup-sites]
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// R2 jurisdiction of the bucket [env: R2_JURISDICTION]
+    #[arg(long, value_name = "J")]
+    pub jurisdiction: Option<String>,
+    /// Say what would be removed and remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveDomainArgs {
+    /// The tenant's slug
+    pub tenant: String,
+    /// The domain to detach
+    pub domain: String,
+    /// R2 bucket [env: R2_BUCKET_NAME] [default: cfsetup-sites]
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// R2 jurisdiction of the bucket [env: R2_JURISDICTION]
+    #[arg(long, value_name = "J")]
+    pub jurisdiction: Option<String>,
+    /// Say what would be removed and remove nothing
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -613,7 +613,14 @@ pub fn hostname(value: &str, what: &str) -> Result<String, UsageError> {
     Ok(ascii)
 }
 
-/// A tenant slug: one DNS label of lowercase letters, digits and hyphens, 1 to 63 characters.
+/// Labels no tenant may take: `www` and `api` (names a platform uses for itself) and `fallback`
+/// (the default fallback origin's label: a tenant with it would capture the origin). The
+/// configured fallback origin's first label is refused too (`tenant_beside_fallback`).
+pub const RESERVED_SLUGS: [&str; 3] = ["www", "api", "fallback"];
+
+/// A tenant slug: one DNS label of lowercase letters, digits and hyphens, 1 to 63 characters,
+/// without `--` (preview hosts are `NAME--TENANT`, and `xn--` labels are punycode), and not one of
+/// [`RESERVED_SLUGS`].
 pub fn tenant(value: &str) -> Result<String, UsageError> {
     let ok = !value.is_empty()
         && value.len() <= 63
@@ -622,16 +629,45 @@ pub fn tenant(value: &str) -> Result<String, UsageError> {
         && value
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(value.to_string())
-    } else {
-        Err(
+    if !ok {
+        return Err(
             usage!("TENANT {value:?} is not a valid tenant slug").with_hint(
                 "use 1 to 63 lowercase letters, digits and hyphens, not starting or ending with a \
              hyphen, e.g. acme or acme-shop",
             ),
-        )
+        );
     }
+    if value.contains("--") {
+        return Err(
+            usage!("TENANT {value:?} contains \"--\", which tenant slugs may not").with_hint(
+                "NAME--TENANT is a preview's host, and xn-- labels are punycode; use single \
+                 hyphens, e.g. acme-shop",
+            ),
+        );
+    }
+    if RESERVED_SLUGS.contains(&value) {
+        return Err(reserved(value));
+    }
+    Ok(value.to_string())
+}
+
+/// [`tenant`], and not the first label of the fallback origin (`SAAS_FALLBACK_ORIGIN`) when it is
+/// known: a tenant with that slug would capture the platform's own origin.
+pub fn tenant_beside_fallback(value: &str, fallback: Option<&str>) -> Result<String, UsageError> {
+    let t = tenant(value)?;
+    let label = fallback.and_then(|f| f.split('.').next());
+    if label.is_some_and(|l| l.eq_ignore_ascii_case(&t)) {
+        return Err(reserved(value));
+    }
+    Ok(t)
+}
+
+fn reserved(value: &str) -> UsageError {
+    usage!("TENANT {value:?} is reserved").with_hint(format!(
+        "reserved slugs: {}, and the fallback origin's first label (SAAS_FALLBACK_ORIGIN); \
+         pick another name",
+        RESERVED_SLUGS.join(", ")
+    ))
 }
 
 /// Is `name` the zone's own name or a name under it? (Case-insensitive; both are hostnames.)
@@ -960,6 +996,11 @@ mod tests {
         for bad in ["", "Acme", "-a", "a-", "a/b", "..", "a.b", &"a".repeat(64)] {
             assert!(tenant(bad).is_err(), "{bad}");
         }
+        for reserved in ["www", "api", "fallback", "xn--80ak6aa92e", "a--b"] {
+            assert!(tenant(reserved).is_err(), "{reserved}");
+        }
+        assert!(tenant_beside_fallback("edge", Some("edge.getai.page")).is_err());
+        assert!(tenant_beside_fallback("acme", Some("edge.getai.page")).is_ok());
         assert!(bucket_name("cfsetup-sites", "x").is_ok());
         assert!(bucket_name("ab", "x").is_err());
         assert!(worker_name("router_1", "x").is_ok());

@@ -276,7 +276,7 @@ async fn run_in(
     let site_args = || DeploySiteArgs {
         dir: site.clone(),
         tenant: DEMO_TENANT.into(),
-        domain: Some(DEMO_DOMAIN.into()),
+        domains: vec![DEMO_DOMAIN.into()],
         bucket: None,
         jurisdiction: None,
         platform_domain: None,
@@ -285,7 +285,12 @@ async fn run_in(
         wait: None,
         include_hidden: false,
         cname_target: None,
+        preview: None,
+        not_found: crate::cli::NotFoundChoice::Auto,
+        take_over_domain: false,
+        force: false,
         dry_run: false,
+        lock_stale: None,
     };
     ui.note("demo step 4/5: deploy-site");
     let report = super::deploy_site::run(site_args(), &platform, ui)

@@ -9,14 +9,19 @@ use crate::config::Config;
 use crate::error::{usage, UsageError};
 use crate::output::{self, Report, Ui};
 
+pub mod bucket;
 pub mod create_token;
 pub mod demo;
 pub mod deploy_infra;
 pub mod deploy_site;
 pub mod emulator;
+pub mod gc;
 pub mod permissions;
+pub mod remove_domain;
+pub mod remove_site;
 pub mod rollback;
 pub mod rotate_token;
+pub mod sites;
 pub mod test_permissions;
 
 /// Runs the parsed command line and returns the exit status.
@@ -87,6 +92,10 @@ pub async fn run(
         Command::DeployInfra(args) => deploy_infra::run(args, config, ui).await.map(Some),
         Command::DeploySite(args) => deploy_site::run(args, config, ui).await.map(Some),
         Command::Rollback(args) => rollback::run(args, config, ui).await.map(Some),
+        Command::Sites(args) => sites::run(args, config, ui).await.map(Some),
+        Command::RemoveSite(args) => remove_site::run(args, config, ui).await.map(Some),
+        Command::RemoveDomain(args) => remove_domain::run(args, config, ui).await.map(Some),
+        Command::Gc(args) => gc::run(args, config, ui).await.map(Some),
         Command::Demo(args) => demo::run(args, config, ui).await.map(Some),
     }
 }

@@ -1,159 +1,354 @@
-//! `cfsetup rollback TENANT [VERSION]`: switch a tenant's site back to a kept deploy.
+//! `cfsetup rollback TENANT [VERSION]`: switch a tenant's site to any deploy its head names: an
+//! earlier or a later kept deploy, or a preview (which is then promoted to live).
 //!
-//! `deploy-site` keeps a copy of each of the tenant's newest deploys under
-//! `sites/<tenant>/deploys/<deploy_id>.json` (docs/storage-layout.md), and never prunes a blob a
-//! kept copy names. So a rollback uploads nothing: it copies one kept manifest over the live
-//! `sites/<tenant>/manifest.json`, which the Worker picks up within its cache lifetime.
+//! Nothing is uploaded: the head's `live` becomes the target's Route (read from its immutable
+//! deploy copy, or from `previews`), written with a compare-and-swap on the ETag the head was
+//! read with (docs/storage-layout.md "rollback"). If another run switched the head in between,
+//! exit 1 naming what landed, unless `--force`.
 //!
-//! Without VERSION it goes to the deploy just before the live one. VERSION may be a whole deploy
-//! id or an unambiguous start of one. `--list` shows the kept deploys, newest first, with the live
-//! one marked; `--dry-run` says what would switch. Requests: one listing, one GET of the live
-//! manifest, one GET of the target, one PUT.
+//! VERSION is a whole deploy id, a unique start of one, or a preview name; it is checked before
+//! any request. Without it, the kept deploy just before the live one. `--list` shows the kept
+//! deploys and previews; `--dry-run` says what would switch. Requests: the head, the target's copy,
+//! the CAS.
+
+use std::time::SystemTime;
 
 use serde::Serialize;
 
 use crate::cli::RollbackArgs;
-use crate::cloudflare::r2::{BucketRef, ObjectBody};
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::error::usage;
 use crate::output::{json_of, Renderer, Report, Ui};
-use crate::platform;
 use crate::site::layout;
-use crate::site::manifest::deploy_time;
-use crate::site::Manifest;
+use crate::site::locks::{self, Intent, Timing};
+use crate::site::manifest::{deploy_time, is_deploy_id, DeployCopy, Head, Route, StoredHead};
+
+use super::bucket::{self, cas_head, read_head, Lost};
+
+/// Whether `v` can start a deploy id (`YYYYMMDDTHHMMSSZ-xxxxxxxx`).
+fn is_id_prefix(v: &str) -> bool {
+    const SHAPE: &[u8] = b"99999999T999999Z-xxxxxxxx";
+    !v.is_empty()
+        && v.len() <= SHAPE.len()
+        && v.bytes().zip(SHAPE).all(|(c, s)| match s {
+            b'9' => c.is_ascii_digit(),
+            b'x' => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+            _ => c == *s,
+        })
+}
+
+/// Whether `v` can be a preview name: a DNS label without `--`.
+fn is_preview_name(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 63
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !v.starts_with('-')
+        && !v.ends_with('-')
+        && !v.contains("--")
+}
+
+/// VERSION, checked before any request.
+fn check_version(v: &str) -> Result<String, crate::error::UsageError> {
+    if is_id_prefix(v) || is_preview_name(v) {
+        Ok(v.to_string())
+    } else {
+        Err(
+            usage!("VERSION {v:?} is neither a deploy id nor a preview name").with_hint(
+                "a deploy id looks like 20261128T010203Z-1a2b3c4d (a unique start is enough); see \
+             `cfsetup rollback TENANT --list`",
+            ),
+        )
+    }
+}
+
+/// What VERSION names in the head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Kept(String),
+    Preview(String),
+}
+
+/// Resolves VERSION against the head: a preview name, a whole id, or a unique start of one.
+fn resolve(head: &Head, version: &str) -> anyhow::Result<Target> {
+    if head.previews.contains_key(version) {
+        return Ok(Target::Preview(version.to_string()));
+    }
+    let mut ids: Vec<(String, Target)> = head
+        .kept
+        .iter()
+        .map(|id| (id.clone(), Target::Kept(id.clone())))
+        .collect();
+    for (name, r) in &head.previews {
+        if !head.kept.contains(&r.deploy_id) {
+            ids.push((r.deploy_id.clone(), Target::Preview(name.clone())));
+        }
+    }
+    if let Some((_, t)) = ids.iter().find(|(id, _)| id == version) {
+        return Ok(t.clone());
+    }
+    let matches: Vec<&(String, Target)> = ids
+        .iter()
+        .filter(|(id, _)| id.starts_with(version))
+        .collect();
+    match matches.as_slice() {
+        [(_, t)] => Ok(t.clone()),
+        [] => Err(anyhow::anyhow!(
+            "{} has no kept deploy or preview called {version:?}",
+            head.tenant
+        )
+        .context(format!(
+            "see them with `cfsetup rollback {} --list`",
+            head.tenant
+        ))),
+        many => Err(usage!(
+            "VERSION {version:?} could be any of {} deploys: {}",
+            many.len(),
+            many.iter()
+                .map(|(id, _)| id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+        .with_hint("give more of the id")
+        .into()),
+    }
+}
+
+/// The newest kept deploy older than the live one.
+fn before_live(head: &Head) -> Option<String> {
+    let live = head.live.as_ref()?.deploy_id.as_str();
+    let mut older: Vec<&String> = head.kept.iter().filter(|id| id.as_str() < live).collect();
+    older.sort_unstable();
+    older.last().map(|s| s.to_string())
+}
 
 pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<dyn Report>> {
-    let tenant = config::tenant(&args.tenant)?;
+    let tenant = bucket::existing_tenant(&args.tenant)?;
     if args.list && args.version.is_some() {
         return Err(usage!("--list shows every kept deploy; it takes no VERSION")
             .with_hint(format!("run `cfsetup rollback {tenant} --list`, then `cfsetup rollback {tenant} VERSION`"))
             .into());
     }
-    let bucket_name = platform::bucket(config, args.bucket.as_deref())?;
-    let jurisdiction = platform::jurisdiction(config, args.jurisdiction.as_deref())?;
-    let account = config.require_account_id()?.to_string();
-    let auth = super::platform_auth(config, ui)?;
-    let client = super::client(config, ui, auth, 4)?;
-    let bucket = BucketRef {
-        account: &account,
-        name: &bucket_name,
-        jurisdiction: jurisdiction.as_deref(),
-    };
-
-    let (deploys_prefix, manifest_key) = (
-        layout::deploys_prefix(&tenant),
-        layout::manifest_key(&tenant),
-    );
-    let (listing, live) = tokio::try_join!(
-        client.list_objects(bucket, &deploys_prefix),
-        client.get_object(bucket, &manifest_key),
+    let version = args.version.as_deref().map(check_version).transpose()?;
+    let opened = bucket::open(
+        config,
+        ui,
+        args.bucket.as_deref(),
+        args.jurisdiction.as_deref(),
+        4,
     )
-    .map_err(|e| {
-        let missing = e.has_code(10006);
-        let err = anyhow::Error::new(e).context(format!(
-            "reading {tenant}'s deploys in bucket {bucket_name}"
-        ));
-        if missing {
-            err.context(format!(
-                "the bucket {bucket_name} does not exist; check --bucket / R2_BUCKET_NAME"
-            ))
-        } else {
-            err
-        }
-    })?;
-    let live_id = live
-        .as_deref()
-        .and_then(|b| Manifest::parse(b, &tenant).ok())
-        .map(|m| m.deploy_id);
-    let mut ids: Vec<String> = listing
-        .iter()
-        .filter_map(|o| layout::deploy_id_of(&tenant, &o.key).map(str::to_string))
-        .collect();
-    ids.sort_unstable_by(|a, b| b.cmp(a));
-    if ids.is_empty() {
+    .await?;
+    let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());
+
+    let Some(read) = read_head(storage, bucket_name, &tenant).await? else {
         anyhow::bail!(
-            "tenant {tenant} has no kept deploys in bucket {bucket_name}; publish one with `cfsetup deploy-site`"
+            "tenant {tenant} has no site in bucket {bucket_name}; publish one with `cfsetup deploy-site`"
         );
-    }
-    let deploys: Vec<DeployRow> = ids
-        .iter()
-        .map(|id| DeployRow {
-            deploy_id: id.clone(),
-            created: deploy_time(id),
-            live: live_id.as_deref() == Some(id.as_str()),
-        })
-        .collect();
+    };
+    let head = match &read.head {
+        Some(StoredHead::V2(h)) => h.clone(),
+        Some(StoredHead::V1(m)) => anyhow::bail!(
+            "{tenant}'s head is format 1 ({} live, written by cfsetup 0.1), which keeps no \
+             rollback list; deploy once with this version, then roll back",
+            m.deploy_id
+        ),
+        None => anyhow::bail!(
+            "{tenant}'s head is not valid ({}); deploy again to replace it",
+            read.invalid.as_deref().unwrap_or("unreadable")
+        ),
+    };
+    let live_id = head.live.as_ref().map(|r| r.deploy_id.clone());
     if args.list {
-        return Ok(Box::new(ListReport { tenant, deploys }));
+        return Ok(Box::new(ListReport::of(&head)));
     }
 
-    let target = match &args.version {
-        Some(v) => pick(&ids, v)?,
-        None => before_live(&ids, live_id.as_deref()).ok_or_else(|| {
+    let target = match &version {
+        Some(v) => resolve(&head, v)?,
+        None => Target::Kept(before_live(&head).ok_or_else(|| {
             anyhow::anyhow!(
                 "tenant {tenant} has no kept deploy older than the live one ({}); see `cfsetup \
                  rollback {tenant} --list`",
                 live_id.as_deref().unwrap_or("none")
             )
-        })?,
+        })?),
+    };
+    let route = route_of(storage, bucket_name, &head, &target).await?;
+    let direction = match (&target, live_id.as_deref()) {
+        (Target::Preview(_), _) => "promote",
+        (_, Some(l)) if route.deploy_id.as_str() == l => "none",
+        (_, Some(l)) if route.deploy_id.as_str() < l => "back",
+        _ => "forward",
     };
     let mut report = RollbackReport {
         tenant: tenant.clone(),
         from: live_id.clone(),
-        to: target.clone(),
+        to: route.deploy_id.clone(),
+        preview: match &target {
+            Target::Preview(n) => Some(n.clone()),
+            Target::Kept(_) => None,
+        },
+        direction: direction.into(),
         dry_run: args.dry_run,
-        changed: live_id.as_deref() != Some(target.as_str()),
-        files: None,
+        changed: live_id.as_deref() != Some(route.deploy_id.as_str()),
+        files: route.files,
+        forced: false,
     };
-    if !report.changed {
+    if !report.changed || args.dry_run {
         return Ok(Box::new(report));
     }
-    let key = layout::deploy_key(&tenant, &target);
-    let bytes = client
-        .get_object(bucket, &key)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("{key} vanished; see `cfsetup rollback {tenant} --list`"))?;
-    // Never switch to something the Worker would refuse.
-    let manifest = Manifest::parse(&bytes, &tenant).map_err(|why| {
-        anyhow::anyhow!("{key} is not a valid manifest ({why}); nothing was changed")
-    })?;
-    report.files = Some(manifest.files.len());
-    if !args.dry_run {
-        client
-            .put_object(
-                bucket,
-                &layout::manifest_key(&tenant),
-                ObjectBody::Bytes(bytes),
-                "application/json",
-            )
-            .await?;
+    // Over REST the CAS is checked just before the write, not by the store: an intent naming the
+    // target's blobs keeps a gc from deleting them inside that window (docs/storage-layout.md
+    // "rollback"). Over S3 the store's If-Match is enough.
+    let intent_key = if storage.conditional_writes_are_atomic() {
+        None
+    } else {
+        let key = layout::intent_key(&locks::new_id());
+        let ckey = layout::deploy_key(&tenant, &route.deploy_id);
+        let hashes: Vec<String> = match storage
+            .get(&ckey)
+            .await
+            .map_err(|e| bucket::bucket_error(e, bucket_name, &format!("reading {ckey}")))?
+        {
+            Some(o) => DeployCopy::parse(&o.body, &tenant)
+                .map(|c| c.hashes().into_iter().map(str::to_string).collect())
+                .map_err(|why| anyhow::anyhow!("{ckey} is not a valid deploy copy ({why})"))?,
+            None => anyhow::bail!("{ckey} is missing; nothing was changed"),
+        };
+        let now = locks::rfc3339(SystemTime::now());
+        let intent = Intent {
+            tenant: tenant.clone(),
+            deploy_id: route.deploy_id.clone(),
+            started_at: now.clone(),
+            refreshed_at: now,
+            hashes,
+        };
+        bucket::put_json(
+            storage,
+            bucket_name,
+            &key,
+            serde_json::to_vec(&intent).unwrap_or_default(),
+        )
+        .await?;
+        Some(key)
+    };
+    let result = async {
+        if intent_key.is_some() {
+            bucket::wait_for_sweeps(storage, bucket_name, Timing::default(), ui).await?;
+        }
+        switch(
+            storage,
+            bucket_name,
+            &tenant,
+            &route,
+            head,
+            read.etag.clone(),
+            args.force,
+            ui,
+        )
+        .await
     }
+    .await;
+    if let Some(k) = &intent_key {
+        let _ = storage.delete(k).await;
+    }
+    report.forced = result?;
     Ok(Box::new(report))
 }
 
-/// The deploy a VERSION names: an exact id, or the one id it starts.
-fn pick(ids: &[String], version: &str) -> anyhow::Result<String> {
-    if let Some(id) = ids.iter().find(|id| *id == version) {
-        return Ok(id.clone());
+/// The compare-and-swap of the head to `route`; with `force`, retried on the newest head while
+/// it still names the target. Returns whether it had to retry.
+#[allow(clippy::too_many_arguments)]
+async fn switch(
+    storage: &crate::storage::Storage,
+    bucket_name: &str,
+    tenant: &str,
+    route: &Route,
+    head: Head,
+    etag: Option<String>,
+    force: bool,
+    ui: &Ui,
+) -> anyhow::Result<bool> {
+    let by = format!("rollback {} ({})", route.deploy_id, locks::owner());
+    let mut base = head;
+    let mut etag = etag;
+    for attempt in 0..5 {
+        let (next, _dropped) = Head::with_live(
+            tenant,
+            Some(&base),
+            route.clone(),
+            by.clone(),
+            SystemTime::now(),
+        );
+        match cas_head(storage, bucket_name, &next, etag.as_deref()).await? {
+            Ok(_) => return Ok(attempt > 0),
+            Err(Lost::Landed {
+                live,
+                by: landed_by,
+            }) => {
+                let what = match (&live, &landed_by) {
+                    (Some(l), Some(b)) => format!("{l} (written by {b})"),
+                    (Some(l), None) => l.clone(),
+                    (None, _) => "a change to the head (or its removal)".into(),
+                };
+                if !force {
+                    anyhow::bail!(
+                        "another run switched {tenant} after this rollback read it: {what} is live \
+                         now; nothing was changed. Run it again, or pass --force"
+                    );
+                }
+                ui.warn(format!(
+                    "{tenant} changed meanwhile ({what}); --force: trying again"
+                ));
+                let now = read_head(storage, bucket_name, tenant).await?;
+                let Some(h) = now.as_ref().and_then(|r| r.v2()).cloned() else {
+                    anyhow::bail!(
+                        "{tenant}'s head is gone or not format 2 now; nothing was changed"
+                    );
+                };
+                // The target must still be named by the head the CAS replaces (gc protects
+                // only what a head names).
+                if !h.named_ids().contains(route.deploy_id.as_str()) {
+                    anyhow::bail!(
+                        "{} is no longer kept by {tenant}'s head; nothing was changed",
+                        route.deploy_id
+                    );
+                }
+                etag = now.and_then(|r| r.etag);
+                base = h;
+            }
+        }
     }
-    let matches: Vec<&String> = ids.iter().filter(|id| id.starts_with(version)).collect();
-    match matches.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(anyhow::anyhow!("no kept deploy is called {version:?}")
-            .context("see the kept deploys with `cfsetup rollback TENANT --list`")),
-        many => Err(anyhow::anyhow!(
-            "{version:?} could be any of {} deploys; give more of the id",
-            many.len()
-        )),
-    }
+    anyhow::bail!("{tenant}'s head kept changing; gave up after 5 tries (nothing was changed)")
 }
 
-/// The newest kept deploy older than the live one (`ids` is newest first). With no live deploy
-/// among them, the newest one.
-fn before_live(ids: &[String], live: Option<&str>) -> Option<String> {
-    match live.and_then(|l| ids.iter().position(|id| id == l)) {
-        Some(i) => ids.get(i + 1).cloned(),
-        None => ids.first().cloned(),
+/// The Route of the target: a preview's from the head, a kept deploy's from its copy.
+async fn route_of(
+    storage: &crate::storage::Storage,
+    bucket_name: &str,
+    head: &Head,
+    target: &Target,
+) -> anyhow::Result<Route> {
+    match target {
+        Target::Preview(name) => Ok(head.previews[name].clone()),
+        Target::Kept(id) => {
+            if head.live.as_ref().is_some_and(|r| r.deploy_id == *id) {
+                return Ok(head.live.clone().unwrap_or_else(|| unreachable!()));
+            }
+            if !is_deploy_id(id) {
+                anyhow::bail!("the head names {id:?}, which is not a deploy id");
+            }
+            let key = layout::deploy_key(&head.tenant, id);
+            let obj = storage
+                .get(&key)
+                .await
+                .map_err(|e| bucket::bucket_error(e, bucket_name, &format!("reading {key}")))?
+                .ok_or_else(|| anyhow::anyhow!("{key} is missing; nothing was changed"))?;
+            // Never switch to something the Worker would refuse.
+            let copy = DeployCopy::parse(&obj.body, &head.tenant).map_err(|why| {
+                anyhow::anyhow!("{key} is not a valid deploy copy ({why}); nothing was changed")
+            })?;
+            Ok(copy.route)
+        }
     }
 }
 
@@ -162,6 +357,8 @@ struct DeployRow {
     deploy_id: String,
     created: Option<String>,
     live: bool,
+    /// The preview's name, for a preview.
+    preview: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -170,17 +367,50 @@ struct ListReport {
     deploys: Vec<DeployRow>,
 }
 
+impl ListReport {
+    fn of(head: &Head) -> Self {
+        let live = head.live.as_ref().map(|r| r.deploy_id.as_str());
+        let mut deploys: Vec<DeployRow> = head
+            .kept
+            .iter()
+            .map(|id| DeployRow {
+                deploy_id: id.clone(),
+                created: deploy_time(id),
+                live: live == Some(id.as_str()),
+                preview: None,
+            })
+            .collect();
+        deploys.sort_by(|a, b| b.deploy_id.cmp(&a.deploy_id));
+        for (name, r) in &head.previews {
+            deploys.push(DeployRow {
+                deploy_id: r.deploy_id.clone(),
+                created: deploy_time(&r.deploy_id),
+                live: live == Some(r.deploy_id.as_str()),
+                preview: Some(name.clone()),
+            });
+        }
+        ListReport {
+            tenant: head.tenant.clone(),
+            deploys,
+        }
+    }
+}
+
 impl Report for ListReport {
     fn render(&self, out: &mut Renderer) {
-        out.line(format!("Kept deploys of {}, newest first", self.tenant));
+        out.line(format!(
+            "Kept deploys and previews of {}, newest first",
+            self.tenant
+        ));
         out.table(
-            &["deploy", "created", ""],
+            &["deploy", "created", "preview", ""],
             self.deploys
                 .iter()
                 .map(|d| {
                     vec![
                         d.deploy_id.clone(),
                         d.created.clone().unwrap_or_default(),
+                        d.preview.clone().unwrap_or_default(),
                         if d.live { "live".into() } else { String::new() },
                     ]
                 })
@@ -197,25 +427,50 @@ struct RollbackReport {
     tenant: String,
     from: Option<String>,
     to: String,
+    /// The preview promoted, if the target was one.
+    preview: Option<String>,
+    /// `back`, `forward`, `promote` (a preview) or `none`.
+    direction: String,
     dry_run: bool,
     changed: bool,
-    files: Option<usize>,
+    files: usize,
+    forced: bool,
 }
 
 impl Report for RollbackReport {
     fn render(&self, out: &mut Renderer) {
         let from = self.from.as_deref().unwrap_or("(none)");
-        let line = match (self.changed, self.dry_run) {
-            (false, _) => format!("{} is already on {}: nothing to do", self.tenant, self.to),
-            (true, true) => format!(
-                "Dry run: {} would switch from {from} to {} (nothing was written)",
-                self.tenant, self.to
+        let verb = match (self.direction.as_str(), self.dry_run) {
+            ("back", false) => format!("Rolled {} back", self.tenant),
+            ("forward", false) => format!("Rolled {} forward", self.tenant),
+            ("promote", false) => format!(
+                "Promoted preview {} of {} to live",
+                self.preview.as_deref().unwrap_or_default(),
+                self.tenant
             ),
-            (true, false) => format!("Rolled {} back from {from} to {}", self.tenant, self.to),
+            ("back", true) => format!("Dry run: {} would roll back", self.tenant),
+            ("forward", true) => format!("Dry run: {} would roll forward", self.tenant),
+            (_, true) => format!(
+                "Dry run: {} would promote preview {}",
+                self.tenant,
+                self.preview.as_deref().unwrap_or_default()
+            ),
+            _ => String::new(),
+        };
+        let line = if self.changed {
+            let tail = if self.dry_run {
+                " (nothing was written)"
+            } else {
+                ""
+            };
+            format!("{verb} from {from} to {}{tail}", self.to)
+        } else {
+            format!("{} is already on {}: nothing to do", self.tenant, self.to)
         };
         out.line(line);
-        if let Some(n) = self.files {
-            out.line(format!("{n} file(s); nothing was uploaded"));
+        out.line(format!("{} file(s); nothing was uploaded", self.files));
+        if self.forced {
+            out.line("another run switched meanwhile; --force switched over it");
         }
     }
     fn to_json(&self) -> serde_json::Value {
@@ -226,38 +481,74 @@ impl Report for RollbackReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::site::manifest::{Files, Rules};
+    use std::collections::BTreeMap;
 
-    fn ids() -> Vec<String> {
-        [
-            "20260103T000000Z-cccccccc",
-            "20260102T000000Z-bbbbbbbb",
-            "20260101T000000Z-aaaaaaaa",
-        ]
-        .map(String::from)
-        .to_vec()
+    fn head() -> Head {
+        let route = |id: &str| {
+            let mut r = DeployCopy::build(
+                "acme",
+                Files::new(),
+                Rules::none("none"),
+                SystemTime::now(),
+                None,
+            )
+            .route;
+            r.deploy_id = id.into();
+            r
+        };
+        Head {
+            format: 2,
+            tenant: "acme".into(),
+            live: Some(route("20260102T000000Z-bbbbbbbb")),
+            kept: [
+                "20260103T000000Z-cccccccc",
+                "20260102T000000Z-bbbbbbbb",
+                "20260101T000000Z-aaaaaaaa",
+            ]
+            .map(String::from)
+            .to_vec(),
+            previews: BTreeMap::from([("feature".to_string(), route("20260104T000000Z-dddddddd"))]),
+            updated_at: String::new(),
+            updated_by: String::new(),
+        }
     }
 
     #[test]
-    fn the_default_target_is_the_deploy_before_the_live_one() {
-        let ids = ids();
-        assert_eq!(
-            before_live(&ids, Some(&ids[0])).as_deref(),
-            Some(ids[1].as_str())
-        );
-        assert_eq!(
-            before_live(&ids, Some(&ids[1])).as_deref(),
-            Some(ids[2].as_str())
-        );
-        assert_eq!(before_live(&ids, Some(&ids[2])), None);
-        assert_eq!(before_live(&ids, None).as_deref(), Some(ids[0].as_str()));
+    fn versions_are_checked_before_any_request() {
+        for bad in ["../../etc", "*", "", "a b", "x--y", "20261128T01:02"] {
+            assert!(check_version(bad).is_err(), "{bad:?}");
+        }
+        for ok in ["20261128", "20261128T010203Z-1a", "feature-x"] {
+            assert!(check_version(ok).is_ok(), "{ok:?}");
+        }
     }
 
     #[test]
-    fn versions_match_whole_ids_or_unique_starts() {
-        let ids = ids();
-        assert_eq!(pick(&ids, &ids[1]).unwrap(), ids[1]);
-        assert_eq!(pick(&ids, "20260101").unwrap(), ids[2]);
-        assert!(pick(&ids, "2026").is_err());
-        assert!(pick(&ids, "1999").is_err());
+    fn targets_resolve_by_name_id_or_unique_prefix() {
+        let h = head();
+        assert_eq!(
+            before_live(&h).as_deref(),
+            Some("20260101T000000Z-aaaaaaaa")
+        );
+        assert_eq!(
+            resolve(&h, "feature").unwrap(),
+            Target::Preview("feature".into())
+        );
+        assert_eq!(
+            resolve(&h, "20260103").unwrap(),
+            Target::Kept("20260103T000000Z-cccccccc".into())
+        );
+        assert_eq!(
+            resolve(&h, "20260104").unwrap(),
+            Target::Preview("feature".into())
+        );
+        let err = resolve(&h, "2026").unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 2, "{err:#}");
+        assert!(format!("{err:#}").contains("20260101T000000Z-aaaaaaaa"));
+        assert_eq!(
+            crate::error::exit_code(&resolve(&h, "1999").unwrap_err()),
+            1
+        );
     }
 }

@@ -1,20 +1,28 @@
 //! The bucket's key layout, in one place (docs/storage-layout.md):
 //!
 //! - `blobs/<sha256>`: file bytes, content-addressed, written once;
-//! - `sites/<tenant>/manifest.json`: the live manifest, written last;
-//! - `sites/<tenant>/deploys/<deploy_id>.json`: the kept manifests, for rollback;
-//! - `hosts/<hostname>.json`: `{"tenant": …}` for a custom domain.
+//! - `sites/<tenant>/manifest.json`: the tenant's head, switched by compare-and-swap;
+//! - `sites/<tenant>/deploys/<deploy_id>.json`: an immutable deploy copy;
+//! - `sites/<tenant>/deploys/<deploy_id>/shards/<k>.json`: its shards;
+//! - `hosts/<hostname>.json`: `{"tenant": …}` for a custom domain;
+//! - `locks/deploys/<uuid>.json`: a running deploy's intent;
+//! - `locks/gc/<uuid>.json`: a running gc's sweep marker.
 //!
 //! Tenants and hostnames reach these functions already checked (`config::tenant`,
 //! `config::hostname`), so no key can escape its prefix.
 
 /// Every blob lives under this prefix.
 pub const BLOBS_PREFIX: &str = "blobs/";
-/// Every tenant's manifests live under this prefix.
+/// Every tenant's head and deploys live under this prefix.
 pub const SITES_PREFIX: &str = "sites/";
-/// How many deploys of a tenant are kept for rollback, the live one included. Older copies are
-/// deleted after a deploy, and blobs only they referred to become garbage for the prune.
-pub const KEPT_DEPLOYS: usize = 10;
+/// Every custom domain's entry.
+pub const HOSTS_PREFIX: &str = "hosts/";
+/// Running deploys' intents.
+pub const INTENTS_PREFIX: &str = "locks/deploys/";
+/// Running gcs' sweep markers.
+pub const MARKERS_PREFIX: &str = "locks/gc/";
+
+pub use super::manifest::KEPT_DEPLOYS;
 
 pub fn blob_key(hash: &str) -> String {
     format!("{BLOBS_PREFIX}{hash}")
@@ -38,6 +46,10 @@ pub fn deploy_key(tenant: &str, deploy_id: &str) -> String {
     format!("{}{deploy_id}.json", deploys_prefix(tenant))
 }
 
+pub fn shard_key(tenant: &str, deploy_id: &str, k: u32) -> String {
+    format!("{}{deploy_id}/shards/{k}.json", deploys_prefix(tenant))
+}
+
 /// The deploy id a `sites/<tenant>/deploys/<id>.json` key names.
 pub fn deploy_id_of<'a>(tenant: &str, key: &'a str) -> Option<&'a str> {
     let rest = key.strip_prefix(SITES_PREFIX)?.strip_prefix(tenant)?;
@@ -46,21 +58,41 @@ pub fn deploy_id_of<'a>(tenant: &str, key: &'a str) -> Option<&'a str> {
         .filter(|id| !id.is_empty() && !id.contains('/'))
 }
 
-/// Whether a key under `sites/` is a manifest (live or kept) that the prune must read.
-pub fn is_manifest_key(key: &str) -> bool {
-    let Some(rest) = key.strip_prefix(SITES_PREFIX) else {
-        return false;
+/// The tenant and deploy id of any object of a deploy: its copy or one of its shards.
+pub fn deploy_object_of(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix(SITES_PREFIX)?;
+    let (tenant, rest) = rest.split_once('/')?;
+    let rest = rest.strip_prefix("deploys/")?;
+    let id = match rest.split_once('/') {
+        Some((id, shard)) => {
+            let k = shard.strip_prefix("shards/")?.strip_suffix(".json")?;
+            if k.is_empty() || !k.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            id
+        }
+        None => rest.strip_suffix(".json")?,
     };
-    let parts: Vec<&str> = rest.split('/').collect();
-    match parts.as_slice() {
-        [_, "manifest.json"] => true,
-        [_, "deploys", file] => file.ends_with(".json"),
-        _ => false,
-    }
+    (!id.is_empty()).then_some((tenant, id))
+}
+
+/// The tenant a `sites/<tenant>/` prefix names.
+pub fn tenant_of_prefix(prefix: &str) -> Option<&str> {
+    prefix
+        .strip_prefix(SITES_PREFIX)?
+        .strip_suffix('/')
+        .filter(|t| !t.is_empty() && !t.contains('/'))
 }
 
 pub fn host_key(hostname: &str) -> String {
-    format!("hosts/{hostname}.json")
+    format!("{HOSTS_PREFIX}{hostname}.json")
+}
+
+/// The hostname a `hosts/<hostname>.json` key names.
+pub fn host_of(key: &str) -> Option<&str> {
+    key.strip_prefix(HOSTS_PREFIX)?
+        .strip_suffix(".json")
+        .filter(|h| !h.is_empty())
 }
 
 /// The body of a host entry: `{"tenant":"<tenant>"}`.
@@ -74,6 +106,14 @@ pub fn host_entry_tenant(body: &[u8]) -> Option<String> {
     v.get("tenant")?.as_str().map(str::to_string)
 }
 
+pub fn intent_key(id: &str) -> String {
+    format!("{INTENTS_PREFIX}{id}.json")
+}
+
+pub fn marker_key(id: &str) -> String {
+    format!("{MARKERS_PREFIX}{id}.json")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,24 +121,39 @@ mod tests {
     #[test]
     fn keys_follow_the_documented_layout() {
         let h = "a".repeat(64);
+        let id = "20261128T010203Z-1a2b3c4d";
         assert_eq!(blob_key(&h), format!("blobs/{h}"));
         assert_eq!(blob_hash(&blob_key(&h)), Some(h.as_str()));
         assert_eq!(blob_hash("blobs/short"), None);
         assert_eq!(manifest_key("acme"), "sites/acme/manifest.json");
         assert_eq!(
-            deploy_key("acme", "20261128T010203Z-1a2b3c4d"),
+            deploy_key("acme", id),
             "sites/acme/deploys/20261128T010203Z-1a2b3c4d.json"
         );
         assert_eq!(
-            deploy_id_of("acme", "sites/acme/deploys/20261128T010203Z-1a2b3c4d.json"),
-            Some("20261128T010203Z-1a2b3c4d")
+            shard_key("acme", id, 3),
+            "sites/acme/deploys/20261128T010203Z-1a2b3c4d/shards/3.json"
         );
+        assert_eq!(deploy_id_of("acme", &deploy_key("acme", id)), Some(id));
         assert_eq!(deploy_id_of("acm", "sites/acme/deploys/x.json"), None);
+        assert_eq!(
+            deploy_object_of(&deploy_key("acme", id)),
+            Some(("acme", id))
+        );
+        assert_eq!(
+            deploy_object_of(&shard_key("acme", id, 12)),
+            Some(("acme", id))
+        );
+        assert_eq!(deploy_object_of("sites/acme/manifest.json"), None);
+        assert_eq!(deploy_object_of("sites/acme/deploys/x/other.json"), None);
+        assert_eq!(tenant_of_prefix("sites/acme/"), Some("acme"));
         assert_eq!(host_key("shop.example.com"), "hosts/shop.example.com.json");
-        assert!(is_manifest_key("sites/acme/manifest.json"));
-        assert!(is_manifest_key("sites/acme/deploys/x.json"));
-        assert!(!is_manifest_key("sites/acme/other.json"));
-        assert!(!is_manifest_key("blobs/x"));
+        assert_eq!(
+            host_of("hosts/shop.example.com.json"),
+            Some("shop.example.com")
+        );
+        assert_eq!(intent_key("u1"), "locks/deploys/u1.json");
+        assert_eq!(marker_key("u1"), "locks/gc/u1.json");
     }
 
     #[test]

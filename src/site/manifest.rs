@@ -1,18 +1,28 @@
-//! The manifest, format 1 (docs/storage-layout.md): which blob, size and content type each path
-//! of a tenant's site has.
+//! The manifest, format 2 (docs/storage-layout.md): immutable deploy copies and their shards, the
+//! Route the Worker needs to serve one deploy, and the tenant's small head that names the live
+//! Route, the kept deploys and the previews.
 //!
-//! The live manifest `sites/<tenant>/manifest.json` is the single switch of a deploy: the Worker
-//! reads it, so writing it (last, after every blob) changes the whole site at once.
+//! A format 1 manifest (the whole site inline in `sites/<tenant>/manifest.json`, cfsetup 0.1) is
+//! still read, as [`LegacyManifest`], so gc and the commands treat an old tenant correctly.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::walk::SiteFile;
 
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
+pub const LEGACY_FORMAT: u32 = 1;
+/// Deploys kept for rollback, the live one included.
+pub const KEPT_DEPLOYS: usize = 10;
+/// Previews a head holds at most; the oldest is dropped.
+pub const MAX_PREVIEWS: usize = 20;
+/// Paths per shard the shard count aims at.
+pub const FILES_PER_SHARD: usize = 512;
+pub const MAX_SHARDS: u32 = 1024;
 
 /// One path of the site.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,15 +32,7 @@ pub struct FileEntry {
     pub content_type: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub format: u32,
-    pub tenant: String,
-    pub deploy_id: String,
-    pub created_at: String,
-    /// Path (`/css/site.css`) to entry; a `BTreeMap`, so the JSON is sorted and stable.
-    pub files: BTreeMap<String, FileEntry>,
-}
+pub type Files = BTreeMap<String, FileEntry>;
 
 /// Whether `s` is a SHA-256 in 64 lowercase hex characters.
 pub fn is_hash(s: &str) -> bool {
@@ -47,8 +49,22 @@ pub fn is_path(p: &str) -> bool {
     })
 }
 
+/// Whether `s` looks like a deploy id: `YYYYMMDDTHHMMSSZ-xxxxxxxx` (8 lowercase hex).
+pub fn is_deploy_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 25
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z'
+        && b[16] == b'-'
+        && b[17..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
 /// The files map of a walked site.
-pub fn files_map(files: &[SiteFile]) -> BTreeMap<String, FileEntry> {
+pub fn files_map(files: &[SiteFile]) -> Files {
     files
         .iter()
         .map(|f| {
@@ -64,82 +80,456 @@ pub fn files_map(files: &[SiteFile]) -> BTreeMap<String, FileEntry> {
         .collect()
 }
 
-impl Manifest {
-    /// A new manifest made at `now`. Its `deploy_id` is `YYYYMMDDTHHMMSSZ-<8 hex>`, the hex being
-    /// the start of the SHA-256 of the files map's compact JSON (keys sorted), so ids sort by time
-    /// and two different sites made in the same second still get different ids.
-    pub fn new(tenant: &str, files: BTreeMap<String, FileEntry>, now: SystemTime) -> Self {
-        let created_at = humantime::format_rfc3339_seconds(now).to_string();
-        let stamp: String = created_at
-            .chars()
-            .filter(|c| *c != '-' && *c != ':')
-            .collect();
-        let digest = Sha256::digest(serde_json::to_vec(&files).unwrap_or_default());
-        let deploy_id = format!("{stamp}-{}", &hex::encode(digest)[..8]);
-        Manifest {
-            format: FORMAT,
-            tenant: tenant.to_string(),
-            deploy_id,
-            created_at,
-            files,
+/// 32-bit FNV-1a (offset basis 2166136261, prime 16777619).
+pub fn fnv1a32(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 2_166_136_261;
+    for b in bytes {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(16_777_619);
+    }
+    h
+}
+
+/// `max(1, next_power_of_two(ceil(files / 512)))`, at most 1,024.
+pub fn shard_count(files: usize) -> u32 {
+    let want = files.div_ceil(FILES_PER_SHARD).max(1);
+    let n = u32::try_from(want.next_power_of_two()).unwrap_or(MAX_SHARDS);
+    n.min(MAX_SHARDS)
+}
+
+/// The shard key cfsetup writes: `"stem"` (docs/storage-layout.md "Route").
+pub const SHARD_KEY: &str = "stem";
+
+/// A path's stem: a trailing `/index.html` dropped (`/docs/index.html` → `/docs`, `/index.html`
+/// → `/`), else a trailing `.html`, else the path. `/about`, `/about.html` and
+/// `/about/index.html` share a stem, so the Worker finds all three in one shard.
+pub fn stem(path: &str) -> &str {
+    if let Some(p) = path.strip_suffix("/index.html") {
+        if p.is_empty() {
+            "/"
+        } else {
+            p
+        }
+    } else if let Some(p) = path.strip_suffix(".html") {
+        p
+    } else {
+        path
+    }
+}
+
+/// The shard a path belongs to, by its stem (`shard_key: "stem"`).
+pub fn shard_of(path: &str, shards: u32) -> u32 {
+    fnv1a32(stem(path).as_bytes()) & (shards - 1)
+}
+
+/// How a path that matches no file is answered (`--not-found`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotFound {
+    /// `404` with a top-level `/404.html`, else `spa` with `/index.html`, else `none`.
+    Auto,
+    Spa,
+    Page404,
+    None,
+}
+
+impl NotFound {
+    /// The mode stored in the Route for this site.
+    pub fn resolve(self, files: &Files) -> &'static str {
+        match self {
+            NotFound::Spa => "spa",
+            NotFound::Page404 => "404",
+            NotFound::None => "none",
+            NotFound::Auto if files.contains_key("/404.html") => "404",
+            NotFound::Auto if files.contains_key("/index.html") => "spa",
+            NotFound::Auto => "none",
         }
     }
+}
 
-    /// Like [`Manifest::new`], but never earlier than one second after `previous`, so deploy ids
-    /// keep the order of the deploys even within one second or with a clock behind the last
-    /// deployer's: "newest" and "the one before" are decided by sorting ids.
-    pub fn after(
+/// What a deploy serves besides its files: `_redirects`, `_headers`, the not-found mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rules {
+    pub not_found: &'static str,
+    /// `{"static": {…}, "dynamic": […]}` (the Route's shape).
+    pub redirects: Value,
+    /// `[{pattern, set, unset}, …]`.
+    pub headers: Value,
+}
+
+impl Rules {
+    pub fn none(not_found: &'static str) -> Self {
+        Rules {
+            not_found,
+            redirects: empty_redirects(),
+            headers: Value::Array(Vec::new()),
+        }
+    }
+}
+
+pub fn empty_redirects() -> Value {
+    serde_json::json!({"static": {}, "dynamic": []})
+}
+
+fn default_redirects() -> Value {
+    empty_redirects()
+}
+
+fn default_headers() -> Value {
+    Value::Array(Vec::new())
+}
+
+fn default_not_found() -> String {
+    "none".into()
+}
+
+/// What the Worker needs to serve one deploy; embedded in the head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    pub deploy_id: String,
+    pub created_at: String,
+    pub digest: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub shards: u32,
+    /// `"stem"`; absent in older Routes, which means `"path"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_key: Option<String>,
+    #[serde(default = "default_not_found")]
+    pub not_found: String,
+    #[serde(default)]
+    pub not_found_pages: Vec<String>,
+    #[serde(default = "default_redirects")]
+    pub redirects: Value,
+    #[serde(default = "default_headers")]
+    pub headers: Value,
+}
+
+/// A deploy copy `sites/<t>/deploys/<id>.json`: the whole manifest of one deploy. Immutable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployCopy {
+    pub format: u32,
+    pub tenant: String,
+    pub deploy_id: String,
+    pub created_at: String,
+    pub route: Route,
+    pub files: Files,
+}
+
+/// A shard `sites/<t>/deploys/<id>/shards/<k>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shard {
+    pub files: Files,
+}
+
+/// The SHA-256 of the canonical JSON of files + rules + not_found (keys sorted, compact).
+pub fn digest(files: &Files, rules: &Rules) -> String {
+    let canonical = serde_json::json!({
+        "files": files,
+        "headers": rules.headers,
+        "not_found": rules.not_found,
+        "redirects": rules.redirects,
+    });
+    hex::encode(Sha256::digest(
+        serde_json::to_vec(&canonical).unwrap_or_default(),
+    ))
+}
+
+fn stamp(created_at: &str) -> String {
+    created_at
+        .chars()
+        .filter(|c| *c != '-' && *c != ':')
+        .collect()
+}
+
+impl DeployCopy {
+    /// A new deploy made at `now`, never earlier than one second after `floor` (the newest deploy
+    /// the head knows), so ids keep the order of the deploys even within one second.
+    pub fn build(
         tenant: &str,
-        files: BTreeMap<String, FileEntry>,
+        files: Files,
+        rules: Rules,
         now: SystemTime,
-        previous: Option<&Manifest>,
+        floor: Option<&str>,
     ) -> Self {
-        let floor = previous
-            .and_then(|p| humantime::parse_rfc3339(&p.created_at).ok())
+        let floor = floor
+            .and_then(|p| humantime::parse_rfc3339(p).ok())
             .map(|t| t + std::time::Duration::from_secs(1));
         let at = match floor {
             Some(f) if f > now => f,
             _ => now,
         };
-        Self::new(tenant, files, at)
+        let created_at = humantime::format_rfc3339_seconds(at).to_string();
+        let digest = digest(&files, &rules);
+        let deploy_id = format!("{}-{}", stamp(&created_at), &digest[..8]);
+        let shards = shard_count(files.len());
+        let mut not_found_pages: Vec<String> = files
+            .keys()
+            .filter(|p| p.ends_with("/404.html"))
+            .cloned()
+            .collect();
+        // Deepest first; the same depth in path order.
+        not_found_pages.sort_by(|a, b| {
+            let depth = |p: &str| p.matches('/').count();
+            depth(b).cmp(&depth(a)).then(a.cmp(b))
+        });
+        let route = Route {
+            deploy_id: deploy_id.clone(),
+            created_at: created_at.clone(),
+            digest,
+            files: files.len(),
+            bytes: files.values().map(|e| e.size).sum(),
+            shards,
+            shard_key: Some(SHARD_KEY.to_string()),
+            not_found: rules.not_found.to_string(),
+            not_found_pages,
+            redirects: rules.redirects,
+            headers: rules.headers,
+        };
+        DeployCopy {
+            format: FORMAT,
+            tenant: tenant.to_string(),
+            deploy_id,
+            created_at,
+            route,
+            files,
+        }
     }
 
-    /// Parses and checks a stored manifest: format 1, the expected tenant, valid paths and hashes.
+    /// Every shard, `0..route.shards`, empty ones included (the Worker reads the one its path
+    /// hashes to and must find it).
+    pub fn shards(&self) -> Vec<(u32, Shard)> {
+        let n = self.route.shards;
+        let mut out: Vec<(u32, Shard)> = (0..n)
+            .map(|k| {
+                (
+                    k,
+                    Shard {
+                        files: BTreeMap::new(),
+                    },
+                )
+            })
+            .collect();
+        for (p, e) in &self.files {
+            out[shard_of(p, n) as usize]
+                .1
+                .files
+                .insert(p.clone(), e.clone());
+        }
+        out
+    }
+
+    /// Parses and checks a stored deploy copy.
     pub fn parse(bytes: &[u8], tenant: &str) -> Result<Self, String> {
-        let m: Manifest =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a manifest: {e}"))?;
-        if m.format != FORMAT {
-            return Err(format!(
-                "format {} is not supported (expected {FORMAT})",
-                m.format
-            ));
+        let c: DeployCopy =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a deploy copy: {e}"))?;
+        if c.format != FORMAT {
+            return Err(format!("format {} is not {FORMAT}", c.format));
         }
-        if m.tenant != tenant {
-            return Err(format!("it names tenant {:?}, not {tenant:?}", m.tenant));
+        if c.tenant != tenant {
+            return Err(format!("it names tenant {:?}, not {tenant:?}", c.tenant));
         }
-        if let Some((p, _)) = m
-            .files
-            .iter()
-            .find(|(p, e)| !is_path(p) || !is_hash(&e.hash))
-        {
-            return Err(format!("entry {p:?} has a bad path or hash"));
+        check_files(&c.files)?;
+        if c.route.deploy_id != c.deploy_id {
+            return Err("its route names another deploy".into());
         }
-        Ok(m)
+        Ok(c)
     }
 
-    /// The JSON stored in the bucket.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn hashes(&self) -> BTreeSet<&str> {
+        self.files.values().map(|e| e.hash.as_str()).collect()
+    }
+}
+
+impl Shard {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+fn check_files(files: &Files) -> Result<(), String> {
+    match files.iter().find(|(p, e)| !is_path(p) || !is_hash(&e.hash)) {
+        Some((p, _)) => Err(format!("entry {p:?} has a bad path or hash")),
+        None => Ok(()),
+    }
+}
+
+/// A tenant's head `sites/<tenant>/manifest.json`, format 2.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Head {
+    pub format: u32,
+    pub tenant: String,
+    /// `null` only while the tenant has previews and no live deploy yet.
+    pub live: Option<Route>,
+    #[serde(default)]
+    pub kept: Vec<String>,
+    #[serde(default)]
+    pub previews: BTreeMap<String, Route>,
+    pub updated_at: String,
+    pub updated_by: String,
+}
+
+/// A format 1 manifest: the whole site inline (cfsetup 0.1's head and kept copies).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyManifest {
+    pub format: u32,
+    pub tenant: String,
+    pub deploy_id: String,
+    pub created_at: String,
+    pub files: Files,
+}
+
+/// A stored head, of either format.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per tenant, short-lived
+pub enum StoredHead {
+    V2(Head),
+    V1(LegacyManifest),
+}
+
+impl StoredHead {
+    pub fn parse(bytes: &[u8], tenant: &str) -> Result<Self, String> {
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+        match v.get("format").and_then(Value::as_u64) {
+            Some(2) => {
+                let h: Head =
+                    serde_json::from_value(v).map_err(|e| format!("not a format 2 head: {e}"))?;
+                if h.tenant != tenant {
+                    return Err(format!("it names tenant {:?}, not {tenant:?}", h.tenant));
+                }
+                Ok(StoredHead::V2(h))
+            }
+            Some(1) => {
+                let m: LegacyManifest = serde_json::from_value(v)
+                    .map_err(|e| format!("not a format 1 manifest: {e}"))?;
+                if m.tenant != tenant {
+                    return Err(format!("it names tenant {:?}, not {tenant:?}", m.tenant));
+                }
+                check_files(&m.files)?;
+                Ok(StoredHead::V1(m))
+            }
+            Some(n) => Err(format!("format {n} is not supported")),
+            None => Err("it has no format".into()),
+        }
+    }
+
+    /// The live deploy's id, whichever the format.
+    pub fn live_id(&self) -> Option<&str> {
+        match self {
+            StoredHead::V2(h) => h.live.as_ref().map(|r| r.deploy_id.as_str()),
+            StoredHead::V1(m) => Some(&m.deploy_id),
+        }
+    }
+}
+
+impl Head {
+    /// The head after switching `live` to `route` (a deploy, or a rollback to a kept id): `kept`
+    /// gets the id at its front, the rest newest first, at most [`KEPT_DEPLOYS`]. Returns the
+    /// ids that fell out of `kept` too (gc deletes their copies).
+    pub fn with_live(
+        tenant: &str,
+        old: Option<&Head>,
+        route: Route,
+        by: String,
+        now: SystemTime,
+    ) -> (Head, Vec<String>) {
+        // The new live one at the front whatever its age, the rest newest first by id.
+        let mut rest: Vec<String> = old.map(|h| h.kept.clone()).unwrap_or_default();
+        rest.retain(|id| *id != route.deploy_id);
+        rest.sort_unstable_by(|a, b| b.cmp(a));
+        let mut kept = vec![route.deploy_id.clone()];
+        kept.extend(rest);
+        let dropped: Vec<String> = kept.iter().skip(KEPT_DEPLOYS).cloned().collect();
+        kept.truncate(KEPT_DEPLOYS);
+        let head = Head {
+            format: FORMAT,
+            tenant: tenant.to_string(),
+            live: Some(route),
+            kept,
+            previews: old.map(|h| h.previews.clone()).unwrap_or_default(),
+            updated_at: humantime::format_rfc3339_seconds(now).to_string(),
+            updated_by: by,
+        };
+        (head, dropped)
+    }
+
+    /// The head with `previews[name]` = `route` and live untouched; the oldest previews beyond
+    /// [`MAX_PREVIEWS`] are dropped (their names returned).
+    pub fn with_preview(
+        tenant: &str,
+        old: Option<&Head>,
+        name: &str,
+        route: Route,
+        by: String,
+        now: SystemTime,
+    ) -> (Head, Vec<String>) {
+        let mut head = old.cloned().unwrap_or(Head {
+            format: FORMAT,
+            tenant: tenant.to_string(),
+            live: None,
+            kept: Vec::new(),
+            previews: BTreeMap::new(),
+            updated_at: String::new(),
+            updated_by: String::new(),
+        });
+        head.previews.insert(name.to_string(), route);
+        let mut dropped = Vec::new();
+        while head.previews.len() > MAX_PREVIEWS {
+            let oldest = head
+                .previews
+                .iter()
+                .filter(|(n, _)| n.as_str() != name)
+                .min_by(|a, b| a.1.created_at.cmp(&b.1.created_at))
+                .map(|(n, _)| n.clone());
+            match oldest {
+                Some(n) => {
+                    head.previews.remove(&n);
+                    dropped.push(n);
+                }
+                None => break,
+            }
+        }
+        head.format = FORMAT;
+        head.updated_at = humantime::format_rfc3339_seconds(now).to_string();
+        head.updated_by = by;
+        (head, dropped)
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).unwrap_or_default()
     }
 
-    /// Every distinct blob hash the manifest refers to.
-    pub fn hashes(&self) -> BTreeSet<&str> {
-        self.files.values().map(|e| e.hash.as_str()).collect()
+    /// Every deploy id this head names: `live`, `kept`, every preview.
+    pub fn named_ids(&self) -> BTreeSet<&str> {
+        let mut out: BTreeSet<&str> = self.kept.iter().map(String::as_str).collect();
+        out.extend(self.live.iter().map(|r| r.deploy_id.as_str()));
+        out.extend(self.previews.values().map(|r| r.deploy_id.as_str()));
+        out
     }
 
-    /// Total size of the site's files.
-    pub fn total_bytes(&self) -> u64 {
-        self.files.values().map(|e| e.size).sum()
+    /// The newest `created_at` the head knows, the floor for the next deploy id.
+    pub fn newest_created_at(&self) -> Option<&str> {
+        self.live
+            .iter()
+            .chain(self.previews.values())
+            .map(|r| r.created_at.as_str())
+            .max()
+    }
+}
+
+impl LegacyManifest {
+    pub fn parse(bytes: &[u8], tenant: &str) -> Result<Self, String> {
+        match StoredHead::parse(bytes, tenant)? {
+            StoredHead::V1(m) => Ok(m),
+            StoredHead::V2(_) => Err("a format 2 head, not a format 1 manifest".into()),
+        }
+    }
+
+    pub fn hashes(&self) -> BTreeSet<&str> {
+        self.files.values().map(|e| e.hash.as_str()).collect()
     }
 }
 
@@ -175,59 +565,181 @@ mod tests {
         }
     }
 
+    fn t0() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_795_827_723) // 2026-11-28T01:02:03Z
+    }
+
     #[test]
     fn deploy_ids_sort_by_time_and_depend_on_the_files() {
-        let files: BTreeMap<_, _> = [("/index.html".to_string(), entry('a', 5))].into();
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_827_723); // 2026-11-28T01:02:03Z
-        let m = Manifest::new("acme", files.clone(), t);
-        assert_eq!(m.created_at, "2026-11-28T01:02:03Z");
+        let files: Files = [("/index.html".to_string(), entry('a', 5))].into();
+        let c = DeployCopy::build("acme", files.clone(), Rules::none("spa"), t0(), None);
+        assert_eq!(c.created_at, "2026-11-28T01:02:03Z");
         assert!(
-            m.deploy_id.starts_with("20261128T010203Z-"),
+            c.deploy_id.starts_with("20261128T010203Z-"),
             "{}",
-            m.deploy_id
+            c.deploy_id
         );
-        assert_eq!(m.deploy_id.len(), "20261128T010203Z-".len() + 8);
-        assert_eq!(
-            Manifest::new("acme", files.clone(), t).deploy_id,
-            m.deploy_id
-        );
-        let mut other = files;
+        assert!(is_deploy_id(&c.deploy_id));
+        assert_eq!(&c.deploy_id[17..], &c.route.digest[..8]);
+        let mut other = files.clone();
         other.insert("/a.html".into(), entry('b', 1));
-        assert_ne!(Manifest::new("acme", other, t).deploy_id, m.deploy_id);
-        let later = Manifest::new("acme", m.files.clone(), t + Duration::from_secs(1));
-        assert!(later.deploy_id > m.deploy_id);
+        let o = DeployCopy::build("acme", other, Rules::none("spa"), t0(), None);
+        assert_ne!(o.deploy_id, c.deploy_id);
+        let later = DeployCopy::build("acme", files, Rules::none("spa"), t0(), Some(&c.created_at));
+        assert!(later.deploy_id > c.deploy_id);
         assert_eq!(
-            deploy_time(&m.deploy_id).as_deref(),
+            deploy_time(&c.deploy_id).as_deref(),
             Some("2026-11-28 01:02:03Z")
         );
     }
 
     #[test]
-    fn parse_checks_format_tenant_paths_and_hashes() {
-        let files: BTreeMap<_, _> = [("/index.html".to_string(), entry('a', 5))].into();
-        let m = Manifest::new("acme", files, SystemTime::now());
-        let bytes = m.to_bytes();
-        assert_eq!(Manifest::parse(&bytes, "acme").unwrap(), m);
-        assert!(Manifest::parse(&bytes, "other").is_err());
-        let mut bad = m.clone();
-        bad.format = 2;
-        assert!(Manifest::parse(&bad.to_bytes(), "acme").is_err());
-        let mut bad = m.clone();
-        bad.files.insert("/../x".into(), entry('a', 1));
-        assert!(Manifest::parse(&bad.to_bytes(), "acme").is_err());
-        let mut bad = m;
-        bad.files.insert("/x".into(), entry('G', 1));
-        assert!(Manifest::parse(&bad.to_bytes(), "acme").is_err());
-        assert!(Manifest::parse(b"{}", "acme").is_err());
+    fn fnv1a_and_shards_follow_the_document() {
+        // Reference values of 32-bit FNV-1a.
+        assert_eq!(fnv1a32(b""), 0x811c_9dc5);
+        assert_eq!(fnv1a32(b"a"), 0xe40c_292c);
+        assert_eq!(fnv1a32(b"foobar"), 0xbf9c_f968);
+        assert_eq!(shard_count(0), 1);
+        assert_eq!(shard_count(512), 1);
+        assert_eq!(shard_count(513), 2);
+        assert_eq!(shard_count(1200), 4);
+        assert_eq!(shard_count(10_000_000), 1024);
+        assert_eq!(stem("/docs/index.html"), "/docs");
+        assert_eq!(stem("/index.html"), "/");
+        assert_eq!(stem("/about.html"), "/about");
+        assert_eq!(stem("/app.js"), "/app.js");
+        assert_eq!(
+            shard_of("/about.html", 64),
+            shard_of("/about/index.html", 64)
+        );
+        assert_eq!(shard_of("/about", 64), shard_of("/about.html", 64));
+        let files: Files = (0..1200)
+            .map(|i| (format!("/f{i}.html"), entry('a', 1)))
+            .collect();
+        let c = DeployCopy::build("acme", files, Rules::none("none"), t0(), None);
+        let shards = c.shards();
+        assert_eq!(shards.len(), 4);
+        assert_eq!(
+            shards.iter().map(|(_, s)| s.files.len()).sum::<usize>(),
+            1200
+        );
+        for (k, s) in &shards {
+            assert!(s.files.keys().all(|p| shard_of(p, 4) == *k));
+        }
     }
 
     #[test]
-    fn paths_and_hashes() {
+    fn not_found_auto_and_pages() {
+        let mut files: Files = [("/index.html".to_string(), entry('a', 5))].into();
+        assert_eq!(NotFound::Auto.resolve(&files), "spa");
+        files.insert("/blog/404.html".into(), entry('b', 1));
+        files.insert("/404.html".into(), entry('b', 1));
+        assert_eq!(NotFound::Auto.resolve(&files), "404");
+        assert_eq!(NotFound::None.resolve(&files), "none");
+        let c = DeployCopy::build("acme", files, Rules::none("404"), t0(), None);
+        assert_eq!(c.route.not_found_pages, ["/blog/404.html", "/404.html"]);
+        assert_eq!(NotFound::Auto.resolve(&Files::new()), "none");
+    }
+
+    #[test]
+    fn parse_checks_format_tenant_paths_and_hashes() {
+        let files: Files = [("/index.html".to_string(), entry('a', 5))].into();
+        let c = DeployCopy::build("acme", files, Rules::none("spa"), t0(), None);
+        let bytes = c.to_bytes();
+        assert_eq!(DeployCopy::parse(&bytes, "acme").unwrap(), c);
+        assert!(DeployCopy::parse(&bytes, "other").is_err());
+        let mut bad = c.clone();
+        bad.files.insert("/../x".into(), entry('a', 1));
+        assert!(DeployCopy::parse(&bad.to_bytes(), "acme").is_err());
+        let mut bad = c;
+        bad.files.insert("/x".into(), entry('G', 1));
+        assert!(DeployCopy::parse(&bad.to_bytes(), "acme").is_err());
+        assert!(DeployCopy::parse(b"{}", "acme").is_err());
+    }
+
+    #[test]
+    fn heads_keep_ten_newest_first_and_previews_twenty() {
+        let mut head: Option<Head> = None;
+        let mut all = Vec::new();
+        for i in 0..12u64 {
+            let files: Files = [(format!("/{i}.html"), entry('a', 1))].into();
+            let c = DeployCopy::build(
+                "acme",
+                files,
+                Rules::none("none"),
+                t0() + Duration::from_secs(i),
+                None,
+            );
+            all.push(c.deploy_id.clone());
+            let (h, dropped) = Head::with_live(
+                "acme",
+                head.as_ref(),
+                c.route,
+                "t".into(),
+                SystemTime::now(),
+            );
+            if i == 10 {
+                assert_eq!(dropped, [all[0].clone()]);
+            }
+            head = Some(h);
+        }
+        let h = head.unwrap();
+        assert_eq!(h.kept.len(), 10);
+        assert_eq!(h.kept[0], all[11]);
+        assert_eq!(h.kept[9], all[2]);
+        // A rollback to an old id puts it first, the rest stay newest first.
+        let route = h.live.clone().map(|mut r| {
+            r.deploy_id = all[5].clone();
+            r
+        });
+        let (r, dropped) = Head::with_live("acme", Some(&h), route.unwrap(), "r".into(), t0());
+        assert!(dropped.is_empty());
+        assert_eq!(r.kept[0], all[5]);
+        assert_eq!(r.kept[1], all[11]);
+        let parsed = StoredHead::parse(&r.to_bytes(), "acme").unwrap();
+        assert_eq!(parsed, StoredHead::V2(r.clone()));
+        assert!(StoredHead::parse(&r.to_bytes(), "other").is_err());
+
+        let mut p = r;
+        for i in 0..22u64 {
+            let mut route = p.live.clone().unwrap();
+            route.created_at = format!("2026-11-28T01:{:02}:00Z", i);
+            p = Head::with_preview("acme", Some(&p), &format!("p{i}"), route, "p".into(), t0()).0;
+        }
+        assert_eq!(p.previews.len(), MAX_PREVIEWS);
+        assert!(!p.previews.contains_key("p0") && !p.previews.contains_key("p1"));
+    }
+
+    #[test]
+    fn format_1_heads_are_still_read() {
+        let legacy = serde_json::json!({
+            "format": 1, "tenant": "acme", "deploy_id": "20261128T010203Z-1a2b3c4d",
+            "created_at": "2026-11-28T01:02:03Z",
+            "files": {"/index.html": {"hash": "a".repeat(64), "size": 1, "content_type": "text/html"}}
+        });
+        let bytes = serde_json::to_vec(&legacy).unwrap();
+        let h = StoredHead::parse(&bytes, "acme").unwrap();
+        assert_eq!(h.live_id(), Some("20261128T010203Z-1a2b3c4d"));
+        assert!(StoredHead::parse(b"{\"format\":3}", "acme").is_err());
+    }
+
+    #[test]
+    fn paths_hashes_and_ids() {
         assert!(is_path("/a/b.html"));
         for bad in ["a", "/", "//a", "/a/./b", "/a/../b", "/a/"] {
             assert!(!is_path(bad), "{bad}");
         }
         assert!(is_hash(&"0".repeat(64)));
         assert!(!is_hash(&"A".repeat(64)));
+        assert!(is_deploy_id("20261128T010203Z-1a2b3c4d"));
+        for bad in [
+            "",
+            "*",
+            "../../etc",
+            "20261128T010203Z-1A2B3C4D",
+            "20261128",
+        ] {
+            assert!(!is_deploy_id(bad), "{bad}");
+        }
     }
 }

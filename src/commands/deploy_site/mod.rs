@@ -1,85 +1,119 @@
-//! `cfsetup deploy-site DIR TENANT [DOMAIN]`: publish a folder as a tenant's site, atomically and
-//! incrementally, and attach the tenant's own domain.
+//! `cfsetup deploy-site DIR TENANT [DOMAIN]...`: publish a folder as a tenant's site (or a
+//! preview), safely alongside any number of other deploys and gcs, and attach the tenant's own
+//! domains.
 //!
 //! The command checks everything local first (arguments, the folder, file sizes: exit 2 before any
-//! request), then plans with reads only, then applies in an order that keeps the live site whole
-//! at every moment (docs/storage-layout.md):
+//! request), then plans with reads only, then applies in the order of docs/storage-layout.md
+//! "deploy-site":
 //!
-//! 1. upload the blobs the bucket lacks (`blobs/<sha256>`, content-addressed, never overwritten);
-//! 2. write the deploy copy `sites/<t>/deploys/<id>.json`, then the live `sites/<t>/manifest.json`
-//!    last: that one write is the switch;
-//! 3. write `hosts/<domain>.json` if it is missing;
-//! 4. drop deploy copies beyond the newest [`KEPT_DEPLOYS`] and prune blobs no kept manifest of any
-//!    tenant refers to;
-//! 5. find or create the custom hostname and print the DNS records the tenant must add.
+//! 1. read the head (keep its ETag); an unchanged site (same `live.digest`) stops here;
+//! 2. write the intent `locks/deploys/<uuid>.json` naming every hash (refreshed while it runs),
+//!    then wait while a sweep marker seen then is fresh;
+//! 3. hashes the live deploy copy names are known to exist; every other one is checked (HEAD, or
+//!    a create-only PUT where 412 means present) and uploaded if missing, `--concurrency` at once;
+//! 4. write the shards and the deploy copy (new, immutable keys);
+//! 5. switch the head with a compare-and-swap on the ETag of step 1; if another run switched in
+//!    between, exit 1 naming what landed (unless `--force`);
+//! 6. attach each DOMAIN: its custom hostname first, then `hosts/<domain>.json`; delete the intent.
 //!
-//! An interrupted run leaves the old manifest live and every blob it names in place; running the
-//! same command again finishes the job. An unchanged re-deploy writes nothing.
+//! It never deletes a shared blob or a deploy copy: it only drops ids from the head's `kept`, and
+//! `cfsetup gc` deletes what nothing names. Cost follows the change: `blobs/` is never listed, and
+//! a warm unchanged deploy makes one request (the head), three with a DOMAIN.
 //!
-//! Request budget: a warm deploy reads the live manifest and stops (1 request with
-//! PLATFORM_DOMAIN set); with DOMAIN it also reads the host entry and looks up the custom hostname
-//! (3). The token is never verified and the zone is read only when the platform domain is not
-//! configured. Deciding which blobs to upload takes one listing of `blobs/` (1 request per 1,000
-//! blobs), skipped when the live manifest already names every hash.
-//!
-//! Pruning reads every kept manifest in the bucket (up to 11 small GETs per tenant) and lists
-//! `blobs/`; it runs only when this deploy dropped a hash or an old deploy copy. It assumes no
-//! other deploy to the same bucket is between its uploads and its manifest write at that moment;
-//! run deploys to one bucket one at a time, or pass `--no-prune`.
+//! An interrupted run (Ctrl-C: exit 130) leaves the old deploy live and says so; running the same
+//! command again finishes the job.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use bytes::Bytes;
-use futures::stream::{self, StreamExt};
+use futures::stream::{self, StreamExt, TryStreamExt};
 
-use crate::cli::DeploySiteArgs;
-use crate::cloudflare::r2::{BucketRef, ObjectBody};
+use crate::cli::{DeploySiteArgs, NotFoundChoice};
 use crate::cloudflare::Client;
 use crate::config::{self, Config};
 use crate::error::usage;
 use crate::output::{Report, Ui};
 use crate::platform;
-use crate::site::layout::{self, KEPT_DEPLOYS};
-use crate::site::manifest::files_map;
-use crate::site::walk::human_bytes;
-use crate::site::{walk, Manifest, SiteFile, WalkOptions};
+use crate::site::layout;
+use crate::site::locks::{self, Intent, Timing};
+use crate::site::manifest::{files_map, DeployCopy, Head, NotFound, Rules, StoredHead};
+use crate::site::{walk, SiteFile, WalkOptions};
+use crate::storage::{BucketLoc, Payload, PutMode, PutOptions, Storage};
+
+use super::bucket::{self, cas_head, read_head, Lost, ReadHead};
 
 mod domain;
 mod report;
 
 use domain::HostnameReport;
-use report::{list_some, DeployReport};
-/// The most uploads in flight that `--concurrency` accepts.
+use report::{list_some, DeployReport, HostEntryReport, InterruptedReport};
+
+/// The most requests in flight that `--concurrency` accepts.
 const MAX_CONCURRENCY: usize = 256;
+/// Blobs up to this size are sent with a create-only PUT (412 = present) when the store enforces
+/// it; bigger ones are checked with a HEAD first, so an existing big file is not sent.
+const CREATE_PUT_MAX: u64 = 256 * 1024;
+/// The files that are rules, not content (docs/storage-layout.md "Route").
+const RULE_FILES: [&str; 2] = ["/_redirects", "/_headers"];
 
 /// Everything checked before the first request.
 struct Input {
     dir: PathBuf,
     tenant: String,
-    domain: Option<String>,
-    bucket: String,
-    jurisdiction: Option<String>,
-    account: String,
+    domains: Vec<String>,
+    loc: BucketLoc,
     zone: Option<String>,
     platform_domain: Option<String>,
     cname_target: Option<String>,
     concurrency: usize,
     wait: Option<Duration>,
-    prune: bool,
+    no_prune: bool,
     include_hidden: bool,
+    /// `Some(None)`: a preview with the default name.
+    preview: Option<Option<String>>,
+    not_found: NotFound,
+    take_over: bool,
+    force: bool,
     dry_run: bool,
+    timing: Timing,
+}
+
+/// A preview name: a DNS label without `--`, short enough that `NAME--TENANT` is one label.
+fn preview_name(name: &str, tenant: &str) -> Result<String, crate::error::UsageError> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--")
+        && name.len() + 2 + tenant.len() <= 63;
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(
+            usage!("--preview {name:?} is not a valid preview name").with_hint(format!(
+                "use lowercase letters, digits and single hyphens, such as feature-x; \
+             NAME--{tenant} must fit in one DNS label (63 characters)"
+            )),
+        )
+    }
 }
 
 fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
-    let tenant = config::tenant(&args.tenant)?;
-    let domain = args
-        .domain
-        .as_deref()
-        .map(|d| config::hostname(d, "DOMAIN"))
-        .transpose()?;
+    let tenant = bucket::new_tenant(config, &args.tenant)?;
+    let mut domains = Vec::new();
+    for d in &args.domains {
+        let d = config::hostname(d, "DOMAIN")?;
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
     if !args.dir.is_dir() {
         let what = if args.dir.exists() {
             "is not a folder"
@@ -93,57 +127,84 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
     if args.concurrency == 0 || args.concurrency > MAX_CONCURRENCY {
         return Err(usage!("--concurrency {} is out of range", args.concurrency)
             .with_hint(format!(
-                "use 1 to {MAX_CONCURRENCY}; the default, 16, suits most sites"
+                "use 1 to {MAX_CONCURRENCY}; the default, 64, suits most sites"
             ))
             .into());
     }
-    let wait = match (&args.wait, &domain) {
-        (Some(_), None) => {
+    let preview = match &args.preview {
+        None => None,
+        Some(n) if n.is_empty() => Some(None),
+        Some(n) => Some(Some(preview_name(n, &tenant)?)),
+    };
+    if preview.is_some() && !args.domains.is_empty() {
+        return Err(usage!("--preview does not attach DOMAIN")
+            .with_hint(format!(
+                "a preview is served at NAME--{tenant}.<platform domain>; deploy without \
+                 --preview to attach domains"
+            ))
+            .into());
+    }
+    if preview.is_some() && args.take_over_domain {
+        return Err(usage!("--take-over-domain needs a DOMAIN and no --preview").into());
+    }
+    let wait = match (&args.wait, domains.is_empty()) {
+        (Some(_), true) => {
             return Err(
                 usage!("--wait waits for DOMAIN to become active, but no DOMAIN was given")
                     .with_hint("add the tenant's domain after TENANT, or leave out --wait")
                     .into(),
             )
         }
-        (Some(w), Some(_)) => Some(config::duration(w, "--wait")?),
+        (Some(w), false) => Some(config::duration(w, "--wait")?),
         (None, _) => None,
     };
-    let bucket = platform::bucket(config, args.bucket.as_deref())?;
-    let jurisdiction = platform::jurisdiction(config, args.jurisdiction.as_deref())?;
-    let account = config.require_account_id()?.to_string();
-    let zone = match &domain {
+    let loc = bucket::location(config, args.bucket.as_deref(), args.jurisdiction.as_deref())?;
+    let zone = if domains.is_empty() {
+        config.zone_id.clone()
+    } else {
         // Custom hostnames live on the platform's zone.
-        Some(_) => Some(config.require_zone_id().map_err(|e| {
+        Some(config.require_zone_id().map_err(|e| {
             e.with_hint("DOMAIN is attached as a custom hostname of the platform's zone; set CLOUDFLARE_ZONE_ID")
-        })?.to_string()),
-        None => config.zone_id.clone(),
+        })?.to_string())
     };
     let platform_domain = platform::configured_domain(config, args.platform_domain.as_deref())?;
-    if let (Some(d), Some(p)) = (&domain, &platform_domain) {
-        refuse_platform_domain(d, p)?;
+    if let Some(p) = &platform_domain {
+        for d in &domains {
+            refuse_platform_domain(d, p)?;
+        }
     }
-    let cname_target = match &domain {
-        Some(_) => config
+    let cname_target = if domains.is_empty() {
+        None
+    } else {
+        config
             .setting(args.cname_target.as_deref(), "SAAS_FALLBACK_ORIGIN")
             .map(|h| config::hostname(&h, "--cname-target"))
-            .transpose()?,
-        None => None,
+            .transpose()?
+    };
+    let not_found = match args.not_found {
+        NotFoundChoice::Auto => NotFound::Auto,
+        NotFoundChoice::Spa => NotFound::Spa,
+        NotFoundChoice::Page404 => NotFound::Page404,
+        NotFoundChoice::None => NotFound::None,
     };
     Ok(Input {
         dir: args.dir.clone(),
         tenant,
-        domain,
-        bucket,
-        jurisdiction,
-        account,
+        domains,
+        loc,
         zone,
         platform_domain,
         cname_target,
         concurrency: args.concurrency,
         wait,
-        prune: !args.no_prune,
+        no_prune: args.no_prune,
         include_hidden: args.include_hidden,
+        preview,
+        not_found,
+        take_over: args.take_over_domain,
+        force: args.force,
         dry_run: args.dry_run,
+        timing: bucket::lock_timing(args.lock_stale.as_deref())?,
     })
 }
 
@@ -166,18 +227,83 @@ fn refuse_platform_domain(
     Ok(())
 }
 
+/// The largest file this run can store, known before any request: REST's 300 MiB with `--via
+/// rest` or the Global API Key (which has no S3 keys), else S3's. Should `--via auto` fall back to
+/// REST at run time, the store refuses a larger file itself (exit 1).
+fn max_file_size(config: &Config) -> u64 {
+    use crate::cli::Via;
+    let rest = match config.via {
+        Via::Rest => true,
+        Via::S3 => false,
+        Via::Auto => config.credentials.token.is_none(),
+    };
+    if rest {
+        crate::storage::rest::REST_MAX_OBJECT_SIZE
+    } else {
+        crate::storage::s3::S3_MAX_OBJECT_SIZE
+    }
+}
+
+/// Where the run is, for the Ctrl-C message.
+const BEFORE_SWITCH: u8 = 0;
+const SWITCHING: u8 = 1;
+const SWITCHED: u8 = 2;
+
+/// Ctrl-C, listened for from the start of the run (so one during planning is caught too).
+struct Interrupt {
+    #[cfg(unix)]
+    sig: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupt {
+    fn listen() -> Self {
+        Interrupt {
+            #[cfg(unix)]
+            sig: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
+        }
+    }
+
+    async fn wait(&mut self) {
+        #[cfg(unix)]
+        {
+            match &mut self.sig {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+fn interrupted_before_any_write(tenant: &str, ui: &Ui) -> Box<dyn Report> {
+    let state = "nothing was changed (interrupted while planning)".to_string();
+    ui.warn(format!("interrupted (Ctrl-C): {state}"));
+    Box::new(InterruptedReport {
+        tenant: tenant.to_string(),
+        interrupted: true,
+        state,
+    })
+}
+
 pub async fn run(
     args: DeploySiteArgs,
     config: &Config,
     ui: &Ui,
 ) -> anyhow::Result<Box<dyn Report>> {
     let input = check(&args, config)?;
-    let auth = super::platform_auth(config, ui)?;
+    let mut interrupt = Interrupt::listen();
 
     let dir = input.dir.clone();
     let options = WalkOptions {
         include_hidden: input.include_hidden,
-        ..WalkOptions::default()
+        max_file_size: max_file_size(config),
     };
     let walked = tokio::task::spawn_blocking(move || walk(&dir, options))
         .await
@@ -200,202 +326,265 @@ pub async fn run(
     for special in &walked.special {
         ui.warn(format!("skipped {special}: not a regular file"));
     }
-    if walked.files.is_empty() {
+    let mut walked = walked;
+    let (rule_files, files): (Vec<SiteFile>, Vec<SiteFile>) = std::mem::take(&mut walked.files)
+        .into_iter()
+        .partition(|f| RULE_FILES.contains(&f.rel_url.as_str()));
+    if files.is_empty() {
         return Err(
             usage!("DIR {} has no files to publish", input.dir.display())
                 .with_hint("a site needs at least an index.html")
                 .into(),
         );
     }
-    if !walked.files.iter().any(|f| f.rel_url == "/index.html") {
+    if !files.iter().any(|f| f.rel_url == "/index.html") {
         ui.warn("DIR has no index.html at its top: the site's home page will be a 404");
     }
+    let rules = rules_of(&rule_files, &input, &files_map(&files), ui)?;
 
+    let auth = super::platform_auth(config, ui)?;
     let client = super::client(config, ui, auth, input.concurrency)?;
+    let storage = super::storage(config, &client, input.loc.clone()).await?;
     let deploy = Deploy {
         client: &client,
-        bucket: BucketRef {
-            account: &input.account,
-            name: &input.bucket,
-            jurisdiction: input.jurisdiction.as_deref(),
-        },
+        storage: &storage,
         input: &input,
         ui,
+        phase: Arc::new(AtomicU8::new(BEFORE_SWITCH)),
     };
-    let mut walked = walked;
-    let files = std::mem::take(&mut walked.files);
     let file_count = files.len();
-    let plan = deploy.plan(files).await?;
+    let plan = tokio::select! {
+        p = deploy.plan(&files, rules) => p?,
+        () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui)),
+    };
     let mut report = DeployReport::new(&input, &plan, &walked, file_count);
     if input.dry_run {
-        if let (Some(domain), Some(zone)) = (&input.domain, &input.zone) {
-            let found = client
-                .find_custom_hostname(zone, domain)
-                .await
-                .with_context(|| format!("looking up the custom hostname {domain}"))?;
-            report.custom_hostname = Some(match found {
-                Some(ch) => HostnameReport::from(&ch, "exists", Vec::new()),
-                None => HostnameReport {
-                    hostname: domain.clone(),
-                    action: "would create".into(),
-                    ..HostnameReport::default()
-                },
-            });
+        tokio::select! {
+            r = deploy.dry_run(&plan, &files, &mut report) => r?,
+            () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui)),
         }
         return Ok(Box::new(report));
     }
-    deploy.apply(&plan, &mut report).await?;
-    if let Some(domain) = &input.domain {
-        let ch = deploy
-            .custom_hostname(domain, &mut report)
-            .await
-            .with_context(|| {
-                format!(
-                    "the site is live at {}, but attaching {domain} failed",
-                    report
-                        .urls
-                        .first()
-                        .map_or("its platform URL", String::as_str)
-                )
-            })?;
-        report.custom_hostname = Some(ch);
+    if plan.unchanged {
+        deploy.attach_domains(&plan, &mut report).await;
+        return Ok(Box::new(report));
     }
-    Ok(Box::new(report))
+
+    let intent_key = layout::intent_key(&locks::new_id());
+    let outcome = tokio::select! {
+        r = deploy.apply(&plan, &files, &intent_key, &mut report) => Some(r),
+        () = interrupt.wait() => None,
+    };
+    // The intent is only needed while the run lives; a kill leaves it to go stale.
+    let _ = storage.delete(&intent_key).await;
+    match outcome {
+        Some(result) => {
+            result?;
+            let sent: BTreeSet<&str> = report.sent.iter().map(String::as_str).collect();
+            report.unchanged = files
+                .iter()
+                .filter(|f| !sent.contains(f.hash.as_str()))
+                .count();
+            Ok(Box::new(report))
+        }
+        None => {
+            let state = match deploy.phase.load(Ordering::SeqCst) {
+                BEFORE_SWITCH => match plan.live_id() {
+                    Some(id) => format!(
+                        "nothing was switched: {id} is still live. Uploaded blobs are kept; run \
+                         the same command again to finish"
+                    ),
+                    None => "nothing was switched: the tenant has no live deploy yet".to_string(),
+                },
+                SWITCHING => format!(
+                    "interrupted while switching: either {} or {} is live (see `cfsetup sites {}`)",
+                    plan.live_id().unwrap_or("nothing"),
+                    plan.copy.deploy_id,
+                    input.tenant
+                ),
+                _ => format!(
+                    "{} is live; its domains may not all be attached yet: run the same command \
+                     again",
+                    plan.copy.deploy_id
+                ),
+            };
+            ui.warn(format!("interrupted (Ctrl-C): {state}"));
+            Ok(Box::new(InterruptedReport {
+                tenant: input.tenant.clone(),
+                interrupted: true,
+                state,
+            }))
+        }
+    }
+}
+
+/// The Route's rules: `_redirects` and `_headers` (Pages' syntax, `site::rules`), parsed before
+/// any request; a bad line is exit 2 with `file:line` and the reason. Neither file is published.
+fn rules_of(
+    rule_files: &[SiteFile],
+    input: &Input,
+    files: &crate::site::manifest::Files,
+    ui: &Ui,
+) -> anyhow::Result<Rules> {
+    let mut rules = Rules::none(input.not_found.resolve(files));
+    for f in rule_files {
+        let text = std::fs::read_to_string(&f.path)
+            .map_err(|e| usage!("{}: cannot be read as UTF-8 text ({e})", f.path.display()))?;
+        let bad = |e: crate::site::rules::RuleError| {
+            usage!("{e}").with_hint(format!(
+                "{} follows Cloudflare Pages' syntax; fix the line, or remove the file",
+                f.rel_url.trim_start_matches('/')
+            ))
+        };
+        match f.rel_url.as_str() {
+            "/_redirects" => {
+                let r = crate::site::rules::parse_redirects(&text, &f.path).map_err(bad)?;
+                ui.note(format!(
+                    "_redirects: {} static and {} dynamic rule(s)",
+                    r.static_rules.len(),
+                    r.dynamic.len()
+                ));
+                rules.redirects = serde_json::to_value(r)?;
+            }
+            _ => {
+                let h = crate::site::rules::parse_headers(&text, &f.path).map_err(bad)?;
+                ui.note(format!("_headers: {} rule(s)", h.len()));
+                rules.headers = serde_json::to_value(h)?;
+            }
+        }
+    }
+    Ok(rules)
 }
 
 /// What the reads decided.
 struct Plan {
     platform_domain: Option<String>,
-    live: Option<Manifest>,
-    /// The manifest to switch to; `None` when the files are exactly the live ones.
-    next: Option<Manifest>,
-    /// One file per blob to upload.
-    uploads: Vec<SiteFile>,
-    /// Files whose bytes the bucket already holds.
-    unchanged: usize,
-    /// `Some(true)` when `hosts/<domain>.json` must be written.
-    write_host_entry: Option<bool>,
+    head: Option<ReadHead>,
+    copy: DeployCopy,
+    /// For a preview, its name.
+    preview: Option<String>,
+    /// The live deploy (or the same-named preview) has the same digest: nothing to switch.
+    unchanged: bool,
+    /// Each DOMAIN and the tenant its host entry names now.
+    hosts: Vec<(String, Option<String>)>,
+}
+
+impl Plan {
+    fn live_id(&self) -> Option<&str> {
+        self.head.as_ref().and_then(ReadHead::live_id)
+    }
+
+    fn etag(&self) -> Option<&str> {
+        self.head.as_ref().and_then(|h| h.etag.as_deref())
+    }
 }
 
 struct Deploy<'a> {
     client: &'a Client,
-    bucket: BucketRef<'a>,
+    storage: &'a Storage,
     input: &'a Input,
     ui: &'a Ui,
+    phase: Arc<AtomicU8>,
 }
 
 impl Deploy<'_> {
-    /// Reads only: the platform domain, the live manifest, the host entry, and (when needed) the
-    /// blob listing.
-    async fn plan(&self, files: Vec<SiteFile>) -> anyhow::Result<Plan> {
+    fn bucket(&self) -> &str {
+        &self.input.loc.name
+    }
+
+    /// Reads only: the platform domain, the head, the host entries.
+    async fn plan(&self, files: &[SiteFile], rules: Rules) -> anyhow::Result<Plan> {
         let input = self.input;
-        let manifest_key = layout::manifest_key(&input.tenant);
-        let host_key = input.domain.as_deref().map(layout::host_key);
-        let (platform_domain, live, host) = tokio::try_join!(
+        let (platform_domain, head, hosts) = tokio::try_join!(
             self.platform_domain(),
-            async {
-                self.client
-                    .get_object(self.bucket, &manifest_key)
-                    .await
-                    .map_err(|e| self.bucket_error(e, "reading the live manifest"))
-            },
-            async {
-                match &host_key {
-                    Some(k) => self
-                        .client
-                        .get_object(self.bucket, k)
-                        .await
-                        .map(Some)
-                        .map_err(|e| self.bucket_error(e, "reading the host entry")),
-                    None => Ok(None),
-                }
-            },
+            read_head(self.storage, self.bucket(), &input.tenant),
+            self.read_hosts(),
         )?;
-        if let (Some(d), Some(p)) = (&input.domain, &platform_domain) {
-            refuse_platform_domain(d, p)?;
+        if let Some(p) = &platform_domain {
+            for d in &input.domains {
+                refuse_platform_domain(d, p)?;
+            }
         }
-        let live = match live {
-            Some(bytes) => match Manifest::parse(&bytes, &input.tenant) {
-                Ok(m) => Some(m),
-                Err(why) => {
-                    self.ui.warn(format!(
-                        "the live manifest {manifest_key} is not valid ({why}); this deploy replaces it"
+        if let Some(why) = head.as_ref().and_then(|h| h.invalid.as_ref()) {
+            self.ui.warn(format!(
+                "the head {} is not valid ({why}); this deploy replaces it",
+                layout::manifest_key(&input.tenant)
+            ));
+        }
+        for (domain, holder) in &hosts {
+            if let Some(other) = holder.as_ref().filter(|t| **t != input.tenant) {
+                if input.take_over {
+                    self.ui.note(format!(
+                        "{domain} moves from tenant {other} to {} (--take-over-domain)",
+                        input.tenant
                     ));
-                    None
-                }
-            },
-            None => None,
-        };
-        let write_host_entry = match (&input.domain, host.flatten()) {
-            (None, _) => None,
-            (Some(_), None) => Some(true),
-            (Some(domain), Some(body)) => match layout::host_entry_tenant(&body) {
-                Some(t) if t == input.tenant => Some(false),
-                Some(other) => {
+                } else {
                     return Err(anyhow::anyhow!(
                         "{domain} is already attached to tenant {other:?}; nothing was changed"
                     )
                     .context(format!(
-                        "hosts/{domain}.json names another tenant: moving a domain between \
-                         tenants is not done implicitly; delete that entry first if it should move"
-                    )))
+                        "hosts/{domain}.json names another tenant: pass --take-over-domain to \
+                         move it to {}",
+                        input.tenant
+                    )));
                 }
-                None => Some(true),
-            },
-        };
-
-        let files_now = files_map(&files);
-        if live.as_ref().is_some_and(|m| m.files == files_now) {
-            return Ok(Plan {
-                platform_domain,
-                unchanged: files.len(),
-                live,
-                next: None,
-                uploads: Vec::new(),
-                write_host_entry,
-            });
-        }
-        let known: BTreeSet<&str> = live.as_ref().map(Manifest::hashes).unwrap_or_default();
-        let mut first_of: BTreeMap<&str, &SiteFile> = BTreeMap::new();
-        for f in &files {
-            if !known.contains(f.hash.as_str()) {
-                first_of.entry(f.hash.as_str()).or_insert(f);
             }
         }
-        let stored: BTreeSet<String> = if first_of.is_empty() {
-            BTreeSet::new()
-        } else {
-            self.client
-                .list_objects(self.bucket, layout::BLOBS_PREFIX)
-                .await
-                .map_err(|e| self.bucket_error(e, "listing the stored blobs"))?
-                .into_iter()
-                .filter_map(|o| layout::blob_hash(&o.key).map(str::to_string))
-                .collect()
-        };
-        let uploads: Vec<SiteFile> = first_of
-            .into_values()
-            .filter(|f| !stored.contains(&f.hash))
-            .cloned()
-            .collect();
-        let uploading: BTreeSet<&str> = uploads.iter().map(|f| f.hash.as_str()).collect();
-        let unchanged = files
-            .iter()
-            .filter(|f| !uploading.contains(f.hash.as_str()))
-            .count();
+        let v2 = head.as_ref().and_then(ReadHead::v2);
+        let floor = v2
+            .and_then(Head::newest_created_at)
+            .map(str::to_string)
+            .or_else(|| match head.as_ref().and_then(|h| h.head.as_ref()) {
+                Some(StoredHead::V1(m)) => Some(m.created_at.clone()),
+                _ => None,
+            });
+        let copy = DeployCopy::build(
+            &input.tenant,
+            files_map(files),
+            rules,
+            SystemTime::now(),
+            floor.as_deref(),
+        );
+        let preview = input.preview.as_ref().map(|n| match n {
+            Some(n) => n.clone(),
+            None => copy.deploy_id[17..].to_string(),
+        });
+        if let Some(name) = &preview {
+            // The default name is 8 hex; check it fits beside the tenant too.
+            preview_name(name, &input.tenant)?;
+        }
+        let same =
+            |r: Option<&crate::site::Route>| r.is_some_and(|r| r.digest == copy.route.digest);
+        // --force deploys even an unchanged site, checking every blob: it repairs a bucket
+        // whose blobs were lost (cfsetup 0.1's prune).
+        let unchanged = !input.force
+            && match &preview {
+                None => same(v2.and_then(|h| h.live.as_ref())),
+                Some(name) => same(v2.and_then(|h| h.previews.get(name))),
+            };
         Ok(Plan {
             platform_domain,
-            next: Some(Manifest::after(
-                &input.tenant,
-                files_now,
-                SystemTime::now(),
-                live.as_ref(),
-            )),
-            live,
-            uploads,
+            head,
+            copy,
+            preview,
             unchanged,
-            write_host_entry,
+            hosts,
         })
+    }
+
+    async fn read_hosts(&self) -> anyhow::Result<Vec<(String, Option<String>)>> {
+        let reads = self.input.domains.iter().map(|d| async move {
+            let key = layout::host_key(d);
+            let got =
+                self.storage.get(&key).await.map_err(|e| {
+                    bucket::bucket_error(e, self.bucket(), "reading the host entry")
+                })?;
+            Ok::<_, anyhow::Error>((
+                d.clone(),
+                got.and_then(|o| layout::host_entry_tenant(&o.body)),
+            ))
+        });
+        futures::future::try_join_all(reads).await
     }
 
     /// The configured platform domain, or the zone's name when a zone ID is known.
@@ -412,85 +601,198 @@ impl Deploy<'_> {
         platform::zone_domain(self.client, zone).await.map(Some)
     }
 
-    fn bucket_error(&self, e: crate::cloudflare::Error, doing: &str) -> anyhow::Error {
-        let b = &self.input.bucket;
-        let missing = e.is_not_found() || e.has_code(10006);
-        let err = anyhow::Error::new(e).context(format!("{doing} in bucket {b}"));
-        if missing {
-            err.context(format!(
-                "the bucket {b} does not exist: run `cfsetup deploy-infra` first (or check \
-                 --bucket / R2_BUCKET_NAME and --jurisdiction)"
-            ))
-        } else {
-            err
+    /// The hashes the head's live deploy names: they exist (the invariant), so they need no
+    /// check. An unreadable live copy just means everything is checked.
+    async fn known_hashes(&self, head: Option<&ReadHead>) -> BTreeSet<String> {
+        match head.and_then(|h| h.head.as_ref()) {
+            Some(StoredHead::V1(m)) => m.hashes().into_iter().map(str::to_string).collect(),
+            Some(StoredHead::V2(h)) => {
+                let Some(live) = &h.live else {
+                    return BTreeSet::new();
+                };
+                let key = layout::deploy_key(&h.tenant, &live.deploy_id);
+                match self.storage.get(&key).await {
+                    Ok(Some(o)) => match DeployCopy::parse(&o.body, &h.tenant) {
+                        Ok(c) => c.hashes().into_iter().map(str::to_string).collect(),
+                        Err(_) => BTreeSet::new(),
+                    },
+                    _ => BTreeSet::new(),
+                }
+            }
+            None => BTreeSet::new(),
         }
     }
 
-    /// Uploads, switch, host entry, tidy-up.
-    async fn apply(&self, plan: &Plan, report: &mut DeployReport) -> anyhow::Result<()> {
-        self.upload(&plan.uploads, report).await?;
-        if let Some(next) = &plan.next {
-            let bytes = Bytes::from(next.to_bytes());
-            let deploy_key = layout::deploy_key(&self.input.tenant, &next.deploy_id);
-            self.put_json(&deploy_key, bytes.clone()).await?;
-            self.put_json(&layout::manifest_key(&self.input.tenant), bytes)
-                .await
-                .context("switching to the new manifest; the previous site is still live")?;
-        }
-        if plan.write_host_entry == Some(true) {
-            if let Some(domain) = &self.input.domain {
-                let body = Bytes::from(layout::host_entry(&self.input.tenant));
-                self.put_json(&layout::host_key(domain), body).await?;
+    /// One file per distinct hash that is not known to exist.
+    fn to_check<'f>(files: &'f [SiteFile], known: &BTreeSet<String>) -> Vec<&'f SiteFile> {
+        let mut first_of: BTreeMap<&str, &SiteFile> = BTreeMap::new();
+        for f in files {
+            if !known.contains(&f.hash) {
+                first_of.entry(f.hash.as_str()).or_insert(f);
             }
         }
-        if let Some(next) = &plan.next {
-            if self.input.prune {
-                if let Err(e) = self.tidy(plan, next, report).await {
-                    self.ui.warn(format!(
-                        "the deploy is live, but tidying old deploys and blobs failed: {e:#}"
-                    ));
-                    report.prune = "failed".into();
-                }
-            } else {
-                report.prune = "skipped (--no-prune)".into();
+        first_of.into_values().collect()
+    }
+
+    /// `--dry-run`: which blobs are missing (reads only), and what the custom hostnames are.
+    async fn dry_run(
+        &self,
+        plan: &Plan,
+        files: &[SiteFile],
+        report: &mut DeployReport,
+    ) -> anyhow::Result<()> {
+        if !plan.unchanged {
+            let known = self.known_hashes(plan.head.as_ref()).await;
+            let check = Self::to_check(files, &known);
+            let missing: Vec<&SiteFile> = stream::iter(check)
+                .map(|f| async move {
+                    let key = layout::blob_key(&f.hash);
+                    let there =
+                        self.storage.head(&key).await.map_err(|e| {
+                            bucket::bucket_error(e, self.bucket(), "checking blobs")
+                        })?;
+                    Ok::<_, anyhow::Error>(there.is_none().then_some(f))
+                })
+                .buffer_unordered(self.input.concurrency)
+                .try_filter_map(|f| async move { Ok(f) })
+                .try_collect()
+                .await?;
+            let missing_hashes: BTreeSet<&str> = missing.iter().map(|f| f.hash.as_str()).collect();
+            report.uploaded = missing.len();
+            report.bytes_sent = missing.iter().map(|f| f.size).sum();
+            report.unchanged = files
+                .iter()
+                .filter(|f| !missing_hashes.contains(f.hash.as_str()))
+                .count();
+        }
+        if let Some(zone) = &self.input.zone {
+            for (domain, holder) in &plan.hosts {
+                let found = self
+                    .client
+                    .find_custom_hostname(zone, domain)
+                    .await
+                    .with_context(|| format!("looking up the custom hostname {domain}"))?;
+                report.custom_hostnames.push(match found {
+                    Some(ch) => HostnameReport::from(&ch, "exists", Vec::new()),
+                    None => HostnameReport {
+                        hostname: domain.clone(),
+                        action: "would create".into(),
+                        ..HostnameReport::default()
+                    },
+                });
+                report.host_entries.push(HostEntryReport {
+                    domain: domain.clone(),
+                    action: match holder {
+                        Some(t) if *t == self.input.tenant => "unchanged".into(),
+                        Some(t) => format!("would move from {t}"),
+                        None => "would create".into(),
+                    },
+                });
             }
         }
         Ok(())
     }
 
-    async fn put_json(&self, key: &str, body: Bytes) -> anyhow::Result<()> {
-        self.client
-            .put_object(
-                self.bucket,
-                key,
-                ObjectBody::Bytes(body),
-                "application/json",
-            )
+    /// Intent, marker wait, uploads, copy and shards, switch, domains.
+    async fn apply(
+        &self,
+        plan: &Plan,
+        files: &[SiteFile],
+        intent_key: &str,
+        report: &mut DeployReport,
+    ) -> anyhow::Result<()> {
+        let timing = self.input.timing;
+        let started = locks::rfc3339(SystemTime::now());
+        let intent = Intent {
+            tenant: self.input.tenant.clone(),
+            deploy_id: plan.copy.deploy_id.clone(),
+            started_at: started.clone(),
+            refreshed_at: started,
+            hashes: plan.copy.hashes().into_iter().map(str::to_string).collect(),
+        };
+        let body = serde_json::to_vec(&intent).unwrap_or_default();
+        bucket::put_json(self.storage, self.bucket(), intent_key, body)
             .await
-            .with_context(|| format!("writing {key}"))
+            .context("writing this deploy's intent; nothing was changed")?;
+        let last_refresh = Arc::new(Mutex::new(Instant::now()));
+        let refresher = tokio::spawn(refresh(
+            self.storage.clone(),
+            intent_key.to_string(),
+            intent,
+            timing,
+            last_refresh.clone(),
+        ));
+        let result = self.apply_locked(plan, files, report, &last_refresh).await;
+        refresher.abort();
+        result?;
+        self.attach_domains(plan, report).await;
+        Ok(())
     }
 
-    /// Streams the missing blobs from disk, `--concurrency` at a time.
-    async fn upload(&self, uploads: &[SiteFile], report: &mut DeployReport) -> anyhow::Result<()> {
-        if uploads.is_empty() {
+    async fn apply_locked(
+        &self,
+        plan: &Plan,
+        files: &[SiteFile],
+        report: &mut DeployReport,
+        last_refresh: &Arc<Mutex<Instant>>,
+    ) -> anyhow::Result<()> {
+        let waited = self.wait_for_sweeps().await?;
+        if !waited.is_zero() {
+            report.waited_for_gc_secs = Some(waited.as_secs_f64());
+        }
+        let known = if self.input.force {
+            BTreeSet::new()
+        } else {
+            self.known_hashes(plan.head.as_ref()).await
+        };
+        let check = Self::to_check(files, &known);
+        self.ensure_blobs(&check, report).await?;
+        self.write_copy(&plan.copy).await?;
+
+        // A run suspended for longer than its intent lives may have lost its protection:
+        // refresh now and check again every blob it relies on.
+        let age = last_refresh.lock().map(|t| t.elapsed()).unwrap_or_default();
+        if age > self.input.timing.safe_age() {
+            self.ui
+                .note("this run was paused for a long time; checking every blob again");
+            let all = Self::to_check(files, &BTreeSet::new());
+            self.ensure_blobs(&all, &mut DeployReport::scratch())
+                .await?;
+        }
+        self.switch(plan, files, report).await
+    }
+
+    /// Lists the sweep markers and waits until every fresh one seen now is gone or stale: a gc
+    /// that listed intents before this run's existed may be deleting.
+    async fn wait_for_sweeps(&self) -> anyhow::Result<Duration> {
+        bucket::wait_for_sweeps(self.storage, self.bucket(), self.input.timing, self.ui).await
+    }
+
+    /// Checks each file's blob and uploads the missing ones, `--concurrency` at once.
+    async fn ensure_blobs(
+        &self,
+        check: &[&SiteFile],
+        report: &mut DeployReport,
+    ) -> anyhow::Result<()> {
+        if check.is_empty() {
             return Ok(());
         }
-        let total: u64 = uploads.iter().map(|f| f.size).sum();
-        self.ui.note(format!(
-            "uploading {} new file(s), {}",
-            uploads.len(),
-            human_bytes(total)
-        ));
-        let bar = self.ui.progress(uploads.len() as u64, "uploading");
-        let mut results = stream::iter(uploads)
-            .map(|f| async move { self.upload_one(f).await.map(|()| f.size) })
+        let bar = self
+            .ui
+            .progress(check.len() as u64, "checking and uploading");
+        let mut results = stream::iter(check)
+            .map(|f| async move { self.ensure_one(f).await.map(|sent| (f, sent)) })
             .buffer_unordered(self.input.concurrency);
         let mut failure = None;
         while let Some(result) = results.next().await {
             match result {
-                Ok(size) => {
-                    report.uploaded += 1;
-                    report.bytes_sent += size;
+                Ok((f, sent)) => {
+                    report.checked += 1;
+                    if sent {
+                        report.uploaded += 1;
+                        report.bytes_sent += f.size;
+                        report.sent.push(f.hash.clone());
+                    }
                     bar.inc(1);
                 }
                 Err(e) => {
@@ -504,140 +806,252 @@ impl Deploy<'_> {
         match failure {
             None => Ok(()),
             Some(e) => Err(e.context(format!(
-                "upload interrupted after {} of {} new file(s); the live site is unchanged: run \
-                 the same command again to finish (uploaded files are not sent twice)",
-                report.uploaded,
-                uploads.len()
+                "upload interrupted after {} new file(s); the live site is unchanged: run the \
+                 same command again to finish (uploaded files are not sent twice)",
+                report.uploaded
             ))),
         }
     }
 
-    async fn upload_one(&self, f: &SiteFile) -> anyhow::Result<()> {
+    /// Makes sure `blobs/<hash>` exists; returns whether it was sent.
+    async fn ensure_one(&self, f: &SiteFile) -> anyhow::Result<bool> {
         let key = layout::blob_key(&f.hash);
-        let body = ObjectBody::File {
+        let payload = Payload::File {
             path: f.path.clone(),
             len: f.size,
+            sha256: f.hash.clone(),
         };
-        self.client
-            .put_object(self.bucket, &key, body, &f.content_type)
-            .await
-            .with_context(|| format!("uploading {}", f.rel_url))?;
-        // A file edited while the deploy runs would store bytes under the wrong hash, and blobs
-        // are never rewritten: take that blob back and stop.
-        let now = tokio::fs::metadata(&f.path).await.ok();
-        let same = now.is_some_and(|m| m.len() == f.size && m.modified().ok() == f.modified);
-        if !same {
-            let _ = self.client.delete_object(self.bucket, &key).await;
-            anyhow::bail!("{} changed during the deploy; run it again", f.rel_url);
+        let options = PutOptions {
+            mode: PutMode::Overwrite,
+            content_type: Some(f.content_type.clone()),
+            cache_control: None,
+        };
+        if self.storage.conditional_writes_are_atomic() && f.size <= CREATE_PUT_MAX {
+            match self
+                .storage
+                .put(&key, payload, options.with_mode(PutMode::Create))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.is_precondition_failed() => return Ok(false),
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(format!("uploading {}", f.rel_url)))
+                }
+            }
+        } else {
+            let there = self
+                .storage
+                .head(&key)
+                .await
+                .with_context(|| format!("checking {}", f.rel_url))?;
+            if there.is_some() {
+                return Ok(false);
+            }
+            self.storage
+                .put(&key, payload, options)
+                .await
+                .with_context(|| format!("uploading {}", f.rel_url))?;
         }
-        Ok(())
+        // A file edited while it uploads is refused by the store (its bytes no longer hash to the
+        // key: StorageError::ChangedOnDisk, nothing stored). What was stored is right for its
+        // hash, so it is never deleted here: another deploy may already rely on it.
+        Ok(true)
     }
 
-    /// Drops deploy copies beyond the newest [`KEPT_DEPLOYS`] (never the live one), then prunes
-    /// blobs when something may have become unreferenced.
-    async fn tidy(
+    /// The shards, then the deploy copy (new, immutable keys).
+    async fn write_copy(&self, copy: &DeployCopy) -> anyhow::Result<()> {
+        let tenant = &self.input.tenant;
+        let shards = copy.shards();
+        stream::iter(shards)
+            .map(|(k, shard)| async move {
+                let key = layout::shard_key(tenant, &copy.deploy_id, k);
+                bucket::put_json(self.storage, self.bucket(), &key, shard.to_bytes()).await
+            })
+            .buffer_unordered(self.input.concurrency)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let key = layout::deploy_key(tenant, &copy.deploy_id);
+        bucket::put_json(self.storage, self.bucket(), &key, copy.to_bytes()).await
+    }
+
+    /// The compare-and-swap of the head; with `--force`, retried on the newest head.
+    async fn switch(
         &self,
         plan: &Plan,
-        next: &Manifest,
+        files: &[SiteFile],
         report: &mut DeployReport,
     ) -> anyhow::Result<()> {
         let tenant = &self.input.tenant;
-        let prefix = layout::deploys_prefix(tenant);
-        let mut ids: Vec<String> = self
-            .client
-            .list_objects(self.bucket, &prefix)
-            .await?
-            .iter()
-            .filter_map(|o| layout::deploy_id_of(tenant, &o.key).map(str::to_string))
-            .collect();
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-        let old: Vec<&String> = ids
-            .iter()
-            .skip(KEPT_DEPLOYS)
-            .filter(|id| **id != next.deploy_id)
-            .collect();
-        let deleted: Vec<anyhow::Result<()>> = stream::iter(&old)
-            .map(|id| async move {
-                let key = layout::deploy_key(tenant, id);
-                self.client
-                    .delete_object(self.bucket, &key)
-                    .await
-                    .with_context(|| format!("deleting {key}"))
-            })
-            .buffer_unordered(self.input.concurrency)
-            .collect()
-            .await;
-        deleted.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-        report.deleted_deploys = old.len();
-
-        let dropped_hash = plan
-            .live
-            .as_ref()
-            .is_some_and(|live| live.hashes().difference(&next.hashes()).next().is_some());
-        if !dropped_hash && old.is_empty() {
-            report.prune = "not needed".into();
-            return Ok(());
+        let by = format!("deploy-site {} ({})", plan.copy.deploy_id, locks::owner());
+        let mut base: Option<Head> = plan.head.as_ref().and_then(ReadHead::v2).cloned();
+        let mut etag: Option<String> = plan.etag().map(str::to_string);
+        for attempt in 0..5 {
+            let (mut head, mut dropped) = match &plan.preview {
+                None => Head::with_live(
+                    tenant,
+                    base.as_ref(),
+                    plan.copy.route.clone(),
+                    by.clone(),
+                    SystemTime::now(),
+                ),
+                Some(name) => Head::with_preview(
+                    tenant,
+                    base.as_ref(),
+                    name,
+                    plan.copy.route.clone(),
+                    by.clone(),
+                    SystemTime::now(),
+                ),
+            };
+            if self.input.no_prune && plan.preview.is_none() {
+                head.kept.append(&mut dropped);
+            }
+            self.phase.store(SWITCHING, Ordering::SeqCst);
+            let outcome = cas_head(self.storage, self.bucket(), &head, etag.as_deref()).await;
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e) => {
+                    self.phase.store(BEFORE_SWITCH, Ordering::SeqCst);
+                    return Err(e.context(format!(
+                        "switching to {}; the previous deploy is still live",
+                        plan.copy.deploy_id
+                    )));
+                }
+            };
+            match outcome {
+                Ok(_) => {
+                    self.phase.store(SWITCHED, Ordering::SeqCst);
+                    report.dropped_from_kept = dropped;
+                    report.forced = attempt > 0;
+                    return Ok(());
+                }
+                Err(Lost::Landed {
+                    live,
+                    by: landed_by,
+                }) => {
+                    self.phase.store(BEFORE_SWITCH, Ordering::SeqCst);
+                    let what = match (&live, &landed_by) {
+                        (Some(l), Some(b)) => format!("{l} (written by {b})"),
+                        (Some(l), None) => l.clone(),
+                        (None, _) => "a change to the head (or its removal)".into(),
+                    };
+                    if !self.input.force {
+                        anyhow::bail!(
+                            "another run switched {tenant} while this deploy ran: {what} is live \
+                             now. This deploy ({}) was uploaded but not switched; run the same \
+                             command again to deploy on top of it, or pass --force to switch \
+                             anyway",
+                            plan.copy.deploy_id
+                        );
+                    }
+                    self.ui.warn(format!(
+                        "another run switched {tenant} meanwhile ({what}); --force: switching on \
+                         top of it"
+                    ));
+                    let now = read_head(self.storage, self.bucket(), tenant).await?;
+                    etag = now.as_ref().and_then(|h| h.etag.clone());
+                    base = now.as_ref().and_then(ReadHead::v2).cloned();
+                    // The hashes assumed from the old live deploy are no longer vouched for by
+                    // the head this CAS will replace: check them all.
+                    let all = Self::to_check(files, &BTreeSet::new());
+                    self.ensure_blobs(&all, &mut DeployReport::scratch())
+                        .await?;
+                }
+            }
         }
-        report.deleted_blobs = self.prune().await?;
-        report.prune = "done".into();
-        Ok(())
+        anyhow::bail!(
+            "the head of {tenant} kept changing; gave up after 5 tries (nothing was switched)"
+        )
     }
 
-    /// Deletes every blob that no manifest under `sites/` (live or kept, any tenant) names. Reads
-    /// every one of those manifests; if any cannot be read or parsed, deletes nothing.
-    async fn prune(&self) -> anyhow::Result<usize> {
-        // List the blobs first: a blob uploaded after this listing is never a candidate.
-        let blobs = self
-            .client
-            .list_objects(self.bucket, layout::BLOBS_PREFIX)
-            .await?;
-        let keys: Vec<String> = self
-            .client
-            .list_objects(self.bucket, layout::SITES_PREFIX)
-            .await?
-            .into_iter()
-            .map(|o| o.key)
-            .filter(|k| layout::is_manifest_key(k))
-            .collect();
-        let manifests: Vec<anyhow::Result<Vec<String>>> = stream::iter(&keys)
-            .map(|key| async move {
-                let bytes = self
-                    .client
-                    .get_object(self.bucket, key)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("{key} vanished while pruning"))?;
-                let tenant = key
-                    .strip_prefix(layout::SITES_PREFIX)
-                    .and_then(|r| r.split('/').next())
-                    .unwrap_or_default();
-                let m = Manifest::parse(&bytes, tenant)
-                    .map_err(|why| anyhow::anyhow!("{key} is not a valid manifest ({why})"))?;
-                Ok(m.hashes().into_iter().map(str::to_string).collect())
-            })
-            .buffer_unordered(self.input.concurrency)
-            .collect()
-            .await;
-        let mut referenced = BTreeSet::new();
-        for m in manifests {
-            referenced.extend(m.context("reading the kept manifests; no blob was deleted")?);
+    /// For each DOMAIN: the custom hostname first, then the host entry, so a refused domain
+    /// (1409, 1411) never gets one.
+    async fn attach_domains(&self, plan: &Plan, report: &mut DeployReport) {
+        for (domain, holder) in &plan.hosts {
+            match self.custom_hostname(domain, report).await {
+                Ok(ch) => {
+                    let action = if holder.as_deref() == Some(self.input.tenant.as_str()) {
+                        "unchanged".to_string()
+                    } else {
+                        let body = layout::host_entry(&self.input.tenant);
+                        match bucket::put_json(
+                            self.storage,
+                            self.bucket(),
+                            &layout::host_key(domain),
+                            body,
+                        )
+                        .await
+                        {
+                            Ok(()) => match holder {
+                                Some(t) => format!("moved from {t}"),
+                                None => "created".into(),
+                            },
+                            Err(e) => {
+                                self.ui.warn(format!("{domain}: {e:#}"));
+                                report.exit = 1;
+                                "failed".into()
+                            }
+                        }
+                    };
+                    report.host_entries.push(HostEntryReport {
+                        domain: domain.clone(),
+                        action,
+                    });
+                    report.custom_hostnames.push(ch);
+                }
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    // An entry this tenant held before stays only if its hostname exists; one
+                    // written for this run never was.
+                    self.ui.warn(format!(
+                        "the site is live, but attaching {domain} failed: {why}"
+                    ));
+                    report.exit = 1;
+                    report.host_entries.push(HostEntryReport {
+                        domain: domain.clone(),
+                        action: match holder {
+                            Some(t) if *t == self.input.tenant => "unchanged".into(),
+                            Some(_) => "not moved".into(),
+                            None => "not created".into(),
+                        },
+                    });
+                    report.custom_hostnames.push(HostnameReport {
+                        hostname: domain.clone(),
+                        action: "refused".into(),
+                        verification_errors: vec![why],
+                        ..HostnameReport::default()
+                    });
+                }
+            }
         }
-        let garbage: Vec<String> = blobs
-            .into_iter()
-            .filter(|o| layout::blob_hash(&o.key).is_some_and(|h| !referenced.contains(h)))
-            .map(|o| o.key)
-            .collect();
-        let results: Vec<anyhow::Result<()>> = stream::iter(&garbage)
-            .map(|key| async move {
-                self.client
-                    .delete_object(self.bucket, key)
-                    .await
-                    .with_context(|| format!("deleting {key}"))
-            })
-            .buffer_unordered(self.input.concurrency)
-            .collect()
-            .await;
-        results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-        Ok(garbage.len())
+    }
+}
+
+/// Rewrites the intent every `timing.refresh` while the run lives.
+async fn refresh(
+    storage: Storage,
+    key: String,
+    mut intent: Intent,
+    timing: Timing,
+    last: Arc<Mutex<Instant>>,
+) {
+    loop {
+        tokio::time::sleep(timing.refresh).await;
+        intent.refreshed_at = locks::rfc3339(SystemTime::now());
+        let body = Bytes::from(serde_json::to_vec(&intent).unwrap_or_default());
+        let ok = storage
+            .put(
+                &key,
+                Payload::Bytes(body),
+                PutOptions::overwrite("application/json"),
+            )
+            .await
+            .is_ok();
+        if ok {
+            if let Ok(mut t) = last.lock() {
+                *t = Instant::now();
+            }
+        }
     }
 }
 
@@ -654,6 +1068,15 @@ mod tests {
         assert!(refuse_platform_domain("acme.getai.page", "getai.page").is_err());
         assert!(refuse_platform_domain("notgetai.page", "getai.page").is_ok());
         assert!(refuse_platform_domain("shop.acme.com", "getai.page").is_ok());
+    }
+
+    #[test]
+    fn preview_names_are_single_labels_without_double_hyphens() {
+        assert!(preview_name("feature-x", "acme").is_ok());
+        assert!(preview_name("1a2b3c4d", "acme").is_ok());
+        for bad in ["", "a--b", "-a", "a-", "Feature", "a.b", &"a".repeat(58)] {
+            assert!(preview_name(bad, "acme").is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -7,33 +7,80 @@ use crate::site::walk::human_bytes;
 
 use super::{HostnameReport, Input, Plan};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Default)]
 pub(super) struct DeployReport {
     pub(super) tenant: String,
     pub(super) dry_run: bool,
-    /// Whether the live manifest changed (or, with --dry-run, would).
+    /// Whether the head changed (or, with --dry-run, would).
     pub(super) changed: bool,
-    /// The deploy that is live after this run.
+    /// The deploy that is live (or previewed) after this run.
     pub(super) deploy_id: Option<String>,
     pub(super) previous_deploy_id: Option<String>,
+    /// With --preview: its name and URL.
+    pub(super) preview: Option<String>,
+    pub(super) preview_url: Option<String>,
+    /// `404`, `spa` or `none`.
+    pub(super) not_found: String,
     pub(super) files: usize,
     pub(super) uploaded: usize,
     pub(super) unchanged: usize,
+    /// Blobs whose existence was checked (those the live deploy does not name).
+    pub(super) checked: usize,
     pub(super) bytes_sent: u64,
-    pub(super) deleted_blobs: usize,
-    pub(super) deleted_deploys: usize,
+    /// Deploy ids that fell out of `kept` (gc deletes their copies).
+    pub(super) dropped_from_kept: Vec<String>,
+    /// Whether --force switched over another run's deploy.
+    pub(super) forced: bool,
+    /// Seconds spent waiting for running gcs.
+    pub(super) waited_for_gc_secs: Option<f64>,
     pub(super) hidden_skipped: usize,
     pub(super) links_skipped: usize,
-    /// `created`, `unchanged`, `would create`, or absent without DOMAIN.
-    pub(super) host_entry: Option<String>,
-    pub(super) prune: String,
+    pub(super) host_entries: Vec<HostEntryReport>,
     pub(super) urls: Vec<String>,
-    pub(super) custom_hostname: Option<HostnameReport>,
+    pub(super) custom_hostnames: Vec<HostnameReport>,
+    #[serde(skip)]
+    pub(super) sent: Vec<String>,
     #[serde(skip)]
     pub(super) exit: u8,
 }
 
+/// What happened to one `hosts/<domain>.json`.
+#[derive(Debug, Serialize, Clone)]
+pub(super) struct HostEntryReport {
+    pub(super) domain: String,
+    /// `created`, `unchanged`, `moved from T`, `would create`, `not created`, …
+    pub(super) action: String,
+}
+
+/// Ctrl-C: what state the site is in. Exit 130.
+#[derive(Debug, Serialize)]
+pub(super) struct InterruptedReport {
+    pub(super) tenant: String,
+    pub(super) interrupted: bool,
+    pub(super) state: String,
+}
+
+impl Report for InterruptedReport {
+    fn render(&self, out: &mut Renderer) {
+        out.line(format!(
+            "Interrupted deploy of {}: {}",
+            self.tenant, self.state
+        ));
+    }
+    fn to_json(&self) -> serde_json::Value {
+        json_of(self)
+    }
+    fn exit_code(&self) -> u8 {
+        130
+    }
+}
+
 impl DeployReport {
+    /// A report whose counts are thrown away (re-checks).
+    pub(super) fn scratch() -> Self {
+        DeployReport::default()
+    }
+
     pub(super) fn new(
         input: &Input,
         plan: &Plan,
@@ -41,57 +88,47 @@ impl DeployReport {
         files: usize,
     ) -> Self {
         let mut urls = Vec::new();
+        let mut preview_url = None;
         if let Some(p) = &plan.platform_domain {
-            urls.push(format!("https://{}.{p}/", input.tenant));
-        }
-        if let Some(d) = &input.domain {
-            urls.push(format!("https://{d}/"));
-        }
-        let host_entry = plan.write_host_entry.map(|write| {
-            match (write, input.dry_run) {
-                (false, _) => "unchanged",
-                (true, true) => "would create",
-                (true, false) => "created",
+            match &plan.preview {
+                None => urls.push(format!("https://{}.{p}/", input.tenant)),
+                Some(name) => {
+                    let url = format!("https://{name}--{}.{p}/", input.tenant);
+                    urls.push(url.clone());
+                    preview_url = Some(url);
+                }
             }
-            .to_string()
-        });
-        let planned_bytes = plan.uploads.iter().map(|f| f.size).sum();
+        }
+        if plan.preview.is_none() {
+            for d in &input.domains {
+                urls.push(format!("https://{d}/"));
+            }
+        }
+        let live = plan.live_id().map(str::to_string);
+        let changed = !plan.unchanged;
         DeployReport {
             tenant: input.tenant.clone(),
             dry_run: input.dry_run,
-            changed: plan.next.is_some(),
-            deploy_id: plan
-                .next
-                .as_ref()
-                .or(plan.live.as_ref())
-                .map(|m| m.deploy_id.clone()),
-            previous_deploy_id: plan
-                .next
-                .as_ref()
-                .and(plan.live.as_ref())
-                .map(|m| m.deploy_id.clone()),
+            changed,
+            deploy_id: if changed || plan.preview.is_some() {
+                Some(plan.copy.deploy_id.clone())
+            } else {
+                live.clone()
+            },
+            previous_deploy_id: if changed && plan.preview.is_none() {
+                live
+            } else {
+                None
+            },
+            preview: plan.preview.clone(),
+            preview_url,
+            not_found: plan.copy.route.not_found.clone(),
             files,
-            uploaded: if input.dry_run { plan.uploads.len() } else { 0 },
-            unchanged: plan.unchanged,
-            bytes_sent: if input.dry_run { planned_bytes } else { 0 },
-            deleted_blobs: 0,
-            deleted_deploys: 0,
+            unchanged: if changed { 0 } else { files },
             hidden_skipped: walked.hidden.len(),
             links_skipped: walked.links.len(),
-            host_entry,
-            prune: if plan.next.is_some() {
-                if input.dry_run {
-                    "after the switch"
-                } else {
-                    "not needed"
-                }
-            } else {
-                "not needed"
-            }
-            .into(),
             urls,
-            custom_hostname: None,
-            exit: 0,
+            ..DeployReport::default()
         }
     }
 }
@@ -106,6 +143,11 @@ impl Report for DeployReport {
         let headline = match (self.dry_run, self.changed) {
             (true, true) => format!(
                 "Dry run: {} would change (nothing was written)",
+                self.tenant
+            ),
+            (false, true) if self.preview.is_some() => format!(
+                "Preview {} of {} is up (the live site is unchanged)",
+                self.preview.as_deref().unwrap_or_default(),
                 self.tenant
             ),
             (true, false) => format!(
@@ -124,20 +166,21 @@ impl Report for DeployReport {
             ),
             ("unchanged", self.unchanged.to_string()),
         ];
-        if !self.dry_run {
+        if !self.dropped_from_kept.is_empty() {
             rows.push((
-                "deleted",
+                "no longer kept",
                 format!(
-                    "{} blob(s), {} old deploy(s) (prune: {})",
-                    self.deleted_blobs, self.deleted_deploys, self.prune
+                    "{} old deploy(s) (`cfsetup gc` deletes them)",
+                    self.dropped_from_kept.len()
                 ),
             ));
         }
         if let Some(id) = &self.deploy_id {
-            let label = if self.dry_run && self.changed {
-                "next deploy"
-            } else {
-                "live deploy"
+            let label = match (&self.preview, self.dry_run && self.changed) {
+                (Some(_), true) => "next preview",
+                (Some(_), false) => "preview deploy",
+                (None, true) => "next deploy",
+                (None, false) => "live deploy",
             };
             let id = match &self.previous_deploy_id {
                 Some(prev) => format!("{id} (was {prev})"),
@@ -145,79 +188,28 @@ impl Report for DeployReport {
             };
             rows.push((label, id));
         }
+        if self.forced {
+            rows.push((
+                "forced",
+                "switched over another run's deploy (--force)".into(),
+            ));
+        }
+        rows.push(("not found", self.not_found.clone()));
         if self.hidden_skipped > 0 {
             rows.push(("hidden, skipped", self.hidden_skipped.to_string()));
         }
         if self.links_skipped > 0 {
             rows.push(("links, skipped", self.links_skipped.to_string()));
         }
-        if let Some(h) = &self.host_entry {
-            rows.push(("host entry", h.clone()));
+        for h in &self.host_entries {
+            rows.push(("host entry", format!("{}: {}", h.domain, h.action)));
         }
         for (i, url) in self.urls.iter().enumerate() {
             rows.push((if i == 0 { "url" } else { "" }, url.clone()));
         }
         out.pairs(&rows);
-        let Some(ch) = &self.custom_hostname else {
-            return;
-        };
-        let status = match (&ch.status, &ch.ssl_status) {
-            (Some(s), Some(c)) => format!("hostname {s}, certificate {c}"),
-            (Some(s), None) => format!("hostname {s}"),
-            _ => "not created yet".into(),
-        };
-        out.heading(format!(
-            "Custom hostname {} ({}): {status}",
-            ch.hostname, ch.action
-        ));
-        if !ch.dns_records.is_empty() {
-            let title = if ch.pending.is_empty() {
-                "DNS records (all in place)"
-            } else {
-                "DNS records the tenant adds at their DNS provider"
-            };
-            out.line(title);
-            // Not a wrapping table: names and values must survive copy and paste whole.
-            let rows: Vec<[&str; 4]> = std::iter::once(["type", "name", "value", "purpose"])
-                .chain(ch.dns_records.iter().map(|r| {
-                    [
-                        r.kind.as_str(),
-                        r.name.as_str(),
-                        r.value.as_str(),
-                        r.purpose.as_str(),
-                    ]
-                }))
-                .collect();
-            let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
-            let (w0, w1, w2) = (width(0), width(1), width(2));
-            for r in &rows {
-                out.line(format!(
-                    "  {:w0$}  {:w1$}  {:w2$}  {}",
-                    r[0], r[1], r[2], r[3]
-                ));
-            }
-            if ch.apex && ch.dns_records.iter().any(|r| r.kind == "CNAME") {
-                out.line(format!(
-                    "{} looks like an apex domain: most DNS providers cannot put a CNAME there. \
-                     Use CNAME flattening or an ALIAS/ANAME record, or serve www.{} instead.",
-                    ch.hostname, ch.hostname
-                ));
-            }
-        }
-        for e in &ch.verification_errors {
-            out.line(format!("verification error: {e}"));
-        }
-        match ch.wait.as_deref() {
-            Some("timed out") => out.line(format!(
-                "Timed out; still pending: {}",
-                ch.pending.join(", ")
-            )),
-            Some(_) => out.line(format!("{} is active.", ch.hostname)),
-            None if !ch.pending.is_empty() && ch.action != "would create" => out.line(format!(
-                "Pending: {}. Add the records, then run again with --wait to wait for it.",
-                ch.pending.join(", ")
-            )),
-            None => {}
+        for ch in &self.custom_hostnames {
+            render_hostname(ch, out);
         }
     }
 
@@ -227,6 +219,68 @@ impl Report for DeployReport {
 
     fn exit_code(&self) -> u8 {
         self.exit
+    }
+}
+
+fn render_hostname(ch: &HostnameReport, out: &mut Renderer) {
+    let status = match (&ch.status, &ch.ssl_status) {
+        (Some(s), Some(c)) => format!("hostname {s}, certificate {c}"),
+        (Some(s), None) => format!("hostname {s}"),
+        _ if ch.action == "refused" => "refused".into(),
+        _ => "not created yet".into(),
+    };
+    out.heading(format!(
+        "Custom hostname {} ({}): {status}",
+        ch.hostname, ch.action
+    ));
+    if !ch.dns_records.is_empty() {
+        let title = if ch.pending.is_empty() {
+            "DNS records (all in place)"
+        } else {
+            "DNS records the tenant adds at their DNS provider"
+        };
+        out.line(title);
+        // Not a wrapping table: names and values must survive copy and paste whole.
+        let rows: Vec<[&str; 4]> = std::iter::once(["type", "name", "value", "purpose"])
+            .chain(ch.dns_records.iter().map(|r| {
+                [
+                    r.kind.as_str(),
+                    r.name.as_str(),
+                    r.value.as_str(),
+                    r.purpose.as_str(),
+                ]
+            }))
+            .collect();
+        let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
+        let (w0, w1, w2) = (width(0), width(1), width(2));
+        for r in &rows {
+            out.line(format!(
+                "  {:w0$}  {:w1$}  {:w2$}  {}",
+                r[0], r[1], r[2], r[3]
+            ));
+        }
+        if ch.apex && ch.dns_records.iter().any(|r| r.kind == "CNAME") {
+            out.line(format!(
+                "{} looks like an apex domain: most DNS providers cannot put a CNAME there. \
+                     Use CNAME flattening or an ALIAS/ANAME record, or serve www.{} instead.",
+                ch.hostname, ch.hostname
+            ));
+        }
+    }
+    for e in &ch.verification_errors {
+        out.line(format!("verification error: {e}"));
+    }
+    match ch.wait.as_deref() {
+        Some("timed out") => out.line(format!(
+            "Timed out; still pending: {}",
+            ch.pending.join(", ")
+        )),
+        Some(_) => out.line(format!("{} is active.", ch.hostname)),
+        None if !ch.pending.is_empty() && ch.action != "would create" => out.line(format!(
+            "Pending: {}. Add the records, then run again with --wait to wait for it.",
+            ch.pending.join(", ")
+        )),
+        None => {}
     }
 }
 

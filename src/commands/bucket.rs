@@ -1,0 +1,322 @@
+//! What the site commands share: opening the bucket, reading a tenant's head with its ETag, the
+//! compare-and-swap that switches it, and errors that say which bucket and what to do.
+
+use anyhow::Context;
+use bytes::Bytes;
+
+use crate::cloudflare::Client;
+use crate::config::Config;
+use crate::output::Ui;
+use crate::platform;
+use crate::site::layout;
+use crate::site::manifest::{Head, StoredHead};
+use crate::storage::{BucketLoc, Payload, PutMode, PutOptions, Storage, StorageError};
+
+/// The client and the bucket's objects for one run.
+pub struct Opened {
+    pub client: Client,
+    pub storage: Storage,
+    pub bucket: String,
+}
+
+/// Checks the bucket settings (exit 2 before any request), then opens the bucket.
+pub async fn open(
+    config: &Config,
+    ui: &Ui,
+    bucket: Option<&str>,
+    jurisdiction: Option<&str>,
+    max_in_flight: usize,
+) -> anyhow::Result<Opened> {
+    let loc = location(config, bucket, jurisdiction)?;
+    let auth = super::platform_auth(config, ui)?;
+    let client = super::client(config, ui, auth, max_in_flight)?;
+    let name = loc.name.clone();
+    let storage = super::storage(config, &client, loc).await?;
+    Ok(Opened {
+        client,
+        storage,
+        bucket: name,
+    })
+}
+
+/// The bucket, its jurisdiction and the account, checked.
+pub fn location(
+    config: &Config,
+    bucket: Option<&str>,
+    jurisdiction: Option<&str>,
+) -> anyhow::Result<BucketLoc> {
+    Ok(BucketLoc {
+        name: platform::bucket(config, bucket)?,
+        jurisdiction: platform::jurisdiction(config, jurisdiction)?,
+        account: config.require_account_id()?.to_string(),
+    })
+}
+
+/// A storage error with what was being done, and the fix when the bucket is missing.
+pub fn bucket_error(e: StorageError, bucket: &str, doing: &str) -> anyhow::Error {
+    let missing = matches!(&e, StorageError::Rest(api) if api.has_code(10006))
+        || e.s3_code() == Some("NoSuchBucket");
+    let err = anyhow::Error::new(e).context(format!("{doing} in bucket {bucket}"));
+    if missing {
+        err.context(format!(
+            "the bucket {bucket} does not exist: run `cfsetup deploy-infra` first (or check \
+             --bucket / R2_BUCKET_NAME and --jurisdiction)"
+        ))
+    } else {
+        err
+    }
+}
+
+/// A head as read: its parsed form (`None` when it is not valid) and its ETag.
+pub struct ReadHead {
+    pub head: Option<StoredHead>,
+    pub etag: Option<String>,
+    /// Why it did not parse.
+    pub invalid: Option<String>,
+}
+
+impl ReadHead {
+    pub fn v2(&self) -> Option<&Head> {
+        match &self.head {
+            Some(StoredHead::V2(h)) => Some(h),
+            _ => None,
+        }
+    }
+
+    pub fn live_id(&self) -> Option<&str> {
+        self.head.as_ref().and_then(StoredHead::live_id)
+    }
+}
+
+/// Reads `sites/<tenant>/manifest.json`; `None` when the tenant has none.
+pub async fn read_head(
+    storage: &Storage,
+    bucket: &str,
+    tenant: &str,
+) -> anyhow::Result<Option<ReadHead>> {
+    let key = layout::manifest_key(tenant);
+    let Some(obj) = storage
+        .get(&key)
+        .await
+        .map_err(|e| bucket_error(e, bucket, &format!("reading {key}")))?
+    else {
+        return Ok(None);
+    };
+    let (head, invalid) = match StoredHead::parse(&obj.body, tenant) {
+        Ok(h) => (Some(h), None),
+        Err(why) => (None, Some(why)),
+    };
+    Ok(Some(ReadHead {
+        head,
+        etag: obj.meta.etag,
+        invalid,
+    }))
+}
+
+/// Why a compare-and-swap did not switch.
+#[derive(Debug)]
+pub enum Lost {
+    /// Another run wrote the head since `expected` was read. `live` is what is live now.
+    Landed {
+        live: Option<String>,
+        by: Option<String>,
+    },
+}
+
+/// Writes `head` if the stored head still has the ETag `expected` (`None`: if there is none).
+/// Returns the new ETag, or what landed instead.
+pub async fn cas_head(
+    storage: &Storage,
+    bucket: &str,
+    head: &Head,
+    expected: Option<&str>,
+) -> anyhow::Result<Result<Option<String>, Lost>> {
+    let key = layout::manifest_key(&head.tenant);
+    let mode = match expected {
+        Some(etag) => PutMode::Update(etag.to_string()),
+        None => PutMode::Create,
+    };
+    let options = PutOptions::overwrite("application/json").with_mode(mode);
+    match storage
+        .put(&key, Payload::Bytes(Bytes::from(head.to_bytes())), options)
+        .await
+    {
+        Ok(etag) => Ok(Ok(etag)),
+        Err(e) if e.is_precondition_failed() => {
+            let now = read_head(storage, bucket, &head.tenant).await?;
+            let (live, by) = match now.as_ref().and_then(|r| r.head.as_ref()) {
+                Some(StoredHead::V2(h)) => (
+                    h.live.as_ref().map(|r| r.deploy_id.clone()),
+                    Some(h.updated_by.clone()),
+                ),
+                Some(StoredHead::V1(m)) => (Some(m.deploy_id.clone()), None),
+                None => (None, None),
+            };
+            Ok(Err(Lost::Landed { live, by }))
+        }
+        Err(e) => Err(bucket_error(e, bucket, &format!("writing {key}"))),
+    }
+}
+
+/// Writes small JSON under `key`, unconditionally.
+pub async fn put_json(
+    storage: &Storage,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<()> {
+    storage
+        .put(
+            key,
+            Payload::Bytes(Bytes::from(body)),
+            PutOptions::overwrite("application/json"),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| bucket_error(e, bucket, &format!("writing {key}")))
+}
+
+/// `--grace`: a duration, zero allowed.
+pub fn grace(value: &str) -> Result<std::time::Duration, crate::error::UsageError> {
+    humantime::parse_duration(value.trim()).map_err(|e| {
+        crate::error::usage!("--grace is not a duration: {value:?} ({e})")
+            .with_hint("write a number and a unit, such as 0s, 30m or 1h")
+    })
+}
+
+/// `--lock-stale` (hidden, for tests).
+pub fn lock_timing(
+    value: Option<&str>,
+) -> Result<crate::site::locks::Timing, crate::error::UsageError> {
+    match value {
+        None => Ok(crate::site::locks::Timing::default()),
+        Some(v) => {
+            let d = crate::config::duration(v, "--lock-stale")?;
+            Ok(crate::site::locks::Timing::with_stale(d))
+        }
+    }
+}
+
+/// Whether stdin is a terminal (remove-site asks there).
+pub fn stdin_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}
+
+/// A new tenant's slug: [`config::tenant`](crate::config::tenant) and not the configured
+/// fallback origin's label.
+pub fn new_tenant(config: &Config, value: &str) -> Result<String, crate::error::UsageError> {
+    let fallback = config.setting(None, "SAAS_FALLBACK_ORIGIN");
+    crate::config::tenant_beside_fallback(value, fallback.as_deref())
+}
+
+/// An existing tenant's slug: one DNS label (so no key escapes `sites/<tenant>/`), reserved or
+/// not, so a tenant made before the reserved list can still be listed, rolled back and removed.
+pub fn existing_tenant(value: &str) -> Result<String, crate::error::UsageError> {
+    match crate::config::tenant(value) {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            let label = !value.is_empty()
+                && value.len() <= 63
+                && !value.starts_with('-')
+                && !value.ends_with('-')
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if label {
+                Ok(value.to_string())
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Every `hosts/` entry: hostname → the tenant it names (`None` if unreadable). One listing,
+/// then the entries read concurrently.
+pub async fn host_entries(
+    storage: &Storage,
+    bucket: &str,
+    concurrency: usize,
+) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let listed = storage
+        .list(layout::HOSTS_PREFIX)
+        .await
+        .map_err(|e| bucket_error(e, bucket, "listing host entries"))?;
+    let hosts: Vec<(String, String)> = listed
+        .into_iter()
+        .filter_map(|m| layout::host_of(&m.key).map(|h| (h.to_string(), m.key.clone())))
+        .collect();
+    stream::iter(hosts)
+        .map(|(host, key)| async move {
+            let got = storage
+                .get(&key)
+                .await
+                .map_err(|e| bucket_error(e, bucket, &format!("reading {key}")))?;
+            Ok::<_, anyhow::Error>((host, got.and_then(|o| layout::host_entry_tenant(&o.body))))
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await
+}
+
+/// Every custom hostname of the zone, in one paged listing.
+pub async fn all_custom_hostnames(
+    client: &Client,
+    zone: &str,
+) -> anyhow::Result<Vec<crate::cloudflare::custom_hostnames::CustomHostname>> {
+    client
+        .paged(
+            || crate::cloudflare::Req::get(format!("/zones/{zone}/custom_hostnames")),
+            50,
+        )
+        .await
+        .context("listing the zone's custom hostnames")
+}
+
+/// Lists the sweep markers and waits until every fresh one seen now is gone or stale: a gc that
+/// listed intents before the caller's intent existed may be deleting (docs/storage-layout.md
+/// "deploy-site" step 2). Markers that appear later are not waited for. Returns the time waited.
+pub async fn wait_for_sweeps(
+    storage: &Storage,
+    bucket: &str,
+    timing: crate::site::locks::Timing,
+    ui: &Ui,
+) -> anyhow::Result<std::time::Duration> {
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant, SystemTime};
+    let start = Instant::now();
+    let list = || async {
+        storage
+            .list(layout::MARKERS_PREFIX)
+            .await
+            .map_err(|e| bucket_error(e, bucket, "listing gc markers"))
+    };
+    let fresh = |metas: Vec<crate::storage::ObjectMeta>| -> BTreeSet<String> {
+        let now = SystemTime::now();
+        metas
+            .into_iter()
+            .filter(|m| timing.is_fresh(m.last_modified, now))
+            .map(|m| m.key)
+            .collect()
+    };
+    let seen = fresh(list().await?);
+    if seen.is_empty() {
+        return Ok(Duration::ZERO);
+    }
+    ui.note(format!(
+        "waiting for {} running gc(s) to finish before checking which blobs exist",
+        seen.len()
+    ));
+    let poll = timing
+        .refresh
+        .clamp(Duration::from_millis(100), Duration::from_secs(2));
+    loop {
+        tokio::time::sleep(poll).await;
+        let now = fresh(list().await?);
+        if seen.is_disjoint(&now) {
+            return Ok(start.elapsed());
+        }
+    }
+}

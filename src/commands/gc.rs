@@ -1,0 +1,435 @@
+//! `cfsetup gc [--grace DURATION] [--dry-run]`: delete the blobs, deploy copies and shards that
+//! nothing refers to, safely while any number of deploys run (docs/storage-layout.md "gc"):
+//!
+//! 1. write a sweep marker `locks/gc/<uuid>.json` (refreshed while it runs);
+//! 2. list the intents: fresh ones protect their hashes and their tenant's deploy copies;
+//! 3. list the tenants, read every head and every deploy copy it names (concurrently);
+//! 4. list `blobs/` and `sites/`: garbage is what is not referenced and older than `--grace`;
+//! 5. check the marker is still fresh, delete the garbage, then the stale intents, then the
+//!    marker.
+//!
+//! If any head or named deploy copy cannot be read or parsed, nothing is deleted. `--dry-run`
+//! reads the same and writes nothing (not even the marker).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::cli::GcArgs;
+use crate::config::Config;
+use crate::error::usage;
+use crate::output::{json_of, Renderer, Report, Ui};
+use crate::site::layout;
+use crate::site::locks::{self, Intent, Marker, Timing};
+use crate::site::manifest::{is_deploy_id, DeployCopy, LegacyManifest, StoredHead};
+use crate::site::walk::human_bytes;
+use crate::storage::{ObjectMeta, Payload, PutOptions, Storage};
+
+use super::bucket::{self, bucket_error};
+
+/// Deletions between two checks that the marker is still fresh (one S3 DeleteObjects call).
+const DELETE_CHUNK: usize = 1000;
+
+pub async fn run(args: GcArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<dyn Report>> {
+    let grace = bucket::grace(&args.grace)?;
+    let timing = bucket::lock_timing(args.lock_stale.as_deref())?;
+    if args.concurrency == 0 || args.concurrency > 256 {
+        return Err(usage!("--concurrency {} is out of range", args.concurrency)
+            .with_hint("use 1 to 256")
+            .into());
+    }
+    let opened = bucket::open(
+        config,
+        ui,
+        args.bucket.as_deref(),
+        args.jurisdiction.as_deref(),
+        args.concurrency,
+    )
+    .await?;
+    let gc = Gc {
+        storage: &opened.storage,
+        bucket: &opened.bucket,
+        concurrency: args.concurrency,
+        grace,
+        timing,
+        ui,
+    };
+    let started = Instant::now();
+    let mut report = if args.dry_run {
+        gc.sweep(None).await?
+    } else {
+        let key = layout::marker_key(&locks::new_id());
+        let now = locks::rfc3339(SystemTime::now());
+        let marker = Marker {
+            owner: locks::owner(),
+            started_at: now.clone(),
+            refreshed_at: now,
+        };
+        bucket::put_json(
+            gc.storage,
+            gc.bucket,
+            &key,
+            serde_json::to_vec(&marker).unwrap_or_default(),
+        )
+        .await
+        .context("writing the sweep marker; nothing was deleted")?;
+        let last = Arc::new(Mutex::new(Instant::now()));
+        let refresher = tokio::spawn(refresh(
+            gc.storage.clone(),
+            key.clone(),
+            marker,
+            timing,
+            last.clone(),
+        ));
+        let result = gc.sweep(Some(&last)).await;
+        refresher.abort();
+        let _ = gc.storage.delete(&key).await;
+        result?
+    };
+    report.dry_run = args.dry_run;
+    report.grace_secs = grace.as_secs();
+    report.duration_secs = started.elapsed().as_secs_f64();
+    Ok(Box::new(report))
+}
+
+struct Gc<'a> {
+    storage: &'a Storage,
+    bucket: &'a str,
+    concurrency: usize,
+    grace: Duration,
+    timing: Timing,
+    ui: &'a Ui,
+}
+
+/// What the reads found referenced.
+#[derive(Default)]
+struct Referenced {
+    hashes: BTreeSet<String>,
+    /// Deploy ids named per tenant.
+    named: BTreeMap<String, BTreeSet<String>>,
+    /// Tenants whose every deploy object is kept: a fresh intent's, or a format 1 head's.
+    whole: BTreeSet<String>,
+}
+
+impl Gc<'_> {
+    fn err(&self, doing: &str) -> impl Fn(crate::storage::StorageError) -> anyhow::Error + '_ {
+        let doing = doing.to_string();
+        move |e| bucket_error(e, self.bucket, &doing)
+    }
+
+    async fn sweep(&self, marker: Option<&Arc<Mutex<Instant>>>) -> anyhow::Result<GcReport> {
+        let mut report = GcReport::default();
+        let now = SystemTime::now();
+        let mut refs = Referenced::default();
+
+        // Intents before heads (the argument's order).
+        let intents = self
+            .storage
+            .list(layout::INTENTS_PREFIX)
+            .await
+            .map_err(self.err("listing intents"))?;
+        let (fresh, stale): (Vec<ObjectMeta>, Vec<ObjectMeta>) = intents
+            .into_iter()
+            .partition(|m| self.timing.is_fresh(m.last_modified, now));
+        let read: Vec<Option<Intent>> = stream::iter(&fresh)
+            .map(|m| async move {
+                let Some(obj) = self
+                    .storage
+                    .get(&m.key)
+                    .await
+                    .map_err(self.err("reading an intent"))?
+                else {
+                    // Finished meanwhile: its deploy's head names what it needed.
+                    return Ok(None);
+                };
+                let intent: Intent = serde_json::from_slice(&obj.body).map_err(|e| {
+                    anyhow::anyhow!("{} is not a valid intent ({e}); nothing was deleted", m.key)
+                })?;
+                Ok::<_, anyhow::Error>(Some(intent))
+            })
+            .buffer_unordered(self.concurrency)
+            .try_collect()
+            .await?;
+        for intent in read.into_iter().flatten() {
+            report.running_deploys += 1;
+            refs.whole.insert(intent.tenant.clone());
+            refs.hashes.extend(intent.hashes);
+        }
+
+        // Heads, and every deploy copy they name.
+        let tenants: Vec<String> = self
+            .storage
+            .list_prefixes(layout::SITES_PREFIX)
+            .await
+            .map_err(self.err("listing tenants"))?
+            .iter()
+            .filter_map(|p| layout::tenant_of_prefix(p).map(str::to_string))
+            .collect();
+        report.tenants = tenants.len();
+        let per_tenant: Vec<TenantRefs> = stream::iter(&tenants)
+            .map(|t| self.tenant_refs(t))
+            .buffer_unordered(self.concurrency)
+            .try_collect()
+            .await?;
+        for t in per_tenant {
+            refs.hashes.extend(t.hashes);
+            if t.whole {
+                refs.whole.insert(t.tenant.clone());
+            }
+            refs.named.insert(t.tenant, t.named);
+        }
+        report.referenced_blobs = refs.hashes.len();
+
+        // Then the candidates: what exists, unreferenced, older than the grace.
+        let old_enough = |m: &ObjectMeta| {
+            m.last_modified
+                .is_some_and(|t| now.duration_since(t).unwrap_or_default() >= self.grace)
+        };
+        let (blobs, sites) = tokio::try_join!(
+            async {
+                self.storage
+                    .list(layout::BLOBS_PREFIX)
+                    .await
+                    .map_err(self.err("listing blobs"))
+            },
+            async {
+                self.storage
+                    .list(layout::SITES_PREFIX)
+                    .await
+                    .map_err(self.err("listing deploy copies"))
+            },
+        )?;
+        report.blobs = blobs.len();
+        let mut garbage: Vec<String> = Vec::new();
+        for b in &blobs {
+            if let Some(h) = layout::blob_hash(&b.key) {
+                if !refs.hashes.contains(h) && old_enough(b) {
+                    garbage.push(b.key.clone());
+                    report.blobs_deleted += 1;
+                    report.bytes_freed += b.size;
+                }
+            }
+        }
+        for o in &sites {
+            let Some((tenant, id)) = layout::deploy_object_of(&o.key) else {
+                continue;
+            };
+            if refs.whole.contains(tenant)
+                || refs.named.get(tenant).is_some_and(|n| n.contains(id))
+                || !old_enough(o)
+            {
+                continue;
+            }
+            garbage.push(o.key.clone());
+            if o.key.ends_with(&format!("{id}.json")) && !o.key.contains("/shards/") {
+                report.copies_deleted += 1;
+            } else {
+                report.shards_deleted += 1;
+            }
+        }
+        report.stale_intents = stale.len();
+        let Some(marker) = marker else {
+            return Ok(report);
+        };
+
+        for chunk in garbage.chunks(DELETE_CHUNK) {
+            // A gc paused for longer than its marker lives may no longer hold deploys off.
+            let age = marker.lock().map(|t| t.elapsed()).unwrap_or_default();
+            if age > self.timing.safe_age() {
+                anyhow::bail!(
+                    "this gc was paused for too long (its sweep marker may have gone stale), so it \
+                     stopped deleting; run it again"
+                );
+            }
+            self.storage
+                .delete_many(chunk)
+                .await
+                .map_err(self.err("deleting garbage"))?;
+        }
+        for s in &stale {
+            if let Err(e) = self.storage.delete(&s.key).await {
+                self.ui
+                    .warn(format!("could not delete the stale intent {}: {e}", s.key));
+            }
+        }
+        Ok(report)
+    }
+
+    /// One tenant's head and the deploy copies it names.
+    async fn tenant_refs(&self, tenant: &str) -> anyhow::Result<TenantRefs> {
+        let mut out = TenantRefs {
+            tenant: tenant.to_string(),
+            ..TenantRefs::default()
+        };
+        let key = layout::manifest_key(tenant);
+        let Some(obj) = self
+            .storage
+            .get(&key)
+            .await
+            .map_err(self.err(&format!("reading {key}")))?
+        else {
+            // No head: removed, or a first deploy in flight (its intent protects it).
+            return Ok(out);
+        };
+        let head = StoredHead::parse(&obj.body, tenant).map_err(|why| {
+            anyhow::anyhow!("{key} is not a valid head ({why}); nothing was deleted")
+        })?;
+        let ids: Vec<String> = match &head {
+            StoredHead::V2(h) => h.named_ids().into_iter().map(str::to_string).collect(),
+            StoredHead::V1(m) => {
+                // cfsetup 0.1 kept every copy under deploys/ for rollback: keep them all.
+                out.whole = true;
+                out.hashes
+                    .extend(m.hashes().into_iter().map(str::to_string));
+                self.storage
+                    .list(&layout::deploys_prefix(tenant))
+                    .await
+                    .map_err(self.err("listing deploy copies"))?
+                    .iter()
+                    .filter_map(|o| layout::deploy_id_of(tenant, &o.key).map(str::to_string))
+                    .collect()
+            }
+        };
+        let legacy = matches!(head, StoredHead::V1(_));
+        let key = key.as_str();
+        let hashes: Vec<Vec<String>> = stream::iter(&ids)
+            .map(|id| async move {
+                if !legacy && !is_deploy_id(id) {
+                    anyhow::bail!("{key} names {id:?}, not a deploy id; nothing was deleted");
+                }
+                let ckey = layout::deploy_key(tenant, id);
+                let obj = self
+                    .storage
+                    .get(&ckey)
+                    .await
+                    .map_err(self.err(&format!("reading {ckey}")))?
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "{key} names {id}, but {ckey} is missing; nothing was deleted"
+                        )
+                    })?;
+                if let Ok(c) = DeployCopy::parse(&obj.body, tenant) {
+                    return Ok(c.hashes().into_iter().map(str::to_string).collect());
+                }
+                match LegacyManifest::parse(&obj.body, tenant) {
+                    Ok(m) if legacy => Ok(m.hashes().into_iter().map(str::to_string).collect()),
+                    _ => anyhow::bail!("{ckey} is not a valid deploy copy; nothing was deleted"),
+                }
+            })
+            .buffer_unordered(self.concurrency)
+            .try_collect()
+            .await?;
+        for h in hashes {
+            out.hashes.extend(h);
+        }
+        out.named = ids.into_iter().collect();
+        Ok(out)
+    }
+}
+
+#[derive(Default)]
+struct TenantRefs {
+    tenant: String,
+    hashes: BTreeSet<String>,
+    named: BTreeSet<String>,
+    whole: bool,
+}
+
+/// Rewrites the marker every `timing.refresh` while the gc runs.
+async fn refresh(
+    storage: Storage,
+    key: String,
+    mut marker: Marker,
+    timing: Timing,
+    last: Arc<Mutex<Instant>>,
+) {
+    loop {
+        tokio::time::sleep(timing.refresh).await;
+        marker.refreshed_at = locks::rfc3339(SystemTime::now());
+        let body = Bytes::from(serde_json::to_vec(&marker).unwrap_or_default());
+        if storage
+            .put(
+                &key,
+                Payload::Bytes(body),
+                PutOptions::overwrite("application/json"),
+            )
+            .await
+            .is_ok()
+        {
+            if let Ok(mut t) = last.lock() {
+                *t = Instant::now();
+            }
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Default)]
+struct GcReport {
+    dry_run: bool,
+    grace_secs: u64,
+    tenants: usize,
+    /// Deploys running (fresh intents) when gc listed them.
+    running_deploys: usize,
+    blobs: usize,
+    referenced_blobs: usize,
+    blobs_deleted: usize,
+    bytes_freed: u64,
+    copies_deleted: usize,
+    shards_deleted: usize,
+    stale_intents: usize,
+    duration_secs: f64,
+}
+
+impl Report for GcReport {
+    fn render(&self, out: &mut Renderer) {
+        let verb = if self.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
+        out.line(if self.dry_run {
+            "Dry run: gc (nothing was deleted)".to_string()
+        } else {
+            format!(
+                "gc: freed {} in {:.1}s",
+                human_bytes(self.bytes_freed),
+                self.duration_secs
+            )
+        });
+        out.pairs(&[
+            ("tenants", self.tenants.to_string()),
+            ("running deploys", self.running_deploys.to_string()),
+            (
+                "blobs",
+                format!(
+                    "{} stored, {} referenced",
+                    self.blobs, self.referenced_blobs
+                ),
+            ),
+            (
+                verb,
+                format!(
+                    "{} blob(s) ({}), {} deploy copy(ies), {} shard(s), {} stale intent(s)",
+                    self.blobs_deleted,
+                    human_bytes(self.bytes_freed),
+                    self.copies_deleted,
+                    self.shards_deleted,
+                    self.stale_intents
+                ),
+            ),
+            (
+                "grace",
+                humantime::format_duration(Duration::from_secs(self.grace_secs)).to_string(),
+            ),
+            ("took", format!("{:.2}s", self.duration_secs)),
+        ]);
+    }
+    fn to_json(&self) -> serde_json::Value {
+        json_of(self)
+    }
+}

@@ -1,0 +1,125 @@
+//! `cfsetup remove-domain TENANT DOMAIN [--dry-run]`: detach one domain from a tenant: its host
+//! entry first (the domain stops serving the tenant), then its custom hostname.
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::cli::RemoveDomainArgs;
+use crate::config::{self, Config};
+use crate::output::{json_of, Renderer, Report, Ui};
+use crate::site::layout;
+
+use super::bucket;
+
+pub async fn run(
+    args: RemoveDomainArgs,
+    config: &Config,
+    ui: &Ui,
+) -> anyhow::Result<Box<dyn Report>> {
+    let tenant = bucket::existing_tenant(&args.tenant)?;
+    let domain = config::hostname(&args.domain, "DOMAIN")?;
+    let zone = config
+        .require_zone_id()
+        .map_err(|e| {
+            e.with_hint(
+                "the domain's custom hostname lives on the platform's zone; set CLOUDFLARE_ZONE_ID",
+            )
+        })?
+        .to_string();
+    let opened = bucket::open(
+        config,
+        ui,
+        args.bucket.as_deref(),
+        args.jurisdiction.as_deref(),
+        4,
+    )
+    .await?;
+    let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());
+    let key = layout::host_key(&domain);
+    let entry = storage
+        .get(&key)
+        .await
+        .map_err(|e| bucket::bucket_error(e, bucket_name, "reading the host entry"))?
+        .map(|o| layout::host_entry_tenant(&o.body));
+    match &entry {
+        Some(Some(t)) if *t != tenant => anyhow::bail!(
+            "{domain} is attached to tenant {t:?}, not {tenant:?}; nothing was changed"
+        ),
+        _ => {}
+    }
+    let found = opened
+        .client
+        .find_custom_hostname(&zone, &domain)
+        .await
+        .with_context(|| format!("looking up the custom hostname {domain}"))?;
+    if entry.is_none() && found.is_none() {
+        anyhow::bail!("{domain} is not attached to {tenant} (no host entry, no custom hostname)");
+    }
+    if !args.dry_run {
+        if entry.is_some() {
+            storage
+                .delete(&key)
+                .await
+                .map_err(|e| bucket::bucket_error(e, bucket_name, "deleting the host entry"))?;
+        }
+        if let Some(ch) = &found {
+            opened
+                .client
+                .delete_custom_hostname(&zone, &ch.id)
+                .await
+                .with_context(|| {
+                    format!(
+                        "the host entry is gone, but deleting the custom hostname {domain} failed"
+                    )
+                })?;
+        }
+    }
+    Ok(Box::new(RemoveDomainReport {
+        tenant,
+        domain,
+        dry_run: args.dry_run,
+        host_entry: entry.is_some(),
+        custom_hostname: found.is_some(),
+    }))
+}
+
+#[derive(Debug, Serialize)]
+struct RemoveDomainReport {
+    tenant: String,
+    domain: String,
+    dry_run: bool,
+    /// Whether a host entry was (or would be) deleted.
+    host_entry: bool,
+    /// Whether a custom hostname was (or would be) deleted.
+    custom_hostname: bool,
+}
+
+impl Report for RemoveDomainReport {
+    fn render(&self, out: &mut Renderer) {
+        let what: Vec<&str> = [
+            self.host_entry.then_some("host entry"),
+            self.custom_hostname.then_some("custom hostname"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        out.line(if self.dry_run {
+            format!(
+                "Dry run: would detach {} from {} ({}; nothing was changed)",
+                self.domain,
+                self.tenant,
+                what.join(" and ")
+            )
+        } else {
+            format!(
+                "Detached {} from {} ({} deleted)",
+                self.domain,
+                self.tenant,
+                what.join(" and ")
+            )
+        });
+    }
+    fn to_json(&self) -> serde_json::Value {
+        json_of(self)
+    }
+}
