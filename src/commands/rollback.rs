@@ -9,7 +9,8 @@
 //! VERSION is a whole deploy id, a unique start of one, or a preview name; it is checked before
 //! any request. Without it, the kept deploy just before the live one. `--list` shows the kept
 //! deploys and previews; `--dry-run` says what would switch. Requests: the head, the target's copy,
-//! the CAS.
+//! the CAS; over REST also an intent for the target's blobs, the gc markers, and the intent's
+//! deletion.
 
 use std::time::SystemTime;
 
