@@ -382,6 +382,9 @@ pub struct RollbackArgs {
     /// Print the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// How long a lock record lives without a refresh (tests only)
+    #[arg(long, value_name = "DURATION", hide = true)]
+    pub lock_stale: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -306,8 +306,10 @@ pub async fn wait_for_sweeps(
         return Ok(Duration::ZERO);
     }
     ui.note(format!(
-        "waiting for {} running gc(s) to finish before checking which blobs exist",
-        seen.len()
+        "waiting for {} running gc(s) to finish before checking which blobs exist (a gc that \
+         died is waited for until its marker is {} old)",
+        seen.len(),
+        humantime::format_duration(timing.stale)
     ));
     let poll = timing
         .refresh

@@ -9,7 +9,8 @@
 //! VERSION is a whole deploy id, a unique start of one, or a preview name; it is checked before
 //! any request. Without it, the kept deploy just before the live one. `--list` shows the kept
 //! deploys and previews; `--dry-run` says what would switch. Requests: the head, the target's copy,
-//! the CAS.
+//! the CAS; over REST also an intent for the target's blobs, the gc markers, and the intent's
+//! deletion.
 
 use std::time::SystemTime;
 
@@ -20,7 +21,7 @@ use crate::config::Config;
 use crate::error::usage;
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::layout;
-use crate::site::locks::{self, Intent, Timing};
+use crate::site::locks::{self, Intent};
 use crate::site::manifest::{deploy_time, is_deploy_id, DeployCopy, Head, Route, StoredHead};
 
 use super::bucket::{self, cas_head, read_head, Lost};
@@ -130,6 +131,7 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
             .into());
     }
     let version = args.version.as_deref().map(check_version).transpose()?;
+    let timing = bucket::lock_timing(args.lock_stale.as_deref())?;
     let opened = bucket::open(
         config,
         ui,
@@ -233,7 +235,7 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
     };
     let result = async {
         if intent_key.is_some() {
-            bucket::wait_for_sweeps(storage, bucket_name, Timing::default(), ui).await?;
+            bucket::wait_for_sweeps(storage, bucket_name, timing, ui).await?;
         }
         switch(
             storage,

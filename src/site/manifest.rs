@@ -362,7 +362,8 @@ fn check_files(files: &Files) -> Result<(), String> {
 pub struct Head {
     pub format: u32,
     pub tenant: String,
-    /// `null` only while the tenant has previews and no live deploy yet.
+    /// Always written (a preview is only added beside a live deploy); `Option` so a head that
+    /// lacks it still parses, and is reported, instead of failing the whole run.
     pub live: Option<Route>,
     #[serde(default)]
     pub kept: Vec<String>,

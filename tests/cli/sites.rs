@@ -235,6 +235,13 @@ fn reserved_slugs_are_refused_before_any_request() {
 fn a_preview_leaves_live_alone_and_rollback_promotes_it() {
     let s = Site::new();
     basic(&s);
+    let out = s.deploy(&["--preview", "early"]).expect_code(1);
+    assert!(
+        out.stderr().contains("has no live deploy"),
+        "{}",
+        out.stderr()
+    );
+    assert!(!s.objects().contains_key("sites/acme/manifest.json"));
     let live = s.deploy(&[]).success().json();
     s.write("index.html", b"<h1>Next</h1>");
     let p = s.deploy(&["--preview", "feature-x"]).success().json();

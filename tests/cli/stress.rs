@@ -93,6 +93,24 @@ fn spawn(s: &Site, via: &str, args: &[String]) -> Child {
     cmd.spawn().expect("the binary starts")
 }
 
+/// Waits for a process, failing the test (and killing it) if it runs past `limit`: a hang is a
+/// bug too.
+fn wait_for(mut child: Child, what: &str, seed: u64, limit: Duration) -> std::process::Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "seed {seed}: {what} still ran after {limit:?}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 fn deploy_args(dir: &Path, tenant: &str) -> Vec<String> {
     vec![
         "deploy-site".into(),
@@ -246,7 +264,7 @@ fn one_seed(seed: u64, via: &str) {
                     log.lock().unwrap().push("gc killed".into());
                     continue;
                 }
-                let out = child.wait_with_output().unwrap();
+                let out = wait_for(child, "gc", seed, Duration::from_secs(60));
                 let code = out.status.code().unwrap_or(-1);
                 if code != 0 {
                     log.lock().unwrap().push(format!(
@@ -302,7 +320,9 @@ fn waves(s: &Site, via: &str, seed: u64, root: &Path, rng: &mut StdRng) {
         start("deploy gamma again".into(), deploy_args(&dir, "gamma"));
         start(
             "rollback beta".into(),
-            ["rollback", "beta"].map(String::from).to_vec(),
+            ["rollback", "beta", "--lock-stale", LOCK_STALE]
+                .map(String::from)
+                .to_vec(),
         );
         // With the gc loop: 8 processes at once. Kill two deploys mid-run.
         let victims: Vec<usize> = {
@@ -317,7 +337,7 @@ fn waves(s: &Site, via: &str, seed: u64, root: &Path, rng: &mut StdRng) {
             procs[v].killed = true;
         }
         for p in procs {
-            let out = p.child.wait_with_output().unwrap();
+            let out = wait_for(p.child, &p.what, seed, Duration::from_secs(60));
             if p.killed {
                 continue;
             }

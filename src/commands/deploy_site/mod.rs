@@ -18,7 +18,8 @@
 //!
 //! It never deletes a shared blob or a deploy copy: it only drops ids from the head's `kept`, and
 //! `cfsetup gc` deletes what nothing names. Cost follows the change: `blobs/` is never listed, and
-//! a warm unchanged deploy makes one request (the head), three with a DOMAIN.
+//! a warm unchanged deploy makes one request (the head), three with a DOMAIN (the host entry and
+//! the custom hostname), plus, over S3, the one token verification its keys come from.
 //!
 //! An interrupted run (Ctrl-C: exit 130) leaves the old deploy live and says so; running the same
 //! command again finishes the job.
@@ -552,6 +553,15 @@ impl Deploy<'_> {
         if let Some(name) = &preview {
             // The default name is 8 hex; check it fits beside the tenant too.
             preview_name(name, &input.tenant)?;
+            // A head always has a live Route (the Worker refuses one without): a preview goes
+            // beside a live format 2 deploy.
+            if v2.and_then(|h| h.live.as_ref()).is_none() {
+                anyhow::bail!(
+                    "{} has no live deploy in format 2 yet, so there is nothing to put a preview \
+                     beside; deploy it once without --preview (nothing was changed)",
+                    input.tenant
+                );
+            }
         }
         let same =
             |r: Option<&crate::site::Route>| r.is_some_and(|r| r.digest == copy.route.digest);
