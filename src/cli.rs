@@ -325,8 +325,8 @@ pub struct DeploySiteArgs {
     pub cname_target: Option<String>,
     /// Publish as a preview at NAME--TENANT.<platform domain>; the live site is untouched
     /// [default NAME: the deploy id's short hash]
-    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
-    pub preview: Option<String>,
+    #[arg(long, value_name = "NAME", num_args = 0..=1)]
+    pub preview: Option<Option<String>>,
     /// What a path that matches no file gets
     #[arg(long, value_enum, value_name = "MODE", default_value_t = NotFoundChoice::Auto)]
     pub not_found: NotFoundChoice,

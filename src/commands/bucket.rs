@@ -256,7 +256,8 @@ pub async fn host_entries(
                 .map_err(|e| bucket_error(e, bucket, &format!("reading {key}")))?;
             Ok::<_, anyhow::Error>((host, got.and_then(|o| layout::host_entry_tenant(&o.body))))
         })
-        .buffer_unordered(concurrency)
+        // In the listing's order (sorted by host), so reports are stable.
+        .buffered(concurrency)
         .try_collect()
         .await
 }

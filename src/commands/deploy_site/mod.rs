@@ -134,8 +134,8 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
     }
     let preview = match &args.preview {
         None => None,
-        Some(n) if n.is_empty() => Some(None),
-        Some(n) => Some(Some(preview_name(n, &tenant)?)),
+        Some(None) => Some(None),
+        Some(Some(n)) => Some(Some(preview_name(n, &tenant)?)),
     };
     if preview.is_some() && !args.domains.is_empty() {
         return Err(usage!("--preview does not attach DOMAIN")
