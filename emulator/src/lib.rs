@@ -444,6 +444,39 @@ impl Emulator {
             })
             .collect()
     }
+    /// Puts objects straight into the state of the default-jurisdiction bucket `bucket`, as if
+    /// each had been PUT (MD5 ETag, now as its upload time), without a request each: for tests
+    /// that need a large bucket. Returns `false` (and stores nothing) when the bucket does not
+    /// exist.
+    pub fn insert_objects(
+        &self,
+        bucket: &str,
+        objects: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> bool {
+        use md5::Digest;
+        let mut state = self.shared.state.lock();
+        let Some(b) = state.bucket_mut("default", bucket) else {
+            return false;
+        };
+        let uploaded = wire::now_rfc3339();
+        for (key, body) in objects {
+            let etag = hex::encode(md5::Md5::digest(&body));
+            b.objects.insert(
+                key,
+                state::Object {
+                    body,
+                    content_type: Some("application/octet-stream".into()),
+                    cache_control: None,
+                    etag,
+                    uploaded: uploaded.clone(),
+                    version: wire::random_hex(32),
+                    http_extra: Default::default(),
+                },
+            );
+        }
+        true
+    }
+
     /// The S3 multipart uploads not yet completed or aborted, by upload id.
     pub fn pending_uploads(&self) -> Vec<PendingUpload> {
         let state = self.shared.state.lock();

@@ -887,3 +887,51 @@ impl Site {
         self.w.run(&mut cmd)
     }
 }
+
+/// Cost follows the change, not the bucket (#9): a new tenant deployed into a bucket that already
+/// holds 50,000 other blobs makes requests in proportion to its own files. No request lists
+/// `blobs/`, and no blob of anyone else is read.
+#[test]
+fn a_new_tenant_in_a_bucket_of_50_000_blobs_costs_requests_for_its_own_files_only() {
+    let s = Site::new();
+    let others = (0..50_000u32).map(|i| {
+        let body = format!("someone else's file {i}").into_bytes();
+        (format!("blobs/{}", sha(&body)), body)
+    });
+    assert!(s.w.emu.insert_objects(BUCKET, others));
+    let files = 40;
+    for i in 0..files {
+        s.write(
+            &format!("page-{i}.html"),
+            format!("<p>page {i}</p>").as_bytes(),
+        );
+    }
+    s.write("index.html", b"<h1>new tenant</h1>");
+    s.w.emu.clear_requests();
+    s.deploy(&[]).success();
+
+    let requests = s.w.emu.requests();
+    let listings_of_blobs: Vec<_> = requests
+        .iter()
+        .filter(|r| {
+            r.method == "GET"
+                && (r.query.as_deref().unwrap_or("").contains("prefix=blobs")
+                    || r.path.ends_with("/objects") && r.query.as_deref().unwrap_or("").is_empty())
+        })
+        .collect();
+    assert!(listings_of_blobs.is_empty(), "{listings_of_blobs:#?}");
+    // One check (or create-only PUT) and at most one upload per new file, plus a fixed handful:
+    // the verify, the head, the intent and its deletion, the gc-marker listing, the shard, the
+    // deploy copy and the switch.
+    let own = files + 1;
+    assert!(
+        requests.len() <= 2 * own + 12,
+        "{} requests for {own} files in a bucket of 50,000 blobs",
+        requests.len()
+    );
+    let blob_reads = requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/blobs/"))
+        .count();
+    assert_eq!(blob_reads, 0, "no blob is downloaded to learn it exists");
+}
