@@ -150,6 +150,10 @@ pub enum StorageError {
         key: String,
         detail: String,
     },
+    /// R2 refused the presigned POST that a multipart upload needs, and the file is over the
+    /// 4.995 GiB of a single PUT.
+    #[error("{key} is {size} bytes, over the 4.995 GiB a single S3 PUT takes, and R2's S3 API refused the presigned POST that a multipart upload needs (CreateMultipartUpload / CompleteMultipartUpload)")]
+    MultipartRefused { key: String, size: u64 },
     /// The object is larger than this API takes (REST: 300 MiB; S3: 4.995 TiB).
     #[error("{key} is {size} bytes, over the {max}-byte limit of this API")]
     TooLarge { key: String, size: u64, max: u64 },

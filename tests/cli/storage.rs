@@ -691,3 +691,65 @@ fn rest_pacing_keeps_under_the_emulator_s_own_limit() {
     // Windows of 5 s + the 2 s arrival margin: the 61st..70th start about 14 s in.
     assert!(took < Duration::from_secs(18), "{took:?}");
 }
+
+/// R2 documents presigned URLs for GET, HEAD, PUT and DELETE only. With presigned POST refused,
+/// a file above the multipart threshold goes up as one PUT and `delete_many` deletes key by
+/// key; the refusal is remembered, so POST is tried once.
+#[test]
+fn without_presigned_post_multipart_and_delete_many_fall_back() {
+    let w = World::with_options(cfsetup_emulator::Options {
+        s3_presigned_post: false,
+        ..cfsetup_emulator::Options::new()
+    });
+    let rt = rt();
+    let s = setup(&w, &rt, &["Workers R2 Storage Write"]);
+    let st = store(&w, &rt, &s, Some(Via::S3), Some(&s.token_id));
+    let bytes: Vec<u8> = (0..5 * MIB + 1).map(|i| (i * 31 % 251) as u8).collect();
+    let key = format!("blobs/{}", sha256(&bytes));
+    rt.block_on(async {
+        for (i, k) in [key.clone(), format!("{key}-2")].iter().enumerate() {
+            let payload = file(&w, &format!("big{i}.bin"), &bytes);
+            st.put(
+                k,
+                payload,
+                PutOptions::overwrite("application/octet-stream"),
+            )
+            .await
+            .unwrap();
+            let back = st.get(k).await.unwrap().unwrap();
+            assert!(back.body[..] == bytes[..], "byte for byte");
+        }
+        let keys: Vec<String> = (0..20).map(|i| format!("d/{i}")).collect();
+        for k in &keys {
+            st.put(
+                k,
+                Payload::Bytes(Bytes::from("v")),
+                PutOptions::overwrite("text/plain"),
+            )
+            .await
+            .unwrap();
+        }
+        let mut all = keys.clone();
+        all.push(key.clone());
+        all.push("missing".into());
+        st.delete_many(&all).await.unwrap();
+        assert!(st.list("d/").await.unwrap().is_empty());
+        assert!(st.head(&key).await.unwrap().is_none());
+        assert!(st.head(&format!("{key}-2")).await.unwrap().is_some());
+    });
+    let requests = w.emu.requests();
+    let posts: Vec<_> = requests
+        .iter()
+        .filter(|r| r.api == Api::S3 && r.method == "POST")
+        .collect();
+    assert_eq!(
+        posts.len(),
+        1,
+        "POST refused once, then not tried: {posts:?}"
+    );
+    assert_eq!(posts[0].status, 403);
+    assert!(!requests
+        .iter()
+        .any(|r| r.query.as_deref().is_some_and(|q| q.contains("partNumber"))));
+    assert!(w.emu.pending_uploads().is_empty());
+}
