@@ -428,14 +428,20 @@ impl S3Store {
         let (code, message) = match parsed {
             Some(e) => (e.code, e.message.unwrap_or_default()),
             // A HEAD error has no body.
-            None => (
+            None => {
+                let key_len = self.inner.credentials.key().len();
                 match a.status {
-                    403 => "AccessDenied".to_string(),
-                    404 => "NotFound".to_string(),
-                    s => format!("HTTP{s}"),
-                },
-                String::new(),
-            ),
+                    401 => ("Unauthorized".to_string(), String::new()),
+                    403 => ("AccessDenied".to_string(), String::new()),
+                    404 => ("NotFound".to_string(), String::new()),
+                    // What R2 says to a key id that is not 32 characters (cloudflare-api.md §7).
+                    400 if key_len != 32 => (
+                        "InvalidArgument".to_string(),
+                        format!("Credential access key has length {key_len}, should be 32"),
+                    ),
+                    s => (format!("HTTP{s}"), String::new()),
+                }
+            }
         };
         StorageError::S3 {
             method: method.to_string(),
