@@ -887,3 +887,47 @@ impl Site {
         self.w.run(&mut cmd)
     }
 }
+
+/// S3 refusing the token's keys (a prefixed token, `s3_refuses_prefixed_tokens`): in auto the
+/// deploy says so once on stderr, uploads over REST and succeeds; `--via s3` fails with exit 1.
+#[test]
+fn auto_falls_back_to_rest_with_one_note_and_via_s3_exits_1() {
+    let s = Site::with_options(Options {
+        s3_refuses_prefixed_tokens: true,
+        ..Options::new()
+    });
+    basic_site(&s);
+    let mut cmd = s.cmd();
+    cmd.args(["--via", "s3", "deploy-site", "site", "acme"]);
+    let strict = s.w.run(&mut cmd).expect_code(1);
+    assert!(
+        strict.stderr().contains("SignatureDoesNotMatch"),
+        "{}",
+        strict.stderr()
+    );
+    assert!(!s.objects().contains_key("sites/acme/manifest.json"));
+
+    s.w.emu.clear_requests();
+    let run = s.deploy(&[]).success();
+    let stderr = run.stderr();
+    assert_eq!(
+        stderr.matches("cfsetup: note: R2's S3 API refused").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("SignatureDoesNotMatch"), "{stderr}");
+    assert_eq!(run.json()["uploaded"], 4);
+    let requests = s.w.emu.requests();
+    let s3_ok = requests
+        .iter()
+        .filter(|r| r.api == cfsetup_emulator::Api::S3 && r.status < 300)
+        .count();
+    assert_eq!(s3_ok, 0, "nothing went over S3");
+    let rest_puts = requests
+        .iter()
+        .filter(|r| r.api == cfsetup_emulator::Api::Rest && r.method == "PUT")
+        .filter(|r| r.path.contains("/objects/"))
+        .count();
+    assert!(rest_puts >= 5, "blobs and manifests over REST: {rest_puts}");
+    assert!(s.objects().contains_key("sites/acme/manifest.json"));
+}
