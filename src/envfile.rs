@@ -264,6 +264,8 @@ pub struct Writer {
     name: String,
     /// The variable's line when the run started, to notice another run writing it meanwhile.
     before: Option<String>,
+    /// A new variable goes right after this one's line, when the file has it (else at the end).
+    beside: Option<String>,
 }
 
 impl Writer {
@@ -303,9 +305,16 @@ impl Writer {
             lock,
             name: name.to_string(),
             before: None,
+            beside: None,
         };
         w.before = w.current_line()?;
         Ok(w)
+    }
+
+    /// Puts a new variable right after `other`'s line instead of at the end of the file.
+    pub fn beside(mut self, other: &str) -> Self {
+        self.beside = Some(other.to_string());
+        self
     }
 
     /// The path as given.
@@ -342,7 +351,7 @@ impl Writer {
         let kept_other = now.is_some() && now != self.before;
         let (text, change) = match &existing {
             None => (format!("{}={value}\n", self.name), Change::Created),
-            Some(old) => update(old, &self.name, value, kept_other),
+            Some(old) => update(old, &self.name, value, kept_other, self.beside.as_deref()),
         };
         write_atomic(&self.target, text.as_bytes())?;
         drop(lock);
@@ -359,6 +368,19 @@ impl Writer {
 /// Sets `name=value` in the `.env` file at `path`, keeping every other line ([`Writer`] in one go).
 pub fn set_var(path: &Path, name: &str, value: &str) -> std::io::Result<Change> {
     Writer::prepare(path, name)?.set(value).map(|w| w.change)
+}
+
+/// [`set_var`], a new variable going right after `beside`'s line when the file has one.
+pub fn set_var_beside(
+    path: &Path,
+    name: &str,
+    value: &str,
+    beside: &str,
+) -> std::io::Result<Change> {
+    Writer::prepare(path, name)?
+        .beside(beside)
+        .set(value)
+        .map(|w| w.change)
 }
 
 fn read_existing(path: &Path) -> std::io::Result<Option<String>> {
@@ -437,7 +459,13 @@ fn private_options() -> std::fs::OpenOptions {
 
 /// The new file content: the old one with `name` set to `value`. With `keep_old`, the old
 /// assignment stays as a commented line above the new one.
-fn update(old: &str, name: &str, value: &str, keep_old: bool) -> (String, Change) {
+fn update(
+    old: &str,
+    name: &str,
+    value: &str,
+    keep_old: bool,
+    beside: Option<&str>,
+) -> (String, Change) {
     let mut out = String::with_capacity(old.len() + 2 * (name.len() + value.len()) + 120);
     let mut replaced = false;
     for line in old.split_inclusive('\n') {
@@ -467,6 +495,25 @@ fn update(old: &str, name: &str, value: &str, keep_old: bool) -> (String, Change
     }
     if replaced {
         return (out, Change::Replaced);
+    }
+    if let Some(other) = beside {
+        if let Some(at) = out.split_inclusive('\n').position(|l| assigns(l, other)) {
+            let mut with = String::with_capacity(out.len() + name.len() + value.len() + 2);
+            for (i, line) in out.split_inclusive('\n').enumerate() {
+                with.push_str(line);
+                if i == at {
+                    let eol = match line_ending(line) {
+                        "" => {
+                            with.push('\n');
+                            "\n"
+                        }
+                        e => e,
+                    };
+                    with.push_str(&format!("{name}={value}{eol}"));
+                }
+            }
+            return (with, Change::Appended);
+        }
     }
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
@@ -562,7 +609,7 @@ mod tests {
     #[test]
     fn replaces_in_place_and_keeps_everything_else() {
         let old = "# platform\nCLOUDFLARE_ACCOUNT_ID=abc\n\nexport CLOUDFLARE_API_TOKEN=old\nPLATFORM_DOMAIN=\"getai.page\" # ok\n";
-        let (new, change) = update(old, "CLOUDFLARE_API_TOKEN", "cfut_new", false);
+        let (new, change) = update(old, "CLOUDFLARE_API_TOKEN", "cfut_new", false, None);
         assert_eq!(change, Change::Replaced);
         assert_eq!(
             new,
@@ -573,10 +620,10 @@ mod tests {
 
     #[test]
     fn appends_when_absent_and_drops_duplicates() {
-        let (new, change) = update("A=1", "CLOUDFLARE_API_TOKEN", "x", false);
+        let (new, change) = update("A=1", "CLOUDFLARE_API_TOKEN", "x", false, None);
         assert_eq!(change, Change::Appended);
         assert_eq!(new, "A=1\nCLOUDFLARE_API_TOKEN=x\n");
-        let (new, _) = update("T=1\r\nB=2\r\nT = 3\r\n", "T", "x", false);
+        let (new, _) = update("T=1\r\nB=2\r\nT = 3\r\n", "T", "x", false, None);
         assert_eq!(new, "T=x\r\nB=2\r\n");
         // A longer name with the same start is another variable.
         let (new, change) = update(
@@ -584,12 +631,27 @@ mod tests {
             "CLOUDFLARE_API_TOKEN",
             "x",
             false,
+            None,
         );
         assert_eq!(change, Change::Appended);
         assert!(new.starts_with("CLOUDFLARE_API_TOKEN_OLD=1\n"));
         // The last line, without a newline, still gets one.
-        let (new, _) = update("A=1\nT=old", "T", "x", false);
+        let (new, _) = update("A=1\nT=old", "T", "x", false, None);
         assert_eq!(new, "A=1\nT=x\n");
+    }
+
+    #[test]
+    fn a_new_variable_can_go_beside_another() {
+        let (new, change) = update("A=1\nT=v\r\nB=2\n", "T_ID", "x", false, Some("T"));
+        assert_eq!(change, Change::Appended);
+        assert_eq!(new, "A=1\nT=v\r\nT_ID=x\r\nB=2\n");
+        let (new, _) = update("A=1\nT=v", "T_ID", "x", false, Some("T"));
+        assert_eq!(new, "A=1\nT=v\nT_ID=x\n");
+        let (new, _) = update("A=1\n", "T_ID", "x", false, Some("T"));
+        assert_eq!(new, "A=1\nT_ID=x\n");
+        let (new, change) = update("T_ID=old\nT=v\n", "T_ID", "x", false, Some("T"));
+        assert_eq!(change, Change::Replaced);
+        assert_eq!(new, "T_ID=x\nT=v\n");
     }
 
     #[test]

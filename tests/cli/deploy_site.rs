@@ -613,7 +613,8 @@ fn the_custom_hostname_is_created_once_and_the_dns_table_is_printed() {
     let j = s.deploy(&[DOMAIN]).success().json();
     assert_eq!(j["custom_hostnames"][0]["status"], "active");
     let requests = requests_but_verify(&s.w);
-    assert!(requests.len() <= 3, "{requests:#?}");
+    // The head, the host entry, the custom hostname and the fallback origin.
+    assert_eq!(requests.len(), 4, "{requests:#?}");
     assert!(s.w.writes().is_empty());
 }
 
@@ -930,4 +931,64 @@ fn auto_falls_back_to_rest_with_one_note_and_via_s3_exits_1() {
         .count();
     assert!(rest_puts >= 5, "blobs and manifests over REST: {rest_puts}");
     assert!(s.objects().contains_key("sites/acme/manifest.json"));
+}
+
+/// `CLOUDFLARE_API_TOKEN_ID` gives S3 its Access Key ID without a verify call: a warm deploy
+/// with a DOMAIN makes no verify call. A stale id still falls back in auto, saying so.
+#[test]
+fn with_the_token_id_set_a_warm_deploy_makes_no_verify_call() {
+    let s = Site::new();
+    let client = Client::new(
+        &url::Url::parse(&s.w.emu.base_url()).unwrap(),
+        Auth::Token(Secret::new(s.token.clone())),
+        ClientOptions::default(),
+    )
+    .unwrap();
+    let id = rt().block_on(client.verify_token()).unwrap().id;
+    basic_site(&s);
+    let mut cmd = s.cmd();
+    cmd.args(["--json", "deploy-site", "site", "acme", DOMAIN]);
+    s.w.run(&mut cmd).success();
+    s.w.emu.clear_requests();
+    let mut cmd = s.cmd();
+    cmd.env("CLOUDFLARE_API_TOKEN_ID", &id)
+        .args(["--json", "deploy-site", "site", "acme", DOMAIN]);
+    let run = s.w.run(&mut cmd).success();
+    assert!(!run.stderr().contains("note: R2's S3"), "{}", run.stderr());
+    let requests = s.w.emu.requests();
+    assert!(
+        !requests.iter().any(|r| r.path.ends_with("/tokens/verify")),
+        "{requests:#?}"
+    );
+    // The head, the host entry, the custom hostname and the fallback origin.
+    assert_eq!(requests.len(), 4, "{requests:#?}");
+
+    // Another token's id: S3 refuses the keys; auto falls back and names the setting.
+    s.w.emu.clear_requests();
+    let mut cmd = s.cmd();
+    cmd.env(
+        "CLOUDFLARE_API_TOKEN_ID",
+        "0123456789abcdef0123456789abcdef",
+    )
+    .args(["deploy-site", "site", "acme", DOMAIN]);
+    let run = s.w.run(&mut cmd).success();
+    assert_eq!(run.stderr().matches("cfsetup: note: R2's S3").count(), 1);
+    assert!(
+        run.stderr().contains("CLOUDFLARE_API_TOKEN_ID") && run.stderr().contains("stale"),
+        "{}",
+        run.stderr()
+    );
+
+    // Not an id: refused before any request.
+    s.w.emu.clear_requests();
+    let mut cmd = s.cmd();
+    cmd.env("CLOUDFLARE_API_TOKEN_ID", "ABC")
+        .args(["deploy-site", "site", "acme"]);
+    let run = s.w.run(&mut cmd).expect_code(2);
+    assert!(
+        run.stderr().contains("CLOUDFLARE_API_TOKEN_ID"),
+        "{}",
+        run.stderr()
+    );
+    assert!(s.w.emu.requests().is_empty());
 }
