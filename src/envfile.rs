@@ -264,8 +264,6 @@ pub struct Writer {
     name: String,
     /// The variable's line when the run started, to notice another run writing it meanwhile.
     before: Option<String>,
-    /// A new variable goes right after this one's line, when the file has it (else at the end).
-    beside: Option<String>,
 }
 
 impl Writer {
@@ -305,16 +303,9 @@ impl Writer {
             lock,
             name: name.to_string(),
             before: None,
-            beside: None,
         };
         w.before = w.current_line()?;
         Ok(w)
-    }
-
-    /// Puts a new variable right after `other`'s line instead of at the end of the file.
-    pub fn beside(mut self, other: &str) -> Self {
-        self.beside = Some(other.to_string());
-        self
     }
 
     /// The path as given.
@@ -327,6 +318,43 @@ impl Writer {
     /// `value` is written bare; it must not need quoting (tokens are printable ASCII without
     /// spaces or quotes, which `config.rs` checks for credentials).
     pub fn set(&self, value: &str) -> std::io::Result<Written> {
+        self.set_with(value, None)
+    }
+
+    /// [`Writer::set`], and under the same lock `companion` (a name and a value, such as the
+    /// token's id), a new one going right after the variable's line. Two runs writing at once
+    /// thus never leave one run's value beside the other's companion.
+    pub fn set_with(
+        &self,
+        value: &str,
+        companion: Option<(&str, &str)>,
+    ) -> std::io::Result<Written> {
+        for v in std::iter::once(value).chain(companion.map(|(_, v)| v)) {
+            self.check_bare(v)?;
+        }
+        let lock = private_options()
+            .create_new(false)
+            .create(true)
+            .open(&self.lock)?;
+        fs4::FileExt::lock(&lock)?;
+        let existing = read_existing(&self.target)?;
+        let now = existing
+            .as_deref()
+            .and_then(|t| first_assignment(t, &self.name));
+        let kept_other = now.is_some() && now != self.before;
+        let (mut text, change) = match &existing {
+            None => (format!("{}={value}\n", self.name), Change::Created),
+            Some(old) => update(old, &self.name, value, kept_other, None),
+        };
+        if let Some((name, v)) = companion {
+            text = update(&text, name, v, false, Some(&self.name)).0;
+        }
+        write_atomic(&self.target, text.as_bytes())?;
+        drop(lock);
+        Ok(Written { change, kept_other })
+    }
+
+    fn check_bare(&self, value: &str) -> std::io::Result<()> {
         if value
             .chars()
             .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '#' | '\\'))
@@ -339,23 +367,7 @@ impl Writer {
                 ),
             ));
         }
-        let lock = private_options()
-            .create_new(false)
-            .create(true)
-            .open(&self.lock)?;
-        fs4::FileExt::lock(&lock)?;
-        let existing = read_existing(&self.target)?;
-        let now = existing
-            .as_deref()
-            .and_then(|t| first_assignment(t, &self.name));
-        let kept_other = now.is_some() && now != self.before;
-        let (text, change) = match &existing {
-            None => (format!("{}={value}\n", self.name), Change::Created),
-            Some(old) => update(old, &self.name, value, kept_other, self.beside.as_deref()),
-        };
-        write_atomic(&self.target, text.as_bytes())?;
-        drop(lock);
-        Ok(Written { change, kept_other })
+        Ok(())
     }
 
     fn current_line(&self) -> std::io::Result<Option<String>> {
@@ -368,19 +380,6 @@ impl Writer {
 /// Sets `name=value` in the `.env` file at `path`, keeping every other line ([`Writer`] in one go).
 pub fn set_var(path: &Path, name: &str, value: &str) -> std::io::Result<Change> {
     Writer::prepare(path, name)?.set(value).map(|w| w.change)
-}
-
-/// [`set_var`], a new variable going right after `beside`'s line when the file has one.
-pub fn set_var_beside(
-    path: &Path,
-    name: &str,
-    value: &str,
-    beside: &str,
-) -> std::io::Result<Change> {
-    Writer::prepare(path, name)?
-        .beside(beside)
-        .set(value)
-        .map(|w| w.change)
 }
 
 fn read_existing(path: &Path) -> std::io::Result<Option<String>> {

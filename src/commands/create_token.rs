@@ -687,8 +687,7 @@ pub(crate) fn write_token(
     ui: &Ui,
 ) -> std::io::Result<()> {
     let path = writer.path();
-    let written = writer.set(value.expose())?;
-    envfile::set_var_beside(path, TOKEN_ID_VAR, id, TOKEN_VAR)?;
+    let written = writer.set_with(value.expose(), Some((TOKEN_ID_VAR, id)))?;
     if written.kept_other {
         ui.warn(format!(
             "another run wrote {TOKEN_VAR} to {} while this one was under way; its value is kept \
