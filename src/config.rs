@@ -77,6 +77,9 @@ pub struct Config {
     pub via: crate::cli::Via,
     /// `--s3-endpoint` / `R2_S3_ENDPOINT`; `None` is the account's own endpoint.
     pub s3_endpoint: Option<Url>,
+    /// `CLOUDFLARE_API_TOKEN_ID` (environment or `.env`; no flag): the API token's id, its S3
+    /// Access Key ID, so a run over S3 need not verify the token to learn it. Not a secret.
+    pub api_token_id: Option<String>,
     /// The `.env` file in use: `--write-env` without a path writes here.
     pub env_file: PathBuf,
     pub output: OutputSettings,
@@ -178,6 +181,9 @@ impl Config {
         let s3_endpoint = pick(&args.s3_endpoint, &["R2_S3_ENDPOINT"])
             .map(|(v, src)| self::api_url(&v, &source_name("--s3-endpoint", &src)))
             .transpose()?;
+        let api_token_id = pick(&None, &["CLOUDFLARE_API_TOKEN_ID"])
+            .map(|(v, src)| hex_id(&v, &src))
+            .transpose()?;
 
         let verbosity = if args.quiet > 0 {
             Verbosity::Quiet
@@ -198,6 +204,7 @@ impl Config {
             api_url,
             via,
             s3_endpoint,
+            api_token_id,
             env_file,
             output: OutputSettings {
                 json: args.json,

@@ -318,6 +318,43 @@ impl Writer {
     /// `value` is written bare; it must not need quoting (tokens are printable ASCII without
     /// spaces or quotes, which `config.rs` checks for credentials).
     pub fn set(&self, value: &str) -> std::io::Result<Written> {
+        self.set_with(value, None)
+    }
+
+    /// [`Writer::set`], and under the same lock `companion` (a name and a value, such as the
+    /// token's id), a new one going right after the variable's line. Two runs writing at once
+    /// thus never leave one run's value beside the other's companion.
+    pub fn set_with(
+        &self,
+        value: &str,
+        companion: Option<(&str, &str)>,
+    ) -> std::io::Result<Written> {
+        for v in std::iter::once(value).chain(companion.map(|(_, v)| v)) {
+            self.check_bare(v)?;
+        }
+        let lock = private_options()
+            .create_new(false)
+            .create(true)
+            .open(&self.lock)?;
+        fs4::FileExt::lock(&lock)?;
+        let existing = read_existing(&self.target)?;
+        let now = existing
+            .as_deref()
+            .and_then(|t| first_assignment(t, &self.name));
+        let kept_other = now.is_some() && now != self.before;
+        let (mut text, change) = match &existing {
+            None => (format!("{}={value}\n", self.name), Change::Created),
+            Some(old) => update(old, &self.name, value, kept_other, None),
+        };
+        if let Some((name, v)) = companion {
+            text = update(&text, name, v, false, Some(&self.name)).0;
+        }
+        write_atomic(&self.target, text.as_bytes())?;
+        drop(lock);
+        Ok(Written { change, kept_other })
+    }
+
+    fn check_bare(&self, value: &str) -> std::io::Result<()> {
         if value
             .chars()
             .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '#' | '\\'))
@@ -330,23 +367,7 @@ impl Writer {
                 ),
             ));
         }
-        let lock = private_options()
-            .create_new(false)
-            .create(true)
-            .open(&self.lock)?;
-        fs4::FileExt::lock(&lock)?;
-        let existing = read_existing(&self.target)?;
-        let now = existing
-            .as_deref()
-            .and_then(|t| first_assignment(t, &self.name));
-        let kept_other = now.is_some() && now != self.before;
-        let (text, change) = match &existing {
-            None => (format!("{}={value}\n", self.name), Change::Created),
-            Some(old) => update(old, &self.name, value, kept_other),
-        };
-        write_atomic(&self.target, text.as_bytes())?;
-        drop(lock);
-        Ok(Written { change, kept_other })
+        Ok(())
     }
 
     fn current_line(&self) -> std::io::Result<Option<String>> {
@@ -437,7 +458,13 @@ fn private_options() -> std::fs::OpenOptions {
 
 /// The new file content: the old one with `name` set to `value`. With `keep_old`, the old
 /// assignment stays as a commented line above the new one.
-fn update(old: &str, name: &str, value: &str, keep_old: bool) -> (String, Change) {
+fn update(
+    old: &str,
+    name: &str,
+    value: &str,
+    keep_old: bool,
+    beside: Option<&str>,
+) -> (String, Change) {
     let mut out = String::with_capacity(old.len() + 2 * (name.len() + value.len()) + 120);
     let mut replaced = false;
     for line in old.split_inclusive('\n') {
@@ -467,6 +494,25 @@ fn update(old: &str, name: &str, value: &str, keep_old: bool) -> (String, Change
     }
     if replaced {
         return (out, Change::Replaced);
+    }
+    if let Some(other) = beside {
+        if let Some(at) = out.split_inclusive('\n').position(|l| assigns(l, other)) {
+            let mut with = String::with_capacity(out.len() + name.len() + value.len() + 2);
+            for (i, line) in out.split_inclusive('\n').enumerate() {
+                with.push_str(line);
+                if i == at {
+                    let eol = match line_ending(line) {
+                        "" => {
+                            with.push('\n');
+                            "\n"
+                        }
+                        e => e,
+                    };
+                    with.push_str(&format!("{name}={value}{eol}"));
+                }
+            }
+            return (with, Change::Appended);
+        }
     }
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
@@ -562,7 +608,7 @@ mod tests {
     #[test]
     fn replaces_in_place_and_keeps_everything_else() {
         let old = "# platform\nCLOUDFLARE_ACCOUNT_ID=abc\n\nexport CLOUDFLARE_API_TOKEN=old\nPLATFORM_DOMAIN=\"getai.page\" # ok\n";
-        let (new, change) = update(old, "CLOUDFLARE_API_TOKEN", "cfut_new", false);
+        let (new, change) = update(old, "CLOUDFLARE_API_TOKEN", "cfut_new", false, None);
         assert_eq!(change, Change::Replaced);
         assert_eq!(
             new,
@@ -573,10 +619,10 @@ mod tests {
 
     #[test]
     fn appends_when_absent_and_drops_duplicates() {
-        let (new, change) = update("A=1", "CLOUDFLARE_API_TOKEN", "x", false);
+        let (new, change) = update("A=1", "CLOUDFLARE_API_TOKEN", "x", false, None);
         assert_eq!(change, Change::Appended);
         assert_eq!(new, "A=1\nCLOUDFLARE_API_TOKEN=x\n");
-        let (new, _) = update("T=1\r\nB=2\r\nT = 3\r\n", "T", "x", false);
+        let (new, _) = update("T=1\r\nB=2\r\nT = 3\r\n", "T", "x", false, None);
         assert_eq!(new, "T=x\r\nB=2\r\n");
         // A longer name with the same start is another variable.
         let (new, change) = update(
@@ -584,12 +630,27 @@ mod tests {
             "CLOUDFLARE_API_TOKEN",
             "x",
             false,
+            None,
         );
         assert_eq!(change, Change::Appended);
         assert!(new.starts_with("CLOUDFLARE_API_TOKEN_OLD=1\n"));
         // The last line, without a newline, still gets one.
-        let (new, _) = update("A=1\nT=old", "T", "x", false);
+        let (new, _) = update("A=1\nT=old", "T", "x", false, None);
         assert_eq!(new, "A=1\nT=x\n");
+    }
+
+    #[test]
+    fn a_new_variable_can_go_beside_another() {
+        let (new, change) = update("A=1\nT=v\r\nB=2\n", "T_ID", "x", false, Some("T"));
+        assert_eq!(change, Change::Appended);
+        assert_eq!(new, "A=1\nT=v\r\nT_ID=x\r\nB=2\n");
+        let (new, _) = update("A=1\nT=v", "T_ID", "x", false, Some("T"));
+        assert_eq!(new, "A=1\nT=v\nT_ID=x\n");
+        let (new, _) = update("A=1\n", "T_ID", "x", false, Some("T"));
+        assert_eq!(new, "A=1\nT_ID=x\n");
+        let (new, change) = update("T_ID=old\nT=v\n", "T_ID", "x", false, Some("T"));
+        assert_eq!(change, Change::Replaced);
+        assert_eq!(new, "T_ID=x\nT=v\n");
     }
 
     #[test]

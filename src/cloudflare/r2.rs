@@ -187,9 +187,9 @@ impl Client {
         body: ObjectBody,
         content_type: &str,
     ) -> Result<(), Error> {
-        let body = body.into_body(content_type);
-        let req = Req::put(format!("{}/objects/{}", b.path(), object_key(key))).body(body);
-        self.call::<Value>(b.req(req)).await.map(|_| ())
+        self.put_object_with(b, key, body, content_type, Vec::new())
+            .await
+            .map(|_| ())
     }
 
     /// `GET …/objects/{key}`: the raw bytes, or `None` for 404.

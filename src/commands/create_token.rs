@@ -41,6 +41,9 @@ use crate::platform;
 use crate::secret::Secret;
 
 pub const TOKEN_VAR: &str = "CLOUDFLARE_API_TOKEN";
+/// The token's id beside it (not a secret): its S3 Access Key ID, so a run over S3 need not
+/// verify the token to learn it.
+pub const TOKEN_ID_VAR: &str = "CLOUDFLARE_API_TOKEN_ID";
 
 /// Which credentials create the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -483,7 +486,7 @@ pub async fn run(
     if unverifiable.is_some() {
         verified = Err(anyhow::anyhow!("not verifiable from this address"));
     }
-    let delivery = deliver(writer.as_ref(), &value, ui);
+    let delivery = deliver(writer.as_ref(), &value, &token.id, ui);
 
     let mut test = None;
     if verified.is_ok() && !plan.no_test {
@@ -675,14 +678,16 @@ pub(crate) fn env_writer(path: &std::path::Path) -> Result<envfile::Writer, Usag
     })
 }
 
-/// Writes the value with [`envfile::Writer::set`], warning when another run's value was kept.
+/// Writes the value with [`envfile::Writer::set`], warning when another run's value was kept,
+/// and the token's id beside it as [`TOKEN_ID_VAR`].
 pub(crate) fn write_token(
     writer: &envfile::Writer,
     value: &Secret,
+    id: &str,
     ui: &Ui,
 ) -> std::io::Result<()> {
     let path = writer.path();
-    let written = writer.set(value.expose())?;
+    let written = writer.set_with(value.expose(), Some((TOKEN_ID_VAR, id)))?;
     if written.kept_other {
         ui.warn(format!(
             "another run wrote {TOKEN_VAR} to {} while this one was under way; its value is kept \
@@ -696,12 +701,12 @@ pub(crate) fn write_token(
     Ok(())
 }
 
-fn deliver(writer: Option<&envfile::Writer>, value: &Secret, ui: &Ui) -> Delivery {
+fn deliver(writer: Option<&envfile::Writer>, value: &Secret, id: &str, ui: &Ui) -> Delivery {
     let Some(writer) = writer else {
         return Delivery::Shown;
     };
     let path = writer.path();
-    match write_token(writer, value, ui) {
+    match write_token(writer, value, id, ui) {
         Ok(()) => Delivery::Written(path.to_path_buf()),
         Err(e) => {
             let msg = format!("could not write {}: {e}", path.display());

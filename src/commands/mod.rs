@@ -155,7 +155,9 @@ pub fn client(
 /// - `auto` with an API token: S3, falling back to REST, with one note, when S3 refuses the
 ///   keys on its first call.
 ///
-/// With a token this costs one REST request (the token's verify call, for its id).
+/// With a token this costs one REST request (the token's verify call, for its id), unless
+/// `CLOUDFLARE_API_TOKEN_ID` gives the id ([`Config::api_token_id`]); if S3 then refuses the keys,
+/// `auto` still falls back, and its note says the id may be stale.
 pub async fn storage(
     config: &Config,
     client: &Client,
@@ -190,9 +192,18 @@ pub async fn storage_with(
         (Via::S3, Auth::GlobalKey { .. }) => return Err(via_s3_needs_a_token().into()),
         (_, Auth::Token(t)) => t.clone(),
     };
-    let token_id = match setup.token_id {
-        Some(id) => id,
-        None => token_id(client, &token, &bucket.account)
+    let mut cause = fallback_cause(&token);
+    let token_id = match (setup.token_id, &config.api_token_id) {
+        (Some(id), _) => id,
+        (None, Some(id)) => {
+            cause.push_str(
+                " CLOUDFLARE_API_TOKEN_ID is set and was used as the token's id without asking \
+                 Cloudflare: it may be stale (not this token's id); remove it, or write it again \
+                 with `cfsetup create-token --write-env` or `rotate-token --write-env`.",
+            );
+            id.clone()
+        }
+        (None, None) => token_id(client, &token, &bucket.account)
             .await
             .map_err(|e| {
                 anyhow::Error::new(e).context("verifying the API token for R2's S3 keys")
@@ -218,7 +229,7 @@ pub async fn storage_with(
     )?;
     Ok(match config.via {
         Via::S3 => Storage::s3(s3),
-        _ => Storage::auto(s3, rest, fallback_cause(&token), notes),
+        _ => Storage::auto(s3, rest, cause, notes),
     })
 }
 

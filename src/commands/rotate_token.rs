@@ -96,7 +96,7 @@ pub async fn run(
         );
     }
     let (shown, env_file) = match &writer {
-        Some(writer) => match create_token::write_token(writer, &value, ui) {
+        Some(writer) => match create_token::write_token(writer, &value, &token.id, ui) {
             Ok(()) => (None, Some(writer.path().display().to_string())),
             Err(e) => {
                 ui.warn(format!(

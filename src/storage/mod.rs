@@ -11,8 +11,9 @@
 //!   (paced to the REST API's 1,200 requests per 5 minutes; cloudflare-api.md §1, §7). The
 //!   fallback for the Global API Key, which has no token id to derive S3 keys from.
 //! - `auto` ([`Storage::auto`]): S3, falling back to REST for the rest of the run when S3
-//!   refuses the derived keys on its first calls (InvalidAccessKeyId, SignatureDoesNotMatch,
-//!   AccessDenied), with one note on stderr.
+//!   refuses the derived keys on its first calls (401 Unauthorized, InvalidAccessKeyId,
+//!   SignatureDoesNotMatch, AccessDenied, or 400 InvalidArgument "Credential access key has
+//!   length N"; [`StorageError::is_s3_auth_refusal`]), with one note on stderr.
 //!
 //! ETags are kept unquoted everywhere in this module: R2's REST GET quotes them, its listings and
 //! PUT results do not (cloudflare-api.md §7 "Object REST endpoints").
@@ -150,6 +151,10 @@ pub enum StorageError {
         key: String,
         detail: String,
     },
+    /// R2 refused the presigned POST that a multipart upload needs, and the file is over the
+    /// 4.995 GiB of a single PUT.
+    #[error("{key} is {size} bytes, over the 4.995 GiB a single S3 PUT takes, and R2's S3 API refused the presigned POST that a multipart upload needs (CreateMultipartUpload / CompleteMultipartUpload)")]
+    MultipartRefused { key: String, size: u64 },
     /// The object is larger than this API takes (REST: 300 MiB; S3: 4.995 TiB).
     #[error("{key} is {size} bytes, over the {max}-byte limit of this API")]
     TooLarge { key: String, size: u64, max: u64 },
@@ -168,17 +173,29 @@ impl StorageError {
         }
     }
 
-    /// Whether S3 refused the credentials themselves (unknown key id, bad signature, or no
-    /// permission): the errors on which `auto` falls back to REST.
+    /// Whether S3 refused the credentials themselves: the errors on which `auto` falls back to
+    /// REST. After R2's error table (`r2/api/error-codes.mdx`): 401 Unauthorized (missing or
+    /// invalid credentials, a disabled or expired token), 403 InvalidAccessKeyId,
+    /// SignatureDoesNotMatch or AccessDenied (no permission), and 400 InvalidArgument
+    /// "Credential access key has length N, should be 32" (a key id that is not 32 characters).
     pub fn is_s3_auth_refusal(&self) -> bool {
         match self {
-            StorageError::S3 { status, code, .. } => {
-                matches!(*status, 401 | 403)
-                    && matches!(
-                        code.as_str(),
-                        "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied"
-                    )
-            }
+            StorageError::S3 {
+                status,
+                code,
+                message,
+                ..
+            } => match (*status, code.as_str()) {
+                (
+                    401 | 403,
+                    "InvalidAccessKeyId"
+                    | "SignatureDoesNotMatch"
+                    | "AccessDenied"
+                    | "Unauthorized",
+                ) => true,
+                (400, "InvalidArgument") => message.contains("Credential access key"),
+                _ => false,
+            },
             _ => false,
         }
     }
@@ -478,6 +495,45 @@ mod tests {
             prefixes_below("sites/", keys.into_iter()),
             ["sites/a/", "sites/b/"]
         );
+    }
+
+    fn s3(status: u16, code: &str, message: &str) -> StorageError {
+        StorageError::S3 {
+            method: "GET".into(),
+            key: "k".into(),
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn auth_refusals_follow_r2_s_error_table() {
+        for (status, code, message) in [
+            (403, "InvalidAccessKeyId", ""),
+            (403, "SignatureDoesNotMatch", ""),
+            (403, "AccessDenied", ""),
+            (
+                401,
+                "Unauthorized",
+                "Missing or invalid authentication credentials",
+            ),
+            (
+                400,
+                "InvalidArgument",
+                "Credential access key has length 40, should be 32",
+            ),
+        ] {
+            assert!(s3(status, code, message).is_s3_auth_refusal(), "{code}");
+        }
+        for (status, code, message) in [
+            (400, "InvalidArgument", "Part number must be an integer"),
+            (404, "NoSuchKey", ""),
+            (412, "PreconditionFailed", ""),
+            (501, "NotImplemented", ""),
+        ] {
+            assert!(!s3(status, code, message).is_s3_auth_refusal(), "{code}");
+        }
     }
 
     #[test]

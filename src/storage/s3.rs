@@ -16,6 +16,11 @@
 //! - A single PUT or part is at most 5 GiB; at most 10,000 parts, every non-final part at least
 //!   5 MiB and all non-final parts the same size (10048 InvalidPart otherwise).
 //! - Conditional PutObject (`If-None-Match: *`, `If-Match`) answers 412 PreconditionFailed.
+//! - Presigned URLs are documented for GET, HEAD, PUT and DELETE only ("POST … is not currently
+//!   supported"; §7 "Clients": unconfirmed). rusty-s3 presigns everything, so a POST refused
+//!   (403 AccessDenied, 400, 501) is remembered for the run, with one note: DeleteObjects becomes
+//!   one DeleteObject per key (8 at a time) and multipart one streamed PUT, up to 4.995 GiB
+//!   ([`S3_MAX_PUT_SIZE`]); a larger file fails with [`StorageError::MultipartRefused`].
 //!
 //! Signing and the S3 XML come from `rusty-s3` (Sans-IO: it signs a URL, reqwest sends it over
 //! the run's one connection pool, [`Client::http`]). It signs in the presigned-query form, whose
@@ -28,6 +33,7 @@
 //! This module must not import commands, reports or output; the derived secret is never logged.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,6 +61,11 @@ use super::{
 
 /// R2's largest object (4.995 TiB; `r2/platform/limits.mdx`).
 pub const S3_MAX_OBJECT_SIZE: u64 = 4_995 * 1024 * 1024 * 1024 * 1024 / 1000;
+/// The largest single PutObject (4.995 GiB; `r2/platform/limits.mdx`): the most a file can be
+/// when multipart cannot be used (presigned POST refused).
+pub const S3_MAX_PUT_SIZE: u64 = 4_995 * 1024 * 1024 * 1024 / 1000;
+/// DeleteObjects refused: single DeleteObject calls in flight at once.
+const DELETES_IN_FLIGHT: usize = 8;
 /// R2's smallest non-final part.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// R2's most parts in one upload.
@@ -161,6 +172,9 @@ struct Inner {
     /// real endpoints differ per jurisdiction, so it is sent only to an overridden endpoint.
     jurisdiction_header: Option<String>,
     options: S3Options,
+    /// R2 refused a presigned POST this run (its docs list only GET, HEAD, PUT and DELETE for
+    /// presigned URLs; cloudflare-api.md §7 "Clients"): DeleteObjects and multipart are skipped.
+    post_refused: AtomicBool,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -226,6 +240,7 @@ impl S3Store {
                 bucket,
                 jurisdiction_header,
                 options,
+                post_refused: AtomicBool::new(false),
             }),
         })
     }
@@ -240,6 +255,37 @@ impl S3Store {
 
     pub fn options(&self) -> &S3Options {
         &self.inner.options
+    }
+
+    /// Whether R2 refused a presigned POST earlier in this run.
+    pub fn presigned_post_refused(&self) -> bool {
+        self.inner.post_refused.load(Ordering::SeqCst)
+    }
+
+    /// Whether `a`, the answer to a presigned POST, is R2 refusing presigned POST itself: 403
+    /// AccessDenied, 400 (other than a malformed key id) or 501. If so, remembers it for the run
+    /// and says so once.
+    fn check_post_refusal(&self, key: &str, a: &Answer) -> bool {
+        let e = self.error("POST", key, a);
+        let refused = match a.status {
+            403 => e.s3_code() == Some("AccessDenied"),
+            400 => !e.is_s3_auth_refusal(),
+            501 => true,
+            _ => false,
+        };
+        if refused
+            && !self.inner.post_refused.swap(true, Ordering::SeqCst)
+            && self.inner.options.notes
+        {
+            let code = e.s3_code().unwrap_or("refused");
+            eprintln!(
+                "cfsetup: note: R2's S3 API refused a presigned POST (HTTP {} {code}); for the \
+                 rest of this run deletes go one key at a time and files go up as one PUT (at \
+                 most 4.995 GiB) instead of in parts",
+                a.status
+            );
+        }
+        refused
     }
 
     fn creds(&self) -> Option<&rusty_s3::Credentials> {
@@ -382,14 +428,20 @@ impl S3Store {
         let (code, message) = match parsed {
             Some(e) => (e.code, e.message.unwrap_or_default()),
             // A HEAD error has no body.
-            None => (
+            None => {
+                let key_len = self.inner.credentials.key().len();
                 match a.status {
-                    403 => "AccessDenied".to_string(),
-                    404 => "NotFound".to_string(),
-                    s => format!("HTTP{s}"),
-                },
-                String::new(),
-            ),
+                    401 => ("Unauthorized".to_string(), String::new()),
+                    403 => ("AccessDenied".to_string(), String::new()),
+                    404 => ("NotFound".to_string(), String::new()),
+                    // What R2 says to a key id that is not 32 characters (cloudflare-api.md §7).
+                    400 if key_len != 32 => (
+                        "InvalidArgument".to_string(),
+                        format!("Credential access key has length {key_len}, should be 32"),
+                    ),
+                    s => (format!("HTTP{s}"), String::new()),
+                }
+            }
         };
         StorageError::S3 {
             method: method.to_string(),
@@ -483,7 +535,18 @@ impl S3Store {
             }
             Payload::File { path, len, sha256 } => {
                 if len > self.inner.options.multipart_threshold {
-                    return self.put_multipart(key, &path, len, &sha256, &options).await;
+                    if !self.presigned_post_refused() {
+                        match self.put_multipart(key, &path, len, &sha256, &options).await {
+                            Err(_) if self.presigned_post_refused() => {}
+                            done => return done,
+                        }
+                    }
+                    if len > S3_MAX_PUT_SIZE {
+                        return Err(StorageError::MultipartRefused {
+                            key: key.to_string(),
+                            size: len,
+                        });
+                    }
                 }
                 let check = HashCheck::new(sha256.clone());
                 (SendBody::File { path, len, check }, sha256)
@@ -572,6 +635,7 @@ impl S3Store {
             )
             .await?;
         if a.status != 200 {
+            self.check_post_refusal(key, &a);
             return Err(self.error("POST", key, &a));
         }
         let text = String::from_utf8_lossy(&a.body);
@@ -757,6 +821,7 @@ impl S3Store {
                 .or_else(|| xml_field(&a.body, "ETag").map(|e| unquote_etag(&e)));
             return Ok(etag);
         }
+        self.check_post_refusal(key, &a);
         self.put_result("POST", key, &a, &SendBody::Empty)
     }
 
@@ -778,8 +843,13 @@ impl S3Store {
     }
 
     /// Deletes every key, at most 1,000 per DeleteObjects call; missing keys are not errors.
+    /// Once R2 refuses the presigned POST, one DeleteObject per key, 8 at a time.
     pub async fn delete_many(&self, keys: &[String]) -> Result<(), StorageError> {
         for chunk in keys.chunks(DELETE_BATCH) {
+            if self.presigned_post_refused() {
+                self.delete_each(chunk).await?;
+                continue;
+            }
             let objects: Vec<ObjectIdentifier> = chunk
                 .iter()
                 .map(|k| ObjectIdentifier::new(k.clone()))
@@ -805,6 +875,10 @@ impl S3Store {
                 )
                 .await?;
             if a.status != 200 {
+                if self.check_post_refusal(&chunk[0], &a) {
+                    self.delete_each(chunk).await?;
+                    continue;
+                }
                 return Err(self.error("POST", &chunk[0], &a));
             }
             let text = String::from_utf8_lossy(&a.body);
@@ -819,6 +893,16 @@ impl S3Store {
                     });
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// One DeleteObject per key, [`DELETES_IN_FLIGHT`] at a time.
+    async fn delete_each(&self, keys: &[String]) -> Result<(), StorageError> {
+        let mut done = futures::stream::iter(keys.iter().map(|k| self.delete(k)))
+            .buffer_unordered(DELETES_IN_FLIGHT);
+        while let Some(r) = done.next().await {
+            r?;
         }
         Ok(())
     }

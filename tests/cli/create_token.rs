@@ -164,7 +164,7 @@ fn method_2_writes_the_env_file_keeping_its_other_lines() {
 
     let text = std::fs::read_to_string(&env).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(lines.len(), 6, "{text}");
     assert_eq!(lines[0], "# platform settings");
     assert_eq!(
         lines[1],
@@ -177,8 +177,11 @@ fn method_2_writes_the_env_file_keeping_its_other_lines() {
         .to_string();
     w.secret(&value);
     assert!(value.starts_with("cfut_") && value != writer);
+    // The token's id beside it, so runs over S3 need not verify the token to learn it.
+    let id = j["id"].as_str().expect("the token id");
+    assert_eq!(lines[4], format!("CLOUDFLARE_API_TOKEN_ID={id}"));
     assert_eq!(
-        lines[4],
+        lines[5],
         format!("PLATFORM_DOMAIN=\"{}\" # the zone", w.zone_name())
     );
     #[cfg(unix)]

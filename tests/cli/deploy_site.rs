@@ -935,3 +935,110 @@ fn a_new_tenant_in_a_bucket_of_50_000_blobs_costs_requests_for_its_own_files_onl
         .count();
     assert_eq!(blob_reads, 0, "no blob is downloaded to learn it exists");
 }
+
+/// S3 refusing the token's keys (a prefixed token, `s3_refuses_prefixed_tokens`): in auto the
+/// deploy says so once on stderr, uploads over REST and succeeds; `--via s3` fails with exit 1.
+#[test]
+fn auto_falls_back_to_rest_with_one_note_and_via_s3_exits_1() {
+    let s = Site::with_options(Options {
+        s3_refuses_prefixed_tokens: true,
+        ..Options::new()
+    });
+    basic_site(&s);
+    let mut cmd = s.cmd();
+    cmd.args(["--via", "s3", "deploy-site", "site", "acme"]);
+    let strict = s.w.run(&mut cmd).expect_code(1);
+    assert!(
+        strict.stderr().contains("SignatureDoesNotMatch"),
+        "{}",
+        strict.stderr()
+    );
+    assert!(!s.objects().contains_key("sites/acme/manifest.json"));
+
+    s.w.emu.clear_requests();
+    let run = s.deploy(&[]).success();
+    let stderr = run.stderr();
+    assert_eq!(
+        stderr.matches("cfsetup: note: R2's S3 API refused").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("SignatureDoesNotMatch"), "{stderr}");
+    assert_eq!(run.json()["uploaded"], 4);
+    let requests = s.w.emu.requests();
+    let s3_ok = requests
+        .iter()
+        .filter(|r| r.api == cfsetup_emulator::Api::S3 && r.status < 300)
+        .count();
+    assert_eq!(s3_ok, 0, "nothing went over S3");
+    let rest_puts = requests
+        .iter()
+        .filter(|r| r.api == cfsetup_emulator::Api::Rest && r.method == "PUT")
+        .filter(|r| r.path.contains("/objects/"))
+        .count();
+    assert!(rest_puts >= 5, "blobs and manifests over REST: {rest_puts}");
+    assert!(s.objects().contains_key("sites/acme/manifest.json"));
+}
+
+/// `CLOUDFLARE_API_TOKEN_ID` gives S3 its Access Key ID without a verify call: a warm deploy
+/// with a DOMAIN makes no verify call. A stale id still falls back in auto, saying so.
+#[test]
+fn with_the_token_id_set_a_warm_deploy_makes_no_verify_call() {
+    let s = Site::new();
+    let client = Client::new(
+        &url::Url::parse(&s.w.emu.base_url()).unwrap(),
+        Auth::Token(Secret::new(s.token.clone())),
+        ClientOptions::default(),
+    )
+    .unwrap();
+    let id = rt().block_on(client.verify_token()).unwrap().id;
+    basic_site(&s);
+    // Twice: the emulator activates the custom hostname after 2 reads.
+    for _ in 0..2 {
+        let mut cmd = s.cmd();
+        cmd.args(["--json", "deploy-site", "site", "acme", DOMAIN]);
+        s.w.run(&mut cmd).success();
+    }
+    s.w.emu.clear_requests();
+    let mut cmd = s.cmd();
+    cmd.env("CLOUDFLARE_API_TOKEN_ID", &id)
+        .args(["--json", "deploy-site", "site", "acme", DOMAIN]);
+    let run = s.w.run(&mut cmd).success();
+    assert!(!run.stderr().contains("note: R2's S3"), "{}", run.stderr());
+    let requests = s.w.emu.requests();
+    assert!(
+        !requests.iter().any(|r| r.path.ends_with("/tokens/verify")),
+        "{requests:#?}"
+    );
+    // The head, the host entry, the custom hostname: the target of 3.
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+
+    // Another token's id: S3 refuses the keys; auto falls back and names the setting.
+    s.w.emu.clear_requests();
+    let mut cmd = s.cmd();
+    cmd.env(
+        "CLOUDFLARE_API_TOKEN_ID",
+        "0123456789abcdef0123456789abcdef",
+    )
+    .args(["deploy-site", "site", "acme", DOMAIN]);
+    let run = s.w.run(&mut cmd).success();
+    assert_eq!(run.stderr().matches("cfsetup: note: R2's S3").count(), 1);
+    assert!(
+        run.stderr().contains("CLOUDFLARE_API_TOKEN_ID") && run.stderr().contains("stale"),
+        "{}",
+        run.stderr()
+    );
+
+    // Not an id: refused before any request.
+    s.w.emu.clear_requests();
+    let mut cmd = s.cmd();
+    cmd.env("CLOUDFLARE_API_TOKEN_ID", "ABC")
+        .args(["deploy-site", "site", "acme"]);
+    let run = s.w.run(&mut cmd).expect_code(2);
+    assert!(
+        run.stderr().contains("CLOUDFLARE_API_TOKEN_ID"),
+        "{}",
+        run.stderr()
+    );
+    assert!(s.w.emu.requests().is_empty());
+}

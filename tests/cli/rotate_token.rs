@@ -72,7 +72,8 @@ fn rolling_by_id_with_a_token_writes_the_env_file() {
     let text = std::fs::read_to_string(w.file("ci.env")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "# CI");
-    assert_eq!(lines[2], "X=1");
+    assert_eq!(lines[2], format!("CLOUDFLARE_API_TOKEN_ID={id}"));
+    assert_eq!(lines[3], "X=1");
     let new = lines[1].strip_prefix("CLOUDFLARE_API_TOKEN=").unwrap();
     w.secret(new);
     assert_ne!(new, old);

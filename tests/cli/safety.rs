@@ -131,7 +131,27 @@ fn item2_two_concurrent_write_envs_lose_no_token() {
         text.contains("# export CLOUDFLARE_API_TOKEN=cfut_"),
         "{text}"
     );
-    assert!(text.ends_with(&format!("\nexport CLOUDFLARE_API_TOKEN={}\n", values[1])));
+    // The token's id goes beside it under the same lock: the id of the value that won.
+    let (_, id) = text
+        .rsplit_once(&format!(
+            "\nexport CLOUDFLARE_API_TOKEN={}\nCLOUDFLARE_API_TOKEN_ID=",
+            values[1]
+        ))
+        .unwrap_or_else(|| panic!("{text}"));
+    let winner = cfsetup::cloudflare::Client::new(
+        &url::Url::parse(&w.emu.base_url()).unwrap(),
+        cfsetup::cloudflare::Auth::Token(cfsetup::secret::Secret::new(values[1].clone())),
+        cfsetup::cloudflare::ClientOptions::default(),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(
+        format!("{}\n", rt.block_on(winner.verify_token()).unwrap().id),
+        id
+    );
     for v in &values {
         w.secret(v);
         w.run(w.with_token(v).args(["test-permissions", "--read-only"]))

@@ -691,3 +691,138 @@ fn rest_pacing_keeps_under_the_emulator_s_own_limit() {
     // Windows of 5 s + the 2 s arrival margin: the 61st..70th start about 14 s in.
     assert!(took < Duration::from_secs(18), "{took:?}");
 }
+
+/// R2 documents presigned URLs for GET, HEAD, PUT and DELETE only. With presigned POST refused,
+/// a file above the multipart threshold goes up as one PUT and `delete_many` deletes key by
+/// key; the refusal is remembered, so POST is tried once.
+#[test]
+fn without_presigned_post_multipart_and_delete_many_fall_back() {
+    let w = World::with_options(cfsetup_emulator::Options {
+        s3_presigned_post: false,
+        ..cfsetup_emulator::Options::new()
+    });
+    let rt = rt();
+    let s = setup(&w, &rt, &["Workers R2 Storage Write"]);
+    let st = store(&w, &rt, &s, Some(Via::S3), Some(&s.token_id));
+    let bytes: Vec<u8> = (0..5 * MIB + 1).map(|i| (i * 31 % 251) as u8).collect();
+    let key = format!("blobs/{}", sha256(&bytes));
+    rt.block_on(async {
+        for (i, k) in [key.clone(), format!("{key}-2")].iter().enumerate() {
+            let payload = file(&w, &format!("big{i}.bin"), &bytes);
+            st.put(
+                k,
+                payload,
+                PutOptions::overwrite("application/octet-stream"),
+            )
+            .await
+            .unwrap();
+            let back = st.get(k).await.unwrap().unwrap();
+            assert!(back.body[..] == bytes[..], "byte for byte");
+        }
+        let keys: Vec<String> = (0..20).map(|i| format!("d/{i}")).collect();
+        for k in &keys {
+            st.put(
+                k,
+                Payload::Bytes(Bytes::from("v")),
+                PutOptions::overwrite("text/plain"),
+            )
+            .await
+            .unwrap();
+        }
+        let mut all = keys.clone();
+        all.push(key.clone());
+        all.push("missing".into());
+        st.delete_many(&all).await.unwrap();
+        assert!(st.list("d/").await.unwrap().is_empty());
+        assert!(st.head(&key).await.unwrap().is_none());
+        assert!(st.head(&format!("{key}-2")).await.unwrap().is_some());
+    });
+    let requests = w.emu.requests();
+    let posts: Vec<_> = requests
+        .iter()
+        .filter(|r| r.api == Api::S3 && r.method == "POST")
+        .collect();
+    assert_eq!(
+        posts.len(),
+        1,
+        "POST refused once, then not tried: {posts:?}"
+    );
+    assert_eq!(posts[0].status, 403);
+    assert!(!requests
+        .iter()
+        .any(|r| r.query.as_deref().is_some_and(|q| q.contains("partNumber"))));
+    assert!(w.emu.pending_uploads().is_empty());
+}
+
+/// R2's other refusals of the keys fall back too: 400 InvalidArgument for a key id that is not
+/// 32 characters, and SignatureDoesNotMatch for a prefixed token's keys
+/// (`s3_refuses_prefixed_tokens`), while a legacy token's keys still work.
+#[test]
+fn a_short_key_id_and_refused_prefixed_tokens_fall_back_in_auto() {
+    let w = World::with_options(cfsetup_emulator::Options {
+        s3_refuses_prefixed_tokens: true,
+        ..cfsetup_emulator::Options::new()
+    });
+    let rt = rt();
+    let s = setup(&w, &rt, &["Workers R2 Storage Write"]);
+    let put = |st: &Storage| {
+        rt.block_on(st.put(
+            "k",
+            Payload::Bytes(Bytes::from("v")),
+            PutOptions::overwrite("text/plain"),
+        ))
+        .unwrap();
+        rt.block_on(st.head("k")).unwrap().unwrap();
+    };
+
+    // A 31-character key id: InvalidArgument, also on a HEAD, whose error has no body.
+    let short = &s.token_id[1..];
+    for first_head in [false, true] {
+        let st = store(&w, &rt, &s, None, Some(short));
+        if first_head {
+            rt.block_on(st.head("k")).unwrap();
+        } else {
+            put(&st);
+        }
+        assert_eq!(st.via(), "REST");
+        let note = st.fallback_note().expect("a note");
+        assert!(note.contains("InvalidArgument"), "{note}");
+    }
+    let strict = store(&w, &rt, &s, Some(Via::S3), Some(short));
+    let e = rt.block_on(strict.head("k")).unwrap_err();
+    assert!(e.is_s3_auth_refusal(), "{e}");
+    assert_eq!(e.s3_code(), Some("InvalidArgument"));
+
+    // The prefixed token's own id: refused, a fallback with the new-format hint.
+    let st = store(&w, &rt, &s, None, None);
+    put(&st);
+    assert_eq!(st.via(), "REST");
+    let note = st.fallback_note().expect("a note");
+    assert!(note.contains("SignatureDoesNotMatch"), "{note}");
+    assert!(note.contains("new-format token"), "{note}");
+    let strict = store(&w, &rt, &s, Some(Via::S3), None);
+    assert!(rt
+        .block_on(strict.head("k"))
+        .unwrap_err()
+        .is_s3_auth_refusal());
+
+    // A legacy token's keys are accepted.
+    let (id, value) = w.emu.mint_legacy_token(
+        "legacy",
+        json!([{
+            "effect": "allow",
+            "resources": {format!("com.cloudflare.api.account.{}", w.account_id()): "*"},
+            "permission_groups": [{"id": w.emu.permission_group_id("Workers R2 Storage Write", ACCOUNT_SCOPE).unwrap()}],
+        }]),
+    );
+    w.secret(&value);
+    let legacy = Setup {
+        client: s.client.with_auth(Auth::Token(Secret::new(value))),
+        token_id: id,
+        bucket: s.bucket.clone(),
+    };
+    let st = store(&w, &rt, &legacy, None, Some(&legacy.token_id));
+    put(&st);
+    assert_eq!(st.via(), "S3");
+    assert!(st.fallback_note().is_none());
+}
