@@ -226,3 +226,32 @@ fn a_format_1_tenant_is_kept_whole_and_upgraded_by_its_next_deploy() {
     assert_eq!(s.live()["format"], 2);
     assert_eq!(s.live()["kept"], serde_json::json!([d["deploy_id"]]));
 }
+
+/// A deploy whose intent's refreshes lag for longer than the safe age does not switch: a gc
+/// may have seen its intent stale and deleted what it names. A later refresh does not undo that.
+#[test]
+fn a_deploy_whose_lease_lapsed_does_not_switch() {
+    use cfsetup_emulator::{Fault, FaultKind};
+    let s = Site::new();
+    s.write("index.html", b"v1");
+    let first = s.deploy(&[]).success().json();
+    s.write("index.html", b"v2");
+    // `--lock-stale 2s`: a refresh every 200 ms, a safe age of 1.2 s. Every intent write takes
+    // 1.5 s, so the gap between two successful refreshes always exceeds it.
+    s.w.emu.inject(Fault {
+        method: Some("PUT".into()),
+        path_contains: Some("locks/deploys/".into()),
+        kind: FaultKind::Latency(Duration::from_millis(1500)),
+        times: 100,
+    });
+    let out = s.deploy(&["--lock-stale", "2s"]).expect_code(1);
+    assert!(
+        out.stderr()
+            .contains("paused or lost its lease for longer than")
+            && out.stderr().contains("nothing was switched"),
+        "{}",
+        out.stderr()
+    );
+    s.w.emu.clear_faults();
+    assert_eq!(s.live()["live"]["deploy_id"], first["deploy_id"]);
+}
