@@ -158,6 +158,23 @@ pub async fn cas_head(
     }
 }
 
+/// A compare-and-swap answered 412 may have lost against its own earlier attempt (the first
+/// response was lost and the request retried): if the head now names this deploy, written by
+/// this run, the switch happened.
+pub fn own_write(
+    outcome: Result<Option<String>, Lost>,
+    deploy_id: &str,
+    by: &str,
+) -> Result<Option<String>, Lost> {
+    match outcome {
+        Err(Lost::Landed {
+            live: Some(live),
+            by: Some(landed_by),
+        }) if live == deploy_id && landed_by == by => Ok(None),
+        other => other,
+    }
+}
+
 /// Writes small JSON under `key`, unconditionally.
 pub async fn put_json(
     storage: &Storage,

@@ -46,7 +46,7 @@ use crate::site::manifest::{files_map, DeployCopy, Head, NotFound, Rules, Stored
 use crate::site::{walk, SiteFile, WalkOptions};
 use crate::storage::{BucketLoc, Payload, PutMode, PutOptions, Storage};
 
-use super::bucket::{self, cas_head, read_head, Lost, ReadHead};
+use super::bucket::{self, cas_head, own_write, read_head, Lost, ReadHead};
 
 mod domain;
 mod report;
@@ -1050,23 +1050,6 @@ impl Deploy<'_> {
     }
 }
 
-/// A compare-and-swap answered 412 may have lost against its own earlier attempt (the first
-/// response was lost and the request retried): if the head now names this deploy, written by
-/// this run, the switch happened.
-fn own_write(
-    outcome: Result<Option<String>, Lost>,
-    deploy_id: &str,
-    by: &str,
-) -> Result<Option<String>, Lost> {
-    match outcome {
-        Err(Lost::Landed {
-            live: Some(live),
-            by: Some(landed_by),
-        }) if live == deploy_id && landed_by == by => Ok(None),
-        other => other,
-    }
-}
-
 /// Rewrites the intent every `timing.refresh` while the run lives.
 async fn refresh(
     storage: Storage,
@@ -1174,6 +1157,7 @@ mod tests {
                 value: Some("uuid".into()),
             }),
             verification_errors: None,
+            custom_metadata: None,
         };
         let recs = dns_records(&ch, "shop.acme.com", Some("fallback.getai.page"), false);
         let kinds: Vec<(&str, &str, &str)> = recs
