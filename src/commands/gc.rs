@@ -69,6 +69,7 @@ pub async fn run(args: GcArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<d
             owner: locks::owner(),
             started_at: now.clone(),
             refreshed_at: now,
+            stale_ms: Some(timing.stale_ms()),
         };
         // Started before the marker's first write, so the lease never outlives the record.
         let lease = Arc::new(Lease::new(&timing));
@@ -134,9 +135,26 @@ impl Gc<'_> {
             .list(layout::INTENTS_PREFIX)
             .await
             .map_err(self.err("listing intents"))?;
-        let (fresh, stale): (Vec<ObjectMeta>, Vec<ObjectMeta>) = intents
+        let (mut fresh, stale): (Vec<ObjectMeta>, Vec<ObjectMeta>) = intents
             .into_iter()
             .partition(|m| self.timing.is_fresh(m.last_modified, now));
+        // With a short `--lock-stale`, an intent that records a longer stale time is judged by
+        // that one.
+        let mut dead = Vec::new();
+        for m in stale {
+            if self.timing.needs_recorded()
+                && self.timing.is_fresh_recorded(
+                    m.last_modified,
+                    now,
+                    bucket::recorded_stale(self.storage, &m.key).await,
+                )
+            {
+                fresh.push(m);
+            } else {
+                dead.push(m);
+            }
+        }
+        let stale = dead;
         let read: Vec<Option<Intent>> = stream::iter(&fresh)
             .map(|m| async move {
                 let Some(obj) = self

@@ -223,6 +223,7 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
             started_at: now.clone(),
             refreshed_at: now,
             hashes,
+            stale_ms: Some(timing.stale_ms()),
         };
         bucket::put_json(
             storage,

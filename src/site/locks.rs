@@ -48,6 +48,30 @@ impl Timing {
         }
     }
 
+    /// Whether a record last written at `modified`, whose writer recorded the stale time
+    /// `recorded`, is still alive at `now`: the longer of this run's and the record's counts, so
+    /// a run with a short `--lock-stale` never treats a normal run's record as dead.
+    pub fn is_fresh_recorded(
+        &self,
+        modified: Option<SystemTime>,
+        now: SystemTime,
+        recorded: Option<Duration>,
+    ) -> bool {
+        let stale = recorded.map_or(self.stale, |r| r.max(self.stale));
+        Timing { stale, ..*self }.is_fresh(modified, now)
+    }
+
+    /// Whether a record judged stale by this run's timing must be read for its recorded stale
+    /// time: only when this run's is shorter than the default (`--lock-stale` can only shorten).
+    pub fn needs_recorded(&self) -> bool {
+        self.stale < STALE
+    }
+
+    /// `stale` in milliseconds, for the records.
+    pub fn stale_ms(&self) -> u64 {
+        self.stale.as_millis().try_into().unwrap_or(u64::MAX)
+    }
+
     /// What a run keeps back from `stale` before it stops relying on its record: `4 × refresh`
     /// (4 min by default). It covers one refresh period, a clock skew of up to a minute between
     /// this run and a reader, and [`Timing::switch_budget`].
@@ -143,6 +167,9 @@ pub struct Intent {
     pub refreshed_at: String,
     /// Every blob the deploy's manifest will name.
     pub hashes: Vec<String>,
+    /// The writer's stale time (ms); readers use the longer of theirs and this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_ms: Option<u64>,
 }
 
 /// `locks/gc/<uuid>.json`.
@@ -151,6 +178,15 @@ pub struct Marker {
     pub owner: String,
     pub started_at: String,
     pub refreshed_at: String,
+    /// The writer's stale time (ms); readers use the longer of theirs and this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_ms: Option<u64>,
+}
+
+/// The stale time an intent or marker body records, if any.
+pub fn recorded_stale(body: &[u8]) -> Option<Duration> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.get("stale_ms")?.as_u64().map(Duration::from_millis)
 }
 
 pub fn rfc3339(t: SystemTime) -> String {
@@ -191,6 +227,23 @@ mod tests {
         assert_eq!(Timing::default().safe_age(), Duration::from_secs(360));
         assert_eq!(Timing::default().switch_budget(), Duration::from_secs(120));
         assert_eq!(new_id().len(), 32);
+    }
+
+    #[test]
+    fn a_recorded_stale_time_only_lengthens() {
+        let short = Timing::with_stale(Duration::from_secs(5));
+        let now = SystemTime::now();
+        let at = Some(now - Duration::from_secs(60));
+        assert!(!short.is_fresh_recorded(at, now, None));
+        assert!(short.is_fresh_recorded(at, now, Some(STALE)));
+        assert!(!Timing::default().is_fresh_recorded(
+            Some(now - STALE),
+            now,
+            Some(Duration::from_secs(1))
+        ));
+        assert!(short.needs_recorded() && !Timing::default().needs_recorded());
+        assert_eq!(recorded_stale(br#"{"stale_ms":600000}"#), Some(STALE));
+        assert_eq!(recorded_stale(br#"{"owner":"x"}"#), None);
     }
 
     #[test]

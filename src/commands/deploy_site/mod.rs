@@ -719,6 +719,7 @@ impl Deploy<'_> {
             started_at: started.clone(),
             refreshed_at: started,
             hashes: plan.copy.hashes().into_iter().map(str::to_string).collect(),
+            stale_ms: Some(timing.stale_ms()),
         };
         let body = serde_json::to_vec(&intent).expect("an intent serializes");
         // Started before the intent's first write, so the lease never outlives the record.
