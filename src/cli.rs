@@ -340,7 +340,9 @@ pub struct DeploySiteArgs {
     /// Print the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// How long a lock record lives without a refresh (tests only)
+    /// How long a lock record lives without a refresh (tests only; at most the default 10m;
+    /// recorded in each intent and marker, and a reader uses the longer of its own and the
+    /// record's)
     #[arg(long, value_name = "DURATION", hide = true)]
     pub lock_stale: Option<String>,
 }
@@ -382,7 +384,9 @@ pub struct RollbackArgs {
     /// Print the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// How long a lock record lives without a refresh (tests only)
+    /// How long a lock record lives without a refresh (tests only; at most the default 10m;
+    /// recorded in each intent and marker, and a reader uses the longer of its own and the
+    /// record's)
     #[arg(long, value_name = "DURATION", hide = true)]
     pub lock_stale: Option<String>,
 }
@@ -404,7 +408,9 @@ pub struct GcArgs {
     /// Say what would be deleted and delete nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// How long a lock record lives without a refresh (tests only)
+    /// How long a lock record lives without a refresh (tests only; at most the default 10m;
+    /// recorded in each intent and marker, and a reader uses the longer of its own and the
+    /// record's)
     #[arg(long, value_name = "DURATION", hide = true)]
     pub lock_stale: Option<String>,
 }

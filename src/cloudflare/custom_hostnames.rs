@@ -19,6 +19,15 @@ pub struct CustomHostname {
     pub ownership_verification: Option<OwnershipVerification>,
     #[serde(default)]
     pub verification_errors: Option<Vec<String>>,
+    #[serde(default)]
+    pub custom_metadata: Option<Value>,
+}
+
+impl CustomHostname {
+    /// `custom_metadata.tenant`, if set.
+    pub fn metadata_tenant(&self) -> Option<&str> {
+        self.custom_metadata.as_ref()?.get("tenant")?.as_str()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]

@@ -158,6 +158,29 @@ pub async fn cas_head(
     }
 }
 
+/// A compare-and-swap answered 412 may have lost against its own earlier attempt (the first
+/// response was lost and the request retried): if the head now names this deploy, written by
+/// this run, the switch happened.
+pub fn own_write(
+    outcome: Result<Option<String>, Lost>,
+    deploy_id: &str,
+    by: &str,
+) -> Result<Option<String>, Lost> {
+    match outcome {
+        Err(Lost::Landed {
+            live: Some(live),
+            by: Some(landed_by),
+        }) if live == deploy_id && landed_by == by => Ok(None),
+        other => other,
+    }
+}
+
+/// The stale time recorded in the intent or marker at `key` (`None`: none, gone, unreadable).
+pub async fn recorded_stale(storage: &Storage, key: &str) -> Option<std::time::Duration> {
+    let obj = storage.get(key).await.ok()??;
+    crate::site::locks::recorded_stale(&obj.body)
+}
+
 /// Writes small JSON under `key`, unconditionally.
 pub async fn put_json(
     storage: &Storage,
@@ -192,6 +215,11 @@ pub fn lock_timing(
         None => Ok(crate::site::locks::Timing::default()),
         Some(v) => {
             let d = crate::config::duration(v, "--lock-stale")?;
+            if d > crate::site::locks::STALE {
+                return Err(crate::error::usage!(
+                    "--lock-stale {v} is out of range: it can only shorten the default (10m)"
+                ));
+            }
             Ok(crate::site::locks::Timing::with_stale(d))
         }
     }
@@ -294,15 +322,24 @@ pub async fn wait_for_sweeps(
             .await
             .map_err(|e| bucket_error(e, bucket, "listing gc markers"))
     };
-    let fresh = |metas: Vec<crate::storage::ObjectMeta>| -> BTreeSet<String> {
+    let fresh = |metas: Vec<crate::storage::ObjectMeta>| async move {
         let now = SystemTime::now();
-        metas
-            .into_iter()
-            .filter(|m| timing.is_fresh(m.last_modified, now))
-            .map(|m| m.key)
-            .collect()
+        let mut out = BTreeSet::new();
+        for m in metas {
+            if timing.is_fresh(m.last_modified, now)
+                || (timing.needs_recorded()
+                    && timing.is_fresh_recorded(
+                        m.last_modified,
+                        now,
+                        recorded_stale(storage, &m.key).await,
+                    ))
+            {
+                out.insert(m.key);
+            }
+        }
+        out
     };
-    let seen = fresh(list().await?);
+    let seen = fresh(list().await?).await;
     if seen.is_empty() {
         return Ok(Duration::ZERO);
     }
@@ -317,7 +354,7 @@ pub async fn wait_for_sweeps(
         .clamp(Duration::from_millis(100), Duration::from_secs(2));
     loop {
         tokio::time::sleep(poll).await;
-        let now = fresh(list().await?);
+        let now = fresh(list().await?).await;
         if seen.is_disjoint(&now) {
             return Ok(start.elapsed());
         }

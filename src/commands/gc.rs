@@ -12,7 +12,7 @@
 //! reads the same and writes nothing (not even the marker).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::error::usage;
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::layout;
-use crate::site::locks::{self, Intent, Marker, Timing};
+use crate::site::locks::{self, Intent, Lease, Marker, Timing};
 use crate::site::manifest::{is_deploy_id, DeployCopy, LegacyManifest, StoredHead};
 use crate::site::walk::human_bytes;
 use crate::storage::{ObjectMeta, Payload, PutOptions, Storage};
@@ -34,6 +34,9 @@ use super::bucket::{self, bucket_error};
 
 /// Deletions between two checks that the marker is still fresh (one S3 DeleteObjects call).
 const DELETE_CHUNK: usize = 1000;
+/// The same over REST, where each key is its own DELETE through the 4 req/s pacer: a batch of
+/// 8 lands within seconds of the check before it.
+const REST_DELETE_CHUNK: usize = 8;
 
 pub async fn run(args: GcArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<dyn Report>> {
     let grace = bucket::grace(&args.grace)?;
@@ -69,24 +72,26 @@ pub async fn run(args: GcArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<d
             owner: locks::owner(),
             started_at: now.clone(),
             refreshed_at: now,
+            stale_ms: Some(timing.stale_ms()),
         };
+        // Started before the marker's first write, so the lease never outlives the record.
+        let lease = Arc::new(Lease::new(&timing));
         bucket::put_json(
             gc.storage,
             gc.bucket,
             &key,
-            serde_json::to_vec(&marker).unwrap_or_default(),
+            serde_json::to_vec(&marker).expect("a marker serializes"),
         )
         .await
         .context("writing the sweep marker; nothing was deleted")?;
-        let last = Arc::new(Mutex::new(Instant::now()));
         let refresher = tokio::spawn(refresh(
             gc.storage.clone(),
             key.clone(),
             marker,
             timing,
-            last.clone(),
+            lease.clone(),
         ));
-        let result = gc.sweep(Some(&last)).await;
+        let result = gc.sweep(Some(&lease)).await;
         refresher.abort();
         let _ = gc.storage.delete(&key).await;
         result?
@@ -122,7 +127,7 @@ impl Gc<'_> {
         move |e| bucket_error(e, self.bucket, &doing)
     }
 
-    async fn sweep(&self, marker: Option<&Arc<Mutex<Instant>>>) -> anyhow::Result<GcReport> {
+    async fn sweep(&self, marker: Option<&Lease>) -> anyhow::Result<GcReport> {
         let mut report = GcReport::default();
         let now = SystemTime::now();
         let mut refs = Referenced::default();
@@ -133,9 +138,26 @@ impl Gc<'_> {
             .list(layout::INTENTS_PREFIX)
             .await
             .map_err(self.err("listing intents"))?;
-        let (fresh, stale): (Vec<ObjectMeta>, Vec<ObjectMeta>) = intents
+        let (mut fresh, stale): (Vec<ObjectMeta>, Vec<ObjectMeta>) = intents
             .into_iter()
             .partition(|m| self.timing.is_fresh(m.last_modified, now));
+        // With a short `--lock-stale`, an intent that records a longer stale time is judged by
+        // that one.
+        let mut dead = Vec::new();
+        for m in stale {
+            if self.timing.needs_recorded()
+                && self.timing.is_fresh_recorded(
+                    m.last_modified,
+                    now,
+                    bucket::recorded_stale(self.storage, &m.key).await,
+                )
+            {
+                fresh.push(m);
+            } else {
+                dead.push(m);
+            }
+        }
+        let stale = dead;
         let read: Vec<Option<Intent>> = stream::iter(&fresh)
             .map(|m| async move {
                 let Some(obj) = self
@@ -237,21 +259,37 @@ impl Gc<'_> {
             return Ok(report);
         };
 
-        for chunk in garbage.chunks(DELETE_CHUNK) {
-            // A gc paused for longer than its marker lives may no longer hold deploys off.
-            let age = marker.lock().map(|t| t.elapsed()).unwrap_or_default();
-            if age > self.timing.safe_age() {
+        let mut deleted = 0usize;
+        let chunk_len = if self.storage.via() == "REST" {
+            REST_DELETE_CHUNK
+        } else {
+            DELETE_CHUNK
+        };
+        for chunk in garbage.chunks(chunk_len) {
+            // A gc whose marker may have gone stale at any moment (paused, or refreshes failing)
+            // no longer holds deploys off: a deploy may rely on what this list names.
+            if marker.lapsed() {
                 anyhow::bail!(
-                    "this gc was paused for too long (its sweep marker may have gone stale), so it \
-                     stopped deleting; run it again"
+                    "this gc was paused for too long or lost its lease (no refresh of its sweep \
+                     marker for more than {}), so it stopped deleting after {deleted} of {} \
+                     objects; run it again",
+                    humantime::format_duration(marker.safe_age()),
+                    garbage.len()
                 );
             }
             self.storage
                 .delete_many(chunk)
                 .await
                 .map_err(self.err("deleting garbage"))?;
+            deleted += chunk.len();
         }
         for s in &stale {
+            // Re-checked just before: a paused deploy may have refreshed it since the listing.
+            // Skipped if so, or if in doubt (a later gc gets it).
+            match self.storage.head(&s.key).await {
+                Ok(Some(now)) if now.last_modified == s.last_modified && now.etag == s.etag => {}
+                _ => continue,
+            }
             if let Err(e) = self.storage.delete(&s.key).await {
                 self.ui
                     .warn(format!("could not delete the stale intent {}: {e}", s.key));
@@ -346,12 +384,13 @@ async fn refresh(
     key: String,
     mut marker: Marker,
     timing: Timing,
-    last: Arc<Mutex<Instant>>,
+    lease: Arc<Lease>,
 ) {
     loop {
         tokio::time::sleep(timing.refresh).await;
-        marker.refreshed_at = locks::rfc3339(SystemTime::now());
-        let body = Bytes::from(serde_json::to_vec(&marker).unwrap_or_default());
+        let (at, wall) = (Instant::now(), SystemTime::now());
+        marker.refreshed_at = locks::rfc3339(wall);
+        let body = Bytes::from(serde_json::to_vec(&marker).expect("a marker serializes"));
         if storage
             .put(
                 &key,
@@ -361,9 +400,7 @@ async fn refresh(
             .await
             .is_ok()
         {
-            if let Ok(mut t) = last.lock() {
-                *t = Instant::now();
-            }
+            lease.refreshed(at, wall);
         }
     }
 }

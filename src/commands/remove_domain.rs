@@ -55,6 +55,19 @@ pub async fn run(
     if entry.is_none() && found.is_none() {
         anyhow::bail!("{domain} is not attached to {tenant} (no host entry, no custom hostname)");
     }
+    // Without a host entry naming TENANT the custom hostname may be another tenant's (one
+    // whose deploy is between creating it and writing its entry): only one tagged with this
+    // tenant in its custom metadata is deleted then.
+    let entry_names_tenant = matches!(&entry, Some(Some(t)) if *t == tenant);
+    if let Some(ch) = &found {
+        if !entry_names_tenant && ch.metadata_tenant() != Some(tenant.as_str()) {
+            anyhow::bail!(
+                "{domain} has no host entry naming {tenant}, so its custom hostname may belong to \
+                 another tenant; nothing was changed. If it is {tenant}'s, deploy {tenant} with \
+                 {domain} again (that writes the host entry) and then remove it"
+            );
+        }
+    }
     if !args.dry_run {
         if entry.is_some() {
             storage

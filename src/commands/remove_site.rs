@@ -45,7 +45,7 @@ pub async fn run(
         read_head(storage, bucket_name, &tenant),
         bucket::host_entries(storage, bucket_name, 16),
     )?;
-    let domains: Vec<String> = hosts
+    let mut domains: Vec<String> = hosts
         .into_iter()
         .filter(|(_, t)| t.as_deref() == Some(tenant.as_str()))
         .map(|(h, _)| h)
@@ -81,6 +81,25 @@ pub async fn run(
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
             anyhow::bail!("not confirmed; nothing was removed");
         }
+        // The answer may have taken minutes: a domain moved to another tenant meanwhile
+        // (`--take-over-domain`) is that tenant's now, entry and custom hostname.
+        let mut still = Vec::new();
+        for d in domains {
+            let now = storage
+                .get(&layout::host_key(&d))
+                .await
+                .map_err(|e| bucket::bucket_error(e, bucket_name, "reading a host entry"))?
+                .and_then(|o| layout::host_entry_tenant(&o.body));
+            if now.as_deref() == Some(tenant.as_str()) {
+                still.push(d);
+            } else {
+                ui.warn(format!(
+                    "{d} no longer names {tenant} (changed while asking); left alone"
+                ));
+            }
+        }
+        domains = still;
+        report.host_entries = domains.clone();
     }
     // 1. Host entries: the domains stop serving the tenant.
     for d in &domains {

@@ -24,7 +24,7 @@ use crate::site::layout;
 use crate::site::locks::{self, Intent};
 use crate::site::manifest::{deploy_time, is_deploy_id, DeployCopy, Head, Route, StoredHead};
 
-use super::bucket::{self, cas_head, read_head, Lost};
+use super::bucket::{self, cas_head, own_write, read_head, Lost};
 
 /// Whether `v` can start a deploy id (`YYYYMMDDTHHMMSSZ-xxxxxxxx`).
 fn is_id_prefix(v: &str) -> bool {
@@ -223,6 +223,7 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
             started_at: now.clone(),
             refreshed_at: now,
             hashes,
+            stale_ms: Some(timing.stale_ms()),
         };
         bucket::put_json(
             storage,
@@ -281,7 +282,8 @@ async fn switch(
             by.clone(),
             SystemTime::now(),
         );
-        match cas_head(storage, bucket_name, &next, etag.as_deref()).await? {
+        let outcome = cas_head(storage, bucket_name, &next, etag.as_deref()).await?;
+        match own_write(outcome, &route.deploy_id, &by) {
             Ok(_) => return Ok(attempt > 0),
             Err(Lost::Landed {
                 live,

@@ -4,7 +4,8 @@
 //! Staleness is judged from the object's LastModified (the store's clock, given by every
 //! listing) against the reader's clock; `STALE` is far longer than any sane clock skew.
 
-use std::time::{Duration, SystemTime};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,10 +48,113 @@ impl Timing {
         }
     }
 
-    /// How long since the last successful refresh a run may still rely on its record: `STALE −
-    /// REFRESH` (docs "deploy-site", the check before the switch).
+    /// Whether a record last written at `modified`, whose writer recorded the stale time
+    /// `recorded`, is still alive at `now`: the longer of this run's and the record's counts, so
+    /// a run with a short `--lock-stale` never treats a normal run's record as dead.
+    pub fn is_fresh_recorded(
+        &self,
+        modified: Option<SystemTime>,
+        now: SystemTime,
+        recorded: Option<Duration>,
+    ) -> bool {
+        let stale = recorded.map_or(self.stale, |r| r.max(self.stale));
+        Timing { stale, ..*self }.is_fresh(modified, now)
+    }
+
+    /// Whether a record judged stale by this run's timing must be read for its recorded stale
+    /// time: only when this run's is shorter than the default (`--lock-stale` can only shorten).
+    pub fn needs_recorded(&self) -> bool {
+        self.stale < STALE
+    }
+
+    /// `stale` in milliseconds, for the records.
+    pub fn stale_ms(&self) -> u64 {
+        self.stale.as_millis().try_into().unwrap_or(u64::MAX)
+    }
+
+    /// What a run keeps back from `stale` before it stops relying on its record: `4 × refresh`
+    /// (4 min by default). It covers one refresh period, a clock skew of up to a minute between
+    /// this run and a reader, and [`Timing::switch_budget`].
+    pub fn margin(&self) -> Duration {
+        self.refresh * 4
+    }
+
+    /// How long since the last successful refresh (sent) a run may still rely on its record:
+    /// `STALE − margin` (docs "Lock timing").
     pub fn safe_age(&self) -> Duration {
-        self.stale.saturating_sub(self.refresh)
+        self.stale.saturating_sub(self.margin())
+    }
+
+    /// The most time one head switch (one compare-and-swap, with every retry of its request)
+    /// may take after the lease check before it: half the margin.
+    pub fn switch_budget(&self) -> Duration {
+        self.margin() / 2
+    }
+}
+
+/// A run's hold on its record (intent or sweep marker). It *lapses* once the time since the
+/// last successful refresh exceeds [`Timing::safe_age`], by the monotonic clock or by the wall
+/// clock (the monotonic one does not count a system suspend). A lapse is sticky: a later
+/// refresh does not undo it, since a reader may have seen the record stale meanwhile.
+#[derive(Debug)]
+pub struct Lease {
+    safe: Duration,
+    state: Mutex<LeaseState>,
+}
+
+#[derive(Debug)]
+struct LeaseState {
+    at: Instant,
+    wall: SystemTime,
+    lapsed: bool,
+}
+
+impl LeaseState {
+    fn too_old(&self, safe: Duration) -> bool {
+        self.at.elapsed() > safe
+            || SystemTime::now()
+                .duration_since(self.wall)
+                .unwrap_or_default()
+                > safe
+    }
+}
+
+impl Lease {
+    /// Call before the record's first write, so the lease starts no later than the record.
+    pub fn new(timing: &Timing) -> Self {
+        Lease {
+            safe: timing.safe_age(),
+            state: Mutex::new(LeaseState {
+                at: Instant::now(),
+                wall: SystemTime::now(),
+                lapsed: false,
+            }),
+        }
+    }
+
+    /// A refresh sent at (`at`, `wall`) succeeded. If the gap since the previous one was too
+    /// long the lease lapses, for good.
+    pub fn refreshed(&self, at: Instant, wall: SystemTime) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.too_old(self.safe) {
+            st.lapsed = true;
+        }
+        st.at = at.max(st.at);
+        st.wall = wall.max(st.wall);
+    }
+
+    /// Whether the record may have gone stale at some point (sticky).
+    pub fn lapsed(&self) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.too_old(self.safe) {
+            st.lapsed = true;
+        }
+        st.lapsed
+    }
+
+    /// How long a run may go without a refresh before it lapses, for messages.
+    pub fn safe_age(&self) -> Duration {
+        self.safe
     }
 }
 
@@ -63,6 +167,9 @@ pub struct Intent {
     pub refreshed_at: String,
     /// Every blob the deploy's manifest will name.
     pub hashes: Vec<String>,
+    /// The writer's stale time (ms); readers use the longer of theirs and this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_ms: Option<u64>,
 }
 
 /// `locks/gc/<uuid>.json`.
@@ -71,6 +178,15 @@ pub struct Marker {
     pub owner: String,
     pub started_at: String,
     pub refreshed_at: String,
+    /// The writer's stale time (ms); readers use the longer of theirs and this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_ms: Option<u64>,
+}
+
+/// The stale time an intent or marker body records, if any.
+pub fn recorded_stale(body: &[u8]) -> Option<Duration> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.get("stale_ms")?.as_u64().map(Duration::from_millis)
 }
 
 pub fn rfc3339(t: SystemTime) -> String {
@@ -108,7 +224,44 @@ mod tests {
         assert!(t.is_fresh(None, now));
         // A record written "in the future" (clock skew) is fresh.
         assert!(t.is_fresh(Some(now + Duration::from_secs(60)), now));
-        assert_eq!(Timing::default().safe_age(), Duration::from_secs(540));
+        assert_eq!(Timing::default().safe_age(), Duration::from_secs(360));
+        assert_eq!(Timing::default().switch_budget(), Duration::from_secs(120));
         assert_eq!(new_id().len(), 32);
+    }
+
+    #[test]
+    fn a_recorded_stale_time_only_lengthens() {
+        let short = Timing::with_stale(Duration::from_secs(5));
+        let now = SystemTime::now();
+        let at = Some(now - Duration::from_secs(60));
+        assert!(!short.is_fresh_recorded(at, now, None));
+        assert!(short.is_fresh_recorded(at, now, Some(STALE)));
+        assert!(!Timing::default().is_fresh_recorded(
+            Some(now - STALE),
+            now,
+            Some(Duration::from_secs(1))
+        ));
+        assert!(short.needs_recorded() && !Timing::default().needs_recorded());
+        assert_eq!(recorded_stale(br#"{"stale_ms":600000}"#), Some(STALE));
+        assert_eq!(recorded_stale(br#"{"owner":"x"}"#), None);
+    }
+
+    #[test]
+    fn a_lapsed_lease_stays_lapsed() {
+        let t = Timing {
+            refresh: Duration::from_millis(10),
+            stale: Duration::from_millis(100),
+        };
+        let lease = Lease::new(&t);
+        assert!(!lease.lapsed());
+        std::thread::sleep(Duration::from_millis(80));
+        // A refresh after a gap longer than the safe age (60 ms) does not save the lease.
+        lease.refreshed(Instant::now(), SystemTime::now());
+        assert!(lease.lapsed());
+        lease.refreshed(Instant::now(), SystemTime::now());
+        assert!(lease.lapsed());
+        let fresh = Lease::new(&t);
+        fresh.refreshed(Instant::now(), SystemTime::now());
+        assert!(!fresh.lapsed());
     }
 }

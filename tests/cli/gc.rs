@@ -226,3 +226,63 @@ fn a_format_1_tenant_is_kept_whole_and_upgraded_by_its_next_deploy() {
     assert_eq!(s.live()["format"], 2);
     assert_eq!(s.live()["kept"], serde_json::json!([d["deploy_id"]]));
 }
+
+/// A deploy whose intent's refreshes lag for longer than the safe age does not switch: a gc
+/// may have seen its intent stale and deleted what it names. A later refresh does not undo that.
+#[test]
+fn a_deploy_whose_lease_lapsed_does_not_switch() {
+    use cfsetup_emulator::{Fault, FaultKind};
+    let s = Site::new();
+    s.write("index.html", b"v1");
+    let first = s.deploy(&[]).success().json();
+    s.write("index.html", b"v2");
+    // `--lock-stale 2s`: a refresh every 200 ms, a safe age of 1.2 s. Every intent write takes
+    // 1.5 s, so the gap between two successful refreshes always exceeds it.
+    s.w.emu.inject(Fault {
+        method: Some("PUT".into()),
+        path_contains: Some("locks/deploys/".into()),
+        kind: FaultKind::Latency(Duration::from_millis(1500)),
+        times: 100,
+    });
+    let out = s.deploy(&["--lock-stale", "2s"]).expect_code(1);
+    assert!(
+        out.stderr()
+            .contains("paused or lost its lease for longer than")
+            && out.stderr().contains("nothing was switched"),
+        "{}",
+        out.stderr()
+    );
+    s.w.emu.clear_faults();
+    assert_eq!(s.live()["live"]["deploy_id"], first["deploy_id"]);
+}
+
+/// `--lock-stale` can only shorten: a gc run with a short one judges an intent by the longer
+/// stale time its writer recorded, so a normal deploy's intent is not dead to it.
+#[test]
+fn a_short_lock_stale_honours_the_stale_time_an_intent_records() {
+    let s = Site::new();
+    s.write("index.html", b"live");
+    s.deploy(&[]).success();
+    let orphan = b"uploaded by a normal deploy";
+    s.put(&format!("blobs/{}", sha(orphan)), orphan);
+    let intent = serde_json::json!({
+        "tenant": "globex", "deploy_id": "20261128T010203Z-1a2b3c4d",
+        "started_at": "2026-11-28T01:02:03Z", "refreshed_at": "2026-11-28T01:02:03Z",
+        "hashes": [sha(orphan)], "stale_ms": 600_000,
+    });
+    s.put(
+        "locks/deploys/normal.json",
+        &serde_json::to_vec(&intent).unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let j = s
+        .run(&["gc", "--grace", "0s", "--lock-stale", "1s"])
+        .success()
+        .json();
+    assert_eq!(j["running_deploys"], 1, "{j:#}");
+    assert_eq!(j["stale_intents"], 0, "{j:#}");
+    let objects = s.objects();
+    assert!(objects.contains_key(&format!("blobs/{}", sha(orphan))));
+    assert!(objects.contains_key("locks/deploys/normal.json"));
+    s.run(&["gc", "--lock-stale", "1h"]).expect_code(2);
+}

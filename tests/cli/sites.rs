@@ -133,6 +133,23 @@ fn remove_domain_detaches_one_domain() {
         .expect_code(2);
 }
 
+/// With no host entry naming the tenant, the custom hostname may be another tenant's (whose
+/// deploy has not written its entry yet): remove-domain leaves it alone.
+#[test]
+fn remove_domain_leaves_a_custom_hostname_no_entry_ties_to_the_tenant() {
+    let s = Site::new();
+    basic(&s);
+    s.run(&["deploy-site", "site", "globex", DOMAIN]).success();
+    s.delete(&format!("hosts/{DOMAIN}.json"));
+    let out = s.run(&["remove-domain", "acme", DOMAIN]).expect_code(1);
+    assert!(
+        out.stderr().contains("may belong to another tenant"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(s.w.emu.custom_hostnames().len(), 1);
+}
+
 #[test]
 fn remove_site_needs_yes_off_a_terminal_and_leaves_copies_to_gc() {
     let s = Site::new();

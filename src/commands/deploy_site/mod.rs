@@ -27,7 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
@@ -41,12 +41,12 @@ use crate::error::usage;
 use crate::output::{Report, Ui};
 use crate::platform;
 use crate::site::layout;
-use crate::site::locks::{self, Intent, Timing};
+use crate::site::locks::{self, Intent, Lease, Timing};
 use crate::site::manifest::{files_map, DeployCopy, Head, NotFound, Rules, StoredHead};
 use crate::site::{walk, SiteFile, WalkOptions};
 use crate::storage::{BucketLoc, Payload, PutMode, PutOptions, Storage};
 
-use super::bucket::{self, cas_head, read_head, Lost, ReadHead};
+use super::bucket::{self, cas_head, own_write, read_head, Lost, ReadHead};
 
 mod domain;
 mod report;
@@ -719,20 +719,22 @@ impl Deploy<'_> {
             started_at: started.clone(),
             refreshed_at: started,
             hashes: plan.copy.hashes().into_iter().map(str::to_string).collect(),
+            stale_ms: Some(timing.stale_ms()),
         };
-        let body = serde_json::to_vec(&intent).unwrap_or_default();
+        let body = serde_json::to_vec(&intent).expect("an intent serializes");
+        // Started before the intent's first write, so the lease never outlives the record.
+        let lease = Arc::new(Lease::new(&timing));
         bucket::put_json(self.storage, self.bucket(), intent_key, body)
             .await
             .context("writing this deploy's intent; nothing was changed")?;
-        let last_refresh = Arc::new(Mutex::new(Instant::now()));
         let refresher = tokio::spawn(refresh(
             self.storage.clone(),
             intent_key.to_string(),
             intent,
             timing,
-            last_refresh.clone(),
+            lease.clone(),
         ));
-        let result = self.apply_locked(plan, files, report, &last_refresh).await;
+        let result = self.apply_locked(plan, files, report, &lease).await;
         refresher.abort();
         result?;
         self.attach_domains(plan, report).await;
@@ -744,7 +746,7 @@ impl Deploy<'_> {
         plan: &Plan,
         files: &[SiteFile],
         report: &mut DeployReport,
-        last_refresh: &Arc<Mutex<Instant>>,
+        lease: &Lease,
     ) -> anyhow::Result<()> {
         let waited = self.wait_for_sweeps().await?;
         if !waited.is_zero() {
@@ -758,18 +760,7 @@ impl Deploy<'_> {
         let check = Self::to_check(files, &known);
         self.ensure_blobs(&check, report).await?;
         self.write_copy(&plan.copy).await?;
-
-        // A run suspended for longer than its intent lives may have lost its protection:
-        // refresh now and check again every blob it relies on.
-        let age = last_refresh.lock().map(|t| t.elapsed()).unwrap_or_default();
-        if age > self.input.timing.safe_age() {
-            self.ui
-                .note("this run was paused for a long time; checking every blob again");
-            let all = Self::to_check(files, &BTreeSet::new());
-            self.ensure_blobs(&all, &mut DeployReport::scratch())
-                .await?;
-        }
-        self.switch(plan, files, report).await
+        self.switch(plan, files, report, lease).await
     }
 
     /// Lists the sweep markers and waits until every fresh one seen now is gone or stale: a gc
@@ -890,9 +881,11 @@ impl Deploy<'_> {
         plan: &Plan,
         files: &[SiteFile],
         report: &mut DeployReport,
+        lease: &Lease,
     ) -> anyhow::Result<()> {
         let tenant = &self.input.tenant;
         let by = format!("deploy-site {} ({})", plan.copy.deploy_id, locks::owner());
+        let budget = self.input.timing.switch_budget();
         let mut base: Option<Head> = plan.head.as_ref().and_then(ReadHead::v2).cloned();
         let mut etag: Option<String> = plan.etag().map(str::to_string);
         for attempt in 0..5 {
@@ -916,18 +909,39 @@ impl Deploy<'_> {
             if self.input.no_prune && plan.preview.is_none() {
                 head.kept.append(&mut dropped);
             }
+            // The intent must have been fresh the whole time, and stay fresh until this switch
+            // lands (bounded by `budget`): otherwise a gc may have deleted what it names.
+            if lease.lapsed() {
+                anyhow::bail!(
+                    "this deploy was paused or lost its lease for longer than {}; nothing was \
+                     switched, the previous deploy is still live; run it again",
+                    humantime::format_duration(lease.safe_age())
+                );
+            }
             self.phase.store(SWITCHING, Ordering::SeqCst);
-            let outcome = cas_head(self.storage, self.bucket(), &head, etag.as_deref()).await;
+            let outcome = tokio::time::timeout(
+                budget,
+                cas_head(self.storage, self.bucket(), &head, etag.as_deref()),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "no answer within {}",
+                    humantime::format_duration(budget)
+                ))
+            });
             let outcome = match outcome {
                 Ok(o) => o,
                 Err(e) => {
                     self.phase.store(BEFORE_SWITCH, Ordering::SeqCst);
                     return Err(e.context(format!(
-                        "switching to {}; the previous deploy is still live",
+                        "switching to {}; it may or may not be live now (run `cfsetup sites \
+                         {tenant}` to see)",
                         plan.copy.deploy_id
                     )));
                 }
             };
+            let outcome = own_write(outcome, &plan.copy.deploy_id, &by);
             match outcome {
                 Ok(_) => {
                     self.phase.store(SWITCHED, Ordering::SeqCst);
@@ -1043,12 +1057,13 @@ async fn refresh(
     key: String,
     mut intent: Intent,
     timing: Timing,
-    last: Arc<Mutex<Instant>>,
+    lease: Arc<Lease>,
 ) {
     loop {
         tokio::time::sleep(timing.refresh).await;
-        intent.refreshed_at = locks::rfc3339(SystemTime::now());
-        let body = Bytes::from(serde_json::to_vec(&intent).unwrap_or_default());
+        let (at, wall) = (Instant::now(), SystemTime::now());
+        intent.refreshed_at = locks::rfc3339(wall);
+        let body = Bytes::from(serde_json::to_vec(&intent).expect("an intent serializes"));
         let ok = storage
             .put(
                 &key,
@@ -1058,9 +1073,7 @@ async fn refresh(
             .await
             .is_ok();
         if ok {
-            if let Ok(mut t) = last.lock() {
-                *t = Instant::now();
-            }
+            lease.refreshed(at, wall);
         }
     }
 }
@@ -1071,6 +1084,26 @@ mod tests {
     use super::*;
     use crate::cloudflare::custom_hostnames::CustomHostname;
     use crate::cloudflare::custom_hostnames::{OwnershipVerification, Ssl, ValidationRecord};
+
+    #[test]
+    fn a_412_against_our_own_write_is_a_success() {
+        let landed = |live: &str, by: &str| {
+            Err(Lost::Landed {
+                live: Some(live.into()),
+                by: Some(by.into()),
+            })
+        };
+        assert!(matches!(
+            own_write(landed("d1", "me"), "d1", "me"),
+            Ok(None)
+        ));
+        assert!(own_write(landed("d1", "other"), "d1", "me").is_err());
+        assert!(own_write(landed("d2", "me"), "d1", "me").is_err());
+        assert!(matches!(
+            own_write(Ok(Some("e".into())), "d1", "me"),
+            Ok(Some(_))
+        ));
+    }
 
     #[test]
     fn the_platform_domain_is_refused_as_a_custom_domain() {
@@ -1125,6 +1158,7 @@ mod tests {
                 value: Some("uuid".into()),
             }),
             verification_errors: None,
+            custom_metadata: None,
         };
         let recs = dns_records(&ch, "shop.acme.com", Some("fallback.getai.page"), false);
         let kinds: Vec<(&str, &str, &str)> = recs
