@@ -289,6 +289,17 @@ pub struct DeployInfraArgs {
     pub dry_run: bool,
 }
 
+/// Which bucket a command that reads or writes tenants' objects uses.
+#[derive(Debug, Args, Default, Clone)]
+pub struct BucketArgs {
+    /// R2 bucket [env: R2_BUCKET_NAME] [default: cfsetup-sites]
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// R2 jurisdiction of the bucket, as given to deploy-infra [env: R2_JURISDICTION]
+    #[arg(long, value_name = "J")]
+    pub jurisdiction: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct DeploySiteArgs {
     /// The folder to publish
@@ -298,12 +309,8 @@ pub struct DeploySiteArgs {
     /// The tenant's own domains (several allowed, e.g. the apex and www.), attached as custom
     /// hostnames
     pub domains: Vec<String>,
-    /// R2 bucket [env: R2_BUCKET_NAME] [default: cfsetup-sites]
-    #[arg(long, value_name = "NAME")]
-    pub bucket: Option<String>,
-    /// R2 jurisdiction of the bucket, as given to deploy-infra [env: R2_JURISDICTION]
-    #[arg(long, value_name = "J")]
-    pub jurisdiction: Option<String>,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
     /// The platform's domain [env: PLATFORM_DOMAIN] [default: the zone's name]
     #[arg(long, value_name = "DOMAIN")]
     pub platform_domain: Option<String>,
@@ -372,12 +379,8 @@ pub struct RollbackArgs {
     /// List the kept deploys and previews and change nothing
     #[arg(long)]
     pub list: bool,
-    /// R2 bucket [env: R2_BUCKET_NAME] [default: cfsetup-sites]
-    #[arg(long, value_name = "NAME")]
-    pub bucket: Option<String>,
-    /// R2 jurisdiction of the bucket [env: R2_JURISDICTION]
-    #[arg(long, value_name = "J")]
-    pub jurisdiction: Option<String>,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
     /// Switch even if the head changed since it was read
     #[arg(long)]
     pub force: bool,
@@ -396,12 +399,8 @@ pub struct GcArgs {
     /// Only blobs and deploy copies older than this are deleted (0s is safe too)
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub grace: String,
-    /// R2 bucket [env: R2_BUCKET_NAME] [default: cfsetup-sites]
-    #[arg(long, value_name = "NAME")]
-    pub bucket: Option<String>,
-    /// R2 jurisdiction of the bucket [env: R2_JURISDICTION]
-    #[arg(long, value_name = "J")]
-    pub jurisdiction: Option<String>,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
     /// Requests in flight at once
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub concurrency: usize,
@@ -419,12 +418,8 @@ pub struct GcArgs {
 pub struct SitesArgs {
     /// One tenant: its deploy history, the live one marked
     pub tenant: Option<String>,
-    /// R2 bucket [env: R2_BUCKET_NAME] [default: cfsetup-sites]
-    #[arg(long, value_name = "NAME")]
-    pub bucket: Option<String>,
-    /// R2 jurisdiction of the bucket [env: R2_JURISDICTION]
-    #[arg(long, value_name = "J")]
-    pub jurisdiction: Option<String>,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
 }
 
 #[derive(Debug, Args)]
@@ -434,12 +429,8 @@ pub struct RemoveSiteArgs {
     /// Do not ask; needed when stdin is not a terminal
     #[arg(long)]
     pub yes: bool,
-    /// R2 bucket [env: R2_BUCKET_NAME] [default: cfsetup-sites]
-    #[arg(long, value_name = "NAME")]
-    pub bucket: Option<String>,
-    /// R2 jurisdiction of the bucket [env: R2_JURISDICTION]
-    #[arg(long, value_name = "J")]
-    pub jurisdiction: Option<String>,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
     /// Say what would be removed and remove nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -451,12 +442,8 @@ pub struct RemoveDomainArgs {
     pub tenant: String,
     /// The domain to detach
     pub domain: String,
-    /// R2 bucket [env: R2_BUCKET_NAME] [default: cfsetup-sites]
-    #[arg(long, value_name = "NAME")]
-    pub bucket: Option<String>,
-    /// R2 jurisdiction of the bucket [env: R2_JURISDICTION]
-    #[arg(long, value_name = "J")]
-    pub jurisdiction: Option<String>,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
     /// Say what would be removed and remove nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use bytes::Bytes;
 
+use crate::cli::BucketArgs;
 use crate::cloudflare::Client;
 use crate::config::Config;
 use crate::output::Ui;
@@ -23,11 +24,10 @@ pub struct Opened {
 pub async fn open(
     config: &Config,
     ui: &Ui,
-    bucket: Option<&str>,
-    jurisdiction: Option<&str>,
+    bucket: &BucketArgs,
     max_in_flight: usize,
 ) -> anyhow::Result<Opened> {
-    let loc = location(config, bucket, jurisdiction)?;
+    let loc = location(config, bucket)?;
     let auth = super::platform_auth(config, ui)?;
     let client = super::client(config, ui, auth, max_in_flight)?;
     let name = loc.name.clone();
@@ -40,14 +40,10 @@ pub async fn open(
 }
 
 /// The bucket, its jurisdiction and the account, checked.
-pub fn location(
-    config: &Config,
-    bucket: Option<&str>,
-    jurisdiction: Option<&str>,
-) -> anyhow::Result<BucketLoc> {
+pub fn location(config: &Config, args: &BucketArgs) -> anyhow::Result<BucketLoc> {
     Ok(BucketLoc {
-        name: platform::bucket(config, bucket)?,
-        jurisdiction: platform::jurisdiction(config, jurisdiction)?,
+        name: platform::bucket(config, args.bucket.as_deref())?,
+        jurisdiction: platform::jurisdiction(config, args.jurisdiction.as_deref())?,
         account: config.require_account_id()?.to_string(),
     })
 }

@@ -46,14 +46,7 @@ pub async fn run(args: GcArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<d
             .with_hint("use 1 to 256")
             .into());
     }
-    let opened = bucket::open(
-        config,
-        ui,
-        args.bucket.as_deref(),
-        args.jurisdiction.as_deref(),
-        args.concurrency,
-    )
-    .await?;
+    let opened = bucket::open(config, ui, &args.bucket, args.concurrency).await?;
     let gc = Gc {
         storage: &opened.storage,
         bucket: &opened.bucket,

@@ -26,14 +26,7 @@ pub async fn run(
             )
         })?
         .to_string();
-    let opened = bucket::open(
-        config,
-        ui,
-        args.bucket.as_deref(),
-        args.jurisdiction.as_deref(),
-        4,
-    )
-    .await?;
+    let opened = bucket::open(config, ui, &args.bucket, 4).await?;
     let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());
     let key = layout::host_key(&domain);
     let entry = storage

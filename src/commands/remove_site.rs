@@ -32,14 +32,7 @@ pub async fn run(
             ))
             .into());
     }
-    let opened = bucket::open(
-        config,
-        ui,
-        args.bucket.as_deref(),
-        args.jurisdiction.as_deref(),
-        16,
-    )
-    .await?;
+    let opened = bucket::open(config, ui, &args.bucket, 16).await?;
     let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());
     let (head, hosts) = tokio::try_join!(
         read_head(storage, bucket_name, &tenant),

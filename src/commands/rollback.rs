@@ -132,14 +132,7 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
     }
     let version = args.version.as_deref().map(check_version).transpose()?;
     let timing = bucket::lock_timing(args.lock_stale.as_deref())?;
-    let opened = bucket::open(
-        config,
-        ui,
-        args.bucket.as_deref(),
-        args.jurisdiction.as_deref(),
-        4,
-    )
-    .await?;
+    let opened = bucket::open(config, ui, &args.bucket, 4).await?;
     let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());
 
     let Some(read) = read_head(storage, bucket_name, &tenant).await? else {

@@ -28,14 +28,7 @@ pub async fn run(args: SitesArgs, config: &Config, ui: &Ui) -> anyhow::Result<Bo
         .as_deref()
         .map(bucket::existing_tenant)
         .transpose()?;
-    let opened = bucket::open(
-        config,
-        ui,
-        args.bucket.as_deref(),
-        args.jurisdiction.as_deref(),
-        CONCURRENCY,
-    )
-    .await?;
+    let opened = bucket::open(config, ui, &args.bucket, CONCURRENCY).await?;
     let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());
     let tenants: Vec<String> = match &one {
         Some(t) => vec![t.clone()],

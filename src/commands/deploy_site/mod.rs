@@ -159,7 +159,7 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
         (Some(w), false) => Some(config::duration(w, "--wait")?),
         (None, _) => None,
     };
-    let loc = bucket::location(config, args.bucket.as_deref(), args.jurisdiction.as_deref())?;
+    let loc = bucket::location(config, &args.bucket)?;
     let zone = if domains.is_empty() {
         config.zone_id.clone()
     } else {
