@@ -92,41 +92,21 @@ pub const ACCOUNT_OPTIONS: [&str; 9] = [
 
 /// The global options each command that needs no account ignores, so its `--help` does not list
 /// them (and `commands::main` refuses them).
-pub fn ignored_globals(subcommand: &str) -> &'static [&'static str] {
-    match subcommand {
-        "permissions" | "demo" => &ACCOUNT_OPTIONS,
-        "emulator" => &[
-            "account_id",
-            "zone_id",
-            "api_token",
-            "email",
-            "global_key",
-            "api_url",
-            "env_file",
-            "via",
-            "s3_endpoint",
-            "json",
-            "verbose",
-            "color",
-        ],
-        "completions" | "man" => &[
-            "account_id",
-            "zone_id",
-            "api_token",
-            "email",
-            "global_key",
-            "api_url",
-            "env_file",
-            "via",
-            "s3_endpoint",
-            "json",
-            "verbose",
-            "quiet",
-            "color",
-        ],
-        _ => &[],
-    }
+pub fn ignored_globals(subcommand: &str) -> Vec<&'static str> {
+    // The emulator writes its own output (export lines, then its log); completions and man print
+    // a script or a page and nothing else.
+    let output: &[&str] = match subcommand {
+        "permissions" | "demo" => &[],
+        "emulator" => &OUTPUT_OPTIONS[..3],
+        "completions" | "man" => &OUTPUT_OPTIONS,
+        _ => return Vec::new(),
+    };
+    ACCOUNT_OPTIONS.iter().chain(output).copied().collect()
 }
+
+/// The global options about the report and stderr; `quiet` last, as only completions and man
+/// ignore it.
+const OUTPUT_OPTIONS: [&str; 4] = ["json", "verbose", "color", "quiet"];
 
 /// The command line, with each command's `--help` listing only the global options it honours.
 ///
@@ -142,7 +122,7 @@ pub fn command() -> clap::Command {
         .collect();
     for name in names {
         for id in ignored_globals(&name) {
-            let Some(arg) = cmd.get_arguments().find(|a| a.get_id() == *id).cloned() else {
+            let Some(arg) = cmd.get_arguments().find(|a| a.get_id() == id).cloned() else {
                 continue;
             };
             cmd = cmd.mut_subcommand(&name, |sub| sub.arg(arg.hide(true)));
@@ -544,7 +524,7 @@ mod tests {
             for id in ignored_globals(sub.get_name()) {
                 assert!(
                     sub.get_arguments()
-                        .any(|a| a.get_id() == *id && a.is_hide_set()),
+                        .any(|a| a.get_id() == id && a.is_hide_set()),
                     "{} {id}",
                     sub.get_name()
                 );
