@@ -15,16 +15,7 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Miniflare } from "miniflare";
-
-const MODULE_TYPES = {
-  "application/javascript+module": "ESModule",
-  "text/javascript+module": "ESModule",
-  "application/javascript": "CommonJS",
-  "text/javascript": "CommonJS",
-  "text/plain": "Text",
-  "application/octet-stream": "Data",
-  "application/wasm": "CompiledWasm",
-};
+import { Failure, seedBuckets, workerOptions } from "./upload-options.mjs";
 
 function usage(msg) {
   console.error(`serve.mjs: ${msg}\nusage: node worker/serve.mjs <dir> [--port 8787] [--tenant demo]`);
@@ -45,41 +36,21 @@ if (dir === null) usage("missing <dir>");
 if (!Number.isInteger(port) || port < 0 || port > 65535) usage("bad --port");
 
 const spec = JSON.parse(readFileSync(join(dir, "serve.json"), "utf8"));
-const modules = spec.modules.map((m) => {
-  const type = MODULE_TYPES[m.content_type];
-  if (!type) usage(`module ${m.name}: unsupported content type ${m.content_type}`);
-  const bytes = readFileSync(join(dir, m.file));
-  return { type, path: join(dir, "modules", m.name), contents: type === "ESModule" || type === "CommonJS" || type === "Text" ? bytes.toString("utf8") : new Uint8Array(bytes) };
-});
-const r2Buckets = {};
-const bindings = {};
-for (const b of spec.bindings || []) {
-  if (b.type === "r2_bucket") r2Buckets[b.name] = b.bucket_name;
-  else if (b.type === "plain_text") bindings[b.name] = b.text;
-  else if (b.type === "json") bindings[b.name] = b.json;
+// Files as their own ArrayBuffer (miniflare's proxy rejects pooled Buffers).
+const file = (f) => new Uint8Array(readFileSync(join(dir, f)));
+let options;
+try {
+  options = workerOptions(spec, (m) => file(m.file));
+} catch (err) {
+  if (err instanceof Failure) usage(err.message);
+  throw err;
 }
-bindings.PLATFORM_DOMAIN = "localhost";
+options.bindings.PLATFORM_DOMAIN = "localhost";
 
-const mf = new Miniflare({
-  modules,
-  modulesRoot: join(dir, "modules"),
-  compatibilityDate: spec.compatibility_date,
-  compatibilityFlags: spec.compatibility_flags || [],
-  r2Buckets,
-  bindings,
-  cf: false,
-  host: "127.0.0.1",
-  port,
-});
+const mf = new Miniflare({ ...options, host: "127.0.0.1", port });
 try {
   await mf.ready;
-  for (const [binding, bucketName] of Object.entries(r2Buckets)) {
-    const bucket = await mf.getR2Bucket(binding);
-    for (const o of spec.buckets?.[bucketName] || []) {
-      const body = new Uint8Array(readFileSync(join(dir, o.file)));
-      await bucket.put(o.key, body, { httpMetadata: o.content_type ? { contentType: o.content_type } : undefined });
-    }
-  }
+  await seedBuckets(mf, options.r2Buckets, spec.buckets, (o) => file(o.file), "serve.mjs");
 } catch (err) {
   console.error(`serve.mjs: ${err.message}`);
   await mf.dispose().catch(() => {});

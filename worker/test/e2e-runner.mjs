@@ -22,22 +22,7 @@
 // Objects of a bucket that no r2_bucket binding names are skipped (with a note on stderr).
 // Any failure: a message on stderr and exit status 1 (2 for usage errors).
 import { readFileSync } from "node:fs";
-
-const MODULE_TYPES = {
-  "application/javascript+module": "ESModule",
-  "text/javascript+module": "ESModule",
-  "application/javascript": "CommonJS",
-  "text/javascript": "CommonJS",
-  "text/plain": "Text",
-  "application/octet-stream": "Data",
-  "application/wasm": "CompiledWasm",
-};
-
-class Failure extends Error {}
-
-function fail(message) {
-  throw new Failure(message);
-}
+import { Failure, fail, seedBuckets, workerOptions } from "../upload-options.mjs";
 
 function b64(value, what) {
   if (value === undefined || value === null) return new Uint8Array(0);
@@ -56,51 +41,8 @@ function readDump(arg) {
 }
 
 function buildOptions(script) {
-  if (!script || typeof script !== "object") fail("dump.script is missing");
-  const modules = Array.isArray(script.modules) ? script.modules : fail("script.modules is missing");
-  const main = script.main_module || fail("script.main_module is missing");
-  const converted = modules.map((m, i) => {
-    if (!m || typeof m.name !== "string" || !m.name) fail(`script.modules[${i}]: no name`);
-    const ct = String(m.content_type || "").split(";")[0].trim().toLowerCase();
-    const type = MODULE_TYPES[ct] || fail(`module ${m.name}: unsupported content_type ${m.content_type}`);
-    return { type, path: m.name, contents: b64(m.body_b64, `module ${m.name}`) };
-  });
-  const mainIndex = converted.findIndex((m) => m.path === main);
-  if (mainIndex < 0) fail(`main_module ${main} is not among script.modules`);
-  // Miniflare takes the first module as the entry point.
-  converted.unshift(...converted.splice(mainIndex, 1));
-
-  const r2Buckets = {};
-  const bindings = {};
-  for (const [i, b] of (script.bindings || []).entries()) {
-    if (!b || typeof b.name !== "string" || !b.name) fail(`script.bindings[${i}]: no name`);
-    switch (b.type) {
-      case "r2_bucket":
-        if (typeof b.bucket_name !== "string" || !b.bucket_name) fail(`binding ${b.name}: no bucket_name`);
-        r2Buckets[b.name] = b.bucket_name;
-        break;
-      case "plain_text":
-        if (typeof b.text !== "string") fail(`binding ${b.name}: plain_text without text`);
-        bindings[b.name] = b.text;
-        break;
-      case "json":
-        bindings[b.name] = b.json;
-        break;
-      case "secret_text":
-        break;
-      default:
-        fail(`binding ${b.name}: unsupported type ${b.type}`);
-    }
-  }
-
   return {
-    modules: converted,
-    modulesRoot: "/",
-    compatibilityDate: script.compatibility_date || "2025-01-01",
-    compatibilityFlags: Array.isArray(script.compatibility_flags) ? script.compatibility_flags : [],
-    r2Buckets,
-    bindings,
-    cf: false, // stay offline: no fetch of workers.cloudflare.com/cf.json
+    ...workerOptions(script, (m) => b64(m.body_b64, `module ${m.name}`)),
     // Keep stdout for our one JSON line: anything the runtime or the Worker prints goes to stderr.
     handleRuntimeStdio(stdout, stderr) {
       stdout.pipe(process.stderr);
@@ -116,27 +58,10 @@ async function run(dump) {
   const options = buildOptions(dump.script);
   // Imported only now (it takes ~0.4 s), so a bad dump fails fast.
   const { Miniflare } = await import("miniflare");
-  // Module paths are resolved under modulesRoot; give them absolute paths there.
-  for (const m of options.modules) m.path = "/" + m.path.replace(/^\/+/, "");
   const mf = new Miniflare(options);
   try {
     await mf.ready;
-    const bindingFor = Object.fromEntries(
-      Object.entries(options.r2Buckets).map(([binding, bucket]) => [bucket, binding]),
-    );
-    for (const [bucketName, objects] of Object.entries(dump.buckets || {})) {
-      const binding = bindingFor[bucketName];
-      if (!binding) {
-        process.stderr.write(`e2e-runner: bucket ${bucketName} is not bound; skipping its objects\n`);
-        continue;
-      }
-      const bucket = await mf.getR2Bucket(binding);
-      for (const [i, o] of (objects || []).entries()) {
-        if (!o || typeof o.key !== "string" || !o.key) fail(`buckets.${bucketName}[${i}]: no key`);
-        const httpMetadata = o.content_type ? { contentType: o.content_type } : undefined;
-        await bucket.put(o.key, b64(o.body_b64, `object ${o.key}`), { httpMetadata });
-      }
-    }
+    await seedBuckets(mf, options.r2Buckets, dump.buckets, (o) => b64(o.body_b64, `object ${o.key}`), "e2e-runner");
 
     const results = [];
     for (const [i, r] of (dump.requests || []).entries()) {
