@@ -271,6 +271,17 @@ impl State {
             .find(|b| b.jurisdiction == jurisdiction && b.name == name)
     }
 
+    /// Whether the bucket holds objects or unfinished multipart uploads: then R2 refuses to delete
+    /// it (TS SDK `BucketDeleteParams` doc comment, cloudflare-api.md §7), over REST and S3 alike.
+    pub fn bucket_in_use(&self, jurisdiction: &str, name: &str) -> bool {
+        self.bucket(jurisdiction, name)
+            .is_some_and(|b| !b.objects.is_empty())
+            || self
+                .uploads
+                .values()
+                .any(|u| u.jurisdiction == jurisdiction && u.bucket == name)
+    }
+
     pub fn bucket_mut(&mut self, jurisdiction: &str, name: &str) -> Option<&mut Bucket> {
         self.buckets
             .iter_mut()

@@ -214,11 +214,7 @@ fn bucket_item(ctx: &Ctx, state: &mut State, account: &str, j: &str, name: &str)
     if !write {
         return Ok(Reply::ok(bucket_json(bucket)));
     }
-    let uploading = state
-        .uploads
-        .values()
-        .any(|u| u.jurisdiction == j && u.bucket == name);
-    if !bucket.objects.is_empty() || uploading {
+    if state.bucket_in_use(j, name) {
         return Err(ApiError::new(
             409,
             10008,

@@ -557,12 +557,8 @@ fn create_bucket(state: &mut State, j: &str, name: &str) -> Out {
 }
 
 fn delete_bucket(state: &mut State, j: &str, name: &str) -> Out {
-    let bucket = find(state, j, name)?;
-    let uploading = state
-        .uploads
-        .values()
-        .any(|u| u.jurisdiction == j && u.bucket == name);
-    if !bucket.objects.is_empty() || uploading {
+    find(state, j, name)?;
+    if state.bucket_in_use(j, name) {
         return Err(S3Error::new(
             409,
             "BucketNotEmpty",
