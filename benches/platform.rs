@@ -564,7 +564,7 @@ mod storage {
             Url::parse(endpoint).unwrap(),
             true,
             &creds,
-            S3Options::from_client(client),
+            S3Options::default(),
         )
         .unwrap();
         Storage::s3(store)

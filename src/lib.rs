@@ -16,3 +16,4 @@ pub mod platform;
 pub mod secret;
 pub mod site;
 pub mod storage;
+pub mod transport;

@@ -18,11 +18,10 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
-use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -33,6 +32,8 @@ use url::Url;
 
 use super::error::{ApiMessage, Error};
 use crate::secret::Secret;
+use crate::transport::{fetch, Call, Failure, Transport};
+pub use crate::transport::{verified_file_stream, HashCheck, RetryPolicy};
 
 /// How the client proves who it is (cloudflare-api.md §1 "Auth headers"). Exactly one scheme is
 /// sent, never both (as wrangler `addAuthorizationHeader`).
@@ -49,32 +50,6 @@ impl Auth {
         match self {
             Auth::Token(_) => "API token",
             Auth::GlobalKey { .. } => "Global API Key",
-        }
-    }
-}
-
-/// Retries for 429, 5xx and connection failures: exponential backoff with jitter, honouring
-/// `Retry-After`.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Retries after a 5xx or a lost connection.
-    pub max_retries: u32,
-    /// Retries after a 429, each after the wait the API asked for.
-    pub max_rate_limit_retries: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-    /// The longest `Retry-After` we are willing to sleep; a longer one fails the request.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_retries: 5,
-            max_rate_limit_retries: 12,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(8),
-            max_retry_after: Duration::from_secs(300),
         }
     }
 }
@@ -132,6 +107,8 @@ pub struct ClientOptions {
     pub pacing: Pacing,
     /// Time allowed for a JSON call; uploads get more in proportion to their size.
     pub timeout: Duration,
+    /// Time allowed to open a connection (DNS, TCP, TLS).
+    pub connect_timeout: Duration,
     /// Print each request's method, path, status and time on stderr (never headers or bodies).
     pub log_requests: bool,
     /// Print notes about long waits (rate limits) on stderr.
@@ -145,6 +122,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             pacing: Pacing::default(),
             timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
             log_requests: false,
             notes: true,
         }
@@ -191,109 +169,18 @@ pub(crate) enum Body {
         check: Option<Arc<HashCheck>>,
     },
     Multipart(MultipartFactory),
-}
-
-/// The SHA-256 a streamed file must have, and whether a stream found it did not.
-#[derive(Debug)]
-pub struct HashCheck {
-    expected: String,
-    mismatched: std::sync::atomic::AtomicBool,
-}
-
-impl HashCheck {
-    /// `expected` is lowercase hex.
-    pub fn new(expected: impl Into<String>) -> Arc<Self> {
-        Arc::new(HashCheck {
-            expected: expected.into().to_ascii_lowercase(),
-            mismatched: std::sync::atomic::AtomicBool::new(false),
-        })
-    }
-
-    pub fn expected(&self) -> &str {
-        &self.expected
-    }
-
-    /// Whether a stream read bytes that did not hash to the expected value.
-    pub fn mismatched(&self) -> bool {
-        self.mismatched.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn set_mismatched(&self) {
-        self.mismatched.store(true, Ordering::SeqCst);
-    }
-}
-
-/// Streams `len` bytes of `file`, hashing them on the way. The chunk that completes the length
-/// is yielded only after the hash has been compared, so when the bytes on disk are not the ones
-/// that were hashed (or the file grew or shrank) the stream fails *before its end*: the request
-/// is cut short, and with its Content-Length unmet no server stores it.
-pub fn verified_file_stream(
-    file: tokio::fs::File,
-    len: u64,
-    check: Arc<HashCheck>,
-) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    use futures::StreamExt;
-    use sha2::Digest;
-    let reader = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
-    let state = (reader, sha2::Sha256::new(), 0u64, false);
-    futures::stream::unfold(state, move |(mut reader, mut hasher, mut seen, done)| {
-        let check = Arc::clone(&check);
-        async move {
-            if done {
-                return None;
-            }
-            let fail = |why: &str| {
-                check.set_mismatched();
-                std::io::Error::other(format!("the file changed on disk: {why}"))
-            };
-            match reader.next().await {
-                Some(Ok(chunk)) => {
-                    seen += chunk.len() as u64;
-                    if seen > len {
-                        let e = fail("it is longer than when it was hashed");
-                        return Some((Err(e), (reader, hasher, seen, true)));
-                    }
-                    hasher.update(&chunk);
-                    if seen == len {
-                        let got = hex::encode(std::mem::take(&mut hasher).finalize());
-                        if got != check.expected {
-                            let e = fail("its bytes no longer hash to its name");
-                            return Some((Err(e), (reader, hasher, seen, true)));
-                        }
-                    }
-                    Some((Ok(chunk), (reader, hasher, seen, false)))
-                }
-                Some(Err(e)) => Some((Err(e), (reader, hasher, seen, true))),
-                None if seen < len => {
-                    let e = fail("it is shorter than when it was hashed");
-                    Some((Err(e), (reader, hasher, seen, true)))
-                }
-                None => {
-                    if len == 0 {
-                        let got = hex::encode(hasher.finalize_reset());
-                        if got != check.expected {
-                            let e = fail("its bytes no longer hash to its name");
-                            return Some((Err(e), (reader, hasher, seen, true)));
-                        }
-                    }
-                    None
-                }
-            }
-        }
-    })
+    /// A body that could not be made (a serialisation failure): the request is never sent and
+    /// fails with [`Error::Request`].
+    Unbuildable(String),
 }
 
 pub(crate) type MultipartFactory =
     Arc<dyn Fn() -> Result<reqwest::multipart::Form, String> + Send + Sync>;
 
 impl Body {
-    fn hash_mismatched(&self) -> bool {
-        matches!(self, Body::File { check: Some(c), .. } if c.mismatched())
-    }
-
     fn len(&self) -> u64 {
         match self {
-            Body::Empty | Body::Multipart(_) => 0,
+            Body::Empty | Body::Multipart(_) | Body::Unbuildable(_) => 0,
             Body::Json(b) | Body::Raw { bytes: b, .. } => b.len() as u64,
             Body::File { len, .. } => *len,
         }
@@ -350,10 +237,7 @@ impl Req {
     pub fn json(mut self, value: &impl serde::Serialize) -> Self {
         self.body = match serde_json::to_vec(value) {
             Ok(v) => Body::Json(Bytes::from(v)),
-            Err(e) => Body::Raw {
-                bytes: Bytes::new(),
-                content_type: Some(format!("invalid JSON body: {e}")),
-            },
+            Err(e) => Body::Unbuildable(format!("the JSON body cannot be written: {e}")),
         };
         self
     }
@@ -368,12 +252,8 @@ impl Req {
     }
 }
 
-/// A successful answer before decoding.
-pub(crate) struct RawResponse {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
+/// An answer before decoding.
+pub(crate) type RawResponse = crate::transport::Answer;
 
 /// `result_info` of either paging style.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -397,7 +277,7 @@ pub struct Client {
 
 /// What every client of one run shares.
 struct Inner {
-    http: reqwest::Client,
+    transport: Transport,
     base: String,
     options: ClientOptions,
     pacer: Pacer,
@@ -447,22 +327,23 @@ pub(crate) fn object_key(key: &str) -> String {
 
 impl Client {
     pub fn new(base_url: &Url, auth: Auth, options: ClientOptions) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("cfsetup/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| Error::Request {
-                method: "-".into(),
-                path: "-".into(),
-                detail: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let transport = Transport::new(
+            options.retry.clone(),
+            options.connect_timeout,
+            options.notes,
+            options.log_requests,
+        )
+        .map_err(|detail| Error::Request {
+            method: "-".into(),
+            path: "-".into(),
+            detail,
+        })?;
         let base = base_url.as_str().trim_end_matches('/').to_string();
         let pacer = Pacer::new(options.pacing);
         let in_flight = Semaphore::new(options.max_in_flight.max(1));
         Ok(Client {
             inner: Arc::new(Inner {
-                http,
+                transport,
                 base,
                 options,
                 pacer,
@@ -497,11 +378,11 @@ impl Client {
         }
     }
 
-    /// The one connection pool, for R2's S3 API (`storage::s3`): S3 requests are signed there
-    /// and sent here, outside the REST pacing and in-flight limit, but counted in [`Client::stats`]
-    /// through [`Client::count_s3`].
-    pub fn http(&self) -> &reqwest::Client {
-        &self.inner.http
+    /// The one transport (connection pool and retry loop), for R2's S3 API (`storage::s3`): S3
+    /// requests are signed there and sent here, outside the REST pacing and in-flight limit, but
+    /// counted in [`Client::stats`] through [`Client::count_s3`].
+    pub fn transport(&self) -> &Transport {
+        &self.inner.transport
     }
 
     /// The options this client was built with (retry policy, notes, request logging).
@@ -652,86 +533,76 @@ impl Client {
         Ok(all)
     }
 
-    /// Sends with pacing, the in-flight limit and retries. Returns any answer that is not retried,
-    /// successful or not; the caller decodes it.
+    /// Sends with pacing, the in-flight limit and the transport's retries. Returns any answer
+    /// that is not retried, successful or not; the caller decodes it.
     async fn execute(&self, req: &Req) -> Result<RawResponse, Error> {
         let inner = &self.inner;
         let method = req.method.to_string();
-        let policy = &inner.options.retry;
-        // Two budgets: a 429 means the API did nothing and told us when to come back, so waiting
-        // it out is always safe and gets a larger budget than failures (5xx, dropped connections).
-        let (mut failures, mut limited) = (0u32, 0u32);
-        loop {
-            inner.pacer.acquire(inner.options.notes).await;
-            let permit = inner.in_flight.acquire().await;
-            let started = Instant::now();
-            let builder = self.build(req)?;
-            inner.stats.requests.fetch_add(1, Ordering::Relaxed);
-            inner
-                .stats
-                .bytes_sent
-                .fetch_add(req.body.len(), Ordering::Relaxed);
-            let answer = match builder.send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let headers = resp.headers().clone();
-                    inner.pacer.observe(&headers);
-                    resp.bytes().await.map(|body| RawResponse {
-                        status,
-                        headers,
-                        body,
-                    })
+        let check = match &req.body {
+            Body::File { check, .. } => check.as_deref(),
+            _ => None,
+        };
+        let call = Call {
+            api: "",
+            method: &req.method,
+            what: &req.path,
+            // A create (POST) is retried only when the API certainly did not act on it: a 429,
+            // or a failure to connect. The command looks before it creates.
+            idempotent: req.idempotent(),
+            check,
+            fail_fast: false,
+        };
+        let sent = inner
+            .transport
+            .send_retry(&call, |n| async move {
+                // Every attempt is paced and counted: the API counts retries too.
+                inner.pacer.acquire(inner.options.notes).await;
+                let _permit = inner.in_flight.acquire().await;
+                let builder = self.build(req).map_err(|e| match e {
+                    Error::Request { detail, .. } => Err(detail),
+                    other => Err(other.to_string()),
+                })?;
+                inner.stats.requests.fetch_add(1, Ordering::Relaxed);
+                if n > 0 {
+                    inner.stats.retries.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => Err(e),
-            };
-            drop(permit);
-            self.log(
-                &method,
-                &req.path,
-                answer.as_ref().ok().map(|r| r.status),
-                started,
-            );
-
-            let retry_in = match answer {
-                Ok(raw) if raw.status == 429 && limited < policy.max_rate_limit_retries => {
-                    limited += 1;
-                    match retry_after(&raw.headers) {
-                        Some(d) if d > policy.max_retry_after => {
-                            return Err(rate_limited(&method, &req.path, &raw, d))
-                        }
-                        Some(d) => d,
-                        None => backoff(policy, limited - 1),
-                    }
+                inner
+                    .stats
+                    .bytes_sent
+                    .fetch_add(req.body.len(), Ordering::Relaxed);
+                let answer = fetch(builder).await;
+                if let Ok(a) = &answer {
+                    inner.pacer.observe(&a.headers);
                 }
-                Ok(raw)
-                    if raw.status >= 500 && req.idempotent() && failures < policy.max_retries =>
-                {
-                    failures += 1;
-                    backoff(policy, failures - 1)
-                }
-                Ok(raw) => return Ok(raw),
-                // The file is not what it was hashed as: sending it again cannot help.
-                Err(e) if req.body.hash_mismatched() => {
-                    return Err(transport(&method, &req.path, e))
-                }
-                // Without an answer a create may or may not have happened: only a failure to
-                // connect is certainly safe to repeat.
-                Err(e) if (req.idempotent() || e.is_connect()) && failures < policy.max_retries => {
-                    failures += 1;
-                    backoff(policy, failures - 1)
-                }
-                Err(e) => return Err(transport(&method, &req.path, e)),
-            };
-            inner.stats.retries.fetch_add(1, Ordering::Relaxed);
-            if inner.options.notes && retry_in >= Duration::from_secs(2) {
-                eprintln!(
-                    "cfsetup: note: {method} {} will be retried in {}s",
-                    req.path,
-                    retry_in.as_secs()
-                );
-            }
-            tokio::time::sleep(retry_in).await;
-        }
+                answer
+            })
+            .await;
+        sent.map_err(|f| match f {
+            Failure::NoAnswer { detail, source, .. } => Error::Transport {
+                method: method.clone(),
+                path: req.path.clone(),
+                detail,
+                source,
+            },
+            Failure::ChangedOnDisk => Error::Request {
+                method: method.clone(),
+                path: req.path.clone(),
+                detail: "the file changed on disk while it was being uploaded (it no longer \
+                         hashes to its name); nothing was stored"
+                    .into(),
+            },
+            Failure::WaitTooLong { answer, wait } => Error::RateLimited {
+                method: method.clone(),
+                path: req.path.clone(),
+                wait,
+                ray: ray(&answer.headers),
+            },
+            Failure::Build(detail) => Error::Request {
+                method: method.clone(),
+                path: req.path.clone(),
+                detail,
+            },
+        })
     }
 
     fn build(&self, req: &Req) -> Result<reqwest::RequestBuilder, Error> {
@@ -747,7 +618,7 @@ impl Client {
             url.query_pairs_mut().extend_pairs(req.query.iter());
         }
         let mut timeout = inner.options.timeout;
-        let mut b = inner.http.request(req.method.clone(), url);
+        let mut b = inner.transport.http().request(req.method.clone(), url);
         b = match self.auth.as_ref() {
             Auth::Token(t) => b.header(
                 reqwest::header::AUTHORIZATION,
@@ -805,19 +676,11 @@ impl Client {
                 b.header(reqwest::header::CONTENT_LENGTH, *len).body(body)
             }
             Body::Multipart(make) => b.multipart(make().map_err(bad)?),
+            Body::Unbuildable(why) => return Err(bad(why.clone())),
         };
         Ok(b.timeout(timeout))
     }
 
-    fn log(&self, method: &str, path: &str, status: Option<u16>, started: Instant) {
-        if self.inner.options.log_requests {
-            let status = status.map_or_else(|| "no answer".to_string(), |s| s.to_string());
-            eprintln!(
-                "cfsetup: debug: {method} {path} -> {status} ({} ms)",
-                started.elapsed().as_millis()
-            );
-        }
-    }
 }
 
 fn sensitive(value: &str) -> Result<HeaderValue, String> {
@@ -827,70 +690,11 @@ fn sensitive(value: &str) -> Result<HeaderValue, String> {
     Ok(v)
 }
 
-fn transport(method: &str, path: &str, e: reqwest::Error) -> Error {
-    let detail = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "connection failed".to_string()
-    } else {
-        "the connection was closed before an answer came".to_string()
-    };
-    Error::Transport {
-        method: method.into(),
-        path: path.into(),
-        detail,
-        source: e.without_url(),
-    }
-}
-
-/// A 429 whose `Retry-After` is longer than we are willing to wait.
-fn rate_limited(method: &str, path: &str, raw: &RawResponse, wait: Duration) -> Error {
-    Error::Api {
-        method: method.into(),
-        path: path.into(),
-        status: raw.status,
-        errors: vec![ApiMessage {
-            code: 971,
-            message: format!("rate limited; the API asked to wait {}s", wait.as_secs()),
-            error_chain: vec![],
-        }],
-        ray: ray(&raw.headers),
-    }
-}
-
 fn ray(headers: &HeaderMap) -> Option<String> {
     headers
         .get("cf-ray")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-/// Exponential backoff with jitter: a random delay in `[d/2, d]`, `d = base * 2^attempt`, capped.
-pub(crate) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
-    let exp = policy
-        .base_delay
-        .saturating_mul(2u32.saturating_pow(attempt.min(16)));
-    let capped = exp.min(policy.max_delay);
-    let jitter = rand::thread_rng().gen_range(0.5..=1.0);
-    capped.mul_f64(jitter)
-}
-
-/// `retry-after-ms`, then `Retry-After` in seconds or as an HTTP date (as the TS SDK and wrangler
-/// `parseRetryAfterValue` read them).
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        return Some(Duration::from_millis(ms.max(0.0) as u64));
-    }
-    let v = get("retry-after")?;
-    if let Ok(secs) = v.parse::<f64>() {
-        return Some(Duration::from_millis((secs.max(0.0) * 1000.0) as u64));
-    }
-    let when = httpdate::parse_http_date(v).ok()?;
-    Some(
-        when.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
 /// The parts of the envelope the client reads.
@@ -1150,31 +954,6 @@ mod tests {
         match e {
             Error::Decode { at, .. } => assert_eq!(at, "result.policies[1].id"),
             other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert("retry-after-ms", HeaderValue::from_static("150"));
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
-        let mut h = HeaderMap::new();
-        h.insert(
-            "retry-after",
-            HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let p = RetryPolicy::default();
-        for attempt in 0..10 {
-            let d = backoff(&p, attempt);
-            let full = p.base_delay.saturating_mul(1 << attempt).min(p.max_delay);
-            assert!(d <= full && d >= full / 2, "{attempt}: {d:?}");
         }
     }
 

@@ -62,6 +62,15 @@ pub enum Error {
     /// error's.
     #[error("{inner}")]
     R2NeedsToken { inner: Box<Error> },
+    /// A 429 whose `Retry-After` asked for a longer wait than the client accepts (300 s by
+    /// default): the wait is the API's own.
+    #[error("{method} {path} was rate limited (HTTP 429); the API asked to wait {}s{}", wait.as_secs(), ray_note(.ray))]
+    RateLimited {
+        method: String,
+        path: String,
+        wait: std::time::Duration,
+        ray: Option<String>,
+    },
     /// A request could not be built (bad path segment, unreadable file, …).
     #[error("building {method} {path}: {detail}")]
     Request {
@@ -99,6 +108,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. } | Error::NotJson { status, .. } => Some(*status),
+            Error::RateLimited { .. } => Some(429),
             Error::R2NeedsToken { inner } => inner.status(),
             _ => None,
         }
@@ -150,6 +160,7 @@ impl Error {
                 .flat_map(|e| std::iter::once(e.code).chain(e.error_chain.iter().map(|c| c.code)))
                 .collect(),
             Error::R2NeedsToken { inner } => inner.codes(),
+            Error::RateLimited { .. } => vec![971],
             _ => Vec::new(),
         }
     }
@@ -316,10 +327,7 @@ impl Error {
         if has(971) || has(10429) || self.status() == Some(429) {
             // The API's own Retry-After, when the client recorded it, says how long to wait.
             let asked = match self {
-                Error::Api { errors, .. } => errors.iter().find_map(|e| {
-                    let rest = e.message.split("asked to wait ").nth(1)?;
-                    rest.strip_suffix('s')?.parse::<u64>().ok()
-                }),
+                Error::RateLimited { wait, .. } => Some(wait.as_secs().max(1)),
                 _ => None,
             };
             let wait = match asked {
@@ -537,27 +545,29 @@ mod tests {
 
     #[test]
     fn the_rate_limit_hint_follows_retry_after() {
-        let limited = |message: &str| Error::Api {
+        let limited = |secs: u64| Error::RateLimited {
+            method: "GET".into(),
+            path: "/user".into(),
+            wait: std::time::Duration::from_secs(secs),
+            ray: None,
+        };
+        let h = limited(1).hint().unwrap();
+        assert!(h.contains("wait a second"), "{h}");
+        assert!(!h.contains("wait 5 minutes"), "{h}");
+        let h = limited(400).hint().unwrap();
+        assert!(h.contains("wait 7 minutes"), "{h}");
+        let plain = Error::Api {
             method: "GET".into(),
             path: "/user".into(),
             status: 429,
             errors: vec![ApiMessage {
                 code: 971,
-                message: message.into(),
+                message: "Rate limited".into(),
                 error_chain: vec![],
             }],
             ray: None,
         };
-        let h = limited("rate limited; the API asked to wait 1s")
-            .hint()
-            .unwrap();
-        assert!(h.contains("wait a second"), "{h}");
-        assert!(!h.contains("wait 5 minutes"), "{h}");
-        let h = limited("rate limited; the API asked to wait 400s")
-            .hint()
-            .unwrap();
-        assert!(h.contains("wait 7 minutes"), "{h}");
-        let h = limited("Rate limited").hint().unwrap();
+        let h = plain.hint().unwrap();
         assert!(h.contains("Retry-After"), "{h}");
     }
 

@@ -280,7 +280,7 @@ impl Gc<'_> {
             // Re-checked just before: a paused deploy may have refreshed it since the listing.
             // Skipped if so, or if in doubt (a later gc gets it).
             match self.storage.head(&s.key).await {
-                Ok(Some(now)) if now.last_modified == s.last_modified && now.etag == s.etag => {}
+                Ok(Some(now)) if now.same_version(s) => {}
                 _ => continue,
             }
             if let Err(e) = self.storage.delete(&s.key).await {

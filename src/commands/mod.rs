@@ -171,8 +171,8 @@ pub async fn storage(
 pub struct StorageSetup {
     /// The API token's id, when the command already verified the token (saves a request).
     pub token_id: Option<String>,
-    /// S3 tuning; `None` takes the client's retry and note settings
-    /// ([`S3Options::from_client`](crate::storage::S3Options::from_client)).
+    /// S3 tuning (part sizes); `None` takes the defaults. Retries, notes and the request log are
+    /// the client's transport's.
     pub s3: Option<crate::storage::S3Options>,
 }
 
@@ -184,7 +184,7 @@ pub async fn storage_with(
     setup: StorageSetup,
 ) -> anyhow::Result<crate::storage::Storage> {
     use crate::cli::Via;
-    use crate::storage::{RestStore, S3Credentials, S3Options, S3Store, Storage};
+    use crate::storage::{RestStore, S3Credentials, S3Store, Storage};
 
     let rest = RestStore::new(client.clone(), bucket.clone());
     let token = match (config.via, client.auth()) {
@@ -217,8 +217,8 @@ pub async fn storage_with(
             false,
         ),
     };
-    let options = setup.s3.unwrap_or_else(|| S3Options::from_client(client));
-    let notes = options.notes;
+    let options = setup.s3.unwrap_or_default();
+    let notes = client.transport().notes();
     let s3 = S3Store::new(
         client.clone(),
         bucket,

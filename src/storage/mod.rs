@@ -2,7 +2,7 @@
 //!
 //! Commands hold a [`Storage`] and never know which API carries an object. The shape follows
 //! apache/arrow-rs-object-store (`put_opts` with a [`PutMode`] of overwrite, create-if-absent or
-//! update-if-version-matches; conditional reads; listings), as STYLE.md §26 suggests.
+//! update-if-version-matches; conditional reads; listings), as docs/design.md describes.
 //!
 //! Backends:
 //! - [`s3`]: R2's S3 API with keys derived from the API token (cloudflare-api.md §7), outside the
@@ -13,7 +13,9 @@
 //! - `auto` ([`Storage::auto`]): S3, falling back to REST for the rest of the run when S3
 //!   refuses the derived keys on its first calls (401 Unauthorized, InvalidAccessKeyId,
 //!   SignatureDoesNotMatch, AccessDenied, or 400 InvalidArgument "Credential access key has
-//!   length N"; [`StorageError::is_s3_auth_refusal`]), with one note on stderr.
+//!   length N"; [`StorageError::is_s3_auth_refusal`]), or when its first call gets no answer
+//!   at all (DNS, refused, reset, TLS, or nothing within 2 s: [`StorageError::S3Unreachable`]),
+//!   with one note on stderr naming the cause.
 //!
 //! ETags are kept unquoted everywhere in this module: R2's REST GET quotes them, its listings and
 //! PUT results do not (cloudflare-api.md §7 "Object REST endpoints").
@@ -114,6 +116,28 @@ pub struct ObjectMeta {
     pub last_modified: Option<SystemTime>,
 }
 
+impl ObjectMeta {
+    /// Whether `self` and `other`, two looks at one key, saw the same write. The ETag decides
+    /// when both have one: every refresh of an intent or marker rewrites its bytes, so its ETag.
+    /// Without both ETags the times decide, truncated to whole seconds on both sides: a listing
+    /// carries R2's milliseconds, a HEAD's `Last-Modified` is an HTTP date with whole seconds, so
+    /// the two never compare equal untruncated (docs/cloudflare-api.md §7 "Times";
+    /// aws-sdk-js#3717 shows the same gap on S3).
+    pub fn same_version(&self, other: &ObjectMeta) -> bool {
+        match (&self.etag, &other.etag) {
+            (Some(a), Some(b)) => a == b,
+            _ => {
+                let secs = |t: Option<SystemTime>| {
+                    t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                        .map(|d| d.as_secs())
+                };
+                let (a, b) = (secs(self.last_modified), secs(other.last_modified));
+                a.is_some() && a == b
+            }
+        }
+    }
+}
+
 /// An object read whole.
 #[derive(Debug, Clone)]
 pub struct Object {
@@ -125,7 +149,9 @@ pub struct Object {
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// A conditional PUT's condition did not hold: the key exists (`Create`) or changed
-    /// (`Update`). HTTP 412 PreconditionFailed.
+    /// (`Update`). HTTP 412 PreconditionFailed, or 409 ConditionalRequestConflict (AWS's answer
+    /// to a conditional write that raced another; R2's is undocumented, docs/cloudflare-api.md §7).
+    /// Either way this write did not land: re-read to see what did.
     #[error("{key} was changed by another writer (the write's condition failed)")]
     PreconditionFailed { key: String },
     /// The bytes read from disk did not hash to the name they were uploaded under.
@@ -151,10 +177,14 @@ pub enum StorageError {
         key: String,
         detail: String,
     },
-    /// R2 refused the presigned POST that a multipart upload needs, and the file is over the
-    /// 4.995 GiB of a single PUT.
-    #[error("{key} is {size} bytes, over the 4.995 GiB a single S3 PUT takes, and R2's S3 API refused the presigned POST that a multipart upload needs (CreateMultipartUpload / CompleteMultipartUpload)")]
-    MultipartRefused { key: String, size: u64 },
+    /// R2's S3 endpoint gave no answer to the first call of an `auto` run (DNS, refused, reset,
+    /// TLS, or no answer within 2 s): `auto` falls back to REST on it.
+    #[error("R2's S3 endpoint {endpoint} could not be reached ({detail})")]
+    S3Unreachable { endpoint: String, detail: String },
+    /// A conditional write of a file large enough for multipart: R2 documents no conditions on
+    /// CompleteMultipartUpload (docs/cloudflare-api.md §7), so it is refused before any request.
+    #[error("{key} is {size} bytes, large enough to go up in parts, and R2 documents no conditional write for a multipart upload; write it unconditionally")]
+    ConditionalMultipart { key: String, size: u64 },
     /// The object is larger than this API takes (REST: 300 MiB; S3: 4.995 TiB).
     #[error("{key} is {size} bytes, over the {max}-byte limit of this API")]
     TooLarge { key: String, size: u64, max: u64 },
@@ -237,23 +267,38 @@ impl Auto {
         self.state.load(Ordering::SeqCst) == FELL_BACK
     }
 
+    /// Switches to REST for the rest of the run, once, with `note` on stderr.
+    fn switch(&self, note: String) {
+        if self.state.swap(FELL_BACK, Ordering::SeqCst) != FELL_BACK {
+            if self.notes {
+                eprintln!("cfsetup: note: {note}");
+            }
+            *self.note.lock().unwrap_or_else(|p| p.into_inner()) = Some(note);
+        }
+    }
+
     /// After an S3 call: whether to repeat it over REST (and from now on use REST).
     fn fall_back<T>(&self, result: &Result<T, StorageError>) -> bool {
         match result {
+            Err(StorageError::S3Unreachable { endpoint, detail })
+                if self.state.load(Ordering::SeqCst) != PROVEN =>
+            {
+                self.switch(format!(
+                    "R2's S3 endpoint {endpoint} could not be reached ({detail}); a firewall or \
+                     proxy may block *.r2.cloudflarestorage.com. Using the REST API for the rest \
+                     of this run (paced to 1,200 requests per 5 minutes). Allow that host, or \
+                     pass --via rest to skip S3."
+                ));
+                true
+            }
             Err(e) if e.is_s3_auth_refusal() && self.state.load(Ordering::SeqCst) != PROVEN => {
-                if self.state.swap(FELL_BACK, Ordering::SeqCst) != FELL_BACK {
-                    let code = e.s3_code().unwrap_or("AccessDenied");
-                    let note = format!(
-                        "R2's S3 API refused the keys derived from the API token ({code}); using \
-                         the REST API for the rest of this run (paced to 1,200 requests per 5 \
-                         minutes). {}",
-                        self.cause
-                    );
-                    if self.notes {
-                        eprintln!("cfsetup: note: {note}");
-                    }
-                    *self.note.lock().unwrap_or_else(|p| p.into_inner()) = Some(note);
-                }
+                let code = e.s3_code().unwrap_or("AccessDenied");
+                self.switch(format!(
+                    "R2's S3 API refused the keys derived from the API token ({code}); using \
+                     the REST API for the rest of this run (paced to 1,200 requests per 5 \
+                     minutes). {}",
+                    self.cause
+                ));
                 true
             }
             Err(e) if e.is_s3_auth_refusal() => false,
@@ -316,12 +361,13 @@ impl Storage {
     }
 
     /// `--via auto` with an API token: S3, or REST for the rest of the run once S3 refuses the
-    /// derived keys on a first call. `cause` ends the one note printed then (the likely reason);
+    /// derived keys on a first call, or cannot be reached at all (no answer within about 2 s:
+    /// [`S3Store::probing`]). `cause` ends the one note printed then (the likely reason);
     /// `notes: false` keeps it off stderr ([`Storage::fallback_note`] still has it).
     pub fn auto(s3: S3Store, rest: RestStore, cause: impl Into<String>, notes: bool) -> Self {
         Storage {
             backend: Backend::Auto(Arc::new(Auto {
-                s3,
+                s3: s3.probing(),
                 rest,
                 state: AtomicU8::new(UNPROVEN),
                 notes,
@@ -534,6 +580,23 @@ mod tests {
         ] {
             assert!(!s3(status, code, message).is_s3_auth_refusal(), "{code}");
         }
+    }
+
+    #[test]
+    fn a_listing_s_milliseconds_and_a_head_s_seconds_are_one_version() {
+        let at = |ms: u64| Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms));
+        let meta = |etag: Option<&str>, t| ObjectMeta {
+            key: "locks/deploys/x.json".into(),
+            size: 1,
+            etag: etag.map(str::to_string),
+            last_modified: t,
+        };
+        // R2: the listing says .789, the HEAD's HTTP date says .000 of the same second.
+        assert!(meta(Some("e1"), at(1_700_000_000_789)).same_version(&meta(Some("e1"), at(1_700_000_000_000))));
+        assert!(!meta(Some("e1"), at(1_700_000_000_789)).same_version(&meta(Some("e2"), at(1_700_000_000_789))));
+        assert!(meta(None, at(1_700_000_000_789)).same_version(&meta(None, at(1_700_000_000_000))));
+        assert!(!meta(None, at(1_700_000_000_789)).same_version(&meta(None, at(1_700_000_001_000))));
+        assert!(!meta(None, None).same_version(&meta(None, None)));
     }
 
     #[test]

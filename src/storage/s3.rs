@@ -1,7 +1,8 @@
 //! The S3 backend: R2's S3-compatible API with keys derived from the API token itself.
 //!
-//! Facts used (cloudflare-api.md §7 "S3 credentials from an API token" and "The R2
-//! S3-compatible API"; docs `r2/api/tokens.mdx`, `r2/api/s3/api.mdx`, `r2/platform/limits.mdx`):
+//! Facts used (docs/cloudflare-api.md §7 "S3 credentials from an API token", "The R2
+//! S3-compatible API" and "Signing: use the header form"; upstream `r2/api/tokens.mdx`,
+//! `r2/api/s3/api.mdx`, `r2/platform/limits.mdx`):
 //! - Access Key ID = the token's `id`; Secret Access Key = the lowercase hex SHA-256 of the
 //!   token's value ("Secret Access Key: The SHA-256 hash of the API token `value`").
 //! - Endpoint `https://<account>.r2.cloudflarestorage.com`, or `.eu.` / `.fedramp.` for a
@@ -10,70 +11,81 @@
 //! - Not under the REST API's 1,200 requests per 5 minutes ("For high-throughput object
 //!   operations, use the S3-compatible API").
 //! - One write per second per key, more is 429 (10058); 503 (10043) asks for backoff. Both, and
-//!   other 5xx, are retried here with exponential backoff and jitter, honouring `Retry-After`.
+//!   other 5xx, are retried by the one transport ([`crate::transport`]), honouring `Retry-After`.
 //! - R2 refuses `aws-chunked` bodies and CRC trailer checksums (501), and requires Content-Length
 //!   (411): every upload here has a known length and a plain body.
 //! - A single PUT or part is at most 5 GiB; at most 10,000 parts, every non-final part at least
 //!   5 MiB and all non-final parts the same size (10048 InvalidPart otherwise).
-//! - Conditional PutObject (`If-None-Match: *`, `If-Match`) answers 412 PreconditionFailed.
-//! - Presigned URLs are documented for GET, HEAD, PUT and DELETE only ("POST … is not currently
-//!   supported"; §7 "Clients": unconfirmed). rusty-s3 presigns everything, so a POST refused
-//!   (403 AccessDenied, 400, 501) is remembered for the run, with one note: DeleteObjects becomes
-//!   one DeleteObject per key (8 at a time) and multipart one streamed PUT, up to 4.995 GiB
-//!   ([`S3_MAX_PUT_SIZE`]); a larger file fails with [`StorageError::MultipartRefused`].
+//! - Conditional PutObject (`If-None-Match: *`, `If-Match`) answers 412 PreconditionFailed; AWS
+//!   answers 409 ConditionalRequestConflict to a conditional write that raced another, and R2's
+//!   answer is undocumented (cloudflare-docs#32793), so both read as "the condition failed".
+//!   CompleteMultipartUpload documents no conditions on R2, so a conditional multipart write is
+//!   refused here before any request ([`StorageError::ConditionalMultipart`]).
 //!
-//! Signing and the S3 XML come from `rusty-s3` (Sans-IO: it signs a URL, reqwest sends it over
-//! the run's one connection pool, [`Client::http`]). It signs in the presigned-query form, whose
-//! canonical payload line is `UNSIGNED-PAYLOAD`; every upload therefore also carries
-//! `x-amz-content-sha256: <hex SHA-256 of the bytes>` as a *signed header*. S3 servers compare
-//! that header with the body they receive and refuse a mismatch (400 XAmzContentSHA256Mismatch),
-//! so bytes that are not what the key says are refused by the server. The body is also hashed
-//! while it streams ([`verified_file_stream`]), which stops a changed file before its last byte.
+//! **What is signed.** Every request is signed in the `Authorization`-header form of SigV4 by
+//! `aws-sigv4`, the signer of the AWS SDK for Rust (the SDK R2's own example uses,
+//! `r2/examples/aws/aws-sdk-rust.mdx`), with region `auto` and service `s3`. The signed headers
+//! are `host`, `x-amz-date`, `x-amz-content-sha256` and every header this module sends itself
+//! (`content-type`, `cache-control`, `if-match`, `if-none-match`, `range`, `content-md5`,
+//! `cf-r2-jurisdiction`). `x-amz-content-sha256` is the body's real SHA-256, in hex, and it is
+//! also the canonical request's payload line, so the server hashes the bytes it receives and
+//! refuses anything else (400 XAmzContentSHA256Mismatch): a blob can only ever be stored under
+//! the hash of its bytes. cfsetup knows each hash before it sends: a blob is named by it, a part
+//! is hashed as it is read, a manifest or XML body is hashed in memory. The body is also hashed
+//! while it streams ([`verified_file_stream`]), which stops a file changed on disk before its
+//! last byte. This is how boto3, the AWS SDKs and rclone sign for R2; presigned URLs, whose
+//! payload line R2 leaves undocumented when a hash header is also sent, are never used.
+//!
+//! URLs and the S3 XML come from `rusty-s3` (object URLs, CompleteMultipartUpload and
+//! DeleteObjects bodies, ListObjectsV2 and error parsing); `reqwest` sends over the run's one
+//! transport ([`Client::transport`]).
 //!
 //! This module must not import commands, reports or output; the derived secret is never logged.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
+use aws_sigv4::http_request::{
+    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
+    SigningSettings, UriPathNormalizationMode,
+};
+use aws_sigv4::sign::v4;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesUnordered, StreamExt};
 use instant_xml::FromXml;
-use reqwest::header::HeaderMap;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::Method;
 use rusty_s3::actions::{
-    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, DeleteObject,
-    DeleteObjects, DeleteObjectsResponse, GetObject, HeadObject, ListObjectsV2, ObjectIdentifier,
-    PutObject, UploadPart,
+    CompleteMultipartUpload, CreateMultipartUpload, DeleteObjects, DeleteObjectsResponse,
+    ListObjectsV2, ObjectIdentifier,
 };
-use rusty_s3::{Bucket, S3Action, UrlStyle};
+use rusty_s3::{Bucket, UrlStyle};
 use sha2::Digest;
 use tokio::io::AsyncReadExt;
 use url::Url;
 
-use crate::cloudflare::client::{backoff, retry_after, verified_file_stream};
-use crate::cloudflare::{Client, HashCheck, RetryPolicy};
+use crate::cloudflare::Client;
 use crate::secret::Secret;
+use crate::transport::{fetch, verified_file_stream, Answer, Call, Failure, HashCheck};
 
-use super::{
-    unquote_etag, BucketLoc, Object, ObjectMeta, Payload, PutMode, PutOptions, StorageError,
-};
+use super::{unquote_etag, BucketLoc, Object, ObjectMeta, Payload, PutMode, PutOptions, StorageError};
 
 /// R2's largest object (4.995 TiB; `r2/platform/limits.mdx`).
 pub const S3_MAX_OBJECT_SIZE: u64 = 4_995 * 1024 * 1024 * 1024 * 1024 / 1000;
-/// The largest single PutObject (4.995 GiB; `r2/platform/limits.mdx`): the most a file can be
-/// when multipart cannot be used (presigned POST refused).
-pub const S3_MAX_PUT_SIZE: u64 = 4_995 * 1024 * 1024 * 1024 / 1000;
-/// DeleteObjects refused: single DeleteObject calls in flight at once.
-const DELETES_IN_FLIGHT: usize = 8;
 /// R2's smallest non-final part.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// R2's most parts in one upload.
 pub const MAX_PARTS: u64 = 10_000;
 /// DeleteObjects takes at most this many keys per call (S3 API reference).
 pub const DELETE_BATCH: usize = 1000;
-/// How long a signed URL stays valid. Each attempt is signed afresh, just before it is sent.
-const SIGNED_FOR: Duration = Duration::from_secs(15 * 60);
+/// SHA-256 of the empty body: the payload line of a request without one.
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+/// The first S3 call of an `auto` run gets this long for an answer, so that an S3 host a
+/// firewall drops is given up on, and the run moved to REST, within about 2 s.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1800);
 
 /// S3 keys derived from an API token. The secret is held in the redacting [`Secret`].
 #[derive(Debug, Clone)]
@@ -84,7 +96,7 @@ pub struct S3Credentials {
 
 impl S3Credentials {
     /// Access Key ID = the token's id (from its verify call); Secret = lowercase hex SHA-256 of
-    /// the token's value (cloudflare-api.md §7; docs `r2/api/tokens.mdx`).
+    /// the token's value (docs/cloudflare-api.md §7; upstream `r2/api/tokens.mdx`).
     pub fn from_token(token_id: &str, token: &Secret) -> Self {
         S3Credentials {
             access_key_id: token_id.to_string(),
@@ -115,11 +127,6 @@ pub struct S3Options {
     pub part_size: u64,
     /// Parts uploading at once. Memory is bounded by `(parts_in_flight + 1) * part size`.
     pub parts_in_flight: usize,
-    pub retry: RetryPolicy,
-    /// Print a note on stderr before a long retry wait.
-    pub notes: bool,
-    /// Print each request's method, path and status on stderr (never headers or the query).
-    pub log_requests: bool,
 }
 
 impl Default for S3Options {
@@ -128,22 +135,6 @@ impl Default for S3Options {
             multipart_threshold: 64 * 1024 * 1024,
             part_size: 8 * 1024 * 1024,
             parts_in_flight: 3,
-            retry: RetryPolicy::default(),
-            notes: true,
-            log_requests: false,
-        }
-    }
-}
-
-impl S3Options {
-    /// The retry, note and logging settings of `client`, the rest default.
-    pub fn from_client(client: &Client) -> Self {
-        let o = client.options();
-        S3Options {
-            retry: o.retry.clone(),
-            notes: o.notes,
-            log_requests: o.log_requests,
-            ..S3Options::default()
         }
     }
 }
@@ -167,14 +158,15 @@ struct Inner {
     client: Client,
     loc: BucketLoc,
     bucket: Bucket,
-    credentials: rusty_s3::Credentials,
+    credentials: aws_credential_types::Credentials,
     /// The emulator's one endpoint serves every jurisdiction and picks one by this header; the
     /// real endpoints differ per jurisdiction, so it is sent only to an overridden endpoint.
     jurisdiction_header: Option<String>,
     options: S3Options,
-    /// R2 refused a presigned POST this run (its docs list only GET, HEAD, PUT and DELETE for
-    /// presigned URLs; cloudflare-api.md §7 "Clients"): DeleteObjects and multipart are skipped.
-    post_refused: AtomicBool,
+    /// Until S3 has answered once, a call without an answer is not retried and has
+    /// [`PROBE_TIMEOUT`]: set for `auto`, which then falls back to REST
+    /// ([`StorageError::S3Unreachable`]).
+    probing: AtomicBool,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -182,16 +174,9 @@ impl std::fmt::Debug for S3Store {
         f.debug_struct("S3Store")
             .field("bucket", &self.inner.loc)
             .field("endpoint", &self.inner.bucket.base_url().as_str())
-            .field("access_key_id", &self.inner.credentials.key())
+            .field("access_key_id", &self.inner.credentials.access_key_id())
             .finish_non_exhaustive()
     }
-}
-
-/// An answer before decoding.
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    body: Bytes,
 }
 
 /// What one attempt sends.
@@ -204,6 +189,41 @@ enum SendBody {
         check: Arc<HashCheck>,
     },
 }
+
+impl SendBody {
+    fn len(&self) -> u64 {
+        match self {
+            SendBody::Empty => 0,
+            SendBody::Bytes(b) => b.len() as u64,
+            SendBody::File { len, .. } => *len,
+        }
+    }
+}
+
+/// One S3 request before signing: the URL (query included), the headers this module sets (all
+/// of them signed), the body and its SHA-256.
+struct Op<'a> {
+    method: Method,
+    /// The object key (or listing prefix) the request is about, for errors and the log.
+    key: &'a str,
+    url: Url,
+    headers: Vec<(&'static str, String)>,
+    body: SendBody,
+    /// Lowercase hex SHA-256 of `body`: the value of `x-amz-content-sha256` and the canonical
+    /// request's payload line.
+    sha256: String,
+    /// Whether a 5xx or a lost answer may be repeated. CreateMultipartUpload is, too: a second
+    /// upload id from a repeated create holds no data and R2 removes it after 7 days.
+    idempotent: bool,
+}
+
+/// Characters kept as they are in a query name or value: RFC 3986's unreserved set, as SigV4's
+/// canonical query encodes them, so the URL sent and the string signed agree byte for byte.
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 impl S3Store {
     /// `endpoint` is the S3 endpoint (see [`default_endpoint`]); `overridden` says it came from
@@ -232,17 +252,28 @@ impl S3Store {
         Ok(S3Store {
             inner: Arc::new(Inner {
                 client,
-                credentials: rusty_s3::Credentials::new(
+                credentials: aws_credential_types::Credentials::new(
                     credentials.access_key_id.clone(),
                     credentials.secret_access_key.expose(),
+                    None,
+                    None,
+                    "cfsetup",
                 ),
                 loc,
                 bucket,
                 jurisdiction_header,
                 options,
-                post_refused: AtomicBool::new(false),
+                probing: AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Makes the first calls fail fast without an answer (no retries, [`PROBE_TIMEOUT`]), until
+    /// S3 answers once: `auto` uses it to fall back to REST within about 2 s when R2's S3 host
+    /// cannot be reached.
+    pub fn probing(self) -> Self {
+        self.inner.probing.store(true, Ordering::SeqCst);
+        self
     }
 
     pub fn bucket(&self) -> &BucketLoc {
@@ -257,184 +288,208 @@ impl S3Store {
         &self.inner.options
     }
 
-    /// Whether R2 refused a presigned POST earlier in this run.
-    pub fn presigned_post_refused(&self) -> bool {
-        self.inner.post_refused.load(Ordering::SeqCst)
+    /// The endpoint's scheme, host and port, for messages.
+    fn endpoint_origin(&self) -> String {
+        self.endpoint().origin().ascii_serialization()
     }
 
-    /// Whether `a`, the answer to a presigned POST, is R2 refusing presigned POST itself: 403
-    /// AccessDenied, 400 (other than a malformed key id) or 501. If so, remembers it for the run
-    /// and says so once.
-    fn check_post_refusal(&self, key: &str, a: &Answer) -> bool {
-        let e = self.error("POST", key, a);
-        let refused = match a.status {
-            403 => e.s3_code() == Some("AccessDenied"),
-            400 => !e.is_s3_auth_refusal(),
-            501 => true,
-            _ => false,
+    /// The URL of `key` (or of the bucket) with `query`, each name and value encoded as SigV4's
+    /// canonical query encodes it.
+    fn url(&self, key: Option<&str>, query: &[(&str, &str)]) -> Result<Url, StorageError> {
+        let mut url = match key {
+            Some(k) => self.inner.bucket.object_url(k).map_err(|e| StorageError::S3Transport {
+                method: "-".into(),
+                key: k.to_string(),
+                detail: format!("the key cannot be put in a URL: {e}"),
+            })?,
+            None => self.inner.bucket.base_url().clone(),
         };
-        if refused
-            && !self.inner.post_refused.swap(true, Ordering::SeqCst)
-            && self.inner.options.notes
-        {
-            let code = e.s3_code().unwrap_or("refused");
-            eprintln!(
-                "cfsetup: note: R2's S3 API refused a presigned POST (HTTP {} {code}); for the \
-                 rest of this run deletes go one key at a time and files go up as one PUT (at \
-                 most 4.995 GiB) instead of in parts",
-                a.status
-            );
+        if query.is_empty() {
+            url.set_query(None);
+        } else {
+            let q: Vec<String> = query
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        utf8_percent_encode(k, QUERY),
+                        utf8_percent_encode(v, QUERY)
+                    )
+                })
+                .collect();
+            url.set_query(Some(&q.join("&")));
         }
-        refused
+        Ok(url)
     }
 
-    fn creds(&self) -> Option<&rusty_s3::Credentials> {
-        Some(&self.inner.credentials)
+    /// The SigV4 headers (`authorization`, `x-amz-date`, `x-amz-content-sha256`) for `op`, signed
+    /// now. The Authorization value is marked sensitive so no log of reqwest's ever shows it.
+    fn sign(&self, op: &Op<'_>) -> Result<Vec<(&'static str, HeaderValue)>, String> {
+        let identity = self.inner.credentials.clone().into();
+        let mut settings = SigningSettings::default();
+        // S3 signs the path as sent, encoded once, never normalised (`a/../b` is a key).
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("auto")
+            .name("s3")
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()
+            .map_err(|e| format!("cannot sign: {e}"))?
+            .into();
+        let mut headers: Vec<(&str, &str)> =
+            op.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        if let Some(j) = &self.inner.jurisdiction_header {
+            headers.push(("cf-r2-jurisdiction", j.as_str()));
+        }
+        let signable = SignableRequest::new(
+            op.method.as_str(),
+            op.url.as_str(),
+            headers.into_iter(),
+            SignableBody::Precomputed(op.sha256.clone()),
+        )
+        .map_err(|e| format!("cannot sign: {e}"))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| format!("cannot sign: {e}"))?
+            .into_parts();
+        let (signed, _) = instructions.into_parts();
+        signed
+            .into_iter()
+            .map(|h| {
+                let mut v = HeaderValue::from_str(h.value())
+                    .map_err(|_| "a signed header is not a header value".to_string())?;
+                v.set_sensitive(h.sensitive() || h.name() == "authorization");
+                Ok((h.name(), v))
+            })
+            .collect()
     }
 
-    /// Sends one operation with retries: 429, 503 and other 5xx, and lost connections, with
-    /// exponential backoff and jitter, honouring `Retry-After`. `sign` signs each attempt afresh;
-    /// `headers` are sent as they are (the signed ones among them must match what was signed).
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        key: &str,
-        sign: impl Fn() -> Url,
-        headers: &[(&'static str, String)],
-        body: &SendBody,
-    ) -> Result<Answer, StorageError> {
-        let policy = &self.inner.options.retry;
-        let http = self.inner.client.http();
-        let (mut failures, mut limited) = (0u32, 0u32);
-        let mut retry = false;
-        loop {
-            let url = sign();
-            let path = url.path().to_string();
-            let mut b = http.request(method.clone(), url);
-            for (name, value) in headers {
-                b = b.header(*name, value.as_str());
-            }
-            if let Some(j) = &self.inner.jurisdiction_header {
-                b = b.header("cf-r2-jurisdiction", j.as_str());
-            }
-            let mut timeout = Duration::from_secs(60);
-            let sent = match body {
-                SendBody::Empty => {
-                    if method == reqwest::Method::PUT || method == reqwest::Method::POST {
-                        b = b.header(reqwest::header::CONTENT_LENGTH, 0);
-                    }
-                    0
+    /// Sends `op` through the one transport: signed afresh on each attempt (a signature is
+    /// dated), with the body rebuilt (a file is opened and streamed again).
+    async fn send(&self, op: &Op<'_>) -> Result<Answer, StorageError> {
+        let probing = self.inner.probing.load(Ordering::SeqCst);
+        let check = match &op.body {
+            SendBody::File { check, .. } => Some(check.as_ref()),
+            _ => None,
+        };
+        let call = Call {
+            api: "S3 ",
+            method: &op.method,
+            what: op.key,
+            idempotent: op.idempotent,
+            check,
+            fail_fast: probing,
+        };
+        let transport = self.inner.client.transport();
+        let sent = transport
+            .send_retry(&call, |n| async move {
+                let signed = self.sign(op).map_err(Err)?;
+                let mut b = transport.http().request(op.method.clone(), op.url.clone());
+                for (name, value) in &op.headers {
+                    b = b.header(*name, value.as_str());
                 }
-                SendBody::Bytes(bytes) => {
-                    timeout += Duration::from_secs(bytes.len() as u64 / (256 * 1024));
-                    b = b
+                if let Some(j) = &self.inner.jurisdiction_header {
+                    b = b.header("cf-r2-jurisdiction", j.as_str());
+                }
+                for (name, value) in signed {
+                    b = b.header(name, value);
+                }
+                let mut timeout = Duration::from_secs(60) + Duration::from_secs(op.body.len() / (256 * 1024));
+                if probing && op.body.len() <= 1024 * 1024 {
+                    timeout = PROBE_TIMEOUT;
+                }
+                b = match &op.body {
+                    SendBody::Empty => {
+                        if op.method == Method::PUT || op.method == Method::POST {
+                            b.header(reqwest::header::CONTENT_LENGTH, 0)
+                        } else {
+                            b
+                        }
+                    }
+                    SendBody::Bytes(bytes) => b
                         .header(reqwest::header::CONTENT_LENGTH, bytes.len())
-                        .body(bytes.clone());
-                    bytes.len() as u64
-                }
-                SendBody::File { path, len, check } => {
-                    let file = tokio::fs::File::open(path).await.map_err(|e| {
-                        StorageError::S3Transport {
-                            method: method.to_string(),
-                            key: key.to_string(),
-                            detail: format!("cannot open {}: {e}", path.display()),
-                        }
-                    })?;
-                    timeout += Duration::from_secs(len / (256 * 1024));
-                    b = b.header(reqwest::header::CONTENT_LENGTH, *len).body(
-                        reqwest::Body::wrap_stream(verified_file_stream(
-                            file,
-                            *len,
-                            Arc::clone(check),
-                        )),
-                    );
-                    *len
-                }
-            };
-            self.inner.client.count_s3(sent, retry);
-            let started = Instant::now();
-            let answer = match b.timeout(timeout).send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let headers = resp.headers().clone();
-                    resp.bytes().await.map(|body| Answer {
-                        status,
-                        headers,
-                        body,
-                    })
-                }
-                Err(e) => Err(e),
-            };
-            if self.inner.options.log_requests {
-                let status = answer
-                    .as_ref()
-                    .map_or_else(|_| "no answer".to_string(), |a| a.status.to_string());
-                eprintln!(
-                    "cfsetup: debug: S3 {method} {path} -> {status} ({} ms)",
-                    started.elapsed().as_millis()
-                );
+                        .body(bytes.clone()),
+                    SendBody::File { path, len, check } => {
+                        let file = tokio::fs::File::open(path)
+                            .await
+                            .map_err(|e| Err(format!("cannot open {}: {e}", path.display())))?;
+                        b.header(reqwest::header::CONTENT_LENGTH, *len).body(
+                            reqwest::Body::wrap_stream(verified_file_stream(
+                                file,
+                                *len,
+                                Arc::clone(check),
+                            )),
+                        )
+                    }
+                };
+                self.inner.client.count_s3(op.body.len(), n > 0);
+                fetch(b.timeout(timeout)).await
+            })
+            .await;
+        match sent {
+            Ok(a) => {
+                self.inner.probing.store(false, Ordering::SeqCst);
+                Ok(a)
             }
-            let wait = match answer {
-                Ok(a) if a.status == 429 && limited < policy.max_rate_limit_retries => {
-                    limited += 1;
-                    match retry_after(&a.headers) {
-                        Some(d) if d > policy.max_retry_after => return Ok(a),
-                        Some(d) => d,
-                        None => backoff(policy, limited - 1),
-                    }
-                }
-                // 501 NotImplemented is R2's answer to what it will never take (aws-chunked,
-                // trailers): not worth repeating.
-                Ok(a) if a.status >= 500 && a.status != 501 && failures < policy.max_retries => {
-                    failures += 1;
-                    retry_after(&a.headers)
-                        .filter(|d| *d <= policy.max_retry_after)
-                        .unwrap_or_else(|| backoff(policy, failures - 1))
-                }
-                Ok(a) => return Ok(a),
-                Err(e) => {
-                    if let SendBody::File { path, check, .. } = body {
-                        if check.mismatched() {
-                            return Err(StorageError::ChangedOnDisk {
-                                path: path.clone(),
-                                expected: check.expected().to_string(),
-                            });
-                        }
-                    }
-                    if failures >= policy.max_retries {
-                        return Err(StorageError::S3Transport {
-                            method: method.to_string(),
-                            key: key.to_string(),
-                            detail: transport_detail(&e),
-                        });
-                    }
-                    failures += 1;
-                    backoff(policy, failures - 1)
-                }
-            };
-            if self.inner.options.notes && wait >= Duration::from_secs(2) {
-                eprintln!(
-                    "cfsetup: note: S3 {method} {key} will be retried in {}s",
+            Err(Failure::NoAnswer { detail, .. }) if probing => Err(StorageError::S3Unreachable {
+                endpoint: self.endpoint_origin(),
+                detail,
+            }),
+            Err(Failure::NoAnswer { detail, .. }) => Err(StorageError::S3Transport {
+                method: op.method.to_string(),
+                key: op.key.to_string(),
+                detail: format!("no answer from {} ({detail})", self.endpoint_origin()),
+            }),
+            Err(Failure::ChangedOnDisk) => match &op.body {
+                SendBody::File { path, check, .. } => Err(StorageError::ChangedOnDisk {
+                    path: path.clone(),
+                    expected: check.expected().to_string(),
+                }),
+                _ => Err(StorageError::S3Transport {
+                    method: op.method.to_string(),
+                    key: op.key.to_string(),
+                    detail: "the body changed while it was sent".into(),
+                }),
+            },
+            Err(Failure::WaitTooLong { answer, wait }) => Err(StorageError::S3 {
+                method: op.method.to_string(),
+                key: op.key.to_string(),
+                status: answer.status,
+                code: "SlowDown".into(),
+                message: format!(
+                    "R2 asked to wait {}s before trying again, longer than cfsetup waits; run \
+                     the command again later",
                     wait.as_secs()
-                );
-            }
-            retry = true;
-            tokio::time::sleep(wait).await;
+                ),
+            }),
+            Err(Failure::Build(detail)) => Err(StorageError::S3Transport {
+                method: op.method.to_string(),
+                key: op.key.to_string(),
+                detail,
+            }),
         }
     }
 
-    fn error(&self, method: &str, key: &str, a: &Answer) -> StorageError {
+    fn error(&self, op: &Op<'_>, a: &Answer) -> StorageError {
         let parsed = parse_error(&a.body);
         let (code, message) = match parsed {
-            Some(e) => (e.code, e.message.unwrap_or_default()),
+            Some(e) => {
+                if e.code == "SignatureDoesNotMatch" {
+                    self.explain_signature(op, &e);
+                }
+                (e.code, e.message.unwrap_or_default())
+            }
             // A HEAD error has no body.
             None => {
-                let key_len = self.inner.credentials.key().len();
+                let key_len = self.inner.credentials.access_key_id().len();
                 match a.status {
                     401 => ("Unauthorized".to_string(), String::new()),
                     403 => ("AccessDenied".to_string(), String::new()),
                     404 => ("NotFound".to_string(), String::new()),
-                    // What R2 says to a key id that is not 32 characters (cloudflare-api.md §7).
+                    // What R2 says to a key id that is not 32 characters (docs/cloudflare-api.md §7).
                     400 if key_len != 32 => (
                         "InvalidArgument".to_string(),
                         format!("Credential access key has length {key_len}, should be 32"),
@@ -444,12 +499,32 @@ impl S3Store {
             }
         };
         StorageError::S3 {
-            method: method.to_string(),
-            key: key.to_string(),
+            method: op.method.to_string(),
+            key: op.key.to_string(),
             status: a.status,
             code,
             message,
         }
+    }
+
+    /// With `-v`: R2's SignatureDoesNotMatch body carries the canonical request it computed
+    /// (docs/cloudflare-api.md §7, a capture in WWBN/AVideo#9667); its last line is the payload
+    /// hash the server used. Printed beside the one cfsetup signed, so the first failed request
+    /// on a live account says which side read the payload differently. No secret is in either.
+    fn explain_signature(&self, op: &Op<'_>, e: &XmlError) {
+        if !self.inner.client.transport().log_requests() {
+            return;
+        }
+        let server = e
+            .canonical_request
+            .as_deref()
+            .and_then(|c| c.lines().last())
+            .unwrap_or("(no <CanonicalRequest> in the answer)");
+        eprintln!(
+            "cfsetup: debug: S3 {} {}: SignatureDoesNotMatch; the server's canonical request \
+             ends with payload line {server:?}; cfsetup signed payload {:?}",
+            op.method, op.key, op.sha256
+        );
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Object>, StorageError> {
@@ -466,51 +541,49 @@ impl S3Store {
         self.get_inner(key, Some(range)).await
     }
 
+    fn op<'a>(&self, method: Method, key: &'a str, url: Url) -> Op<'a> {
+        Op {
+            method,
+            key,
+            url,
+            headers: Vec::new(),
+            body: SendBody::Empty,
+            sha256: EMPTY_SHA256.to_string(),
+            idempotent: true,
+        }
+    }
+
     async fn get_inner(
         &self,
         key: &str,
         range: Option<std::ops::Range<u64>>,
     ) -> Result<Option<Object>, StorageError> {
-        let mut headers = Vec::new();
+        let mut op = self.op(Method::GET, key, self.url(Some(key), &[])?);
         if let Some(r) = &range {
             if r.end <= r.start {
                 return Ok(None);
             }
-            headers.push(("range", format!("bytes={}-{}", r.start, r.end - 1)));
+            op.headers
+                .push(("range", format!("bytes={}-{}", r.start, r.end - 1)));
         }
-        let a = self
-            .send(
-                reqwest::Method::GET,
-                key,
-                || GetObject::new(&self.inner.bucket, self.creds(), key).sign(SIGNED_FOR),
-                &headers,
-                &SendBody::Empty,
-            )
-            .await?;
+        let a = self.send(&op).await?;
         match a.status {
             200 | 206 => Ok(Some(Object {
                 meta: meta_from_headers(key, &a.headers, Some(a.body.len() as u64)),
                 body: a.body,
             })),
             404 => Ok(None),
-            _ => Err(self.error("GET", key, &a)),
+            _ => Err(self.error(&op, &a)),
         }
     }
 
     pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
-        let a = self
-            .send(
-                reqwest::Method::HEAD,
-                key,
-                || HeadObject::new(&self.inner.bucket, self.creds(), key).sign(SIGNED_FOR),
-                &[],
-                &SendBody::Empty,
-            )
-            .await?;
+        let op = self.op(Method::HEAD, key, self.url(Some(key), &[])?);
+        let a = self.send(&op).await?;
         match a.status {
             200 => Ok(Some(meta_from_headers(key, &a.headers, None))),
             404 => Ok(None),
-            _ => Err(self.error("HEAD", key, &a)),
+            _ => Err(self.error(&op, &a)),
         }
     }
 
@@ -527,7 +600,6 @@ impl S3Store {
                 max: S3_MAX_OBJECT_SIZE,
             });
         }
-        let mut headers = common_headers(&options);
         let (body, sha256) = match payload {
             Payload::Bytes(b) => {
                 let sha = hex::encode(sha2::Sha256::digest(&b));
@@ -535,50 +607,33 @@ impl S3Store {
             }
             Payload::File { path, len, sha256 } => {
                 if len > self.inner.options.multipart_threshold {
-                    if !self.presigned_post_refused() {
-                        match self.put_multipart(key, &path, len, &sha256, &options).await {
-                            Err(_) if self.presigned_post_refused() => {}
-                            done => return done,
-                        }
-                    }
-                    if len > S3_MAX_PUT_SIZE {
-                        return Err(StorageError::MultipartRefused {
+                    if options.mode != PutMode::Overwrite {
+                        return Err(StorageError::ConditionalMultipart {
                             key: key.to_string(),
                             size: len,
                         });
                     }
+                    return self.put_multipart(key, &path, len, &sha256, &options).await;
                 }
                 let check = HashCheck::new(sha256.clone());
                 (SendBody::File { path, len, check }, sha256)
             }
         };
-        let sha256 = sha256.to_ascii_lowercase();
-        headers.push(("x-amz-content-sha256", sha256.clone()));
-        let a = self
-            .send(
-                reqwest::Method::PUT,
-                key,
-                || {
-                    let mut action = PutObject::new(&self.inner.bucket, self.creds(), key);
-                    action
-                        .headers_mut()
-                        .insert("x-amz-content-sha256", sha256.as_str());
-                    action.sign(SIGNED_FOR)
-                },
-                &headers,
-                &body,
-            )
-            .await?;
-        self.put_result("PUT", key, &a, &body)
+        let op = Op {
+            headers: common_headers(&options),
+            body,
+            sha256: sha256.to_ascii_lowercase(),
+            ..self.op(Method::PUT, key, self.url(Some(key), &[])?)
+        };
+        let a = self.send(&op).await?;
+        self.put_result(&op, &a)
     }
 
-    fn put_result(
-        &self,
-        method: &str,
-        key: &str,
-        a: &Answer,
-        body: &SendBody,
-    ) -> Result<Option<String>, StorageError> {
+    fn put_result(&self, op: &Op<'_>, a: &Answer) -> Result<Option<String>, StorageError> {
+        let conditional = op
+            .headers
+            .iter()
+            .any(|(n, _)| *n == "if-match" || *n == "if-none-match");
         match a.status {
             200..=299 => Ok(a
                 .headers
@@ -586,13 +641,19 @@ impl S3Store {
                 .and_then(|v| v.to_str().ok())
                 .map(unquote_etag)),
             412 => Err(StorageError::PreconditionFailed {
-                key: key.to_string(),
+                key: op.key.to_string(),
+            }),
+            // AWS's answer to a conditional write that raced another (409
+            // ConditionalRequestConflict); R2's is undocumented (docs/cloudflare-api.md §7 "A
+            // conditional write that races another"). Either way the write did not land.
+            409 if conditional => Err(StorageError::PreconditionFailed {
+                key: op.key.to_string(),
             }),
             _ => {
-                let e = self.error(method, key, a);
+                let e = self.error(op, a);
                 // The server compared the bytes with the signed hash and refused them.
                 if let (StorageError::S3 { code, .. }, SendBody::File { path, check, .. }) =
-                    (&e, body)
+                    (&e, &op.body)
                 {
                     if code == "XAmzContentSHA256Mismatch" || code == "BadDigest" {
                         return Err(StorageError::ChangedOnDisk {
@@ -603,6 +664,74 @@ impl S3Store {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Sends `body` under `key` with `claimed_sha256` as its signed payload hash, whatever the
+    /// bytes are: for `doctor`, which proves on the user's account that R2 refuses bytes that
+    /// are not what the signature says. Returns the answer's status and S3 error code.
+    pub async fn put_claiming(
+        &self,
+        key: &str,
+        body: Bytes,
+        claimed_sha256: &str,
+    ) -> Result<(u16, Option<String>), StorageError> {
+        let op = Op {
+            headers: vec![("content-type", "text/plain".to_string())],
+            body: SendBody::Bytes(body),
+            sha256: claimed_sha256.to_string(),
+            ..self.op(Method::PUT, key, self.url(Some(key), &[])?)
+        };
+        let a = self.send(&op).await?;
+        Ok((a.status, parse_error(&a.body).map(|e| e.code)))
+    }
+
+    /// Creates a multipart upload and aborts it at once: for `doctor`. Returns the upload id.
+    pub async fn multipart_round_trip(&self, key: &str) -> Result<String, StorageError> {
+        let upload_id = self
+            .create_multipart(key, &PutOptions::overwrite("application/octet-stream"))
+            .await?;
+        self.abort_multipart(key, &upload_id).await?;
+        Ok(upload_id)
+    }
+
+    async fn create_multipart(
+        &self,
+        key: &str,
+        options: &PutOptions,
+    ) -> Result<String, StorageError> {
+        let op = Op {
+            headers: common_headers(&PutOptions {
+                mode: PutMode::Overwrite,
+                ..options.clone()
+            }),
+            ..self.op(Method::POST, key, self.url(Some(key), &[("uploads", "")])?)
+        };
+        let a = self.send(&op).await?;
+        if a.status != 200 {
+            return Err(self.error(&op, &a));
+        }
+        let text = String::from_utf8_lossy(&a.body);
+        let created = CreateMultipartUpload::parse_response(&text).map_err(|e| {
+            StorageError::S3Transport {
+                method: "POST".into(),
+                key: key.to_string(),
+                detail: format!("cannot read CreateMultipartUpload's answer: {e}"),
+            }
+        })?;
+        Ok(created.upload_id().to_string())
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
+        let op = self.op(
+            Method::DELETE,
+            key,
+            self.url(Some(key), &[("uploadId", upload_id)])?,
+        );
+        let a = self.send(&op).await?;
+        match a.status {
+            200..=299 | 404 => Ok(()),
+            _ => Err(self.error(&op, &a)),
         }
     }
 
@@ -618,65 +747,22 @@ impl S3Store {
         options: &PutOptions,
     ) -> Result<Option<String>, StorageError> {
         let part_size = part_size_for(len, self.inner.options.part_size);
-        let headers = common_headers(&PutOptions {
-            mode: PutMode::Overwrite,
-            ..options.clone()
-        });
-        let a = self
-            .send(
-                reqwest::Method::POST,
-                key,
-                || {
-                    CreateMultipartUpload::new(&self.inner.bucket, self.creds(), key)
-                        .sign(SIGNED_FOR)
-                },
-                &headers,
-                &SendBody::Empty,
-            )
-            .await?;
-        if a.status != 200 {
-            self.check_post_refusal(key, &a);
-            return Err(self.error("POST", key, &a));
-        }
-        let text = String::from_utf8_lossy(&a.body);
-        let created = CreateMultipartUpload::parse_response(&text).map_err(|e| {
-            StorageError::S3Transport {
-                method: "POST".into(),
-                key: key.to_string(),
-                detail: format!("cannot read CreateMultipartUpload's answer: {e}"),
-            }
-        })?;
-        let upload_id = created.upload_id().to_string();
+        let upload_id = self.create_multipart(key, options).await?;
         let result = self
-            .upload_parts(key, &upload_id, path, len, sha256, part_size, options)
+            .upload_parts(key, &upload_id, path, len, sha256, part_size)
             .await;
-        if result.is_err() {
-            let aborted = self
-                .send(
-                    reqwest::Method::DELETE,
-                    key,
-                    || {
-                        AbortMultipartUpload::new(&self.inner.bucket, self.creds(), key, &upload_id)
-                            .sign(SIGNED_FOR)
-                    },
-                    &[],
-                    &SendBody::Empty,
-                )
-                .await;
-            if !matches!(&aborted, Ok(a) if (200..300).contains(&a.status) || a.status == 404) {
-                // Unfinished uploads expire after 7 days (R2 limits); say so rather than hide it.
-                if self.inner.options.notes {
-                    eprintln!(
-                        "cfsetup: note: could not abort the multipart upload of {key}; R2 \
-                         removes unfinished uploads after 7 days"
-                    );
-                }
+        if result.is_err() && self.abort_multipart(key, &upload_id).await.is_err() {
+            // Unfinished uploads expire after 7 days (R2 limits); say so rather than hide it.
+            if self.inner.client.transport().notes() {
+                eprintln!(
+                    "cfsetup: note: could not abort the multipart upload of {key}; R2 removes \
+                     unfinished uploads after 7 days"
+                );
             }
         }
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn upload_parts(
         &self,
         key: &str,
@@ -685,7 +771,6 @@ impl S3Store {
         len: u64,
         sha256: &str,
         part_size: u64,
-        options: &PutOptions,
     ) -> Result<Option<String>, StorageError> {
         let changed = || StorageError::ChangedOnDisk {
             path: path.to_path_buf(),
@@ -726,34 +811,20 @@ impl S3Store {
                     return Err(changed());
                 }
             }
-            let part_number = (n + 1) as u16;
+            let part_number = (n + 1).to_string();
+            let url = self.url(
+                Some(key),
+                &[("partNumber", part_number.as_str()), ("uploadId", upload_id)],
+            )?;
             in_flight.push(async move {
-                let part_sha = hex::encode(sha2::Sha256::digest(&buf));
-                let headers = [("x-amz-content-sha256", part_sha.clone())];
-                let body = SendBody::Bytes(buf);
-                let a = self
-                    .send(
-                        reqwest::Method::PUT,
-                        key,
-                        || {
-                            let mut action = UploadPart::new(
-                                &self.inner.bucket,
-                                self.creds(),
-                                key,
-                                part_number,
-                                upload_id,
-                            );
-                            action
-                                .headers_mut()
-                                .insert("x-amz-content-sha256", part_sha.as_str());
-                            action.sign(SIGNED_FOR)
-                        },
-                        &headers,
-                        &body,
-                    )
-                    .await?;
+                let op = Op {
+                    sha256: hex::encode(sha2::Sha256::digest(&buf)),
+                    body: SendBody::Bytes(buf),
+                    ..self.op(Method::PUT, key, url)
+                };
+                let a = self.send(&op).await?;
                 if a.status != 200 {
-                    return Err(self.error("PUT", key, &a));
+                    return Err(self.error(&op, &a));
                 }
                 let etag = a
                     .headers
@@ -763,7 +834,7 @@ impl S3Store {
                     .ok_or_else(|| StorageError::S3Transport {
                         method: "PUT".into(),
                         key: key.to_string(),
-                        detail: format!("part {part_number} was stored without an ETag"),
+                        detail: format!("part {} was stored without an ETag", n + 1),
                     })?;
                 Ok::<_, StorageError>((n as usize, etag))
             });
@@ -773,35 +844,28 @@ impl S3Store {
             etags[i] = Some(etag);
         }
         let etags: Vec<String> = etags.into_iter().map(Option::unwrap_or_default).collect();
-        let body = CompleteMultipartUpload::new(
+        let xml = CompleteMultipartUpload::new(
             &self.inner.bucket,
-            self.creds(),
+            None,
             key,
             upload_id,
             etags.iter().map(String::as_str),
         )
         .body();
-        let mut headers = condition_headers(&options.mode);
-        headers.push(("content-type", "application/xml".to_string()));
-        let body = SendBody::Bytes(Bytes::from(body));
-        let a = self
-            .send(
-                reqwest::Method::POST,
+        let xml = Bytes::from(xml);
+        // No condition headers: R2 documents none on CompleteMultipartUpload (`put` refuses a
+        // conditional multipart write before it starts).
+        let op = Op {
+            headers: vec![("content-type", "application/xml".to_string())],
+            sha256: hex::encode(sha2::Sha256::digest(&xml)),
+            body: SendBody::Bytes(xml),
+            ..self.op(
+                Method::POST,
                 key,
-                || {
-                    CompleteMultipartUpload::new(
-                        &self.inner.bucket,
-                        self.creds(),
-                        key,
-                        upload_id,
-                        std::iter::empty(),
-                    )
-                    .sign(SIGNED_FOR)
-                },
-                &headers,
-                &body,
+                self.url(Some(key), &[("uploadId", upload_id)])?,
             )
-            .await?;
+        };
+        let a = self.send(&op).await?;
         // CompleteMultipartUpload can answer 200 with an error in its body (S3 API reference).
         if a.status == 200 {
             if let Some(e) = parse_error(&a.body) {
@@ -818,68 +882,45 @@ impl S3Store {
                 .get("etag")
                 .and_then(|v| v.to_str().ok())
                 .map(unquote_etag)
-                .or_else(|| xml_field(&a.body, "ETag").map(|e| unquote_etag(&e)));
+                .or_else(|| completed_etag(&a.body).map(|e| unquote_etag(&e)));
             return Ok(etag);
         }
-        self.check_post_refusal(key, &a);
-        self.put_result("POST", key, &a, &SendBody::Empty)
+        Err(self.error(&op, &a))
     }
 
     /// Deletes `key`; a missing key is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        let a = self
-            .send(
-                reqwest::Method::DELETE,
-                key,
-                || DeleteObject::new(&self.inner.bucket, self.creds(), key).sign(SIGNED_FOR),
-                &[],
-                &SendBody::Empty,
-            )
-            .await?;
+        let op = self.op(Method::DELETE, key, self.url(Some(key), &[])?);
+        let a = self.send(&op).await?;
         match a.status {
             200..=299 | 404 => Ok(()),
-            _ => Err(self.error("DELETE", key, &a)),
+            _ => Err(self.error(&op, &a)),
         }
     }
 
     /// Deletes every key, at most 1,000 per DeleteObjects call; missing keys are not errors.
-    /// Once R2 refuses the presigned POST, one DeleteObject per key, 8 at a time.
     pub async fn delete_many(&self, keys: &[String]) -> Result<(), StorageError> {
         for chunk in keys.chunks(DELETE_BATCH) {
-            if self.presigned_post_refused() {
-                self.delete_each(chunk).await?;
-                continue;
-            }
             let objects: Vec<ObjectIdentifier> = chunk
                 .iter()
                 .map(|k| ObjectIdentifier::new(k.clone()))
                 .collect();
-            let mut action = DeleteObjects::new(&self.inner.bucket, self.creds(), objects.iter());
+            let mut action = DeleteObjects::new(&self.inner.bucket, None, objects.iter());
             action.set_quiet(true);
-            let (body, md5) = action.body_with_md5();
-            let headers = [
-                ("content-md5", md5),
-                ("content-type", "application/xml".to_string()),
-            ];
-            let body = SendBody::Bytes(Bytes::from(body));
-            let a = self
-                .send(
-                    reqwest::Method::POST,
-                    &chunk[0],
-                    || {
-                        DeleteObjects::new(&self.inner.bucket, self.creds(), objects.iter())
-                            .sign(SIGNED_FOR)
-                    },
-                    &headers,
-                    &body,
-                )
-                .await?;
+            let (xml, md5) = action.body_with_md5();
+            let xml = Bytes::from(xml);
+            let op = Op {
+                headers: vec![
+                    ("content-md5", md5),
+                    ("content-type", "application/xml".to_string()),
+                ],
+                sha256: hex::encode(sha2::Sha256::digest(&xml)),
+                body: SendBody::Bytes(xml),
+                ..self.op(Method::POST, &chunk[0], self.url(None, &[("delete", "")])?)
+            };
+            let a = self.send(&op).await?;
             if a.status != 200 {
-                if self.check_post_refusal(&chunk[0], &a) {
-                    self.delete_each(chunk).await?;
-                    continue;
-                }
-                return Err(self.error("POST", &chunk[0], &a));
+                return Err(self.error(&op, &a));
             }
             let text = String::from_utf8_lossy(&a.body);
             if let Ok(r) = DeleteObjectsResponse::parse(&text) {
@@ -897,18 +938,8 @@ impl S3Store {
         Ok(())
     }
 
-    /// One DeleteObject per key, [`DELETES_IN_FLIGHT`] at a time.
-    async fn delete_each(&self, keys: &[String]) -> Result<(), StorageError> {
-        let mut done = futures::stream::iter(keys.iter().map(|k| self.delete(k)))
-            .buffer_unordered(DELETES_IN_FLIGHT);
-        while let Some(r) = done.next().await {
-            r?;
-        }
-        Ok(())
-    }
-
     /// Every object whose key starts with `prefix`, in key order (ListObjectsV2, following
-    /// continuation tokens).
+    /// continuation tokens). `last_modified` keeps the listing's milliseconds.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
         let mut out = Vec::new();
         self.list_pages(prefix, None, |page| {
@@ -943,27 +974,17 @@ impl S3Store {
     ) -> Result<(), StorageError> {
         let mut token: Option<String> = None;
         for _ in 0..1_000_000 {
-            let a = self
-                .send(
-                    reqwest::Method::GET,
-                    prefix,
-                    || {
-                        let mut action = ListObjectsV2::new(&self.inner.bucket, self.creds());
-                        action.with_prefix(prefix.to_string());
-                        if let Some(d) = delimiter {
-                            action.with_delimiter(d.to_string());
-                        }
-                        if let Some(t) = &token {
-                            action.with_continuation_token(t.clone());
-                        }
-                        action.sign(SIGNED_FOR)
-                    },
-                    &[],
-                    &SendBody::Empty,
-                )
-                .await?;
+            let mut query = vec![("list-type", "2"), ("prefix", prefix)];
+            if let Some(d) = delimiter {
+                query.push(("delimiter", d));
+            }
+            if let Some(t) = &token {
+                query.push(("continuation-token", t.as_str()));
+            }
+            let op = self.op(Method::GET, prefix, self.url(None, &query)?);
+            let a = self.send(&op).await?;
             if a.status != 200 {
-                return Err(self.error("GET", prefix, &a));
+                return Err(self.error(&op, &a));
             }
             let text = String::from_utf8_lossy(&a.body);
             let page =
@@ -1021,16 +1042,6 @@ fn meta_from_headers(key: &str, headers: &HeaderMap, body_len: Option<u64>) -> O
     }
 }
 
-fn transport_detail(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "connection failed".to_string()
-    } else {
-        "the connection was closed before an answer came".to_string()
-    }
-}
-
 /// An S3 error body: `<Error><Code>…</Code><Message>…</Message>…</Error>` (S3 API reference
 /// "Error responses").
 #[derive(Debug, FromXml)]
@@ -1040,6 +1051,9 @@ struct XmlError {
     code: String,
     #[xml(rename = "Message")]
     message: Option<String>,
+    /// R2 (like AWS) puts the canonical request it computed in a SignatureDoesNotMatch.
+    #[xml(rename = "CanonicalRequest")]
+    canonical_request: Option<String>,
 }
 
 fn parse_error(body: &[u8]) -> Option<XmlError> {
@@ -1048,8 +1062,8 @@ fn parse_error(body: &[u8]) -> Option<XmlError> {
     instant_xml::from_str::<XmlError>(&text[start..]).ok()
 }
 
-/// One top-level field of a small XML answer (the ETag of CompleteMultipartUploadResult).
-fn xml_field(body: &[u8], name: &str) -> Option<String> {
+/// The ETag of a CompleteMultipartUploadResult.
+fn completed_etag(body: &[u8]) -> Option<String> {
     #[derive(FromXml)]
     #[xml(
         rename = "CompleteMultipartUploadResult",
@@ -1060,9 +1074,6 @@ fn xml_field(body: &[u8], name: &str) -> Option<String> {
         etag: Option<String>,
     }
     let text = std::str::from_utf8(body).ok()?;
-    if name != "ETag" {
-        return None;
-    }
     instant_xml::from_str::<Completed>(text).ok()?.etag
 }
 
@@ -1125,30 +1136,83 @@ mod tests {
         assert!(parse_error(b"").is_none());
     }
 
-    #[test]
-    fn uploads_sign_their_payload_hash() {
+    fn store() -> S3Store {
         let loc = BucketLoc {
             account: "a".into(),
             name: "bucket".into(),
             jurisdiction: None,
         };
-        let bucket = Bucket::new(
-            Url::parse("http://127.0.0.1:9000").unwrap(),
-            UrlStyle::Path,
-            loc.name.clone(),
-            "auto",
+        let client = Client::new(
+            &Url::parse("http://127.0.0.1:9").unwrap(),
+            crate::cloudflare::Auth::Token(Secret::new("t")),
+            crate::cloudflare::ClientOptions::default(),
         )
         .unwrap();
-        let creds = rusty_s3::Credentials::new("id", "secret");
-        let mut put = PutObject::new(&bucket, Some(&creds), "blobs/ab");
-        put.headers_mut()
-            .insert("x-amz-content-sha256", "e3b0c44298fc1c149afbf4c8996fb924");
-        let url = put.sign(SIGNED_FOR);
-        let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        let signed = q.iter().find(|(k, _)| k == "X-Amz-SignedHeaders").unwrap();
-        assert_eq!(signed.1, "host;x-amz-content-sha256");
-        assert!(url.path().starts_with("/bucket/blobs/ab"));
-        let cred = q.iter().find(|(k, _)| k == "X-Amz-Credential").unwrap();
-        assert!(cred.1.contains("/auto/s3/aws4_request"));
+        let creds = S3Credentials {
+            access_key_id: "0123456789abcdef0123456789abcdef".into(),
+            secret_access_key: Secret::new("s"),
+        };
+        S3Store::new(
+            client,
+            loc,
+            Url::parse("http://127.0.0.1:9000").unwrap(),
+            true,
+            &creds,
+            S3Options::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_request_is_header_signed_over_its_real_payload_hash() {
+        let s = store();
+        let sha = hex::encode(sha2::Sha256::digest(b"hello"));
+        let op = Op {
+            headers: vec![("if-none-match", "*".to_string())],
+            body: SendBody::Bytes(Bytes::from_static(b"hello")),
+            sha256: sha.clone(),
+            ..s.op(
+                Method::PUT,
+                "blobs/ab",
+                s.url(Some("blobs/ab"), &[]).unwrap(),
+            )
+        };
+        let signed = s.sign(&op).unwrap();
+        let get = |n: &str| {
+            signed
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(get("x-amz-content-sha256").as_deref(), Some(sha.as_str()));
+        let auth = get("authorization").unwrap();
+        assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=0123456789abcdef0123456789abcdef/"));
+        assert!(auth.contains("/auto/s3/aws4_request"), "{auth}");
+        assert!(
+            auth.contains("SignedHeaders=host;if-none-match;x-amz-content-sha256;x-amz-date"),
+            "{auth}"
+        );
+        assert!(signed.iter().any(|(k, v)| *k == "authorization" && v.is_sensitive()));
+        assert!(op.url.query().is_none(), "nothing is presigned");
+    }
+
+    #[test]
+    fn queries_are_encoded_as_sigv4_canonicalises_them() {
+        let s = store();
+        let url = s
+            .url(None, &[("list-type", "2"), ("prefix", "a b+c/"), ("delete", "")])
+            .unwrap();
+        assert_eq!(url.query(), Some("list-type=2&prefix=a%20b%2Bc%2F&delete="));
+        assert_eq!(url.path(), "/bucket/");
+    }
+
+    #[test]
+    fn a_signature_mismatch_body_keeps_the_server_s_canonical_request() {
+        let body = b"<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>m</Message><CanonicalRequest>PUT\n/b/k\n\nhost:x\n\nhost\nUNSIGNED-PAYLOAD</CanonicalRequest></Error>";
+        let e = parse_error(body).unwrap();
+        assert_eq!(
+            e.canonical_request.unwrap().lines().last(),
+            Some("UNSIGNED-PAYLOAD")
+        );
     }
 }

@@ -123,8 +123,6 @@ fn small_parts() -> S3Options {
     S3Options {
         multipart_threshold: 5 * MIB as u64,
         part_size: 5 * MIB as u64,
-        retry: fast_retries(),
-        notes: false,
         ..S3Options::default()
     }
 }
@@ -692,33 +690,29 @@ fn rest_pacing_keeps_under_the_emulator_s_own_limit() {
     assert!(took < Duration::from_secs(18), "{took:?}");
 }
 
-/// R2 documents presigned URLs for GET, HEAD, PUT and DELETE only. With presigned POST refused,
-/// a file above the multipart threshold goes up as one PUT and `delete_many` deletes key by
-/// key; the refusal is remembered, so POST is tried once.
+/// Every S3 request is signed in the Authorization-header form, never presigned: multipart
+/// (CreateMultipartUpload, UploadPart, CompleteMultipartUpload) and DeleteObjects are POSTs, which
+/// R2 documents no presigned form for (docs/cloudflare-api.md §7 "Signing: use the header form").
+/// So a file above the multipart threshold goes up in parts and `delete_many` is one batch.
 #[test]
-fn without_presigned_post_multipart_and_delete_many_fall_back() {
-    let w = World::with_options(cfsetup_emulator::Options {
-        s3_presigned_post: false,
-        ..cfsetup_emulator::Options::new()
-    });
+fn multipart_and_delete_many_are_header_signed_posts() {
+    let w = World::new();
     let rt = rt();
     let s = setup(&w, &rt, &["Workers R2 Storage Write"]);
     let st = store(&w, &rt, &s, Some(Via::S3), Some(&s.token_id));
     let bytes: Vec<u8> = (0..5 * MIB + 1).map(|i| (i * 31 % 251) as u8).collect();
     let key = format!("blobs/{}", sha256(&bytes));
     rt.block_on(async {
-        for (i, k) in [key.clone(), format!("{key}-2")].iter().enumerate() {
-            let payload = file(&w, &format!("big{i}.bin"), &bytes);
-            st.put(
-                k,
-                payload,
-                PutOptions::overwrite("application/octet-stream"),
-            )
-            .await
-            .unwrap();
-            let back = st.get(k).await.unwrap().unwrap();
-            assert!(back.body[..] == bytes[..], "byte for byte");
-        }
+        let payload = file(&w, "big.bin", &bytes);
+        st.put(
+            &key,
+            payload,
+            PutOptions::overwrite("application/octet-stream"),
+        )
+        .await
+        .unwrap();
+        let back = st.get(&key).await.unwrap().unwrap();
+        assert!(back.body[..] == bytes[..], "byte for byte");
         let keys: Vec<String> = (0..20).map(|i| format!("d/{i}")).collect();
         for k in &keys {
             st.put(
@@ -735,23 +729,97 @@ fn without_presigned_post_multipart_and_delete_many_fall_back() {
         st.delete_many(&all).await.unwrap();
         assert!(st.list("d/").await.unwrap().is_empty());
         assert!(st.head(&key).await.unwrap().is_none());
-        assert!(st.head(&format!("{key}-2")).await.unwrap().is_some());
     });
-    let requests = w.emu.requests();
-    let posts: Vec<_> = requests
-        .iter()
-        .filter(|r| r.api == Api::S3 && r.method == "POST")
+    let requests: Vec<_> = w
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.api == Api::S3)
         .collect();
-    assert_eq!(
-        posts.len(),
-        1,
-        "POST refused once, then not tried: {posts:?}"
+    assert!(
+        requests.iter().all(|r| r.auth == "sigv4"),
+        "every S3 request is header-signed: {:?}",
+        requests.iter().filter(|r| r.auth != "sigv4").collect::<Vec<_>>()
     );
-    assert_eq!(posts[0].status, 403);
-    assert!(!requests
+    let posts = requests.iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 3, "create, complete, one DeleteObjects");
+    assert!(requests
         .iter()
-        .any(|r| r.query.as_deref().is_some_and(|q| q.contains("partNumber"))));
+        .any(|r| r.query.as_deref().is_some_and(|q| q.contains("partNumber=2"))));
     assert!(w.emu.pending_uploads().is_empty());
+}
+
+/// A conditional write of a multipart-sized file is refused before any request: R2 documents
+/// no conditions on CompleteMultipartUpload.
+#[test]
+fn a_conditional_multipart_write_is_refused_before_any_request() {
+    let w = World::new();
+    let rt = rt();
+    let s = setup(&w, &rt, &["Workers R2 Storage Write"]);
+    let st = store(&w, &rt, &s, Some(Via::S3), Some(&s.token_id));
+    let bytes: Vec<u8> = vec![7; 5 * MIB + 1];
+    let before = w.emu.requests().len();
+    let e = rt
+        .block_on(st.put(
+            "blobs/x",
+            file(&w, "big.bin", &bytes),
+            PutOptions::overwrite("application/octet-stream").with_mode(PutMode::Create),
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(e, StorageError::ConditionalMultipart { .. }),
+        "{e}"
+    );
+    assert_eq!(w.emu.requests().len(), before, "nothing was sent");
+}
+
+/// `auto` falls back to REST at once when R2's S3 host cannot be reached (here a closed port),
+/// says so once naming the endpoint, and the call completes over REST; `--via s3` fails and
+/// names the endpoint.
+#[test]
+fn auto_falls_back_to_rest_when_s3_cannot_be_reached() {
+    let w = World::new();
+    let rt = rt();
+    let s = setup(&w, &rt, &["Workers R2 Storage Write"]);
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        format!("http://127.0.0.1:{port}")
+    };
+    let cfg = |via| {
+        config(&w, via, &[("R2_S3_ENDPOINT", closed.as_str())])
+    };
+    let open = |via| {
+        rt.block_on(storage_with(
+            &cfg(via),
+            &s.client,
+            s.bucket.clone(),
+            StorageSetup {
+                token_id: Some(s.token_id.clone()),
+                s3: None,
+            },
+        ))
+        .unwrap()
+    };
+    let st = open(None);
+    let started = std::time::Instant::now();
+    rt.block_on(st.put(
+        "k",
+        Payload::Bytes(Bytes::from("v")),
+        PutOptions::overwrite("text/plain"),
+    ))
+    .unwrap();
+    assert!(rt.block_on(st.head("k")).unwrap().is_some());
+    eprintln!("fell back after {:?}", started.elapsed());
+    assert_eq!(st.via(), "REST");
+    let note = st.fallback_note().expect("a note");
+    assert!(note.contains(&closed) && note.contains("could not be reached"), "{note}");
+    assert!(note.contains("firewall"), "{note}");
+
+    let strict = open(Some(Via::S3));
+    let e = rt.block_on(strict.head("k")).unwrap_err();
+    assert!(e.to_string().contains(&closed), "{e}");
 }
 
 /// R2's other refusals of the keys fall back too: 400 InvalidArgument for a key id that is not

@@ -590,25 +590,31 @@ impl Ctx<'_> {
                 false,
             ),
         };
-        let options = S3Options {
-            notes: false,
-            ..S3Options::from_client(self.client)
-        };
+        // Probing: an S3 host that cannot be reached is given up on within about 2 s, as `auto`
+        // does, instead of after five retries.
         let store = S3Store::new(
             self.client.clone(),
             loc,
             endpoint,
             overridden,
             &S3Credentials::from_token(&token_id, &token),
-            options,
+            S3Options::default(),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .probing();
         let body = Payload::Bytes(bytes::Bytes::from_static(b"cfsetup test-permissions\n"));
         let put = store
             .put(key, body, PutOptions::overwrite("text/plain"))
             .await;
-        let deleted = store.delete(key).await;
+        // Nothing was stored when S3 could not be reached: no delete to try.
+        let deleted = match &put {
+            Err(crate::storage::StorageError::S3Unreachable { .. }) => Ok(()),
+            _ => store.delete(key).await,
+        };
         let explain = |e: crate::storage::StorageError| match e.s3_code() {
+            _ if matches!(e, crate::storage::StorageError::S3Unreachable { .. }) => format!(
+                "{e}: a firewall or proxy may block *.r2.cloudflarestorage.com"
+            ),
             Some(code) if e.is_s3_auth_refusal() => {
                 let mut why = format!(
                     "R2's S3 API refused the keys derived from the token ({code}): the token \
