@@ -174,6 +174,9 @@ pub enum Command {
     Gc(GcArgs),
     /// Roll a token's secret; its permissions stay
     RotateToken(RotateTokenArgs),
+    /// Check the platform end to end on the real account: token, R2's S3 behaviour, Worker,
+    /// routes, fallback origin (read-mostly; one temporary object, removed)
+    Doctor(DoctorArgs),
     /// The 8 permissions, why each is needed, and the dashboard link that pre-fills them
     Permissions(PermissionsArgs),
     /// Run a local stand-in for the Cloudflare API
@@ -392,6 +395,24 @@ pub struct GcArgs {
     /// record's)
     #[arg(long, value_name = "DURATION", hide = true)]
     pub lock_stale: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The platform's domain, as given to deploy-infra [env: PLATFORM_DOMAIN]
+    #[arg(long, value_name = "DOMAIN")]
+    pub platform_domain: Option<String>,
+    /// Name of the router Worker [env: WORKER_SCRIPT_NAME] [default: cfsetup-router]
+    #[arg(long, value_name = "NAME")]
+    pub worker_name: Option<String>,
+    /// Hostname of the custom-hostname fallback origin [env: SAAS_FALLBACK_ORIGIN]
+    #[arg(long, value_name = "HOST")]
+    pub fallback_origin: Option<String>,
+    /// A route pattern deploy-infra was given (repeatable)
+    #[arg(long = "route", value_name = "PATTERN")]
+    pub routes: Vec<String>,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
 }
 
 #[derive(Debug, Args)]

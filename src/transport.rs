@@ -166,7 +166,11 @@ impl Transport {
     /// `attempt(n)` makes attempt `n` (0 first): it builds the request afresh (a body stream, a
     /// signature and pacing are per attempt), sends it, and reads the answer. It returns
     /// `Err(Ok(e))` when no answer came and `Err(Err(text))` when the request could not be built.
-    pub async fn send_retry<F, Fut>(&self, call: &Call<'_>, mut attempt: F) -> Result<Answer, Failure>
+    pub async fn send_retry<F, Fut>(
+        &self,
+        call: &Call<'_>,
+        mut attempt: F,
+    ) -> Result<Answer, Failure>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<Answer, Result<reqwest::Error, String>>>,
@@ -409,7 +413,10 @@ mod tests {
         h.insert("retry-after-ms", "250".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
         let mut h = HeaderMap::new();
-        h.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        h.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         assert_eq!(retry_after(&HeaderMap::new()), None);
     }
@@ -465,7 +472,11 @@ mod tests {
         let out = t
             .send_retry(c, |_| {
                 count.fetch_add(1, Ordering::SeqCst);
-                let next = script.lock().unwrap().next().expect("an answer is scripted");
+                let next = script
+                    .lock()
+                    .unwrap()
+                    .next()
+                    .expect("an answer is scripted");
                 async move { Ok(next) }
             })
             .await;
@@ -477,7 +488,11 @@ mod tests {
         let get = Method::GET;
         let (out, n) = scripted(
             &call(&get, true),
-            vec![answer(429, Some("1")), answer(503, Some("1")), answer(200, None)],
+            vec![
+                answer(429, Some("1")),
+                answer(503, Some("1")),
+                answer(200, None),
+            ],
         )
         .await;
         assert_eq!(out.unwrap().status, 200);

@@ -508,6 +508,23 @@ impl Emulator {
             })
             .collect()
     }
+    /// Replaces the main module's bytes of a deployed script, as another build of it would: for
+    /// tests of what notices a Worker that differs from the one a client would upload.
+    pub fn replace_script_module(&self, name: &str, body: &[u8]) -> bool {
+        let mut state = self.shared.state.lock();
+        let Some(script) = state.scripts.get_mut(name) else {
+            return false;
+        };
+        let main = script.main_module.clone();
+        match script.modules.iter_mut().find(|m| m.name == main) {
+            Some(m) => {
+                m.body = body.to_vec();
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn routes(&self) -> Vec<StoredRoute> {
         let state = self.shared.state.lock();
         state

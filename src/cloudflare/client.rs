@@ -680,7 +680,6 @@ impl Client {
         };
         Ok(b.timeout(timeout))
     }
-
 }
 
 fn sensitive(value: &str) -> Result<HeaderValue, String> {

@@ -234,7 +234,9 @@ impl Error {
                      permissions the platform needs) and set CLOUDFLARE_API_TOKEN"
                         .into(),
                 ),
-                Error::Api { method, path, .. } => (method.as_str(), path.as_str()),
+                Error::Api { method, path, .. } | Error::RateLimited { method, path, .. } => {
+                    (method.as_str(), path.as_str())
+                }
                 Error::NotJson {
                     challenge: true, ..
                 } => return Some(

@@ -14,6 +14,7 @@ pub mod create_token;
 pub mod demo;
 pub mod deploy_infra;
 pub mod deploy_site;
+pub mod doctor;
 pub mod emulator;
 pub mod gc;
 pub mod permissions;
@@ -96,6 +97,7 @@ pub async fn run(
         Command::RemoveSite(args) => remove_site::run(args, config, ui).await.map(Some),
         Command::RemoveDomain(args) => remove_domain::run(args, config, ui).await.map(Some),
         Command::Gc(args) => gc::run(args, config, ui).await.map(Some),
+        Command::Doctor(args) => doctor::run(args, config, ui).await.map(Some),
         Command::Demo(args) => demo::run(args, config, ui).await.map(Some),
     }
 }
@@ -184,7 +186,7 @@ pub async fn storage_with(
     setup: StorageSetup,
 ) -> anyhow::Result<crate::storage::Storage> {
     use crate::cli::Via;
-    use crate::storage::{RestStore, S3Credentials, S3Store, Storage};
+    use crate::storage::{RestStore, Storage};
 
     let rest = RestStore::new(client.clone(), bucket.clone());
     let token = match (config.via, client.auth()) {
@@ -209,7 +211,30 @@ pub async fn storage_with(
                 anyhow::Error::new(e).context("verifying the API token for R2's S3 keys")
             })?,
     };
-    let credentials = S3Credentials::from_token(&token_id, &token);
+    let options = setup.s3.unwrap_or_default();
+    let notes = client.transport().notes();
+    let s3 = s3_store(config, client, bucket, &token_id, options)?;
+    Ok(match config.via {
+        Via::S3 => Storage::s3(s3),
+        _ => Storage::auto(s3, rest, cause, notes),
+    })
+}
+
+/// The bucket over R2's S3 API with keys derived from the client's API token (whose id is
+/// `token_id`), at `--s3-endpoint` or the bucket's own endpoint. The Global API Key has no S3
+/// keys: a usage error.
+pub fn s3_store(
+    config: &Config,
+    client: &Client,
+    bucket: crate::storage::BucketLoc,
+    token_id: &str,
+    options: crate::storage::S3Options,
+) -> anyhow::Result<crate::storage::S3Store> {
+    use crate::storage::{S3Credentials, S3Store};
+    let Auth::Token(token) = client.auth() else {
+        return Err(via_s3_needs_a_token().into());
+    };
+    let credentials = S3Credentials::from_token(token_id, token);
     let (endpoint, overridden) = match &config.s3_endpoint {
         Some(url) => (url.clone(), true),
         None => (
@@ -217,20 +242,14 @@ pub async fn storage_with(
             false,
         ),
     };
-    let options = setup.s3.unwrap_or_default();
-    let notes = client.transport().notes();
-    let s3 = S3Store::new(
+    Ok(S3Store::new(
         client.clone(),
         bucket,
         endpoint,
         overridden,
         &credentials,
         options,
-    )?;
-    Ok(match config.via {
-        Via::S3 => Storage::s3(s3),
-        _ => Storage::auto(s3, rest, cause, notes),
-    })
+    )?)
 }
 
 /// The likely cause of an S3 refusal in `auto`, for its one note.

@@ -592,8 +592,10 @@ mod tests {
             last_modified: t,
         };
         // R2: the listing says .789, the HEAD's HTTP date says .000 of the same second.
-        assert!(meta(Some("e1"), at(1_700_000_000_789)).same_version(&meta(Some("e1"), at(1_700_000_000_000))));
-        assert!(!meta(Some("e1"), at(1_700_000_000_789)).same_version(&meta(Some("e2"), at(1_700_000_000_789))));
+        assert!(meta(Some("e1"), at(1_700_000_000_789))
+            .same_version(&meta(Some("e1"), at(1_700_000_000_000))));
+        assert!(!meta(Some("e1"), at(1_700_000_000_789))
+            .same_version(&meta(Some("e2"), at(1_700_000_000_789))));
         assert!(meta(None, at(1_700_000_000_789)).same_version(&meta(None, at(1_700_000_000_000))));
         assert!(!meta(None, at(1_700_000_000_789)).same_version(&meta(None, at(1_700_000_001_000))));
         assert!(!meta(None, None).same_version(&meta(None, None)));

@@ -48,8 +48,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_sigv4::http_request::{
-    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
-    SigningSettings, UriPathNormalizationMode,
+    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode,
 };
 use aws_sigv4::sign::v4;
 use bytes::{Bytes, BytesMut};
@@ -71,7 +71,9 @@ use crate::cloudflare::Client;
 use crate::secret::Secret;
 use crate::transport::{fetch, verified_file_stream, Answer, Call, Failure, HashCheck};
 
-use super::{unquote_etag, BucketLoc, Object, ObjectMeta, Payload, PutMode, PutOptions, StorageError};
+use super::{
+    unquote_etag, BucketLoc, Object, ObjectMeta, Payload, PutMode, PutOptions, StorageError,
+};
 
 /// R2's largest object (4.995 TiB; `r2/platform/limits.mdx`).
 pub const S3_MAX_OBJECT_SIZE: u64 = 4_995 * 1024 * 1024 * 1024 * 1024 / 1000;
@@ -297,11 +299,15 @@ impl S3Store {
     /// canonical query encodes it.
     fn url(&self, key: Option<&str>, query: &[(&str, &str)]) -> Result<Url, StorageError> {
         let mut url = match key {
-            Some(k) => self.inner.bucket.object_url(k).map_err(|e| StorageError::S3Transport {
-                method: "-".into(),
-                key: k.to_string(),
-                detail: format!("the key cannot be put in a URL: {e}"),
-            })?,
+            Some(k) => self
+                .inner
+                .bucket
+                .object_url(k)
+                .map_err(|e| StorageError::S3Transport {
+                    method: "-".into(),
+                    key: k.to_string(),
+                    detail: format!("the key cannot be put in a URL: {e}"),
+                })?,
             None => self.inner.bucket.base_url().clone(),
         };
         if query.is_empty() {
@@ -397,7 +403,8 @@ impl S3Store {
                 for (name, value) in signed {
                     b = b.header(name, value);
                 }
-                let mut timeout = Duration::from_secs(60) + Duration::from_secs(op.body.len() / (256 * 1024));
+                let mut timeout =
+                    Duration::from_secs(60) + Duration::from_secs(op.body.len() / (256 * 1024));
                 if probing && op.body.len() <= 1024 * 1024 {
                     timeout = PROBE_TIMEOUT;
                 }
@@ -814,7 +821,10 @@ impl S3Store {
             let part_number = (n + 1).to_string();
             let url = self.url(
                 Some(key),
-                &[("partNumber", part_number.as_str()), ("uploadId", upload_id)],
+                &[
+                    ("partNumber", part_number.as_str()),
+                    ("uploadId", upload_id),
+                ],
             )?;
             in_flight.push(async move {
                 let op = Op {
@@ -1192,7 +1202,9 @@ mod tests {
             auth.contains("SignedHeaders=host;if-none-match;x-amz-content-sha256;x-amz-date"),
             "{auth}"
         );
-        assert!(signed.iter().any(|(k, v)| *k == "authorization" && v.is_sensitive()));
+        assert!(signed
+            .iter()
+            .any(|(k, v)| *k == "authorization" && v.is_sensitive()));
         assert!(op.url.query().is_none(), "nothing is presigned");
     }
 
@@ -1200,7 +1212,10 @@ mod tests {
     fn queries_are_encoded_as_sigv4_canonicalises_them() {
         let s = store();
         let url = s
-            .url(None, &[("list-type", "2"), ("prefix", "a b+c/"), ("delete", "")])
+            .url(
+                None,
+                &[("list-type", "2"), ("prefix", "a b+c/"), ("delete", "")],
+            )
             .unwrap();
         assert_eq!(url.query(), Some("list-type=2&prefix=a%20b%2Bc%2F&delete="));
         assert_eq!(url.path(), "/bucket/");

@@ -739,13 +739,17 @@ fn multipart_and_delete_many_are_header_signed_posts() {
     assert!(
         requests.iter().all(|r| r.auth == "sigv4"),
         "every S3 request is header-signed: {:?}",
-        requests.iter().filter(|r| r.auth != "sigv4").collect::<Vec<_>>()
+        requests
+            .iter()
+            .filter(|r| r.auth != "sigv4")
+            .collect::<Vec<_>>()
     );
     let posts = requests.iter().filter(|r| r.method == "POST").count();
     assert_eq!(posts, 3, "create, complete, one DeleteObjects");
-    assert!(requests
-        .iter()
-        .any(|r| r.query.as_deref().is_some_and(|q| q.contains("partNumber=2"))));
+    assert!(requests.iter().any(|r| r
+        .query
+        .as_deref()
+        .is_some_and(|q| q.contains("partNumber=2"))));
     assert!(w.emu.pending_uploads().is_empty());
 }
 
@@ -787,9 +791,7 @@ fn auto_falls_back_to_rest_when_s3_cannot_be_reached() {
         drop(l);
         format!("http://127.0.0.1:{port}")
     };
-    let cfg = |via| {
-        config(&w, via, &[("R2_S3_ENDPOINT", closed.as_str())])
-    };
+    let cfg = |via| config(&w, via, &[("R2_S3_ENDPOINT", closed.as_str())]);
     let open = |via| {
         rt.block_on(storage_with(
             &cfg(via),
@@ -814,7 +816,10 @@ fn auto_falls_back_to_rest_when_s3_cannot_be_reached() {
     eprintln!("fell back after {:?}", started.elapsed());
     assert_eq!(st.via(), "REST");
     let note = st.fallback_note().expect("a note");
-    assert!(note.contains(&closed) && note.contains("could not be reached"), "{note}");
+    assert!(
+        note.contains(&closed) && note.contains("could not be reached"),
+        "{note}"
+    );
     assert!(note.contains("firewall"), "{note}");
 
     let strict = open(Some(Via::S3));

@@ -16,7 +16,7 @@
 //! update", and writes nothing.
 
 mod inputs;
-mod report;
+pub mod report;
 mod steps;
 mod worker;
 
@@ -28,7 +28,8 @@ use crate::cloudflare::Client;
 use crate::config::Config;
 use crate::output::{Report, Ui};
 
-use inputs::{route_in_zone, within, Inputs};
+pub use inputs::Inputs;
+use inputs::{route_in_zone, within};
 use report::{DeployInfraReport, Named, Resource, Row};
 
 /// Requests in flight at once; the plan makes seven reads together.

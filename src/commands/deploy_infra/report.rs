@@ -102,6 +102,11 @@ pub struct Row {
 }
 
 impl Row {
+    /// The kind of resource, in words ("R2 bucket", "Worker", "route", "fallback origin").
+    pub fn resource_label(&self) -> &'static str {
+        self.resource.label()
+    }
+
     pub fn new(
         resource: Resource,
         name: impl Into<String>,

@@ -612,9 +612,9 @@ impl Ctx<'_> {
             _ => store.delete(key).await,
         };
         let explain = |e: crate::storage::StorageError| match e.s3_code() {
-            _ if matches!(e, crate::storage::StorageError::S3Unreachable { .. }) => format!(
-                "{e}: a firewall or proxy may block *.r2.cloudflarestorage.com"
-            ),
+            _ if matches!(e, crate::storage::StorageError::S3Unreachable { .. }) => {
+                format!("{e}: a firewall or proxy may block *.r2.cloudflarestorage.com")
+            }
             Some(code) if e.is_s3_auth_refusal() => {
                 let mut why = format!(
                     "R2's S3 API refused the keys derived from the token ({code}): the token \
