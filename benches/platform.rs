@@ -201,7 +201,6 @@ fn seed_tenants(emu: &Emulator, token: &str, tenants: u64) -> u64 {
                 window_limit: u32::MAX,
                 window: Duration::from_secs(1),
             },
-            notes: false,
             ..ClientOptions::default()
         },
     )
@@ -486,7 +485,6 @@ mod storage {
 
     fn quiet() -> ClientOptions {
         ClientOptions {
-            notes: false,
             ..ClientOptions::default()
         }
     }

@@ -18,7 +18,9 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "==> cargo test"
-cargo test --workspace --locked
+# The miniflare end-to-end test skips without worker/node_modules on a plain `cargo test`; here the
+# modules were installed above, so it must run.
+CFSETUP_E2E=required cargo test --workspace --locked
 
 echo "==> worker tests (miniflare)"
 npm test --prefix worker

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::cli::{ColorChoice, GlobalArgs};
+use crate::cli::GlobalArgs;
 use crate::error::{usage, UsageError};
+use crate::output::{OutputSettings, Verbosity};
 use crate::secret::Secret;
 
 pub const DEFAULT_API_URL: &str = "https://api.cloudflare.com/client/v4";
@@ -49,21 +50,6 @@ pub struct Credentials {
     pub token: Option<Secret>,
     pub email: Option<String>,
     pub global_key: Option<Secret>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verbosity {
-    Quiet,
-    Normal,
-    Verbose,
-}
-
-/// How the report and progress are shown.
-#[derive(Debug, Clone, Copy)]
-pub struct OutputSettings {
-    pub json: bool,
-    pub verbosity: Verbosity,
-    pub color: ColorChoice,
 }
 
 /// The checked configuration every command starts from.

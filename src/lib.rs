@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod envfile;
 pub mod error;
+pub mod exit;
 pub mod output;
 pub mod permissions;
 pub mod platform;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::FromArgMatches;
 
 use cfsetup::cli::Cli;
-use cfsetup::{commands, config, error, output};
+use cfsetup::{commands, config, error, exit, output};
 
 fn main() -> ExitCode {
     let cmd = cfsetup::cli::command();
@@ -30,18 +30,21 @@ fn main() -> ExitCode {
         .and_then(|()| commands::main(cli));
     match result {
         Ok(code) => ExitCode::from(code),
+        // The reader of stdout went away (`cfsetup man | head -1`): nothing is wrong, and nothing
+        // more can be said there. Exit 0 quietly, as ripgrep does.
+        Err(err) if broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // What did happen, on stdout as a report would be; then the error.
-            if let Some(partial) = error::partial(&err) {
+            if let Some(partial) = exit::partial(&err) {
                 if !json {
                     let _ = output::emit_text(partial.report.as_ref());
                 }
             }
             if json {
-                println!("{}", pretty(&error::to_json(&err)));
+                println!("{}", pretty(&exit::to_json(&err)));
             }
-            eprint!("{}", error::render(&err));
-            ExitCode::from(error::exit_code(&err))
+            eprint!("{}", exit::render(&err));
+            ExitCode::from(exit::exit_code(&err))
         }
     }
 }
@@ -57,9 +60,17 @@ fn parse_error(e: clap::Error) -> ExitCode {
     let text = e.render().to_string();
     let first = text.lines().next().unwrap_or_default();
     let message = first.strip_prefix("error: ").unwrap_or(first);
-    println!("{}", pretty(&error::usage_json(message)));
+    println!("{}", pretty(&exit::usage_json(message)));
     let _ = e.print();
     ExitCode::from(error::EXIT_USAGE)
+}
+
+/// Whether the error is a write to a closed pipe.
+fn broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn pretty(value: &serde_json::Value) -> String {

@@ -3,6 +3,13 @@
 //! A command returns a [`Report`]; [`emit`] turns it into a comfy-table (or `--json`) on stdout.
 //! Both renderings come from the same report value, so they cannot drift apart. Only this module and
 //! `main` write to stdout.
+//!
+//! Diagnostics go through the `log` facade from every layer (transport, storage, commands), and
+//! one stderr logger ([`init_logger`]) writes them: `warn` as `cfsetup: warning: …`, `info` as
+//! `cfsetup: note: …`, `debug` (the request log) as `cfsetup: debug: …`. `-q` keeps warnings and
+//! notes off, `-v` adds debug lines, and colour follows `--color` and `NO_COLOR` for stderr. Only
+//! cfsetup's own records are written (a dependency's `log` output never is). Errors are not logged:
+//! `main` prints each once.
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -11,7 +18,22 @@ use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 use serde::Serialize;
 
 use crate::cli::ColorChoice;
-use crate::config::{OutputSettings, Verbosity};
+
+/// `-q`, nothing, or `-v`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// How the report and progress are shown.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputSettings {
+    pub json: bool,
+    pub verbosity: Verbosity,
+    pub color: ColorChoice,
+}
 
 /// What a command hands back. `render` writes the human form; `to_json` the machine form.
 pub trait Report {
@@ -145,6 +167,54 @@ pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
     }
 }
 
+/// A run that did part of its work before it failed, e.g. a site that went live whose domain could
+/// not be attached. `report` says what did happen (the deploy id, the URLs); it is printed on
+/// stdout like a successful report, with the error beside it: with `--json` the report's object
+/// gains an `"error"` member. The exit status is 1.
+///
+/// A command returns it as `Err(PartialFailure::new(done, report, error).into())`.
+pub struct PartialFailure {
+    /// One sentence saying what was done, e.g. "acme is live at https://acme.getai.page".
+    pub done: String,
+    pub report: Box<dyn Report + Send + Sync>,
+    pub error: anyhow::Error,
+}
+
+impl PartialFailure {
+    pub fn new(
+        done: impl Into<String>,
+        report: Box<dyn Report + Send + Sync>,
+        error: anyhow::Error,
+    ) -> Self {
+        PartialFailure {
+            done: done.into(),
+            report,
+            error,
+        }
+    }
+}
+
+impl std::fmt::Debug for PartialFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartialFailure")
+            .field("done", &self.done)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Display for PartialFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "only part of the work was done: {}", self.done)
+    }
+}
+
+impl std::error::Error for PartialFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.error.as_ref())
+    }
+}
+
 /// The stderr side: notes, warnings and progress bars, shaped by `-q`/`-v`.
 #[derive(Debug, Clone, Copy)]
 pub struct Ui {
@@ -164,18 +234,14 @@ impl Ui {
         self.settings.verbosity == Verbosity::Quiet
     }
 
-    /// `cfsetup: note: …` unless `-q`.
+    /// `cfsetup: note: …` unless `-q` (through the logger).
     pub fn note(&self, text: impl AsRef<str>) {
-        if !self.quiet() {
-            eprintln!("cfsetup: note: {}", text.as_ref());
-        }
+        log::info!("{}", text.as_ref());
     }
 
-    /// `cfsetup: warning: …` unless `-q`.
+    /// `cfsetup: warning: …` unless `-q` (through the logger).
     pub fn warn(&self, text: impl AsRef<str>) {
-        if !self.quiet() {
-            eprintln!("cfsetup: warning: {}", text.as_ref());
-        }
+        log::warn!("{}", text.as_ref());
     }
 
     /// A progress bar on stderr when stderr is a terminal and not `-q`; hidden otherwise.
@@ -196,9 +262,96 @@ impl Ui {
     }
 }
 
+/// The one stderr logger: see the module doc.
+struct StderrLogger {
+    level: log::LevelFilter,
+    color: bool,
+}
+
+impl StderrLogger {
+    fn line(&self, record: &log::Record<'_>) -> String {
+        let (word, paint) = match record.level() {
+            log::Level::Error => ("error", "\x1b[31m"),
+            log::Level::Warn => ("warning", "\x1b[33m"),
+            log::Level::Info => ("note", "\x1b[36m"),
+            log::Level::Debug | log::Level::Trace => ("debug", "\x1b[2m"),
+        };
+        if self.color {
+            format!("cfsetup: {paint}{word}\x1b[0m: {}", record.args())
+        } else {
+            format!("cfsetup: {word}: {}", record.args())
+        }
+    }
+}
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= self.level && metadata.target().starts_with("cfsetup")
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            // One write per line, so lines from concurrent tasks never interleave.
+            let line = self.line(record) + "\n";
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// The level `-q` / (none) / `-v` asks for: warnings and notes are off with `-q`; debug lines
+/// (the request log) are on with `-v`.
+pub fn log_level(verbosity: Verbosity) -> log::LevelFilter {
+    match verbosity {
+        Verbosity::Quiet => log::LevelFilter::Error,
+        Verbosity::Normal => log::LevelFilter::Info,
+        Verbosity::Verbose => log::LevelFilter::Debug,
+    }
+}
+
+/// Installs the stderr logger for this process (once; later calls keep the first).
+pub fn init_logger(settings: &OutputSettings) {
+    let level = log_level(settings.verbosity);
+    let logger = StderrLogger {
+        level,
+        color: use_color(settings.color, std::io::stderr().is_terminal()),
+    };
+    if log::set_boxed_logger(Box::new(logger)).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_carry_the_house_prefix_and_levels_follow_q_and_v() {
+        let logger = StderrLogger {
+            level: log::LevelFilter::Info,
+            color: false,
+        };
+        let line = |level| {
+            logger.line(
+                &log::Record::builder()
+                    .args(format_args!("hello"))
+                    .level(level)
+                    .target("cfsetup::x")
+                    .build(),
+            )
+        };
+        assert_eq!(line(log::Level::Warn), "cfsetup: warning: hello");
+        assert_eq!(line(log::Level::Info), "cfsetup: note: hello");
+        assert_eq!(line(log::Level::Debug), "cfsetup: debug: hello");
+        assert_eq!(log_level(Verbosity::Quiet), log::LevelFilter::Error);
+        assert_eq!(log_level(Verbosity::Verbose), log::LevelFilter::Debug);
+        let dep = log::Metadata::builder()
+            .level(log::Level::Warn)
+            .target("rustls::client")
+            .build();
+        assert!(!log::Log::enabled(&logger, &dep), "only cfsetup's records");
+    }
 
     #[test]
     fn colour_follows_the_choice_and_the_terminal() {

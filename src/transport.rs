@@ -101,37 +101,25 @@ pub struct Call<'a> {
     pub fail_fast: bool,
 }
 
-/// The connection pool, the retry policy and the settings for notes and the request log.
+/// The connection pool and the retry policy. Notes (a wait of 2 s or more) and the request log
+/// (each attempt's method, path and status; never headers, bodies or queries) go through the
+/// `log` facade: `info` and `debug`, which `-q` and `-v` turn off and on ([`crate::output`]).
 #[derive(Debug, Clone)]
 pub struct Transport {
     http: reqwest::Client,
     retry: RetryPolicy,
-    /// Print a note on stderr before a wait of 2 s or more.
-    notes: bool,
-    /// Print each attempt's method, path and status on stderr (never headers, bodies or queries).
-    log_requests: bool,
 }
 
 impl Transport {
     /// `connect_timeout` bounds DNS + TCP + TLS of a new connection.
-    pub fn new(
-        retry: RetryPolicy,
-        connect_timeout: Duration,
-        notes: bool,
-        log_requests: bool,
-    ) -> Result<Self, String> {
+    pub fn new(retry: RetryPolicy, connect_timeout: Duration) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("cfsetup/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Transport {
-            http,
-            retry,
-            notes,
-            log_requests,
-        })
+        Ok(Transport { http, retry })
     }
 
     pub fn http(&self) -> &reqwest::Client {
@@ -142,20 +130,12 @@ impl Transport {
         &self.retry
     }
 
-    pub fn notes(&self) -> bool {
-        self.notes
-    }
-
-    pub fn log_requests(&self) -> bool {
-        self.log_requests
-    }
-
-    /// Writes one `-v` line on stderr: `cfsetup: debug: <api><method> <what> -> <status> (<ms>)`.
+    /// The `-v` line of one attempt: `<api><method> <what> -> <status> (<ms> ms)`.
     pub fn log(&self, api: &str, method: &Method, what: &str, status: Option<u16>, t: Instant) {
-        if self.log_requests {
+        if log::log_enabled!(log::Level::Debug) {
             let status = status.map_or_else(|| "no answer".to_string(), |s| s.to_string());
-            eprintln!(
-                "cfsetup: debug: {api}{method} {what} -> {status} ({} ms)",
+            log::debug!(
+                "{api}{method} {what} -> {status} ({} ms)",
                 t.elapsed().as_millis()
             );
         }
@@ -234,9 +214,9 @@ impl Transport {
                     })
                 }
             };
-            if self.notes && wait >= Duration::from_secs(2) {
-                eprintln!(
-                    "cfsetup: note: {}{} {} will be retried in {}s",
+            if wait >= Duration::from_secs(2) {
+                log::info!(
+                    "{}{} {} will be retried in {}s",
                     call.api,
                     call.method,
                     call.what,
@@ -450,7 +430,7 @@ mod tests {
             max_retry_after: Duration::from_secs(5),
             ..RetryPolicy::default()
         };
-        Transport::new(retry, Duration::from_secs(1), false, false).unwrap()
+        Transport::new(retry, Duration::from_secs(1)).unwrap()
     }
 
     fn call<'a>(method: &'a Method, idempotent: bool) -> Call<'a> {

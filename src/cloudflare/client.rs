@@ -109,10 +109,6 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Time allowed to open a connection (DNS, TCP, TLS).
     pub connect_timeout: Duration,
-    /// Print each request's method, path, status and time on stderr (never headers or bodies).
-    pub log_requests: bool,
-    /// Print notes about long waits (rate limits) on stderr.
-    pub notes: bool,
 }
 
 impl Default for ClientOptions {
@@ -123,8 +119,6 @@ impl Default for ClientOptions {
             pacing: Pacing::default(),
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
-            log_requests: false,
-            notes: true,
         }
     }
 }
@@ -327,17 +321,14 @@ pub(crate) fn object_key(key: &str) -> String {
 
 impl Client {
     pub fn new(base_url: &Url, auth: Auth, options: ClientOptions) -> Result<Self, Error> {
-        let transport = Transport::new(
-            options.retry.clone(),
-            options.connect_timeout,
-            options.notes,
-            options.log_requests,
-        )
-        .map_err(|detail| Error::Request {
-            method: "-".into(),
-            path: "-".into(),
-            detail,
-        })?;
+        let transport =
+            Transport::new(options.retry.clone(), options.connect_timeout).map_err(|detail| {
+                Error::Request {
+                    method: "-".into(),
+                    path: "-".into(),
+                    detail,
+                }
+            })?;
         let base = base_url.as_str().trim_end_matches('/').to_string();
         let pacer = Pacer::new(options.pacing);
         let in_flight = Semaphore::new(options.max_in_flight.max(1));
@@ -385,7 +376,7 @@ impl Client {
         &self.inner.transport
     }
 
-    /// The options this client was built with (retry policy, notes, request logging).
+    /// The options this client was built with (retry policy, pacing, timeouts).
     pub fn options(&self) -> &ClientOptions {
         &self.inner.options
     }
@@ -556,7 +547,7 @@ impl Client {
             .transport
             .send_retry(&call, |n| async move {
                 // Every attempt is paced and counted: the API counts retries too.
-                inner.pacer.acquire(inner.options.notes).await;
+                inner.pacer.acquire().await;
                 let _permit = inner.in_flight.acquire().await;
                 let builder = self.build(req).map_err(|e| match e {
                     Error::Request { detail, .. } => Err(detail),
@@ -843,15 +834,15 @@ impl Pacer {
     }
 
     /// Waits until a request may start. Says so once per run, with the expected wait.
-    async fn acquire(&self, notes: bool) {
+    async fn acquire(&self) {
         loop {
             let wait = match self.try_take(tokio::time::Instant::now()) {
                 Ok(()) => return,
                 Err(wait) => wait,
             };
-            if notes && wait > Duration::from_secs(1) && !self.noted.swap(true, Ordering::Relaxed) {
-                eprintln!(
-                    "cfsetup: note: pacing REST requests to stay under 1,200 per 5 minutes: \
+            if wait > Duration::from_secs(1) && !self.noted.swap(true, Ordering::Relaxed) {
+                log::info!(
+                    "pacing REST requests to stay under 1,200 per 5 minutes: \
                      the next starts in {}s, then they go as earlier ones leave the window \
                      (4 a second on average; --via s3 is not paced)",
                     wait.as_secs().max(1)
@@ -977,7 +968,7 @@ mod tests {
         let start = tokio::time::Instant::now();
         let mut starts = Vec::new();
         while start.elapsed() < Duration::from_secs(900) {
-            pacer.acquire(false).await;
+            pacer.acquire().await;
             starts.push(start.elapsed());
             // Each request takes 50 ms; one at a time is enough to hit the limit.
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1024,7 +1015,7 @@ mod tests {
                 (pacer.clone(), server.clone(), refused.clone(), next.clone());
             tasks.push(tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::SeqCst) < 2400 {
-                    pacer.acquire(false).await;
+                    pacer.acquire().await;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     let now = tokio::time::Instant::now();
                     let header = {

@@ -30,8 +30,12 @@ pub fn main(cli: Cli) -> anyhow::Result<u8> {
     // These need no configuration at all.
     match &cli.command {
         Command::Completions(args) => {
+            // Into a buffer first: clap_complete panics on a failed write, and a closed pipe
+            // (`cfsetup completions bash | head`) must be a quiet exit 0, not a panic.
             let mut cmd = crate::cli::command();
-            clap_complete::generate(args.shell, &mut cmd, "cfsetup", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut cmd, "cfsetup", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
             return Ok(0);
         }
         Command::Man => {
@@ -49,6 +53,7 @@ pub fn main(cli: Cli) -> anyhow::Result<u8> {
         Config::offline(&cli.global)
     };
     let ui = Ui::new(config.output);
+    output::init_logger(&config.output);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -134,14 +139,12 @@ pub fn platform_auth(config: &Config, ui: &Ui) -> Result<Auth, UsageError> {
 /// A client for this run, logging requests with `-v`.
 pub fn client(
     config: &Config,
-    ui: &Ui,
+    _ui: &Ui,
     auth: Auth,
     max_in_flight: usize,
 ) -> anyhow::Result<Client> {
     let options = ClientOptions {
         max_in_flight,
-        log_requests: ui.verbose(),
-        notes: !ui.quiet(),
         ..ClientOptions::default()
     };
     Ok(Client::new(&config.api_url, auth, options)?)
@@ -212,11 +215,10 @@ pub async fn storage_with(
             })?,
     };
     let options = setup.s3.unwrap_or_default();
-    let notes = client.transport().notes();
     let s3 = s3_store(config, client, bucket, &token_id, options)?;
     Ok(match config.via {
         Via::S3 => Storage::s3(s3),
-        _ => Storage::auto(s3, rest, cause, notes),
+        _ => Storage::auto(s3, rest, cause),
     })
 }
 

@@ -541,11 +541,8 @@ mod tests {
             Target::Preview("feature".into())
         );
         let err = resolve(&h, "2026").unwrap_err();
-        assert_eq!(crate::error::exit_code(&err), 2, "{err:#}");
+        assert_eq!(crate::exit::exit_code(&err), 2, "{err:#}");
         assert!(format!("{err:#}").contains("20260101T000000Z-aaaaaaaa"));
-        assert_eq!(
-            crate::error::exit_code(&resolve(&h, "1999").unwrap_err()),
-            1
-        );
+        assert_eq!(crate::exit::exit_code(&resolve(&h, "1999").unwrap_err()), 1);
     }
 }

@@ -266,7 +266,7 @@ impl Report for TestReport {
 mod tests {
     use super::*;
     use crate::cli::ColorChoice;
-    use crate::config::{OutputSettings, Verbosity};
+    use crate::output::{OutputSettings, Verbosity};
 
     fn ui() -> Ui {
         Ui::new(OutputSettings {

@@ -251,8 +251,6 @@ struct Auto {
     rest: RestStore,
     /// 0: S3 not yet proven; 1: S3 answered a call; 2: fell back to REST.
     state: AtomicU8,
-    /// Print the fallback note on stderr (once).
-    notes: bool,
     /// The likely cause, for the note.
     cause: String,
     note: Mutex<Option<String>>,
@@ -270,9 +268,7 @@ impl Auto {
     /// Switches to REST for the rest of the run, once, with `note` on stderr.
     fn switch(&self, note: String) {
         if self.state.swap(FELL_BACK, Ordering::SeqCst) != FELL_BACK {
-            if self.notes {
-                eprintln!("cfsetup: note: {note}");
-            }
+            log::info!("{note}");
             *self.note.lock().unwrap_or_else(|p| p.into_inner()) = Some(note);
         }
     }
@@ -362,15 +358,14 @@ impl Storage {
 
     /// `--via auto` with an API token: S3, or REST for the rest of the run once S3 refuses the
     /// derived keys on a first call, or cannot be reached at all (no answer within about 2 s:
-    /// [`S3Store::probing`]). `cause` ends the one note printed then (the likely reason);
-    /// `notes: false` keeps it off stderr ([`Storage::fallback_note`] still has it).
-    pub fn auto(s3: S3Store, rest: RestStore, cause: impl Into<String>, notes: bool) -> Self {
+    /// [`S3Store::probing`]). `cause` ends the one note logged then (the likely reason;
+    /// [`Storage::fallback_note`] has it too).
+    pub fn auto(s3: S3Store, rest: RestStore, cause: impl Into<String>) -> Self {
         Storage {
             backend: Backend::Auto(Arc::new(Auto {
                 s3: s3.probing(),
                 rest,
                 state: AtomicU8::new(UNPROVEN),
-                notes,
                 cause: cause.into(),
                 note: Mutex::new(None),
             })),

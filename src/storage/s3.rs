@@ -519,7 +519,7 @@ impl S3Store {
     /// hash the server used. Printed beside the one cfsetup signed, so the first failed request
     /// on a live account says which side read the payload differently. No secret is in either.
     fn explain_signature(&self, op: &Op<'_>, e: &XmlError) {
-        if !self.inner.client.transport().log_requests() {
+        if !log::log_enabled!(log::Level::Debug) {
             return;
         }
         let server = e
@@ -527,10 +527,12 @@ impl S3Store {
             .as_deref()
             .and_then(|c| c.lines().last())
             .unwrap_or("(no <CanonicalRequest> in the answer)");
-        eprintln!(
-            "cfsetup: debug: S3 {} {}: SignatureDoesNotMatch; the server's canonical request \
+        log::debug!(
+            "S3 {} {}: SignatureDoesNotMatch; the server's canonical request \
              ends with payload line {server:?}; cfsetup signed payload {:?}",
-            op.method, op.key, op.sha256
+            op.method,
+            op.key,
+            op.sha256
         );
     }
 
@@ -760,12 +762,10 @@ impl S3Store {
             .await;
         if result.is_err() && self.abort_multipart(key, &upload_id).await.is_err() {
             // Unfinished uploads expire after 7 days (R2 limits); say so rather than hide it.
-            if self.inner.client.transport().notes() {
-                eprintln!(
-                    "cfsetup: note: could not abort the multipart upload of {key}; R2 removes \
-                     unfinished uploads after 7 days"
-                );
-            }
+            log::info!(
+                "could not abort the multipart upload of {key}; R2 removes unfinished uploads \
+                 after 7 days"
+            );
         }
         result
     }

@@ -30,7 +30,6 @@ fn fast_retries() -> ClientOptions {
             max_delay: Duration::from_millis(20),
             max_retry_after: Duration::from_secs(5),
         },
-        notes: false,
         ..ClientOptions::default()
     }
 }

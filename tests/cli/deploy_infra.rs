@@ -25,7 +25,6 @@ fn rt() -> tokio::runtime::Runtime {
 /// A client of our own, for setting the scene and reading state back the way the API shows it.
 fn client(w: &World, token: &str) -> Client {
     let options = ClientOptions {
-        notes: false,
         ..ClientOptions::default()
     };
     Client::new(

@@ -123,6 +123,36 @@ fn completions_and_man_page_are_generated() {
     assert!(run.stdout().contains(".TH cfsetup"));
 }
 
+/// `cfsetup man | head -1`: a reader that goes away is not an error (exit 0, nothing on
+/// stderr), as with ripgrep.
+#[test]
+fn a_closed_stdout_pipe_exits_0_quietly() {
+    let bin = assert_cmd::cargo::cargo_bin("cfsetup");
+    for args in [
+        &["man"][..],
+        &["completions", "bash"][..],
+        &["permissions"][..],
+    ] {
+        let mut child = std::process::Command::new(&bin)
+            .args(args)
+            .env_clear()
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before the child writes: its first write meets a closed pipe.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn the_emulator_command_prints_exports_first() {
     use std::io::{BufRead, BufReader};

@@ -64,7 +64,6 @@ fn setup(w: &World, rt: &tokio::runtime::Runtime, groups: &[&str]) -> Setup {
     w.secret(&value);
     let options = ClientOptions {
         retry: fast_retries(),
-        notes: false,
         ..ClientOptions::default()
     };
     let client = Client::new(
@@ -502,7 +501,7 @@ fn via_rest_or_the_global_key_gives_rest_and_via_s3_with_it_is_a_usage_error() {
             bucket,
         ))
         .unwrap_err();
-    assert_eq!(cfsetup::error::exit_code(&e), 2, "{e:#}");
+    assert_eq!(cfsetup::exit::exit_code(&e), 2, "{e:#}");
     assert!(w.emu.requests().is_empty(), "no request was made");
 }
 
@@ -643,7 +642,6 @@ fn rest_pacing_keeps_under_the_emulator_s_own_limit() {
                 window_limit: 30,
                 window: Duration::from_secs(5),
             },
-            notes: false,
             ..ClientOptions::default()
         },
     )

@@ -27,7 +27,6 @@ pub fn global_client(w: &World) -> Client {
         key: Secret::new(w.emu.seed().global_key.clone()),
     };
     let options = ClientOptions {
-        notes: false,
         ..ClientOptions::default()
     };
     Client::new(&Url::parse(&w.emu.base_url()).unwrap(), auth, options).unwrap()
