@@ -3,7 +3,9 @@
 //! or, where a hex payload hash must be signed in the `Authorization` header, with the small
 //! header signer below. boto3 covers the same ground from Python in `tests/sdk/test_s3_boto3.py`.
 
-use cfsetup_emulator::{s3_secret_access_key, Api, Emulator, Fault, FaultKind, Options};
+use cfsetup_emulator::{
+    s3_secret_access_key, Api, Emulator, Fault, FaultKind, Options, PresignedPost,
+};
 use hmac::{Hmac, Mac};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::Method;
@@ -100,6 +102,20 @@ impl T {
     fn get(&self, key: &str) -> Response {
         let url = self.bucket.get_object(Some(&self.creds), key).sign(HOUR);
         self.req(Method::GET, url).send().expect("get")
+    }
+
+    /// Signed in the `Authorization` header with the body's real SHA-256, the way boto3 and the
+    /// AWS SDKs talk to R2 (presigned POST is refused by default).
+    fn signed(&self, method: Method, url: Url, body: &[u8]) -> RequestBuilder {
+        header_signed(
+            self,
+            method,
+            url,
+            &sha256_hex(body),
+            SystemTime::now(),
+            self.creds.secret(),
+        )
+        .body(body.to_vec())
     }
 
     fn rest_put(&self, key: &str, body: &[u8]) -> u16 {
@@ -587,15 +603,21 @@ fn payload_hash_content_length_and_streaming_are_checked() {
     assert_eq!(code(resp), (400, "XAmzContentSHA256Mismatch".into()));
     assert_eq!(t.emu.objects("site")[0].body, b"good");
 
-    // Presigned, with an unsigned x-amz-content-sha256 header: still checked against the body.
+    // UNSIGNED-PAYLOAD in the header form is accepted (the body is not checked).
+    let resp = header_signed(
+        &t,
+        Method::PUT,
+        url.clone(),
+        "UNSIGNED-PAYLOAD",
+        SystemTime::now(),
+        &secret,
+    )
+    .body("unsigned")
+    .send()
+    .expect("r");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(t.emu.objects("site")[0].body, b"unsigned");
     let presigned = t.bucket.put_object(Some(&t.creds), "hashed").sign(HOUR);
-    let resp = t
-        .req(Method::PUT, presigned.clone())
-        .header("x-amz-content-sha256", sha256_hex(b"good"))
-        .body("evil")
-        .send()
-        .expect("r");
-    assert_eq!(code(resp), (400, "XAmzContentSHA256Mismatch".into()));
 
     // aws-chunked / streaming payloads: 501, as R2.
     for (name, value) in [
@@ -897,12 +919,14 @@ fn continuation_is_efficient_on_a_large_bucket() {
 }
 
 fn create_upload(t: &T, key: &str) -> String {
-    let url = t
-        .bucket
-        .create_multipart_upload(Some(&t.creds), key)
-        .sign(HOUR);
+    create_upload_in(t, &t.bucket, key)
+}
+
+fn create_upload_in(t: &T, bucket: &Bucket, key: &str) -> String {
+    let mut url = bucket.object_url(key).expect("url");
+    url.set_query(Some("uploads"));
     let text = t
-        .req(Method::POST, url)
+        .signed(Method::POST, url, b"")
         .send()
         .expect("create")
         .text()
@@ -928,12 +952,17 @@ fn complete(t: &T, key: &str, id: &str, etags: &[String]) -> Response {
         id,
         etags.iter().map(String::as_str),
     );
-    let url = action.sign(HOUR);
     let body = action.body();
-    t.req(Method::POST, url)
-        .body(body)
+    t.signed(Method::POST, upload_url(t, key, id), body.as_bytes())
         .send()
         .expect("complete")
+}
+
+/// `/{bucket}/{key}?uploadId={id}`, unsigned (to be header-signed).
+fn upload_url(t: &T, key: &str, id: &str) -> Url {
+    let mut url = t.bucket.object_url(key).expect("url");
+    url.query_pairs_mut().append_pair("uploadId", id);
+    url
 }
 
 fn etag_of(resp: Response) -> String {
@@ -1003,15 +1032,16 @@ fn multipart_rules_success_and_abort() {
         (400, "InvalidPart".into())
     );
     // InvalidPartOrder (hand-written body: rusty-s3 numbers parts itself).
-    let url = t
-        .bucket
-        .complete_multipart_upload(Some(&t.creds), "uneven.bin", &id, std::iter::empty())
-        .sign(HOUR);
+    let url = upload_url(&t, "uneven.bin", &id);
     let body = format!(
         "<CompleteMultipartUpload><Part><PartNumber>3</PartNumber><ETag>{p3}</ETag></Part><Part><PartNumber>1</PartNumber><ETag>x</ETag></Part></CompleteMultipartUpload>"
     );
     assert_eq!(
-        code(t.req(Method::POST, url).body(body).send().expect("r")),
+        code(
+            t.signed(Method::POST, url, body.as_bytes())
+                .send()
+                .expect("r")
+        ),
         (400, "InvalidPartOrder".into())
     );
     // Part numbers are 1..=10000.
@@ -1083,10 +1113,7 @@ fn rest_and_s3_share_one_bucket_and_the_state_file() {
     // The REST bucket delete refuses while a multipart upload is in progress.
     t.create_bucket("empty");
     let empty = bucket_of(&t.emu, "empty");
-    let url = empty
-        .create_multipart_upload(Some(&t.creds), "pending")
-        .sign(HOUR);
-    assert_eq!(t.req(Method::POST, url).send().expect("r").status(), 200);
+    create_upload_in(&t, &empty, "pending");
     let delete = || {
         t.http
             .delete(format!(
@@ -1261,9 +1288,14 @@ fn delete_objects_and_bucket_level_calls() {
         rusty_s3::actions::ObjectIdentifier::new("zzz".into()),
     ];
     let action = t.bucket.delete_objects(Some(&t.creds), objects.iter());
-    let url = action.sign(HOUR);
-    let (body, _md5) = action.body_with_md5();
-    let resp = t.req(Method::POST, url).body(body).send().expect("r");
+    let (body, md5) = action.body_with_md5();
+    let mut url = t.bucket.base_url().clone();
+    url.set_query(Some("delete"));
+    let resp = t
+        .signed(Method::POST, url, body.as_bytes())
+        .header("content-md5", md5)
+        .send()
+        .expect("r");
     assert_eq!(resp.status().as_u16(), 200);
     let text = resp.text().expect("xml");
     assert!(text.contains("<Deleted><Key>a</Key></Deleted>"), "{text}");
@@ -1563,22 +1595,82 @@ fn a_last_part_larger_than_the_others_is_invalid() {
     );
 }
 
-/// R2 `presigned-urls.mdx`: presigned POST "is not currently supported". With the switch off,
-/// rusty-s3's presigned CreateMultipartUpload and DeleteObjects are refused, and the same calls
-/// signed in the Authorization header work.
+/// R2 `presigned-urls.mdx`: presigned POST "is not currently supported". By default (both
+/// `Options::default()` and `Options::new()`) rusty-s3's presigned CreateMultipartUpload,
+/// CompleteMultipartUpload and DeleteObjects get 403 SignatureDoesNotMatch; the status is a knob;
+/// the same calls signed in the Authorization header work.
 #[test]
-fn presigned_post_can_be_refused() {
-    let mut options = Options::new();
-    options.s3_presigned_post = false;
-    let t = start_with(options);
-    let url = t
-        .bucket
-        .create_multipart_upload(Some(&t.creds), "m.bin")
-        .sign(HOUR);
+fn presigned_post_is_refused_by_default_and_the_status_is_a_knob() {
     assert_eq!(
-        code(t.req(Method::POST, url).send().expect("r")),
-        (403, "AccessDenied".into())
+        Options::default().s3_presigned_post,
+        PresignedPost::Refuse403SignatureDoesNotMatch
     );
+    let presigned_posts = |t: &T| -> Vec<(u16, String)> {
+        let create = t
+            .bucket
+            .create_multipart_upload(Some(&t.creds), "m.bin")
+            .sign(HOUR);
+        let complete = t.bucket.complete_multipart_upload(
+            Some(&t.creds),
+            "m.bin",
+            "some-upload",
+            ["\"etag\""].into_iter(),
+        );
+        let objects = [rusty_s3::actions::ObjectIdentifier::new("k".into())];
+        let delete = t.bucket.delete_objects(Some(&t.creds), objects.iter());
+        vec![
+            code(t.req(Method::POST, create).send().expect("r")),
+            code(
+                t.req(Method::POST, complete.sign(HOUR))
+                    .body(complete.body())
+                    .send()
+                    .expect("r"),
+            ),
+            code(
+                t.req(Method::POST, delete.sign(HOUR))
+                    .body(delete.body_with_md5().0)
+                    .send()
+                    .expect("r"),
+            ),
+        ]
+    };
+    for (answer, want) in [
+        (
+            PresignedPost::Refuse403SignatureDoesNotMatch,
+            (403, "SignatureDoesNotMatch"),
+        ),
+        (PresignedPost::Refuse403AccessDenied, (403, "AccessDenied")),
+        (PresignedPost::Refuse401, (401, "Unauthorized")),
+        (PresignedPost::Refuse501, (501, "NotImplemented")),
+    ] {
+        let t = start_with(Options::new().with_s3_presigned_post(answer));
+        t.put("k", b"v");
+        for got in presigned_posts(&t) {
+            assert_eq!(got, (want.0, want.1.to_string()), "{answer:?}");
+        }
+        assert!(t.emu.pending_uploads().is_empty(), "{answer:?}");
+        assert_eq!(
+            t.emu.objects("site").len(),
+            1,
+            "{answer:?}: nothing deleted"
+        );
+    }
+    // Accept: the old behaviour, for a client that presigns everything.
+    let t = start_with(Options::new().with_s3_presigned_post(PresignedPost::Accept));
+    t.put("k", b"v");
+    let got = presigned_posts(&t);
+    assert_eq!(got[0].0, 200);
+    assert_eq!(got[1], (404, "NoSuchUpload".into()));
+    assert_eq!(got[2].0, 200);
+    assert_eq!(t.emu.pending_uploads().len(), 1);
+    assert!(t.emu.objects("site").is_empty());
+    // The flag values round-trip.
+    for p in PresignedPost::ALL {
+        assert_eq!(p.as_str().parse::<PresignedPost>(), Ok(p));
+    }
+    assert!("refuse-999".parse::<PresignedPost>().is_err());
+
+    let t = start();
     let mut url = t.bucket.object_url("m.bin").expect("url");
     url.set_query(Some("uploads"));
     let resp = header_signed(

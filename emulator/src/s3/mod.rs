@@ -121,6 +121,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Request, Response};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -135,6 +136,8 @@ pub struct S3Error {
     pub code: &'static str,
     pub message: String,
     pub headers: Vec<(String, String)>,
+    /// Elements after `<Message>`, in order (e.g. SignatureDoesNotMatch's `<CanonicalRequest>`).
+    pub details: Vec<(&'static str, String)>,
 }
 
 impl S3Error {
@@ -144,7 +147,13 @@ impl S3Error {
             code,
             message: message.into(),
             headers: Vec::new(),
+            details: Vec::new(),
         }
+    }
+
+    pub fn with_detail(mut self, element: &'static str, value: impl Into<String>) -> S3Error {
+        self.details.push((element, value.into()));
+        self
     }
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> S3Error {
@@ -159,8 +168,13 @@ impl S3Error {
         if head {
             return Reply::raw(self.status, headers, Bytes::new());
         }
+        let details: String = self
+            .details
+            .iter()
+            .map(|(name, value)| xml::el(name, value))
+            .collect();
         let body = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message>{details}<Resource>{}</Resource><RequestId>{}</RequestId></Error>",
             self.code,
             xml::esc(&self.message),
             xml::esc(resource),
@@ -194,7 +208,18 @@ pub struct S3Ctx<'a> {
     pub body_md5: Option<[u8; 16]>,
     pub write_limit: bool,
     /// `Options.s3_presigned_post`.
-    pub presigned_post: bool,
+    pub presigned_post: crate::PresignedPost,
+    /// `Options.s3_presigned_payload_lenient`.
+    pub presigned_payload_lenient: bool,
+    /// `Options.s3_unsigned_content_sha256_lenient`.
+    pub unsigned_content_sha256_lenient: bool,
+    /// `Options.s3_conflict_409`.
+    pub conflict_409: bool,
+    /// Another conditional PutObject of this path was in flight when this one arrived (only
+    /// tracked under `Options.s3_conflict_409`).
+    pub overlapped: bool,
+    /// `Options.s3_complete_honours_conditions`.
+    pub complete_conditions: bool,
     /// `Options.s3_refuses_prefixed_tokens`.
     pub refuses_prefixed_tokens: bool,
 }
@@ -258,6 +283,65 @@ fn is_upload(method: &str, path: &str) -> bool {
             .trim_start_matches('/')
             .split_once('/')
             .is_some_and(|(_, key)| !key.is_empty())
+}
+
+/// The conditional headers of a write (cloudflare-api.md §7 "Conditional writes").
+pub const WRITE_CONDITIONS: [&str; 4] = [
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+];
+
+/// Is this a conditional PutObject (a PUT of a key, not a part or a copy, with a condition)?
+fn conditional_put(
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+) -> bool {
+    is_upload(method, path)
+        && !query
+            .iter()
+            .any(|(k, _)| k == "uploadId" || k == "partNumber")
+        && !headers.contains_key("x-amz-copy-source")
+        && WRITE_CONDITIONS.iter().any(|h| headers.contains_key(*h))
+}
+
+/// A conditional PutObject in flight, counted by raw path for `Options.s3_conflict_409`; the
+/// count drops when the request is answered (or dropped), whatever the outcome.
+struct InFlight<'a> {
+    map: &'a parking_lot::Mutex<HashMap<String, usize>>,
+    path: String,
+}
+
+impl<'a> InFlight<'a> {
+    /// Registers the request; also returns whether another one of this path was in flight.
+    fn enter(map: &'a parking_lot::Mutex<HashMap<String, usize>>, path: &str) -> (Self, bool) {
+        let mut m = map.lock();
+        let n = m.entry(path.to_string()).or_insert(0);
+        let overlapped = *n > 0;
+        *n += 1;
+        (
+            InFlight {
+                map,
+                path: path.to_string(),
+            },
+            overlapped,
+        )
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut m = self.map.lock();
+        if let Some(n) = m.get_mut(&self.path) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.path);
+            }
+        }
+    }
 }
 
 /// What R2 refuses before the body is read.
@@ -347,7 +431,7 @@ pub async fn handle(
     let head = method == "HEAD";
     let auth = sigv4::auth_kind(&parts.headers, &query).to_string();
     let logged_query = raw_query.as_deref().map(redact_signature);
-    let log = |status: u16, body_len: u64| {
+    let log = |status: u16, body_len: u64, op: Option<&'static str>| {
         shared.log.lock().push(RecordedRequest {
             method: method.clone(),
             path: path.clone(),
@@ -356,12 +440,22 @@ pub async fn handle(
             auth: auth.clone(),
             body_len,
             api: Api::S3,
+            op,
         });
     };
     let answer = |e: S3Error, body_len: u64| {
         let reply = e.reply(&path, &request_id, head);
-        log(reply.status, body_len);
+        log(reply.status, body_len, None);
         Ok(finish(reply, &ray, None))
+    };
+    // Held from arrival to the answer, injected latency included (`Options.s3_conflict_409`).
+    let (_in_flight, overlapped) = if shared.options.s3_conflict_409
+        && conditional_put(&method, &path, &query, &parts.headers)
+    {
+        let (guard, overlapped) = InFlight::enter(&shared.in_flight, &path);
+        (Some(guard), overlapped)
+    } else {
+        (None, false)
     };
 
     if let Err(e) = precheck(&method, &path, &parts.headers) {
@@ -378,7 +472,7 @@ pub async fn handle(
     let fault = shared.faults.lock().take(Api::S3, &method, &path);
     match fault {
         Some(FaultKind::Drop) => {
-            log(0, body_len);
+            log(0, body_len, None);
             return Err(Dropped);
         }
         Some(FaultKind::RateLimit { retry_after_secs }) => {
@@ -419,13 +513,21 @@ pub async fn handle(
         tokio::time::sleep(shared.options.latency).await;
     }
 
-    // Hash outside the lock: a part may be large.
-    let body_sha256 = parts
+    // Hash outside the lock: a part may be large. Only when a hash is claimed, in the header or
+    // (presigned) in the `X-Amz-Content-Sha256` query parameter.
+    let claims_hash = parts
         .headers
         .get("x-amz-content-sha256")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| sigv4::is_sha256_hex(v))
-        .map(|_| crate::wire::sha256_hex(&body));
+        .into_iter()
+        .chain(
+            query
+                .iter()
+                .filter(|(k, _)| k == "X-Amz-Content-Sha256")
+                .map(|(_, v)| v.as_str()),
+        )
+        .any(sigv4::is_sha256_hex);
+    let body_sha256 = claims_hash.then(|| crate::wire::sha256_hex(&body));
     let body_md5 = (method == "PUT" || method == "POST").then(|| {
         use md5::Digest;
         md5::Md5::digest(&body).into()
@@ -442,11 +544,17 @@ pub async fn handle(
         body_md5,
         write_limit: shared.options.s3_write_limit_per_key,
         presigned_post: shared.options.s3_presigned_post,
+        presigned_payload_lenient: shared.options.s3_presigned_payload_lenient,
+        unsigned_content_sha256_lenient: shared.options.s3_unsigned_content_sha256_lenient,
+        conflict_409: shared.options.s3_conflict_409,
+        overlapped,
+        complete_conditions: shared.options.s3_complete_honours_conditions,
         refuses_prefixed_tokens: shared.options.s3_refuses_prefixed_tokens,
     };
+    let mut op = None;
     let outcome = {
         let mut state = shared.state.lock();
-        ops::run(&ctx, &mut body, &mut state)
+        ops::run(&ctx, &mut body, &mut state, &mut op)
     };
     if let Ok((_, true)) = &outcome {
         shared.save_soon();
@@ -456,9 +564,13 @@ pub async fn handle(
             reply
                 .headers
                 .push(("x-amz-request-id".into(), request_id.clone()));
-            log(reply.status, body_len);
+            log(reply.status, body_len, op);
             Ok(finish(reply, &ray, None))
         }
-        Err(e) => answer(e, body_len),
+        Err(e) => {
+            let reply = e.reply(&path, &request_id, head);
+            log(reply.status, body_len, op);
+            Ok(finish(reply, &ray, None))
+        }
     }
 }
