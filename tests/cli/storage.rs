@@ -698,7 +698,7 @@ fn rest_pacing_keeps_under_the_emulator_s_own_limit() {
 #[test]
 fn without_presigned_post_multipart_and_delete_many_fall_back() {
     let w = World::with_options(cfsetup_emulator::Options {
-        s3_presigned_post: false,
+        s3_presigned_post: cfsetup_emulator::PresignedPost::Refuse403AccessDenied,
         ..cfsetup_emulator::Options::new()
     });
     let rt = rt();
