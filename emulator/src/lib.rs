@@ -369,6 +369,9 @@ pub struct StoredObject {
     pub cache_control: Option<String>,
     /// Unquoted (MD5 hex, or `<hex>-<parts>` after a multipart upload).
     pub etag: String,
+    /// The upload time as stored and listed: RFC 3339 with milliseconds
+    /// (`2026-12-06T04:05:06.789Z`; whole seconds only from an old state file).
+    pub uploaded: String,
 }
 
 /// An S3 multipart upload in progress.
@@ -616,6 +619,7 @@ impl Emulator {
                     content_type: o.content_type.clone(),
                     cache_control: o.cache_control.clone(),
                     etag: o.etag.clone(),
+                    uploaded: o.uploaded.clone(),
                 })
             })
             .collect()

@@ -2144,6 +2144,13 @@ fn upload_times_are_milliseconds_and_last_modified_is_truncated() {
         .map(|i| i["last_modified"].as_str().expect("last_modified"))
         .collect();
     assert_eq!(rest_times, times);
+    let stored: Vec<String> = t
+        .emu
+        .objects("site")
+        .into_iter()
+        .map(|o| o.uploaded)
+        .collect();
+    assert_eq!(stored, times, "Emulator::objects shows the same time");
 
     // HEAD: whole seconds; never equal to the listing's time as a string or an instant.
     let head_url = t.bucket.head_object(Some(&t.creds), "a").sign(HOUR);
