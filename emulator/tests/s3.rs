@@ -2263,7 +2263,8 @@ fn conflict_409_replaces_412_for_a_lost_conditional_put() {
         Fault {
             method: Some("PUT".into()),
             path_contains: Some("/site/held".into()),
-            kind: FaultKind::Latency(Duration::from_millis(1500)),
+            // Long enough for the second request to arrive on a busy machine.
+            kind: FaultKind::Latency(Duration::from_secs(4)),
             times: 1,
         },
     );
@@ -2273,7 +2274,10 @@ fn conflict_409_replaces_412_for_a_lost_conditional_put() {
                 .status()
                 .as_u16()
         });
+        // A bounded wait for the first to arrive (a safety net, not an assertion on time).
+        let deadline = Instant::now() + Duration::from_secs(60);
         while t.emu.conditional_puts_in_flight() == 0 {
+            assert!(Instant::now() < deadline, "the first PUT never arrived");
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(
