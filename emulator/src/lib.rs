@@ -10,6 +10,12 @@
 //! Public surface (a contract other code is written against):
 //! - [`Emulator::start`] runs a server on its own thread and Tokio runtime, bound to loopback, and
 //!   stops it when dropped.
+//! - [`Options`] holds the knobs. Where R2's S3 documentation leaves a question open the
+//!   default is the strict side, and a knob (and a `cfsetup emulator --s3-…` flag) gives the
+//!   other: [`Options::s3_presigned_post`] ([`PresignedPost`]),
+//!   [`Options::s3_presigned_payload_lenient`], [`Options::s3_unsigned_content_sha256_lenient`],
+//!   [`Options::s3_conflict_409`], [`Options::s3_write_limit_per_key`],
+//!   [`Options::s3_complete_honours_conditions`] (`docs/emulator-s3.md`).
 //! - [`Emulator::seed`] is the seeded user, account and zone.
 //! - [`Emulator::inject`] adds a fault; [`Emulator::requests`] is the request log (each S3
 //!   request with its operation, [`RecordedRequest::op`]); [`Emulator::count_requests`] and
