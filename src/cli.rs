@@ -483,7 +483,23 @@ pub struct PermissionsArgs {
     pub name: String,
 }
 
+/// Fault injection and the R2 S3 knobs, shown under `cfsetup emulator --help`.
+const EMULATOR_AFTER_HELP: &str = "Fault injection (while it runs; emulator/src/faults.rs):
+  POST /__emulator/faults with a JSON body injects a fault into the next matching requests:
+    {\"kind\": \"rate_limit\", \"retry_after_secs\": 3}  429 (REST 971; S3 TooManyRequests) + Retry-After
+    {\"kind\": \"server_error\", \"status\": 503}        a 5xx (S3: XML, 503 ServiceUnavailable)
+    {\"kind\": \"drop\"}                               close the connection without answering
+    {\"kind\": \"latency\", \"ms\": 500}                 wait before handling
+  optional: \"api\": \"rest\" | \"s3\", \"method\": \"PUT\", \"path_contains\": \"/objects/\",
+  \"times\": N (default 1). DELETE /__emulator/faults clears them; GET /__emulator/requests
+  lists every request (an S3 one with its operation, e.g. \"op\": \"PutObject\");
+  GET /__emulator/state shows the state.
+
+R2's S3 API takes the strict side of what R2 leaves undocumented (cloudflare-api.md §7);
+each --s3-* flag switches one question to the other side.";
+
 #[derive(Debug, Args)]
+#[command(after_long_help = EMULATOR_AFTER_HELP)]
 pub struct EmulatorArgs {
     /// Port on 127.0.0.1; 0 picks a free one
     #[arg(long, default_value_t = 8787)]
@@ -495,6 +511,34 @@ pub struct EmulatorArgs {
     /// Keep the state in this JSON file across runs
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// S3: how a presigned (query-signed) POST is answered (CreateMultipartUpload,
+    /// CompleteMultipartUpload, DeleteObjects); R2 documents presigned GET, HEAD, PUT and DELETE
+    /// only
+    #[arg(long, value_name = "ANSWER", default_value = "refuse-403",
+          value_parser = clap::builder::TypedValueParser::map(
+              clap::builder::PossibleValuesParser::new(
+                  cfsetup_emulator::PresignedPost::ALL.map(|p| p.as_str())),
+              |s| s.parse::<cfsetup_emulator::PresignedPost>().expect("a listed value")))]
+    pub s3_presigned_post: cfsetup_emulator::PresignedPost,
+    /// S3: a presigned request's payload hash is always UNSIGNED-PAYLOAD (s3s' reading), instead
+    /// of X-Amz-Content-Sha256 from the query, then the header (AWS's, aws4fetch's, MinIO's)
+    #[arg(long)]
+    pub s3_presigned_payload_lenient: bool,
+    /// S3: accept a header-signed request whose x-amz-content-sha256 is not in SignedHeaders
+    #[arg(long)]
+    pub s3_unsigned_content_sha256_lenient: bool,
+    /// S3: a conditional PutObject that loses a race (its condition fails, or another one of the
+    /// key is in flight) gets 409 ConditionalRequestConflict, AWS's answer, instead of 412
+    #[arg(long)]
+    pub s3_conflict_409: bool,
+    /// S3: R2's one write per second per key (PutObject, CompleteMultipartUpload): 429
+    /// TooManyRequests with Retry-After
+    #[arg(long)]
+    pub s3_write_limit_per_key: bool,
+    /// S3: honour If-Match / If-None-Match / If-(Un)Modified-Since on CompleteMultipartUpload
+    /// instead of refusing them with 501 (R2 documents them for PutObject only)
+    #[arg(long)]
+    pub s3_complete_honours_conditions: bool,
 }
 
 #[derive(Debug, Args)]

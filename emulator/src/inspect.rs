@@ -1,7 +1,8 @@
 //! The inspection and control endpoint under `/__emulator/`, a path the real API never uses.
 //!
 //! `GET|DELETE /__emulator/requests`, `POST|DELETE /__emulator/faults`, `GET /__emulator/state`.
-//! Each logged request has `api` (`"rest"` or `"s3"`); a fault may be aimed at one API with
+//! Each logged request has `api` (`"rest"` or `"s3"`) and `op` (the S3 operation, e.g.
+//! `"PutObject"`, or null); a fault may be aimed at one API with
 //! `"api": "rest" | "s3"` (both when absent).
 //! It never shows a token value, a secret binding's text or the Global API Key, and it is not
 //! subject to faults, latency, rate limits or the request log.
@@ -30,6 +31,7 @@ pub fn handle(shared: &Shared, method: &str, path: &str, body: &[u8]) -> Reply {
                         "auth": r.auth,
                         "body_len": r.body_len,
                         "api": r.api.as_str(),
+                        "op": r.op,
                     })
                 })
                 .collect();

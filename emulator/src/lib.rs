@@ -10,8 +10,16 @@
 //! Public surface (a contract other code is written against):
 //! - [`Emulator::start`] runs a server on its own thread and Tokio runtime, bound to loopback, and
 //!   stops it when dropped.
+//! - [`Options`] holds the knobs. Where R2's S3 documentation leaves a question open the
+//!   default is the strict side, and a knob (and a `cfsetup emulator --s3-…` flag) gives the
+//!   other: [`Options::s3_presigned_post`] ([`PresignedPost`]),
+//!   [`Options::s3_presigned_payload_lenient`], [`Options::s3_unsigned_content_sha256_lenient`],
+//!   [`Options::s3_conflict_409`], [`Options::s3_write_limit_per_key`],
+//!   [`Options::s3_complete_honours_conditions`] (`docs/emulator-s3.md`).
 //! - [`Emulator::seed`] is the seeded user, account and zone.
-//! - [`Emulator::inject`] adds a fault; [`Emulator::requests`] is the request log.
+//! - [`Emulator::inject`] adds a fault; [`Emulator::requests`] is the request log (each S3
+//!   request with its operation, [`RecordedRequest::op`]); [`Emulator::count_requests`] and
+//!   [`Emulator::count_s3_op`] count in it.
 //! - [`Emulator::mint_token`] creates a token with arbitrary policies, for tests
 //!   ([`Emulator::mint_legacy_token`]: one in the unprefixed 40-character format).
 //! - [`Emulator::objects`], [`Emulator::scripts`], [`Emulator::routes`] and
@@ -71,8 +79,12 @@ pub struct Options {
     /// `Ratelimit` headers. `Options::new()` sets `Some((1200, 300 s))`, the real quota.
     pub rate_limit: Option<(u32, Duration)>,
     /// R2's "1 concurrent write per second to the same key" on the S3 API (cloudflare-api.md §7
-    /// "Limits"): a second PutObject / CompleteMultipartUpload of one key within a second gets
-    /// 429 `TooManyRequests`. Off by default (also in `Options::new()`), so tests are not slowed.
+    /// "Limits"; R2 `r2/platform/limits.mdx`): a second PutObject or CompleteMultipartUpload of
+    /// one key within a second gets 429 `TooManyRequests` (R2 10058) with `Retry-After: 1`
+    /// (seconds). The write is counted when it lands (a 412 or a refused request does not count).
+    /// Off in `Options::new()` so that ordinary tests are not slowed; the stress and
+    /// compare-and-swap tests turn it on with [`Options::with_s3_write_limit_per_key`] (or
+    /// `cfsetup emulator --s3-write-limit-per-key`). The REST object PUT is not limited.
     pub s3_write_limit_per_key: bool,
     /// Which key of a token's IP `condition` the emulator honours. The default honours both.
     pub condition_keys: ConditionKeys,
@@ -80,14 +92,53 @@ pub struct Options {
     /// caps `per_page` per endpoint and says so in `result_info.per_page`; this lets a test prove
     /// a client follows the returned value rather than the one it asked for.
     pub max_per_page: Option<usize>,
-    /// Accept presigned URLs for POST (CreateMultipartUpload, CompleteMultipartUpload,
-    /// DeleteObjects) on the S3 API. R2 `r2/api/s3/presigned-urls.mdx` "Supported HTTP methods"
-    /// lists GET, HEAD, PUT, DELETE and says "POST … is not currently supported"; cloudflare-api.md
-    /// §7 "Clients" calls it unconfirmed. `Options::new()` sets it **on**, because rusty-s3 (the
-    /// likely client) presigns everything and the existing multipart and DeleteObjects tests
-    /// rely on it; a test turns it off to prove a client copes with R2's documented refusal
-    /// (403 AccessDenied, a choice: R2 names no code). `Options::default()` leaves it off.
-    pub s3_presigned_post: bool,
+    /// How the S3 API answers a presigned (query-signed) POST: CreateMultipartUpload,
+    /// CompleteMultipartUpload, DeleteObjects. R2 `r2/api/s3/presigned-urls.mdx` "Supported HTTP
+    /// methods" lists GET, HEAD, PUT and DELETE and says "POST, which performs uploads via native
+    /// HTML forms, is not currently supported"; which status refuses it is unknown
+    /// (cloudflare-api.md §7 "Signing: use the header form", open question 11). Refused by
+    /// default (both `Options::default()` and `Options::new()`): see [`PresignedPost`].
+    pub s3_presigned_post: PresignedPost,
+    /// Read a presigned request's payload hash the lenient way: the canonical request always
+    /// ends in `UNSIGNED-PAYLOAD` whatever `X-Amz-Content-Sha256` says (s3s' reading). Off by
+    /// default: the payload line comes from the `X-Amz-Content-Sha256` query parameter, else the
+    /// `x-amz-content-sha256` header, else `UNSIGNED-PAYLOAD`, as AWS's Go SDK
+    /// (`aws/signer/v4/v4.go` `buildBodyDigest`, PR #1976), aws4fetch (`hexBodyHash`) and MinIO
+    /// (`cmd/signature-v4-utils.go` `getContentSha256Cksum`) read it (cloudflare-api.md §7
+    /// "Signing: use the header form"; R2 documents neither). Under the default a client that
+    /// presigns `UNSIGNED-PAYLOAD` and also sends a hex `x-amz-content-sha256` header gets 403
+    /// SignatureDoesNotMatch. In both readings a hex header is then checked against the body.
+    pub s3_presigned_payload_lenient: bool,
+    /// Accept an `Authorization`-header request whose `x-amz-content-sha256` header is sent but
+    /// not listed in `SignedHeaders`. Off by default: 403 AccessDenied "There were headers
+    /// present in the request which were not signed" with `<HeadersNotSigned>`. AWS's SigV4
+    /// page (docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html) requires the
+    /// header and shows it signed; S3-compatible servers refuse it unsigned (bradleyg/django-s3direct
+    /// #249, zengularity/benji PR #309) while AWS itself has been reported to tolerate it
+    /// (demarche-numerique/ds_proxy PR #164). R2 is silent, so this is the strict side.
+    pub s3_unsigned_content_sha256_lenient: bool,
+    /// Answer 409 ConditionalRequestConflict instead of 412 PreconditionFailed to a conditional
+    /// PutObject that loses a race. AWS answers 409 to a conditional write that raced another
+    /// ("A conflicting operation occurred. If using PutObject you can retry the request";
+    /// apache/james-project PR #3152, localstack PR #11402); R2's answer is undocumented
+    /// (cloudflare-docs#32793), cloudflare-api.md §7 "A conditional write that races another".
+    /// The emulator's rule is deterministic, so a test can produce the answer on demand: under
+    /// this knob, a PutObject carrying any of `If-Match`, `If-None-Match`, `If-Modified-Since`,
+    /// `If-Unmodified-Since` answers 409 when (a) its condition fails (the loser of a race, which
+    /// under the emulator's lock always sees the winner's object), or (b) another conditional
+    /// PutObject of the same key is in flight (from the moment it arrived, through injected
+    /// latency, to its answer), as AWS's "conflicting operation". Off by default (412 only).
+    pub s3_conflict_409: bool,
+    /// Honour `If-Match`, `If-None-Match`, `If-Modified-Since` and `If-Unmodified-Since` on
+    /// CompleteMultipartUpload (412 when they fail), as the emulator used to. Off by default:
+    /// R2 documents conditional headers for PutObject only (`r2/api/s3/api.mdx`,
+    /// `r2/api/s3/extensions.mdx`; cloudflare-api.md §7 "A conditional write that races
+    /// another"), so a CompleteMultipartUpload carrying one is refused with 501 NotImplemented
+    /// (a choice: R2's answer to headers and features it does not implement, e.g. aws-chunked
+    /// trailers, §7 "Checksums"; a 501 cannot be mistaken for a problem with the parts, which
+    /// are 400s). Silently ignoring them would let a multipart "lock" look atomic here and race
+    /// on R2.
+    pub s3_complete_honours_conditions: bool,
     /// Refuse S3 keys derived from prefixed (`cfut_`/`cfat_`) tokens with 403
     /// SignatureDoesNotMatch. cloudflare-api.md §7: whether R2 derives S3 keys from the 2026
     /// prefixed formats is unconfirmed (one report, jikig-ai/soleur PR #3969, saw
@@ -134,6 +185,66 @@ impl ConditionKeys {
             (ConditionKeys::DottedOnly, "request_ip")
                 | (ConditionKeys::UnderscoreOnly, "request.ip")
         )
+    }
+}
+
+/// The answer to a presigned (query-signed) POST on the S3 API ([`Options::s3_presigned_post`]).
+/// R2 documents presigned URLs for GET, HEAD, PUT and DELETE only and names no status for the
+/// refusal (`r2/api/s3/presigned-urls.mdx`; cloudflare-api.md §7 "Signing: use the header form").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PresignedPost {
+    /// 401 Unauthorized (R2 10002, "Missing or invalid authentication credentials").
+    Refuse401,
+    /// 403 SignatureDoesNotMatch (R2 10035), with the canonical request and string to sign in
+    /// the body as for any mismatch. **The default**, because it is the strict side: it looks
+    /// exactly like a wrong key or a wrong signing method, so a client that falls back only on
+    /// "POST refused" answers (403 AccessDenied, 400, 501) is caught out, which is how a client
+    /// built on presigned POST would fail on R2 (issue 16 item 2). AWS S3 itself answers a
+    /// presigned CompleteMultipartUpload with SignatureDoesNotMatch when the body is not what the
+    /// signer expected (aws/aws-sdk-java-v2 #4196, aws/aws-sdk-php #1078).
+    #[default]
+    Refuse403SignatureDoesNotMatch,
+    /// 403 AccessDenied "Presigned URLs do not support the POST method.", the emulator's answer
+    /// before the strict default (kept for the client tests written against it).
+    Refuse403AccessDenied,
+    /// 501 NotImplemented, R2's answer to features it does not implement.
+    Refuse501,
+    /// Accepted like any presigned request (rusty-s3 presigns every request, POST included).
+    Accept,
+}
+
+impl PresignedPost {
+    /// The flag value of `cfsetup emulator --s3-presigned-post`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresignedPost::Refuse401 => "refuse-401",
+            PresignedPost::Refuse403SignatureDoesNotMatch => "refuse-403",
+            PresignedPost::Refuse403AccessDenied => "refuse-403-access-denied",
+            PresignedPost::Refuse501 => "refuse-501",
+            PresignedPost::Accept => "accept",
+        }
+    }
+
+    /// Every value, for flag parsing and help.
+    pub const ALL: [PresignedPost; 5] = [
+        PresignedPost::Refuse403SignatureDoesNotMatch,
+        PresignedPost::Refuse403AccessDenied,
+        PresignedPost::Refuse401,
+        PresignedPost::Refuse501,
+        PresignedPost::Accept,
+    ];
+}
+
+impl std::str::FromStr for PresignedPost {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        PresignedPost::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = PresignedPost::ALL.iter().map(|p| p.as_str()).collect();
+                format!("expected one of {}", names.join(", "))
+            })
     }
 }
 
@@ -225,7 +336,34 @@ pub struct RecordedRequest {
     pub body_len: u64,
     /// Which API the request used.
     pub api: Api,
+    /// S3: the operation the request was routed to, named as in the Amazon S3 API reference
+    /// (`PutObject`, `UploadPart`, `CreateMultipartUpload`, `CompleteMultipartUpload`,
+    /// `DeleteObjects`, `ListObjectsV2`, …; see [`S3_OPS`]), also when it then failed
+    /// (authentication, a condition). `None` for REST requests and for S3 requests refused before
+    /// routing (a streaming payload, a missing Content-Length, an injected fault, 405 / 501).
+    pub op: Option<&'static str>,
 }
+
+/// The S3 operation names [`RecordedRequest::op`] can hold.
+pub const S3_OPS: [&str; 17] = [
+    "ListBuckets",
+    "CreateBucket",
+    "DeleteBucket",
+    "HeadBucket",
+    "GetBucketLocation",
+    "ListObjects",
+    "ListObjectsV2",
+    "DeleteObjects",
+    "PutObject",
+    "UploadPart",
+    "GetObject",
+    "HeadObject",
+    "DeleteObject",
+    "CreateMultipartUpload",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "ListParts",
+];
 
 /// An R2 object in the emulator's state.
 #[derive(Debug, Clone)]
@@ -237,6 +375,9 @@ pub struct StoredObject {
     pub cache_control: Option<String>,
     /// Unquoted (MD5 hex, or `<hex>-<parts>` after a multipart upload).
     pub etag: String,
+    /// The upload time as stored and listed: RFC 3339 with milliseconds
+    /// (`2026-12-06T04:05:06.789Z`; whole seconds only from an old state file).
+    pub uploaded: String,
 }
 
 /// An S3 multipart upload in progress.
@@ -282,9 +423,26 @@ impl Options {
         Options {
             activate_custom_hostnames_after: Some(2),
             rate_limit: Some((1200, Duration::from_secs(300))),
-            s3_presigned_post: true,
             ..Options::default()
         }
+    }
+
+    /// Turns R2's one write per second per key on or off ([`Options::s3_write_limit_per_key`]).
+    pub fn with_s3_write_limit_per_key(mut self, on: bool) -> Self {
+        self.s3_write_limit_per_key = on;
+        self
+    }
+
+    /// Sets the answer to a presigned POST ([`Options::s3_presigned_post`]).
+    pub fn with_s3_presigned_post(mut self, answer: PresignedPost) -> Self {
+        self.s3_presigned_post = answer;
+        self
+    }
+
+    /// Turns the 409 answer to a lost conditional PUT on or off ([`Options::s3_conflict_409`]).
+    pub fn with_s3_conflict_409(mut self, on: bool) -> Self {
+        self.s3_conflict_409 = on;
+        self
     }
 }
 
@@ -305,6 +463,7 @@ impl Emulator {
             log: Mutex::new(Vec::new()),
             limiter: Mutex::new(faults::Limiter::default()),
             saver: server::Saver::default(),
+            in_flight: Mutex::new(Default::default()),
         });
         let server = server::start(shared.clone(), port)?;
         Ok(Emulator {
@@ -351,6 +510,32 @@ impl Emulator {
     }
     pub fn clear_requests(&self) {
         self.shared.log.lock().clear();
+    }
+    /// How many logged requests used this API and HTTP method (any status), e.g. "how many S3
+    /// PUTs" with `(Api::S3, "PUT")` (PutObject and UploadPart alike).
+    pub fn count_requests(&self, api: Api, method: &str) -> usize {
+        self.shared
+            .log
+            .lock()
+            .iter()
+            .filter(|r| r.api == api && r.method.eq_ignore_ascii_case(method))
+            .count()
+    }
+    /// How many conditional S3 PutObjects are in flight now (tracked only under
+    /// [`Options::s3_conflict_409`]): lets a test send a second one while the first is held by
+    /// injected latency, without guessing with a sleep.
+    pub fn conditional_puts_in_flight(&self) -> usize {
+        self.shared.in_flight.lock().values().sum()
+    }
+    /// How many logged S3 requests were routed to this operation (any status), e.g.
+    /// `"PutObject"` or `"CompleteMultipartUpload"` ([`S3_OPS`]).
+    pub fn count_s3_op(&self, op: &str) -> usize {
+        self.shared
+            .log
+            .lock()
+            .iter()
+            .filter(|r| r.op == Some(op))
+            .count()
     }
     /// Creates a user token directly (not through the API) with these policies, given in the API's
     /// wire form (`[{"effect":"allow","resources":{...},"permission_groups":[{"id":...}]}]`).
@@ -440,6 +625,7 @@ impl Emulator {
                     content_type: o.content_type.clone(),
                     cache_control: o.cache_control.clone(),
                     etag: o.etag.clone(),
+                    uploaded: o.uploaded.clone(),
                 })
             })
             .collect()
@@ -458,7 +644,7 @@ impl Emulator {
         let Some(b) = state.bucket_mut("default", bucket) else {
             return false;
         };
-        let uploaded = wire::now_rfc3339();
+        let uploaded = wire::upload_time();
         for (key, body) in objects {
             let etag = hex::encode(md5::Md5::digest(&body));
             b.objects.insert(

@@ -45,6 +45,8 @@ pub struct Shared {
     pub log: Mutex<Vec<RecordedRequest>>,
     pub limiter: Mutex<Limiter>,
     pub saver: Saver,
+    /// Conditional S3 PutObjects in flight by raw path (`Options.s3_conflict_409`).
+    pub in_flight: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 /// Coalesced saves of the state file. Each mutation bumps `wanted` (after it released the state
@@ -223,6 +225,7 @@ async fn handle(
             auth: auth::auth_kind(&parts.headers).to_string(),
             body_len: body.len() as u64,
             api: Api::Rest,
+            op: None,
         });
     };
 

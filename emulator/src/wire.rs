@@ -153,6 +153,33 @@ pub fn now_rfc3339() -> String {
     rfc3339(SystemTime::now())
 }
 
+/// The upload time of a new object version, `2026-12-06T04:05:06.789Z`: R2 keeps upload times
+/// in milliseconds (workerd `src/workerd/api/r2-bucket.c++`,
+/// `getUploadedMillisecondsSinceEpoch`; cloudflare-api.md §7 "Times"), so listings show the
+/// fraction while `Last-Modified` (an HTTP date) cannot. The real clock is read in milliseconds,
+/// and each call returns a later millisecond than the one before (process-wide), so two
+/// uploads never share a time even within one millisecond: a client that compares a listing's
+/// time with a HEAD's, or two uploads' times, sees the difference R2 would show. The state file
+/// keeps this string; a time stored in whole seconds by an older emulator still parses.
+pub fn upload_time() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_MS: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mut prev = LAST_MS.load(Ordering::Relaxed);
+    let ms = loop {
+        let next = now.max(prev + 1);
+        match LAST_MS.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(seen) => prev = seen,
+        }
+    };
+    let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
 /// Parses an RFC 3339 time stamp as the token API accepts it (`Z` suffix, optional fraction).
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339(s).ok()

@@ -3,7 +3,9 @@
 //! or, where a hex payload hash must be signed in the `Authorization` header, with the small
 //! header signer below. boto3 covers the same ground from Python in `tests/sdk/test_s3_boto3.py`.
 
-use cfsetup_emulator::{s3_secret_access_key, Api, Emulator, Fault, FaultKind, Options};
+use cfsetup_emulator::{
+    s3_secret_access_key, Api, Emulator, Fault, FaultKind, Options, PresignedPost,
+};
 use hmac::{Hmac, Mac};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::Method;
@@ -100,6 +102,20 @@ impl T {
     fn get(&self, key: &str) -> Response {
         let url = self.bucket.get_object(Some(&self.creds), key).sign(HOUR);
         self.req(Method::GET, url).send().expect("get")
+    }
+
+    /// Signed in the `Authorization` header with the body's real SHA-256, the way boto3 and the
+    /// AWS SDKs talk to R2 (presigned POST is refused by default).
+    fn signed(&self, method: Method, url: Url, body: &[u8]) -> RequestBuilder {
+        header_signed(
+            self,
+            method,
+            url,
+            &sha256_hex(body),
+            SystemTime::now(),
+            self.creds.secret(),
+        )
+        .body(body.to_vec())
     }
 
     fn rest_put(&self, key: &str, body: &[u8]) -> u16 {
@@ -587,15 +603,21 @@ fn payload_hash_content_length_and_streaming_are_checked() {
     assert_eq!(code(resp), (400, "XAmzContentSHA256Mismatch".into()));
     assert_eq!(t.emu.objects("site")[0].body, b"good");
 
-    // Presigned, with an unsigned x-amz-content-sha256 header: still checked against the body.
+    // UNSIGNED-PAYLOAD in the header form is accepted (the body is not checked).
+    let resp = header_signed(
+        &t,
+        Method::PUT,
+        url.clone(),
+        "UNSIGNED-PAYLOAD",
+        SystemTime::now(),
+        &secret,
+    )
+    .body("unsigned")
+    .send()
+    .expect("r");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(t.emu.objects("site")[0].body, b"unsigned");
     let presigned = t.bucket.put_object(Some(&t.creds), "hashed").sign(HOUR);
-    let resp = t
-        .req(Method::PUT, presigned.clone())
-        .header("x-amz-content-sha256", sha256_hex(b"good"))
-        .body("evil")
-        .send()
-        .expect("r");
-    assert_eq!(code(resp), (400, "XAmzContentSHA256Mismatch".into()));
 
     // aws-chunked / streaming payloads: 501, as R2.
     for (name, value) in [
@@ -897,12 +919,14 @@ fn continuation_is_efficient_on_a_large_bucket() {
 }
 
 fn create_upload(t: &T, key: &str) -> String {
-    let url = t
-        .bucket
-        .create_multipart_upload(Some(&t.creds), key)
-        .sign(HOUR);
+    create_upload_in(t, &t.bucket, key)
+}
+
+fn create_upload_in(t: &T, bucket: &Bucket, key: &str) -> String {
+    let mut url = bucket.object_url(key).expect("url");
+    url.set_query(Some("uploads"));
     let text = t
-        .req(Method::POST, url)
+        .signed(Method::POST, url, b"")
         .send()
         .expect("create")
         .text()
@@ -928,12 +952,17 @@ fn complete(t: &T, key: &str, id: &str, etags: &[String]) -> Response {
         id,
         etags.iter().map(String::as_str),
     );
-    let url = action.sign(HOUR);
     let body = action.body();
-    t.req(Method::POST, url)
-        .body(body)
+    t.signed(Method::POST, upload_url(t, key, id), body.as_bytes())
         .send()
         .expect("complete")
+}
+
+/// `/{bucket}/{key}?uploadId={id}`, unsigned (to be header-signed).
+fn upload_url(t: &T, key: &str, id: &str) -> Url {
+    let mut url = t.bucket.object_url(key).expect("url");
+    url.query_pairs_mut().append_pair("uploadId", id);
+    url
 }
 
 fn etag_of(resp: Response) -> String {
@@ -1003,15 +1032,16 @@ fn multipart_rules_success_and_abort() {
         (400, "InvalidPart".into())
     );
     // InvalidPartOrder (hand-written body: rusty-s3 numbers parts itself).
-    let url = t
-        .bucket
-        .complete_multipart_upload(Some(&t.creds), "uneven.bin", &id, std::iter::empty())
-        .sign(HOUR);
+    let url = upload_url(&t, "uneven.bin", &id);
     let body = format!(
         "<CompleteMultipartUpload><Part><PartNumber>3</PartNumber><ETag>{p3}</ETag></Part><Part><PartNumber>1</PartNumber><ETag>x</ETag></Part></CompleteMultipartUpload>"
     );
     assert_eq!(
-        code(t.req(Method::POST, url).body(body).send().expect("r")),
+        code(
+            t.signed(Method::POST, url, body.as_bytes())
+                .send()
+                .expect("r")
+        ),
         (400, "InvalidPartOrder".into())
     );
     // Part numbers are 1..=10000.
@@ -1083,10 +1113,7 @@ fn rest_and_s3_share_one_bucket_and_the_state_file() {
     // The REST bucket delete refuses while a multipart upload is in progress.
     t.create_bucket("empty");
     let empty = bucket_of(&t.emu, "empty");
-    let url = empty
-        .create_multipart_upload(Some(&t.creds), "pending")
-        .sign(HOUR);
-    assert_eq!(t.req(Method::POST, url).send().expect("r").status(), 200);
+    create_upload_in(&t, &empty, "pending");
     let delete = || {
         t.http
             .delete(format!(
@@ -1261,9 +1288,14 @@ fn delete_objects_and_bucket_level_calls() {
         rusty_s3::actions::ObjectIdentifier::new("zzz".into()),
     ];
     let action = t.bucket.delete_objects(Some(&t.creds), objects.iter());
-    let url = action.sign(HOUR);
-    let (body, _md5) = action.body_with_md5();
-    let resp = t.req(Method::POST, url).body(body).send().expect("r");
+    let (body, md5) = action.body_with_md5();
+    let mut url = t.bucket.base_url().clone();
+    url.set_query(Some("delete"));
+    let resp = t
+        .signed(Method::POST, url, body.as_bytes())
+        .header("content-md5", md5)
+        .send()
+        .expect("r");
     assert_eq!(resp.status().as_u16(), 200);
     let text = resp.text().expect("xml");
     assert!(text.contains("<Deleted><Key>a</Key></Deleted>"), "{text}");
@@ -1563,22 +1595,82 @@ fn a_last_part_larger_than_the_others_is_invalid() {
     );
 }
 
-/// R2 `presigned-urls.mdx`: presigned POST "is not currently supported". With the switch off,
-/// rusty-s3's presigned CreateMultipartUpload and DeleteObjects are refused, and the same calls
-/// signed in the Authorization header work.
+/// R2 `presigned-urls.mdx`: presigned POST "is not currently supported". By default (both
+/// `Options::default()` and `Options::new()`) rusty-s3's presigned CreateMultipartUpload,
+/// CompleteMultipartUpload and DeleteObjects get 403 SignatureDoesNotMatch; the status is a knob;
+/// the same calls signed in the Authorization header work.
 #[test]
-fn presigned_post_can_be_refused() {
-    let mut options = Options::new();
-    options.s3_presigned_post = false;
-    let t = start_with(options);
-    let url = t
-        .bucket
-        .create_multipart_upload(Some(&t.creds), "m.bin")
-        .sign(HOUR);
+fn presigned_post_is_refused_by_default_and_the_status_is_a_knob() {
     assert_eq!(
-        code(t.req(Method::POST, url).send().expect("r")),
-        (403, "AccessDenied".into())
+        Options::default().s3_presigned_post,
+        PresignedPost::Refuse403SignatureDoesNotMatch
     );
+    let presigned_posts = |t: &T| -> Vec<(u16, String)> {
+        let create = t
+            .bucket
+            .create_multipart_upload(Some(&t.creds), "m.bin")
+            .sign(HOUR);
+        let complete = t.bucket.complete_multipart_upload(
+            Some(&t.creds),
+            "m.bin",
+            "some-upload",
+            ["\"etag\""].into_iter(),
+        );
+        let objects = [rusty_s3::actions::ObjectIdentifier::new("k".into())];
+        let delete = t.bucket.delete_objects(Some(&t.creds), objects.iter());
+        vec![
+            code(t.req(Method::POST, create).send().expect("r")),
+            code(
+                t.req(Method::POST, complete.sign(HOUR))
+                    .body(complete.body())
+                    .send()
+                    .expect("r"),
+            ),
+            code(
+                t.req(Method::POST, delete.sign(HOUR))
+                    .body(delete.body_with_md5().0)
+                    .send()
+                    .expect("r"),
+            ),
+        ]
+    };
+    for (answer, want) in [
+        (
+            PresignedPost::Refuse403SignatureDoesNotMatch,
+            (403, "SignatureDoesNotMatch"),
+        ),
+        (PresignedPost::Refuse403AccessDenied, (403, "AccessDenied")),
+        (PresignedPost::Refuse401, (401, "Unauthorized")),
+        (PresignedPost::Refuse501, (501, "NotImplemented")),
+    ] {
+        let t = start_with(Options::new().with_s3_presigned_post(answer));
+        t.put("k", b"v");
+        for got in presigned_posts(&t) {
+            assert_eq!(got, (want.0, want.1.to_string()), "{answer:?}");
+        }
+        assert!(t.emu.pending_uploads().is_empty(), "{answer:?}");
+        assert_eq!(
+            t.emu.objects("site").len(),
+            1,
+            "{answer:?}: nothing deleted"
+        );
+    }
+    // Accept: the old behaviour, for a client that presigns everything.
+    let t = start_with(Options::new().with_s3_presigned_post(PresignedPost::Accept));
+    t.put("k", b"v");
+    let got = presigned_posts(&t);
+    assert_eq!(got[0].0, 200);
+    assert_eq!(got[1], (404, "NoSuchUpload".into()));
+    assert_eq!(got[2].0, 200);
+    assert_eq!(t.emu.pending_uploads().len(), 1);
+    assert!(t.emu.objects("site").is_empty());
+    // The flag values round-trip.
+    for p in PresignedPost::ALL {
+        assert_eq!(p.as_str().parse::<PresignedPost>(), Ok(p));
+    }
+    assert!("refuse-999".parse::<PresignedPost>().is_err());
+
+    let t = start();
     let mut url = t.bucket.object_url("m.bin").expect("url");
     url.set_query(Some("uploads"));
     let resp = header_signed(
@@ -1677,4 +1769,737 @@ fn an_encoded_signature_name_is_redacted() {
     assert_eq!(t.req(Method::GET, sneaky).send().expect("r").status(), 200);
     let logged = t.emu.requests()[0].query.clone().unwrap_or_default();
     assert!(logged.contains("X-Amz-%53ignature=REDACTED"), "{logged}");
+}
+
+/// A presigned URL signed by hand (AWS "Authenticating Requests: Using Query Parameters"), with
+/// `payload` as the canonical request's last line and, when `in_query`, an
+/// `X-Amz-Content-Sha256` query parameter (signed, as every query parameter is). Signs `host`
+/// only. This is how aws-sdk-go presigns a request whose body hash it knows.
+fn query_signed(t: &T, method: &Method, url: &Url, payload: &str, in_query: Option<&str>) -> Url {
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .replace(['-', ':'], "");
+    let date = &stamp[..8];
+    let scope = format!("{date}/auto/s3/aws4_request");
+    let host = format!(
+        "{}:{}",
+        url.host_str().expect("host"),
+        url.port().expect("port")
+    );
+    let mut params: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    params.extend([
+        ("X-Amz-Algorithm".into(), "AWS4-HMAC-SHA256".into()),
+        (
+            "X-Amz-Credential".into(),
+            format!("{}/{scope}", t.creds.key()),
+        ),
+        ("X-Amz-Date".into(), stamp.clone()),
+        ("X-Amz-Expires".into(), "600".into()),
+        ("X-Amz-SignedHeaders".into(), "host".into()),
+    ]);
+    if let Some(h) = in_query {
+        params.push(("X-Amz-Content-Sha256".into(), h.into()));
+    }
+    let mut encoded: Vec<(String, String)> = params.iter().map(|(k, v)| (enc(k), enc(v))).collect();
+    encoded.sort();
+    let query = encoded
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let canonical = format!(
+        "{method}\n{}\n{query}\nhost:{host}\n\nhost\n{payload}",
+        canonical_path(url.path())
+    );
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
+        sha256_hex(canonical.as_bytes())
+    );
+    let mut key = hmac(
+        format!("AWS4{}", t.creds.secret()).as_bytes(),
+        date.as_bytes(),
+    );
+    for part in ["auto", "s3", "aws4_request"] {
+        key = hmac(&key, part.as_bytes());
+    }
+    let signature = hex::encode(hmac(&key, to_sign.as_bytes()));
+    let mut out = url.clone();
+    out.set_query(Some(&format!("{query}&X-Amz-Signature={signature}")));
+    out
+}
+
+/// The text of one element of an XML error body.
+fn element(body: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let (_, rest) = body.split_once(&open)?;
+    let (text, _) = rest.split_once(&close)?;
+    Some(
+        text.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// Issue 16 item 7: a presigned request's payload line is `X-Amz-Content-Sha256` (query
+/// parameter, then header), else UNSIGNED-PAYLOAD, as aws-sdk-go `buildBodyDigest`, aws4fetch
+/// and MinIO read it. s3s' reading (always UNSIGNED-PAYLOAD) is the lenient knob.
+#[test]
+fn presigned_payload_line_comes_from_x_amz_content_sha256() {
+    let t = start();
+    let url = t.bucket.object_url("p").expect("url");
+    let good = sha256_hex(b"good");
+
+    // rusty-s3's form: UNSIGNED-PAYLOAD signed, a hex header sent. Refused: the server's
+    // canonical request ends with the header's hash, which the body shows.
+    let presigned = t.bucket.put_object(Some(&t.creds), "p").sign(HOUR);
+    let resp = t
+        .req(Method::PUT, presigned.clone())
+        .header("x-amz-content-sha256", &good)
+        .body("good")
+        .send()
+        .expect("r");
+    assert_eq!(resp.status().as_u16(), 403);
+    let text = resp.text().expect("body");
+    assert_eq!(
+        element(&text, "Code").as_deref(),
+        Some("SignatureDoesNotMatch")
+    );
+    let canonical = element(&text, "CanonicalRequest").expect("canonical request");
+    assert!(canonical.ends_with(&format!("\n{good}")), "{canonical}");
+    assert!(t.emu.objects("site").is_empty());
+    // Without the header the same URL is UNSIGNED-PAYLOAD, and works.
+    let resp = t
+        .req(Method::PUT, presigned.clone())
+        .body("plain")
+        .send()
+        .expect("r");
+    assert_eq!(resp.status().as_u16(), 200);
+
+    // aws-sdk-go's form: the hash signed as the payload line and sent as a header.
+    let signed = query_signed(&t, &Method::PUT, &url, &good, None);
+    let put = |u: &Url, header: Option<&str>, body: &'static str| {
+        let mut r = t.req(Method::PUT, u.clone());
+        if let Some(h) = header {
+            r = r.header("x-amz-content-sha256", h);
+        }
+        code(r.body(body).send().expect("r"))
+    };
+    assert_eq!(put(&signed, Some(&good), "good"), (200, String::new()));
+    assert_eq!(
+        put(&signed, Some(&good), "evil"),
+        (400, "XAmzContentSHA256Mismatch".into())
+    );
+    // Without the header the server signs UNSIGNED-PAYLOAD: mismatch.
+    assert_eq!(
+        put(&signed, None, "good"),
+        (403, "SignatureDoesNotMatch".into())
+    );
+    // The query parameter first: signed and sent there, no header needed; checked against the
+    // body too.
+    let in_query = query_signed(&t, &Method::PUT, &url, &good, Some(&good));
+    assert_eq!(put(&in_query, None, "good"), (200, String::new()));
+    assert_eq!(
+        put(&in_query, None, "evil"),
+        (400, "XAmzContentSHA256Mismatch".into())
+    );
+    // The parameter wins over a header that says something else.
+    assert_eq!(
+        put(&in_query, Some("UNSIGNED-PAYLOAD"), "good"),
+        (200, String::new())
+    );
+    // A query parameter of UNSIGNED-PAYLOAD is the payload line.
+    let unsigned = query_signed(
+        &t,
+        &Method::PUT,
+        &url,
+        "UNSIGNED-PAYLOAD",
+        Some("UNSIGNED-PAYLOAD"),
+    );
+    assert_eq!(put(&unsigned, None, "anything"), (200, String::new()));
+    // Garbage is refused before the signature is looked at.
+    let garbage = query_signed(&t, &Method::PUT, &url, "nope", Some("nope"));
+    assert_eq!(put(&garbage, None, "x"), (400, "InvalidArgument".into()));
+
+    // The lenient knob: rusty-s3's form works, and the header is still checked.
+    let mut options = Options::new();
+    options.s3_presigned_payload_lenient = true;
+    let t = start_with(options);
+    let presigned = t.bucket.put_object(Some(&t.creds), "p").sign(HOUR);
+    let send = |body: &'static str| {
+        code(
+            t.req(Method::PUT, presigned.clone())
+                .header("x-amz-content-sha256", &good)
+                .body(body)
+                .send()
+                .expect("r"),
+        )
+    };
+    assert_eq!(send("good"), (200, String::new()));
+    assert_eq!(send("evil"), (400, "XAmzContentSHA256Mismatch".into()));
+    assert_eq!(t.emu.objects("site")[0].body, b"good");
+}
+
+/// Issue 16 item 7: SignatureDoesNotMatch carries what the server computed, as R2's does
+/// (WWBN/AVideo#9667) and AWS's: the canonical request (whose last line is the payload hash
+/// used), the string to sign, the access key id and the signature provided. Never the secret.
+#[test]
+fn signature_does_not_match_shows_the_canonical_request_never_the_secret() {
+    let t = start();
+    let url = t.bucket.object_url("k").expect("url");
+    let wrong_secret = "f".repeat(64);
+    let resp = header_signed(
+        &t,
+        Method::PUT,
+        url.clone(),
+        &sha256_hex(b"v"),
+        SystemTime::now(),
+        &wrong_secret,
+    )
+    .body("v")
+    .send()
+    .expect("r");
+    assert_eq!(resp.status().as_u16(), 403);
+    let sent_auth = resp.url().clone();
+    let text = resp.text().expect("body");
+    assert_eq!(
+        element(&text, "Code").as_deref(),
+        Some("SignatureDoesNotMatch")
+    );
+    assert_eq!(
+        element(&text, "AWSAccessKeyId").as_deref(),
+        Some(t.creds.key())
+    );
+    let canonical = element(&text, "CanonicalRequest").expect("canonical");
+    let lines: Vec<&str> = canonical.split('\n').collect();
+    assert_eq!(lines[0], "PUT");
+    assert_eq!(lines[1], "/site/k");
+    assert_eq!(
+        lines[lines.len() - 2],
+        "host;x-amz-content-sha256;x-amz-date"
+    );
+    assert_eq!(lines[lines.len() - 1], sha256_hex(b"v"));
+    let to_sign = element(&text, "StringToSign").expect("string to sign");
+    let sts: Vec<&str> = to_sign.split('\n').collect();
+    assert_eq!(sts.len(), 4);
+    assert_eq!(sts[0], "AWS4-HMAC-SHA256");
+    assert!(sts[2].ends_with("/auto/s3/aws4_request"), "{to_sign}");
+    assert_eq!(sts[3], sha256_hex(canonical.as_bytes()));
+    let provided = element(&text, "SignatureProvided").expect("signature");
+    assert_eq!(provided.len(), 64);
+    assert!(!text.contains(t.creds.secret()), "never the secret");
+    assert!(!text.contains(&wrong_secret));
+    assert_eq!(sent_auth.path(), "/site/k");
+    // A HEAD's error has no body, the status only.
+    let resp = header_signed(
+        &t,
+        Method::HEAD,
+        url,
+        &sha256_hex(b""),
+        SystemTime::now(),
+        &wrong_secret,
+    )
+    .send()
+    .expect("r");
+    assert_eq!(resp.status().as_u16(), 403);
+}
+
+/// Issue 16 item 7 / §7: in the header form `x-amz-content-sha256` must be signed (AWS's SigV4
+/// page; strict side), unless `s3_unsigned_content_sha256_lenient`.
+#[test]
+fn header_form_needs_x_amz_content_sha256_signed() {
+    let unsigned_header_put = |t: &T| {
+        let url = t.bucket.object_url("k").expect("url");
+        let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+            .to_string()
+            .replace(['-', ':'], "");
+        let date = &stamp[..8];
+        let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+        let payload = sha256_hex(b"v");
+        let canonical = format!(
+            "PUT\n/site/k\n\nhost:{host}\nx-amz-date:{stamp}\n\nhost;x-amz-date\n{payload}"
+        );
+        let scope = format!("{date}/auto/s3/aws4_request");
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
+            sha256_hex(canonical.as_bytes())
+        );
+        let mut key = hmac(
+            format!("AWS4{}", t.creds.secret()).as_bytes(),
+            date.as_bytes(),
+        );
+        for part in ["auto", "s3", "aws4_request"] {
+            key = hmac(&key, part.as_bytes());
+        }
+        let sig = hex::encode(hmac(&key, to_sign.as_bytes()));
+        let resp = t
+            .req(Method::PUT, url)
+            .header(
+                "authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders=host;x-amz-date, Signature={sig}",
+                    t.creds.key()
+                ),
+            )
+            .header("x-amz-date", &stamp)
+            .header("x-amz-content-sha256", &payload)
+            .body("v")
+            .send()
+            .expect("r");
+        let status = resp.status().as_u16();
+        (status, resp.text().expect("body"))
+    };
+    let t = start();
+    let (status, text) = unsigned_header_put(&t);
+    assert_eq!(status, 403, "{text}");
+    assert_eq!(element(&text, "Code").as_deref(), Some("AccessDenied"));
+    assert_eq!(
+        element(&text, "HeadersNotSigned").as_deref(),
+        Some("x-amz-content-sha256")
+    );
+    assert!(t.emu.objects("site").is_empty());
+    let mut options = Options::new();
+    options.s3_unsigned_content_sha256_lenient = true;
+    let t = start_with(options);
+    let (status, text) = unsigned_header_put(&t);
+    assert_eq!(status, 200, "{text}");
+}
+
+/// Issue 16 item 7 / §7 "Times": upload times in milliseconds. Listings (V2, V1, REST) show the
+/// fraction; HEAD / GET `Last-Modified` is the truncated HTTP date; two uploads in a row get
+/// different times; date conditions compare whole seconds; the state file keeps milliseconds
+/// and an old one with whole seconds still loads.
+#[test]
+fn upload_times_are_milliseconds_and_last_modified_is_truncated() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("state.json");
+    let mut options = Options::new();
+    options.state_file = Some(path.clone());
+    let t = start_with(options.clone());
+    assert_eq!(t.put("a", b"1").status().as_u16(), 200);
+    assert_eq!(t.put("b", b"2").status().as_u16(), 200);
+    assert_eq!(t.rest_put("c", b"3"), 200);
+
+    let list = |v2: bool| -> Vec<String> {
+        let mut action = t.bucket.list_objects_v2(Some(&t.creds));
+        if !v2 {
+            action.query_mut().remove("list-type");
+        }
+        let url = action.sign(HOUR);
+        let text = t
+            .req(Method::GET, url)
+            .send()
+            .expect("r")
+            .text()
+            .expect("b");
+        text.split("<LastModified>")
+            .skip(1)
+            .map(|s| {
+                s.split_once("</LastModified>")
+                    .expect("closed")
+                    .0
+                    .to_string()
+            })
+            .collect()
+    };
+    let times = list(true);
+    assert_eq!(times, list(false), "V1 shows the same times");
+    assert_eq!(times.len(), 3);
+    for t in &times {
+        // 2026-12-06T04:05:06.789Z
+        assert_eq!(t.len(), 24, "{t}");
+        assert_eq!(&t[19..20], ".", "{t}");
+        assert!(t.ends_with('Z'), "{t}");
+    }
+    let parsed: Vec<SystemTime> = times
+        .iter()
+        .map(|s| humantime::parse_rfc3339(s).expect("rfc3339"))
+        .collect();
+    assert!(parsed[0] < parsed[1] && parsed[1] < parsed[2], "{times:?}");
+
+    // The REST listing shows the same milliseconds.
+    let s = t.emu.seed();
+    let rest: Value = t
+        .http
+        .get(format!(
+            "{}/accounts/{}/r2/buckets/site/objects",
+            t.emu.base_url(),
+            s.account_id
+        ))
+        .header("X-Auth-Email", &s.email)
+        .header("X-Auth-Key", &s.global_key)
+        .send()
+        .expect("r")
+        .json()
+        .expect("json");
+    let rest_times: Vec<&str> = rest["result"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["last_modified"].as_str().expect("last_modified"))
+        .collect();
+    assert_eq!(rest_times, times);
+    let stored: Vec<String> = t
+        .emu
+        .objects("site")
+        .into_iter()
+        .map(|o| o.uploaded)
+        .collect();
+    assert_eq!(stored, times, "Emulator::objects shows the same time");
+
+    // HEAD: whole seconds; never equal to the listing's time as a string or an instant.
+    let head_url = t.bucket.head_object(Some(&t.creds), "a").sign(HOUR);
+    let head = t.req(Method::HEAD, head_url).send().expect("r");
+    let last_modified = head.headers()["last-modified"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let http_time = httpdate::parse_http_date(&last_modified).expect("http date");
+    let listed = parsed[0];
+    let truncated = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(
+            listed
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .expect("after epoch")
+                .as_secs(),
+        );
+    assert_eq!(http_time, truncated);
+    // Conditions compare whole seconds: the Last-Modified read back is not "modified since".
+    let get = t.bucket.get_object(Some(&t.creds), "a").sign(HOUR);
+    let resp = t
+        .req(Method::GET, get.clone())
+        .header("if-unmodified-since", &last_modified)
+        .send()
+        .expect("r");
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = t
+        .req(Method::GET, get)
+        .header("if-modified-since", &last_modified)
+        .send()
+        .expect("r");
+    assert_eq!(resp.status().as_u16(), 304);
+
+    // The state file keeps the milliseconds.
+    drop(t);
+    let saved = std::fs::read_to_string(&path).expect("state file");
+    assert!(saved.contains(&times[0]), "{saved}");
+    // An older state file with whole seconds loads; its time is listed with .000.
+    let old = saved.replace(&times[0], "2026-01-02T03:04:05Z");
+    std::fs::write(&path, old).expect("write");
+    let emu = Emulator::start(options).expect("restart");
+    assert_eq!(emu.objects("site").len(), 3);
+    let state: Value = Client::new()
+        .get(format!("{}/__emulator/state", emu.s3_endpoint()))
+        .send()
+        .expect("r")
+        .json()
+        .expect("json");
+    assert_eq!(state["result"]["buckets"][0]["objects"][0]["key"], "a");
+    let s = emu.seed();
+    let rest: Value = Client::new()
+        .get(format!(
+            "{}/accounts/{}/r2/buckets/site/objects",
+            emu.base_url(),
+            s.account_id
+        ))
+        .header("X-Auth-Email", &s.email)
+        .header("X-Auth-Key", &s.global_key)
+        .send()
+        .expect("r")
+        .json()
+        .expect("json");
+    assert_eq!(
+        rest["result"][0]["last_modified"], "2026-01-02T03:04:05Z",
+        "stored as it was"
+    );
+}
+
+/// Issue 16 item 7 / §7 "A conditional write that races another": under `s3_conflict_409`, a
+/// conditional PUT whose condition fails answers 409 ConditionalRequestConflict, and so does one
+/// that overlaps another conditional PUT of the same key.
+#[test]
+fn conflict_409_replaces_412_for_a_lost_conditional_put() {
+    let t = start_with(Options::new().with_s3_conflict_409(true));
+    let put = |key: &str, header: (&'static str, &str), body: &'static str| {
+        let mut a = t.bucket.put_object(Some(&t.creds), key);
+        a.headers_mut().insert(header.0, header.1.to_string());
+        let url = a.sign(HOUR);
+        t.req(Method::PUT, url)
+            .header(header.0, header.1)
+            .body(body)
+            .send()
+            .expect("r")
+    };
+    let first = put("lock", ("if-none-match", "*"), "v1");
+    assert_eq!(first.status().as_u16(), 200);
+    let etag = first.headers()["etag"].to_str().expect("etag").to_string();
+    let resp = put("lock", ("if-none-match", "*"), "v2");
+    assert_eq!(resp.status().as_u16(), 409);
+    let text = resp.text().expect("body");
+    assert_eq!(
+        element(&text, "Code").as_deref(),
+        Some("ConditionalRequestConflict")
+    );
+    assert_eq!(
+        code(put("lock", ("if-match", "\"0000\""), "v2")),
+        (409, "ConditionalRequestConflict".into())
+    );
+    assert_eq!(
+        put("lock", ("if-match", &etag), "v2").status().as_u16(),
+        200
+    );
+    // Unconditional PUTs are untouched.
+    assert_eq!(t.put("lock", b"v3").status().as_u16(), 200);
+
+    // (b) Overlap: the first is held by injected latency; the second arrives while it is in
+    // flight and gets 409, though its own condition would pass; the first then lands.
+    t.emu.inject_for(
+        Api::S3,
+        Fault {
+            method: Some("PUT".into()),
+            path_contains: Some("/site/held".into()),
+            // Long enough for the second request to arrive on a busy machine.
+            kind: FaultKind::Latency(Duration::from_secs(4)),
+            times: 1,
+        },
+    );
+    std::thread::scope(|s| {
+        let held = s.spawn(|| {
+            put("held", ("if-none-match", "*"), "first")
+                .status()
+                .as_u16()
+        });
+        // A bounded wait for the first to arrive (a safety net, not an assertion on time).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while t.emu.conditional_puts_in_flight() == 0 {
+            assert!(Instant::now() < deadline, "the first PUT never arrived");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            code(put("held", ("if-none-match", "\"0000\""), "second")),
+            (409, "ConditionalRequestConflict".into())
+        );
+        assert_eq!(held.join().expect("thread"), 200);
+    });
+    assert_eq!(t.emu.conditional_puts_in_flight(), 0);
+    let held = t.emu.objects("site");
+    assert_eq!(
+        held.iter().find(|o| o.key == "held").expect("held").body,
+        b"first"
+    );
+
+    // Racing writers of one new key: one 200, every other 409.
+    for round in 0..3 {
+        let key = format!("race-{round}");
+        let statuses: Vec<u16> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let key = key.clone();
+                    let put = &put;
+                    s.spawn(move || {
+                        let body: &'static str =
+                            ["w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7"][i];
+                        put(&key, ("if-none-match", "*"), body).status().as_u16()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("t")).collect()
+        });
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 409).count(),
+            7,
+            "{statuses:?}"
+        );
+    }
+
+    // Off (the default): 412, also for an overlapping one.
+    let t = start();
+    let mut a = t.bucket.put_object(Some(&t.creds), "lock");
+    a.headers_mut().insert("if-none-match", "*".to_string());
+    let url = a.sign(HOUR);
+    let send = || {
+        code(
+            t.req(Method::PUT, url.clone())
+                .header("if-none-match", "*")
+                .body("v")
+                .send()
+                .expect("r"),
+        )
+    };
+    assert_eq!(send().0, 200);
+    assert_eq!(send(), (412, "PreconditionFailed".into()));
+    assert_eq!(
+        t.emu.conditional_puts_in_flight(),
+        0,
+        "not tracked when off"
+    );
+}
+
+/// Issue 16 item 7 / §7 "Limits": R2's one write per second per key covers PutObject and
+/// CompleteMultipartUpload, answers 429 TooManyRequests with `Retry-After` in seconds, and makes
+/// racing lock writers see 429 rather than 412.
+#[test]
+fn write_limit_covers_put_and_complete_with_retry_after() {
+    let t = start_with(Options::new().with_s3_write_limit_per_key(true));
+    // The upload is prepared first, so that the PUT and the Complete are back to back.
+    let id = create_upload(&t, "obj");
+    let e = etag_of(upload_part(&t, "obj", &id, 1, b"part"));
+    assert_eq!(t.put("obj", b"1").status().as_u16(), 200);
+    // A CompleteMultipartUpload of the same key within the second: 429, the upload stays.
+    let resp = complete(&t, "obj", &id, std::slice::from_ref(&e));
+    assert_eq!(resp.headers()["retry-after"], "1");
+    assert_eq!(code(resp), (429, "TooManyRequests".into()));
+    assert_eq!(t.emu.pending_uploads().len(), 1);
+    let resp = t.put("obj", b"2");
+    assert_eq!(resp.headers()["retry-after"], "1");
+    assert_eq!(code(resp), (429, "TooManyRequests".into()));
+    // A completed upload counts as a write: a PUT right after it is refused.
+    let id = create_upload(&t, "mp");
+    let e = etag_of(upload_part(&t, "mp", &id, 1, b"part"));
+    assert_eq!(complete(&t, "mp", &id, &[e]).status().as_u16(), 200);
+    assert_eq!(code(t.put("mp", b"x")), (429, "TooManyRequests".into()));
+
+    // Racing lock writers: one lands, the others see 429 (cloudflare-api.md §7: "treat 429 on
+    // a lock key as contended").
+    let mut a = t.bucket.put_object(Some(&t.creds), "lock");
+    a.headers_mut().insert("if-none-match", "*".to_string());
+    let url = a.sign(HOUR);
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let (u, http) = (url.clone(), t.http.clone());
+                s.spawn(move || {
+                    http.put(u)
+                        .header("if-none-match", "*")
+                        .body("w")
+                        .send()
+                        .expect("r")
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("t")).collect()
+    });
+    // One lands; the others are refused, with 429 while they come within its second (all of
+    // them, unless the machine stalls for a second: then 412).
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [200, 429, 412].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+/// Issue 16 item 7 / §7: R2 documents no conditional headers on CompleteMultipartUpload. By
+/// default they are refused (501 NotImplemented, nothing completed); the knob honours them.
+#[test]
+fn conditions_on_complete_multipart_upload_are_refused_by_default() {
+    let complete_with = |t: &T, key: &str, header: (&str, &str)| {
+        let id = create_upload(t, key);
+        let e = etag_of(upload_part(t, key, &id, 1, b"part"));
+        let body = format!(
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{e}</ETag></Part></CompleteMultipartUpload>"
+        );
+        code(
+            t.signed(Method::POST, upload_url(t, key, &id), body.as_bytes())
+                .header(header.0, header.1)
+                .send()
+                .expect("r"),
+        )
+    };
+    let t = start();
+    let long_ago = "Mon, 01 Jan 2001 00:00:00 GMT";
+    for (h, value) in [
+        ("if-match", "*"),
+        ("if-none-match", "*"),
+        ("if-modified-since", long_ago),
+        ("if-unmodified-since", long_ago),
+    ] {
+        assert_eq!(
+            complete_with(&t, "m", (h, value)),
+            (501, "NotImplemented".into()),
+            "{h}"
+        );
+    }
+    assert!(t.emu.objects("site").is_empty());
+    assert_eq!(t.emu.pending_uploads().len(), 4, "nothing completed");
+
+    let mut options = Options::new();
+    options.s3_complete_honours_conditions = true;
+    let t = start_with(options);
+    assert_eq!(complete_with(&t, "m", ("if-none-match", "*")).0, 200);
+    assert_eq!(
+        complete_with(&t, "m", ("if-none-match", "*")),
+        (412, "PreconditionFailed".into())
+    );
+}
+
+/// Issue 16 item 9: every S3 request is logged with its operation, so tests can count e.g. "how
+/// many S3 PUTs" or "how many PutObjects".
+#[test]
+fn the_request_log_names_the_s3_operation() {
+    let t = start();
+    t.put("a", b"1");
+    t.put("b", b"2");
+    t.get("a");
+    let id = create_upload(&t, "m");
+    upload_part(&t, "m", &id, 1, b"p");
+    let url = t.bucket.list_objects_v2(Some(&t.creds)).sign(HOUR);
+    t.req(Method::GET, url).send().expect("r");
+    // A refused one is still named (after routing).
+    let stranger = Credentials::new("0".repeat(32), "f".repeat(64));
+    let url = t.bucket.put_object(Some(&stranger), "c").sign(HOUR);
+    t.req(Method::PUT, url).body("x").send().expect("r");
+
+    assert_eq!(t.emu.count_s3_op("PutObject"), 3);
+    assert_eq!(t.emu.count_s3_op("UploadPart"), 1);
+    assert_eq!(t.emu.count_s3_op("CreateMultipartUpload"), 1);
+    assert_eq!(t.emu.count_s3_op("GetObject"), 1);
+    assert_eq!(t.emu.count_s3_op("ListObjectsV2"), 1);
+    assert_eq!(t.emu.count_requests(Api::S3, "PUT"), 4);
+    assert_eq!(t.emu.count_requests(Api::S3, "POST"), 1);
+    // Bucket creation went over REST.
+    assert_eq!(t.emu.count_requests(Api::Rest, "POST"), 1);
+    let log = t.emu.requests();
+    assert!(log.iter().all(|r| r.api == Api::Rest || r.op.is_some()));
+    assert!(log
+        .iter()
+        .filter(|r| r.op == Some("CreateMultipartUpload"))
+        .all(|r| r.auth == "sigv4"));
+    assert!(log
+        .iter()
+        .any(|r| r.op == Some("PutObject") && r.status == 403));
+    for op in log.iter().filter_map(|r| r.op) {
+        assert!(cfsetup_emulator::S3_OPS.contains(&op), "{op}");
+    }
+    // Over HTTP too.
+    let v: Value = t
+        .http
+        .get(format!("{}/__emulator/requests", t.emu.s3_endpoint()))
+        .send()
+        .expect("r")
+        .json()
+        .expect("json");
+    let ops: Vec<&str> = v["result"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["op"].as_str())
+        .collect();
+    assert_eq!(ops.iter().filter(|o| **o == "PutObject").count(), 3);
 }

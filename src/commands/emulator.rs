@@ -2,6 +2,8 @@
 //!
 //! Its first lines on stdout are `export …` lines a user can paste into a shell (or `eval`).
 //! The seeded Global API Key is the emulator's own fake credential, not a secret of the user's.
+//! The `--s3-*` flags map one to one onto the emulator's `Options` knobs (each documented
+//! there): by default R2's S3 API takes the strict side of every open question.
 
 use std::io::Write;
 use std::time::Duration;
@@ -16,6 +18,12 @@ pub async fn run(args: &EmulatorArgs, ui: &Ui) -> anyhow::Result<()> {
     options.port = args.port;
     options.latency = Duration::from_millis(args.latency_ms);
     options.state_file = args.state.clone();
+    options.s3_presigned_post = args.s3_presigned_post;
+    options.s3_presigned_payload_lenient = args.s3_presigned_payload_lenient;
+    options.s3_unsigned_content_sha256_lenient = args.s3_unsigned_content_sha256_lenient;
+    options.s3_conflict_409 = args.s3_conflict_409;
+    options.s3_write_limit_per_key = args.s3_write_limit_per_key;
+    options.s3_complete_honours_conditions = args.s3_complete_honours_conditions;
     let emulator = Emulator::start(options).map_err(|e| {
         anyhow::anyhow!("cannot start the emulator on 127.0.0.1:{}: {e}", args.port)
     })?;

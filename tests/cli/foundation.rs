@@ -151,6 +151,31 @@ fn a_closed_stdout_pipe_exits_0_quietly() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+
+/// `cfsetup emulator --help` describes fault injection and the R2 S3 knobs (issue 16 item 7,
+/// issue 17); a bad knob value is exit 2 naming the accepted ones.
+#[test]
+fn the_emulator_help_describes_fault_injection_and_the_s3_knobs() {
+    let w = World::new();
+    let run = w.run(w.bare().args(["emulator", "--help"])).success();
+    let out = run.stdout();
+    for needle in [
+        "POST /__emulator/faults",
+        "\"kind\": \"latency\"",
+        "--s3-presigned-post",
+        "refuse-403",
+        "refuse-501",
+        "--s3-presigned-payload-lenient",
+        "--s3-conflict-409",
+        "--s3-write-limit-per-key",
+        "--s3-complete-honours-conditions",
+    ] {
+        assert!(out.contains(needle), "{needle}: {out}");
+    }
+    let bad = w
+        .run(w.bare().args(["emulator", "--s3-presigned-post", "maybe"]))
+        .expect_code(2);
+    assert!(bad.stderr().contains("refuse-403"), "{}", bad.stderr());
 }
 
 #[test]

@@ -69,14 +69,15 @@ class Emu(dict):
         return resp["result"]["id"], resp["result"]["value"]
 
 
-def start_emulator():
+def start_emulator(*flags):
+    """Starts `cfsetup emulator --port 0 [flags…]`: (process, exports)."""
     binary = cfsetup_bin()
     if not os.path.exists(binary):
         pytest.fail(f"{binary} is missing: run `cargo build` first (scripts/test.sh does)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFLARE_")}
     env["NO_COLOR"] = "1"
     proc = subprocess.Popen(
-        [binary, "emulator", "--port", "0"],
+        [binary, "emulator", "--port", "0", *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -103,14 +104,36 @@ def start_emulator():
     return proc, exports
 
 
+def stop_emulator(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture(scope="module")
 def emu():
     proc, exports = start_emulator()
     try:
         yield exports
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_emulator(proc)
+
+
+@pytest.fixture
+def emu_with():
+    """A factory: ``emu_with("--s3-conflict-409")`` starts another emulator with those flags,
+    stopped after the test."""
+    started = []
+
+    def start(*flags):
+        proc, exports = start_emulator(*flags)
+        started.append(proc)
+        return exports
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            stop_emulator(proc)

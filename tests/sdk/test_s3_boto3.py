@@ -10,6 +10,7 @@ see one bucket.
 import hashlib
 import io
 import os
+import re
 import urllib.error
 import urllib.request
 
@@ -400,3 +401,156 @@ def test_boto3_default_checksums(emu, writer, bucket):
         urllib.request.urlopen(req, timeout=30)
     assert e.value.code == 501
     assert b"<Code>NotImplemented</Code>" in e.value.read()
+
+
+# Issue 16 item 7: the strict side of what R2 leaves open (cloudflare-api.md §7), seen by boto3.
+
+
+def fresh_s3(emu_exports, name="boto-strict"):
+    """A bucket and a writer's boto3 client on an emulator started by `emu_with`."""
+    status, body = emu_exports.api(
+        "POST", f"/accounts/{emu_exports['CLOUDFLARE_ACCOUNT_ID']}/r2/buckets", {"name": name}
+    )
+    assert status == 200, body
+    token_id, value = emu_exports.mint_token("strict writer", account_policy(emu_exports, R2_WRITE))
+    return s3_client(emu_exports, token_id, value), name, (token_id, value)
+
+
+def test_signature_does_not_match_shows_the_canonical_request(emu, writer, bucket):
+    """R2's SignatureDoesNotMatch body carries <CanonicalRequest> and <StringToSign> (WWBN/AVideo
+    #9667); botocore parses every child of <Error>. The last line is the payload hash the server
+    used: boto3 signs the body's real SHA-256 in the header form."""
+    token_id, value = writer
+    wrong_secret = hashlib.sha256(b"wrong").hexdigest()
+    wrong = s3_client(emu, token_id, value, secret=wrong_secret)
+    with pytest.raises(ClientError) as e:
+        wrong.put_object(Bucket=bucket, Key="sig/k", Body=b"payload")
+    err = e.value.response["Error"]
+    assert err["Code"] == "SignatureDoesNotMatch"
+    assert err["AWSAccessKeyId"] == token_id
+    canonical = err["CanonicalRequest"].split("\n")
+    assert canonical[0] == "PUT"
+    assert canonical[1] == f"/{bucket}/sig/k"
+    assert canonical[-1] == hashlib.sha256(b"payload").hexdigest()
+    assert "x-amz-content-sha256" in canonical[-2].split(";")
+    sts = err["StringToSign"].split("\n")
+    assert sts[0] == "AWS4-HMAC-SHA256"
+    assert sts[3] == hashlib.sha256(err["CanonicalRequest"].encode()).hexdigest()
+    assert len(err["SignatureProvided"]) == 64
+    right_secret = hashlib.sha256(value.encode()).hexdigest()
+    for text in err.values():
+        assert right_secret not in text and wrong_secret not in text
+
+
+def test_presigned_put_works_and_presigned_post_is_refused(emu, s3, bucket):
+    """boto3 presigns without X-Amz-Content-Sha256, so the payload line is UNSIGNED-PAYLOAD and a
+    presigned PUT works. Presigned POST (here CreateMultipartUpload) is refused: R2's
+    presigned-urls.mdx says POST "is not currently supported"; the emulator's default answer is
+    403 SignatureDoesNotMatch."""
+    url = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": "presigned/put.txt"}, ExpiresIn=300
+    )
+    req = urllib.request.Request(url, data=b"via a presigned PUT", method="PUT")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+    got = s3.get_object(Bucket=bucket, Key="presigned/put.txt")
+    assert got["Body"].read() == b"via a presigned PUT"
+
+    url = s3.generate_presigned_url(
+        "create_multipart_upload",
+        Params={"Bucket": bucket, "Key": "presigned/mp.bin"},
+        ExpiresIn=300,
+    )
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=30)
+    assert e.value.code == 403
+    assert b"<Code>SignatureDoesNotMatch</Code>" in e.value.read()
+
+
+@pytest.mark.parametrize(
+    "answer,status,code",
+    [("refuse-401", 401, b"Unauthorized"), ("refuse-501", 501, b"NotImplemented"), ("accept", 200, None)],
+)
+def test_the_presigned_post_answer_is_a_flag(emu_with, answer, status, code):
+    exports = emu_with("--s3-presigned-post", answer)
+    s3, bucket, _ = fresh_s3(exports)
+    url = s3.generate_presigned_url(
+        "create_multipart_upload", Params={"Bucket": bucket, "Key": "mp.bin"}, ExpiresIn=300
+    )
+    req = urllib.request.Request(url, data=b"", method="POST")
+    if status == 200:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 200
+            assert b"<UploadId>" in resp.read()
+        return
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=30)
+    assert e.value.code == status
+    assert b"<Code>" + code + b"</Code>" in e.value.read()
+
+
+def test_listing_times_have_milliseconds_and_head_has_whole_seconds(s3, bucket):
+    """R2 keeps upload times in milliseconds (cloudflare-api.md §7 "Times"): a listing shows the
+    fraction, the HTTP Last-Modified of HEAD cannot, so the two are never equal as instants; two
+    uploads in a row get different times."""
+    s3.put_object(Bucket=bucket, Key="times/a", Body=b"a")
+    s3.put_object(Bucket=bucket, Key="times/b", Body=b"b")
+    url = s3.generate_presigned_url(
+        "list_objects_v2", Params={"Bucket": bucket, "Prefix": "times/"}, ExpiresIn=300
+    )
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        xml = resp.read().decode()
+    raw = re.findall(r"<LastModified>([^<]+)</LastModified>", xml)
+    assert len(raw) == 2
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", t) for t in raw), raw
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="times/")["Contents"]
+    a, b = listed[0]["LastModified"], listed[1]["LastModified"]
+    assert a < b
+    head = s3.head_object(Bucket=bucket, Key="times/a")
+    assert head["LastModified"] == a.replace(microsecond=0)
+    assert head["LastModified"].microsecond == 0
+
+
+def test_a_lost_conditional_put_is_409_with_the_flag(emu_with):
+    """AWS answers 409 ConditionalRequestConflict to a conditional write that lost a race; R2's
+    answer is undocumented (cloudflare-docs#32793). `--s3-conflict-409` makes the emulator answer
+    409 where it would answer 412."""
+    s3, bucket, _ = fresh_s3(emu_with("--s3-conflict-409"))
+    s3.put_object(Bucket=bucket, Key="lock", Body=b"v1", IfNoneMatch="*")
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="lock", Body=b"v2", IfNoneMatch="*")
+    assert error_code(e.value) == ("ConditionalRequestConflict", 409)
+    assert s3.get_object(Bucket=bucket, Key="lock")["Body"].read() == b"v1"
+
+
+def test_one_write_per_second_per_key_with_the_flag(emu_with):
+    """R2: one concurrent write per second to the same key; more gives 429 (10058)."""
+    s3, bucket, _ = fresh_s3(emu_with("--s3-write-limit-per-key"))
+    s3.put_object(Bucket=bucket, Key="hot", Body=b"1")
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="hot", Body=b"2")
+    assert error_code(e.value) == ("TooManyRequests", 429)
+    assert e.value.response["ResponseMetadata"]["HTTPHeaders"]["retry-after"] == "1"
+    s3.put_object(Bucket=bucket, Key="cold", Body=b"1")
+
+
+def test_conditions_on_complete_multipart_upload_are_refused(s3, bucket):
+    """R2 documents no conditional headers on CompleteMultipartUpload: 501 by default."""
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="cond/mp.bin")["UploadId"]
+    p1 = s3.upload_part(Bucket=bucket, Key="cond/mp.bin", UploadId=uid, PartNumber=1, Body=b"x")
+    with pytest.raises(ClientError) as e:
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key="cond/mp.bin",
+            UploadId=uid,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1["ETag"]}]},
+            IfNoneMatch="*",
+        )
+    assert error_code(e.value) == ("NotImplemented", 501)
+    done = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="cond/mp.bin",
+        UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1["ETag"]}]},
+    )
+    assert done["ETag"].endswith('-1"')

@@ -276,7 +276,7 @@ fn put_object(ctx: &Ctx, b: &mut Bucket, key: String) -> Outcome {
         content_type: ctx.header("content-type").map(str::to_string),
         cache_control: ctx.header("cache-control").map(str::to_string),
         etag: etag.clone(),
-        uploaded: now_rfc3339(),
+        uploaded: crate::wire::upload_time(),
         version: random_hex(32),
         http_extra: crate::state::http_extra(ctx.headers),
     };

@@ -29,9 +29,17 @@
 //! so an unauthenticated caller can get them: a choice, R2's order is unknown and gateways
 //! usually authenticate first, cloudflare-api.md §11), SigV4 (`sigv4`), token usability, payload
 //! hash, permission, the operation → save the state file after a mutation, outside the lock →
-//! log (`Api::S3`, auth `sigv4` / `presigned` / `none`, with `X-Amz-Signature` redacted from the
-//! query, also when its name is percent-encoded). The S3 API is not under the REST rate limit
-//! (§7 "Not under the REST limit").
+//! log (`Api::S3`, auth `sigv4` / `presigned` / `none`, the operation's name once routed, e.g.
+//! `PutObject`, with `X-Amz-Signature` redacted from the query, also when its name is
+//! percent-encoded). Under `Options.s3_conflict_409` a conditional PutObject is marked "in
+//! flight" by its path from arrival (before the body is read) to its answer. The S3 API is not
+//! under the REST rate limit (§7 "Not under the REST limit").
+//!
+//! The strict side: where R2's documentation is silent the emulator takes the answer that is
+//! hardest on a client, and each such choice has a knob in `Options` (and a `cfsetup emulator
+//! --s3-…` flag) for the other side: `s3_presigned_post`, `s3_presigned_payload_lenient`,
+//! `s3_unsigned_content_sha256_lenient`, `s3_conflict_409`, `s3_write_limit_per_key`,
+//! `s3_complete_honours_conditions`, `s3_refuses_prefixed_tokens`.
 //!
 //! Errors follow R2's table (`r2/api/error-codes.mdx`) where it has a row; where it is silent,
 //! AWS S3's answer is kept and marked "a choice":
@@ -39,7 +47,15 @@
 //!   (R2 10002, "Missing or invalid authentication credentials … have not expired");
 //! - insufficient permissions: 403 AccessDenied (R2 10003);
 //! - expired presigned URL: 400 ExpiredRequest (R2 10018);
-//! - bad signature: 403 SignatureDoesNotMatch (R2 10035);
+//! - bad signature: 403 SignatureDoesNotMatch (R2 10035), whose body carries `<AWSAccessKeyId>`,
+//!   `<StringToSign>`, `<SignatureProvided>` and `<CanonicalRequest>` as AWS's and R2's do (R2's
+//!   capture in WWBN/AVideo#9667, §7 "Signing: use the header form"); the last line of the
+//!   canonical request is the payload hash the server used. Never the secret;
+//! - a presigned POST: 403 SignatureDoesNotMatch by default (`Options.s3_presigned_post`:
+//!   401, 403 AccessDenied, 501 or accepted instead; R2 names no status);
+//! - a header-signed request whose `x-amz-content-sha256` is not in `SignedHeaders`: 403
+//!   AccessDenied "There were headers present in the request which were not signed" with
+//!   `<HeadersNotSigned>` (AWS's; a choice, `Options.s3_unsigned_content_sha256_lenient`);
 //! - key over 1,024 bytes: 400 InvalidObjectName (R2 10020);
 //! - 503: ServiceUnavailable (R2 10043);
 //! - an Access Key ID that is not 32 characters: 400 InvalidArgument "Credential access key has
@@ -63,24 +79,43 @@
 //!   DeleteBucket need the account groups. Otherwise 403 AccessDenied.
 //! - Region `auto`, with `us-east-1` and empty as aliases (§7 "Endpoints").
 //! - Presigned URLs for GET, HEAD, PUT, DELETE (R2 `r2/api/s3/presigned-urls.mdx`). R2 says
-//!   presigned POST "is not currently supported"; the emulator accepts it while
-//!   `Options.s3_presigned_post` is on (the default of `Options::new()`, because rusty-s3
-//!   presigns everything) and answers 403 AccessDenied when it is off (code a choice).
-//! - `x-amz-content-sha256` as a hex hash is checked against the body (400
-//!   XAmzContentSHA256Mismatch), after the signature; with a presigned URL (whose canonical
-//!   payload is `UNSIGNED-PAYLOAD`) the header is checked too when sent, signed or not (a choice:
-//!   R2's docs do not say). `Content-MD5` too (400 BadDigest). Checksum headers
-//!   (`x-amz-checksum-*`) are accepted and not checked.
-//! - Only `host` must be signed (a choice: AWS also requires every `x-amz-*` header sent and
-//!   Content-Type; R2's rule is unconfirmed).
+//!   presigned POST "is not currently supported" and names no status: refused by default with
+//!   403 SignatureDoesNotMatch (`crate::PresignedPost` says why), a knob for 401, 403
+//!   AccessDenied, 501 or acceptance.
+//! - A presigned request's payload line is the `X-Amz-Content-Sha256` query parameter, else the
+//!   `x-amz-content-sha256` header, else `UNSIGNED-PAYLOAD` (AWS's Go SDK `buildBodyDigest`,
+//!   PR #1976; aws4fetch; MinIO `getContentSha256Cksum`; §7 "Signing: use the header form"), so
+//!   a signer that signs `UNSIGNED-PAYLOAD` and sends a hex header gets 403
+//!   SignatureDoesNotMatch. `Options.s3_presigned_payload_lenient` is s3s' reading (always
+//!   `UNSIGNED-PAYLOAD`).
+//! - A header-signed request's payload line is its `x-amz-content-sha256` header, which is
+//!   required (400 InvalidRequest), must be `UNSIGNED-PAYLOAD` or hex (400 InvalidArgument) and
+//!   must be signed (see the errors above).
+//! - Every hex hash claimed (header or query parameter) is checked against the body (400
+//!   XAmzContentSHA256Mismatch, with `<ClientComputedContentSHA256>` and
+//!   `<S3ComputedContentSHA256>` as AWS's), after the signature; `UNSIGNED-PAYLOAD` is not
+//!   checked. `Content-MD5` too (400 BadDigest). Checksum headers (`x-amz-checksum-*`) are
+//!   accepted and not checked.
+//! - Of the other headers only `host` must be signed (a choice: AWS also requires every
+//!   `x-amz-*` header sent and Content-Type; R2's rule is unconfirmed).
 //! - Anonymous requests are 401 Unauthorized (no public buckets on this endpoint).
 //! - Conditional PutObject: `If-Match`, `If-None-Match`, `If-Modified-Since`,
 //!   `If-Unmodified-Since` → 412 PreconditionFailed (§7 "Conditional writes"; docs
 //!   `r2/api/s3/extensions.mdx`). The check and the write happen under one lock, so of two racing
 //!   `If-None-Match: *` PUTs exactly one wins (R2 does not document this: §7). On a missing
-//!   object `If-Match` fails and the others pass. The same headers on CompleteMultipartUpload
-//!   are honoured too: **a choice**, neither §7 nor `extensions.mdx` mentions them there (both
-//!   cover PutObject only), so a multipart "lock" that works here may race on R2.
+//!   object `If-Match` fails and the others pass. Date conditions compare whole seconds (the
+//!   `Last-Modified` a client read back), not the stored milliseconds.
+//! - A lost conditional PutObject: 412 by default; with `Options.s3_conflict_409`, 409
+//!   ConditionalRequestConflict, AWS's answer (§7 "A conditional write that races another";
+//!   R2's is undocumented, cloudflare-docs#32793), when its condition fails or another
+//!   conditional PutObject of the key is in flight.
+//! - CompleteMultipartUpload with a conditional header: 501 NotImplemented by default, because R2
+//!   documents them for PutObject only (`r2/api/s3/api.mdx`);
+//!   `Options.s3_complete_honours_conditions` honours them (412), as the emulator used to.
+//! - Upload times in milliseconds (workerd `getUploadedMillisecondsSinceEpoch`, §7 "Times"):
+//!   ListObjectsV2 / V1 `LastModified` and the REST listing's `last_modified` show the fraction
+//!   (`2026-12-06T04:05:06.789Z`), `Last-Modified` on GET / HEAD is the truncated HTTP date, and
+//!   every upload gets a later millisecond than the one before (`wire::upload_time`).
 //! - GetObject conditions follow RFC 9110 (If-None-Match overrides If-Modified-Since; a choice,
 //!   R2 is silent and AWS documents another order).
 //! - HeadObject ignores `Range` (200, the full length): R2 `r2/api/s3/api.mdx`, "Range (has no
@@ -99,8 +134,10 @@
 //!   `test_bucket_list_maxkeys_zero`, `test_bucket_list_delimiter_prefix`). One walk serves
 //!   REST and S3 (`Bucket::walk`).
 //! - ETag of a single PUT = `"<MD5 hex>"`, shared with the REST API.
-//! - Optional: one write per second per key (429 TooManyRequests, R2 10058), behind
-//!   `Options.s3_write_limit_per_key`.
+//! - Optional: one write per second per key (429 TooManyRequests, R2 10058, `Retry-After: 1`)
+//!   on PutObject and CompleteMultipartUpload, behind `Options.s3_write_limit_per_key`
+//!   (`Options::with_s3_write_limit_per_key`, `--s3-write-limit-per-key`). It is checked before
+//!   the conditions, so racing lock writers see 429 (§7: "treat 429 on a lock key as contended").
 //!
 //! Not emulated: virtual-hosted style, `response-*` overrides on GET, CopyObject / UploadPartCopy
 //! (501), object tagging, ACLs, versioning, bucket configuration subresources (501),
@@ -121,6 +158,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Request, Response};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -135,6 +173,8 @@ pub struct S3Error {
     pub code: &'static str,
     pub message: String,
     pub headers: Vec<(String, String)>,
+    /// Elements after `<Message>`, in order (e.g. SignatureDoesNotMatch's `<CanonicalRequest>`).
+    pub details: Vec<(&'static str, String)>,
 }
 
 impl S3Error {
@@ -144,7 +184,13 @@ impl S3Error {
             code,
             message: message.into(),
             headers: Vec::new(),
+            details: Vec::new(),
         }
+    }
+
+    pub fn with_detail(mut self, element: &'static str, value: impl Into<String>) -> S3Error {
+        self.details.push((element, value.into()));
+        self
     }
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> S3Error {
@@ -159,8 +205,13 @@ impl S3Error {
         if head {
             return Reply::raw(self.status, headers, Bytes::new());
         }
+        let details: String = self
+            .details
+            .iter()
+            .map(|(name, value)| xml::el(name, value))
+            .collect();
         let body = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Resource>{}</Resource><RequestId>{}</RequestId></Error>",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message>{details}<Resource>{}</Resource><RequestId>{}</RequestId></Error>",
             self.code,
             xml::esc(&self.message),
             xml::esc(resource),
@@ -194,7 +245,18 @@ pub struct S3Ctx<'a> {
     pub body_md5: Option<[u8; 16]>,
     pub write_limit: bool,
     /// `Options.s3_presigned_post`.
-    pub presigned_post: bool,
+    pub presigned_post: crate::PresignedPost,
+    /// `Options.s3_presigned_payload_lenient`.
+    pub presigned_payload_lenient: bool,
+    /// `Options.s3_unsigned_content_sha256_lenient`.
+    pub unsigned_content_sha256_lenient: bool,
+    /// `Options.s3_conflict_409`.
+    pub conflict_409: bool,
+    /// Another conditional PutObject of this path was in flight when this one arrived (only
+    /// tracked under `Options.s3_conflict_409`).
+    pub overlapped: bool,
+    /// `Options.s3_complete_honours_conditions`.
+    pub complete_conditions: bool,
     /// `Options.s3_refuses_prefixed_tokens`.
     pub refuses_prefixed_tokens: bool,
 }
@@ -258,6 +320,65 @@ fn is_upload(method: &str, path: &str) -> bool {
             .trim_start_matches('/')
             .split_once('/')
             .is_some_and(|(_, key)| !key.is_empty())
+}
+
+/// The conditional headers of a write (cloudflare-api.md §7 "Conditional writes").
+pub const WRITE_CONDITIONS: [&str; 4] = [
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+];
+
+/// Is this a conditional PutObject (a PUT of a key, not a part or a copy, with a condition)?
+fn conditional_put(
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+) -> bool {
+    is_upload(method, path)
+        && !query
+            .iter()
+            .any(|(k, _)| k == "uploadId" || k == "partNumber")
+        && !headers.contains_key("x-amz-copy-source")
+        && WRITE_CONDITIONS.iter().any(|h| headers.contains_key(*h))
+}
+
+/// A conditional PutObject in flight, counted by raw path for `Options.s3_conflict_409`; the
+/// count drops when the request is answered (or dropped), whatever the outcome.
+struct InFlight<'a> {
+    map: &'a parking_lot::Mutex<HashMap<String, usize>>,
+    path: String,
+}
+
+impl<'a> InFlight<'a> {
+    /// Registers the request; also returns whether another one of this path was in flight.
+    fn enter(map: &'a parking_lot::Mutex<HashMap<String, usize>>, path: &str) -> (Self, bool) {
+        let mut m = map.lock();
+        let n = m.entry(path.to_string()).or_insert(0);
+        let overlapped = *n > 0;
+        *n += 1;
+        (
+            InFlight {
+                map,
+                path: path.to_string(),
+            },
+            overlapped,
+        )
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut m = self.map.lock();
+        if let Some(n) = m.get_mut(&self.path) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.path);
+            }
+        }
+    }
 }
 
 /// What R2 refuses before the body is read.
@@ -347,7 +468,7 @@ pub async fn handle(
     let head = method == "HEAD";
     let auth = sigv4::auth_kind(&parts.headers, &query).to_string();
     let logged_query = raw_query.as_deref().map(redact_signature);
-    let log = |status: u16, body_len: u64| {
+    let log = |status: u16, body_len: u64, op: Option<&'static str>| {
         shared.log.lock().push(RecordedRequest {
             method: method.clone(),
             path: path.clone(),
@@ -356,12 +477,22 @@ pub async fn handle(
             auth: auth.clone(),
             body_len,
             api: Api::S3,
+            op,
         });
     };
     let answer = |e: S3Error, body_len: u64| {
         let reply = e.reply(&path, &request_id, head);
-        log(reply.status, body_len);
+        log(reply.status, body_len, None);
         Ok(finish(reply, &ray, None))
+    };
+    // Held from arrival to the answer, injected latency included (`Options.s3_conflict_409`).
+    let (_in_flight, overlapped) = if shared.options.s3_conflict_409
+        && conditional_put(&method, &path, &query, &parts.headers)
+    {
+        let (guard, overlapped) = InFlight::enter(&shared.in_flight, &path);
+        (Some(guard), overlapped)
+    } else {
+        (None, false)
     };
 
     if let Err(e) = precheck(&method, &path, &parts.headers) {
@@ -378,7 +509,7 @@ pub async fn handle(
     let fault = shared.faults.lock().take(Api::S3, &method, &path);
     match fault {
         Some(FaultKind::Drop) => {
-            log(0, body_len);
+            log(0, body_len, None);
             return Err(Dropped);
         }
         Some(FaultKind::RateLimit { retry_after_secs }) => {
@@ -419,13 +550,21 @@ pub async fn handle(
         tokio::time::sleep(shared.options.latency).await;
     }
 
-    // Hash outside the lock: a part may be large.
-    let body_sha256 = parts
+    // Hash outside the lock: a part may be large. Only when a hash is claimed, in the header or
+    // (presigned) in the `X-Amz-Content-Sha256` query parameter.
+    let claims_hash = parts
         .headers
         .get("x-amz-content-sha256")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| sigv4::is_sha256_hex(v))
-        .map(|_| crate::wire::sha256_hex(&body));
+        .into_iter()
+        .chain(
+            query
+                .iter()
+                .filter(|(k, _)| k == "X-Amz-Content-Sha256")
+                .map(|(_, v)| v.as_str()),
+        )
+        .any(sigv4::is_sha256_hex);
+    let body_sha256 = claims_hash.then(|| crate::wire::sha256_hex(&body));
     let body_md5 = (method == "PUT" || method == "POST").then(|| {
         use md5::Digest;
         md5::Md5::digest(&body).into()
@@ -442,11 +581,17 @@ pub async fn handle(
         body_md5,
         write_limit: shared.options.s3_write_limit_per_key,
         presigned_post: shared.options.s3_presigned_post,
+        presigned_payload_lenient: shared.options.s3_presigned_payload_lenient,
+        unsigned_content_sha256_lenient: shared.options.s3_unsigned_content_sha256_lenient,
+        conflict_409: shared.options.s3_conflict_409,
+        overlapped,
+        complete_conditions: shared.options.s3_complete_honours_conditions,
         refuses_prefixed_tokens: shared.options.s3_refuses_prefixed_tokens,
     };
+    let mut op = None;
     let outcome = {
         let mut state = shared.state.lock();
-        ops::run(&ctx, &mut body, &mut state)
+        ops::run(&ctx, &mut body, &mut state, &mut op)
     };
     if let Ok((_, true)) = &outcome {
         shared.save_soon();
@@ -456,9 +601,13 @@ pub async fn handle(
             reply
                 .headers
                 .push(("x-amz-request-id".into(), request_id.clone()));
-            log(reply.status, body_len);
+            log(reply.status, body_len, op);
             Ok(finish(reply, &ray, None))
         }
-        Err(e) => answer(e, body_len),
+        Err(e) => {
+            let reply = e.reply(&path, &request_id, head);
+            log(reply.status, body_len, op);
+            Ok(finish(reply, &ray, None))
+        }
     }
 }

@@ -10,7 +10,8 @@ use super::{access_denied, sigv4, S3Ctx, S3Error};
 use crate::auth::{self, Principal, Resource};
 use crate::seed;
 use crate::state::{Bucket, Object, State, Upload, PREFIX_MARK};
-use crate::wire::{now_rfc3339, parse_rfc3339, random_hex, Reply};
+use crate::wire::{now_rfc3339, parse_rfc3339, random_hex, upload_time, Reply};
+use crate::PresignedPost;
 use bytes::Bytes;
 use std::ops::Bound;
 use std::time::{Duration, Instant, SystemTime};
@@ -55,6 +56,29 @@ enum Op {
 }
 
 impl Op {
+    /// The operation's name in the Amazon S3 API reference (`crate::S3_OPS`).
+    fn name(&self) -> &'static str {
+        match self {
+            Op::ListBuckets => "ListBuckets",
+            Op::CreateBucket => "CreateBucket",
+            Op::DeleteBucket => "DeleteBucket",
+            Op::HeadBucket => "HeadBucket",
+            Op::GetLocation => "GetBucketLocation",
+            Op::List { v2: true } => "ListObjectsV2",
+            Op::List { v2: false } => "ListObjects",
+            Op::DeleteObjects => "DeleteObjects",
+            Op::PutObject => "PutObject",
+            Op::UploadPart { .. } => "UploadPart",
+            Op::GetObject => "GetObject",
+            Op::HeadObject => "HeadObject",
+            Op::DeleteObject => "DeleteObject",
+            Op::CreateUpload => "CreateMultipartUpload",
+            Op::CompleteUpload(_) => "CompleteMultipartUpload",
+            Op::AbortUpload(_) => "AbortMultipartUpload",
+            Op::ListParts(_) => "ListParts",
+        }
+    }
+
     fn access(&self) -> Access {
         match self {
             Op::ListBuckets => Access::AccountRead,
@@ -245,26 +269,46 @@ fn decode(raw: &str) -> Result<String, S3Error> {
     })
 }
 
-fn signature_mismatch() -> S3Error {
+/// 403 SignatureDoesNotMatch (R2 10035) with what the server computed, as AWS and R2 put it in
+/// the body: `<AWSAccessKeyId>`, `<StringToSign>`, `<SignatureProvided>`, `<CanonicalRequest>`
+/// (cloudflare-api.md §7 "Signing: use the header form": R2's capture in WWBN/AVideo#9667; AWS's
+/// order as in aws/aws-sdk-php #1078). The last line of the canonical request is the payload
+/// hash the server used. Never the secret: neither the canonical request nor the string to sign
+/// holds it.
+fn signature_mismatch(signed: &sigv4::Signed, computed: &sigv4::Computed) -> S3Error {
     S3Error::new(
         403,
         "SignatureDoesNotMatch",
         "The request signature we calculated does not match the signature you provided. Check your secret access key and signing method.",
     )
+    .with_detail("AWSAccessKeyId", signed.access_key.clone())
+    .with_detail("StringToSign", computed.string_to_sign.clone())
+    .with_detail("SignatureProvided", signed.signature())
+    .with_detail("CanonicalRequest", computed.canonical_request.clone())
+}
+
+/// A presigned POST under `Options.s3_presigned_post` (R2 `r2/api/s3/presigned-urls.mdx`:
+/// "POST … is not currently supported"; the status is unknown, hence the knob).
+fn refuse_presigned_post(ctx: &S3Ctx, signed: &sigv4::Signed) -> Result<(), S3Error> {
+    const WHY: &str = "Presigned URLs do not support the POST method.";
+    match ctx.presigned_post {
+        PresignedPost::Accept => Ok(()),
+        PresignedPost::Refuse401 => Err(unauthorized(WHY)),
+        PresignedPost::Refuse403AccessDenied => Err(S3Error::new(403, "AccessDenied", WHY)),
+        PresignedPost::Refuse501 => Err(S3Error::new(501, "NotImplemented", WHY)),
+        PresignedPost::Refuse403SignatureDoesNotMatch => Err(signature_mismatch(
+            signed,
+            &signed.compute(ctx.method, ctx.path, &ctx.query, ctx.headers),
+        )),
+    }
 }
 
 /// Signature, token, payload; the token as a principal.
 fn authenticate(ctx: &S3Ctx, state: &State) -> Result<Principal, S3Error> {
-    let signed = sigv4::parse(ctx.headers, &ctx.query)?
+    let signed = sigv4::parse(ctx.headers, &ctx.query, ctx.presigned_payload_lenient)?
         .ok_or_else(|| unauthorized("Missing authentication credentials."))?;
-    if signed.form == sigv4::Form::Query && ctx.method == "POST" && !ctx.presigned_post {
-        // R2 `r2/api/s3/presigned-urls.mdx` "Supported HTTP methods": GET, HEAD, PUT, DELETE;
-        // "POST … is not currently supported". Status and code are a choice (R2 names none).
-        return Err(S3Error::new(
-            403,
-            "AccessDenied",
-            "Presigned URLs do not support the POST method.",
-        ));
+    if signed.form == sigv4::Form::Query && ctx.method == "POST" {
+        refuse_presigned_post(ctx, &signed)?;
     }
     if signed.access_key.len() != ACCESS_KEY_LEN {
         // cloudflare-api.md §7 (medusa PR #10497): "Credential access key has length 40, should
@@ -290,20 +334,31 @@ fn authenticate(ctx: &S3Ctx, state: &State) -> Result<Principal, S3Error> {
             )
         })?;
     signed.check_time(ctx.now)?;
-    if !signed.verify(
-        ctx.method,
-        ctx.path,
-        &ctx.query,
-        ctx.headers,
-        &token.value_sha256,
-    ) {
-        return Err(signature_mismatch());
-    }
+    signed
+        .verify(
+            ctx.method,
+            ctx.path,
+            &ctx.query,
+            ctx.headers,
+            &token.value_sha256,
+        )
+        .map_err(|computed| signature_mismatch(&signed, &computed))?;
     if ctx.refuses_prefixed_tokens && token.prefixed {
         // `Options.s3_refuses_prefixed_tokens`: the unconfirmed case of cloudflare-api.md §7, a
         // `cfut_`/`cfat_` token whose derived key is refused (jikig-ai/soleur PR #3969 saw
         // SignatureDoesNotMatch).
-        return Err(signature_mismatch());
+        let computed = signed.compute(ctx.method, ctx.path, &ctx.query, ctx.headers);
+        return Err(signature_mismatch(&signed, &computed));
+    }
+    if !ctx.unsigned_content_sha256_lenient && signed.unsigned_content_sha256(ctx.headers) {
+        // AWS's answer to a sent but unsigned `x-amz-*` header (bradleyg/django-s3direct #249);
+        // `Options.s3_unsigned_content_sha256_lenient` documents the choice.
+        return Err(S3Error::new(
+            403,
+            "AccessDenied",
+            "There were headers present in the request which were not signed",
+        )
+        .with_detail("HeadersNotSigned", "x-amz-content-sha256"));
     }
     if auth::ip_usable(token, ctx.client_ip).is_err() {
         // A choice: R2 documents nothing about the IP condition on S3; the REST rule is applied.
@@ -312,13 +367,23 @@ fn authenticate(ctx: &S3Ctx, state: &State) -> Result<Principal, S3Error> {
     // Disabled, expired or not yet valid: R2's 10002 Unauthorized (401), "… have not expired".
     auth::usable(token, ctx.client_ip, ctx.now)
         .map_err(|_| unauthorized("The access key's token is not active."))?;
-    if let (Some(claimed), Some(actual)) = (ctx.header("x-amz-content-sha256"), &ctx.body_sha256) {
-        if !claimed.eq_ignore_ascii_case(actual) {
-            return Err(S3Error::new(
-                400,
-                "XAmzContentSHA256Mismatch",
-                "The provided 'x-amz-content-sha256' header does not match what was computed.",
-            ));
+    // Every hex hash claimed, in the header or (presigned) the query parameter, is checked
+    // against the body, in both readings of a presigned request's payload line.
+    let claims = [
+        ctx.q("X-Amz-Content-Sha256"),
+        ctx.header("x-amz-content-sha256"),
+    ];
+    for claimed in claims.into_iter().flatten() {
+        if let (true, Some(actual)) = (sigv4::is_sha256_hex(claimed), &ctx.body_sha256) {
+            if !claimed.eq_ignore_ascii_case(actual) {
+                return Err(S3Error::new(
+                    400,
+                    "XAmzContentSHA256Mismatch",
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                )
+                .with_detail("ClientComputedContentSHA256", claimed)
+                .with_detail("S3ComputedContentSHA256", actual.clone()));
+            }
         }
     }
     if let (Some(claimed), Some(actual)) = (ctx.header("content-md5"), ctx.body_md5) {
@@ -382,13 +447,20 @@ fn authorise(
     }
 }
 
-/// Routes, authenticates, authorises and runs one request.
-pub fn run(ctx: &S3Ctx, body: &mut Vec<u8>, state: &mut State) -> Out {
+/// Routes, authenticates, authorises and runs one request. `op` is set to the operation's name
+/// once the request is routed, for the request log.
+pub fn run(
+    ctx: &S3Ctx,
+    body: &mut Vec<u8>,
+    state: &mut State,
+    op_name: &mut Option<&'static str>,
+) -> Out {
     let trimmed = ctx.path.strip_prefix('/').unwrap_or(ctx.path);
     let (bucket_raw, key_raw) = trimmed.split_once('/').unwrap_or((trimmed, ""));
     let bucket = decode(bucket_raw)?;
     let key = decode(key_raw)?;
     let op = classify(ctx, &bucket, &key)?;
+    *op_name = Some(op.name());
     let j = match op {
         // What this endpoint creates and lists is its own (the default) jurisdiction's.
         Op::CreateBucket | Op::ListBuckets => "default".to_string(),
@@ -584,8 +656,28 @@ fn header_time(ctx: &S3Ctx, name: &str) -> Option<SystemTime> {
         .and_then(|v| httpdate::parse_http_date(v).ok())
 }
 
+/// The upload time as `Last-Modified` shows it: whole seconds. Date conditions compare against
+/// this, not the stored milliseconds (RFC 9110 §13.1.3/§13.1.4 compare the representation's
+/// last modification date as an HTTP date; cloudflare-api.md §7 "Times"), so a client that
+/// sends back the `Last-Modified` it read is not refused for the lost fraction.
 fn uploaded(o: &Object) -> SystemTime {
-    parse_rfc3339(&o.uploaded).unwrap_or(SystemTime::UNIX_EPOCH)
+    let t = parse_rfc3339(&o.uploaded).unwrap_or(SystemTime::UNIX_EPOCH);
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// 409 ConditionalRequestConflict, AWS's answer to a conditional write that raced another
+/// (cloudflare-api.md §7 "A conditional write that races another"; apache/james-project
+/// PR #3152, localstack PR #11402), under `Options.s3_conflict_409`.
+fn conditional_conflict() -> S3Error {
+    S3Error::new(
+        409,
+        "ConditionalRequestConflict",
+        "A conflicting operation occurred. If using PutObject you can retry the request.",
+    )
 }
 
 /// Conditional writes (cloudflare-api.md §7 "Conditional writes"). On a missing object
@@ -659,15 +751,26 @@ fn put_object(
     let wk = write_key(j, b, &key);
     find(state, j, b)?;
     throttle(ctx, state, &wk)?;
+    if ctx.conflict_409 && ctx.overlapped {
+        // `Options.s3_conflict_409` (b): another conditional PUT of this key is in flight.
+        return Err(conditional_conflict());
+    }
     let bucket = find_mut(state, j, b)?;
-    write_preconditions(ctx, bucket.objects.get(&key))?;
+    write_preconditions(ctx, bucket.objects.get(&key)).map_err(|e| {
+        // `Options.s3_conflict_409` (a): the loser of a race sees the winner's object here.
+        if ctx.conflict_409 {
+            conditional_conflict()
+        } else {
+            e
+        }
+    })?;
     let etag = hex::encode(ctx.body_md5.unwrap_or_default());
     let obj = Object {
         body: std::mem::take(body),
         content_type: ctx.header("content-type").map(str::to_string),
         cache_control: ctx.header("cache-control").map(str::to_string),
         etag: etag.clone(),
-        uploaded: now_rfc3339(),
+        uploaded: upload_time(),
         version: random_hex(32),
         http_extra: crate::state::http_extra(ctx.headers),
     };
@@ -981,6 +1084,19 @@ fn complete_upload(
 ) -> Out {
     find(state, j, b)?;
     let upload = upload_of(state, id, j, b, &key)?;
+    if !ctx.complete_conditions
+        && super::WRITE_CONDITIONS
+            .iter()
+            .any(|h| ctx.headers.contains_key(*h))
+    {
+        // R2 documents conditional headers for PutObject only (`r2/api/s3/api.mdx`); see
+        // `Options.s3_complete_honours_conditions` for the choice of 501.
+        return Err(S3Error::new(
+            501,
+            "NotImplemented",
+            "Conditional headers (If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since) are not implemented for CompleteMultipartUpload.",
+        ));
+    }
     let root = super::xml::parse(body)
         .filter(|r| r.name == "CompleteMultipartUpload")
         .ok_or_else(malformed_xml)?;
@@ -1074,7 +1190,7 @@ fn complete_upload(
         content_type,
         cache_control,
         etag: etag.clone(),
-        uploaded: now_rfc3339(),
+        uploaded: upload_time(),
         version: random_hex(32),
         http_extra,
     };

@@ -12,8 +12,16 @@
 //! `ops`; AWS S3 has been seen reading it as a space, ngx_aws_auth #87, and R2 is silent), canonical query (every parameter but `X-Amz-Signature`, decoded, then each name and value
 //! URI-encoded byte by byte with only `A-Z a-z 0-9 - . _ ~` kept, sorted), the signed headers as
 //! `name:value\n` (values trimmed, inner runs of spaces collapsed, repeats joined by `,`), the
-//! signed-header list, and the payload hash (`x-amz-content-sha256`; `UNSIGNED-PAYLOAD` when
-//! presigned). The string to sign is `AWS4-HMAC-SHA256\n<X-Amz-Date>\n<scope>\n<hex SHA-256 of the
+//! signed-header list, and the payload hash. The payload hash of a header-signed request is its
+//! `x-amz-content-sha256` header, which must be listed in `SignedHeaders` (see
+//! [`Signed::unsigned_content_sha256`]). That of a presigned request comes from the
+//! `X-Amz-Content-Sha256` query parameter, else the `x-amz-content-sha256` header, else
+//! `UNSIGNED-PAYLOAD`: AWS's own reading (aws/aws-sdk-go `aws/signer/v4/v4.go` `buildBodyDigest`,
+//! PR #1976, issue #1974: "S3 requires the X-Amz-Content-Sha256 value to be a header if its value
+//! is not UNSIGNED-PAYLOAD"), aws4fetch's (`hexBodyHash`) and MinIO's
+//! (`cmd/signature-v4-utils.go` `getContentSha256Cksum`), cloudflare-api.md §7 "Signing: use the
+//! header form"; `Options.s3_presigned_payload_lenient` switches to s3s' reading, always
+//! `UNSIGNED-PAYLOAD`. The string to sign is `AWS4-HMAC-SHA256\n<X-Amz-Date>\n<scope>\n<hex SHA-256 of the
 //! canonical request>`; the key is `HMAC("AWS4"+secret, date) → region → "s3" → "aws4_request"`.
 //! Sources: the Amazon S3 API reference, "Signature Calculations for the Authorization Header:
 //! Transferring Payload in a Single Chunk" (docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html,
@@ -54,7 +62,15 @@ pub struct Signed {
     signature: String,
     expires: Option<u64>,
     /// The payload hash that goes into the canonical request.
-    payload: String,
+    pub payload: String,
+}
+
+/// What the server computed when a signature does not match, for the SignatureDoesNotMatch
+/// body (AWS's and R2's: cloudflare-api.md §7, WWBN/AVideo#9667). Neither holds the secret.
+#[derive(Debug, Clone)]
+pub struct Computed {
+    pub canonical_request: String,
+    pub string_to_sign: String,
 }
 
 /// "sigv4", "presigned" or "none", for the request log.
@@ -69,7 +85,13 @@ pub fn auth_kind(headers: &HeaderMap, query: &[(String, String)]) -> &'static st
 }
 
 /// The signature of a request, if it carries one.
-pub fn parse(headers: &HeaderMap, query: &[(String, String)]) -> Result<Option<Signed>, S3Error> {
+/// `lenient_presigned_payload`: `Options.s3_presigned_payload_lenient` (a presigned request's
+/// payload line is always `UNSIGNED-PAYLOAD`).
+pub fn parse(
+    headers: &HeaderMap,
+    query: &[(String, String)],
+    lenient_presigned_payload: bool,
+) -> Result<Option<Signed>, S3Error> {
     let in_query = query
         .iter()
         .any(|(k, _)| k == "X-Amz-Signature" || k == "X-Amz-Algorithm");
@@ -87,7 +109,7 @@ pub fn parse(headers: &HeaderMap, query: &[(String, String)]) -> Result<Option<S
         return parse_header(text, headers).map(Some);
     }
     if in_query {
-        return parse_query(query).map(Some);
+        return parse_query(query, headers, lenient_presigned_payload).map(Some);
     }
     Ok(None)
 }
@@ -150,13 +172,7 @@ fn parse_header(text: &str, headers: &HeaderMap) -> Result<Signed, S3Error> {
                 "Missing required header for this request: x-amz-content-sha256",
             )
         })?;
-    if payload != "UNSIGNED-PAYLOAD" && !is_sha256_hex(payload) {
-        return Err(S3Error::new(
-            400,
-            "InvalidArgument",
-            "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or a valid sha256 value",
-        ));
-    }
+    check_payload(payload)?;
     build(
         Form::Header,
         credential,
@@ -169,7 +185,24 @@ fn parse_header(text: &str, headers: &HeaderMap) -> Result<Signed, S3Error> {
     .map_err(|why| malformed_header(&why))
 }
 
-fn parse_query(query: &[(String, String)]) -> Result<Signed, S3Error> {
+/// A payload hash must be `UNSIGNED-PAYLOAD` or 64 hex digits (the `STREAMING-…` forms were
+/// refused before the body was read).
+fn check_payload(payload: &str) -> Result<(), S3Error> {
+    if payload != "UNSIGNED-PAYLOAD" && !is_sha256_hex(payload) {
+        return Err(S3Error::new(
+            400,
+            "InvalidArgument",
+            "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or a valid sha256 value",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_query(
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    lenient_payload: bool,
+) -> Result<Signed, S3Error> {
     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     if get("X-Amz-Algorithm") != Some("AWS4-HMAC-SHA256") {
         return Err(malformed_query("X-Amz-Algorithm must be AWS4-HMAC-SHA256"));
@@ -190,6 +223,21 @@ fn parse_query(query: &[(String, String)]) -> Result<Signed, S3Error> {
         .ok()
         .filter(|e| (1..=MAX_EXPIRES).contains(e))
         .ok_or_else(|| malformed_query("X-Amz-Expires must be between 1 and 604800 seconds"))?;
+    // The query parameter first, then the header, else UNSIGNED-PAYLOAD (MinIO
+    // `getContentSha256Cksum`; aws-sdk-go `buildBodyDigest`). The parameter's name is matched
+    // exactly, as MinIO's `r.Form[…]` does; a header name is case-insensitive.
+    let payload = if lenient_payload {
+        "UNSIGNED-PAYLOAD"
+    } else {
+        get("X-Amz-Content-Sha256")
+            .or_else(|| {
+                headers
+                    .get("x-amz-content-sha256")
+                    .and_then(|v| v.to_str().ok())
+            })
+            .unwrap_or("UNSIGNED-PAYLOAD")
+    };
+    check_payload(payload)?;
     build(
         Form::Query,
         credential,
@@ -197,7 +245,7 @@ fn parse_query(query: &[(String, String)]) -> Result<Signed, S3Error> {
         signed,
         signature,
         Some(expires),
-        "UNSIGNED-PAYLOAD",
+        payload,
     )
     .map_err(|why| malformed_query(&why))
 }
@@ -304,7 +352,34 @@ impl Signed {
         }
     }
 
-    /// Does the signature match, computed with this secret access key?
+    /// The canonical request and the string to sign the server computes for this request (no
+    /// secret is needed for either).
+    pub fn compute(
+        &self,
+        method: &str,
+        raw_path: &str,
+        query: &[(String, String)],
+        headers: &HeaderMap,
+    ) -> Computed {
+        let canonical_request = self.canonical_request(method, raw_path, query, headers);
+        let string_to_sign = format!(
+            "AWS4-HMAC-SHA256\n{}\n{}\n{}",
+            self.amz_date,
+            self.scope,
+            hex::encode(Sha256::digest(canonical_request.as_bytes()))
+        );
+        Computed {
+            canonical_request,
+            string_to_sign,
+        }
+    }
+
+    /// The signature as sent.
+    pub fn signature(&self) -> &str {
+        &self.signature
+    }
+
+    /// Checks the signature with this secret access key; on a mismatch, what was computed.
     pub fn verify(
         &self,
         method: &str,
@@ -312,14 +387,8 @@ impl Signed {
         query: &[(String, String)],
         headers: &HeaderMap,
         secret: &str,
-    ) -> bool {
-        let canonical = self.canonical_request(method, raw_path, query, headers);
-        let string_to_sign = format!(
-            "AWS4-HMAC-SHA256\n{}\n{}\n{}",
-            self.amz_date,
-            self.scope,
-            hex::encode(Sha256::digest(canonical.as_bytes()))
-        );
+    ) -> Result<(), Box<Computed>> {
+        let computed = self.compute(method, raw_path, query, headers);
         let mut key = hmac(
             format!("AWS4{secret}").as_bytes(),
             self.scope_date.as_bytes(),
@@ -327,8 +396,24 @@ impl Signed {
         key = hmac(&key, self.region.as_bytes());
         key = hmac(&key, b"s3");
         key = hmac(&key, b"aws4_request");
-        let expected = hex::encode(hmac(&key, string_to_sign.as_bytes()));
-        constant_time_eq(expected.as_bytes(), self.signature.as_bytes())
+        let expected = hex::encode(hmac(&key, computed.string_to_sign.as_bytes()));
+        if constant_time_eq(expected.as_bytes(), self.signature.as_bytes()) {
+            Ok(())
+        } else {
+            Err(Box::new(computed))
+        }
+    }
+
+    /// A header-signed request that sends `x-amz-content-sha256` without listing it in
+    /// `SignedHeaders` (AWS's SigV4 header-auth page requires it; see
+    /// `Options.s3_unsigned_content_sha256_lenient`). A presigned request is not held to it.
+    pub fn unsigned_content_sha256(&self, headers: &HeaderMap) -> bool {
+        self.form == Form::Header
+            && headers.contains_key("x-amz-content-sha256")
+            && !self
+                .signed_headers
+                .iter()
+                .any(|h| h == "x-amz-content-sha256")
     }
 
     fn canonical_request(
@@ -433,23 +518,28 @@ mod tests {
         headers.insert("x-amz-date", "20130524T000000Z".parse().unwrap());
         let auth = "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41";
         headers.insert("authorization", auth.parse().unwrap());
-        let signed = parse(&headers, &[]).unwrap().unwrap();
-        assert!(signed.verify(
-            "GET",
-            "/test.txt",
-            &[],
-            &headers,
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-        ));
-        assert!(!signed.verify("GET", "/test.txt", &[], &headers, "wrong"));
+        let signed = parse(&headers, &[], false).unwrap().unwrap();
+        let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        assert!(signed
+            .verify("GET", "/test.txt", &[], &headers, secret)
+            .is_ok());
+        let wrong = signed
+            .verify("GET", "/test.txt", &[], &headers, "wrong")
+            .unwrap_err();
+        // The documented canonical request and string to sign, which go into the
+        // SignatureDoesNotMatch body; no secret in them.
+        assert_eq!(
+            wrong.canonical_request,
+            "GET\n/test.txt\n\nhost:examplebucket.s3.amazonaws.com\nrange:bytes=0-9\nx-amz-content-sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\nx-amz-date:20130524T000000Z\n\nhost;range;x-amz-content-sha256;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            wrong.string_to_sign,
+            "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n7344ae5b7ee6c3e7e6b0fe0640412a37625d1fbfff95c48bbb2dc43964946972"
+        );
         // The path is re-canonicalised: `/test%2Etxt` decodes to `/test.txt` and matches.
-        assert!(signed.verify(
-            "GET",
-            "/test%2Etxt",
-            &[],
-            &headers,
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-        ));
+        assert!(signed
+            .verify("GET", "/test%2Etxt", &[], &headers, secret)
+            .is_ok());
     }
 
     #[test]
@@ -460,7 +550,7 @@ mod tests {
         headers.insert("x-amz-content-sha256", "UNSIGNED-PAYLOAD".parse().unwrap());
         let auth = "AWS4-HMAC-SHA256 Credential=k/20130524/auto/s3/aws4_request,SignedHeaders=host,Signature=00";
         headers.insert("authorization", auth.parse().unwrap());
-        let signed = parse(&headers, &[]).unwrap().unwrap();
+        let signed = parse(&headers, &[], false).unwrap().unwrap();
         let raw = signed.canonical_request("GET", "/b/a(1)!'*+=@:.txt", &[], &headers);
         let enc =
             signed.canonical_request("GET", "/b/a%281%29%21%27%2A%2B%3D%40%3A.txt", &[], &headers);
