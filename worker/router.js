@@ -10,6 +10,19 @@ var HEADER_VALUE_RE = /^[\x20-\x7e\x80-\xff]*$/;
 var HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 var ConfigError = class extends Error {
 };
+var TooLargeError = class extends Error {
+  /**
+   * @param {string} key   the R2 key
+   * @param {number} size  its size in bytes
+   * @param {number} max   the bound
+   */
+  constructor(key, size, max) {
+    super(`${key} is ${size} bytes, over the ${max}-byte bound`);
+    this.key = key;
+    this.size = size;
+    this.max = max;
+  }
+};
 function isObject(v) {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
@@ -74,7 +87,6 @@ var MAX_STALE_MS = 6e4;
 var CACHE_MAX_BYTES = 48 * 1024 * 1024;
 var NEG_CACHE_BYTES = 256 * 1024;
 var KEEP_MS = 10 * 6e4;
-var BLOB_CACHE_ORIGIN = "https://blobs.cfsetup.invalid/";
 var Lru = class {
   /** @param {number} maxBytes */
   constructor(maxBytes) {
@@ -142,13 +154,13 @@ function getState(env) {
   }
   return state;
 }
-async function record(st, ctx, key, r2key, parse, env) {
+async function record(st, ctx, key, r2key, parse, env, limit) {
   const now = Date.now();
   if (st.ttl > 0 && st.neg.get(key, now) !== void 0) return null;
   const rec = st.cache.get(key, now);
   let r = rec;
   if (rec === void 0 || now - rec.checkedAt >= st.ttl) {
-    const p = refresh(st, key, r2key, parse, rec, env);
+    const p = refresh(st, key, r2key, parse, rec, env, limit);
     if (rec !== void 0 && st.ttl > 0 && now - rec.checkedAt < st.ttl + st.maxStale) {
       if (ctx && typeof ctx.waitUntil === "function") ctx.waitUntil(p.catch(() => {
       }));
@@ -160,15 +172,15 @@ async function record(st, ctx, key, r2key, parse, env) {
   if (r.error) throw r.error;
   return r.value;
 }
-function refresh(st, key, r2key, parse, prev, env) {
+function refresh(st, key, r2key, parse, prev, env, limit) {
   let p = st.inflight.get(key);
   if (p === void 0) {
-    p = doRefresh(st, key, r2key, parse, prev, env).finally(() => st.inflight.delete(key));
+    p = doRefresh(st, key, r2key, parse, prev, env, limit).finally(() => st.inflight.delete(key));
     st.inflight.set(key, p);
   }
   return p;
 }
-async function doRefresh(st, key, r2key, parse, prev, env) {
+async function doRefresh(st, key, r2key, parse, prev, env, limit) {
   const options = prev !== void 0 && prev.etag ? { onlyIf: { etagDoesNotMatch: prev.etag } } : {};
   const obj = await env.SITES.get(r2key, options);
   const now = Date.now();
@@ -183,6 +195,14 @@ async function doRefresh(st, key, r2key, parse, prev, env) {
     st.cache.set(key, prev, prev.size, now + Math.max(KEEP_MS, st.ttl + st.maxStale), now);
     return prev;
   }
+  if (limit !== void 0 && obj.size > limit.max) {
+    await obj.body?.cancel();
+    console.error(`cfsetup router: ${limit.what} ${r2key} is ${obj.size} bytes, over its ${limit.max}-byte bound: not read, answering 503`);
+    const refused = { etag: obj.etag, value: null, error: new TooLargeError(r2key, obj.size, limit.max), checkedAt: now, size: 512 };
+    st.neg.delete(key);
+    st.cache.set(key, refused, refused.size, now + Math.max(KEEP_MS, st.ttl + st.maxStale), now);
+    return refused;
+  }
   const text = await obj.text();
   const rec = { etag: obj.etag, value: null, error: null, checkedAt: now, size: text.length * 3 + 256 };
   try {
@@ -195,27 +215,65 @@ async function doRefresh(st, key, r2key, parse, prev, env) {
   st.cache.set(key, rec, rec.size, now + Math.max(KEEP_MS, st.ttl + st.maxStale), now);
   return rec;
 }
-function blobCacheOn(c) {
-  return c.env.BLOB_CACHE !== "off" && typeof caches !== "undefined" && // @ts-ignore: `caches.default` is the Workers runtime's, not the DOM's
-  caches.default !== void 0 && !normaliseHost(c.url.hostname).endsWith(".workers.dev");
+var TEE_MAX_BYTES = 32 * 1024 * 1024;
+function blobCacheKey(platformDomain, hash) {
+  const domain = normaliseHost(platformDomain || "");
+  if (!HOST_RE.test(domain) || domain.includes("..")) return null;
+  return `https://${domain}/__cfsetup/blob/${hash}`;
+}
+function blobCache(c) {
+  if (c.env.BLOB_CACHE === "off" || normaliseHost(c.url.hostname).endsWith(".workers.dev")) return null;
+  try {
+    const cache = typeof caches === "undefined" ? void 0 : caches.default;
+    return cache || null;
+  } catch {
+    return null;
+  }
+}
+async function safeMatch(cache, key, init) {
+  try {
+    return await cache.match(new Request(key, init));
+  } catch {
+    return void 0;
+  }
+}
+function backgroundPut(c, cache, key, make) {
+  const p = (async () => {
+    try {
+      const res = await make();
+      if (res !== null) await cache.put(key, res);
+    } catch {
+    }
+  })();
+  c.ctx?.waitUntil(p);
+}
+function cacheable(body, size) {
+  return new Response(body, {
+    headers: {
+      "content-type": "application/octet-stream",
+      "content-length": String(size),
+      "cache-control": CC_IMMUTABLE
+    }
+  });
 }
 async function readBlob(c, entry, range) {
   const key = `blobs/${entry.hash}`;
-  const useCache = blobCacheOn(c);
-  const cache = useCache ? caches.default : null;
-  const cacheKey = BLOB_CACHE_ORIGIN + entry.hash;
-  if (cache) {
+  const cacheKey = blobCacheKey(c.env.PLATFORM_DOMAIN, entry.hash);
+  const cache = cacheKey === null ? null : blobCache(c);
+  if (cache !== null && cacheKey !== null) {
     const init = range ? { headers: { range: `bytes=${range.offset}-${range.offset + range.length - 1}` } } : {};
-    const hit = await cache.match(new Request(cacheKey, init));
+    const hit = await safeMatch(cache, cacheKey, init);
     if (hit) {
-      if (hit.status === (range ? 206 : 200)) {
+      if (hit.status === (range ? 206 : 200) && hit.body !== null) {
         if (c.head) {
-          await hit.body?.cancel();
+          await hit.body.cancel().catch(() => {
+          });
           return { body: null };
         }
         return { body: hit.body };
       }
-      await hit.body?.cancel();
+      await hit.body?.cancel().catch(() => {
+      });
     }
   }
   if (c.head) {
@@ -228,19 +286,23 @@ async function readBlob(c, entry, range) {
     await obj.body?.cancel();
     return null;
   }
-  if (cache && !range && c.ctx && typeof c.ctx.waitUntil === "function") {
+  if (cache === null || cacheKey === null || range || !c.ctx || typeof c.ctx.waitUntil !== "function") {
+    return { body: obj.body };
+  }
+  if (entry.size <= TEE_MAX_BYTES) {
     const [mine, theirs] = obj.body.tee();
-    const stored = new Response(theirs, {
-      headers: {
-        "content-type": "application/octet-stream",
-        "content-length": String(entry.size),
-        "cache-control": CC_IMMUTABLE
-      }
-    });
-    c.ctx.waitUntil(cache.put(cacheKey, stored).catch(() => {
-    }));
+    backgroundPut(c, cache, cacheKey, async () => cacheable(theirs, entry.size));
     return { body: mine };
   }
+  backgroundPut(c, cache, cacheKey, async () => {
+    const again = await c.env.SITES.get(key);
+    if (again === null) return null;
+    if (again.size !== entry.size) {
+      await again.body?.cancel();
+      return null;
+    }
+    return cacheable(again.body, entry.size);
+  });
   return { body: obj.body };
 }
 
@@ -287,8 +349,13 @@ function parseHostEntry(text) {
 }
 
 // src/heads.js
+var HEAD_MAX_BYTES = 1048576;
 function loadHead(st, ctx, tenant, env) {
-  return record(st, ctx, `m:${tenant}`, `sites/${tenant}/manifest.json`, (t) => parseHead(t, tenant), env);
+  const parse = (t) => parseHead(t, tenant);
+  return record(st, ctx, `m:${tenant}`, `sites/${tenant}/manifest.json`, parse, env, {
+    max: HEAD_MAX_BYTES,
+    what: `tenant ${tenant}: head`
+  });
 }
 function parseHead(text, tenant) {
   let data;
@@ -471,11 +538,12 @@ var PROTECTED_HEADERS = /* @__PURE__ */ new Set([
   "etag"
 ]);
 function safeDecode(s) {
+  let d = s;
   try {
-    return decodeURIComponent(s);
+    d = decodeURIComponent(s);
   } catch {
-    return s;
   }
+  return d.normalize("NFC");
 }
 function trimSlash(p) {
   return p.length > 1 && p.endsWith("/") ? p.slice(0, -1) : p;
@@ -621,7 +689,7 @@ function decodeAndNormalise(pathname) {
     return null;
   }
   if (decoded.includes("\0")) return null;
-  const raw = decoded.split("/");
+  const raw = decoded.normalize("NFC").split("/");
   const out = [];
   for (const seg of raw) {
     if (seg === "" || seg === ".") continue;
@@ -682,6 +750,11 @@ async function resolveRewrite(c, path) {
   }
   return null;
 }
+function isNavigation(request) {
+  if ((request.headers.get("sec-fetch-mode") || "").trim().toLowerCase() === "navigate") return true;
+  return /(^|[\s,])text\/html\s*(;|,|$)/i.test(request.headers.get("accept") || "");
+}
+var SPA_VARY = "Sec-Fetch-Mode, Accept";
 async function notFound(c, path) {
   const route = c.route;
   if (route.notFound === "404") {
@@ -694,10 +767,18 @@ async function notFound(c, path) {
     }
   } else if (route.notFound === "spa") {
     const last = path.slice(path.lastIndexOf("/") + 1);
-    if (!last.includes(".")) {
+    const dotted = last.includes(".");
+    if (!dotted || isNavigation(c.request)) {
       const f = await lookup(c, ["/index.html"]);
       const entry = f.get("/index.html");
-      if (entry) return serveEntry(c, "/index.html", entry, 200);
+      if (entry) {
+        const res = await serveEntry(c, "/index.html", entry, 200);
+        if (dotted) res.headers.append("vary", SPA_VARY);
+        return res;
+      }
+    }
+    if (dotted) {
+      return plain(404, "not found", { cacheControl: CC_NOT_FOUND, head: c.head, tenant: c.tenant, extra: { vary: SPA_VARY } });
     }
   }
   return plain(404, "not found", { cacheControl: CC_NOT_FOUND, head: c.head, tenant: c.tenant });
@@ -837,6 +918,9 @@ async function serveSite(request, url, env, ctx, st, tenant, preview, head) {
   } catch (err) {
     if (err instanceof ConfigError) {
       return plain(500, "site configuration error", { cacheControl: CC_NO_STORE, head, tenant });
+    }
+    if (err instanceof TooLargeError) {
+      return plain(503, "site temporarily unavailable", { cacheControl: CC_NO_STORE, head, tenant });
     }
     throw err;
   }

@@ -16,6 +16,24 @@ export const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 export class ConfigError extends Error {}
 
 /**
+ * A stored object over its documented size bound (a tenant's head over 1 MiB): it is neither
+ * parsed nor cached, and only that tenant answers 503.
+ */
+export class TooLargeError extends Error {
+  /**
+   * @param {string} key   the R2 key
+   * @param {number} size  its size in bytes
+   * @param {number} max   the bound
+   */
+  constructor(key, size, max) {
+    super(`${key} is ${size} bytes, over the ${max}-byte bound`);
+    this.key = key;
+    this.size = size;
+    this.max = max;
+  }
+}
+
+/**
  * @param {unknown} v
  * @returns {v is Record<string, any>}
  */

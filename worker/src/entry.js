@@ -60,7 +60,7 @@
  *   SAMEORIGIN, Referrer-Policy: strict-origin-when-cross-origin; once the tenant is known x-tenant.
  */
 
-import { ConfigError, normaliseHost } from "./common.js";
+import { ConfigError, TooLargeError, normaliseHost } from "./common.js";
 import { getState } from "./cache.js";
 import { resolveHost } from "./hosts.js";
 import { loadHead } from "./heads.js";
@@ -154,6 +154,10 @@ async function serveSite(request, url, env, ctx, st, tenant, preview, head) {
   } catch (err) {
     if (err instanceof ConfigError) {
       return plain(500, "site configuration error", { cacheControl: CC_NO_STORE, head, tenant });
+    }
+    if (err instanceof TooLargeError) {
+      // This tenant only (its head is over the bound; cache.js logged it when it was read).
+      return plain(503, "site temporarily unavailable", { cacheControl: CC_NO_STORE, head, tenant });
     }
     throw err;
   }

@@ -18,7 +18,9 @@ import { applyHeaderRules } from "./rules.js";
 /**
  * Percent-decodes and normalises a URL pathname. Returns an absolute path ("/…", a trailing "/"
  * kept when the request named a directory), or null for a malformed escape or a NUL.
- * `\` is an ordinary character; `..` never climbs above "/".
+ * `\` is an ordinary character; `..` never climbs above "/". The result is Unicode NFC, as the
+ * stored paths are (docs/storage-layout.md): `/cafe\u0301` (e + combining acute, as some systems
+ * spell it) finds `/café`.
  * @param {string} pathname
  * @returns {string | null}
  */
@@ -30,7 +32,7 @@ export function decodeAndNormalise(pathname) {
     return null;
   }
   if (decoded.includes("\0")) return null;
-  const raw = decoded.split("/");
+  const raw = decoded.normalize("NFC").split("/");
   const out = [];
   for (const seg of raw) {
     if (seg === "" || seg === ".") continue;
@@ -128,8 +130,24 @@ export async function resolveRewrite(c, path) {
 // Not found
 
 /**
+ * True when the request wants a page (a browser navigation), not an asset: `Sec-Fetch-Mode:
+ * navigate`, or an Accept that names text/html. A script's fetch or an <img> sends neither.
+ * @param {Request} request
+ * @returns {boolean}
+ */
+export function isNavigation(request) {
+  if ((request.headers.get("sec-fetch-mode") || "").trim().toLowerCase() === "navigate") return true;
+  return /(^|[\s,])text\/html\s*(;|,|$)/i.test(request.headers.get("accept") || "");
+}
+
+/** The request headers that decide a dotted SPA path's answer (so caches keep both answers). */
+const SPA_VARY = "Sec-Fetch-Mode, Accept";
+
+/**
  * The Route's not-found answer for path: the nearest `…/404.html` (status 404), the SPA's
- * `/index.html` (200), or a plain 404.
+ * `/index.html` (200), or a plain 404. In SPA mode a path whose last segment has no dot is a
+ * route (`/user/42`) and gets `/index.html`; one with a dot (`/user/john.doe`, `/app.js`) gets it
+ * only for a navigation, so a missing asset requested by a script still 404s.
  * @param {Ctx} c
  * @param {string} path
  * @returns {Promise<Response>}
@@ -146,10 +164,18 @@ export async function notFound(c, path) {
     }
   } else if (route.notFound === "spa") {
     const last = path.slice(path.lastIndexOf("/") + 1);
-    if (!last.includes(".")) {
+    const dotted = last.includes(".");
+    if (!dotted || isNavigation(c.request)) {
       const f = await lookup(c, ["/index.html"]);
       const entry = f.get("/index.html");
-      if (entry) return serveEntry(c, "/index.html", entry, 200);
+      if (entry) {
+        const res = await serveEntry(c, "/index.html", entry, 200);
+        if (dotted) res.headers.append("vary", SPA_VARY);
+        return res;
+      }
+    }
+    if (dotted) {
+      return plain(404, "not found", { cacheControl: CC_NOT_FOUND, head: c.head, tenant: c.tenant, extra: { vary: SPA_VARY } });
     }
   }
   return plain(404, "not found", { cacheControl: CC_NOT_FOUND, head: c.head, tenant: c.tenant });

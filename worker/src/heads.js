@@ -35,7 +35,16 @@ import { isTenantSlug } from "./hosts.js";
  */
 
 /**
+ * The documented size bound of a head, `sites/<t>/manifest.json` (docs/storage-layout.md, "Head"):
+ * deploy-site refuses a site whose head would be larger, and the router refuses to read, parse or
+ * cache a larger one (that tenant answers 503; issue 17 item 1: one 59 MB head slowed every tenant
+ * of the isolate).
+ */
+export const HEAD_MAX_BYTES = 1_048_576;
+
+/**
  * The tenant's head, through the revalidated-record cache; null when the tenant has none.
+ * TooLargeError when it is over HEAD_MAX_BYTES.
  * @param {import("./cache.js").State} st
  * @param {import("./common.js").ExecCtx | undefined} ctx
  * @param {string} tenant
@@ -43,7 +52,11 @@ import { isTenantSlug } from "./hosts.js";
  * @returns {Promise<Head | null>}
  */
 export function loadHead(st, ctx, tenant, env) {
-  return record(st, ctx, `m:${tenant}`, `sites/${tenant}/manifest.json`, (t) => parseHead(t, tenant), env);
+  const parse = (/** @type {string} */ t) => parseHead(t, tenant);
+  return record(st, ctx, `m:${tenant}`, `sites/${tenant}/manifest.json`, parse, env, {
+    max: HEAD_MAX_BYTES,
+    what: `tenant ${tenant}: head`,
+  });
 }
 
 /**

@@ -37,16 +37,19 @@ export const PROTECTED_HEADERS = new Set([
  */
 
 /**
- * Rules are matched against the decoded path, so a pattern written percent-encoded is decoded.
+ * Rules are matched against the decoded, NFC path (files.js decodeAndNormalise), so a pattern
+ * written percent-encoded is decoded, and NFC-normalised like the path.
  * @param {string} s
  * @returns {string}
  */
 export function safeDecode(s) {
+  let d = s;
   try {
-    return decodeURIComponent(s);
+    d = decodeURIComponent(s);
   } catch {
-    return s;
+    // kept as written
   }
+  return d.normalize("NFC");
 }
 
 /**
