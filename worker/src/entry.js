@@ -15,7 +15,8 @@
  * Bindings
  *   SITES               R2 bucket holding every tenant.
  *   PLATFORM_DOMAIN     plain text, e.g. "getai.page": `acme.getai.page` is tenant `acme`, and
- *                       `feature-x--acme.getai.page` is acme's preview `feature-x`.
+ *                       `feature-x--acme.getai.page` is acme's preview `feature-x`. Also the host
+ *                       of the blob cache's keys (step 7).
  *   MANIFEST_TTL_MS     optional; a head or host entry younger than this is used without asking R2.
  *                       Default 5000. 0 = ask R2 on every request (still a conditional read).
  *   MANIFEST_MAX_STALE_MS optional; for this long after the TTL a stale head is served while it is
@@ -31,20 +32,29 @@
  *   3. The head `sites/<t>/manifest.json` is cached; after MANIFEST_TTL_MS it is revalidated with
  *      `onlyIf: {etagDoesNotMatch}` (an unchanged head returns no body and is not re-parsed), and
  *      the stale copy is served meanwhile. Format 1 (files inline) and format 2 are served.
+ *      A head over its documented bound (1 MiB, heads.js HEAD_MAX_BYTES) is refused on its R2
+ *      size, before the body is read: not parsed, not cached (only the refusal, by ETag); that
+ *      tenant gets 503 no-store and a console.error line names it and the size.
  *   4. Format 2 files live in shards `sites/<t>/deploys/<id>/shards/<k>.json`, immutable, cached
  *      by deploy id and k. Every lookup of one request is gathered first and the shards it needs
  *      are read in parallel (with `shard_key: "stem"` they are all one shard).
- *   5. `_redirects` rules (compiled once per head, first match by line wins; 200 = rewrite), then
+ *   5. The path is percent-decoded, `.`/`..`/`//` resolved, and NFC-normalised (stored paths are
+ *      NFC). `_redirects` rules (compiled once per head, first match by line wins; 200 = rewrite), then
  *      canonical URLs: `/a.html` → 308 `/a`, `/a/index.html` → 308 `/a/`, `/d` → 308 `/d/` when
  *      only `/d/index.html` exists, `/a/` → 308 `/a` when only `/a.html` exists; query kept.
  *      Every canonical redirect targets a URL that serves a file directly, so there are no chains.
  *   6. Not found: `404` (nearest `…/404.html` up the tree, status 404), `spa` (`/index.html` with
- *      200 for an extensionless path), `none` (plain 404).
+ *      200 when the last segment has no dot; with a dot, `/user/john.doe`, only for a navigation,
+ *      `Sec-Fetch-Mode: navigate` or Accept naming text/html, with `Vary: Sec-Fetch-Mode, Accept`,
+ *      so a script's missing asset still 404s), `none` (plain 404).
  *   7. Files: ETag "<hash>", If-None-Match → 304, Range (single range → 206, unsatisfiable → 416,
  *      several → 200 whole, If-Range honoured), Accept-Ranges: bytes. Blob bytes come from
- *      `caches.default` keyed by hash when possible (not on *.workers.dev), else R2.
+ *      `caches.default` under `https://<PLATFORM_DOMAIN>/__cfsetup/blob/<hash>` when possible (not
+ *      on *.workers.dev), else R2; a failing cache is a miss, never a 500; blobs up to 32 MiB are
+ *      tee()d into the cache, larger ones filled from a second R2 read in the background.
  *   8. `_headers` rules apply to file responses (all matching blocks; values of one name joined
- *      with ", "; unset removes; x-content-type-options cannot be changed). Previews carry
+ *      with ", "; unset removes; x-content-type-options, framing headers, x-tenant and etag cannot
+ *      be changed: rules.js PROTECTED_HEADERS, the same list as Rust's). Previews carry
  *      `X-Robots-Tag: noindex`.
  *
  *   SECURITY: the request path is only ever a key into a files map. R2 is read only at
@@ -56,7 +66,7 @@
  *   text/html public, max-age=0, must-revalidate; content-hashed names (a segment of ≥ 8 hex
  *   before the extension: app.3f2a9c1b.js) public, max-age=31536000, immutable; other assets
  *   public, max-age=3600; 404s and redirects public, max-age=0, must-revalidate; health, 400,
- *   405, 500 no-store. Every response: X-Content-Type-Options: nosniff, X-Frame-Options:
+ *   405, 500, 503 no-store. Every response: X-Content-Type-Options: nosniff, X-Frame-Options:
  *   SAMEORIGIN, Referrer-Policy: strict-origin-when-cross-origin; once the tenant is known x-tenant.
  */
 
