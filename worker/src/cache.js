@@ -191,7 +191,7 @@ function refresh(st, key, r2key, parse, prev, env, limit) {
  * @param {(text: string) => any} parse
  * @param {Rec | undefined} prev
  * @param {import("./common.js").Env} env
- * @param {number | undefined} maxBytes
+ * @param {Limit | undefined} limit
  * @returns {Promise<Rec | null>}
  */
 async function doRefresh(st, key, r2key, parse, prev, env, limit) {
