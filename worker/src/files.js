@@ -1,7 +1,7 @@
 // @ts-check
 //! Files and ranges: request path decoding, canonical URLs (which file a path serves, or where it
 //! redirects), not-found handling, conditional requests and byte ranges, and the file response.
-//! Imports common, heads (lookup), rules (applyHeaderRules), cache (readBlob), responses; never
+//! Imports heads (lookup), rules (applyHeaderRules), cache (readBlob), responses; never
 //! hosts or entry.
 
 import { readBlob } from "./cache.js";
