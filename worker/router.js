@@ -239,10 +239,15 @@ async function safeMatch(cache, key, init) {
 }
 function backgroundPut(c, cache, key, make) {
   const p = (async () => {
+    let res = null;
     try {
-      const res = await make();
+      res = await make();
       if (res !== null) await cache.put(key, res);
     } catch {
+      if (res !== null && res.body !== null && !res.bodyUsed && !res.body.locked) {
+        await res.body.cancel().catch(() => {
+        });
+      }
     }
   })();
   c.ctx?.waitUntil(p);

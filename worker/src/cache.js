@@ -306,11 +306,17 @@ async function safeMatch(cache, key, init) {
  */
 function backgroundPut(c, cache, key, make) {
   const p = (async () => {
+    /** @type {Response | null} */
+    let res = null;
     try {
-      const res = await make();
+      res = await make();
       if (res !== null) await cache.put(key, res);
     } catch {
-      // ignored: see above
+      // Ignored (see above). A body the cache never read is cancelled, so a tee()d branch stops
+      // buffering what the visitor's branch reads.
+      if (res !== null && res.body !== null && !res.bodyUsed && !res.body.locked) {
+        await res.body.cancel().catch(() => {});
+      }
     }
   })();
   c.ctx?.waitUntil(p);
