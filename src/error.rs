@@ -1,6 +1,6 @@
 //! Error kinds that decide the exit status, and the edge where errors are printed.
 //!
-//! Exit status (CLI.md): 0 success; 1 failure (API, network, partial deploy); 2 bad usage or
+//! Exit status (docs/cli.md): 0 success; 1 failure (API, network, partial deploy); 2 bad usage or
 //! configuration, found before any request is sent; 3 test-permissions ran and a check failed.
 //! Commands return `anyhow::Error`; `main` downcasts here to pick the code, and prints the error once,
 //! on stderr, as `cfsetup: error: …` followed by its causes and any hints. With `--json` the same
@@ -134,7 +134,7 @@ pub fn kind(err: &anyhow::Error) -> &'static str {
     "failure"
 }
 
-/// The `--json` form of an error (CLI.md): `{"error": {"kind", "message", "causes", "hint",
+/// The `--json` form of an error (docs/cli.md): `{"error": {"kind", "message", "causes", "hint",
 /// "exit_code"}}`. A [`PartialFailure`]'s report is merged in beside `"error"`.
 pub fn to_json(err: &anyhow::Error) -> serde_json::Value {
     let hints = hints(err);

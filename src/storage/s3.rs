@@ -1,6 +1,6 @@
 //! The S3 backend: R2's S3-compatible API with keys derived from the API token itself.
 //!
-//! Facts used (cloudflare-api.md §7 "S3 credentials from an API token" and "The R2
+//! Facts used (docs/cloudflare-api.md §7 "S3 credentials from an API token" and "The R2
 //! S3-compatible API"; docs `r2/api/tokens.mdx`, `r2/api/s3/api.mdx`, `r2/platform/limits.mdx`):
 //! - Access Key ID = the token's `id`; Secret Access Key = the lowercase hex SHA-256 of the
 //!   token's value ("Secret Access Key: The SHA-256 hash of the API token `value`").
@@ -84,7 +84,7 @@ pub struct S3Credentials {
 
 impl S3Credentials {
     /// Access Key ID = the token's id (from its verify call); Secret = lowercase hex SHA-256 of
-    /// the token's value (cloudflare-api.md §7; docs `r2/api/tokens.mdx`).
+    /// the token's value (docs/cloudflare-api.md §7; docs `r2/api/tokens.mdx`).
     pub fn from_token(token_id: &str, token: &Secret) -> Self {
         S3Credentials {
             access_key_id: token_id.to_string(),
@@ -173,7 +173,7 @@ struct Inner {
     jurisdiction_header: Option<String>,
     options: S3Options,
     /// R2 refused a presigned POST this run (its docs list only GET, HEAD, PUT and DELETE for
-    /// presigned URLs; cloudflare-api.md §7 "Clients"): DeleteObjects and multipart are skipped.
+    /// presigned URLs; docs/cloudflare-api.md §7 "Clients"): DeleteObjects and multipart are skipped.
     post_refused: AtomicBool,
 }
 
@@ -434,7 +434,7 @@ impl S3Store {
                     401 => ("Unauthorized".to_string(), String::new()),
                     403 => ("AccessDenied".to_string(), String::new()),
                     404 => ("NotFound".to_string(), String::new()),
-                    // What R2 says to a key id that is not 32 characters (cloudflare-api.md §7).
+                    // What R2 says to a key id that is not 32 characters (docs/cloudflare-api.md §7).
                     400 if key_len != 32 => (
                         "InvalidArgument".to_string(),
                         format!("Credential access key has length {key_len}, should be 32"),

@@ -267,7 +267,7 @@ fn authenticate(ctx: &S3Ctx, state: &State) -> Result<Principal, S3Error> {
         ));
     }
     if signed.access_key.len() != ACCESS_KEY_LEN {
-        // cloudflare-api.md §7 (medusa PR #10497): "Credential access key has length 40, should
+        // docs/cloudflare-api.md §7 (medusa PR #10497): "Credential access key has length 40, should
         // be 32". 400 InvalidArgument is a choice (what public reports show; R2's table is silent).
         return Err(S3Error::new(
             400,
@@ -300,7 +300,7 @@ fn authenticate(ctx: &S3Ctx, state: &State) -> Result<Principal, S3Error> {
         return Err(signature_mismatch());
     }
     if ctx.refuses_prefixed_tokens && token.prefixed {
-        // `Options.s3_refuses_prefixed_tokens`: the unconfirmed case of cloudflare-api.md §7, a
+        // `Options.s3_refuses_prefixed_tokens`: the unconfirmed case of docs/cloudflare-api.md §7, a
         // `cfut_`/`cfat_` token whose derived key is refused (jikig-ai/soleur PR #3969 saw
         // SignatureDoesNotMatch).
         return Err(signature_mismatch());
@@ -441,7 +441,7 @@ pub fn run(ctx: &S3Ctx, body: &mut Vec<u8>, state: &mut State) -> Out {
 }
 
 /// The jurisdiction of a bucket named on the one listener. R2 has one endpoint per jurisdiction
-/// (cloudflare-api.md §7 "Endpoints": a jurisdictional bucket is reachable only at its own
+/// (docs/cloudflare-api.md §7 "Endpoints": a jurisdictional bucket is reachable only at its own
 /// endpoint) and its S3 API reads no jurisdiction header, so none is read here. The emulator
 /// has one listener: a bucket of this name in `default` wins, else the only bucket of this name
 /// in any jurisdiction, else `default` (a choice, so that a client using the eu endpoint still
@@ -588,7 +588,7 @@ fn uploaded(o: &Object) -> SystemTime {
     parse_rfc3339(&o.uploaded).unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
-/// Conditional writes (cloudflare-api.md §7 "Conditional writes"). On a missing object
+/// Conditional writes (docs/cloudflare-api.md §7 "Conditional writes"). On a missing object
 /// `If-Match` fails and the other three pass.
 fn write_preconditions(ctx: &S3Ctx, existing: Option<&Object>) -> Result<(), S3Error> {
     if let Some(list) = ctx.header("if-match") {
@@ -620,7 +620,7 @@ fn write_key(j: &str, b: &str, k: &str) -> WriteKey {
     (j.to_string(), b.to_string(), k.to_string())
 }
 
-/// R2's one write per second per key (cloudflare-api.md §7 "Limits"), when enabled.
+/// R2's one write per second per key (docs/cloudflare-api.md §7 "Limits"), when enabled.
 fn throttle(ctx: &S3Ctx, state: &State, key: &WriteKey) -> Result<(), S3Error> {
     if ctx.write_limit
         && state
