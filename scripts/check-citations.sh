@@ -15,10 +15,12 @@
 #     line break split.
 #  4. "open question N" names a question that docs/cloudflare-api.md "## Open questions" lists.
 #
-# Usage: scripts/check-citations.sh [ROOT]     (ROOT defaults to the repository this script is in)
+# Usage: scripts/check-citations.sh [--fix] [ROOT]   (ROOT defaults to the repository this script is in)
 #
-# The rewrite that made the code pass (issue 21), for redoing after a merge brings in old-style
-# citations. Comments only; review the result with `git diff` before committing:
+# --fix first applies the rewrite below, which made the code pass (issue 21), then checks. It is
+# for redoing after a merge brings in old-style citations. It touches comments only in practice
+# (the names occur nowhere else); review the result with `git diff` before committing. The same
+# commands, to run by hand:
 #
 #   files=$(grep -rlE --exclude-dir=node_modules --exclude-dir=target \
 #       '(cloudflare-api|CLI|DESIGN|peers|STYLE|static-hosting)\.md' src emulator worker tests benches)
@@ -45,8 +47,32 @@
 
 set -euo pipefail
 
+fix=0
+if [ "${1:-}" = "--fix" ]; then fix=1; shift; fi
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$root"
+
+if [ "$fix" = 1 ]; then
+    scan=()
+    for d in src emulator worker tests benches; do [ -d "$d" ] && scan+=("$d"); done
+    files=$(grep -rlE --exclude-dir=node_modules --exclude-dir=target \
+        '(cloudflare-api|CLI|DESIGN|peers|STYLE|static-hosting)\.md' "${scan[@]}" || true)
+    B='(^|[^/[:alnum:]_.-])'
+    if [ -n "$files" ]; then
+        # shellcheck disable=SC2086 # one file name per word
+        sed -E -i \
+          -e 's#\.\./\.\./\.\./shared/cloudflare-api\.md \(read-only\)#docs/cloudflare-api.md#g' \
+          -e "s#${B}cloudflare-api\.md#\1docs/cloudflare-api.md#g" \
+          -e "s#${B}peers\.md#\1docs/peers.md#g" \
+          -e "s#${B}static-hosting\.md#\1docs/static-hosting.md#g" \
+          -e "s#${B}CLI\.md \(beside DESIGN\.md\)#\1docs/cli.md#g" \
+          -e "s#${B}CLI\.md#\1docs/cli.md#g" \
+          -e "s#${B}DESIGN\.md: a create#\1docs/design.md \"The REST client\": a create#g" \
+          -e "s#${B}DESIGN\.md#\1docs/design.md#g" \
+          -e "s#${B}STYLE\.md §26#\1docs/design.md \"Two backends, one type\"#g" \
+          $files
+    fi
+fi
 
 dirs=()
 for d in src emulator worker tests benches; do
