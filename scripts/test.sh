@@ -11,6 +11,9 @@ if [ ! -f worker/node_modules/.package-lock.json ] \
   npm ci --prefix worker --no-audit --no-fund
 fi
 
+echo "==> citations point into docs/ (scripts/check-citations.sh and its own test)"
+scripts/check-citations-test.sh
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -1,4 +1,4 @@
-//! The command line, as clap derive definitions only. CLI.md (beside DESIGN.md) is the contract.
+//! The command line, as clap derive definitions only. docs/cli.md is the contract.
 //!
 //! House rules:
 //! - This file holds no logic. Raw strings are checked and turned into typed values in `config.rs`

@@ -413,7 +413,7 @@ enum Credential {
 }
 
 /// A token or key: printable ASCII without spaces or quotes, and plausible in form and length for
-/// its kind (cloudflare-api.md §1 "Token formats"), so a truncated paste or the wrong variable is
+/// its kind (docs/cloudflare-api.md §1 "Token formats"), so a truncated paste or the wrong variable is
 /// caught before a request. Lenient on purpose: a real credential must never be refused. The
 /// message says what a real one looks like and how long this one is; it never echoes the value.
 fn credential(value: &str, what: &str, kind: Credential) -> Result<Secret, UsageError> {
@@ -724,7 +724,7 @@ pub fn deploy_id(value: &str) -> Result<String, UsageError> {
 }
 
 /// An R2 bucket name: 3 to 63 lowercase letters, digits and hyphens, starting and ending with a
-/// letter or digit (wrangler `isValidR2BucketName`; cloudflare-api.md §7).
+/// letter or digit (wrangler `isValidR2BucketName`; docs/cloudflare-api.md §7).
 pub fn bucket_name(value: &str, what: &str) -> Result<String, UsageError> {
     let b = value.as_bytes();
     let ok = (3..=63).contains(&b.len())
@@ -743,7 +743,7 @@ pub fn bucket_name(value: &str, what: &str) -> Result<String, UsageError> {
 }
 
 /// A Worker script name: letters, digits, `_` and `-`, starting with a letter and ending with a
-/// letter or digit, at most 63 characters (legacy Workers docs; cloudflare-api.md §8).
+/// letter or digit, at most 63 characters (legacy Workers docs; docs/cloudflare-api.md §8).
 pub fn worker_name(value: &str, what: &str) -> Result<String, UsageError> {
     let b = value.as_bytes();
     let ok = (1..=63).contains(&b.len())
@@ -764,7 +764,7 @@ pub fn worker_name(value: &str, what: &str) -> Result<String, UsageError> {
 }
 
 /// An R2 jurisdiction for the `cf-r2-jurisdiction` header. Buckets are in `default`, `eu` or
-/// `fedramp` only (cloudflare-api.md §7 "Jurisdiction", from R2's `r2/reference/data-location.mdx`);
+/// `fedramp` only (docs/cloudflare-api.md §7 "Jurisdiction", from R2's `r2/reference/data-location.mdx`);
 /// `fedramp-high` is documented only for Worker bindings (§8 "Bindings"), so it is refused here,
 /// before any request, rather than guessed at. Note that the Python SDK 5.9 types the header as
 /// `default|eu|us|fedramp|fedramp-high` (`resources/r2/buckets/buckets.py`), as the TS SDK's

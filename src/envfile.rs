@@ -8,7 +8,7 @@
 //! `"double"` quotes, `#` comments, a UTF-8 byte-order mark) and its errors name the line and the
 //! variable, never a value. Values are taken literally: there is no `$VAR` expansion.
 //!
-//! The writing rules (DESIGN.md "Safety"): every other line is kept byte for byte, comments and
+//! The writing rules (docs/design.md "Safety"): every other line is kept byte for byte, comments and
 //! blank lines included; an existing assignment of the variable is replaced where it stands, with
 //! its `export ` prefix (a later duplicate is dropped, so the file cannot hold two values); the
 //! write is atomic (a temporary file in the same directory, then a rename), so a crash leaves the

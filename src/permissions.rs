@@ -1,7 +1,7 @@
 //! The 8 permissions: the one table that create-token, test-permissions, `cfsetup permissions`
 //! and PERMISSIONS_GUIDE.md all follow (a test fails if the guide disagrees).
 //!
-//! Facts (cloudflare-api.md §3 and §5):
+//! Facts (docs/cloudflare-api.md §3 and §5):
 //! - Groups are looked up at run time in `GET /user/tokens/permission_groups` by name *and* scope,
 //!   because names are not unique; IDs are never hard-coded.
 //! - Workers Routes Write is zone-scoped (`com.cloudflare.api.account.zone`): it is in the Zone table
@@ -84,7 +84,7 @@ pub struct Permission {
     pub why: &'static str,
     /// Which commands use it.
     pub used_by: &'static [&'static str],
-    /// Dashboard pre-fill key and type (cloudflare-api.md §5).
+    /// Dashboard pre-fill key and type (docs/cloudflare-api.md §5).
     pub dashboard_key: &'static str,
     pub dashboard_type: &'static str,
     pub check: Check,
@@ -177,7 +177,7 @@ pub const PERMISSIONS: [Permission; 8] = [
 ];
 
 /// The dashboard URL that pre-fills a custom *user* token with all 8 permissions. The user still
-/// picks the account and zone, reviews it and clicks create (cloudflare-api.md §5).
+/// picks the account and zone, reviews it and clicks create (docs/cloudflare-api.md §5).
 pub fn dashboard_url(token_name: &str) -> String {
     let keys: Vec<serde_json::Value> = PERMISSIONS
         .iter()

@@ -1,10 +1,10 @@
-//! Authentication and authorisation, modelled on the real API gateway (cloudflare-api.md §1, §4).
+//! Authentication and authorisation, modelled on the real API gateway (docs/cloudflare-api.md §1, §4).
 //!
 //! [`authenticate`] turns the request headers into a [`Principal`] (Global API Key or token) or the
 //! gateway's error; [`usable`] refuses disabled, expired, not-yet-valid and IP-restricted tokens;
 //! [`Principal::may`] decides whether a principal holds one of a set of permission groups on a
 //! resource. A group only applies to resources of its own scope, deny beats allow, and nothing is
-//! granted implicitly (cloudflare-api.md §4 "A permission group only applies to resources of its
+//! granted implicitly (docs/cloudflare-api.md §4 "A permission group only applies to resources of its
 //! own scope"). This module knows nothing about endpoints; `routes` says what each one needs.
 
 use crate::seed::{self, PermissionGroup};
@@ -89,7 +89,7 @@ impl Resource<'_> {
 
     /// Does the `resources` object of a policy cover this resource? Handles flat keys and the
     /// nested form `{"com.cloudflare.api.account.<ID>": {"com.cloudflare.api.account.zone.*": "*"}}`
-    /// (cloudflare-api.md §4 "Resource keys", §7 R2 bucket keys).
+    /// (docs/cloudflare-api.md §4 "Resource keys", §7 R2 bucket keys).
     fn covered_by(&self, resources: &Value) -> bool {
         let Some(map) = resources.as_object() else {
             return false;
@@ -137,7 +137,7 @@ pub fn credential_key(headers: &HeaderMap) -> String {
     sha256_hex(&material)
 }
 
-/// Finds the caller, with the gateway's errors (cloudflare-api.md §1 table):
+/// Finds the caller, with the gateway's errors (docs/cloudflare-api.md §1 table):
 /// no credentials 400/9106; malformed `Authorization` 400/6003 (chain 6111); unknown token value
 /// 401/1000; only one of the Global-Key headers, or a malformed one, 400/6003 (chain 6102 for the
 /// email, 6103 for the key); a wrong pair 403/9103.
@@ -188,7 +188,7 @@ pub fn authenticate(state: &State, headers: &HeaderMap) -> Result<Principal, Api
                 return Err(bad_email());
             }
             // A legacy Global Key is 37-45 lowercase hex; a new one starts `cfk_`
-            // (cloudflare-api.md §1 "Token formats"). A token sent as X-Auth-Key is malformed.
+            // (docs/cloudflare-api.md §1 "Token formats"). A token sent as X-Auth-Key is malformed.
             let well_formed = key.starts_with("cfk_")
                 || ((37..=45).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_hexdigit()));
             if !well_formed {
@@ -223,9 +223,9 @@ pub fn effective_status(token: &Token, now: SystemTime) -> String {
 
 /// Refuses a token that is not usable right now. A token used from outside its allowed
 /// addresses gets **403 / 9109 "Cannot use the access token from location: <ip>"**, on every
-/// call, verify included (cloudflare-api.md §4 "IP-restricted tokens": ddns-go #1273,
+/// call, verify included (docs/cloudflare-api.md §4 "IP-restricted tokens": ddns-go #1273,
 /// terraform-provider-cloudflare #897). Disabled, expired and not-yet-valid tokens: 401 / 1000
-/// "Invalid API Token", the status cloudflare-api.md §1 lists for 1000 (400 or 401; 403 / 1000 is
+/// "Invalid API Token", the status docs/cloudflare-api.md §1 lists for 1000 (400 or 401; 403 / 1000 is
 /// a status the reference never saw). Which of the two is a choice.
 pub fn usable(token: &Token, client_ip: IpAddr, now: SystemTime) -> Result<(), ApiError> {
     ip_usable(token, client_ip)?;
@@ -258,7 +258,7 @@ pub fn ip_usable(token: &Token, client_ip: IpAddr) -> Result<(), ApiError> {
 }
 
 /// Evaluates `condition` with either key, `request.ip` (documented) or `request_ip` (SDKs), as
-/// cloudflare-api.md §4 leaves the wire name unconfirmed.
+/// docs/cloudflare-api.md §4 leaves the wire name unconfirmed.
 fn ip_allowed(condition: Option<&Value>, ip: IpAddr) -> bool {
     let Some(cond) = condition else {
         return true;
@@ -335,7 +335,7 @@ fn owned_by_user(resource: Resource) -> bool {
     }
 }
 
-/// Explicit deny, then explicit allow, then implicit deny (cloudflare-api.md §4). A group whose
+/// Explicit deny, then explicit allow, then implicit deny (docs/cloudflare-api.md §4). A group whose
 /// scope is not the resource's type grants nothing: Workers Routes Write (zone) on an account key
 /// does not reach the zone.
 fn token_grants(token: &Token, catalog: &[PermissionGroup], group: &str, r: Resource) -> bool {

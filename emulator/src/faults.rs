@@ -2,7 +2,7 @@
 //!
 //! Faults (`Emulator::inject`, `POST /__emulator/faults`) apply to the next `times` matching API
 //! requests, before authentication. The limiter is a sliding window per credential, answering
-//! 429 / 971 with `Retry-After` past the quota (cloudflare-api.md §1 "Rate limit").
+//! 429 / 971 with `Retry-After` past the quota (docs/cloudflare-api.md §1 "Rate limit").
 
 use crate::{Api, Fault, FaultKind};
 use serde_json::Value;

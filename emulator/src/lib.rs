@@ -1,6 +1,6 @@
 //! A local, stateful stand-in for the parts of the Cloudflare API v4 that cfsetup uses.
 //!
-//! The emulator follows `cloudflare-api.md` (the project's reference notes on the real API), never
+//! The emulator follows `docs/cloudflare-api.md` (the project's reference notes on the real API), never
 //! cfsetup's client: it has its own wire types and must not depend on the `cfsetup` crate. If the
 //! client and the emulator disagree, the reference decides.
 //!
@@ -28,7 +28,7 @@
 //! - [`Emulator::s3_endpoint`] is R2's S3-compatible API on the same listener (path-style), over
 //!   the same buckets and objects; see the `s3` module. Keys come from the emulator's tokens:
 //!   Access Key ID = token id, Secret Access Key = [`s3_secret_access_key`] of the token value
-//!   (cloudflare-api.md §7 "S3 credentials from an API token"). [`Emulator::inject_for`] aims a
+//!   (docs/cloudflare-api.md §7 "S3 credentials from an API token"). [`Emulator::inject_for`] aims a
 //!   fault at one API; every request is logged with its [`Api`].
 //!
 //! Modules: `server` (thread, runtime, request pipeline), `wire` (envelope, errors, paging),
@@ -75,7 +75,7 @@ pub struct Options {
     /// `None` means they stay `pending` forever. Default `Some(2)` is set by `Options::new()`.
     pub activate_custom_hostnames_after: Option<u32>,
     /// Per-credential sliding window: at most `.0` API requests per `.1`; past it, 429 / 971 with
-    /// `Retry-After` (cloudflare-api.md §1 "Rate limit"). `None` disables the limit and the
+    /// `Retry-After` (docs/cloudflare-api.md §1 "Rate limit"). `None` disables the limit and the
     /// `Ratelimit` headers. `Options::new()` sets `Some((1200, 300 s))`, the real quota.
     pub rate_limit: Option<(u32, Duration)>,
     /// R2's "1 concurrent write per second to the same key" on the S3 API (cloudflare-api.md §7
@@ -140,25 +140,25 @@ pub struct Options {
     /// on R2.
     pub s3_complete_honours_conditions: bool,
     /// Refuse S3 keys derived from prefixed (`cfut_`/`cfat_`) tokens with 403
-    /// SignatureDoesNotMatch. cloudflare-api.md §7: whether R2 derives S3 keys from the 2026
+    /// SignatureDoesNotMatch. docs/cloudflare-api.md §7: whether R2 derives S3 keys from the 2026
     /// prefixed formats is unconfirmed (one report, jikig-ai/soleur PR #3969, saw
     /// SignatureDoesNotMatch). Off by default; [`Emulator::mint_legacy_token`] mints a token
     /// whose keys still work.
     pub s3_refuses_prefixed_tokens: bool,
     /// Refuse the Global API Key on every R2 REST endpoint with 403 / 10000. Whether R2 accepts
-    /// the key is unconfirmed (cloudflare-api.md §7 and open question 8: the API reference lists
+    /// the key is unconfirmed (docs/cloudflare-api.md §7 and open question 8: the API reference lists
     /// only API-token security for R2), so by default the emulator accepts it and tests switch
     /// this on to prove a client handles the other answer.
     pub r2_refuses_global_key: bool,
     /// Let the REST object endpoints (GET, PUT, DELETE, list) accept a token holding only the
     /// bucket-scoped "Workers R2 Storage Bucket Item Read/Write" groups on that bucket. Off by
     /// default: they are refused with 403 / 10000, the answer workers-sdk #9235 reports for a
-    /// PUT (cloudflare-api.md §7 "Object REST endpoints"; the reads are "unconfirmed either
+    /// PUT (docs/cloudflare-api.md §7 "Object REST endpoints"; the reads are "unconfirmed either
     /// way"). Tests switch it on so the read paths are tried against both answers.
     pub r2_rest_accepts_bucket_tokens: bool,
 }
 
-/// The IP condition key of `POST /user/tokens` is an open question (cloudflare-api.md §4 "The
+/// The IP condition key of `POST /user/tokens` is an open question (docs/cloudflare-api.md §4 "The
 /// condition key is disputed", open question 1): the prose docs (`create-via-api.mdx`) and the
 /// cf-go v0 fixture show `request.ip`; the SDKs generated from the current schema (cloudflare-go
 /// `json:"request_ip"`, Python `token_create_params.py`, TS `tokens.ts`) and terraform v5's
@@ -268,7 +268,7 @@ impl Api {
 }
 
 /// The Secret Access Key R2 derives from an API token: the lowercase hex SHA-256 of its value
-/// (cloudflare-api.md §7 "S3 credentials from an API token"). The Access Key ID is the token id.
+/// (docs/cloudflare-api.md §7 "S3 credentials from an API token"). The Access Key ID is the token id.
 pub fn s3_secret_access_key(token_value: &str) -> String {
     wire::sha256_hex(token_value.as_bytes())
 }
@@ -554,7 +554,7 @@ impl Emulator {
         self.mint(TokenOwner::Account(seed::ACCOUNT_ID.into()), name, policies)
     }
     /// Like [`Emulator::mint_token`], but the value has the legacy format: 40 alphanumerics and
-    /// no `cfut_` prefix (cloudflare-api.md §1 "Token formats"). Its S3 keys are accepted even
+    /// no `cfut_` prefix (docs/cloudflare-api.md §1 "Token formats"). Its S3 keys are accepted even
     /// with [`Options::s3_refuses_prefixed_tokens`], so a test can hold one token of each kind.
     ///
     /// # Panics

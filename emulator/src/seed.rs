@@ -1,7 +1,7 @@
 //! The seeded identity (one user, one account, one zone) and the permission-group catalog.
 //!
 //! The values are constants so that docs and scripts can show them. The eight groups the project
-//! uses carry the real IDs from cloudflare-api.md §3, and so do the related groups listed there;
+//! uses carry the real IDs from docs/cloudflare-api.md §3, and so do the related groups listed there;
 //! the few others are plausible stand-ins so that the catalog looks like the real one (≥ 20 groups,
 //! names that are not unique across scopes).
 
@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 pub const USER_ID: &str = "7c5dae5552338874e5053f2534d2767a";
 pub const EMAIL: &str = "admin@getai.page";
-/// A Global API Key in the legacy format: 37 lowercase hex characters (cloudflare-api.md §1).
+/// A Global API Key in the legacy format: 37 lowercase hex characters (docs/cloudflare-api.md §1).
 pub const GLOBAL_KEY: &str = "c2547eb745079dac9320b638f5e225cf483cc";
 pub const ACCOUNT_ID: &str = "01a7362d577a6c3019a474fd6f485823";
 pub const ACCOUNT_NAME: &str = "Getai Platform";
@@ -32,7 +32,7 @@ pub struct PermissionGroup {
 }
 
 impl PermissionGroup {
-    /// Wire form (cloudflare-api.md §3): `id, name, scopes, category, is_selectable, description`.
+    /// Wire form (docs/cloudflare-api.md §3): `id, name, scopes, category, is_selectable, description`.
     pub fn to_json(&self) -> Value {
         json!({
             "id": self.id,
@@ -45,7 +45,7 @@ impl PermissionGroup {
     }
 }
 
-// IDs used by the authorisation table in `routes`; all from cloudflare-api.md §3.
+// IDs used by the authorisation table in `routes`; all from docs/cloudflare-api.md §3.
 pub const ACCOUNT_SETTINGS_READ: &str = "c1fde68c7bcc44588cbb6ddbc16d6480";
 pub const R2_WRITE: &str = "bf7481a1826f439697cb59a20b22293e";
 pub const R2_READ: &str = "b4992e1108244f5d8bfbd5744320c2e1";
@@ -77,7 +77,7 @@ macro_rules! group {
 }
 
 /// The catalog. Note "Access: Apps and Policies Read" twice, account- and zone-scoped
-/// (cloudflare-api.md §3 "Names are not unique").
+/// (docs/cloudflare-api.md §3 "Names are not unique").
 pub fn permission_groups() -> Vec<PermissionGroup> {
     vec![
         group!(

@@ -1,7 +1,7 @@
 //! The HTTP server: its own thread and multi-thread Tokio runtime, one hyper HTTP/1 connection
 //! task per client, and the pipeline every request goes through.
 //!
-//! Pipeline for `/client/v4/…` (cloudflare-api.md §1): read the body (≤ 300 MiB) → injected fault
+//! Pipeline for `/client/v4/…` (docs/cloudflare-api.md §1): read the body (≤ 300 MiB) → injected fault
 //! (before auth; `Drop` closes the connection unanswered) → `Options.latency` → per-credential
 //! rate limit (429 / 971 + `Retry-After`) → `routes::dispatch` under the state lock → save the state
 //! file after a mutation, outside the lock and coalesced ([`Saver`]) → log the request (no secrets) → add `cf-ray` and the `Ratelimit` /
@@ -312,7 +312,7 @@ async fn handle(
     Ok(finish(reply, &ray, rate.as_ref()))
 }
 
-/// 429 / 971 with `Retry-After` (cloudflare-api.md §1 "Rate limit").
+/// 429 / 971 with `Retry-After` (docs/cloudflare-api.md §1 "Rate limit").
 fn rate_limited(retry_after_secs: u64) -> Reply {
     ApiError::new(
         429,
@@ -323,7 +323,7 @@ fn rate_limited(retry_after_secs: u64) -> Reply {
     .with_header("retry-after", retry_after_secs.to_string())
 }
 
-/// A 5xx with the product's internal-error code (cloudflare-api.md §1 table: 10013 Workers,
+/// A 5xx with the product's internal-error code (docs/cloudflare-api.md §1 table: 10013 Workers,
 /// 1500 custom hostnames, 10001 R2; 10001 elsewhere too, a choice).
 fn server_error(status: u16, path: &str) -> Reply {
     let code = if path.contains("/workers/") {

@@ -3,7 +3,7 @@
 //!
 //! This module only holds data; the rules about who may change it and how live in `routes`.
 //! Token values are never stored, only their SHA-256 hex. That hash is not harmless: it is the
-//! token's S3 Secret Access Key (cloudflare-api.md §7 "S3 credentials from an API token"), so the
+//! token's S3 Secret Access Key (docs/cloudflare-api.md §7 "S3 credentials from an API token"), so the
 //! state file holds working (emulator-only) S3 credentials, and `Token`'s `Debug` redacts it.
 
 use serde::{Deserialize, Serialize};
@@ -62,7 +62,7 @@ pub struct Part {
     pub last_modified: String,
 }
 
-/// Who owns a token: the seeded user (`cfut_`) or an account (`cfat_`), cloudflare-api.md §4.
+/// Who owns a token: the seeded user (`cfut_`) or an account (`cfat_`), docs/cloudflare-api.md §4.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum TokenOwner {
@@ -151,7 +151,7 @@ pub struct Object {
 /// System metadata R2 stores beside Content-Type and Cache-Control and echoes on GET / HEAD:
 /// R2 `r2/api/s3/api.mdx` PutObject and CreateMultipartUpload rows ("Content-Disposition,
 /// Content-Encoding, Content-Language, Expires"), `r2/api/s3/extensions.mdx` (`httpMetadata`);
-/// cloudflare-api.md §7 (wrangler forwards the same set on REST PUT). `x-amz-meta-*` is not kept.
+/// docs/cloudflare-api.md §7 (wrangler forwards the same set on REST PUT). `x-amz-meta-*` is not kept.
 pub const HTTP_METADATA: [&str; 4] = [
     "content-disposition",
     "content-encoding",
@@ -272,7 +272,7 @@ impl State {
     }
 
     /// Whether the bucket holds objects or unfinished multipart uploads: then R2 refuses to delete
-    /// it (TS SDK `BucketDeleteParams` doc comment, cloudflare-api.md §7), over REST and S3 alike.
+    /// it (TS SDK `BucketDeleteParams` doc comment, docs/cloudflare-api.md §7), over REST and S3 alike.
     pub fn bucket_in_use(&self, jurisdiction: &str, name: &str) -> bool {
         self.bucket(jurisdiction, name)
             .is_some_and(|b| !b.objects.is_empty())

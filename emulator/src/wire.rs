@@ -2,7 +2,7 @@
 //!
 //! Handlers build a [`Reply`] (status, headers, body) and never touch hyper types; the server turns
 //! it into an HTTP response and adds the gateway headers (`cf-ray`, rate-limit headers). See
-//! cloudflare-api.md §1 "Response envelope".
+//! docs/cloudflare-api.md §1 "Response envelope".
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -56,7 +56,7 @@ impl Reply {
     }
 }
 
-/// The success envelope (cloudflare-api.md §1).
+/// The success envelope (docs/cloudflare-api.md §1).
 pub fn envelope(result: Value, result_info: Option<Value>) -> Value {
     let mut v = json!({"success": true, "errors": [], "messages": [], "result": result});
     if let Some(info) = result_info {
@@ -90,24 +90,24 @@ impl ApiError {
     }
 
     /// 403 / 10000 "Authentication error": a valid credential lacking the permission
-    /// (cloudflare-api.md §1 table).
+    /// (docs/cloudflare-api.md §1 table).
     pub fn forbidden() -> ApiError {
         ApiError::new(403, 10000, "Authentication error")
     }
 
-    /// 403 / 9109: not a member of that account or zone (cloudflare-api.md §1, §6).
+    /// 403 / 9109: not a member of that account or zone (docs/cloudflare-api.md §1, §6).
     pub fn unauthorized_resource() -> ApiError {
         ApiError::new(403, 9109, "Unauthorized to access requested resource")
     }
 
     /// 404 / 7000 "No route for that URI": no endpoint has this method and path
-    /// (cloudflare-api.md §1 table; HTTP 404 in the fake built from the docs, 400 in one capture).
+    /// (docs/cloudflare-api.md §1 table; HTTP 404 in the fake built from the docs, 400 in one capture).
     /// The message is Cloudflare's, word for word; the request log names the method and path.
     pub fn no_route() -> ApiError {
         ApiError::new(404, 7000, "No route for that URI")
     }
 
-    /// 400 / 7003 for a route whose object identifier is malformed (cloudflare-api.md §1 table:
+    /// 400 / 7003 for a route whose object identifier is malformed (docs/cloudflare-api.md §1 table:
     /// "Could not route to …, perhaps your object identifier is invalid?").
     pub fn bad_identifier(path: &str) -> ApiError {
         ApiError::new(
@@ -202,7 +202,7 @@ pub fn is_hex32(s: &str) -> bool {
 }
 
 /// Parses a request body as JSON whatever its Content-Type says (wrangler sends
-/// `text/plain;charset=UTF-8`, peers.md §3). An empty body is `None`.
+/// `text/plain;charset=UTF-8`, docs/peers.md §3). An empty body is `None`.
 pub fn parse_json(body: &[u8]) -> Result<Option<Value>, serde_json::Error> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(None);
@@ -211,8 +211,8 @@ pub fn parse_json(body: &[u8]) -> Result<Option<Value>, serde_json::Error> {
 }
 
 /// Page-based paging (`page`, `per_page`) with `result_info {page, per_page, count, total_count,
-/// total_pages}` (cloudflare-api.md §1). An out-of-range page yields an empty array, so SDK
-/// auto-iteration that stops on an empty page terminates (peers.md §5).
+/// total_pages}` (docs/cloudflare-api.md §1). An out-of-range page yields an empty array, so SDK
+/// auto-iteration that stops on an empty page terminates (docs/peers.md §5).
 pub fn paginate(items: Vec<Value>, query: &Query, default_per_page: usize, max: usize) -> Reply {
     let page = query
         .get("page")

@@ -297,7 +297,7 @@ fn auth_error_codes() {
     assert_eq!(v["result"]["email"], "admin@getai.page");
 
     // Both fail routing before auth: a malformed id is 400 / 7003, an unknown route 404 / 7000
-    // "No route for that URI" (cloudflare-api.md §1 table).
+    // "No route for that URI" (docs/cloudflare-api.md §1 table).
     let (s, v) = call(t.anon("GET", "/zones/not-a-zone"));
     assert_eq!((s, code(&v)), (400, 7003));
     let (s, v) = call(t.anon("PATCH", "/nothing/here"));
@@ -620,7 +620,7 @@ fn worker_upload_by_filename_and_by_part_name() {
     // the request-header names of `content.ts` are not sent back.
     assert_eq!(resp.headers()["cf-entrypoint"], "index.js");
     assert!(resp.headers().get("cf-worker-main-module-part").is_none());
-    // A module Worker comes back as multipart/form-data, one part per module (cloudflare-api.md
+    // A module Worker comes back as multipart/form-data, one part per module (docs/cloudflare-api.md
     // §8 "Reading a script back"), never as the bare module.
     let ct = resp.headers()["content-type"]
         .to_str()
@@ -938,7 +938,7 @@ fn r2_objects_round_trip() {
     );
 
     // A token holding only the bucket-scoped item groups, even on this very bucket, is refused
-    // every REST object call with 403 / 10000 (workers-sdk #9235, cloudflare-api.md §7); the
+    // every REST object call with 403 / 10000 (workers-sdk #9235, docs/cloudflare-api.md §7); the
     // account-level Workers R2 Storage Write (`tok`) works.
     t.global("POST", &b)
         .json(&json!({"name": "other"}))
@@ -1013,7 +1013,7 @@ fn ip_condition_and_status_deny() {
             assert_eq!(s, 200);
         } else {
             // 403 / 9109 naming the address, on every call, verify included
-            // (cloudflare-api.md §4 "IP-restricted tokens").
+            // (docs/cloudflare-api.md §4 "IP-restricted tokens").
             let denied = json!([{"code": 9109, "message": "Cannot use the access token from location: 127.0.0.1"}]);
             assert_eq!((s, v["errors"].clone()), (403, denied.clone()), "{cond}");
             let (s, v) = call(t.bearer("GET", "/user/tokens/verify", &value));
@@ -1027,7 +1027,7 @@ fn ip_condition_and_status_deny() {
             .json(&json!({"name": "d", "policies": policies, "status": "disabled"})),
     );
     assert_eq!(s, 200);
-    // 401 / 1000: the status cloudflare-api.md §1 lists for 1000 (never 403).
+    // 401 / 1000: the status docs/cloudflare-api.md §1 lists for 1000 (never 403).
     let (s, v) = call(t.bearer("GET", &format!("/accounts/{a}"), &value));
     assert_eq!((s, code(&v)), (401, 1000), "{v}");
     let (_, v) = call(t.bearer("GET", "/user/tokens/verify", &value));
@@ -1078,7 +1078,7 @@ fn state_file_survives_a_restart() {
     assert!(!state.to_string().contains(&t.emu.seed().global_key));
 }
 
-/// The IP condition key is an open question (cloudflare-api.md §4): by default both keys are
+/// The IP condition key is an open question (docs/cloudflare-api.md §4): by default both keys are
 /// stored and echoed as sent; `Options::condition_keys` makes the emulator honour only one and
 /// drop the other silently, storing no condition.
 #[test]
@@ -1122,7 +1122,7 @@ fn condition_keys_can_be_limited_to_one() {
 }
 
 /// `Options.r2_rest_accepts_bucket_tokens`: the other answer to the unconfirmed read paths
-/// (cloudflare-api.md §7 "Object REST endpoints"), so a client's reads can be tried both ways.
+/// (docs/cloudflare-api.md §7 "Object REST endpoints"), so a client's reads can be tried both ways.
 #[test]
 fn rest_objects_can_accept_bucket_scoped_tokens() {
     let mut o = Options::new();

@@ -822,7 +822,7 @@ fn list_with_continuation_over_thousands_of_keys() {
     assert_eq!(seen, keys);
     assert_eq!(prefixes, ["k/sub/"]);
 
-    // The REST listing pages through the same keys (cursor paging, cloudflare-api.md §7).
+    // The REST listing pages through the same keys (cursor paging, docs/cloudflare-api.md §7).
     let s = t.emu.seed();
     let mut rest_keys = Vec::new();
     let mut delimited = Vec::new();
@@ -1313,7 +1313,7 @@ fn delete_objects_and_bucket_level_calls() {
 }
 
 /// A single S3 PUT may be larger than the REST API's 300 MiB (R2 allows 5 GiB per PUT,
-/// cloudflare-api.md §7 "Limits"); the REST path keeps its limit and its 413 / 10011.
+/// docs/cloudflare-api.md §7 "Limits"); the REST path keeps its limit and its 413 / 10011.
 #[test]
 fn s3_takes_bodies_over_the_rest_limit() {
     let t = start();
@@ -1690,7 +1690,7 @@ fn presigned_post_is_refused_by_default_and_the_status_is_a_knob() {
     assert_eq!(t.get("k").status().as_u16(), 200);
 }
 
-/// cloudflare-api.md §7: unconfirmed whether R2 derives S3 keys from prefixed tokens. With the
+/// docs/cloudflare-api.md §7: unconfirmed whether R2 derives S3 keys from prefixed tokens. With the
 /// switch on they are refused and a legacy 40-character token still works.
 #[test]
 fn prefixed_token_keys_can_be_refused() {

@@ -1,4 +1,4 @@
-//! The user, accounts and zones (cloudflare-api.md §2 and §6).
+//! The user, accounts and zones (docs/cloudflare-api.md §2 and §6).
 
 use serde::Deserialize;
 

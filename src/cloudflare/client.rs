@@ -5,7 +5,7 @@
 //! result types. The base URL is the only seam for tests: the client never knows whether it talks
 //! to Cloudflare or to the emulator.
 //!
-//! Facts used here (cloudflare-api.md §1):
+//! Facts used here (docs/cloudflare-api.md §1):
 //! - envelope `{success, errors[{code,message,error_chain?}], messages, result, result_info}`;
 //!   only `errors` carries failures;
 //! - page paging `result_info {page, per_page, count, total_count}`; cursor paging
@@ -35,7 +35,7 @@ use crate::secret::Secret;
 use crate::transport::{fetch, Call, Failure, Transport};
 pub use crate::transport::{verified_file_stream, HashCheck, RetryPolicy};
 
-/// How the client proves who it is (cloudflare-api.md §1 "Auth headers"). Exactly one scheme is
+/// How the client proves who it is (docs/cloudflare-api.md §1 "Auth headers"). Exactly one scheme is
 /// sent, never both (as wrangler `addAuthorizationHeader`).
 #[derive(Debug, Clone)]
 pub enum Auth {
@@ -57,7 +57,7 @@ impl Auth {
 /// The sliding window that keeps a run under the API's global limit.
 ///
 /// Cloudflare allows 1,200 requests per 5 minutes per user, and going over blocks *every* call for
-/// the next 5 minutes (cloudflare-api.md §1 "Rate limit"). The pacer remembers when each of the
+/// the next 5 minutes (docs/cloudflare-api.md §1 "Rate limit"). The pacer remembers when each of the
 /// last `window_limit` requests started and lets a new one start only when fewer than
 /// `window_limit` started in the `window` before it. So no 300 s window ever holds more than
 /// 1,200, yet a long run sustains 1,200 / 300 s = 4 requests/s (a token bucket with a 1,050 burst
@@ -314,7 +314,7 @@ pub(crate) fn seg(s: &str) -> String {
 
 /// Escapes an R2 object key, keeping `/` as is. wrangler sends keys with raw slashes and real R2
 /// accepts them; the SDKs encode `/` too. Either way, other reserved characters must be encoded
-/// (cloudflare-api.md §7 "Key in the path").
+/// (docs/cloudflare-api.md §7 "Key in the path").
 pub(crate) fn object_key(key: &str) -> String {
     key.split('/').map(seg).collect::<Vec<_>>().join("/")
 }
@@ -464,11 +464,11 @@ impl Client {
     /// `result_info` says the items ran out, or a page comes back empty.
     ///
     /// The server may cap `per_page` below what was asked, and says so in `result_info.per_page`,
-    /// so a page shorter than the *requested* size proves nothing. In order (cloudflare-api.md §1
+    /// so a page shorter than the *requested* size proves nothing. In order (docs/cloudflare-api.md §1
     /// "`result_info`, page-based"): `total_pages` when present (`page < total_pages`), else
     /// `total_count` against the items seen so far (wrangler `hasMorePages`, `page*per_page <
     /// total_count`, with the returned `per_page`), else an empty page ends the list, as the SDKs'
-    /// auto-pagination does (peers.md §5).
+    /// auto-pagination does (docs/peers.md §5).
     pub(crate) async fn paged<T: DeserializeOwned>(
         &self,
         make: impl Fn() -> Req,
@@ -695,7 +695,7 @@ struct Envelope {
 
 /// Decodes the v4 envelope once. A non-2xx status or `success: false` is an [`Error::Api`].
 /// A body without an envelope (custom-hostname DELETE answers a bare `{"id": …}`,
-/// cloudflare-api.md §10) is taken as the result itself.
+/// docs/cloudflare-api.md §10) is taken as the result itself.
 fn parse_envelope(method: &str, path: &str, raw: &RawResponse) -> Result<Envelope, Error> {
     let ok_status = (200..300).contains(&raw.status);
     let json: Value = if raw.body.iter().all(u8::is_ascii_whitespace) {

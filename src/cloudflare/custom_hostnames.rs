@@ -1,4 +1,4 @@
-//! Cloudflare for SaaS custom hostnames and the fallback origin (cloudflare-api.md §10).
+//! Cloudflare for SaaS custom hostnames and the fallback origin (docs/cloudflare-api.md §10).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! The client's one error type, and the sentence and hint a user sees for each kind.
 //!
-//! Facts about codes come from cloudflare-api.md §1 (the table "HTTP statuses and error codes
+//! Facts about codes come from docs/cloudflare-api.md §1 (the table "HTTP statuses and error codes
 //! seen"). Only `errors` carries failures: code 10000 also appears in `messages` of a *successful*
 //! token verify ("This API Token is valid and active"), so `messages` is never read for errors.
 
@@ -57,7 +57,7 @@ pub enum Error {
     },
     /// An R2 call refused (401 or 403) while authenticated with the Global API Key. The API
     /// reference lists only API-token security for the R2 endpoints, where other endpoints list
-    /// both (cloudflare-api.md §7, open question 8: unconfirmed either way), so such a refusal is
+    /// both (docs/cloudflare-api.md §7, open question 8: unconfirmed either way), so such a refusal is
     /// about the kind of credential, not a missing permission. Status and codes are the inner
     /// error's.
     #[error("{inner}")]
@@ -171,7 +171,7 @@ impl Error {
 
     /// A 404 that says the resource is absent. A 404 with code 7000 ("No route for that URI") or
     /// 7003 ("Could not route to …") says the *path* is wrong, not that the thing is missing
-    /// (cloudflare-api.md §1 table), so it never reads as "absent": a mistyped path in the client
+    /// (docs/cloudflare-api.md §1 table), so it never reads as "absent": a mistyped path in the client
     /// must fail loudly rather than make a command create what already exists.
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404) && !self.is_unknown_route()
@@ -202,7 +202,7 @@ impl Error {
 
     /// An IP-restricted token used from outside its range: code 9109 with the message "Cannot use
     /// the access token from location: <ip>", on every call, verify included (HTTP 403;
-    /// cloudflare-api.md §4 "IP-restricted tokens", from ddns-go #1273 and
+    /// docs/cloudflare-api.md §4 "IP-restricted tokens", from ddns-go #1273 and
     /// terraform-provider-cloudflare #897). The same code without that message means the
     /// credential cannot reach an account or zone, so the message decides. Returns the address
     /// the API saw (empty if the message names none), looking in `errors` and `error_chain`.

@@ -3,7 +3,7 @@
 //!
 //! `client.rs` is the transport (auth, envelope, errors, retries, pacing, pagination); each other
 //! file is one API area with typed calls whose doc comments name their source in
-//! cloudflare-api.md. Commands see typed results or an [`Error`], never raw JSON or HTTP.
+//! docs/cloudflare-api.md. Commands see typed results or an [`Error`], never raw JSON or HTTP.
 //! This module must not import commands, reports or output.
 
 pub(crate) mod client;

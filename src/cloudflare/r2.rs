@@ -1,4 +1,4 @@
-//! R2 buckets and objects over the REST API (cloudflare-api.md §7).
+//! R2 buckets and objects over the REST API (docs/cloudflare-api.md §7).
 //!
 //! Every call for a bucket outside the default jurisdiction carries `cf-r2-jurisdiction`; getting
 //! this wrong makes a bucket look missing (wrangler and the TS SDK send it on every bucket and
@@ -220,7 +220,7 @@ impl Client {
     }
 
     /// `PUT …/objects/{key}` with extra request headers (`cache-control`, and the conditional
-    /// `if-match` / `if-none-match`, which the REST endpoint does not document: cloudflare-api.md
+    /// `if-match` / `if-none-match`, which the REST endpoint does not document: docs/cloudflare-api.md
     /// §7 "Conditional writes"). Returns the PUT result.
     pub async fn put_object_with(
         &self,

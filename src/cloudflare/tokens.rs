@@ -1,4 +1,4 @@
-//! User API tokens and permission groups (cloudflare-api.md §2, §3, §4).
+//! User API tokens and permission groups (docs/cloudflare-api.md §2, §3, §4).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -8,7 +8,7 @@ use crate::secret::Secret;
 
 /// One item of `GET /user/tokens/permission_groups` (TS SDK `PermissionGroupListResponse`).
 /// Names are not unique: "Access: Apps and Policies Read" exists with account and with zone scope,
-/// so a group is chosen by name *and* scope (cloudflare-api.md §3).
+/// so a group is chosen by name *and* scope (docs/cloudflare-api.md §3).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct PermissionGroup {
     pub id: String,
@@ -37,7 +37,7 @@ pub struct PolicyGroup {
 
 /// `POST /user/tokens` body (TS SDK `TokenCreateParams`; docs `create-via-api.mdx`).
 /// Timestamps are UTC RFC 3339. `condition` is `{"request_ip": {"in": [...]}}`, the SDKs' key;
-/// the prose docs show `request.ip` (which the server honours is cloudflare-api.md open question
+/// the prose docs show `request.ip` (which the server honours is docs/cloudflare-api.md open question
 /// 1; see `commands::create_token::IP_CONDITION_KEY`), so readers accept both.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewToken {
@@ -69,7 +69,7 @@ pub struct Token {
 }
 
 /// `POST /user/tokens` result: the token plus its `value`, which the API returns only here and from
-/// a roll (cloudflare-api.md §4).
+/// a roll (docs/cloudflare-api.md §4).
 #[derive(Debug, Clone, Deserialize)]
 pub struct CreatedToken {
     #[serde(flatten)]
@@ -106,7 +106,7 @@ impl Client {
 
     /// `GET /user/tokens/verify`: any valid user token, no permission needed. A token owned by an
     /// account gets 1000 "Invalid API Token" here and must use [`Client::verify_account_token`]
-    /// (cloudflare-api.md §2).
+    /// (docs/cloudflare-api.md §2).
     pub async fn verify_token(&self) -> Result<TokenStatus, Error> {
         self.call(Req::get("/user/tokens/verify")).await
     }

@@ -1,4 +1,4 @@
-//! Workers scripts and routes (cloudflare-api.md §8 and §9).
+//! Workers scripts and routes (docs/cloudflare-api.md §8 and §9).
 
 use std::sync::Arc;
 
@@ -55,7 +55,7 @@ impl Client {
 
     /// `PUT /accounts/{id}/workers/scripts/{name}`, `multipart/form-data`: a `metadata` part
     /// (JSON) and the module as a part whose name and filename are `main_module`, typed
-    /// `application/javascript+module` (wrangler `createWorkerUploadForm`; peers.md §3).
+    /// `application/javascript+module` (wrangler `createWorkerUploadForm`; docs/peers.md §3).
     /// Needs Workers Scripts Write.
     pub async fn upload_script(
         &self,
@@ -88,14 +88,14 @@ impl Client {
     /// there is no such script (a 404 that is not an unknown route). Needs Workers Scripts Read.
     ///
     /// For a module Worker the answer is `multipart/form-data`, one part per module, and the
-    /// response header `cf-entrypoint` names the entry part (cloudflare-api.md §8 "Reading a
+    /// response header `cf-entrypoint` names the entry part (docs/cloudflare-api.md §8 "Reading a
     /// script back": wrangler `fetchWorkerDefinitionFromDash`, workers-sdk PR #1645, cloudflare-go
     /// v0 `GetWorker`). Any other content type is the one module itself.
     ///
-    /// Correction to cloudflare-api.md §8, which says the *response* headers
-    /// `CF-WORKER-MAIN-MODULE-PART` / `CF-WORKER-BODY-PART` name the entry part (citing the TS SDK
-    /// `content.ts`): in `content.ts` those are *request* headers of `update()` (PUT `…/content`).
-    /// The GET answer names its entry in `cf-entrypoint`: wrangler
+    /// The team's first notes said the *response* headers `CF-WORKER-MAIN-MODULE-PART` /
+    /// `CF-WORKER-BODY-PART` name the entry part (citing the TS SDK `content.ts`); docs/cloudflare-api.md
+    /// §8 records the correction: in `content.ts` those are *request* headers of `update()` (PUT
+    /// `…/content`). The GET answer names its entry in `cf-entrypoint`: wrangler
     /// `packages/wrangler/src/versions/secrets/index.ts` reads `contentRes.headers.get("cf-entrypoint")`
     /// and throws "Got modules without cf-entrypoint header", and wrangler's init-from-dash helper
     /// uses `response.headers.get("cf-entrypoint") ?? "src/index.js"`. Wrangler runs against the

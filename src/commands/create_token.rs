@@ -3,7 +3,7 @@
 //!
 //! Plan, then apply. [`plan`] checks every option without the network (exit 2); [`request_body`]
 //! builds the `POST /user/tokens` body from the plan and the resolved groups, and `--dry-run`
-//! prints exactly that body. Facts (cloudflare-api.md):
+//! prints exactly that body. Facts (docs/cloudflare-api.md):
 //! - §3: groups are looked up in `GET /user/tokens/permission_groups` (one page) and chosen by name
 //!   *and* scope on our side, since names are not unique and whether the `name` filter is exact is
 //!   unconfirmed. A missing or ambiguous group stops everything before a token exists.
@@ -16,7 +16,7 @@
 //! - §4: with a token, creating tokens needs the user permission API Tokens Write (the "Create
 //!   Additional Tokens" template); with the Global API Key it is always allowed. The key only ever
 //!   travels in the `X-Auth-Key` header (the client's `Auth`), never in a body or on screen.
-//! - DESIGN.md: a create is never repeated blindly. If `POST /user/tokens` gets no answer, the
+//! - docs/design.md "The REST client": a create is never repeated blindly. If `POST /user/tokens` gets no answer, the
 //!   tokens are listed to say whether one was created.
 
 use std::net::IpAddr;
@@ -299,11 +299,11 @@ pub fn resolve_groups(
 
 /// The key of the IP condition that `--allow-ip` sends.
 ///
-/// Open question (cloudflare-api.md §4 "The condition key is disputed", open question 1): the
+/// Open question (docs/cloudflare-api.md §4 "The condition key is disputed", open question 1): the
 /// prose docs (`create-via-api.mdx`) and the cf-go v0 fixture show `"request.ip"`; the SDKs
 /// generated from the current OpenAPI schema (cloudflare-go `shared/shared.go`
 /// `json:"request_ip"`, Python `token_create_params.py`, TS `tokens.ts`) send `request_ip`
-/// (peers.md §5 recorded the Python and TS SDKs sending it), and terraform v5's acceptance test
+/// (docs/peers.md §5 recorded the Python and TS SDKs sending it), and terraform v5's acceptance test
 /// creates a token with it and reads `condition.request_ip.in[0]` back. cfsetup sends the SDKs'
 /// key, since the schema is what the server is generated against. Whichever the server honours,
 /// a server that ignored the key would create the token **unrestricted**, so the condition is
@@ -473,7 +473,7 @@ pub async fn run(
     let new_client = client.with_auth(Auth::Token(value.clone()));
     let mut verified = verify_new(&new_client, &plan.account_id, ui).await;
     // A token restricted to other addresses cannot be used from this machine, verify included
-    // (403 / 9109, cloudflare-api.md §4): that is what --allow-ip asked for, not a failure.
+    // (403 / 9109, docs/cloudflare-api.md §4): that is what --allow-ip asked for, not a failure.
     let mut unverifiable = None;
     if let Err(e) = &verified {
         if let Some(ip) = ip_refusal(e) {

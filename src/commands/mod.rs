@@ -277,7 +277,7 @@ fn via_s3_needs_a_token() -> UsageError {
 
 /// The API token's id, which is its S3 Access Key ID: `GET /user/tokens/verify`, or
 /// `/accounts/{id}/tokens/verify` for an account token (`cfat_`, or a user verify answering
-/// 1000; cloudflare-api.md §2, §7).
+/// 1000; docs/cloudflare-api.md §2, §7).
 pub async fn token_id(
     client: &Client,
     token: &crate::secret::Secret,

@@ -1,6 +1,6 @@
 //! `cfsetup permissions`: the guide on the terminal. The 8 permissions from `src/permissions.rs`,
 //! their scopes, and the dashboard link that pre-fills a custom token with all of them
-//! (cloudflare-api.md §5). `--markdown` prints `permissions::markdown_table()` exactly, the form
+//! (docs/cloudflare-api.md §5). `--markdown` prints `permissions::markdown_table()` exactly, the form
 //! PERMISSIONS_GUIDE.md embeds. It needs no credentials and sends no request.
 
 use serde::Serialize;

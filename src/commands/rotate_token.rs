@@ -1,7 +1,7 @@
 //! `cfsetup rotate-token (--id ID | --name NAME)`: roll a user token's secret. The permissions stay;
 //! the old value stops working at once.
 //!
-//! Facts (cloudflare-api.md §4): `PUT /user/tokens/{id}/value` rolls the secret and its `result`
+//! Facts (docs/cloudflare-api.md §4): `PUT /user/tokens/{id}/value` rolls the secret and its `result`
 //! is a bare JSON string, the new value; `GET /user/tokens` lists tokens (names are not unique, so
 //! a name that matches more than one token is refused with their IDs). Managing tokens takes the
 //! Global API Key or a token with the user permission API Tokens Write. Like create-token, the new

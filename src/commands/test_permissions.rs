@@ -2,7 +2,7 @@
 //! one real API round trip, concurrently, leaving nothing behind ("8/8 checks passed").
 //!
 //! The checks themselves live in [`checks`], which `create-token` and `demo` reuse; this file adds
-//! the verify step and the report. Facts (cloudflare-api.md §2):
+//! the verify step and the report. Facts (docs/cloudflare-api.md §2):
 //! - `GET /user/tokens/verify` returns `{id, status: active|disabled|expired, expires_on?,
 //!   not_before?}` and needs no permission group;
 //! - an account-owned token gets 1000 "Invalid API Token" there and must use

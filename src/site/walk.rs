@@ -1,6 +1,6 @@
 //! Walking a site folder: which files are published, under which paths, with which hash.
 //!
-//! Rules (DESIGN.md "Safety"):
+//! Rules (docs/design.md "Safety"):
 //! - Dotfiles and dot-folders are skipped unless `include_hidden`; the skipped ones are counted
 //!   so the user is told. `.git`, `.hg`, `.svn`, `.env` and `.env.*` are **never** published,
 //!   not even with `include_hidden`: they hold history and secrets, and no site needs them (the
@@ -14,7 +14,7 @@
 //! - Site paths are Unicode NFC, so `café` typed on macOS (NFD) and on Linux (NFC) is one path. Two
 //!   names that normalise to the same path, or a name with a control character (newline, tab) or
 //!   a backslash, are refused, naming the file: they cannot be served as the user expects.
-//! - A file over the API's 300 MB object limit (cloudflare-api.md §7; wrangler
+//! - A file over the API's 300 MB object limit (docs/cloudflare-api.md §7; wrangler
 //!   `MAX_UPLOAD_SIZE_BYTES`) is refused before anything is hashed or sent.
 //! - Files are hashed (SHA-256) by streaming them through a small buffer on a few threads; only
 //!   paths, sizes and hashes are kept, never contents.
@@ -31,7 +31,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{usage, UsageError};
 
-/// The API's limit for one object uploaded over REST: 300 MiB (cloudflare-api.md §7).
+/// The API's limit for one object uploaded over REST: 300 MiB (docs/cloudflare-api.md §7).
 pub const MAX_OBJECT_SIZE: u64 = 300 * 1024 * 1024;
 
 /// Skipped unless `--include-hidden`, though their names do not start with a dot.

@@ -5,10 +5,10 @@
 //! update-if-version-matches; conditional reads; listings), as docs/design.md describes.
 //!
 //! Backends:
-//! - [`s3`]: R2's S3 API with keys derived from the API token (cloudflare-api.md §7), outside the
+//! - [`s3`]: R2's S3 API with keys derived from the API token (docs/cloudflare-api.md §7), outside the
 //!   REST limit. The default with an API token.
 //! - [`rest`]: R2's REST object endpoints through the one [`Client`](crate::cloudflare::Client)
-//!   (paced to the REST API's 1,200 requests per 5 minutes; cloudflare-api.md §1, §7). The
+//!   (paced to the REST API's 1,200 requests per 5 minutes; docs/cloudflare-api.md §1, §7). The
 //!   fallback for the Global API Key, which has no token id to derive S3 keys from.
 //! - `auto` ([`Storage::auto`]): S3, falling back to REST for the rest of the run when S3
 //!   refuses the derived keys on its first calls (401 Unauthorized, InvalidAccessKeyId,
@@ -18,7 +18,7 @@
 //!   with one note on stderr naming the cause.
 //!
 //! ETags are kept unquoted everywhere in this module: R2's REST GET quotes them, its listings and
-//! PUT results do not (cloudflare-api.md §7 "Object REST endpoints").
+//! PUT results do not (docs/cloudflare-api.md §7 "Object REST endpoints").
 //!
 //! This module must not import commands, reports or output.
 

@@ -1,5 +1,5 @@
 //! The REST backend: R2's object endpoints under `/accounts/{id}/r2/buckets/{bucket}/objects`,
-//! through the one [`Client`] (cloudflare-api.md §7 "Object REST endpoints").
+//! through the one [`Client`] (docs/cloudflare-api.md §7 "Object REST endpoints").
 //!
 //! What the REST API lacks, and how this backend makes up for it:
 //! - no documented HEAD: [`RestStore::head`] is a GET whose body is dropped;
@@ -19,7 +19,7 @@ use super::{
 
 /// The REST object endpoint's limit: 300 MB per object (TS and Python SDK docs; wrangler
 /// `MAX_UPLOAD_SIZE_BYTES` is 300 MiB, the figure `site::walk` uses too;
-/// cloudflare-api.md §7 "Object REST endpoints").
+/// docs/cloudflare-api.md §7 "Object REST endpoints").
 pub const REST_MAX_OBJECT_SIZE: u64 = 300 * 1024 * 1024;
 
 /// One bucket over the REST API.

@@ -351,7 +351,7 @@ fn http(status: &str, headers: &str, body: &str) -> String {
 
 #[test]
 fn an_unknown_route_is_an_error_never_absent() {
-    // 404 / 7000 "No route for that URI" (cloudflare-api.md §1): the path is wrong, so neither a
+    // 404 / 7000 "No route for that URI" (docs/cloudflare-api.md §1): the path is wrong, so neither a
     // JSON call nor a raw one may read it as "no such bucket" or "no such script".
     let no_route = || {
         http(

@@ -550,7 +550,7 @@ fn a_missing_permission_group_stops_before_any_token_exists() {
     assert!(w.emu.token_names().is_empty());
 }
 
-/// Which IP condition key the server honours is an open question (cloudflare-api.md §4). Against
+/// Which IP condition key the server honours is an open question (docs/cloudflare-api.md §4). Against
 /// a server honouring both, only `request_ip`, or only `request.ip` (ignoring the other silently),
 /// create-token never leaves an unrestricted token behind while reporting a restricted one.
 #[test]

@@ -826,7 +826,7 @@ fn a_content_404_while_the_settings_exist_is_an_error_not_a_create() {
     );
 }
 
-/// Whether R2 takes the Global API Key is unconfirmed (cloudflare-api.md open question 8): when
+/// Whether R2 takes the Global API Key is unconfirmed (docs/cloudflare-api.md open question 8): when
 /// it refuses, the error asks for a token, never for a permission the key already has.
 #[test]
 fn r2_refusing_the_global_key_points_to_create_token() {
@@ -851,7 +851,7 @@ fn r2_refusing_the_global_key_points_to_create_token() {
 }
 
 /// An IP-restricted token used from outside its range (403 / 9109 on every call,
-/// cloudflare-api.md §4): one clear error, naming this machine's address, and no hint about IDs.
+/// docs/cloudflare-api.md §4): one clear error, naming this machine's address, and no hint about IDs.
 #[test]
 fn an_ip_restricted_token_from_elsewhere_gets_one_clear_error() {
     let w = World::new();

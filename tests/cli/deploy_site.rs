@@ -349,7 +349,7 @@ fn an_interrupted_deploy_leaves_the_old_site_whole_and_a_rerun_finishes_it() {
         times: 50,
     });
     let out = s.deploy(&[]).expect_code(1);
-    // With --json the error is JSON on stdout too (CLI.md), and no report.
+    // With --json the error is JSON on stdout too (docs/cli.md), and no report.
     assert_eq!(out.json()["error"]["exit_code"], 1, "{}", out.stdout());
     assert!(
         out.stderr().contains("the live site is unchanged"),

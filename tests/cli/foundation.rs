@@ -223,7 +223,7 @@ fn the_emulator_command_prints_exports_first() {
         !got[0].ends_with(":0/client/v4"),
         "port 0 picks a real port"
     );
-    // The S3 endpoint is the same listener, path-style (CLI.md `emulator`).
+    // The S3 endpoint is the same listener, path-style (docs/cli.md `emulator`).
     let api_origin = got[0]
         .strip_prefix("export CLOUDFLARE_API_BASE_URL=")
         .and_then(|u| u.strip_suffix("/client/v4"))

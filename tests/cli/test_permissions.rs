@@ -159,7 +159,7 @@ fn a_full_token_passes_8_of_8_and_leaves_nothing_behind() {
 
 /// The two read permissions whose Write twin is also accepted for the same read call: the API
 /// reference lists Workers Scripts Write (and Tail Read) as accepted for reading scripts
-/// (cloudflare-api.md §8), and the emulator accepts SSL and Certificates Write for listing custom
+/// (docs/cloudflare-api.md §8), and the emulator accepts SSL and Certificates Write for listing custom
 /// hostnames. A token missing only the Read group can still read, so no API call can tell.
 const READ_IMPLIED_BY_WRITE: [(&str, &str); 2] = [
     ("Workers Scripts Read", "Workers Scripts Write"),

@@ -4,7 +4,7 @@ It calls every endpoint cfsetup uses and checks that each answer parses into the
 (typed attributes, never dicts), and that the errors cfsetup relies on raise the SDK's typed
 exceptions with the right codes. The SDK was written by no one here, so a mistake shared by
 cfsetup's client and the emulator shows up here. Where the SDK cannot parse an answer, the
-emulator is wrong. Facts: ../../../shared/cloudflare-api.md (read-only) and peers.md §5: the SDK
+emulator is wrong. Facts: docs/cloudflare-api.md and docs/peers.md §5: the SDK
 sends `condition.request_ip`, uploads modules as parts named `files`, pages until an empty page,
 and retries 409/429/5xx unless told not to (`max_retries=0` here).
 """
@@ -378,7 +378,7 @@ def test_a_missing_permission_is_permission_denied_10000(emu, ids):
 def test_a_bad_token_is_a_typed_error_with_code_1000(emu, ids):
     account, _ = ids
     cf = sdk(emu, "cfut_" + "a" * 40 + "abcdef")
-    # The emulator answers an unknown token with 401 (cloudflare-api.md §1: 400 or 401 seen).
+    # The emulator answers an unknown token with 401 (docs/cloudflare-api.md §1: 400 or 401 seen).
     with pytest.raises(cloudflare.AuthenticationError) as bad:
         cf.user.tokens.verify()
     assert bad.value.status_code == 401

@@ -2,7 +2,7 @@
 
 boto3 is configured as Cloudflare's R2 docs show (docs repo `r2/examples/aws/boto3.mdx`): the
 endpoint, Access Key ID = the API token's id, Secret Access Key = sha256(token value).hexdigest(),
-region "auto", SigV4, path-style addressing; checksums "when_required" (cloudflare-api.md §7
+region "auto", SigV4, path-style addressing; checksums "when_required" (docs/cloudflare-api.md §7
 "Checksums"). Buckets are created through the REST API, so every test also checks that both APIs
 see one bucket.
 """
@@ -350,7 +350,7 @@ def test_a_bad_secret_and_an_unknown_key(emu, writer, bucket):
     with pytest.raises(ClientError) as e:
         wrong.get_object(Bucket=bucket, Key="site/index.html")
     assert error_code(e.value) == ("SignatureDoesNotMatch", 403)
-    # The raw token value is not the secret (the public mistake, cloudflare-api.md §7).
+    # The raw token value is not the secret (the public mistake, docs/cloudflare-api.md §7).
     raw = s3_client(emu, token_id, value, secret=value)
     with pytest.raises(ClientError) as e:
         raw.list_objects_v2(Bucket=bucket)
@@ -359,7 +359,7 @@ def test_a_bad_secret_and_an_unknown_key(emu, writer, bucket):
     with pytest.raises(ClientError) as e:
         unknown.list_objects_v2(Bucket=bucket)
     assert error_code(e.value) == ("InvalidAccessKeyId", 403)
-    # The token value as the Access Key ID: R2 checks the length first (cloudflare-api.md §7,
+    # The token value as the Access Key ID: R2 checks the length first (docs/cloudflare-api.md §7,
     # medusa PR #10497: "Credential access key has length 40, should be 32").
     value_as_id = s3_client(emu, "a" * 40, value)
     with pytest.raises(ClientError) as e:
@@ -376,7 +376,7 @@ def test_boto3_default_checksums(emu, writer, bucket):
     emulator accepts it (checksum headers are not checked). Over https, which real R2 is,
     botocore sends `Content-Encoding: aws-chunked` + `x-amz-trailer` with
     `STREAMING-UNSIGNED-PAYLOAD-TRAILER`, which R2 answers 501 NotImplemented
-    (cloudflare-api.md §7 "Checksums"); that request is replayed by hand below and is refused
+    (docs/cloudflare-api.md §7 "Checksums"); that request is replayed by hand below and is refused
     the same way.
     """
     token_id, value = writer

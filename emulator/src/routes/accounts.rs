@@ -1,9 +1,9 @@
-//! `GET /accounts[/{id}]` and `GET /zones[/{id}]` (cloudflare-api.md §6).
+//! `GET /accounts[/{id}]` and `GET /zones[/{id}]` (docs/cloudflare-api.md §6).
 //!
 //! Visibility: an account is listed when the credential has Account Settings Read on it; a zone
 //! when it has Zone Read or Zone Write on it. A token that can see no zone at all gets the
 //! gateway's 403 / code 0 "Actor … requires permission 'com.cloudflare.api.account.zone.list'"
-//! (cloudflare-api.md §1 table); filters that match nothing give an empty list.
+//! (docs/cloudflare-api.md §1 table); filters that match nothing give an empty list.
 
 use super::{member_account, member_zone, zone_resource, Ctx};
 use crate::auth::{Principal, Resource};

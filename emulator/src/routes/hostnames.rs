@@ -1,4 +1,4 @@
-//! Custom hostnames and the fallback origin (Cloudflare for SaaS, cloudflare-api.md §10).
+//! Custom hostnames and the fallback origin (Cloudflare for SaaS, docs/cloudflare-api.md §10).
 //!
 //! Lifecycle: POST answers 201 with status `pending` and ssl `initializing`, *without*
 //! `ssl.validation_records` (the client must read the hostname back). GETs then show
@@ -62,7 +62,7 @@ pub fn route(ctx: &Ctx, state: &mut State, zone: &str, rest: &[&str]) -> Outcome
             state
                 .custom_hostnames
                 .retain(|c| !(c.zone_id == zone && c.id == *id));
-            // cf-go v0 fixture: a bare `{"id": …}`, no envelope (cloudflare-api.md §10).
+            // cf-go v0 fixture: a bare `{"id": …}`, no envelope (docs/cloudflare-api.md §10).
             Ok(Reply::json(200, &json!({"id": id})))
         }
         _ => Err(ctx.no_route()),
@@ -125,7 +125,7 @@ fn within(host: &str, domain: &str) -> bool {
     host == domain || host.ends_with(&format!(".{domain}"))
 }
 
-/// Validates `ssl` (cloudflare-api.md §10 error codes 1432, 1433, 1434, 1440); returns
+/// Validates `ssl` (docs/cloudflare-api.md §10 error codes 1432, 1433, 1434, 1440); returns
 /// (method, type, settings).
 fn check_ssl(ssl: Option<&Value>) -> Result<(String, String, Value), ApiError> {
     let Some(ssl) = ssl.filter(|s| !s.is_null()) else {
@@ -231,7 +231,7 @@ fn create(ctx: &Ctx, state: &mut State, zone: &str) -> Outcome {
     Ok(Reply::ok_status(201, v))
 }
 
-/// `PATCH …/{id}` → 202; sending `ssl` again re-triggers validation (cloudflare-api.md §10).
+/// `PATCH …/{id}` → 202; sending `ssl` again re-triggers validation (docs/cloudflare-api.md §10).
 fn patch(ctx: &Ctx, state: &mut State, zone: &str, id: &str) -> Outcome {
     let body = match parse_json(ctx.body) {
         Ok(Some(v @ Value::Object(_))) => v,
@@ -301,7 +301,7 @@ fn list(ctx: &Ctx, state: &mut State, zone: &str) -> Outcome {
     Ok(paginate(items, q, 20, ctx.per_page_max(50)))
 }
 
-/// Wire form (cloudflare-api.md §10 "Result fields").
+/// Wire form (docs/cloudflare-api.md §10 "Result fields").
 pub fn render(ch: &CustomHostname, phase: Phase) -> Value {
     let host = &ch.hostname;
     let (status, ssl_status) = match phase {

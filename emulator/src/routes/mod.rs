@@ -1,5 +1,5 @@
 //! Routing of `/client/v4` requests to the handlers, and the order of checks every endpoint
-//! follows, as the real gateway does (cloudflare-api.md §1, §11):
+//! follows, as the real gateway does (docs/cloudflare-api.md §1, §11):
 //!
 //! 1. path shape: an unknown route is 404 / 7000, a malformed identifier 400 / 7003, both before
 //!    authentication;
@@ -119,7 +119,7 @@ fn route(ctx: &Ctx, state: &mut State) -> Outcome {
 }
 
 /// Step 3 for `/accounts/{id}/…`: only the seeded account exists; anything else is 403 / 9109
-/// (cloudflare-api.md §6: a non-member gets 9109).
+/// (docs/cloudflare-api.md §6: a non-member gets 9109).
 fn member_account(account: &str) -> Result<(), ApiError> {
     if account == seed::ACCOUNT_ID {
         Ok(())

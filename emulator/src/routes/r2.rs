@@ -1,8 +1,8 @@
-//! R2 buckets and objects over the REST API (cloudflare-api.md §7).
+//! R2 buckets and objects over the REST API (docs/cloudflare-api.md §7).
 //!
 //! Buckets are keyed by (jurisdiction, name); the jurisdiction comes from the `cf-r2-jurisdiction`
 //! header (default `default`). Object keys come from the raw path after `/objects/`: raw `/` and
-//! `%2F` are both accepted, valid `%XX` escapes are decoded and a lone `%` is kept (peers.md §3).
+//! `%2F` are both accepted, valid `%XX` escapes are decoded and a lone `%` is kept (docs/peers.md §3).
 //!
 //! Choices where the reference is silent: the ETag is the body's MD5 hex, as on the S3 API
 //! (one ETag per object whichever API wrote it; `crate::s3`); deleting a missing key succeeds (R2 deletes are idempotent);
@@ -19,7 +19,7 @@ use crate::wire::{
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-/// 300 MiB, the REST upload limit (cloudflare-api.md §7; wrangler `MAX_UPLOAD_SIZE_BYTES`).
+/// 300 MiB, the REST upload limit (docs/cloudflare-api.md §7; wrangler `MAX_UPLOAD_SIZE_BYTES`).
 pub const MAX_OBJECT_SIZE: usize = 300 * 1024 * 1024;
 const MAX_KEY_BYTES: usize = 1024;
 
@@ -68,8 +68,8 @@ fn authorise_account(
 /// Storage Write, or Read for reads) on the account. A token holding only the bucket-scoped
 /// "Workers R2 Storage Bucket Item Write/Read" (the dashboard's "Object Read & Write") is refused
 /// with 403 / 10000, as workers-sdk #9235 reports live: REST object PUT with a bucket-scoped
-/// token got 403 and needed "Admin Read & Write" (cloudflare-api.md §7 "Object REST endpoints").
-/// Bucket-scoped groups are for the S3 API (cloudflare-api.md §7 "S3 credentials"), not for
+/// token got 403 and needed "Admin Read & Write" (docs/cloudflare-api.md §7 "Object REST endpoints").
+/// Bucket-scoped groups are for the S3 API (docs/cloudflare-api.md §7 "S3 credentials"), not for
 /// these endpoints.
 ///
 /// With `Options.r2_rest_accepts_bucket_tokens` the bucket-scoped groups on this bucket are

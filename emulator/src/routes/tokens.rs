@@ -1,6 +1,6 @@
 //! `GET /user`, token verify, the permission-group catalog and API token CRUD + roll, for user
 //! tokens (`/user/tokens…`) and account-owned tokens (`/accounts/{id}/tokens…`)
-//! (cloudflare-api.md §2, §3, §4).
+//! (docs/cloudflare-api.md §2, §3, §4).
 //!
 //! Choices where the reference is silent: validation errors are 400 with code 400 and a message
 //! naming the field or id; malformed JSON is 400 / 6007; an unknown token id is 404 / 1003.
@@ -17,12 +17,12 @@ use crate::ConditionKeys;
 use serde_json::{json, Map, Value};
 use std::time::SystemTime;
 
-/// Per-owner quotas (cloudflare-api.md §1 "Token quotas").
+/// Per-owner quotas (docs/cloudflare-api.md §1 "Token quotas").
 const MAX_USER_TOKENS: usize = 50;
 const MAX_ACCOUNT_TOKENS: usize = 500;
 
 /// `GET /user`: the Global Key, or a token with User Details Read; otherwise 403 / 9109
-/// (cloudflare-api.md §2; wrangler `getEmail()` relies on that code).
+/// (docs/cloudflare-api.md §2; wrangler `getEmail()` relies on that code).
 pub fn get_user(ctx: &Ctx, state: &mut State) -> Outcome {
     let p = ctx.principal(state)?;
     if !p.may(
@@ -65,7 +65,7 @@ pub fn user_tokens(ctx: &Ctx, state: &mut State, rest: &[&str]) -> Outcome {
     }
 }
 
-/// `/accounts/{id}/tokens…`: account-owned tokens (cloudflare-api.md §4 "Account-owned tokens").
+/// `/accounts/{id}/tokens…`: account-owned tokens (docs/cloudflare-api.md §4 "Account-owned tokens").
 pub fn account_tokens(ctx: &Ctx, state: &mut State, account: &str, rest: &[&str]) -> Outcome {
     let owner = TokenOwner::Account(account.to_string());
     match (ctx.method, rest) {
@@ -85,7 +85,7 @@ pub fn account_tokens(ctx: &Ctx, state: &mut State, account: &str, rest: &[&str]
 
 /// Verify: any token of the right owner, no permission group needed; the result reports the
 /// status even for a disabled or expired token. An account-owned token on `/user/tokens/verify`
-/// (or a user token on the account endpoint) is 401 / 1000 (cloudflare-api.md §2).
+/// (or a user token on the account endpoint) is 401 / 1000 (docs/cloudflare-api.md §2).
 fn verify(ctx: &Ctx, state: &State, owner: &TokenOwner) -> Outcome {
     let p = crate::auth::authenticate(state, ctx.headers)?;
     let Principal::Token(token) = p else {
@@ -96,7 +96,7 @@ fn verify(ctx: &Ctx, state: &State, owner: &TokenOwner) -> Outcome {
             "Invalid API Token: Bearer token required",
         ));
     };
-    // Outside its IP range even verify is refused (cloudflare-api.md §4 "IP-restricted tokens").
+    // Outside its IP range even verify is refused (docs/cloudflare-api.md §4 "IP-restricted tokens").
     crate::auth::ip_usable(&token, ctx.client_ip)?;
     if &token.owner != owner {
         return Err(ApiError::new(401, 1000, "Invalid API Token"));
@@ -123,7 +123,7 @@ fn verify(ctx: &Ctx, state: &State, owner: &TokenOwner) -> Outcome {
 }
 
 /// The catalog, filtered by exact `name` and `scope`; one page, no `result_info`
-/// (cloudflare-api.md §3). Any usable credential may read it.
+/// (docs/cloudflare-api.md §3). Any usable credential may read it.
 fn permission_groups(ctx: &Ctx, state: &State) -> Outcome {
     ctx.principal(state)?;
     let name = ctx.query.get("name");
@@ -225,14 +225,14 @@ fn item(ctx: &Ctx, state: &mut State, owner: &TokenOwner, id: &str) -> Outcome {
 }
 
 /// `PUT …/tokens/{id}/value`: a new secret; the old one stops working at once. The result is a
-/// bare JSON string (cloudflare-api.md §4 "Roll"). Any body (none, `{}`) is ignored.
+/// bare JSON string (docs/cloudflare-api.md §4 "Roll"). Any body (none, `{}`) is ignored.
 fn roll(ctx: &Ctx, state: &mut State, owner: &TokenOwner, id: &str) -> Outcome {
     authorise(ctx, state, owner, true)?;
     let idx = find(state, owner, id)?;
     let value = new_value(owner);
     let token = &mut state.tokens[idx];
     token.value_sha256 = sha256_hex(value.as_bytes());
-    // A rolled token comes back in the prefixed format (cloudflare-api.md §4 "Roll").
+    // A rolled token comes back in the prefixed format (docs/cloudflare-api.md §4 "Roll").
     token.prefixed = true;
     token.modified_on = now_rfc3339();
     Ok(Reply::ok(json!(value)))
@@ -259,7 +259,7 @@ fn invalid(msg: impl Into<String>) -> ApiError {
 }
 
 /// A new secret: `cfut_`/`cfat_` + 40 alphanumerics + a 6-hex checksum
-/// (cloudflare-api.md §1 "Token formats").
+/// (docs/cloudflare-api.md §1 "Token formats").
 fn new_value(owner: &TokenOwner) -> String {
     use rand::distributions::Alphanumeric;
     use rand::Rng;
@@ -276,7 +276,7 @@ fn new_value(owner: &TokenOwner) -> String {
     format!("{prefix}{body}{}", &check[..6])
 }
 
-/// Validates a create/replace body and builds the token (cloudflare-api.md §4 `TokenCreateParams`).
+/// Validates a create/replace body and builds the token (docs/cloudflare-api.md §4 `TokenCreateParams`).
 /// Returns the token and its secret value.
 pub fn build(
     catalog: &[PermissionGroup],
@@ -384,7 +384,7 @@ fn build_policy(catalog: &[PermissionGroup], p: &Value) -> Result<Value, ApiErro
 }
 
 /// `condition` accepts `request.ip` (documented) and `request_ip` (SDKs) with `in`/`not_in`
-/// CIDR lists, and is stored as sent (cloudflare-api.md §4, open question 1). A key that `keys`
+/// CIDR lists, and is stored as sent (docs/cloudflare-api.md §4, open question 1). A key that `keys`
 /// does not honour is dropped without a word, as a server that does not know it would; a
 /// condition left empty is no condition (see [`ConditionKeys`]).
 fn check_condition(c: &Value, keys: ConditionKeys) -> Result<Option<Value>, ApiError> {
@@ -421,7 +421,7 @@ fn check_condition(c: &Value, keys: ConditionKeys) -> Result<Option<Value>, ApiE
     Ok(Some(Value::Object(obj)))
 }
 
-/// Wire form of a token; never includes `value` (cloudflare-api.md §4).
+/// Wire form of a token; never includes `value` (docs/cloudflare-api.md §4).
 pub fn token_json(t: &Token) -> Value {
     let mut v = Map::new();
     v.insert("id".into(), json!(t.id));
@@ -467,7 +467,7 @@ pub fn mint(
 }
 
 /// Like [`mint`], for a user token in the legacy format: 40 alphanumerics, no prefix
-/// (cloudflare-api.md §1 "Token formats").
+/// (docs/cloudflare-api.md §1 "Token formats").
 pub fn mint_legacy(
     state: &mut State,
     catalog: &[PermissionGroup],

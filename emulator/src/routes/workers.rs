@@ -1,9 +1,9 @@
-//! Workers scripts (`/accounts/{id}/workers/scripts…`, cloudflare-api.md §8) and Worker routes
-//! (`/zones/{id}/workers/routes…`, cloudflare-api.md §9).
+//! Workers scripts (`/accounts/{id}/workers/scripts…`, docs/cloudflare-api.md §8) and Worker routes
+//! (`/zones/{id}/workers/routes…`, docs/cloudflare-api.md §9).
 //!
 //! Uploads are `multipart/form-data`: the `metadata` part (any content type, with or without a
 //! file name) and module parts found by file name or by part name (Python SDK sends
-//! `name="files"; filename="index.js"`, wrangler `name="index.js"`; peers.md §3, §5).
+//! `name="files"; filename="index.js"`, wrangler `name="index.js"`; docs/peers.md §3, §5).
 //!
 //! Choices where the reference is silent: the service-worker format (`body_part`) is refused with
 //! 400 / 10021; a body that is not multipart is 400 / 10021; an unparseable route body is
@@ -70,13 +70,13 @@ pub fn scripts(ctx: &Ctx, state: &mut State, account: &str, rest: &[&str]) -> Ou
 
 /// The script's content as the real API answers a module Worker: `multipart/form-data`, one part
 /// per module (form name = file name = the module's name, with its content type), and the header
-/// `cf-entrypoint` naming the entry part. Sources (cloudflare-api.md §8 "Reading a script back"):
+/// `cf-entrypoint` naming the entry part. Sources (docs/cloudflare-api.md §8 "Reading a script back"):
 /// wrangler `fetchWorkerDefinitionFromDash` branches on a multipart content type; workers-sdk PR
 /// #1645 ("multipart/form-data is the response for modules"); cloudflare-go v0 `GetWorker` parses
 /// multipart.
 ///
-/// The header name departs from cloudflare-api.md §8, which names `CF-WORKER-MAIN-MODULE-PART` /
-/// `CF-WORKER-BODY-PART` as response headers (TS SDK `content.ts`). In `content.ts` those are
+/// The team's first notes named `CF-WORKER-MAIN-MODULE-PART` / `CF-WORKER-BODY-PART` as response
+/// headers (TS SDK `content.ts`); docs/cloudflare-api.md §8 records the correction. In `content.ts` those are
 /// *request* headers of `update()` (PUT `…/content`), not part of the GET answer. Wrangler, which
 /// talks to the real API, reads the entry from `cf-entrypoint`:
 /// `packages/wrangler/src/versions/secrets/index.ts` (`contentRes.headers.get("cf-entrypoint")`,
@@ -114,7 +114,7 @@ fn content_reply(s: &Script) -> Reply {
 }
 
 /// Letters, digits, `_`, `-`; starts with a letter, ends with a letter or digit; ≤ 63
-/// (cloudflare-api.md §8, legacy docs).
+/// (docs/cloudflare-api.md §8, legacy docs).
 pub fn valid_script_name(name: &str) -> bool {
     let b = name.as_bytes();
     (1..=63).contains(&b.len())
@@ -399,7 +399,7 @@ fn settings_json(s: &Script) -> Value {
     })
 }
 
-// ---- Routes (cloudflare-api.md §9) ----
+// ---- Routes (docs/cloudflare-api.md §9) ----
 
 fn route_json(r: &Route) -> Value {
     json!({"id": r.id, "pattern": r.pattern, "script": r.script})
@@ -525,7 +525,7 @@ fn route_body(ctx: &Ctx, state: &State) -> Result<(String, Option<String>), ApiE
     Ok((pattern, script))
 }
 
-/// Pattern rules (cloudflare-api.md §9, legacy docs): no scheme, no query string; the host is the
+/// Pattern rules (docs/cloudflare-api.md §9, legacy docs): no scheme, no query string; the host is the
 /// zone, a subdomain of it, or begins with `*` (`*/*`, `*.zone/*`, `*zone/*`); `*` only at the
 /// start of the host or the end of the path. All failures are 400 / 10022.
 pub fn check_pattern(pattern: &str, zone: &str) -> Result<(), ApiError> {

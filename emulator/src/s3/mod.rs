@@ -1,10 +1,10 @@
 //! R2's S3-compatible API, served on the emulator's one listener over the same buckets and
-//! objects as the REST API (what REST writes, S3 reads, and back; DESIGN.md "Two APIs, one
+//! objects as the REST API (what REST writes, S3 reads, and back; docs/design.md "Two APIs, one
 //! bucket"). Path-style only: `GET /` is ListBuckets, `/{bucket}` and `/{bucket}/{key…}` the rest;
 //! any path not under `/client/v4` or `/__emulator` comes here.
 //!
 //! Jurisdictions: R2 has one endpoint per jurisdiction (`<acct>.eu.r2.cloudflarestorage.com`,
-//! cloudflare-api.md §7 "Endpoints": a jurisdictional bucket is reachable only at its own
+//! docs/cloudflare-api.md §7 "Endpoints": a jurisdictional bucket is reachable only at its own
 //! endpoint), and its S3 API reads no `cf-r2-jurisdiction` header, so the emulator reads none
 //! either. With one listener it finds a bucket by name: in `default` first, else the only bucket
 //! of that name in any jurisdiction (a choice; a client that uses the wrong endpoint for an eu
@@ -18,7 +18,7 @@
 //! (S3 API reference "Error responses"), and a HEAD error has no body.
 //!
 //! Pipeline (`handle`): refuse what R2 refuses before reading the body (aws-chunked and
-//! `STREAMING-…` payloads and `x-amz-trailer`: 501 NotImplemented; sources: cloudflare-api.md §7
+//! `STREAMING-…` payloads and `x-amz-trailer`: 501 NotImplemented; sources: docs/cloudflare-api.md §7
 //! "Checksums" for trailers, and soto-project/soto #643, where R2 answered
 //! "STREAMING-AWS4-HMAC-SHA256-PAYLOAD not implemented" for a streaming payload without
 //! trailers; an upload without Content-Length: 411 MissingContentLength, §7 "Limits") → read the
@@ -27,7 +27,7 @@
 //! InternalError) → `Options.latency` → hash the body outside the lock → under the state lock:
 //! route the request (`classify`: 405, 501 and InvalidObjectName come *before* authentication,
 //! so an unauthenticated caller can get them: a choice, R2's order is unknown and gateways
-//! usually authenticate first, cloudflare-api.md §11), SigV4 (`sigv4`), token usability, payload
+//! usually authenticate first, docs/cloudflare-api.md §11), SigV4 (`sigv4`), token usability, payload
 //! hash, permission, the operation → save the state file after a mutation, outside the lock →
 //! log (`Api::S3`, auth `sigv4` / `presigned` / `none`, the operation's name once routed, e.g.
 //! `PutObject`, with `X-Amz-Signature` redacted from the query, also when its name is
@@ -59,7 +59,7 @@
 //! - key over 1,024 bytes: 400 InvalidObjectName (R2 10020);
 //! - 503: ServiceUnavailable (R2 10043);
 //! - an Access Key ID that is not 32 characters: 400 InvalidArgument "Credential access key has
-//!   length N, should be 32" (the message from cloudflare-api.md §7, medusa PR #10497; code and
+//!   length N, should be 32" (the message from docs/cloudflare-api.md §7, medusa PR #10497; code and
 //!   status a choice); an unknown 32-character one: 403 InvalidAccessKeyId (AWS's, a choice);
 //! - a token used from outside its IP condition: 403 AccessDenied (a choice: R2 documents no IP
 //!   rule for S3; the REST rule of §4 is applied);
@@ -163,7 +163,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// R2's largest single PUT or part: 5 GiB (cloudflare-api.md §7 "Limits").
+/// R2's largest single PUT or part: 5 GiB (docs/cloudflare-api.md §7 "Limits").
 pub const MAX_S3_BODY: u64 = 5 * 1024 * 1024 * 1024;
 
 /// An S3 error, rendered as S3 XML.

@@ -311,7 +311,7 @@ fn authenticate(ctx: &S3Ctx, state: &State) -> Result<Principal, S3Error> {
         refuse_presigned_post(ctx, &signed)?;
     }
     if signed.access_key.len() != ACCESS_KEY_LEN {
-        // cloudflare-api.md §7 (medusa PR #10497): "Credential access key has length 40, should
+        // docs/cloudflare-api.md §7 (medusa PR #10497): "Credential access key has length 40, should
         // be 32". 400 InvalidArgument is a choice (what public reports show; R2's table is silent).
         return Err(S3Error::new(
             400,
@@ -344,7 +344,7 @@ fn authenticate(ctx: &S3Ctx, state: &State) -> Result<Principal, S3Error> {
         )
         .map_err(|computed| signature_mismatch(&signed, &computed))?;
     if ctx.refuses_prefixed_tokens && token.prefixed {
-        // `Options.s3_refuses_prefixed_tokens`: the unconfirmed case of cloudflare-api.md §7, a
+        // `Options.s3_refuses_prefixed_tokens`: the unconfirmed case of docs/cloudflare-api.md §7, a
         // `cfut_`/`cfat_` token whose derived key is refused (jikig-ai/soleur PR #3969 saw
         // SignatureDoesNotMatch).
         let computed = signed.compute(ctx.method, ctx.path, &ctx.query, ctx.headers);
@@ -513,7 +513,7 @@ pub fn run(
 }
 
 /// The jurisdiction of a bucket named on the one listener. R2 has one endpoint per jurisdiction
-/// (cloudflare-api.md §7 "Endpoints": a jurisdictional bucket is reachable only at its own
+/// (docs/cloudflare-api.md §7 "Endpoints": a jurisdictional bucket is reachable only at its own
 /// endpoint) and its S3 API reads no jurisdiction header, so none is read here. The emulator
 /// has one listener: a bucket of this name in `default` wins, else the only bucket of this name
 /// in any jurisdiction, else `default` (a choice, so that a client using the eu endpoint still
@@ -680,7 +680,7 @@ fn conditional_conflict() -> S3Error {
     )
 }
 
-/// Conditional writes (cloudflare-api.md §7 "Conditional writes"). On a missing object
+/// Conditional writes (docs/cloudflare-api.md §7 "Conditional writes"). On a missing object
 /// `If-Match` fails and the other three pass.
 fn write_preconditions(ctx: &S3Ctx, existing: Option<&Object>) -> Result<(), S3Error> {
     if let Some(list) = ctx.header("if-match") {
@@ -712,7 +712,7 @@ fn write_key(j: &str, b: &str, k: &str) -> WriteKey {
     (j.to_string(), b.to_string(), k.to_string())
 }
 
-/// R2's one write per second per key (cloudflare-api.md §7 "Limits"), when enabled.
+/// R2's one write per second per key (docs/cloudflare-api.md §7 "Limits"), when enabled.
 fn throttle(ctx: &S3Ctx, state: &State, key: &WriteKey) -> Result<(), S3Error> {
     if ctx.write_limit
         && state

@@ -28,7 +28,7 @@
 //! whose GET Object example is the unit test below) and "Authenticating Requests: Using Query
 //! Parameters" (…/API/sigv4-query-string-auth.html: presigned URLs sign `UNSIGNED-PAYLOAD`,
 //! `X-Amz-Expires` at most 604800). R2 accepts region `auto` with `us-east-1` and empty as
-//! aliases (cloudflare-api.md §7 "Endpoints").
+//! aliases (docs/cloudflare-api.md §7 "Endpoints").
 
 use super::S3Error;
 use hmac::{Hmac, Mac};

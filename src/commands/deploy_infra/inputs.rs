@@ -7,7 +7,7 @@ use crate::config::{self, Config};
 use crate::error::{usage, UsageError};
 use crate::platform;
 
-/// R2 location hints (cloudflare-api.md §7: Bucket `location`).
+/// R2 location hints (docs/cloudflare-api.md §7: Bucket `location`).
 pub const LOCATION_HINTS: [&str; 6] = ["apac", "eeur", "enam", "weur", "wnam", "oc"];
 
 /// The checked inputs of one run.
@@ -88,7 +88,7 @@ impl Inputs {
     }
 
     /// The routes the router must hold: `*.<domain>/*` for the platform's own subdomains, `*/*` for
-    /// custom hostnames (cloudflare-api.md §9 "Why Cloudflare for SaaS needs `*/*`"), then any
+    /// custom hostnames (docs/cloudflare-api.md §9 "Why Cloudflare for SaaS needs `*/*`"), then any
     /// `--route`, without repeats.
     pub fn wanted_routes(&self, domain: &str) -> Vec<String> {
         let mut out = vec![format!("*.{domain}/*"), "*/*".to_string()];
@@ -122,7 +122,7 @@ fn location_hint(value: &str) -> Result<String, UsageError> {
     }
 }
 
-/// The shape of a route pattern, as the routes API checks it (cloudflare-api.md §9: 400/10022 —
+/// The shape of a route pattern, as the routes API checks it (docs/cloudflare-api.md §9: 400/10022 —
 /// no scheme, no query string, `*` only at the start of the host or the end of the path). Whether
 /// the host is in the zone is checked once the zone's name is known.
 pub fn route_pattern(value: &str) -> Result<String, UsageError> {

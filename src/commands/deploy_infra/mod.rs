@@ -96,7 +96,7 @@ pub async fn deploy(
     }
     // The fallback origin must be in the zone too: known now, before the first write, so a wrong
     // one is not found only after the bucket, the Worker and its routes were made. (Exit 1 like
-    // the checks above: CLI.md keeps 2 for what is found before any request.)
+    // the checks above: docs/cli.md keeps 2 for what is found before any request.)
     if let Some(origin) = &inputs.fallback_origin {
         if let Err(e) = crate::config::in_zone(origin, &zone_name, "--fallback-origin") {
             anyhow::bail!(

@@ -233,7 +233,7 @@ impl Report for DeployInfraReport {
         json_of(self)
     }
 
-    /// 1 when anything is in conflict, failed or was not run (CLI.md: "partial deploy").
+    /// 1 when anything is in conflict, failed or was not run (docs/cli.md: "partial deploy").
     fn exit_code(&self) -> u8 {
         if self.ok {
             0

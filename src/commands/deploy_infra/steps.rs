@@ -11,7 +11,7 @@ use crate::cloudflare::workers::{Route, ScriptSettings};
 use crate::cloudflare::Error;
 use bytes::Bytes;
 
-/// Every R2 jurisdiction a bucket can be in: default, eu, fedramp (cloudflare-api.md §7
+/// Every R2 jurisdiction a bucket can be in: default, eu, fedramp (docs/cloudflare-api.md §7
 /// "Jurisdiction"; `fedramp-high` is a Worker-binding value only); `None` is the default one.
 const JURISDICTIONS: [Option<&str>; 3] = [None, Some("eu"), Some("fedramp")];
 
@@ -90,7 +90,7 @@ pub async fn bucket(run: &Run<'_>, found: Result<Option<Bucket>, Error>) -> Row 
     let hint = run.inputs.location_hint.as_deref();
     match run.client.create_bucket(here, hint).await {
         Ok(_) => row(Action::Created, detail),
-        // 409/10004: "already exists, and you own it" (cloudflare-api.md §7): another run got
+        // 409/10004: "already exists, and you own it" (docs/cloudflare-api.md §7): another run got
         // there first, which is the state we want.
         Err(e) if e.status() == Some(409) && e.has_code(10004) => {
             row(Action::Unchanged, format!("{detail}; it already existed"))
@@ -322,10 +322,10 @@ fn origin_status(f: &FallbackOrigin) -> String {
 }
 
 /// Step 5: the custom-hostname fallback origin. `current` is the GET, which answers 404 or a
-/// result without `origin` when none is set (both are `None` here; cloudflare-api.md §10).
+/// result without `origin` when none is set (both are `None` here; docs/cloudflare-api.md §10).
 ///
 /// The origin must be a proxied DNS record in the zone, such as `fallback.<zone> AAAA 100::`
-/// (cloudflare-api.md §9). Creating DNS records needs a DNS permission that the platform token
+/// (docs/cloudflare-api.md §9). Creating DNS records needs a DNS permission that the platform token
 /// deliberately lacks, so the user adds that record by hand; without `--fallback-origin` this step
 /// only reports what is set, or says what is needed.
 pub async fn fallback(run: &Run<'_>, current: Result<Option<FallbackOrigin>, Error>) -> Row {

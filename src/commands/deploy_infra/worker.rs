@@ -6,7 +6,7 @@
 //! cfsetup manages (`SITES`, `PLATFORM_DOMAIN`), and the pinned compatibility date (both read with
 //! `GET …/settings`). Bindings the user added in the dashboard are never dropped: their types go in
 //! `keep_bindings`, and user bindings of the two types cfsetup also sends are carried over by name
-//! with `{"type":"inherit"}` (cloudflare-api.md §8).
+//! with `{"type":"inherit"}` (docs/cloudflare-api.md §8).
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -15,7 +15,7 @@ use crate::cloudflare::workers::{ScriptSettings, ScriptUpload};
 use crate::platform;
 
 /// Binding types kept from the previous version on every upload (`keep_bindings`,
-/// cloudflare-api.md §8: "binding *types* to keep from the previous version"). These are the types
+/// docs/cloudflare-api.md §8: "binding *types* to keep from the previous version"). These are the types
 /// cfsetup does not manage, so a secret or a KV namespace added in the dashboard survives a
 /// re-deploy. wrangler keeps `secret_text` and `secret_key` for secrets and `plain_text` and `json`
 /// for vars the same way; the other names are the binding kinds of wrangler's
@@ -55,7 +55,7 @@ pub struct Wanted {
 impl Wanted {
     /// The two bindings cfsetup manages: the bucket as `SITES` (with its jurisdiction when it is
     /// not the default one: without it the Worker would look for the bucket in the wrong place)
-    /// and the platform domain as `PLATFORM_DOMAIN` (cloudflare-api.md §8 "Bindings").
+    /// and the platform domain as `PLATFORM_DOMAIN` (docs/cloudflare-api.md §8 "Bindings").
     pub fn bindings(&self) -> [Value; 2] {
         let mut sites = json!({
             "type": "r2_bucket",

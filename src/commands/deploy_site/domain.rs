@@ -1,5 +1,5 @@
 //! The tenant's custom domain: find or create its custom hostname, work out the DNS records the
-//! tenant adds, and wait for it to become active (cloudflare-api.md §10).
+//! tenant adds, and wait for it to become active (docs/cloudflare-api.md §10).
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ impl Deploy<'_> {
     ) -> anyhow::Result<HostnameReport> {
         let client = self.client;
         let zone = self.input.zone.as_deref().unwrap_or_default();
-        // The list answer carries the same fields as GET (cloudflare-api.md §10), so a found
+        // The list answer carries the same fields as GET (docs/cloudflare-api.md §10), so a found
         // hostname needs no second read.
         let (mut ch, action) = match client.find_custom_hostname(zone, domain).await? {
             Some(ch) => (ch, "exists"),
@@ -181,7 +181,7 @@ pub struct DnsRecord {
 }
 
 /// The records for a custom hostname: the CNAME to the platform, the ownership TXT, and any
-/// certificate validation records (cloudflare-api.md §10: `ownership_verification`,
+/// certificate validation records (docs/cloudflare-api.md §10: `ownership_verification`,
 /// `ssl.validation_records` with `txt_name`/`txt_value` or `http_url`/`http_body`).
 pub(super) fn dns_records(
     ch: &CustomHostname,

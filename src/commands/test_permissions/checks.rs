@@ -4,7 +4,7 @@
 //!
 //! How each check proves its permission is written in `src/permissions.rs` (`Permission::proof`).
 //! Facts it relies on:
-//! - a valid credential lacking a permission gets 403 with code 10000 (cloudflare-api.md §1 table);
+//! - a valid credential lacking a permission gets 403 with code 10000 (docs/cloudflare-api.md §1 table);
 //!   9109 means the token's resources do not include the account or zone, except 9109 "Cannot use
 //!   the access token from location: <ip>" (an IP-restricted token used from elsewhere, §4); that
 //!   one and 1000/6003/9103/9106 are failures of the credential itself, so the checks "could not
