@@ -495,7 +495,7 @@ const EMULATOR_AFTER_HELP: &str = "Fault injection (while it runs; emulator/src/
   lists every request (an S3 one with its operation, e.g. \"op\": \"PutObject\");
   GET /__emulator/state shows the state.
 
-R2's S3 API takes the strict side of what R2 leaves undocumented (cloudflare-api.md §7);
+R2's S3 API takes the strict side of what R2 leaves undocumented (docs/cloudflare-api.md §7);
 each --s3-* flag switches one question to the other side.";
 
 #[derive(Debug, Args)]

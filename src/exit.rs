@@ -44,7 +44,7 @@ pub fn kind(err: &anyhow::Error) -> &'static str {
     "failure"
 }
 
-/// The `--json` form of an error (CLI.md): `{"error": {"kind", "message", "causes", "hint",
+/// The `--json` form of an error (docs/cli.md): `{"error": {"kind", "message", "causes", "hint",
 /// "exit_code"}}`. A [`PartialFailure`]'s report is merged in beside `"error"`.
 pub fn to_json(err: &anyhow::Error) -> serde_json::Value {
     let hints = hints(err);

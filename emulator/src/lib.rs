@@ -78,7 +78,7 @@ pub struct Options {
     /// `Retry-After` (docs/cloudflare-api.md §1 "Rate limit"). `None` disables the limit and the
     /// `Ratelimit` headers. `Options::new()` sets `Some((1200, 300 s))`, the real quota.
     pub rate_limit: Option<(u32, Duration)>,
-    /// R2's "1 concurrent write per second to the same key" on the S3 API (cloudflare-api.md §7
+    /// R2's "1 concurrent write per second to the same key" on the S3 API (docs/cloudflare-api.md §7
     /// "Limits"; R2 `r2/platform/limits.mdx`): a second PutObject or CompleteMultipartUpload of
     /// one key within a second gets 429 `TooManyRequests` (R2 10058) with `Retry-After: 1`
     /// (seconds). The write is counted when it lands (a 412 or a refused request does not count).
@@ -96,7 +96,7 @@ pub struct Options {
     /// CompleteMultipartUpload, DeleteObjects. R2 `r2/api/s3/presigned-urls.mdx` "Supported HTTP
     /// methods" lists GET, HEAD, PUT and DELETE and says "POST, which performs uploads via native
     /// HTML forms, is not currently supported"; which status refuses it is unknown
-    /// (cloudflare-api.md §7 "Signing: use the header form", open question 11). Refused by
+    /// (docs/cloudflare-api.md §7 "Signing: use the header form", open question 11). Refused by
     /// default (both `Options::default()` and `Options::new()`): see [`PresignedPost`].
     pub s3_presigned_post: PresignedPost,
     /// Read a presigned request's payload hash the lenient way: the canonical request always
@@ -104,7 +104,7 @@ pub struct Options {
     /// default: the payload line comes from the `X-Amz-Content-Sha256` query parameter, else the
     /// `x-amz-content-sha256` header, else `UNSIGNED-PAYLOAD`, as AWS's Go SDK
     /// (`aws/signer/v4/v4.go` `buildBodyDigest`, PR #1976), aws4fetch (`hexBodyHash`) and MinIO
-    /// (`cmd/signature-v4-utils.go` `getContentSha256Cksum`) read it (cloudflare-api.md §7
+    /// (`cmd/signature-v4-utils.go` `getContentSha256Cksum`) read it (docs/cloudflare-api.md §7
     /// "Signing: use the header form"; R2 documents neither). Under the default a client that
     /// presigns `UNSIGNED-PAYLOAD` and also sends a hex `x-amz-content-sha256` header gets 403
     /// SignatureDoesNotMatch. In both readings a hex header is then checked against the body.
@@ -121,7 +121,7 @@ pub struct Options {
     /// PutObject that loses a race. AWS answers 409 to a conditional write that raced another
     /// ("A conflicting operation occurred. If using PutObject you can retry the request";
     /// apache/james-project PR #3152, localstack PR #11402); R2's answer is undocumented
-    /// (cloudflare-docs#32793), cloudflare-api.md §7 "A conditional write that races another".
+    /// (cloudflare-docs#32793), docs/cloudflare-api.md §7 "A conditional write that races another".
     /// The emulator's rule is deterministic, so a test can produce the answer on demand: under
     /// this knob, a PutObject carrying any of `If-Match`, `If-None-Match`, `If-Modified-Since`,
     /// `If-Unmodified-Since` answers 409 when (a) its condition fails (the loser of a race, which
@@ -132,7 +132,7 @@ pub struct Options {
     /// Honour `If-Match`, `If-None-Match`, `If-Modified-Since` and `If-Unmodified-Since` on
     /// CompleteMultipartUpload (412 when they fail), as the emulator used to. Off by default:
     /// R2 documents conditional headers for PutObject only (`r2/api/s3/api.mdx`,
-    /// `r2/api/s3/extensions.mdx`; cloudflare-api.md §7 "A conditional write that races
+    /// `r2/api/s3/extensions.mdx`; docs/cloudflare-api.md §7 "A conditional write that races
     /// another"), so a CompleteMultipartUpload carrying one is refused with 501 NotImplemented
     /// (a choice: R2's answer to headers and features it does not implement, e.g. aws-chunked
     /// trailers, §7 "Checksums"; a 501 cannot be mistaken for a problem with the parts, which
@@ -190,7 +190,7 @@ impl ConditionKeys {
 
 /// The answer to a presigned (query-signed) POST on the S3 API ([`Options::s3_presigned_post`]).
 /// R2 documents presigned URLs for GET, HEAD, PUT and DELETE only and names no status for the
-/// refusal (`r2/api/s3/presigned-urls.mdx`; cloudflare-api.md §7 "Signing: use the header form").
+/// refusal (`r2/api/s3/presigned-urls.mdx`; docs/cloudflare-api.md §7 "Signing: use the header form").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum PresignedPost {
     /// 401 Unauthorized (R2 10002, "Missing or invalid authentication credentials").

@@ -155,7 +155,7 @@ pub fn now_rfc3339() -> String {
 
 /// The upload time of a new object version, `2026-12-06T04:05:06.789Z`: R2 keeps upload times
 /// in milliseconds (workerd `src/workerd/api/r2-bucket.c++`,
-/// `getUploadedMillisecondsSinceEpoch`; cloudflare-api.md §7 "Times"), so listings show the
+/// `getUploadedMillisecondsSinceEpoch`; docs/cloudflare-api.md §7 "Times"), so listings show the
 /// fraction while `Last-Modified` (an HTTP date) cannot. The real clock is read in milliseconds,
 /// and each call returns a later millisecond than the one before (process-wide), so two
 /// uploads never share a time even within one millisecond: a client that compares a listing's

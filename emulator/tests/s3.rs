@@ -2369,7 +2369,7 @@ fn write_limit_covers_put_and_complete_with_retry_after() {
     assert_eq!(complete(&t, "mp", &id, &[e]).status().as_u16(), 200);
     assert_eq!(code(t.put("mp", b"x")), (429, "TooManyRequests".into()));
 
-    // Racing lock writers: one lands, the others see 429 (cloudflare-api.md §7: "treat 429 on
+    // Racing lock writers: one lands, the others see 429 (docs/cloudflare-api.md §7: "treat 429 on
     // a lock key as contended").
     let mut a = t.bucket.put_object(Some(&t.creds), "lock");
     a.headers_mut().insert("if-none-match", "*".to_string());

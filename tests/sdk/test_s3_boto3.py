@@ -403,7 +403,7 @@ def test_boto3_default_checksums(emu, writer, bucket):
     assert b"<Code>NotImplemented</Code>" in e.value.read()
 
 
-# Issue 16 item 7: the strict side of what R2 leaves open (cloudflare-api.md §7), seen by boto3.
+# Issue 16 item 7: the strict side of what R2 leaves open (docs/cloudflare-api.md §7), seen by boto3.
 
 
 def fresh_s3(emu_exports, name="boto-strict"):
@@ -490,7 +490,7 @@ def test_the_presigned_post_answer_is_a_flag(emu_with, answer, status, code):
 
 
 def test_listing_times_have_milliseconds_and_head_has_whole_seconds(s3, bucket):
-    """R2 keeps upload times in milliseconds (cloudflare-api.md §7 "Times"): a listing shows the
+    """R2 keeps upload times in milliseconds (docs/cloudflare-api.md §7 "Times"): a listing shows the
     fraction, the HTTP Last-Modified of HEAD cannot, so the two are never equal as instants; two
     uploads in a row get different times."""
     s3.put_object(Bucket=bucket, Key="times/a", Body=b"a")

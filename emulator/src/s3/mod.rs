@@ -322,7 +322,7 @@ fn is_upload(method: &str, path: &str) -> bool {
             .is_some_and(|(_, key)| !key.is_empty())
 }
 
-/// The conditional headers of a write (cloudflare-api.md §7 "Conditional writes").
+/// The conditional headers of a write (docs/cloudflare-api.md §7 "Conditional writes").
 pub const WRITE_CONDITIONS: [&str; 4] = [
     "if-match",
     "if-none-match",

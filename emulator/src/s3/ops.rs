@@ -271,7 +271,7 @@ fn decode(raw: &str) -> Result<String, S3Error> {
 
 /// 403 SignatureDoesNotMatch (R2 10035) with what the server computed, as AWS and R2 put it in
 /// the body: `<AWSAccessKeyId>`, `<StringToSign>`, `<SignatureProvided>`, `<CanonicalRequest>`
-/// (cloudflare-api.md §7 "Signing: use the header form": R2's capture in WWBN/AVideo#9667; AWS's
+/// (docs/cloudflare-api.md §7 "Signing: use the header form": R2's capture in WWBN/AVideo#9667; AWS's
 /// order as in aws/aws-sdk-php #1078). The last line of the canonical request is the payload
 /// hash the server used. Never the secret: neither the canonical request nor the string to sign
 /// holds it.
@@ -658,7 +658,7 @@ fn header_time(ctx: &S3Ctx, name: &str) -> Option<SystemTime> {
 
 /// The upload time as `Last-Modified` shows it: whole seconds. Date conditions compare against
 /// this, not the stored milliseconds (RFC 9110 §13.1.3/§13.1.4 compare the representation's
-/// last modification date as an HTTP date; cloudflare-api.md §7 "Times"), so a client that
+/// last modification date as an HTTP date; docs/cloudflare-api.md §7 "Times"), so a client that
 /// sends back the `Last-Modified` it read is not refused for the lost fraction.
 fn uploaded(o: &Object) -> SystemTime {
     let t = parse_rfc3339(&o.uploaded).unwrap_or(SystemTime::UNIX_EPOCH);
@@ -670,7 +670,7 @@ fn uploaded(o: &Object) -> SystemTime {
 }
 
 /// 409 ConditionalRequestConflict, AWS's answer to a conditional write that raced another
-/// (cloudflare-api.md §7 "A conditional write that races another"; apache/james-project
+/// (docs/cloudflare-api.md §7 "A conditional write that races another"; apache/james-project
 /// PR #3152, localstack PR #11402), under `Options.s3_conflict_409`.
 fn conditional_conflict() -> S3Error {
     S3Error::new(

@@ -19,7 +19,7 @@
 //! `UNSIGNED-PAYLOAD`: AWS's own reading (aws/aws-sdk-go `aws/signer/v4/v4.go` `buildBodyDigest`,
 //! PR #1976, issue #1974: "S3 requires the X-Amz-Content-Sha256 value to be a header if its value
 //! is not UNSIGNED-PAYLOAD"), aws4fetch's (`hexBodyHash`) and MinIO's
-//! (`cmd/signature-v4-utils.go` `getContentSha256Cksum`), cloudflare-api.md §7 "Signing: use the
+//! (`cmd/signature-v4-utils.go` `getContentSha256Cksum`), docs/cloudflare-api.md §7 "Signing: use the
 //! header form"; `Options.s3_presigned_payload_lenient` switches to s3s' reading, always
 //! `UNSIGNED-PAYLOAD`. The string to sign is `AWS4-HMAC-SHA256\n<X-Amz-Date>\n<scope>\n<hex SHA-256 of the
 //! canonical request>`; the key is `HMAC("AWS4"+secret, date) → region → "s3" → "aws4_request"`.
@@ -66,7 +66,7 @@ pub struct Signed {
 }
 
 /// What the server computed when a signature does not match, for the SignatureDoesNotMatch
-/// body (AWS's and R2's: cloudflare-api.md §7, WWBN/AVideo#9667). Neither holds the secret.
+/// body (AWS's and R2's: docs/cloudflare-api.md §7, WWBN/AVideo#9667). Neither holds the secret.
 #[derive(Debug, Clone)]
 pub struct Computed {
     pub canonical_request: String,
