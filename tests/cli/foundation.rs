@@ -151,6 +151,7 @@ fn a_closed_stdout_pipe_exits_0_quietly() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
 
 /// `cfsetup emulator --help` describes fault injection and the R2 S3 knobs (issue 16 item 7,
 /// issue 17); a bad knob value is exit 2 naming the accepted ones.
