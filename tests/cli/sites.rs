@@ -334,7 +334,20 @@ fn not_found_and_rule_files() {
 /// with --force it switches over it.
 #[test]
 fn a_lost_switch_is_exit_1_naming_the_deploy_that_landed_unless_force() {
-    let s = Site::new();
+    lost_switch(Site::new());
+}
+
+/// The same race when the store answers the losing compare-and-swap with 409
+/// ConditionalRequestConflict (AWS's answer; R2's is undocumented, cloudflare-docs#32793): a lost
+/// race, reported exactly as for 412.
+#[test]
+fn a_lost_switch_answered_409_is_reported_as_a_lost_race() {
+    let mut options = cfsetup_emulator::Options::new();
+    options.s3_conflict_409 = true;
+    lost_switch(Site::with_options(options));
+}
+
+fn lost_switch(s: Site) {
     basic(&s);
     s.deploy(&[]).success();
     for force in [false, true] {
