@@ -8,25 +8,25 @@ use crate::site::walk::human_bytes;
 use super::{HostnameReport, Input, Plan};
 
 #[derive(Debug, Serialize, Default)]
-pub(super) struct DeployReport {
-    pub(super) tenant: String,
+pub(crate) struct DeployReport {
+    pub(crate) tenant: String,
     pub(super) dry_run: bool,
     /// Whether the head changed (or, with --dry-run, would).
-    pub(super) changed: bool,
+    pub(crate) changed: bool,
     /// The deploy that is live (or previewed) after this run.
-    pub(super) deploy_id: Option<String>,
+    pub(crate) deploy_id: Option<String>,
     pub(super) previous_deploy_id: Option<String>,
     /// With --preview: its name and URL.
-    pub(super) preview: Option<String>,
-    pub(super) preview_url: Option<String>,
+    pub(crate) preview: Option<String>,
+    pub(crate) preview_url: Option<String>,
     /// `404`, `spa` or `none`.
     pub(super) not_found: String,
-    pub(super) files: usize,
-    pub(super) uploaded: usize,
+    pub(crate) files: usize,
+    pub(crate) uploaded: usize,
     pub(super) unchanged: usize,
     /// Blobs whose existence was checked (those the live deploy does not name).
-    pub(super) checked: usize,
-    pub(super) bytes_sent: u64,
+    pub(crate) checked: usize,
+    pub(crate) bytes_sent: u64,
     /// Deploy ids that fell out of `kept` (gc deletes their copies).
     pub(super) dropped_from_kept: Vec<String>,
     /// Whether --force switched over another run's deploy.
@@ -36,12 +36,12 @@ pub(super) struct DeployReport {
     pub(super) hidden_skipped: usize,
     pub(super) links_skipped: usize,
     pub(super) host_entries: Vec<HostEntryReport>,
-    pub(super) urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
     pub(super) custom_hostnames: Vec<HostnameReport>,
     #[serde(skip)]
     pub(super) sent: Vec<String>,
     #[serde(skip)]
-    pub(super) exit: u8,
+    pub(crate) exit: u8,
 }
 
 /// What happened to one `hosts/<domain>.json`.
