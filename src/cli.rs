@@ -162,6 +162,8 @@ pub enum Command {
     DeployInfra(DeployInfraArgs),
     /// Publish a tenant's folder and attach the tenant's own domain
     DeploySite(DeploySiteArgs),
+    /// Deploy many tenants in one run: one pool, one rate budget, shared blobs uploaded once
+    DeploySites(DeploySitesArgs),
     /// Switch a tenant's site to any kept deploy: earlier, later, or a preview
     Rollback(RollbackArgs),
     /// Each tenant: live deploy, files, bytes, domains and their status; one tenant's history
@@ -330,6 +332,38 @@ pub struct DeploySiteArgs {
     /// How long a lock record lives without a refresh (tests only; at most the default 10m;
     /// recorded in each intent and marker, and a reader uses the longer of its own and the
     /// record's)
+    #[arg(long, value_name = "DURATION", hide = true)]
+    pub lock_stale: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeploySitesArgs {
+    /// The plan: a TOML file of `[[site]]` tables, or a JSON array of the same objects (by
+    /// extension), each {tenant, dir, domains?, not_found?, preview?, prevalidate?}; a relative
+    /// dir is read from the plan's folder
+    pub plan: PathBuf,
+    /// Tenants deployed at once
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub parallel: usize,
+    /// Start no new tenant after the first failure (those already running finish)
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Print each tenant's plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+    /// The platform's domain [env: PLATFORM_DOMAIN] [default: the zone's name]
+    #[arg(long, value_name = "DOMAIN")]
+    pub platform_domain: Option<String>,
+    /// Object writes in flight at once, across all tenants
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub concurrency: usize,
+    /// The host the tenants' CNAMEs point at [env: SAAS_FALLBACK_ORIGIN] [default: the fallback
+    /// origin]
+    #[arg(long, value_name = "HOST")]
+    pub cname_target: Option<String>,
+    /// How long a lock record lives without a refresh (tests only)
     #[arg(long, value_name = "DURATION", hide = true)]
     pub lock_stale: Option<String>,
 }

@@ -14,6 +14,7 @@ pub mod create_token;
 pub mod demo;
 pub mod deploy_infra;
 pub mod deploy_site;
+pub mod deploy_sites;
 pub mod emulator;
 pub mod gc;
 pub mod permissions;
@@ -91,6 +92,7 @@ pub async fn run(
         Command::Permissions(args) => permissions::run(args, config, ui).await.map(Some),
         Command::DeployInfra(args) => deploy_infra::run(args, config, ui).await.map(Some),
         Command::DeploySite(args) => deploy_site::run(args, config, ui).await.map(Some),
+        Command::DeploySites(args) => deploy_sites::run(args, config, ui).await.map(Some),
         Command::Rollback(args) => rollback::run(args, config, ui).await.map(Some),
         Command::Sites(args) => sites::run(args, config, ui).await.map(Some),
         Command::RemoveSite(args) => remove_site::run(args, config, ui).await.map(Some),

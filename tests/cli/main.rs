@@ -11,6 +11,7 @@ mod create_token;
 mod demo;
 mod deploy_infra;
 mod deploy_site;
+mod deploy_sites;
 mod e2e;
 mod foundation;
 mod gc;

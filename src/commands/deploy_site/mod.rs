@@ -53,7 +53,8 @@ mod domain;
 mod report;
 
 use domain::HostnameReport;
-use report::{list_some, DeployReport, HostEntryReport, InterruptedReport};
+pub(crate) use report::DeployReport;
+use report::{list_some, HostEntryReport, InterruptedReport};
 
 /// The most requests in flight that `--concurrency` accepts.
 const MAX_CONCURRENCY: usize = 256;
@@ -255,20 +256,20 @@ const SWITCHING: u8 = 1;
 const SWITCHED: u8 = 2;
 
 /// Ctrl-C, listened for from the start of the run (so one during planning is caught too).
-struct Interrupt {
+pub(crate) struct Interrupt {
     #[cfg(unix)]
     sig: Option<tokio::signal::unix::Signal>,
 }
 
 impl Interrupt {
-    fn listen() -> Self {
+    pub(crate) fn listen() -> Self {
         Interrupt {
             #[cfg(unix)]
             sig: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
         }
     }
 
-    async fn wait(&mut self) {
+    pub(crate) async fn wait(&mut self) {
         #[cfg(unix)]
         {
             match &mut self.sig {

@@ -10,7 +10,7 @@ use super::{HostnameReport, Input, Plan};
 #[derive(Debug, Serialize, Default)]
 pub(crate) struct DeployReport {
     pub(crate) tenant: String,
-    pub(super) dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Whether the head changed (or, with --dry-run, would).
     pub(crate) changed: bool,
     /// The deploy that is live (or previewed) after this run.
