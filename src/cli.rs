@@ -164,6 +164,9 @@ pub enum Command {
     DeploySite(DeploySiteArgs),
     /// Deploy many tenants in one run: one pool, one rate budget, shared blobs uploaded once
     DeploySites(DeploySitesArgs),
+    /// Undo deploy-infra: the Worker's routes, the Worker, the fallback origin (and the bucket);
+    /// refuses while tenants are live
+    DestroyInfra(DestroyInfraArgs),
     /// Switch a tenant's site to any kept deploy: earlier, later, or a preview
     Rollback(RollbackArgs),
     /// Each tenant: live deploy, files, bytes, domains and their status; one tenant's history
@@ -366,6 +369,31 @@ pub struct DeploySitesArgs {
     /// How long a lock record lives without a refresh (tests only)
     #[arg(long, value_name = "DURATION", hide = true)]
     pub lock_stale: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyInfraArgs {
+    /// Also empty the R2 bucket (batch deletes, resumable) and delete it
+    #[arg(long)]
+    pub delete_bucket: bool,
+    /// Print what would be removed and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask (needed when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
+    /// Destroy even while tenants have a live site
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+    /// The router Worker [env: WORKER_SCRIPT_NAME] [default: cfsetup-router]
+    #[arg(long, value_name = "NAME")]
+    pub worker_name: Option<String>,
+    /// The fallback origin deploy-infra set; removed only when the zone's is this one [env:
+    /// SAAS_FALLBACK_ORIGIN]
+    #[arg(long, value_name = "HOST")]
+    pub fallback_origin: Option<String>,
 }
 
 /// `--not-found`.

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod deploy_infra;
 pub mod deploy_site;
 pub mod deploy_sites;
+pub mod destroy_infra;
 pub mod emulator;
 pub mod gc;
 pub mod permissions;
@@ -93,6 +94,7 @@ pub async fn run(
         Command::DeployInfra(args) => deploy_infra::run(args, config, ui).await.map(Some),
         Command::DeploySite(args) => deploy_site::run(args, config, ui).await.map(Some),
         Command::DeploySites(args) => deploy_sites::run(args, config, ui).await.map(Some),
+        Command::DestroyInfra(args) => destroy_infra::run(args, config, ui).await.map(Some),
         Command::Rollback(args) => rollback::run(args, config, ui).await.map(Some),
         Command::Sites(args) => sites::run(args, config, ui).await.map(Some),
         Command::RemoveSite(args) => remove_site::run(args, config, ui).await.map(Some),

@@ -12,6 +12,7 @@ mod demo;
 mod deploy_infra;
 mod deploy_site;
 mod deploy_sites;
+mod destroy_infra;
 mod e2e;
 mod foundation;
 mod gc;
