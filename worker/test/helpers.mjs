@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import http from "node:http";
 import { Miniflare } from "miniflare";
 
 export const ROUTER_PATH = fileURLToPath(new URL("../router.js", import.meta.url));
@@ -325,4 +326,21 @@ export async function takeOps(mf, { settle = 30 } = {}) {
   if (settle) await new Promise((r) => setTimeout(r, settle));
   const res = await mf.dispatchFetch("https://ops.invalid/__ops");
   return res.json();
+}
+
+/**
+ * A raw HTTP/1.1 GET to miniflare's entry socket (base = await mf.ready) with exactly these
+ * headers. dispatchFetch goes through undici's fetch, which overwrites `Sec-Fetch-Mode` with
+ * `cors`, so navigation requests must be sent this way.
+ */
+export function rawRequest(base, path, headers) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: base.hostname, port: base.port, path, headers }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString("utf8") }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
 }

@@ -108,6 +108,13 @@ describe("resolution", () => {
     await expectFile("/%61bout", "/about.html");
   });
 
+  test("request paths are NFC-normalised, as stored paths are: /cafe\u0301 serves /café", async () => {
+    // "e" + U+0301 COMBINING ACUTE ACCENT (NFD, as macOS spells names) is "é" (U+00E9) in NFC.
+    await expectFile("/cafe%CC%81", "/café.html");
+    await expectFile("/cafe%CC%81.html", "/café.html");
+    await expectFile("/cafe\u0301", "/café.html");
+  });
+
   test("//, . and .. are normalised", async () => {
     await expectFile("//about", "/about.html");
     await expectFile("/docs//intro", "/docs/intro.html");

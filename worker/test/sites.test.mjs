@@ -2,11 +2,12 @@
 // byte-bounded cache.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { buildDeploy, buildSite2, fetchText, headObject, startCountingRouter, takeOps } from "./helpers.mjs";
+import { buildDeploy, buildSite2, fetchText, headObject, rawRequest, startCountingRouter, takeOps } from "./helpers.mjs";
 
 const HTML = "text/html; charset=utf-8";
 const h = (body) => ({ body, type: HTML });
 let mf;
+let base; // miniflare's entry socket, for raw requests
 
 const RULES_FILES = {
   "/index.html": h("home"),
@@ -39,6 +40,9 @@ const REDIRECTS = {
 
 const HEADERS = [
   { pattern: "/*", set: [["x-frame-options", "DENY"], ["x-custom", "one"]], unset: [] },
+  // Platform headers: a head written before deploy-site refused them must still not change them.
+  { pattern: "/new", set: [["x-tenant", "someone-else"], ["etag", '"forged"']], unset: [] },
+  { pattern: "/posts/*", set: [], unset: ["x-tenant", "etag"] },
   { pattern: "/assets/*", set: [["cache-control", "public, max-age=31536000"], ["x-custom", "two"]], unset: ["referrer-policy", "x-content-type-options"] },
   { pattern: "/posts/:year/:slug", set: [["x-year", ":year"]], unset: [] },
   { pattern: "https://rules.getai.page/new", set: [["x-host-rule", "yes"]], unset: ["x-custom"] },
@@ -66,6 +70,7 @@ before(async () => {
     objects.push(...buildSite2(`fill${i}`, { "/index.html": h("x".repeat(2000)) }).objects);
   }
   ({ mf } = await startCountingRouter({ objects, bindings: { BLOB_CACHE: "off", CACHE_MAX_BYTES: "8000" } }));
+  base = await mf.ready;
 }, { timeout: 60_000 });
 
 after(async () => {
@@ -99,6 +104,34 @@ describe("not found", () => {
       assert.equal(res.status, 404, path);
       assert.equal(res.text, "not found");
     }
+  });
+
+  test("spa: a dotted last segment gets /index.html for a navigation (Sec-Fetch-Mode or Accept)", async () => {
+    for (const headers of [
+      { "sec-fetch-mode": "navigate" },
+      { accept: "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8" },
+    ]) {
+      for (const path of ["/user/john.doe", "/releases/v1.2"]) {
+        const res = await rawRequest(base, path, { host: "spa.getai.page", ...headers });
+        assert.equal(res.status, 200, `${path} ${JSON.stringify(headers)}`);
+        assert.equal(res.text, "spa shell");
+        assert.equal(res.headers.vary, "Sec-Fetch-Mode, Accept", `${path} ${JSON.stringify(headers)}`);
+      }
+    }
+  });
+
+  test("spa: a missing asset requested by a script still 404s, even with a dot in a route-like path", async () => {
+    for (const headers of [{}, { accept: "*/*", "sec-fetch-mode": "cors" }, { accept: "application/json", "sec-fetch-mode": "no-cors" }]) {
+      for (const path of ["/user/john.doe", "/missing.js"]) {
+        const res = await rawRequest(base, path, { host: "spa.getai.page", ...headers });
+        assert.equal(res.status, 404, `${path} ${JSON.stringify(headers)}`);
+        assert.equal(res.text, "not found");
+        assert.equal(res.headers.vary, "Sec-Fetch-Mode, Accept", `${path} ${JSON.stringify(headers)}`);
+      }
+    }
+    // An existing asset is served whatever the request says.
+    const js = await fetchText(mf, "https://spa.getai.page/app.js", { headers: { "sec-fetch-mode": "navigate" } });
+    assert.equal(js.text, "js");
   });
 
   test("none: a plain 404", async () => {
@@ -199,6 +232,18 @@ describe("_headers", () => {
     const nw = await fetchText(mf, R + "/new");
     assert.equal(nw.headers.get("x-host-rule"), "yes");
     assert.equal(nw.headers.get("x-custom"), null);
+  });
+
+  test("x-tenant and etag are platform headers: _headers can neither set nor unset them", async () => {
+    const nw = await fetchText(mf, R + "/new");
+    assert.equal(nw.status, 200);
+    assert.equal(nw.headers.get("x-tenant"), "rules");
+    assert.match(nw.headers.get("etag"), /^"[0-9a-f]{64}"$/);
+    const again = await fetchText(mf, R + "/new", { headers: { "if-none-match": nw.headers.get("etag") } });
+    assert.equal(again.status, 304);
+    const post = await fetchText(mf, R + "/posts/2024/hello");
+    assert.equal(post.headers.get("x-tenant"), "rules");
+    assert.match(post.headers.get("etag"), /^"[0-9a-f]{64}"$/);
   });
 
   test("applies to 304 and 404 pages", async () => {

@@ -1,0 +1,272 @@
+// @ts-check
+//! Heads and shards: parses `sites/<t>/manifest.json` (format 1 and 2) into Routes, and looks file
+//! paths up in a Route (inline files, or format-2 shards read in parallel and cached by deploy id).
+//! Imports common.js, hosts.js' isTenantSlug and cache.js; never rules, files or entry.
+
+import { ConfigError, DEPLOY_ID_RE, HASH_RE, HEADER_VALUE_RE, isObject } from "./common.js";
+import { KEEP_MS, record } from "./cache.js";
+import { isTenantSlug } from "./hosts.js";
+
+/**
+ * @typedef {object} FileEntry
+ * @property {string} hash
+ * @property {number} size
+ * @property {string} contentType
+ */
+
+/**
+ * One deploy as the router serves it (the head's `live` or a preview).
+ * @typedef {object} Route
+ * @property {string} deployId
+ * @property {number} shards
+ * @property {boolean} stem               shard by stem (`shard_key: "stem"`)
+ * @property {Map<string, FileEntry> | null} files  inline files (format 1), else null
+ * @property {"404" | "spa" | "none"} notFound
+ * @property {string[]} notFoundPages
+ * @property {any} redirects
+ * @property {any} headers
+ * @property {import("./rules.js").Compiled | null} compiled  filled on first use
+ */
+
+/**
+ * @typedef {object} Head
+ * @property {Route} live
+ * @property {Map<string, Route>} previews
+ */
+
+/**
+ * The documented size bound of a head, `sites/<t>/manifest.json` (docs/storage-layout.md, "Head"):
+ * deploy-site refuses a site whose head would be larger, and the router refuses to read, parse or
+ * cache a larger one (that tenant answers 503; issue 17 item 1: one 59 MB head slowed every tenant
+ * of the isolate).
+ */
+export const HEAD_MAX_BYTES = 1_048_576;
+
+/**
+ * The tenant's head, through the revalidated-record cache; null when the tenant has none.
+ * TooLargeError when it is over HEAD_MAX_BYTES.
+ * @param {import("./cache.js").State} st
+ * @param {import("./common.js").ExecCtx | undefined} ctx
+ * @param {string} tenant
+ * @param {import("./common.js").Env} env
+ * @returns {Promise<Head | null>}
+ */
+export function loadHead(st, ctx, tenant, env) {
+  const parse = (/** @type {string} */ t) => parseHead(t, tenant);
+  return record(st, ctx, `m:${tenant}`, `sites/${tenant}/manifest.json`, parse, env, {
+    max: HEAD_MAX_BYTES,
+    what: `tenant ${tenant}: head`,
+  });
+}
+
+/**
+ * @param {string} text
+ * @param {string} tenant
+ * @returns {Head}
+ */
+export function parseHead(text, tenant) {
+  let data;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    throw new ConfigError("manifest is not JSON");
+  }
+  if (!isObject(data)) throw new ConfigError("manifest");
+  if (data.tenant !== undefined && data.tenant !== tenant) throw new ConfigError("manifest tenant");
+  if (data.format === 1) {
+    if (!isObject(data.files)) throw new ConfigError("manifest files");
+    const files = parseFiles(data.files);
+    const pages = [...files.keys()].filter((p) => p.endsWith("/404.html"));
+    pages.sort((a, b) => b.split("/").length - a.split("/").length || (a < b ? -1 : 1));
+    /** @type {Route} */
+    const route = {
+      deployId: typeof data.deploy_id === "string" ? data.deploy_id : "",
+      shards: 1,
+      stem: false,
+      files,
+      notFound: files.has("/404.html") ? "404" : "none",
+      notFoundPages: pages,
+      redirects: undefined,
+      headers: undefined,
+      compiled: null,
+    };
+    return { live: route, previews: new Map() };
+  }
+  if (data.format !== 2) throw new ConfigError("manifest format");
+  const live = parseRoute(data.live);
+  const previews = new Map();
+  if (data.previews !== undefined) {
+    if (!isObject(data.previews)) throw new ConfigError("previews");
+    for (const [name, r] of Object.entries(data.previews)) {
+      if (isTenantSlug(name)) previews.set(name, parseRoute(r));
+    }
+  }
+  return { live, previews };
+}
+
+/**
+ * @param {unknown} r
+ * @returns {Route}
+ */
+export function parseRoute(r) {
+  if (!isObject(r)) throw new ConfigError("route");
+  if (typeof r.deploy_id !== "string" || !DEPLOY_ID_RE.test(r.deploy_id)) throw new ConfigError("deploy_id");
+  const shards = r.shards;
+  if (!Number.isInteger(shards) || shards < 1 || shards > 1024 || (shards & (shards - 1)) !== 0) {
+    throw new ConfigError("shards");
+  }
+  const notFound = r.not_found === undefined ? "none" : r.not_found;
+  if (notFound !== "404" && notFound !== "spa" && notFound !== "none") throw new ConfigError("not_found");
+  const pages = r.not_found_pages === undefined ? [] : r.not_found_pages;
+  if (!Array.isArray(pages) || !pages.every((p) => typeof p === "string" && p.endsWith("/404.html"))) {
+    throw new ConfigError("not_found_pages");
+  }
+  if (r.shard_key !== undefined && r.shard_key !== "path" && r.shard_key !== "stem") {
+    throw new ConfigError("shard_key");
+  }
+  return {
+    deployId: r.deploy_id,
+    shards,
+    stem: r.shard_key === "stem",
+    files: null,
+    notFound,
+    notFoundPages: pages,
+    redirects: r.redirects,
+    headers: r.headers,
+    compiled: null,
+  };
+}
+
+/**
+ * A `files` map (format-1 head or shard) → path → entry. ConfigError on any bad entry.
+ * @param {Record<string, any>} raw
+ * @returns {Map<string, FileEntry>}
+ */
+export function parseFiles(raw) {
+  const files = new Map();
+  for (const path in raw) {
+    const e = raw[path];
+    if (!path.startsWith("/") || !isObject(e)) throw new ConfigError("manifest entry");
+    if (typeof e.hash !== "string" || !HASH_RE.test(e.hash)) throw new ConfigError("manifest hash");
+    if (!Number.isSafeInteger(e.size) || e.size < 0) throw new ConfigError("manifest size");
+    let contentType = e.content_type;
+    if (contentType === undefined || contentType === null || contentType === "") {
+      contentType = "application/octet-stream";
+    }
+    if (typeof contentType !== "string" || !HEADER_VALUE_RE.test(contentType)) {
+      throw new ConfigError("manifest content_type");
+    }
+    files.set(path, { hash: e.hash, size: e.size, contentType });
+  }
+  return files;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shards
+
+/**
+ * FNV-1a, 32 bits, over the UTF-8 bytes of s (docs/storage-layout.md's shard hash).
+ * @param {string} s
+ * @returns {number}
+ */
+export function fnv1a32(s) {
+  let h = 0x811c9dc5;
+  const bytes = new TextEncoder().encode(s);
+  for (let i = 0; i < bytes.length; i++) {
+    h ^= bytes[i];
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/**
+ * `/a/index.html` → `/a`, `/index.html` → `/`, `/a.html` → `/a`, anything else itself.
+ * @param {string} path
+ * @returns {string}
+ */
+export function shardStem(path) {
+  let s = path;
+  if (s.endsWith("/index.html")) s = s.slice(0, -"/index.html".length);
+  else if (s.endsWith(".html")) s = s.slice(0, -".html".length);
+  return s === "" ? "/" : s;
+}
+
+/**
+ * @param {{stem: boolean, shards: number}} route
+ * @param {string} path
+ * @returns {number}
+ */
+export function shardOf(route, path) {
+  return fnv1a32(route.stem ? shardStem(path) : path) & (route.shards - 1);
+}
+
+/**
+ * Looks up several paths at once: reads (in parallel) only the shards they fall in.
+ * @param {import("./common.js").Ctx} c
+ * @param {string[]} paths
+ * @returns {Promise<Map<string, FileEntry>>} the paths that exist
+ */
+export async function lookup(c, paths) {
+  const route = c.route;
+  const out = new Map();
+  if (route.files !== null) {
+    for (const p of paths) {
+      const e = route.files.get(p);
+      if (e) out.set(p, e);
+    }
+    return out;
+  }
+  /** @type {Map<number, string[]>} */
+  const byShard = new Map();
+  for (const p of paths) {
+    const k = shardOf(route, p);
+    let ps = byShard.get(k);
+    if (ps === undefined) byShard.set(k, (ps = []));
+    ps.push(p);
+  }
+  await Promise.all(
+    [...byShard].map(async ([k, ps]) => {
+      const files = await loadShard(c, k);
+      for (const p of ps) {
+        const e = files.get(p);
+        if (e) out.set(p, e);
+      }
+    }),
+  );
+  return out;
+}
+
+/**
+ * One shard, immutable, cached by tenant, deploy id and k.
+ * @param {import("./common.js").Ctx} c
+ * @param {number} k
+ * @returns {Promise<Map<string, FileEntry>>}
+ */
+async function loadShard(c, k) {
+  const { st, tenant, route, env } = c;
+  const key = `s:${tenant}/${route.deployId}/${k}`;
+  const now = Date.now();
+  const hit = st.cache.get(key, now);
+  if (hit !== undefined) return hit;
+  let p = st.inflight.get(key);
+  if (p === undefined) {
+    p = (async () => {
+      const obj = await env.SITES.get(`sites/${tenant}/deploys/${route.deployId}/shards/${k}.json`);
+      if (obj === null) throw new ConfigError("shard missing");
+      const text = await obj.text();
+      let data;
+      try {
+        data = JSON.parse(text);
+      } catch {
+        throw new ConfigError("shard is not JSON");
+      }
+      if (!isObject(data) || !isObject(data.files)) throw new ConfigError("shard");
+      const files = parseFiles(data.files);
+      const t = Date.now();
+      st.cache.set(key, files, text.length * 3 + 256, t + KEEP_MS, t);
+      return files;
+    })().finally(() => st.inflight.delete(key));
+    st.inflight.set(key, p);
+  }
+  return p;
+}
