@@ -173,6 +173,8 @@ pub enum Command {
     Sites(SitesArgs),
     /// Remove a tenant: its domains, custom hostnames and head (gc deletes the rest)
     RemoveSite(RemoveSiteArgs),
+    /// Remove one preview of a tenant (gc deletes its files)
+    RemovePreview(RemovePreviewArgs),
     /// Detach one domain from a tenant
     RemoveDomain(RemoveDomainArgs),
     /// Delete blobs and deploy copies nothing refers to; safe while deploys run
@@ -322,6 +324,15 @@ pub struct DeploySiteArgs {
     /// What a path that matches no file gets
     #[arg(long, value_enum, value_name = "MODE", default_value_t = NotFoundChoice::Auto)]
     pub not_found: NotFoundChoice,
+    /// With --preview: behind a password (basic auth, any user name). Alone, a password is
+    /// generated and shown once; --protect=- reads it from stdin, --protect=env:VAR from the
+    /// environment variable VAR (never from the command line)
+    #[arg(long, value_name = "SOURCE", num_args = 0..=1, require_equals = true,
+          default_missing_value = "generate")]
+    pub protect: Option<String>,
+    /// With --preview: it answers 404 after this long (e.g. 7d) and the next gc drops it
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
     /// Move a DOMAIN that another tenant holds to this tenant
     #[arg(long)]
     pub take_over_domain: bool,
@@ -471,6 +482,19 @@ pub struct RemoveSiteArgs {
     /// Do not ask; needed when stdin is not a terminal
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+    /// Say what would be removed and remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemovePreviewArgs {
+    /// The tenant's slug
+    pub tenant: String,
+    /// The preview's name (NAME in NAME--TENANT.<platform domain>)
+    pub name: String,
     #[command(flatten)]
     pub bucket: BucketArgs,
     /// Say what would be removed and remove nothing

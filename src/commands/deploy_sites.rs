@@ -195,6 +195,8 @@ impl Entry {
             cname_target: args.cname_target.clone(),
             preview,
             not_found,
+            protect: None,
+            expires: None,
             take_over_domain: false,
             force: false,
             dry_run: args.dry_run,

@@ -20,6 +20,7 @@ pub mod emulator;
 pub mod gc;
 pub mod permissions;
 pub mod remove_domain;
+pub mod remove_preview;
 pub mod remove_site;
 pub mod rollback;
 pub mod rotate_token;
@@ -98,6 +99,7 @@ pub async fn run(
         Command::Rollback(args) => rollback::run(args, config, ui).await.map(Some),
         Command::Sites(args) => sites::run(args, config, ui).await.map(Some),
         Command::RemoveSite(args) => remove_site::run(args, config, ui).await.map(Some),
+        Command::RemovePreview(args) => remove_preview::run(args, config, ui).await.map(Some),
         Command::RemoveDomain(args) => remove_domain::run(args, config, ui).await.map(Some),
         Command::Gc(args) => gc::run(args, config, ui).await.map(Some),
         Command::Demo(args) => demo::run(args, config, ui).await.map(Some),

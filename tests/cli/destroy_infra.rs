@@ -89,9 +89,18 @@ fn dry_run_lists_what_would_go_and_writes_nothing() {
         .success()
         .json();
     let a = actions(&json);
-    assert!(a.contains(&("worker".into(), "would delete".into())), "{a:?}");
-    assert!(a.contains(&("bucket".into(), "would delete".into())), "{a:?}");
-    assert!(a.contains(&("objects".into(), "would delete".into())), "{a:?}");
+    assert!(
+        a.contains(&("worker".into(), "would delete".into())),
+        "{a:?}"
+    );
+    assert!(
+        a.contains(&("bucket".into(), "would delete".into())),
+        "{a:?}"
+    );
+    assert!(
+        a.contains(&("objects".into(), "would delete".into())),
+        "{a:?}"
+    );
     assert!(w.writes().is_empty(), "{:?}", w.writes());
 }
 

@@ -16,6 +16,7 @@ mod destroy_infra;
 mod e2e;
 mod foundation;
 mod gc;
+mod previews;
 mod rotate_token;
 mod safety;
 mod sites;

@@ -43,7 +43,7 @@ use crate::output::{Report, Ui};
 use crate::platform;
 use crate::site::layout;
 use crate::site::locks::{self, Intent, Lease, Timing};
-use crate::site::manifest::{files_map, DeployCopy, Head, NotFound, Rules, StoredHead};
+use crate::site::manifest::{files_map, DeployCopy, Head, NotFound, Protect, Rules, StoredHead};
 use crate::site::{walk, SiteFile, WalkOptions};
 use crate::storage::{BucketLoc, Payload, PutMode, PutOptions, Storage};
 
@@ -86,10 +86,16 @@ struct Input {
     timing: Timing,
     /// One tenant of a `deploy-sites` run: its notes name it.
     in_fleet: bool,
+    /// `--protect`: the hash stored in the head, and the password to show once when cfsetup
+    /// generated it.
+    protect: Option<Protect>,
+    password: Option<crate::secret::Secret>,
+    /// `--expires`, as the RFC 3339 time the preview ends.
+    expires_at: Option<String>,
 }
 
 /// A preview name: a DNS label without `--`, short enough that `NAME--TENANT` is one label.
-fn preview_name(name: &str, tenant: &str) -> Result<String, crate::error::UsageError> {
+pub(crate) fn preview_name(name: &str, tenant: &str) -> Result<String, crate::error::UsageError> {
     let ok = !name.is_empty()
         && name
             .bytes()
@@ -186,6 +192,35 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
             .map(|h| config::hostname(&h, "--cname-target"))
             .transpose()?
     };
+    if preview.is_none() && (args.protect.is_some() || args.expires.is_some()) {
+        let flag = if args.protect.is_some() {
+            "--protect"
+        } else {
+            "--expires"
+        };
+        return Err(
+            usage!("{flag} is for a preview, and no --preview was given")
+                .with_hint("the live site is public and does not expire; add --preview NAME")
+                .into(),
+        );
+    }
+    let (protect, password) = match args.protect.as_deref() {
+        None => (None, None),
+        Some(source) => {
+            let (password, shown) = preview_password(source)?;
+            (Some(Protect::new(password.expose())), shown)
+        }
+    };
+    let expires_at = args
+        .expires
+        .as_deref()
+        .map(|e| {
+            let d = config::duration(e, "--expires")?;
+            Ok::<_, crate::error::UsageError>(
+                humantime::format_rfc3339_seconds(SystemTime::now() + d).to_string(),
+            )
+        })
+        .transpose()?;
     let not_found = match args.not_found {
         NotFoundChoice::Auto => NotFound::Auto,
         NotFoundChoice::Spa => NotFound::Spa,
@@ -211,7 +246,67 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
         dry_run: args.dry_run,
         timing: bucket::lock_timing(args.lock_stale.as_deref())?,
         in_fleet: false,
+        protect,
+        password,
+        expires_at,
     })
+}
+
+/// `--protect[=SOURCE]`: the password, and whether it is to be shown (generated). A password is
+/// never taken from argv, where `ps` and shell history would keep it.
+fn preview_password(
+    source: &str,
+) -> Result<(crate::secret::Secret, Option<crate::secret::Secret>), crate::error::UsageError> {
+    use crate::secret::Secret;
+    let chosen = |p: String, from: &str| {
+        let p = p.trim_end_matches(['\r', '\n']).to_string();
+        if p.chars().count() < 8 {
+            return Err(
+                usage!("the password from {from} is shorter than 8 characters")
+                    .with_hint("choose a longer one, or use --protect alone for a generated one"),
+            );
+        }
+        Ok((Secret::new(p), None))
+    };
+    match source {
+        "generate" => {
+            let p = generated_password();
+            Ok((Secret::new(p.clone()), Some(Secret::new(p))))
+        }
+        "-" => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| usage!("--protect=-: reading the password from stdin: {e}"))?;
+            chosen(line, "stdin")
+        }
+        s if s.starts_with("env:") => {
+            let var = &s[4..];
+            match std::env::var(var) {
+                Ok(p) => chosen(p, var),
+                Err(_) => Err(
+                    usage!("--protect={s}: the environment variable {var} is not set")
+                        .with_hint("export it first, or use --protect=- to read stdin"),
+                ),
+            }
+        }
+        _ => Err(
+            usage!("--protect takes no password on the command line").with_hint(
+                "a password in argv shows in `ps` and shell history: use --protect alone (one is \
+                 generated and shown once), --protect=- (stdin) or --protect=env:VAR",
+            ),
+        ),
+    }
+}
+
+/// 24 characters from 32 unambiguous ones: 120 bits.
+fn generated_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let mut rng = rand::thread_rng();
+    (0..24)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// The platform's own domain (or anything under it) cannot be a tenant's custom domain: the
@@ -726,10 +821,18 @@ impl<'a> Deploy<'a> {
             |r: Option<&crate::site::Route>| r.is_some_and(|r| r.digest == copy.route.digest);
         // --force deploys even an unchanged site, checking every blob: it repairs a bucket
         // whose blobs were lost (cfsetup 0.1's prune).
+        // A new password or end is a change even for the same files.
+        let access = input.protect.is_some() || input.expires_at.is_some();
         let unchanged = !input.force
+            && !access
             && match &preview {
                 None => same(v2.and_then(|h| h.live.as_ref())),
-                Some(name) => same(v2.and_then(|h| h.previews.get(name))),
+                // A protected or expiring preview deployed again without those flags becomes
+                // public and lasting: a change.
+                Some(name) => same(
+                    v2.and_then(|h| h.preview(name))
+                        .filter(|r| r.protect.is_none() && r.expires_at.is_none()),
+                ),
             };
         Ok(Plan {
             platform_domain,
@@ -1080,7 +1183,11 @@ impl<'a> Deploy<'a> {
                     tenant,
                     base.as_ref(),
                     name,
-                    plan.copy.route.clone(),
+                    crate::site::Route {
+                        expires_at: self.input.expires_at.clone(),
+                        protect: self.input.protect.clone(),
+                        ..plan.copy.route.clone()
+                    },
                     by.clone(),
                     SystemTime::now(),
                 ),

@@ -19,6 +19,15 @@ pub(crate) struct DeployReport {
     /// With --preview: its name and URL.
     pub(crate) preview: Option<String>,
     pub(crate) preview_url: Option<String>,
+    /// A generated preview password: shown here once, never stored in clear.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) password: Option<String>,
+    /// The preview is behind a password.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(super) protected: bool,
+    /// When the preview ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) expires_at: Option<String>,
     /// `404`, `spa` or `none`.
     pub(super) not_found: String,
     pub(crate) files: usize,
@@ -122,6 +131,14 @@ impl DeployReport {
             },
             preview: plan.preview.clone(),
             preview_url,
+            // Only a run that stores the hash shows the password: a dry run's would be lost.
+            password: if input.dry_run {
+                None
+            } else {
+                input.password.as_ref().map(|p| p.expose().to_string())
+            },
+            protected: input.protect.is_some(),
+            expires_at: input.expires_at.clone(),
             not_found: plan.copy.route.not_found.clone(),
             files,
             unchanged: if changed { 0 } else { files },
@@ -193,6 +210,18 @@ impl Report for DeployReport {
                 "forced",
                 "switched over another run's deploy (--force)".into(),
             ));
+        }
+        if self.protected {
+            rows.push((
+                "protected",
+                "basic auth, any user name (only a salted hash is stored)".into(),
+            ));
+        }
+        if let Some(p) = &self.password {
+            rows.push(("password", format!("{p} (shown once: keep it now)")));
+        }
+        if let Some(t) = &self.expires_at {
+            rows.push(("expires", format!("{t} (404 after; the next gc drops it)")));
         }
         rows.push(("not found", self.not_found.clone()));
         if self.hidden_skipped > 0 {
