@@ -7,7 +7,10 @@
 //! - peak memory (VmHWM) of `deploy-site` publishing a site that holds one 200 MB file;
 //! - `gc` over 1,000 tenants (`BENCH_GC_TENANTS`): wall time and requests, with garbage to find.
 //!
-//! `BENCH_ONLY=gc` runs the gc case alone.
+//! `BENCH_ONLY=gc` runs the gc case alone. `BENCH_ONLY=fleet` runs the fleet case alone:
+//! `BENCH_FLEET_TENANTS` (100) tenants of `BENCH_FLEET_FILES` (200) files, half of them the same
+//! in every tenant, deployed by one `deploy-sites --parallel 8` and by 100 `deploy-site`
+//! processes run 8 at a time, each against a fresh emulator: wall time, requests, bytes.
 //!
 //! And, through `Storage` directly (the layer deploy-site, rollback and gc share; issue #9):
 //! - a cold upload of `BENCH_S3_FILES` (20,000) 1 KB files over S3 at 64 in flight (target
@@ -337,6 +340,122 @@ fn bench_gc(latency: u64, tenants: u64) {
     );
 }
 
+/// A fresh emulator with `latency` on every request, the Worker deployed, and a token.
+fn fleet_bench(latency: u64) -> Bench {
+    let mut options = Options::new();
+    options.latency = Duration::from_millis(latency);
+    // The fleet case measures requests and time, not the REST budget's 5-minute window.
+    options.rate_limit = None;
+    let emu = Emulator::start(options).expect("emulator");
+    let (_, token) = emu.mint_token("bench", policies(&emu));
+    let bench = Bench {
+        emu,
+        token,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    bench.run(&["deploy-infra"]);
+    bench
+}
+
+/// `tenants` folders of `files` files of 1-2 KiB: the first half identical in every tenant (one
+/// template), the second half the tenant's own.
+fn make_fleet(root: &Path, tenants: u64, files: u64) {
+    for t in 0..tenants {
+        let dir = root.join(format!("t{t:03}"));
+        std::fs::create_dir_all(dir.join("shared")).unwrap();
+        std::fs::create_dir_all(dir.join("own")).unwrap();
+        std::fs::write(dir.join("index.html"), format!("<h1>tenant {t}</h1>")).unwrap();
+        for i in 0..files.saturating_sub(1) {
+            let (sub, seed) = if i < files / 2 {
+                ("shared", i)
+            } else {
+                ("own", 1_000_000 + t * files + i)
+            };
+            let mut body = format!("{sub} {seed}\n").into_bytes();
+            body.resize(
+                1024 + (seed * 7919 % 1024) as usize,
+                b'a' + (seed % 26) as u8,
+            );
+            std::fs::write(dir.join(sub).join(format!("f{i:04}.txt")), body).unwrap();
+        }
+    }
+}
+
+/// One `deploy-sites` against 100 `deploy-site` processes, 8 at a time.
+fn bench_fleet(latency: u64, tenants: u64, files: u64) {
+    let root = tempfile::tempdir().unwrap();
+    eprintln!("generating {tenants} tenants of {files} files ...");
+    make_fleet(root.path(), tenants, files);
+    let dirs: Vec<(String, String)> = (0..tenants)
+        .map(|t| {
+            let dir = root.path().join(format!("t{t:03}"));
+            (format!("t{t:03}"), dir.to_str().unwrap().to_string())
+        })
+        .collect();
+
+    eprintln!("{tenants} deploy-site processes, 8 at a time ...");
+    let each = fleet_bench(latency);
+    each.emu.clear_requests();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some((tenant, dir)) = dirs.get(i) else {
+                    break;
+                };
+                let out = each
+                    .cmd()
+                    .args(["deploy-site", dir, tenant])
+                    .output()
+                    .expect("cfsetup runs");
+                assert!(
+                    out.status.success(),
+                    "deploy-site {tenant}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            });
+        }
+    });
+    let each_time = started.elapsed();
+    let (each_requests, each_bytes, _) = each.traffic();
+
+    eprintln!("one deploy-sites --parallel 8 ...");
+    let fleet = fleet_bench(latency);
+    let mut plan = String::new();
+    for (tenant, dir) in &dirs {
+        plan.push_str(&format!(
+            "[[site]]\ntenant = \"{tenant}\"\ndir = {dir:?}\n\n"
+        ));
+    }
+    let plan_path = fleet.dir.path().join("plan.toml");
+    std::fs::write(&plan_path, plan).unwrap();
+    let (fleet_time, _) = fleet.run(&[
+        "deploy-sites",
+        plan_path.to_str().unwrap(),
+        "--parallel",
+        "8",
+    ]);
+    let (fleet_requests, fleet_bytes, _) = fleet.traffic();
+
+    let mib = |b: u64| b as f64 / 1048576.0;
+    println!("fleet benchmark: {tenants} tenants x {files} files (half shared), {latency} ms per request");
+    println!();
+    println!("| run | wall time | requests | bytes sent |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {tenants} `deploy-site` processes, 8 at a time | {:.1} s | {each_requests} | {:.1} MiB |",
+        each_time.as_secs_f64(),
+        mib(each_bytes)
+    );
+    println!(
+        "| one `deploy-sites --parallel 8` | {:.1} s | {fleet_requests} | {:.1} MiB |",
+        fleet_time.as_secs_f64(),
+        mib(fleet_bytes)
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; nothing to parse.
     if std::env::var("BENCH_CHILD").as_deref() == Ok("multipart") {
@@ -359,6 +478,14 @@ fn platform() {
         println!("| measurement | figure | target | |");
         println!("|---|---|---|---|");
         bench_gc(latency, gc_tenants);
+        return;
+    }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("fleet") {
+        bench_fleet(
+            latency,
+            env_num("BENCH_FLEET_TENANTS", 100),
+            env_num("BENCH_FLEET_FILES", 200),
+        );
         return;
     }
     let files = env_num("BENCH_FILES", 1000);

@@ -162,12 +162,19 @@ pub enum Command {
     DeployInfra(DeployInfraArgs),
     /// Publish a tenant's folder and attach the tenant's own domain
     DeploySite(DeploySiteArgs),
+    /// Deploy many tenants in one run: one pool, one rate budget, shared blobs uploaded once
+    DeploySites(DeploySitesArgs),
+    /// Undo deploy-infra: the Worker's routes, the Worker, the fallback origin (and the bucket);
+    /// refuses while tenants are live
+    DestroyInfra(DestroyInfraArgs),
     /// Switch a tenant's site to any kept deploy: earlier, later, or a preview
     Rollback(RollbackArgs),
     /// Each tenant: live deploy, files, bytes, domains and their status; one tenant's history
     Sites(SitesArgs),
     /// Remove a tenant: its domains, custom hostnames and head (gc deletes the rest)
     RemoveSite(RemoveSiteArgs),
+    /// Remove one preview of a tenant (gc deletes its files)
+    RemovePreview(RemovePreviewArgs),
     /// Detach one domain from a tenant
     RemoveDomain(RemoveDomainArgs),
     /// Delete blobs and deploy copies nothing refers to; safe while deploys run
@@ -320,6 +327,15 @@ pub struct DeploySiteArgs {
     /// What a path that matches no file gets
     #[arg(long, value_enum, value_name = "MODE", default_value_t = NotFoundChoice::Auto)]
     pub not_found: NotFoundChoice,
+    /// With --preview: behind a password (basic auth, any user name). Alone, a password is
+    /// generated and shown once; --protect=- reads it from stdin, --protect=env:VAR from the
+    /// environment variable VAR (never from the command line)
+    #[arg(long, value_name = "SOURCE", num_args = 0..=1, require_equals = true,
+          default_missing_value = "generate")]
+    pub protect: Option<String>,
+    /// With --preview: it answers 404 after this long (e.g. 7d) and the next gc drops it
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
     /// Move a DOMAIN that another tenant holds to this tenant
     #[arg(long)]
     pub take_over_domain: bool,
@@ -335,6 +351,63 @@ pub struct DeploySiteArgs {
     /// record's)
     #[arg(long, value_name = "DURATION", hide = true)]
     pub lock_stale: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeploySitesArgs {
+    /// The plan: a TOML file of `[[site]]` tables, or a JSON array of the same objects (by
+    /// extension), each {tenant, dir, domains?, not_found?, preview?, prevalidate?}; a relative
+    /// dir is read from the plan's folder
+    pub plan: PathBuf,
+    /// Tenants deployed at once
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub parallel: usize,
+    /// Start no new tenant after the first failure (those already running finish)
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Print each tenant's plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+    /// The platform's domain [env: PLATFORM_DOMAIN] [default: the zone's name]
+    #[arg(long, value_name = "DOMAIN")]
+    pub platform_domain: Option<String>,
+    /// Object writes in flight at once, across all tenants
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub concurrency: usize,
+    /// The host the tenants' CNAMEs point at [env: SAAS_FALLBACK_ORIGIN] [default: the fallback
+    /// origin]
+    #[arg(long, value_name = "HOST")]
+    pub cname_target: Option<String>,
+    /// How long a lock record lives without a refresh (tests only)
+    #[arg(long, value_name = "DURATION", hide = true)]
+    pub lock_stale: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyInfraArgs {
+    /// Also empty the R2 bucket (batch deletes, resumable) and delete it
+    #[arg(long)]
+    pub delete_bucket: bool,
+    /// Print what would be removed and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask (needed when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
+    /// Destroy even while tenants have a live site
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+    /// The router Worker [env: WORKER_SCRIPT_NAME] [default: cfsetup-router]
+    #[arg(long, value_name = "NAME")]
+    pub worker_name: Option<String>,
+    /// The fallback origin deploy-infra set; removed only when the zone's is this one [env:
+    /// SAAS_FALLBACK_ORIGIN]
+    #[arg(long, value_name = "HOST")]
+    pub fallback_origin: Option<String>,
 }
 
 /// `--not-found`.
@@ -430,6 +503,19 @@ pub struct RemoveSiteArgs {
     /// Do not ask; needed when stdin is not a terminal
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+    /// Say what would be removed and remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemovePreviewArgs {
+    /// The tenant's slug
+    pub tenant: String,
+    /// The preview's name (NAME in NAME--TENANT.<platform domain>)
+    pub name: String,
     #[command(flatten)]
     pub bucket: BucketArgs,
     /// Say what would be removed and remove nothing

@@ -286,6 +286,8 @@ async fn run_in(
         cname_target: None,
         preview: None,
         not_found: crate::cli::NotFoundChoice::Auto,
+        protect: None,
+        expires: None,
         take_over_domain: false,
         force: false,
         dry_run: false,

@@ -54,6 +54,7 @@ pub async fn run(args: GcArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<d
         grace,
         timing,
         ui,
+        dry_run: args.dry_run,
     };
     let started = Instant::now();
     let mut report = if args.dry_run {
@@ -102,6 +103,7 @@ struct Gc<'a> {
     grace: Duration,
     timing: Timing,
     ui: &'a Ui,
+    dry_run: bool,
 }
 
 /// What the reads found referenced.
@@ -192,6 +194,9 @@ impl Gc<'_> {
             .try_collect()
             .await?;
         for t in per_tenant {
+            report
+                .expired_previews
+                .extend(t.expired.iter().map(|n| format!("{n}--{}", t.tenant)));
             refs.hashes.extend(t.hashes);
             if t.whole {
                 refs.whole.insert(t.tenant.clone());
@@ -291,6 +296,40 @@ impl Gc<'_> {
         Ok(report)
     }
 
+    /// Drops the head's expired previews with a compare-and-swap on the ETag it was read with;
+    /// a head changed meanwhile is left to the next gc. Returns the names dropped (or, with
+    /// --dry-run, that would be).
+    async fn drop_expired(&self, h: &crate::site::Head, etag: Option<&str>) -> Vec<String> {
+        let expired = h.expired_previews(SystemTime::now());
+        if expired.is_empty() || self.dry_run {
+            return expired;
+        }
+        let Some(etag) = etag else {
+            return Vec::new();
+        };
+        let mut new = h.clone();
+        for n in &expired {
+            new.remove_preview(n);
+        }
+        new.updated_at = locks::rfc3339(SystemTime::now());
+        new.updated_by = format!("gc ({}): expired previews", locks::owner());
+        match bucket::cas_head(self.storage, self.bucket, &new, Some(etag)).await {
+            Ok(Ok(_)) => expired,
+            Ok(Err(_)) => {
+                self.ui.note(format!(
+                    "{}'s head changed while gc read it; its expired previews go at the next gc",
+                    h.tenant
+                ));
+                Vec::new()
+            }
+            Err(e) => {
+                self.ui
+                    .warn(format!("dropping {}'s expired previews: {e:#}", h.tenant));
+                Vec::new()
+            }
+        }
+    }
+
     /// One tenant's head and the deploy copies it names.
     async fn tenant_refs(&self, tenant: &str) -> anyhow::Result<TenantRefs> {
         let mut out = TenantRefs {
@@ -310,6 +349,11 @@ impl Gc<'_> {
         let head = StoredHead::parse(&obj.body, tenant).map_err(|why| {
             anyhow::anyhow!("{key} is not a valid head ({why}); nothing was deleted")
         })?;
+        if let StoredHead::V2(h) = &head {
+            out.expired = self.drop_expired(h, obj.meta.etag.as_deref()).await;
+        }
+        // This sweep still counts what the head named when read, dropped previews included:
+        // their copies and blobs go at the next gc, so a deploy that read the old head is safe.
         let ids: Vec<String> = match &head {
             StoredHead::V2(h) => h.named_ids().into_iter().map(str::to_string).collect(),
             StoredHead::V1(m) => {
@@ -369,6 +413,8 @@ struct TenantRefs {
     hashes: BTreeSet<String>,
     named: BTreeSet<String>,
     whole: bool,
+    /// Expired previews dropped from the head (or, with --dry-run, that would be).
+    expired: Vec<String>,
 }
 
 /// Rewrites the marker every `timing.refresh` while the gc runs.
@@ -412,6 +458,8 @@ struct GcReport {
     copies_deleted: usize,
     shards_deleted: usize,
     stale_intents: usize,
+    /// `NAME--TENANT` of each expired preview dropped from its head.
+    expired_previews: Vec<String>,
     duration_secs: f64,
 }
 
@@ -455,6 +503,18 @@ impl Report for GcReport {
             (
                 "grace",
                 humantime::format_duration(Duration::from_secs(self.grace_secs)).to_string(),
+            ),
+            (
+                if self.dry_run {
+                    "expired previews, would drop"
+                } else {
+                    "expired previews dropped"
+                },
+                if self.expired_previews.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.expired_previews.join(", ")
+                },
             ),
             ("took", format!("{:.2}s", self.duration_secs)),
         ]);

@@ -14,11 +14,14 @@ pub mod create_token;
 pub mod demo;
 pub mod deploy_infra;
 pub mod deploy_site;
+pub mod deploy_sites;
+pub mod destroy_infra;
 pub mod doctor;
 pub mod emulator;
 pub mod gc;
 pub mod permissions;
 pub mod remove_domain;
+pub mod remove_preview;
 pub mod remove_site;
 pub mod rollback;
 pub mod rotate_token;
@@ -97,9 +100,12 @@ pub async fn run(
         Command::Permissions(args) => permissions::run(args, config, ui).await.map(Some),
         Command::DeployInfra(args) => deploy_infra::run(args, config, ui).await.map(Some),
         Command::DeploySite(args) => deploy_site::run(args, config, ui).await.map(Some),
+        Command::DeploySites(args) => deploy_sites::run(args, config, ui).await.map(Some),
+        Command::DestroyInfra(args) => destroy_infra::run(args, config, ui).await.map(Some),
         Command::Rollback(args) => rollback::run(args, config, ui).await.map(Some),
         Command::Sites(args) => sites::run(args, config, ui).await.map(Some),
         Command::RemoveSite(args) => remove_site::run(args, config, ui).await.map(Some),
+        Command::RemovePreview(args) => remove_preview::run(args, config, ui).await.map(Some),
         Command::RemoveDomain(args) => remove_domain::run(args, config, ui).await.map(Some),
         Command::Gc(args) => gc::run(args, config, ui).await.map(Some),
         Command::Doctor(args) => doctor::run(args, config, ui).await.map(Some),

@@ -72,7 +72,7 @@ enum Target {
 
 /// Resolves VERSION against the head: a preview name, a whole id, or a unique start of one.
 fn resolve(head: &Head, version: &str) -> anyhow::Result<Target> {
-    if head.previews.contains_key(version) {
+    if head.preview(version).is_some() {
         return Ok(Target::Preview(version.to_string()));
     }
     let mut ids: Vec<(String, Target)> = head
@@ -80,7 +80,7 @@ fn resolve(head: &Head, version: &str) -> anyhow::Result<Target> {
         .iter()
         .map(|id| (id.clone(), Target::Kept(id.clone())))
         .collect();
-    for (name, r) in &head.previews {
+    for (name, r) in head.all_previews() {
         if !head.kept.contains(&r.deploy_id) {
             ids.push((r.deploy_id.clone(), Target::Preview(name.clone())));
         }
@@ -326,7 +326,15 @@ async fn route_of(
     target: &Target,
 ) -> anyhow::Result<Route> {
     match target {
-        Target::Preview(name) => Ok(head.previews[name].clone()),
+        // Promoted to live, a preview's password and end do not follow it: live is public.
+        Target::Preview(name) => match head.preview(name) {
+            Some(r) => Ok(Route {
+                expires_at: None,
+                protect: None,
+                ..r.clone()
+            }),
+            None => anyhow::bail!("{} has no preview {name:?}", head.tenant),
+        },
         Target::Kept(id) => {
             if head.live.as_ref().is_some_and(|r| r.deploy_id == *id) {
                 return Ok(head.live.clone().unwrap_or_else(|| unreachable!()));
@@ -378,7 +386,7 @@ impl ListReport {
             })
             .collect();
         deploys.sort_by(|a, b| b.deploy_id.cmp(&a.deploy_id));
-        for (name, r) in &head.previews {
+        for (name, r) in head.all_previews() {
             deploys.push(DeployRow {
                 deploy_id: r.deploy_id.clone(),
                 created: deploy_time(&r.deploy_id),
@@ -506,6 +514,7 @@ mod tests {
             .map(String::from)
             .to_vec(),
             previews: BTreeMap::from([("feature".to_string(), route("20260104T000000Z-dddddddd"))]),
+            protected_previews: BTreeMap::new(),
             updated_at: String::new(),
             updated_by: String::new(),
         }

@@ -15,7 +15,7 @@ use crate::cli::SitesArgs;
 use crate::config::Config;
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::layout;
-use crate::site::manifest::{deploy_time, DeployCopy, StoredHead};
+use crate::site::manifest::{deploy_time, DeployCopy, Route, StoredHead};
 use crate::site::walk::human_bytes;
 
 use super::bucket::{self, read_head};
@@ -113,7 +113,7 @@ pub async fn run(args: SitesArgs, config: &Config, ui: &Ui) -> anyhow::Result<Bo
                     row.bytes = Some(l.bytes);
                 }
                 row.kept = h.kept.len();
-                row.previews = h.previews.keys().cloned().collect();
+                row.previews = h.all_previews().map(|(n, _)| n.clone()).collect();
             }
             Some(StoredHead::V1(m)) => {
                 row.live = Some(m.deploy_id.clone());
@@ -153,13 +153,22 @@ pub async fn run(args: SitesArgs, config: &Config, ui: &Ui) -> anyhow::Result<Bo
     let mut history = Vec::new();
     if let Some(h) = &head {
         let live = h.live.as_ref().map(|r| r.deploy_id.clone());
-        let mut entries: Vec<(String, Option<String>)> =
-            h.kept.iter().map(|id| (id.clone(), None)).collect();
-        for (name, r) in &h.previews {
-            entries.push((r.deploy_id.clone(), Some(name.clone())));
+        let mut entries: Vec<(String, Option<String>, Option<&Route>)> =
+            h.kept.iter().map(|id| (id.clone(), None, None)).collect();
+        for (name, r) in h.all_previews() {
+            entries.push((r.deploy_id.clone(), Some(name.clone()), Some(r)));
         }
+        let now = std::time::SystemTime::now();
         history = stream::iter(entries)
-            .map(|(id, preview)| {
+            .map(|(id, preview, route)| {
+                let protected = route.is_some_and(|r| r.protect.is_some());
+                let expires_at = route.and_then(|r| r.expires_at.clone());
+                let expired = route.is_some_and(|r| {
+                    r.expires_at
+                        .as_deref()
+                        .and_then(|t| humantime::parse_rfc3339(t).ok())
+                        .is_some_and(|t| t <= now)
+                });
                 let live = live.clone();
                 let tenant = tenant.clone();
                 async move {
@@ -178,6 +187,9 @@ pub async fn run(args: SitesArgs, config: &Config, ui: &Ui) -> anyhow::Result<Bo
                         missing: copy.is_none(),
                         deploy_id: id,
                         preview,
+                        protected,
+                        expires_at,
+                        expired,
                     }
                 }
             })
@@ -267,6 +279,14 @@ struct DeployRow {
     bytes: Option<u64>,
     /// The copy could not be read.
     missing: bool,
+    /// A preview behind a password (basic auth).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    protected: bool,
+    /// A preview's end: 404 after it, dropped from the head by the next gc.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    expired: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -308,6 +328,14 @@ impl Report for TenantReport {
                     }
                     if let Some(p) = &d.preview {
                         mark.push(format!("preview {p}"));
+                        if d.protected {
+                            mark.push("protected".into());
+                        }
+                        match (&d.expires_at, d.expired) {
+                            (Some(t), false) => mark.push(format!("expires {t}")),
+                            (Some(t), true) => mark.push(format!("expired {t}")),
+                            (None, _) => {}
+                        }
                     }
                     if d.missing {
                         mark.push("copy missing".into());

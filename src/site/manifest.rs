@@ -202,6 +202,60 @@ pub struct Route {
     pub redirects: Value,
     #[serde(default = "default_headers")]
     pub headers: Value,
+    /// A preview's end (RFC 3339): after it the router answers 404 and the next gc drops the
+    /// preview from the head. Only ever set on a preview's Route in the head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// A protected preview's password hash (basic auth). Only ever set on a Route in
+    /// `protected_previews`, which routers older than this field never read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protect: Option<Protect>,
+}
+
+/// A preview's password, as the router checks it: PBKDF2-HMAC-SHA256 of the password's UTF-8
+/// bytes with `salt`, `iterations` rounds, 32 bytes out (`hash`); salt and hash in lowercase hex.
+/// Web Crypto's `deriveBits({name: "PBKDF2", hash: "SHA-256", salt, iterations}, key, 256)`
+/// computes the same. `iterations` is at most 100,000, the most the Workers runtime accepts
+/// (docs/cloudflare-api.md §8; cloudflare/workerd#1346, `crypto-impl-pbkdf2.c++`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protect {
+    /// `pbkdf2-sha256`.
+    pub kdf: String,
+    pub iterations: u32,
+    pub salt: String,
+    pub hash: String,
+}
+
+/// The iterations cfsetup uses: the Workers runtime's maximum.
+pub const PROTECT_ITERATIONS: u32 = 100_000;
+
+impl Protect {
+    /// A fresh 16-byte salt and the hash of `password` with it.
+    pub fn new(password: &str) -> Self {
+        use rand::RngCore;
+        let mut salt = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut salt);
+        Self::with_salt(password, &salt, PROTECT_ITERATIONS)
+    }
+
+    pub fn with_salt(password: &str, salt: &[u8], iterations: u32) -> Self {
+        let mut out = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt, iterations, &mut out);
+        Protect {
+            kdf: "pbkdf2-sha256".into(),
+            iterations,
+            salt: hex::encode(salt),
+            hash: hex::encode(out),
+        }
+    }
+
+    /// Whether `password` is the one hashed (for tests and tooling; the router checks its own).
+    pub fn verify(&self, password: &str) -> bool {
+        let Ok(salt) = hex::decode(&self.salt) else {
+            return false;
+        };
+        Self::with_salt(password, &salt, self.iterations).hash == self.hash
+    }
 }
 
 /// A deploy copy `sites/<t>/deploys/<id>.json`: the whole manifest of one deploy. Immutable.
@@ -284,6 +338,8 @@ impl DeployCopy {
             not_found_pages,
             redirects: rules.redirects,
             headers: rules.headers,
+            expires_at: None,
+            protect: None,
         };
         DeployCopy {
             format: FORMAT,
@@ -369,6 +425,10 @@ pub struct Head {
     pub kept: Vec<String>,
     #[serde(default)]
     pub previews: BTreeMap<String, Route>,
+    /// Previews behind a password. A map of their own so that a router older than `protect`
+    /// never serves one (it does not know this map: 404), instead of serving it to anyone.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub protected_previews: BTreeMap<String, Route>,
     pub updated_at: String,
     pub updated_by: String,
 }
@@ -451,6 +511,9 @@ impl Head {
             live: Some(route),
             kept,
             previews: old.map(|h| h.previews.clone()).unwrap_or_default(),
+            protected_previews: old
+                .map(|h| h.protected_previews.clone())
+                .unwrap_or_default(),
             updated_at: humantime::format_rfc3339_seconds(now).to_string(),
             updated_by: by,
         };
@@ -473,21 +536,27 @@ impl Head {
             live: None,
             kept: Vec::new(),
             previews: BTreeMap::new(),
+            protected_previews: BTreeMap::new(),
             updated_at: String::new(),
             updated_by: String::new(),
         });
-        head.previews.insert(name.to_string(), route);
+        // A name is in one map only: the new deploy's protection decides which.
+        head.remove_preview(name);
+        if route.protect.is_some() {
+            head.protected_previews.insert(name.to_string(), route);
+        } else {
+            head.previews.insert(name.to_string(), route);
+        }
         let mut dropped = Vec::new();
-        while head.previews.len() > MAX_PREVIEWS {
+        while head.previews.len() + head.protected_previews.len() > MAX_PREVIEWS {
             let oldest = head
-                .previews
-                .iter()
+                .all_previews()
                 .filter(|(n, _)| n.as_str() != name)
                 .min_by(|a, b| a.1.created_at.cmp(&b.1.created_at))
                 .map(|(n, _)| n.clone());
             match oldest {
                 Some(n) => {
-                    head.previews.remove(&n);
+                    head.remove_preview(&n);
                     dropped.push(n);
                 }
                 None => break,
@@ -503,11 +572,43 @@ impl Head {
         serde_json::to_vec_pretty(self).unwrap_or_default()
     }
 
+    /// Every preview, protected or not, by name.
+    pub fn all_previews(&self) -> impl Iterator<Item = (&String, &Route)> {
+        self.previews.iter().chain(self.protected_previews.iter())
+    }
+
+    /// The preview called `name`, protected or not.
+    pub fn preview(&self, name: &str) -> Option<&Route> {
+        self.previews
+            .get(name)
+            .or_else(|| self.protected_previews.get(name))
+    }
+
+    /// Removes the preview called `name`; whether there was one.
+    pub fn remove_preview(&mut self, name: &str) -> bool {
+        let a = self.previews.remove(name).is_some();
+        let b = self.protected_previews.remove(name).is_some();
+        a || b
+    }
+
+    /// The previews whose `expires_at` is at or before `now`.
+    pub fn expired_previews(&self, now: SystemTime) -> Vec<String> {
+        self.all_previews()
+            .filter(|(_, r)| {
+                r.expires_at
+                    .as_deref()
+                    .and_then(|t| humantime::parse_rfc3339(t).ok())
+                    .is_some_and(|t| t <= now)
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
     /// Every deploy id this head names: `live`, `kept`, every preview.
     pub fn named_ids(&self) -> BTreeSet<&str> {
         let mut out: BTreeSet<&str> = self.kept.iter().map(String::as_str).collect();
         out.extend(self.live.iter().map(|r| r.deploy_id.as_str()));
-        out.extend(self.previews.values().map(|r| r.deploy_id.as_str()));
+        out.extend(self.all_previews().map(|(_, r)| r.deploy_id.as_str()));
         out
     }
 
@@ -516,6 +617,7 @@ impl Head {
         self.live
             .iter()
             .chain(self.previews.values())
+            .chain(self.protected_previews.values())
             .map(|r| r.created_at.as_str())
             .max()
     }

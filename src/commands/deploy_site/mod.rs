@@ -43,7 +43,7 @@ use crate::output::{Report, Ui};
 use crate::platform;
 use crate::site::layout;
 use crate::site::locks::{self, Intent, Lease, Timing};
-use crate::site::manifest::{files_map, DeployCopy, Head, NotFound, Rules, StoredHead};
+use crate::site::manifest::{files_map, DeployCopy, Head, NotFound, Protect, Rules, StoredHead};
 use crate::site::{walk, SiteFile, WalkOptions};
 use crate::storage::{BucketLoc, Payload, PutMode, PutOptions, Storage};
 
@@ -53,7 +53,8 @@ mod domain;
 mod report;
 
 use domain::HostnameReport;
-use report::{list_some, DeployReport, HostEntryReport, InterruptedReport};
+pub(crate) use report::DeployReport;
+use report::{list_some, HostEntryReport, InterruptedReport};
 
 /// The most requests in flight that `--concurrency` accepts.
 const MAX_CONCURRENCY: usize = 256;
@@ -83,10 +84,18 @@ struct Input {
     force: bool,
     dry_run: bool,
     timing: Timing,
+    /// One tenant of a `deploy-sites` run: its notes name it.
+    in_fleet: bool,
+    /// `--protect`: the hash stored in the head, and the password to show once when cfsetup
+    /// generated it.
+    protect: Option<Protect>,
+    password: Option<crate::secret::Secret>,
+    /// `--expires`, as the RFC 3339 time the preview ends.
+    expires_at: Option<String>,
 }
 
 /// A preview name: a DNS label without `--`, short enough that `NAME--TENANT` is one label.
-fn preview_name(name: &str, tenant: &str) -> Result<String, crate::error::UsageError> {
+pub(crate) fn preview_name(name: &str, tenant: &str) -> Result<String, crate::error::UsageError> {
     let ok = !name.is_empty()
         && name
             .bytes()
@@ -183,6 +192,35 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
             .map(|h| config::hostname(&h, "--cname-target"))
             .transpose()?
     };
+    if preview.is_none() && (args.protect.is_some() || args.expires.is_some()) {
+        let flag = if args.protect.is_some() {
+            "--protect"
+        } else {
+            "--expires"
+        };
+        return Err(
+            usage!("{flag} is for a preview, and no --preview was given")
+                .with_hint("the live site is public and does not expire; add --preview NAME")
+                .into(),
+        );
+    }
+    let (protect, password) = match args.protect.as_deref() {
+        None => (None, None),
+        Some(source) => {
+            let (password, shown) = preview_password(source)?;
+            (Some(Protect::new(password.expose())), shown)
+        }
+    };
+    let expires_at = args
+        .expires
+        .as_deref()
+        .map(|e| {
+            let d = config::duration(e, "--expires")?;
+            Ok::<_, crate::error::UsageError>(
+                humantime::format_rfc3339_seconds(SystemTime::now() + d).to_string(),
+            )
+        })
+        .transpose()?;
     let not_found = match args.not_found {
         NotFoundChoice::Auto => NotFound::Auto,
         NotFoundChoice::Spa => NotFound::Spa,
@@ -207,7 +245,68 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
         force: args.force,
         dry_run: args.dry_run,
         timing: bucket::lock_timing(args.lock_stale.as_deref())?,
+        in_fleet: false,
+        protect,
+        password,
+        expires_at,
     })
+}
+
+/// `--protect[=SOURCE]`: the password, and whether it is to be shown (generated). A password is
+/// never taken from argv, where `ps` and shell history would keep it.
+fn preview_password(
+    source: &str,
+) -> Result<(crate::secret::Secret, Option<crate::secret::Secret>), crate::error::UsageError> {
+    use crate::secret::Secret;
+    let chosen = |p: String, from: &str| {
+        let p = p.trim_end_matches(['\r', '\n']).to_string();
+        if p.chars().count() < 8 {
+            return Err(
+                usage!("the password from {from} is shorter than 8 characters")
+                    .with_hint("choose a longer one, or use --protect alone for a generated one"),
+            );
+        }
+        Ok((Secret::new(p), None))
+    };
+    match source {
+        "generate" => {
+            let p = generated_password();
+            Ok((Secret::new(p.clone()), Some(Secret::new(p))))
+        }
+        "-" => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| usage!("--protect=-: reading the password from stdin: {e}"))?;
+            chosen(line, "stdin")
+        }
+        s if s.starts_with("env:") => {
+            let var = &s[4..];
+            match std::env::var(var) {
+                Ok(p) => chosen(p, var),
+                Err(_) => Err(
+                    usage!("--protect={s}: the environment variable {var} is not set")
+                        .with_hint("export it first, or use --protect=- to read stdin"),
+                ),
+            }
+        }
+        _ => Err(
+            usage!("--protect takes no password on the command line").with_hint(
+                "a password in argv shows in `ps` and shell history: use --protect alone (one is \
+                 generated and shown once), --protect=- (stdin) or --protect=env:VAR",
+            ),
+        ),
+    }
+}
+
+/// 24 characters from 32 unambiguous ones: 120 bits.
+fn generated_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let mut rng = rand::thread_rng();
+    (0..24)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// The platform's own domain (or anything under it) cannot be a tenant's custom domain: the
@@ -252,20 +351,20 @@ const SWITCHING: u8 = 1;
 const SWITCHED: u8 = 2;
 
 /// Ctrl-C, listened for from the start of the run (so one during planning is caught too).
-struct Interrupt {
+pub(crate) struct Interrupt {
     #[cfg(unix)]
     sig: Option<tokio::signal::unix::Signal>,
 }
 
 impl Interrupt {
-    fn listen() -> Self {
+    pub(crate) fn listen() -> Self {
         Interrupt {
             #[cfg(unix)]
             sig: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
         }
     }
 
-    async fn wait(&mut self) {
+    pub(crate) async fn wait(&mut self) {
         #[cfg(unix)]
         {
             match &mut self.sig {
@@ -294,14 +393,40 @@ fn interrupted_before_any_write(tenant: &str, ui: &Ui) -> Box<dyn Report> {
     })
 }
 
-pub async fn run(
-    args: DeploySiteArgs,
+/// One tenant's deploy, checked and walked without a request: the folder's files, its rules, and
+/// the checked arguments. `deploy-site` makes one; `deploy-sites` makes one per plan entry, all
+/// before its first request, so a bad entry is exit 2 with nothing deployed.
+pub(crate) struct Prepared {
+    input: Input,
+    files: Vec<SiteFile>,
+    rules: Rules,
+    walked: crate::site::Walk,
+}
+
+impl Prepared {
+    pub(crate) fn tenant(&self) -> &str {
+        &self.input.tenant
+    }
+
+    pub(crate) fn files(&self) -> &[SiteFile] {
+        &self.files
+    }
+
+    pub(crate) fn loc(&self) -> &BucketLoc {
+        &self.input.loc
+    }
+}
+
+/// The local half of a deploy: [`check`] the arguments, walk DIR, parse `_redirects` and
+/// `_headers`. Every failure here is a usage error (exit 2) and no request has been sent.
+pub(crate) async fn prepare(
+    args: &DeploySiteArgs,
     config: &Config,
     ui: &Ui,
-) -> anyhow::Result<Box<dyn Report>> {
-    let input = check(&args, config)?;
-    let mut interrupt = Interrupt::listen();
-
+    in_fleet: bool,
+) -> anyhow::Result<Prepared> {
+    let mut input = check(args, config)?;
+    input.in_fleet = in_fleet;
     let dir = input.dir.clone();
     let options = WalkOptions {
         include_hidden: input.include_hidden,
@@ -312,7 +437,8 @@ pub async fn run(
         .context("walking DIR")??;
     if !walked.hidden.is_empty() {
         ui.note(format!(
-            "skipped {} hidden file(s) or folder(s): {}{}",
+            "{}skipped {} hidden file(s) or folder(s): {}{}",
+            tenant_prefix(&input),
             walked.hidden.len(),
             list_some(&walked.hidden),
             if input.include_hidden {
@@ -323,10 +449,13 @@ pub async fn run(
         ));
     }
     for link in &walked.links {
-        ui.warn(format!("skipped the link {link}"));
+        ui.warn(format!("{}skipped the link {link}", tenant_prefix(&input)));
     }
     for special in &walked.special {
-        ui.warn(format!("skipped {special}: not a regular file"));
+        ui.warn(format!(
+            "{}skipped {special}: not a regular file",
+            tenant_prefix(&input)
+        ));
     }
     let mut walked = walked;
     let (rule_files, files): (Vec<SiteFile>, Vec<SiteFile>) = std::mem::take(&mut walked.files)
@@ -340,41 +469,105 @@ pub async fn run(
         );
     }
     if !files.iter().any(|f| f.rel_url == "/index.html") {
-        ui.warn("DIR has no index.html at its top: the site's home page will be a 404");
+        ui.warn(format!(
+            "{}DIR has no index.html at its top: the site's home page will be a 404",
+            tenant_prefix(&input)
+        ));
     }
     let rules = rules_of(&rule_files, &input, &files_map(&files), ui)?;
+    Ok(Prepared {
+        input,
+        files,
+        rules,
+        walked,
+    })
+}
+
+/// Notes about one tenant of a `deploy-sites` run name it; `deploy-site`'s do not need to.
+fn tenant_prefix(input: &Input) -> String {
+    if input.in_fleet {
+        format!("{}: ", input.tenant)
+    } else {
+        String::new()
+    }
+}
+
+/// What a run shares between the tenants it deploys: the one client (its pool and REST budget),
+/// the one store (its S3 concurrency), and the blobs known to exist in this run.
+pub(crate) struct Shared<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) storage: &'a Storage,
+    pub(crate) blobs: &'a BlobSet,
+    /// Object writes in flight at once, across every tenant of the run (`--concurrency`): the
+    /// S3 API has no rate limit of its own, so this is what keeps a fleet from opening thousands
+    /// of connections.
+    pub(crate) writes: &'a tokio::sync::Semaphore,
+}
+
+/// The blobs this run has made sure of (present, or uploaded by this run), by hash, shared by
+/// every tenant of a `deploy-sites` run so a blob several tenants name is checked and sent once.
+/// Two tenants that need the same missing blob at once wait on the same upload.
+///
+/// Each tenant still consults this set only after its own intent is written and the sweeps it
+/// saw are over (docs/storage-layout.md "deploy-site"), exactly as it trusts the hashes the live
+/// deploy copy names: a gc that starts later sees that intent and keeps the blob; one that
+/// started before has finished, and gc never deletes a blob younger than its grace.
+#[derive(Default)]
+pub(crate) struct BlobSet {
+    cells: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::OnceCell<()>>>>,
+}
+
+impl BlobSet {
+    fn cell(&self, hash: &str) -> Arc<tokio::sync::OnceCell<()>> {
+        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        cells.entry(hash.to_string()).or_default().clone()
+    }
+
+    /// How many distinct blobs this run made sure of.
+    pub(crate) fn len(&self) -> usize {
+        let cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        cells.values().filter(|c| c.initialized()).count()
+    }
+}
+
+pub async fn run(
+    args: DeploySiteArgs,
+    config: &Config,
+    ui: &Ui,
+) -> anyhow::Result<Box<dyn Report>> {
+    // Listened for from the start, so a Ctrl-C while walking is caught too.
+    let mut interrupt = Interrupt::listen();
+    let prepared = prepare(&args, config, ui, false).await?;
+    let input = &prepared.input;
 
     let auth = super::platform_auth(config, ui)?;
     let client = super::client(config, ui, auth, input.concurrency)?;
     let storage = super::storage(config, &client, input.loc.clone()).await?;
-    let deploy = Deploy {
+    let blobs = BlobSet::default();
+    let writes = tokio::sync::Semaphore::new(input.concurrency);
+    let shared = Shared {
         client: &client,
         storage: &storage,
-        input: &input,
-        ui,
-        phase: Arc::new(AtomicU8::new(BEFORE_SWITCH)),
+        blobs: &blobs,
+        writes: &writes,
     };
-    let file_count = files.len();
+    let deploy = Deploy::new(&shared, input, ui);
     let plan = tokio::select! {
-        p = deploy.plan(&files, rules) => p?,
+        p = deploy.plan(&prepared.files, prepared.rules.clone()) => p?,
         () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui)),
     };
-    let mut report = DeployReport::new(&input, &plan, &walked, file_count);
-    if input.dry_run {
+    let mut report = DeployReport::new(input, &plan, &prepared.walked, prepared.files.len());
+    if input.dry_run || plan.unchanged {
         tokio::select! {
-            r = deploy.dry_run(&plan, &files, &mut report) => r?,
+            r = deploy.finish(&plan, &prepared.files, "", &mut report) => r?,
             () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui)),
         }
-        return Ok(Box::new(report));
-    }
-    if plan.unchanged {
-        deploy.attach_domains(&plan, &mut report).await;
         return Ok(Box::new(report));
     }
 
     let intent_key = layout::intent_key(&locks::new_id());
     let outcome = tokio::select! {
-        r = deploy.apply(&plan, &files, &intent_key, &mut report) => Some(r),
+        r = deploy.finish(&plan, &prepared.files, &intent_key, &mut report) => Some(r),
         () = interrupt.wait() => None,
     };
     // The intent is only needed while the run lives; a kill leaves it to go stale.
@@ -382,11 +575,6 @@ pub async fn run(
     match outcome {
         Some(result) => {
             result?;
-            let sent: BTreeSet<&str> = report.sent.iter().map(String::as_str).collect();
-            report.unchanged = files
-                .iter()
-                .filter(|f| !sent.contains(f.hash.as_str()))
-                .count();
             Ok(Box::new(report))
         }
         None => {
@@ -418,6 +606,31 @@ pub async fn run(
             }))
         }
     }
+}
+
+/// One prepared tenant, planned then applied, with no Ctrl-C handling of its own: what
+/// `deploy-sites` runs per tenant. The intent it writes is deleted whatever the outcome.
+pub(crate) async fn deploy_prepared(
+    shared: &Shared<'_>,
+    prepared: &Prepared,
+    ui: &Ui,
+) -> anyhow::Result<DeployReport> {
+    let input = &prepared.input;
+    let deploy = Deploy::new(shared, input, ui);
+    let plan = deploy.plan(&prepared.files, prepared.rules.clone()).await?;
+    let mut report = DeployReport::new(input, &plan, &prepared.walked, prepared.files.len());
+    if input.dry_run || plan.unchanged {
+        deploy
+            .finish(&plan, &prepared.files, "", &mut report)
+            .await?;
+        return Ok(report);
+    }
+    let intent_key = layout::intent_key(&locks::new_id());
+    let result = deploy
+        .finish(&plan, &prepared.files, &intent_key, &mut report)
+        .await;
+    let _ = shared.storage.delete(&intent_key).await;
+    result.map(|()| report)
 }
 
 /// The Route's rules: `_redirects` and `_headers` (Pages' syntax, `site::rules`), parsed before
@@ -484,12 +697,52 @@ impl Plan {
 struct Deploy<'a> {
     client: &'a Client,
     storage: &'a Storage,
+    blobs: &'a BlobSet,
+    writes: &'a tokio::sync::Semaphore,
     input: &'a Input,
     ui: &'a Ui,
     phase: Arc<AtomicU8>,
 }
 
-impl Deploy<'_> {
+impl<'a> Deploy<'a> {
+    fn new(shared: &Shared<'a>, input: &'a Input, ui: &'a Ui) -> Self {
+        Deploy {
+            client: shared.client,
+            storage: shared.storage,
+            blobs: shared.blobs,
+            writes: shared.writes,
+            input,
+            ui,
+            phase: Arc::new(AtomicU8::new(BEFORE_SWITCH)),
+        }
+    }
+
+    /// After [`plan`](Self::plan): the dry run, the domains of an unchanged site, or the whole
+    /// apply under `intent_key` (which the caller deletes, whatever happens), and the count of
+    /// files whose blob was not sent.
+    async fn finish(
+        &self,
+        plan: &Plan,
+        files: &[SiteFile],
+        intent_key: &str,
+        report: &mut DeployReport,
+    ) -> anyhow::Result<()> {
+        if self.input.dry_run {
+            return self.dry_run(plan, files, report).await;
+        }
+        if plan.unchanged {
+            self.attach_domains(plan, report).await;
+            return Ok(());
+        }
+        self.apply(plan, files, intent_key, report).await?;
+        let sent: BTreeSet<&str> = report.sent.iter().map(String::as_str).collect();
+        report.unchanged = files
+            .iter()
+            .filter(|f| !sent.contains(f.hash.as_str()))
+            .count();
+        Ok(())
+    }
+
     fn bucket(&self) -> &str {
         &self.input.loc.name
     }
@@ -568,10 +821,18 @@ impl Deploy<'_> {
             |r: Option<&crate::site::Route>| r.is_some_and(|r| r.digest == copy.route.digest);
         // --force deploys even an unchanged site, checking every blob: it repairs a bucket
         // whose blobs were lost (cfsetup 0.1's prune).
+        // A new password or end is a change even for the same files.
+        let access = input.protect.is_some() || input.expires_at.is_some();
         let unchanged = !input.force
+            && !access
             && match &preview {
                 None => same(v2.and_then(|h| h.live.as_ref())),
-                Some(name) => same(v2.and_then(|h| h.previews.get(name))),
+                // A protected or expiring preview deployed again without those flags becomes
+                // public and lasting: a change.
+                Some(name) => same(
+                    v2.and_then(|h| h.preview(name))
+                        .filter(|r| r.protect.is_none() && r.expires_at.is_none()),
+                ),
             };
         Ok(Plan {
             platform_domain,
@@ -779,9 +1040,13 @@ impl Deploy<'_> {
         if check.is_empty() {
             return Ok(());
         }
-        let bar = self
-            .ui
-            .progress(check.len() as u64, "checking and uploading");
+        // In a fleet, the run's one bar counts tenants; one bar per tenant would fight over it.
+        let bar = if self.input.in_fleet {
+            indicatif::ProgressBar::hidden()
+        } else {
+            self.ui
+                .progress(check.len() as u64, "checking and uploading")
+        };
         let mut results = stream::iter(check)
             .map(|f| async move { self.ensure_one(f).await.map(|sent| (f, sent)) })
             .buffer_unordered(self.input.concurrency);
@@ -815,8 +1080,23 @@ impl Deploy<'_> {
         }
     }
 
-    /// Makes sure `blobs/<hash>` exists; returns whether it was sent.
+    /// Makes sure `blobs/<hash>` exists, once per run whichever tenant asks first; returns
+    /// whether this call sent it.
     async fn ensure_one(&self, f: &SiteFile) -> anyhow::Result<bool> {
+        let cell = self.blobs.cell(&f.hash);
+        let mut sent = false;
+        cell.get_or_try_init(|| async {
+            sent = self.ensure_in_store(f).await?;
+            Ok::<(), anyhow::Error>(())
+        })
+        .await?;
+        Ok(sent)
+    }
+
+    /// Checks the store for `blobs/<hash>` and uploads it if missing; returns whether it was sent.
+    async fn ensure_in_store(&self, f: &SiteFile) -> anyhow::Result<bool> {
+        // Closed never: the semaphore lives as long as the run.
+        let _permit = self.writes.acquire().await.context("the write limit")?;
         let key = layout::blob_key(&f.hash);
         let payload = Payload::File {
             path: f.path.clone(),
@@ -867,6 +1147,7 @@ impl Deploy<'_> {
         stream::iter(shards)
             .map(|(k, shard)| async move {
                 let key = layout::shard_key(tenant, &copy.deploy_id, k);
+                let _permit = self.writes.acquire().await.context("the write limit")?;
                 bucket::put_json(self.storage, self.bucket(), &key, shard.to_bytes()).await
             })
             .buffer_unordered(self.input.concurrency)
@@ -902,7 +1183,11 @@ impl Deploy<'_> {
                     tenant,
                     base.as_ref(),
                     name,
-                    plan.copy.route.clone(),
+                    crate::site::Route {
+                        expires_at: self.input.expires_at.clone(),
+                        protect: self.input.protect.clone(),
+                        ..plan.copy.route.clone()
+                    },
                     by.clone(),
                     SystemTime::now(),
                 ),

@@ -8,25 +8,34 @@ use crate::site::walk::human_bytes;
 use super::{HostnameReport, Input, Plan};
 
 #[derive(Debug, Serialize, Default)]
-pub(super) struct DeployReport {
-    pub(super) tenant: String,
-    pub(super) dry_run: bool,
+pub(crate) struct DeployReport {
+    pub(crate) tenant: String,
+    pub(crate) dry_run: bool,
     /// Whether the head changed (or, with --dry-run, would).
-    pub(super) changed: bool,
+    pub(crate) changed: bool,
     /// The deploy that is live (or previewed) after this run.
-    pub(super) deploy_id: Option<String>,
+    pub(crate) deploy_id: Option<String>,
     pub(super) previous_deploy_id: Option<String>,
     /// With --preview: its name and URL.
-    pub(super) preview: Option<String>,
-    pub(super) preview_url: Option<String>,
+    pub(crate) preview: Option<String>,
+    pub(crate) preview_url: Option<String>,
+    /// A generated preview password: shown here once, never stored in clear.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) password: Option<String>,
+    /// The preview is behind a password.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(super) protected: bool,
+    /// When the preview ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) expires_at: Option<String>,
     /// `404`, `spa` or `none`.
     pub(super) not_found: String,
-    pub(super) files: usize,
-    pub(super) uploaded: usize,
+    pub(crate) files: usize,
+    pub(crate) uploaded: usize,
     pub(super) unchanged: usize,
     /// Blobs whose existence was checked (those the live deploy does not name).
-    pub(super) checked: usize,
-    pub(super) bytes_sent: u64,
+    pub(crate) checked: usize,
+    pub(crate) bytes_sent: u64,
     /// Deploy ids that fell out of `kept` (gc deletes their copies).
     pub(super) dropped_from_kept: Vec<String>,
     /// Whether --force switched over another run's deploy.
@@ -36,12 +45,12 @@ pub(super) struct DeployReport {
     pub(super) hidden_skipped: usize,
     pub(super) links_skipped: usize,
     pub(super) host_entries: Vec<HostEntryReport>,
-    pub(super) urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
     pub(super) custom_hostnames: Vec<HostnameReport>,
     #[serde(skip)]
     pub(super) sent: Vec<String>,
     #[serde(skip)]
-    pub(super) exit: u8,
+    pub(crate) exit: u8,
 }
 
 /// What happened to one `hosts/<domain>.json`.
@@ -122,6 +131,14 @@ impl DeployReport {
             },
             preview: plan.preview.clone(),
             preview_url,
+            // Only a run that stores the hash shows the password: a dry run's would be lost.
+            password: if input.dry_run {
+                None
+            } else {
+                input.password.as_ref().map(|p| p.expose().to_string())
+            },
+            protected: input.protect.is_some(),
+            expires_at: input.expires_at.clone(),
             not_found: plan.copy.route.not_found.clone(),
             files,
             unchanged: if changed { 0 } else { files },
@@ -193,6 +210,18 @@ impl Report for DeployReport {
                 "forced",
                 "switched over another run's deploy (--force)".into(),
             ));
+        }
+        if self.protected {
+            rows.push((
+                "protected",
+                "basic auth, any user name (only a salted hash is stored)".into(),
+            ));
+        }
+        if let Some(p) = &self.password {
+            rows.push(("password", format!("{p} (shown once: keep it now)")));
+        }
+        if let Some(t) = &self.expires_at {
+            rows.push(("expires", format!("{t} (404 after; the next gc drops it)")));
         }
         rows.push(("not found", self.not_found.clone()));
         if self.hidden_skipped > 0 {
