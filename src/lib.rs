@@ -11,6 +11,7 @@ pub mod config;
 pub mod envfile;
 pub mod error;
 pub mod exit;
+pub mod names;
 pub mod output;
 pub mod permissions;
 pub mod platform;

@@ -240,14 +240,7 @@ pub fn existing_tenant(value: &str) -> Result<String, crate::error::UsageError> 
     match crate::config::tenant(value) {
         Ok(t) => Ok(t),
         Err(e) => {
-            let label = !value.is_empty()
-                && value.len() <= 63
-                && !value.starts_with('-')
-                && !value.ends_with('-')
-                && value
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if label {
+            if crate::names::is_lower_label(value) {
                 Ok(value.to_string())
             } else {
                 Err(e)

@@ -300,7 +300,11 @@ fn a_70_mib_file_a_changed_file_and_gc_work_against_strict_r2() {
     s.write("index.html", b"v1");
     s.write("video.bin", &big);
     let first = s.deploy(&[]).success().json();
-    assert_eq!(s.w.emu.count_s3_op("UploadPart"), 9, "70 MiB in 8 MiB parts");
+    assert_eq!(
+        s.w.emu.count_s3_op("UploadPart"),
+        9,
+        "70 MiB in 8 MiB parts"
+    );
     assert_eq!(s.w.emu.count_s3_op("CompleteMultipartUpload"), 1);
     let stored = s.objects();
     assert_eq!(stored[&format!("blobs/{}", sha(&big))].len(), big.len());
@@ -322,12 +326,11 @@ fn a_70_mib_file_a_changed_file_and_gc_work_against_strict_r2() {
     for kept in [&big[..], b"v1", b"v2"] {
         assert!(objects.contains_key(&format!("blobs/{}", sha(kept))));
     }
-    let unsigned: Vec<_> = s
-        .w
-        .emu
-        .requests()
-        .into_iter()
-        .filter(|r| r.api == cfsetup_emulator::Api::S3 && r.auth != "sigv4")
-        .collect();
+    let unsigned: Vec<_> =
+        s.w.emu
+            .requests()
+            .into_iter()
+            .filter(|r| r.api == cfsetup_emulator::Api::S3 && r.auth != "sigv4")
+            .collect();
     assert!(unsigned.is_empty(), "{unsigned:?}");
 }

@@ -96,12 +96,7 @@ struct Input {
 
 /// A preview name: a DNS label without `--`, short enough that `NAME--TENANT` is one label.
 pub(crate) fn preview_name(name: &str, tenant: &str) -> Result<String, crate::error::UsageError> {
-    let ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
+    let ok = crate::names::is_lower_label(name)
         && !name.contains("--")
         && name.len() + 2 + tenant.len() <= 63;
     if ok {
