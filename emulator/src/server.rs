@@ -45,6 +45,8 @@ pub struct Shared {
     pub log: Mutex<Vec<RecordedRequest>>,
     pub limiter: Mutex<Limiter>,
     pub saver: Saver,
+    /// The DNS server's records (`crate::dns`), loaded by tests.
+    pub dns: std::sync::Arc<Mutex<crate::dns::Table>>,
 }
 
 /// Coalesced saves of the state file. Each mutation bumps `wanted` (after it released the state
