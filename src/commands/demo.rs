@@ -287,6 +287,11 @@ async fn run_in(
         preview: None,
         not_found: crate::cli::NotFoundChoice::Auto,
         take_over_domain: false,
+        prevalidate: false,
+        dns: crate::cli::DnsArgs {
+            no_dns: true,
+            dns_server: None,
+        },
         force: false,
         dry_run: false,
         lock_stale: None,

@@ -14,6 +14,7 @@ pub mod create_token;
 pub mod demo;
 pub mod deploy_infra;
 pub mod deploy_site;
+pub mod domains;
 pub mod emulator;
 pub mod gc;
 pub mod permissions;
@@ -93,6 +94,7 @@ pub async fn run(
         Command::DeploySite(args) => deploy_site::run(args, config, ui).await.map(Some),
         Command::Rollback(args) => rollback::run(args, config, ui).await.map(Some),
         Command::Sites(args) => sites::run(args, config, ui).await.map(Some),
+        Command::Domains(args) => domains::run(args, config, ui).await.map(Some),
         Command::RemoveSite(args) => remove_site::run(args, config, ui).await.map(Some),
         Command::RemoveDomain(args) => remove_domain::run(args, config, ui).await.map(Some),
         Command::Gc(args) => gc::run(args, config, ui).await.map(Some),

@@ -22,7 +22,10 @@ impl Deploy<'_> {
         // hostname needs no second read.
         let (mut ch, action) = match client.find_custom_hostname(zone, domain).await? {
             Some(ch) => (ch, "exists"),
-            None => match client.create_custom_hostname(zone, domain, None).await {
+            None => match client
+                .create_custom_hostname(zone, domain, "http", None)
+                .await
+            {
                 // The POST answer may lack the validation records: read it back.
                 Ok(created) => (
                     client.get_custom_hostname(zone, &created.id).await?,
@@ -158,16 +161,7 @@ pub(super) fn pending_parts(ch: &CustomHostname) -> Vec<String> {
 }
 
 pub(super) fn verification_errors(ch: &CustomHostname) -> Vec<String> {
-    let mut out: Vec<String> = ch.verification_errors.clone().unwrap_or_default();
-    if let Some(ssl) = &ch.ssl {
-        out.extend(
-            ssl.validation_errors
-                .iter()
-                .flatten()
-                .filter_map(|e| e.message.clone()),
-        );
-    }
-    out
+    ch.errors()
 }
 
 /// A DNS record the tenant adds at their DNS provider.
