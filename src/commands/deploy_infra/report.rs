@@ -137,6 +137,8 @@ pub struct DeployInfraReport {
     pub steps: Vec<Row>,
     /// Every row is in the wanted state (or would be, in a dry run).
     pub ok: bool,
+    /// Advice about the platform domain ([`crate::platform::domain_advice`]).
+    pub advice: Vec<String>,
 }
 
 impl DeployInfraReport {
@@ -222,6 +224,9 @@ impl Report for DeployInfraReport {
             .collect();
         out.table(&["resource", "name", "action", "detail"], rows);
         out.line(self.summary());
+        for a in &self.advice {
+            out.line(format!("Note: {a}"));
+        }
     }
 
     fn to_json(&self) -> serde_json::Value {
@@ -255,6 +260,7 @@ mod tests {
                 name: "example.com".into(),
             },
             platform_domain: "example.com".into(),
+            advice: Vec::new(),
             bucket: "sites".into(),
             jurisdiction: Some("eu".into()),
             worker: "router".into(),
