@@ -11,6 +11,7 @@ mod create_token;
 mod demo;
 mod deploy_infra;
 mod deploy_site;
+mod domains;
 mod e2e;
 mod foundation;
 mod gc;

@@ -86,7 +86,9 @@ impl Deploy<'_> {
         // The CNAME target costs a request, made only when the tenant still has records to add.
         let target = match &self.input.cname_target {
             Some(t) => Some(t.clone()),
-            None if !is_active(&ch) => client
+            // Also for an active TXT certificate: whether the CNAME points here decides its move
+            // to HTTP validation.
+            None if !is_active(&ch) || ch.ssl_method() == Some("txt") => client
                 .get_fallback_origin(zone)
                 .await?
                 .and_then(|f| f.origin)
@@ -131,7 +133,8 @@ impl Deploy<'_> {
                     ch = client.get_custom_hostname(zone, &ch.id).await?;
                     moved_to_http = true;
                     let said = format!(
-                        "{domain} points at the platform: its certificate moved to HTTP validation,                          so renewals need no new TXT records"
+                        "{domain} points at the platform: its certificate moved to HTTP validation, \
+                         so renewals need no new TXT records"
                     );
                     self.ui.note(&said);
                     notes.push(said);
@@ -139,7 +142,9 @@ impl Deploy<'_> {
                 _ => {
                     let t = target.as_deref().unwrap_or("the fallback origin");
                     let said = format!(
-                        "{domain} and its certificate are active: now switch the CNAME of {domain}                          to {t}; then run this command again, which moves the certificate to HTTP                          validation (renewals)"
+                        "{domain} and its certificate are active: now switch the CNAME of {domain} \
+                         to {t}; then run this command again, which moves the certificate to HTTP \
+                         validation (renewals)"
                     );
                     self.ui.note(&said);
                     next = Some(said);
@@ -266,7 +271,9 @@ pub(super) fn verification_errors(ch: &CustomHostname) -> Vec<String> {
 }
 
 /// What to do when the API refuses a create for the quota, or the plan finds it full.
-pub(super) const QUOTA_HINT: &str = "the zone's custom hostname quota is at its hard cap: delete      unused custom hostnames (`cfsetup domains prune`; `cfsetup domains` lists them), or ask      Cloudflare to raise the cap (above 50,000 is Enterprise)";
+pub(super) const QUOTA_HINT: &str = "the zone's custom hostname quota is at its hard cap: delete \
+ unused custom hostnames (`cfsetup domains prune`; `cfsetup domains` lists them), or ask \
+ Cloudflare to raise the cap (above 50,000 is Enterprise)";
 
 /// With TXT validation the TXT records come first and the CNAME last: it is switched only once
 /// the hostname and its certificate are active.
@@ -285,10 +292,12 @@ pub(super) fn prevalidation_steps(domain: &str, target: Option<&str>) -> Vec<Str
     let t = target.unwrap_or("the fallback origin");
     vec![
         format!(
-            "1. Add both TXT records (_cf-custom-hostname.{domain} and _acme-challenge.{domain})              at the tenant's DNS provider; leave the current records serving."
+            "1. Add both TXT records (_cf-custom-hostname.{domain} and _acme-challenge.{domain}) \
+             at the tenant's DNS provider; leave the current records serving."
         ),
         format!(
-            "2. Wait until the hostname and its certificate are active: run again with --wait,              or watch `cfsetup domains`."
+            "2. Wait until the hostname and its certificate are active: run again with --wait, \
+             or watch `cfsetup domains`."
         ),
         format!("3. Then switch the CNAME of {domain} to {t}: traffic moves onto a certificate already issued."),
         "4. Run this command again: it moves the certificate to HTTP validation, so renewals need no new TXT records.".to_string(),

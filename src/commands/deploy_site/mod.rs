@@ -654,12 +654,14 @@ impl Deploy<'_> {
         }
         if q.used >= q.allocated {
             self.ui.warn(format!(
-                "the zone is past its allocated custom hostname quota ({line}): each new one is                  billed at $0.10/month; `cfsetup domains prune` deletes unused ones"
+                "the zone is past its allocated custom hostname quota ({line}): each new one is \
+                 billed at $0.10/month; `cfsetup domains prune` deletes unused ones"
             ));
         }
         if q.near_hard_cap() {
             self.ui.warn(format!(
-                "the zone is near its custom hostname hard cap ({line}): creates are refused at                  the cap; `cfsetup domains prune` deletes unused ones"
+                "the zone is near its custom hostname hard cap ({line}): creates are refused at \
+                 the cap; `cfsetup domains prune` deletes unused ones"
             ));
         }
         Ok(())
