@@ -45,7 +45,7 @@ impl Observed {
     /// Whether the domain's CNAME points at `target`.
     pub fn points_at(&self, target: &str) -> bool {
         let t = normal(target);
-        self.cname.iter().any(|c| *c == t)
+        self.cname.contains(&t)
     }
 }
 

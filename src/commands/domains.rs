@@ -865,3 +865,135 @@ impl Report for PruneReport {
         u8::from(!self.failed.is_empty())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloudflare::custom_hostnames::{OwnershipVerification, Ssl, ValidationRecord};
+
+    fn ch(status: &str, ssl: &str, method: &str) -> CustomHostname {
+        CustomHostname {
+            id: "id".into(),
+            hostname: "shop.acme.com".into(),
+            status: Some(status.into()),
+            ssl: Some(Ssl {
+                status: Some(ssl.into()),
+                method: Some(method.into()),
+                validation_records: Some(vec![ValidationRecord {
+                    txt_name: Some("_acme-challenge.shop.acme.com".into()),
+                    txt_value: Some("dcv".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ownership_verification: Some(OwnershipVerification {
+                kind: Some("txt".into()),
+                name: Some("_cf-custom-hostname.shop.acme.com".into()),
+                value: Some("own".into()),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn facts<'a>(c: &'a CustomHostname, dns: Option<&'a Observed>) -> Facts<'a> {
+        Facts {
+            hostname: "shop.acme.com",
+            ch: Some(c),
+            tenant: Some(Some("acme".into())),
+            fallback_status: Some("active"),
+            target: Some("fallback.getai.page"),
+            dns,
+        }
+    }
+
+    #[test]
+    fn the_fallback_origin_not_active_is_the_platforms_move() {
+        let c = ch("pending", "pending_validation", "http");
+        let mut f = facts(&c, None);
+        f.fallback_status = Some("pending_deployment");
+        let row = assess(&f);
+        assert_eq!(row.owner, Owner::Platform);
+        assert!(row.action.contains("pending_deployment"), "{}", row.action);
+        f.fallback_status = None;
+        assert!(assess(&f).action.contains("not set"));
+        // An active one does not need the fallback origin's attention.
+        let c = ch("active", "active", "http");
+        let mut f = facts(&c, None);
+        f.fallback_status = None;
+        assert_eq!(assess(&f).owner, Owner::None);
+    }
+
+    #[test]
+    fn moved_blocked_and_timed_out_have_their_owners() {
+        let c = ch("moved", "active", "http");
+        let row = assess(&facts(&c, None));
+        assert_eq!(row.owner, Owner::Tenant);
+        assert_eq!(row.records[0].kind, "CNAME");
+        let c = ch("blocked", "pending_validation", "http");
+        assert_eq!(assess(&facts(&c, None)).owner, Owner::Cloudflare);
+        let c = ch("active", "validation_timed_out", "http");
+        let row = assess(&facts(&c, None));
+        assert_eq!(row.owner, Owner::Platform);
+        assert!(row.action.contains("restarts validation"), "{}", row.action);
+    }
+
+    #[test]
+    fn a_prevalidation_asks_for_txt_records_until_they_are_in_place() {
+        let c = ch("pending", "pending_validation", "txt");
+        let old_host = Observed {
+            addresses: vec!["192.0.2.1".into()],
+            ..Observed::default()
+        };
+        let row = assess(&facts(&c, Some(&old_host)));
+        assert_eq!(row.owner, Owner::Tenant);
+        let names: Vec<&str> = row.records.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "_cf-custom-hostname.shop.acme.com",
+                "_acme-challenge.shop.acme.com"
+            ]
+        );
+        // Both TXT records placed: Cloudflare's move.
+        let placed = Observed {
+            addresses: vec!["192.0.2.1".into()],
+            ownership_txt: vec!["own".into()],
+            acme_txt: vec!["dcv".into()],
+            ..Observed::default()
+        };
+        assert_eq!(assess(&facts(&c, Some(&placed))).owner, Owner::Cloudflare);
+        // Active with TXT validation, CNAME not switched yet: the tenant switches it.
+        let c = ch("active", "active", "txt");
+        let row = assess(&facts(&c, Some(&old_host)));
+        assert_eq!(row.owner, Owner::Tenant);
+        assert!(
+            row.action.contains("now switch the CNAME"),
+            "{}",
+            row.action
+        );
+        assert!(!row.renews_by_itself);
+        // Switched: the platform moves it to HTTP validation.
+        let switched = Observed {
+            cname: vec!["fallback.getai.page".into()],
+            ..Observed::default()
+        };
+        assert_eq!(assess(&facts(&c, Some(&switched))).owner, Owner::Platform);
+    }
+
+    #[test]
+    fn quota_lines_and_prices() {
+        let q = Quota {
+            allocated: 100,
+            exceeded: true,
+            hard_cap: 200,
+            used: 190,
+        };
+        assert_eq!(
+            quota_line(&q),
+            "190 custom hostname(s) of 100 included (hard cap 200); 90 billed beyond the \
+             allocation, $9.00/month; near the hard cap"
+        );
+        assert!(q.near_hard_cap() && !q.at_hard_cap());
+        assert_eq!(dollars(5), "$0.05");
+    }
+}
