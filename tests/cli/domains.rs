@@ -514,3 +514,25 @@ fn prune_deletes_only_orphans_and_reports_the_saving() {
     );
     assert!(out.contains("Kept young.example-shop.net"), "{out}");
 }
+
+/// deploy-infra notes a platform domain off the Public Suffix List (the seeded zone, getai.page)
+/// and Cloudflare's advice on the CNAME target; a domain on the list gets no such note.
+#[test]
+fn deploy_infra_notes_a_platform_domain_off_the_public_suffix_list() {
+    let w = crate::common::World::new();
+    let token = w.full_token();
+    let mut cmd = w.with_token(&token);
+    cmd.args(["deploy-infra", "--dry-run"]);
+    let run = w.run(&mut cmd).success();
+    let out = run.stdout();
+    assert!(
+        out.contains("getai.page is not on the Public Suffix List"),
+        "{out}"
+    );
+    assert!(out.contains("can set cookies for each other"), "{out}");
+    assert!(out.contains("other than the company's main domain"), "{out}");
+    let mut cmd = w.with_token(&token);
+    cmd.args(["--json", "deploy-infra", "--dry-run"]);
+    let j = w.run(&mut cmd).success().json();
+    assert_eq!(j["advice"].as_array().unwrap().len(), 2);
+}
