@@ -7,7 +7,10 @@
 //! - peak memory (VmHWM) of `deploy-site` publishing a site that holds one 200 MB file;
 //! - `gc` over 1,000 tenants (`BENCH_GC_TENANTS`): wall time and requests, with garbage to find.
 //!
-//! `BENCH_ONLY=gc` runs the gc case alone.
+//! - `domains --no-dns` over a zone of `BENCH_DOMAINS` (5,000) custom hostnames, each named by a
+//!   host entry: wall time and requests, against pages × latency of the listing.
+//!
+//! `BENCH_ONLY=gc` (or `domains`) runs that case alone.
 //!
 //! And, through `Storage` directly (the layer deploy-site, rollback and gc share; issue #9):
 //! - a cold upload of `BENCH_S3_FILES` (20,000) 1 KB files over S3 at 64 in flight (target
@@ -338,6 +341,57 @@ fn bench_gc(latency: u64, tenants: u64) {
     );
 }
 
+/// `domains --no-dns` over `n` custom hostnames, each named by a host entry, every request
+/// `latency` ms late. The listing is 50 a page: page 1, then the rest 8 at once.
+fn bench_domains(latency: u64, n: u64) {
+    let mut options = Options::new();
+    options.rate_limit = None;
+    let emu = Emulator::start(options).expect("emulator");
+    let (_, token) = emu.mint_token("bench", policies(&emu));
+    let bench = Bench {
+        emu,
+        token,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    bench.run(&["deploy-infra"]);
+    eprintln!("seeding {n} custom hostnames and host entries ...");
+    let hosts: Vec<String> = (0..n)
+        .map(|i| format!("shop{i}.tenant{i}.example-shop.net"))
+        .collect();
+    bench.emu.insert_custom_hostnames(hosts.iter().cloned());
+    assert!(bench.emu.insert_objects(
+        "cfsetup-sites",
+        hosts.iter().enumerate().map(|(i, h)| (
+            format!("hosts/{h}.json"),
+            format!("{{\"tenant\":\"tenant{i}\"}}").into_bytes()
+        )),
+    ));
+    bench.emu.inject(cfsetup_emulator::Fault {
+        method: None,
+        path_contains: None,
+        kind: cfsetup_emulator::FaultKind::Latency(Duration::from_millis(latency)),
+        times: u32::MAX,
+    });
+    let (took, _) = bench.run(&["domains", "--no-dns", "--json"]);
+    let (requests, _, log) = bench.traffic();
+    let pages = log
+        .iter()
+        .filter(|r| r.path.ends_with("/custom_hostnames"))
+        .count();
+    let entry_reads = log
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("hosts/"))
+        .count();
+    let rounds = 1 + (pages as u64).saturating_sub(1).div_ceil(8);
+    println!(
+        "| domains --no-dns, {n} custom hostnames | {:.2} s, {requests} requests ({pages} listing pages, {entry_reads} host-entry reads) | listing {pages} pages x {latency} ms = {:.1} s sequential; read as 1 + {} rounds of 8 = {:.2} s | |",
+        took.as_secs_f64(),
+        pages as f64 * latency as f64 / 1000.0,
+        rounds - 1,
+        rounds as f64 * latency as f64 / 1000.0,
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; nothing to parse.
     if std::env::var("BENCH_CHILD").as_deref() == Ok("multipart") {
@@ -356,6 +410,12 @@ fn main() {
 fn platform() {
     let latency = env_num("BENCH_LATENCY_MS", 50);
     let gc_tenants = env_num("BENCH_GC_TENANTS", 1000);
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("domains") {
+        println!("| measurement | figure | target | |");
+        println!("|---|---|---|---|");
+        bench_domains(latency, env_num("BENCH_DOMAINS", 5000));
+        return;
+    }
     if std::env::var("BENCH_ONLY").as_deref() == Ok("gc") {
         println!("| measurement | figure | target | |");
         println!("|---|---|---|---|");

@@ -530,7 +530,10 @@ fn deploy_infra_notes_a_platform_domain_off_the_public_suffix_list() {
         "{out}"
     );
     assert!(out.contains("can set cookies for each other"), "{out}");
-    assert!(out.contains("other than the company's main domain"), "{out}");
+    assert!(
+        out.contains("other than the company's main domain"),
+        "{out}"
+    );
     let mut cmd = w.with_token(&token);
     cmd.args(["--json", "deploy-infra", "--dry-run"]);
     let j = w.run(&mut cmd).success().json();
