@@ -31,6 +31,9 @@ use super::bucket;
 
 /// DNS lookups in flight at once (each is six questions).
 const DNS_CONCURRENCY: usize = 16;
+/// Host entries read at once: with thousands of domains these reads, one per domain, are most of
+/// the run (README "Benchmarks").
+const ENTRY_CONCURRENCY: usize = 64;
 /// Prune never deletes an orphan younger than this: a deploy creates the custom hostname before
 /// it writes the host entry, and with `--wait` it waits in between (docs/domains.md "Prune").
 pub const PRUNE_MIN_AGE: Duration = Duration::from_secs(3600);
@@ -59,11 +62,11 @@ pub async fn run(args: DomainsArgs, config: &Config, ui: &Ui) -> anyhow::Result<
         .setting(None, "SAAS_FALLBACK_ORIGIN")
         .map(|h| config::hostname(&h, "SAAS_FALLBACK_ORIGIN"))
         .transpose()?;
-    let opened = bucket::open(config, ui, &args.bucket, 32).await?;
+    let opened = bucket::open(config, ui, &args.bucket, ENTRY_CONCURRENCY).await?;
     let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());
     let client = &opened.client;
     let (hosts, hostnames, quota, fallback) = tokio::try_join!(
-        bucket::host_entries(storage, bucket_name, 32),
+        bucket::host_entries(storage, bucket_name, ENTRY_CONCURRENCY),
         bucket::all_custom_hostnames(client, &zone),
         async { Ok(client.quota(&zone).await) },
         async {

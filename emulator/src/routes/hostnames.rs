@@ -30,7 +30,7 @@
 use super::{member_zone, zone_resource, Ctx};
 use crate::seed;
 use crate::state::{CustomHostname, FallbackOrigin, State};
-use crate::wire::{now_rfc3339, paginate, parse_json, random_hex, ApiError, Outcome, Reply};
+use crate::wire::{now_rfc3339, paginate_lazy, parse_json, random_hex, ApiError, Outcome, Reply};
 use serde_json::{json, Value};
 
 /// How a hostname is shown.
@@ -352,29 +352,42 @@ fn list(ctx: &Ctx, state: &mut State, zone: &str) -> Outcome {
     }
     let filtered = exact.is_some() || contain.is_some() || id.is_some();
     let after = ctx.activate_after;
-    let mut items = Vec::new();
-    for ch in state
+    // Positions of the matches; only the requested page is rendered.
+    let matched: Vec<usize> = state
         .custom_hostnames
-        .iter_mut()
-        .filter(|c| c.zone_id == zone)
-    {
-        let keep = exact.is_none_or(|e| ch.hostname == e.to_ascii_lowercase())
-            && contain.is_none_or(|c| ch.hostname.contains(&c.to_ascii_lowercase()))
-            && id.is_none_or(|i| ch.id == i);
-        if !keep {
-            continue;
-        }
-        let phase = if filtered {
-            observe(ch, after)
-        } else {
-            current_phase(ch, after)
-        };
-        items.push(render(ch, phase));
-    }
+        .iter()
+        .enumerate()
+        .filter(|(_, ch)| {
+            ch.zone_id == zone
+                && exact.is_none_or(|e| ch.hostname == e.to_ascii_lowercase())
+                && contain.is_none_or(|c| ch.hostname.contains(&c.to_ascii_lowercase()))
+                && id.is_none_or(|i| ch.id == i)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    // A filtered list counts as a read of every match (they are few); an unfiltered one does not.
+    let mut phases: Vec<Option<Phase>> = vec![None; matched.len()];
     if filtered {
+        for (k, &i) in matched.iter().enumerate() {
+            phases[k] = Some(observe(&mut state.custom_hostnames[i], after));
+        }
         state.dirty = true;
     }
-    Ok(paginate(items, q, 20, ctx.per_page_max(50)))
+    let hostnames = &state.custom_hostnames;
+    Ok(paginate_lazy(
+        matched.len(),
+        q,
+        20,
+        ctx.per_page_max(50),
+        |range| {
+            range
+                .map(|k| {
+                    let ch = &hostnames[matched[k]];
+                    render(ch, phases[k].unwrap_or_else(|| current_phase(ch, after)))
+                })
+                .collect()
+        },
+    ))
 }
 
 /// Wire form (cloudflare-api.md §10 "Result fields").
