@@ -156,6 +156,15 @@ pub fn is_quota_refusal(e: &Error) -> bool {
     e.has_code(1405) || e.has_code(1404)
 }
 
+/// The hostnames in listing order, each id once (the first seen): a create or delete between two
+/// page reads shifts the later pages by one, so a hostname can appear on two pages.
+pub fn dedup_by_id(all: impl IntoIterator<Item = CustomHostname>) -> Vec<CustomHostname> {
+    let mut seen = std::collections::HashSet::new();
+    all.into_iter()
+        .filter(|c| seen.insert(c.id.clone()))
+        .collect()
+}
+
 /// `…/custom_hostnames/fallback_origin` (TS SDK `fallback-origin.ts`).
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 pub struct FallbackOrigin {
@@ -302,12 +311,9 @@ impl Client {
             .buffered(concurrency.max(1))
             .try_collect()
             .await?;
-        let mut seen = std::collections::HashSet::new();
-        Ok(first
-            .into_iter()
-            .chain(rest.into_iter().flatten())
-            .filter(|c| seen.insert(c.id.clone()))
-            .collect())
+        Ok(dedup_by_id(
+            first.into_iter().chain(rest.into_iter().flatten()),
+        ))
     }
 
     /// `DELETE /zones/{zone_id}/custom_hostnames/{id}`; the answer may be a bare `{id}`.
@@ -343,5 +349,37 @@ impl Client {
                 .json(&serde_json::json!({ "origin": origin })),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hostname_seen_on_two_pages_is_listed_once() {
+        let h = |id: &str, name: &str| CustomHostname {
+            id: id.into(),
+            hostname: name.into(),
+            ..CustomHostname::default()
+        };
+        // Page 1 ends with b; a delete before page 2 shifts b onto page 2 as well.
+        let pages = vec![h("1", "a"), h("2", "b"), h("2", "b"), h("3", "c")];
+        let names: Vec<String> = dedup_by_id(pages).into_iter().map(|c| c.hostname).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn the_quota_answer_decodes() {
+        let q: Quota = serde_json::from_str(
+            r#"{"allocated": 100, "exceeded": false, "hard_cap": 200, "used": 50}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (q.allocated, q.hard_cap, q.used, q.exceeded),
+            (100, 200, 50, false)
+        );
+        assert!(!q.near_hard_cap() && !q.at_hard_cap());
+        assert_eq!(q.billed_extra(), 0);
     }
 }
