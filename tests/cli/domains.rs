@@ -539,3 +539,46 @@ fn deploy_infra_notes_a_platform_domain_off_the_public_suffix_list() {
     let j = w.run(&mut cmd).success().json();
     assert_eq!(j["advice"].as_array().unwrap().len(), 2);
 }
+
+/// A re-run finishes or repairs what a first run started: a pending HTTP hostname is switched to
+/// TXT by `--prevalidate`, and a timed-out validation is restarted by a PATCH with the same `ssl`.
+#[test]
+fn a_rerun_switches_a_pending_hostname_to_txt_and_restarts_a_timed_out_validation() {
+    let s = Site::with_options(still());
+    basic(&s);
+    let d = "late.acme-store.com";
+    s.deploy(&[d]).success();
+    assert_eq!(s.w.emu.custom_hostnames()[0]["ssl"]["method"], "http");
+    s.w.emu.clear_requests();
+    let run = s.deploy(&[d, "--prevalidate"]).success();
+    assert!(
+        run.stderr()
+            .contains("certificate validation switched to TXT"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(s.w.emu.custom_hostnames()[0]["ssl"]["method"], "txt");
+    assert_eq!(
+        s.w.writes().iter().filter(|r| r.method == "PATCH").count(),
+        1
+    );
+
+    // Ownership proven, the certificate's validation timed out: the platform restarts it.
+    s.w.emu.force_custom_hostname(
+        d,
+        json!({"status": "active", "ssl": {"status": "validation_timed_out"}}),
+    );
+    let j = s.run(&["domains", "--no-dns"]).success().json();
+    assert_eq!(j["domains"][0]["owner"], "platform", "{j}");
+    s.w.emu.clear_requests();
+    let run = s.deploy(&[d, "--prevalidate"]).success();
+    assert!(run.stderr().contains("restarted it"), "{}", run.stderr());
+    assert_eq!(
+        s.w.writes().iter().filter(|r| r.method == "PATCH").count(),
+        1
+    );
+    assert_eq!(
+        s.w.emu.custom_hostnames()[0]["ssl"]["status"],
+        "pending_validation"
+    );
+}
