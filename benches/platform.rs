@@ -7,7 +7,10 @@
 //! - peak memory (VmHWM) of `deploy-site` publishing a site that holds one 200 MB file;
 //! - `gc` over 1,000 tenants (`BENCH_GC_TENANTS`): wall time and requests, with garbage to find.
 //!
-//! `BENCH_ONLY=gc` runs the gc case alone. `BENCH_ONLY=fleet` runs the fleet case alone:
+//! - `domains --no-dns` over a zone of `BENCH_DOMAINS` (5,000) custom hostnames, each named by a
+//!   host entry: wall time and requests, against pages × latency of the listing.
+//!
+//! `BENCH_ONLY=gc` (or `domains`) runs that case alone. `BENCH_ONLY=fleet` runs the fleet case alone:
 //! `BENCH_FLEET_TENANTS` (100) tenants of `BENCH_FLEET_FILES` (200) files, half of them the same
 //! in every tenant, deployed by one `deploy-sites --parallel 8` and by 100 `deploy-site`
 //! processes run 8 at a time, each against a fresh emulator: wall time, requests, bytes.
@@ -456,6 +459,88 @@ fn bench_fleet(latency: u64, tenants: u64, files: u64) {
     );
 }
 
+/// `domains --no-dns` over `n` custom hostnames, each named by a host entry, every request
+/// `latency` ms late. The listing is 50 a page: page 1, then the rest 8 at once.
+fn bench_domains(latency: u64, n: u64) {
+    let mut options = Options::new();
+    options.rate_limit = None;
+    let emu = Emulator::start(options).expect("emulator");
+    let (_, token) = emu.mint_token("bench", policies(&emu));
+    let bench = Bench {
+        emu,
+        token,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    bench.run(&["deploy-infra"]);
+    eprintln!("seeding {n} custom hostnames and host entries ...");
+    let hosts: Vec<String> = (0..n)
+        .map(|i| format!("shop{i}.tenant{i}.example-shop.net"))
+        .collect();
+    bench.emu.insert_custom_hostnames(hosts.iter().cloned());
+    assert!(bench.emu.insert_objects(
+        "cfsetup-sites",
+        hosts.iter().enumerate().map(|(i, h)| (
+            format!("hosts/{h}.json"),
+            format!("{{\"tenant\":\"tenant{i}\"}}").into_bytes()
+        )),
+    ));
+    bench.emu.inject(cfsetup_emulator::Fault {
+        method: None,
+        path_contains: None,
+        kind: cfsetup_emulator::FaultKind::Latency(Duration::from_millis(latency)),
+        times: u32::MAX,
+    });
+    // The listing alone, through the library: 8 pages at once after the first, then one at a time.
+    let listing = |concurrency: usize| -> (Duration, usize) {
+        use cfsetup::cloudflare::{Auth, Client, ClientOptions};
+        let client = Client::new(
+            &url::Url::parse(&bench.emu.base_url()).unwrap(),
+            Auth::Token(cfsetup::secret::Secret::new(bench.token.clone())),
+            ClientOptions {
+                max_in_flight: 64,
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap();
+        let zone = bench.emu.seed().zone_id.clone();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let started = Instant::now();
+        let all = rt
+            .block_on(client.all_custom_hostnames(&zone, concurrency))
+            .expect("listing");
+        (started.elapsed(), all.len())
+    };
+    bench.emu.clear_requests();
+    let (fast, seen) = listing(8);
+    let pages = bench
+        .emu
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/custom_hostnames"))
+        .count();
+    assert_eq!(seen as u64, n, "every hostname once");
+    let (slow, _) = listing(1);
+    let rounds = 1 + (pages as u64).saturating_sub(1).div_ceil(8);
+    println!(
+        "| the listing alone, {n} custom hostnames | {:.2} s ({pages} pages: page 1, then 8 at once = {rounds} round trips x {latency} ms = {:.2} s); one page at a time {:.2} s ({pages} x {latency} ms = {:.2} s) | latency-bound | |",
+        fast.as_secs_f64(),
+        rounds as f64 * latency as f64 / 1000.0,
+        slow.as_secs_f64(),
+        pages as f64 * latency as f64 / 1000.0,
+    );
+    let (took, _) = bench.run(&["domains", "--no-dns", "--json"]);
+    let (requests, _, log) = bench.traffic();
+    let entry_reads = log
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("hosts/"))
+        .count();
+    println!(
+        "| domains --no-dns, {n} custom hostnames each with a host entry | {:.2} s, {requests} requests ({pages} listing pages, {entry_reads} host-entry reads at 64 in flight: {entry_reads} / 64 x {latency} ms = {:.2} s) | latency-bound | |",
+        took.as_secs_f64(),
+        (entry_reads as f64 / 64.0).ceil() * latency as f64 / 1000.0,
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; nothing to parse.
     if std::env::var("BENCH_CHILD").as_deref() == Ok("multipart") {
@@ -474,6 +559,13 @@ fn main() {
 fn platform() {
     let latency = env_num("BENCH_LATENCY_MS", 50);
     let gc_tenants = env_num("BENCH_GC_TENANTS", 1000);
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("domains") {
+        println!("| measurement | figure | target | |");
+        println!("|---|---|---|---|");
+        bench_domains(latency, env_num("BENCH_DOMAINS", 5000));
+        // Only this case: not the storage half either.
+        std::process::exit(0);
+    }
     if std::env::var("BENCH_ONLY").as_deref() == Ok("gc") {
         println!("| measurement | figure | target | |");
         println!("|---|---|---|---|");

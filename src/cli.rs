@@ -171,6 +171,8 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Each tenant: live deploy, files, bytes, domains and their status; one tenant's history
     Sites(SitesArgs),
+    /// Every tenant domain (custom hostname): its state, and who must act; `prune` deletes orphans
+    Domains(DomainsArgs),
     /// Remove a tenant: its domains, custom hostnames and head (gc deletes the rest)
     RemoveSite(RemoveSiteArgs),
     /// Remove one preview of a tenant (gc deletes its files)
@@ -339,6 +341,13 @@ pub struct DeploySiteArgs {
     /// Move a DOMAIN that another tenant holds to this tenant
     #[arg(long)]
     pub take_over_domain: bool,
+    /// Attach DOMAIN with zero downtime: TXT ownership pre-validation and TXT certificate
+    /// validation, both records printed, so the hostname and its certificate are active before
+    /// the tenant switches the CNAME (with --wait, waits for that)
+    #[arg(long)]
+    pub prevalidate: bool,
+    #[command(flatten)]
+    pub dns: DnsArgs,
     /// Switch even if another deploy of this tenant landed since this one read the head; also
     /// deploys an unchanged site, checking (and re-uploading) every blob
     #[arg(long)]
@@ -492,6 +501,65 @@ pub struct DoctorArgs {
 pub struct SitesArgs {
     /// One tenant: its deploy history, the live one marked
     pub tenant: Option<String>,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+}
+
+/// Public DNS lookups of tenants' domains.
+#[derive(Debug, Args, Default, Clone)]
+pub struct DnsArgs {
+    /// Do not look up tenants' public DNS records
+    #[arg(long)]
+    pub no_dns: bool,
+    /// The one nameserver to ask, IP:PORT (tests) [env: CFSETUP_DNS_SERVER] [default: the
+    /// system's resolver]
+    #[arg(long, value_name = "IP:PORT", hide = true)]
+    pub dns_server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DomainsArgs {
+    #[command(subcommand)]
+    pub command: Option<DomainsCommand>,
+    /// Only this tenant's domains
+    pub tenant: Option<String>,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+    /// Only the domains where the tenant or the platform must act
+    #[arg(long)]
+    pub needs_action: bool,
+    /// Only the domains whose hostname or certificate has this status, e.g. pending, active,
+    /// pending_validation
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Only certificates that expire within this window and will not renew by themselves, e.g. 14d
+    #[arg(long, value_name = "DURATION")]
+    pub expiring: Option<String>,
+    /// Exit 1 when any domain needs action (for alerting); the report is printed either way
+    #[arg(long)]
+    pub check: bool,
+    #[command(flatten)]
+    pub dns: DnsArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainsCommand {
+    /// Delete custom hostnames that no host entry names (orphans); never one a host entry names
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Only orphans that are not active and were created longer ago than this, e.g. 30d
+    #[arg(long, value_name = "DURATION")]
+    pub pending_for: Option<String>,
+    /// Say what would be deleted and delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask; needed when stdin is not a terminal
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub bucket: BucketArgs,
 }

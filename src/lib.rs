@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cloudflare;
 pub mod commands;
 pub mod config;
+pub mod dns;
 pub mod envfile;
 pub mod error;
 pub mod exit;

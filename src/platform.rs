@@ -53,3 +53,65 @@ pub async fn zone_domain(client: &Client, zone_id: &str) -> anyhow::Result<Strin
     })?;
     Ok(zone.name.to_ascii_lowercase())
 }
+
+/// Whether `domain` is itself a public suffix on the Public Suffix List (as `pages.dev`,
+/// `netlify.app`, `vercel.app` and `myshopify.com` are), from the list the `psl` crate embeds.
+/// Browsers keep cookies of `a.<suffix>` and `b.<suffix>` apart only then.
+pub fn on_public_suffix_list(domain: &str) -> bool {
+    let d = domain.trim_end_matches('.').to_ascii_lowercase();
+    psl::suffix(d.as_bytes()).is_some_and(|s| s.is_known() && s.as_bytes() == d.as_bytes())
+}
+
+/// deploy-infra's advice about the platform domain (docs/cloudflare-api.md §10 "Advice from the
+/// getting-started guide and reference architecture"; publicsuffix/list `public_suffix_list.dat`):
+/// empty when the domain is on the Public Suffix List.
+pub fn domain_advice(domain: &str) -> Vec<String> {
+    if on_public_suffix_list(domain) {
+        return Vec::new();
+    }
+    let registrable = psl::domain_str(domain).unwrap_or(domain);
+    vec![
+        format!(
+            "{domain} is not on the Public Suffix List, so tenant sites at TENANT.{domain} share \
+             the registrable domain {registrable} and can set cookies for each other (and for \
+             {registrable}). For tenants' sites, use a separate registrable domain and add it \
+             to the Public Suffix List (github.com/publicsuffix/list), as pages.dev, netlify.app, \
+             vercel.app and myshopify.com do."
+        ),
+        "Cloudflare recommends a CNAME target (the fallback origin tenants point at) on a \
+         domain other than the company's main domain (Cloudflare for SaaS getting-started \
+         guide)."
+            .to_string(),
+    ]
+}
+
+#[cfg(test)]
+mod psl_tests {
+    use super::*;
+
+    #[test]
+    fn platform_domains_on_the_public_suffix_list_are_recognised() {
+        for d in [
+            "pages.dev",
+            "netlify.app",
+            "vercel.app",
+            "myshopify.com",
+            "github.io",
+        ] {
+            assert!(on_public_suffix_list(d), "{d}");
+            assert!(domain_advice(d).is_empty(), "{d}");
+        }
+        for d in ["getai.page", "example.com", "sites.example.co.uk"] {
+            assert!(!on_public_suffix_list(d), "{d}");
+        }
+        let advice = domain_advice("sites.example.co.uk").join("\n");
+        assert!(
+            advice.contains("registrable domain example.co.uk"),
+            "{advice}"
+        );
+        assert!(
+            advice.contains("other than the company's main domain"),
+            "{advice}"
+        );
+    }
+}

@@ -1,6 +1,10 @@
 //! The inspection and control endpoint under `/__emulator/`, a path the real API never uses.
 //!
-//! `GET|DELETE /__emulator/requests`, `POST|DELETE /__emulator/faults`, `GET /__emulator/state`.
+//! `GET|DELETE /__emulator/requests`, `POST|DELETE /__emulator/faults`, `GET /__emulator/state`,
+//! `PUT /__emulator/quota {allocated, hard_cap}` (every zone's custom hostname quota),
+//! `POST /__emulator/custom_hostnames/{hostname}` (fields forced over its answers: see
+//! [`force_hostname`]) and `POST /__emulator/dns {name, type, values}` (the DNS server's records;
+//! `values: []` removes them).
 //! Each logged request has `api` (`"rest"` or `"s3"`) and `op` (the S3 operation, e.g.
 //! `"PutObject"`, or null); a fault may be aimed at one API with
 //! `"api": "rest" | "s3"` (both when absent).
@@ -56,6 +60,66 @@ pub fn handle(shared: &Shared, method: &str, path: &str, body: &[u8]) -> Reply {
             Reply::ok(Value::Null)
         }
         ("GET", "/__emulator/state") => Reply::ok(state_json(shared)),
+        ("PUT", "/__emulator/quota") => {
+            let v = parse_json(body).ok().flatten().unwrap_or(Value::Null);
+            let (Some(allocated), Some(hard_cap)) = (
+                v.get("allocated").and_then(Value::as_u64),
+                v.get("hard_cap").and_then(Value::as_u64),
+            ) else {
+                return ApiError::new(400, 400, "want {allocated, hard_cap}").reply();
+            };
+            shared.state.lock().hostname_quota = crate::state::HostnameQuota {
+                allocated,
+                hard_cap,
+            };
+            shared.save_soon();
+            Reply::ok(v)
+        }
+        ("POST", "/__emulator/dns") => {
+            let v = parse_json(body).ok().flatten().unwrap_or(Value::Null);
+            let name = v.get("name").and_then(Value::as_str).unwrap_or("");
+            let kind = v
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            let values: Vec<String> = v
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if name.is_empty() {
+                return ApiError::new(400, 400, "want {name, type, values}").reply();
+            }
+            for val in &values {
+                if let Err(m) = crate::dns::check(&kind, val) {
+                    return ApiError::new(400, 400, m).reply();
+                }
+            }
+            let mut table = shared.dns.lock();
+            let k = (crate::dns::key(name), kind);
+            if values.is_empty() {
+                table.remove(&k);
+            } else {
+                table.insert(k, values);
+            }
+            Reply::ok(v)
+        }
+        ("POST", p) if p.starts_with("/__emulator/custom_hostnames/") => {
+            let host = &p["/__emulator/custom_hostnames/".len()..];
+            let v = parse_json(body).ok().flatten().unwrap_or(Value::Null);
+            let found = force_hostname(&mut shared.state.lock(), host, v.clone());
+            shared.save_soon();
+            if found {
+                Reply::ok(v)
+            } else {
+                ApiError::new(404, 1436, format!("No custom hostname {host}")).reply()
+            }
+        }
         _ => ApiError::new(404, 7000, format!("No route for {method} {path}")).reply(),
     }
 }
@@ -112,4 +176,42 @@ fn state_json(shared: &Shared) -> Value {
             "zone_id": z, "origin": f.origin, "status": f.status,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Forces fields over a custom hostname's answers (every zone): `fields` is merged into what is
+/// forced already (top-level keys replace, `ssl` one level deep), and `null` clears it. Returns
+/// whether the hostname exists.
+pub fn force_hostname(state: &mut crate::state::State, hostname: &str, fields: Value) -> bool {
+    let host = hostname.trim_end_matches('.').to_ascii_lowercase();
+    let mut found = false;
+    for ch in state
+        .custom_hostnames
+        .iter_mut()
+        .filter(|c| c.hostname == host)
+    {
+        found = true;
+        match &fields {
+            Value::Object(new) => {
+                let mut forced = match ch.forced.take() {
+                    Some(Value::Object(m)) => m,
+                    _ => serde_json::Map::new(),
+                };
+                for (k, v) in new {
+                    match (k.as_str(), v, forced.get_mut("ssl")) {
+                        ("ssl", Value::Object(s), Some(Value::Object(old))) => {
+                            for (sk, sv) in s {
+                                old.insert(sk.clone(), sv.clone());
+                            }
+                        }
+                        _ => {
+                            forced.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                ch.forced = Some(Value::Object(forced));
+            }
+            _ => ch.forced = None,
+        }
+    }
+    found
 }

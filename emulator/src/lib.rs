@@ -25,6 +25,12 @@
 //! - [`Emulator::objects`], [`Emulator::scripts`], [`Emulator::routes`] and
 //!   [`Emulator::custom_hostnames`] read the state, for tests and for loading it into miniflare.
 //! - The same inspection is served over HTTP under `/__emulator/`, a path the real API never uses.
+//! - [`Emulator::dns_addr`] is a small DNS server (UDP, 127.0.0.1) standing in for tenants' public
+//!   DNS; [`Emulator::dns_set`] loads its records (module `dns`).
+//! - [`Emulator::set_custom_hostname_quota`] sets the zone's custom hostname quota, and
+//!   [`Emulator::force_custom_hostname`] moves a custom hostname to any state (also over HTTP,
+//!   `/__emulator/quota` and `/__emulator/custom_hostnames/{hostname}`);
+//!   [`Emulator::insert_custom_hostnames`] adds many at once, for benchmarks.
 //! - [`Emulator::s3_endpoint`] is R2's S3-compatible API on the same listener (path-style), over
 //!   the same buckets and objects; see the `s3` module. Keys come from the emulator's tokens:
 //!   Access Key ID = token id, Secret Access Key = [`s3_secret_access_key`] of the token value
@@ -41,6 +47,7 @@
 //! endpoint, and every other path is an S3 request (`GET /`, `/{bucket}`, `/{bucket}/{key…}`).
 
 mod auth;
+mod dns;
 mod faults;
 mod inspect;
 mod routes;
@@ -416,6 +423,7 @@ pub struct Emulator {
     seed: Seed,
     shared: Arc<Shared>,
     server: Server,
+    dns: dns::DnsServer,
 }
 
 impl Options {
@@ -454,7 +462,9 @@ impl Emulator {
             None => State::default(),
         };
         let port = options.port;
+        let dns = dns::DnsServer::start()?;
         let shared = Arc::new(Shared {
+            dns: dns.table.clone(),
             options,
             catalog: seed::permission_groups(),
             withdrawn: Mutex::new(Vec::new()),
@@ -478,7 +488,68 @@ impl Emulator {
             },
             shared,
             server,
+            dns,
         })
+    }
+    /// The DNS server's address (UDP on 127.0.0.1), for `CFSETUP_DNS_SERVER`.
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns.addr
+    }
+    /// Sets the records of `name` and `kind` (A, AAAA, CNAME or TXT) on the DNS server; an empty
+    /// `values` removes them.
+    ///
+    /// # Panics
+    /// On an unknown type or a malformed value.
+    pub fn dns_set(&self, name: &str, kind: &str, values: &[&str]) {
+        let kind = kind.to_ascii_uppercase();
+        for v in values {
+            if let Err(e) = dns::check(&kind, v) {
+                panic!("dns_set {name} {kind}: {e}");
+            }
+        }
+        let mut table = self.shared.dns.lock();
+        let k = (dns::key(name), kind);
+        if values.is_empty() {
+            table.remove(&k);
+        } else {
+            table.insert(k, values.iter().map(|v| v.to_string()).collect());
+        }
+    }
+    /// Sets the custom hostname quota every zone answers (`allocated` is the soft limit,
+    /// `hard_cap` where creates are refused with 403 / 1405).
+    pub fn set_custom_hostname_quota(&self, allocated: u64, hard_cap: u64) {
+        self.shared.state.lock().hostname_quota = state::HostnameQuota {
+            allocated,
+            hard_cap,
+        };
+        self.shared.save_soon();
+    }
+    /// Forces fields of a custom hostname's answers (e.g. `{"status": "active", "ssl": {"status":
+    /// "pending_validation", "validation_errors": [{"message": "…"}]}}`, or `created_at`): top-level
+    /// keys replace, `ssl` merges one level deep, and `null` removes the forcing. Returns whether
+    /// the hostname exists.
+    pub fn force_custom_hostname(&self, hostname: &str, fields: serde_json::Value) -> bool {
+        let found = inspect::force_hostname(&mut self.shared.state.lock(), hostname, fields);
+        self.shared.save_soon();
+        found
+    }
+    /// Adds custom hostnames to the seeded zone without a request each (method `http`, pending),
+    /// for benchmarks. The quota's hard cap is not applied.
+    pub fn insert_custom_hostnames(&self, hostnames: impl IntoIterator<Item = String>) {
+        let mut state = self.shared.state.lock();
+        for h in hostnames {
+            let ch = routes::new_hostname(
+                seed::ZONE_ID,
+                h.to_ascii_lowercase(),
+                "http".into(),
+                "dv".into(),
+                serde_json::json!({}),
+                None,
+            );
+            state.custom_hostnames.push(ch);
+        }
+        drop(state);
+        self.shared.save_soon();
     }
     /// `http://127.0.0.1:PORT/client/v4`
     pub fn base_url(&self) -> String {

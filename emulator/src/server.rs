@@ -47,6 +47,8 @@ pub struct Shared {
     pub saver: Saver,
     /// Conditional S3 PutObjects in flight by raw path (`Options.s3_conflict_409`).
     pub in_flight: Mutex<std::collections::HashMap<String, usize>>,
+    /// The DNS server's records (`crate::dns`), loaded by tests.
+    pub dns: std::sync::Arc<Mutex<crate::dns::Table>>,
 }
 
 /// Coalesced saves of the state file. Each mutation bumps `wanted` (after it released the state

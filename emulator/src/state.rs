@@ -28,6 +28,9 @@ pub struct State {
     /// Zone id → fallback origin.
     #[serde(default)]
     pub fallback_origins: BTreeMap<String, FallbackOrigin>,
+    /// The custom hostname quota of every zone.
+    #[serde(default)]
+    pub hostname_quota: HostnameQuota,
     /// Set by a GET that changed something (custom hostname activation), so the server saves.
     #[serde(skip)]
     pub dirty: bool,
@@ -220,6 +223,35 @@ pub struct CustomHostname {
     pub txt_value: String,
     /// GETs seen since creation (or since the last PATCH with `ssl`).
     pub gets: u32,
+    /// Ownership was proven once (the hostname was seen active): a PATCH that restarts
+    /// certificate validation leaves the hostname itself active.
+    #[serde(default)]
+    pub ownership_verified: bool,
+    /// Fields a test forced through `/__emulator/custom_hostnames/{hostname}` (or
+    /// `Emulator::force_custom_hostname`), merged over the rendered answer: top-level keys replace,
+    /// `ssl` is merged one level deep. A PATCH with `ssl` drops the forced `ssl` part.
+    #[serde(default)]
+    pub forced: Option<Value>,
+}
+
+/// The zone's custom hostname quota (API reference `custom_hostnames/subresources/quota`):
+/// `allocated` is the soft limit (billed beyond it), `hard_cap` the point where creates are
+/// refused.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostnameQuota {
+    pub allocated: u64,
+    pub hard_cap: u64,
+}
+
+impl Default for HostnameQuota {
+    /// The plans' numbers (cloudflare-docs `plans/index.json`, `ssl.z_custom_hostnames`): 100
+    /// included, at most 50,000 outside Enterprise.
+    fn default() -> Self {
+        HostnameQuota {
+            allocated: 100,
+            hard_cap: 50_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

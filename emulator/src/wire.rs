@@ -210,6 +210,40 @@ pub fn parse_json(body: &[u8]) -> Result<Option<Value>, serde_json::Error> {
     serde_json::from_slice(body).map(Some)
 }
 
+/// Like [`paginate`], for `total` items of which only the page's are built: `page(range)` returns
+/// the items at those positions. A list of thousands then costs one page of work per request.
+pub fn paginate_lazy(
+    total: usize,
+    query: &Query,
+    default_per_page: usize,
+    max: usize,
+    page_items: impl FnOnce(std::ops::Range<usize>) -> Vec<Value>,
+) -> Reply {
+    let page = query
+        .get("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1);
+    let per_page = query
+        .get("per_page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(default_per_page)
+        .min(max);
+    let total_pages = total.div_ceil(per_page);
+    let start = (page - 1).saturating_mul(per_page).min(total);
+    let end = start.saturating_add(per_page).min(total);
+    let slice = page_items(start..end);
+    let info = json!({
+        "page": page,
+        "per_page": per_page,
+        "count": slice.len(),
+        "total_count": total,
+        "total_pages": total_pages,
+    });
+    Reply::list(Value::Array(slice), info)
+}
+
 /// Page-based paging (`page`, `per_page`) with `result_info {page, per_page, count, total_count,
 /// total_pages}` (docs/cloudflare-api.md §1). An out-of-range page yields an empty array, so SDK
 /// auto-iteration that stops on an empty page terminates (docs/peers.md §5).

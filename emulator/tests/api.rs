@@ -1216,3 +1216,122 @@ fn rest_listing_start_after_a_common_prefix() {
     }
     assert_eq!(seen, ["asdf", "boo/", "cquux/"]);
 }
+
+#[test]
+fn custom_hostname_quota_hard_cap_txt_validation_and_restart() {
+    let t = start();
+    let tok = t.admin_token();
+    let z = t.zone();
+    let path = format!("/zones/{z}/custom_hostnames");
+    let (s, v) = call(t.bearer("GET", &format!("{path}/quota"), &tok));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["result"],
+        json!({"allocated": 100, "exceeded": false, "hard_cap": 50000, "used": 0})
+    );
+    t.emu.set_custom_hostname_quota(1, 2);
+    let txt = json!({"hostname": "a.customer.com", "ssl": {"method": "txt", "type": "dv"}});
+    let (s, v) = call(t.bearer("POST", &path, &tok).json(&txt));
+    assert_eq!(s, 201, "{v}");
+    let id = v["result"]["id"].as_str().expect("id").to_string();
+    let (s, _) = call(
+        t.bearer("POST", &path, &tok)
+            .json(&json!({"hostname": "b.customer.com"})),
+    );
+    assert_eq!(s, 201);
+    let (_, v) = call(t.bearer("GET", &format!("{path}/quota"), &tok));
+    assert_eq!(
+        v["result"],
+        json!({"allocated": 1, "exceeded": true, "hard_cap": 2, "used": 2})
+    );
+    // At the hard cap a create is refused, and nothing is created.
+    let (s, v) = call(
+        t.bearer("POST", &path, &tok)
+            .json(&json!({"hostname": "c.customer.com"})),
+    );
+    assert_eq!((s, code(&v)), (403, 1405), "{v}");
+    assert_eq!(t.emu.custom_hostnames().len(), 2);
+
+    // TXT validation: the _acme-challenge record, then active.
+    let (_, v) = call(t.bearer("GET", &format!("{path}/{id}"), &tok));
+    let rec = &v["result"]["ssl"]["validation_records"][0];
+    assert_eq!(rec["txt_name"], "_acme-challenge.a.customer.com");
+    assert!(rec["txt_value"].is_string());
+    let old_value = rec["txt_value"].clone();
+    call(t.bearer("GET", &format!("{path}/{id}"), &tok));
+    let (_, v) = call(t.bearer("GET", &format!("{path}/{id}"), &tok));
+    assert_eq!(v["result"]["status"], "active");
+    assert_eq!(v["result"]["ssl"]["status"], "active");
+    assert!(v["result"]["ssl"]["expires_on"].is_string());
+    // A PATCH with ssl restarts validation with new tokens; the hostname stays active.
+    let (s, v) = call(
+        t.bearer("PATCH", &format!("{path}/{id}"), &tok)
+            .json(&json!({"ssl": {"method": "txt", "type": "dv"}})),
+    );
+    assert_eq!(s, 202, "{v}");
+    let (_, v) = call(t.bearer("GET", &format!("{path}/{id}"), &tok));
+    assert_eq!(v["result"]["status"], "active");
+    assert_eq!(v["result"]["ssl"]["status"], "pending_validation");
+    assert_ne!(
+        v["result"]["ssl"]["validation_records"][0]["txt_value"],
+        old_value
+    );
+    // Moving to HTTP validation.
+    call(
+        t.bearer("PATCH", &format!("{path}/{id}"), &tok)
+            .json(&json!({"ssl": {"method": "http", "type": "dv"}})),
+    );
+    let (_, v) = call(t.bearer("GET", &format!("{path}/{id}"), &tok));
+    assert_eq!(v["result"]["ssl"]["method"], "http");
+    assert!(v["result"]["ssl"]["validation_records"][0]["http_url"].is_string());
+
+    // A test can force any state, over HTTP too.
+    let r = t
+        .http
+        .post(format!(
+            "{}/__emulator/custom_hostnames/b.customer.com",
+            t.emu.s3_endpoint()
+        ))
+        .json(&json!({"status": "moved", "verification_errors": ["custom hostname does not CNAME to this zone."]}))
+        .send()
+        .expect("inspect");
+    assert_eq!(r.status(), 200);
+    let (_, v) = call(t.bearer("GET", &format!("{path}?hostname=b.customer.com"), &tok));
+    assert_eq!(v["result"][0]["status"], "moved");
+    assert_eq!(
+        v["result"][0]["verification_errors"][0],
+        "custom hostname does not CNAME to this zone."
+    );
+}
+
+#[test]
+fn the_dns_server_answers_what_tests_load() {
+    use std::net::UdpSocket;
+    let t = start();
+    t.emu
+        .dns_set("shop.customer.com", "CNAME", &["edge.getai.page"]);
+    t.emu.dns_set("edge.getai.page", "A", &["192.0.2.1"]);
+    // A hand-made query: id 7, RD, one question `shop.customer.com A IN`.
+    let mut q = vec![0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in ["shop", "customer", "com"] {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    sock.send_to(&q, t.emu.dns_addr()).expect("send");
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("an answer");
+    assert_eq!(&buf[..2], &[0, 7], "same id");
+    assert_eq!(buf[3] & 0x0f, 0, "NOERROR");
+    assert_eq!(u16::from_be_bytes([buf[6], buf[7]]), 2, "CNAME + A");
+    assert!(n > q.len());
+    // An unknown name is NXDOMAIN.
+    let mut q2 = q.clone();
+    q2[13] = b'x';
+    sock.send_to(&q2, t.emu.dns_addr()).expect("send");
+    let _ = sock.recv(&mut buf).expect("an answer");
+    assert_eq!(buf[3] & 0x0f, 3, "NXDOMAIN");
+}

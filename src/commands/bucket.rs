@@ -279,19 +279,20 @@ pub async fn host_entries(
         .await
 }
 
-/// Every custom hostname of the zone, in one paged listing.
+/// Every custom hostname of the zone, in one paged listing de-duplicated by id
+/// ([`Client::all_custom_hostnames`]); `sites` and `domains` share it.
 pub async fn all_custom_hostnames(
     client: &Client,
     zone: &str,
 ) -> anyhow::Result<Vec<crate::cloudflare::custom_hostnames::CustomHostname>> {
     client
-        .paged(
-            || crate::cloudflare::Req::get(format!("/zones/{zone}/custom_hostnames")),
-            50,
-        )
+        .all_custom_hostnames(zone, LISTING_CONCURRENCY)
         .await
         .context("listing the zone's custom hostnames")
 }
+
+/// Pages of the custom hostname listing read at once after the first.
+pub const LISTING_CONCURRENCY: usize = 8;
 
 /// Lists the sweep markers and waits until every fresh one seen now is gone or stale: a gc that
 /// listed intents before the caller's intent existed may be deleting (docs/storage-layout.md

@@ -289,6 +289,11 @@ async fn run_in(
         protect: None,
         expires: None,
         take_over_domain: false,
+        prevalidate: false,
+        dns: crate::cli::DnsArgs {
+            no_dns: true,
+            dns_server: None,
+        },
         force: false,
         dry_run: false,
         lock_stale: None,

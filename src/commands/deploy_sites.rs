@@ -162,14 +162,6 @@ impl Entry {
         base: &Path,
     ) -> Result<DeploySiteArgs, UsageError> {
         let label = entry_label(n, Some(&self.tenant));
-        if self.prevalidate {
-            // The flag is being added to deploy-site (issue 18); until this binary has it, the
-            // field is refused rather than silently ignored.
-            return Err(usage!(
-                "{label}, field prevalidate: this cfsetup's deploy-site has no --prevalidate yet"
-            )
-            .with_hint("remove the field (or set it to false) and attach the domain later"));
-        }
         let not_found = match &self.not_found {
             None => NotFoundChoice::Auto,
             Some(s) => NotFoundChoice::from_str(s, false).map_err(|_| {
@@ -201,6 +193,8 @@ impl Entry {
             force: false,
             dry_run: args.dry_run,
             lock_stale: args.lock_stale.clone(),
+            prevalidate: self.prevalidate,
+            dns: crate::cli::DnsArgs::default(),
         })
     }
 }
@@ -213,13 +207,14 @@ fn in_entry(n: usize, tenant: &str, e: anyhow::Error) -> UsageError {
         Ok(u) => (u.message, u.hint),
         Err(e) => (format!("{e:#}"), None),
     };
-    let fields: [(&str, &str); 6] = [
+    let fields: [(&str, &str); 7] = [
         ("TENANT ", "tenant"),
         ("DIR ", "dir"),
         ("DOMAIN ", "domains"),
         ("--preview", "preview"),
         ("--take-over-domain", "domains"),
         ("--not-found", "not_found"),
+        ("--prevalidate", "prevalidate"),
     ];
     let (field, rest) = fields
         .iter()

@@ -47,6 +47,12 @@ pub async fn run(args: &EmulatorArgs, ui: &Ui) -> anyhow::Result<()> {
         seed.zone_name,
         emulator.addr()
     ));
+    ui.note(format!(
+        "its DNS server for tenants' domains (records loaded with POST /__emulator/dns) is {}: \
+         set CFSETUP_DNS_SERVER={} for domains and deploy-site to ask it",
+        emulator.dns_addr(),
+        emulator.dns_addr()
+    ));
     tokio::signal::ctrl_c().await?;
     drop(emulator);
     Ok(())

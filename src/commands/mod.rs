@@ -17,6 +17,7 @@ pub mod deploy_site;
 pub mod deploy_sites;
 pub mod destroy_infra;
 pub mod doctor;
+pub mod domains;
 pub mod emulator;
 pub mod gc;
 pub mod permissions;
@@ -104,6 +105,7 @@ pub async fn run(
         Command::DestroyInfra(args) => destroy_infra::run(args, config, ui).await.map(Some),
         Command::Rollback(args) => rollback::run(args, config, ui).await.map(Some),
         Command::Sites(args) => sites::run(args, config, ui).await.map(Some),
+        Command::Domains(args) => domains::run(args, config, ui).await.map(Some),
         Command::RemoveSite(args) => remove_site::run(args, config, ui).await.map(Some),
         Command::RemovePreview(args) => remove_preview::run(args, config, ui).await.map(Some),
         Command::RemoveDomain(args) => remove_domain::run(args, config, ui).await.map(Some),

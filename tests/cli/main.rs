@@ -14,6 +14,7 @@ mod deploy_site;
 mod deploy_sites;
 mod destroy_infra;
 mod doctor;
+mod domains;
 mod e2e;
 mod foundation;
 mod gc;

@@ -9,12 +9,16 @@ sends `condition.request_ip`, uploads modules as parts named `files`, pages unti
 and retries 409/429/5xx unless told not to (`max_retries=0` here).
 """
 
+import json
+import urllib.request
 import uuid
 
 import cloudflare
 import pytest
 from cloudflare.types.accounts import Account
 from cloudflare.types.custom_hostnames import (
+    CustomHostnameEditResponse,
+    QuotaGetResponse,
     CustomHostnameCreateResponse,
     CustomHostnameGetResponse,
     CustomHostnameListResponse,
@@ -348,6 +352,61 @@ def test_custom_hostnames_and_fallback_origin(emu, ids, admin):
     now = cf.custom_hostnames.fallback_origin.get(zone_id=zone)
     assert now.origin == "fallback.getai.page"
     cf.custom_hostnames.fallback_origin.delete(zone_id=zone)
+
+
+def control(emu, method, path, body):
+    """A call to the emulator's control endpoint (`/__emulator/…`)."""
+    req = urllib.request.Request(
+        emu.origin + path,
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+
+
+def test_custom_hostname_quota_txt_validation_and_the_patch_that_restarts_it(emu, ids, admin):
+    _, zone = ids
+    cf = sdk(emu, admin)
+    quota = cf.custom_hostnames.quota.get(zone_id=zone)
+    assert isinstance(quota, QuotaGetResponse)
+    assert isinstance(quota.allocated, int) and isinstance(quota.hard_cap, int)
+    assert isinstance(quota.used, int) and isinstance(quota.exceeded, bool)
+
+    host = f"pre-{uuid.uuid4().hex[:6]}.customer.com"
+    created = cf.custom_hostnames.create(zone_id=zone, hostname=host, ssl={"method": "txt", "type": "dv"})
+    assert created.ssl.method == "txt"
+    got = cf.custom_hostnames.get(created.id, zone_id=zone)
+    records = got.ssl.validation_records
+    assert records and records[0].txt_name == f"_acme-challenge.{host}" and records[0].txt_value
+    assert got.ownership_verification.name == f"_cf-custom-hostname.{host}"
+    assert got.ownership_verification.value
+
+    # The same ssl again restarts validation with a new token; HTTP moves it to HTTP validation.
+    edited = cf.custom_hostnames.edit(created.id, zone_id=zone, ssl={"method": "txt", "type": "dv"})
+    assert isinstance(edited, CustomHostnameEditResponse)
+    again = cf.custom_hostnames.get(created.id, zone_id=zone)
+    assert again.ssl.validation_records[0].txt_value != records[0].txt_value
+    moved = cf.custom_hostnames.edit(created.id, zone_id=zone, ssl={"method": "http", "type": "dv"})
+    assert moved.ssl.method == "http"
+
+    # An active certificate's expiry parses as a datetime.
+    control(emu, "POST", f"/__emulator/custom_hostnames/{host}",
+            {"status": "active", "ssl": {"status": "active", "expires_on": "2027-03-01T00:00:00Z"}})
+    active = cf.custom_hostnames.get(created.id, zone_id=zone)
+    assert active.ssl.expires_on.year == 2027
+
+    # At the hard cap a create is refused with 1405.
+    used = cf.custom_hostnames.quota.get(zone_id=zone).used
+    control(emu, "PUT", "/__emulator/quota", {"allocated": 1, "hard_cap": used})
+    full = cf.custom_hostnames.quota.get(zone_id=zone)
+    assert full.exceeded is (used > 1) and full.hard_cap == used
+    with pytest.raises(cloudflare.PermissionDeniedError) as refused:
+        cf.custom_hostnames.create(zone_id=zone, hostname=f"x-{host}", ssl={"method": "http", "type": "dv"})
+    assert code_of(refused.value) == 1405
+    control(emu, "PUT", "/__emulator/quota", {"allocated": 100, "hard_cap": 50000})
+    cf.custom_hostnames.delete(created.id, zone_id=zone)
 
 
 # ---- errors ----

@@ -6,6 +6,22 @@
 //! `activate_custom_hostnames_after` times (by id, or in a filtered list), later reads show it
 //! `active` with ssl `active` and no records left.
 //!
+//! A PATCH with `ssl` restarts certificate validation (the "common API calls" page: an edit "sent
+//! with an ssl object that matches the existing value, indicates that hostname should restart
+//! domain control validation"): the certificate goes back to `pending_validation` with new
+//! tokens, and a hostname whose ownership was already proven stays `active`.
+//!
+//! `GET …/custom_hostnames/quota` answers `{allocated, exceeded, hard_cap, used}` (API reference
+//! `custom_hostnames/subresources/quota/methods/get`): "The allocated quota is a soft limit;
+//! creating custom hostnames after usage exceeds this limit can still succeed until the hard cap is
+//! reached". A create at the hard cap is 403 / 1405, the status-codes page's "quota exceeded"
+//! (`cloudflare-for-saas/reference/status-codes/custom-hostnames/`; 1404 there is a zone with no
+//! SaaS quota at all). `used` counts every custom hostname of the zone, pending ones too
+//! (`quotas-and-billing.mdx`: pending hostnames are billed until deleted).
+//!
+//! Active certificates carry `ssl.expires_on`: 90 days after the hostname's creation (the renewal
+//! page: "Custom hostname certificates have a 90-day validity period").
+//!
 //! Choices where the reference is silent: a hostname equal to or under the zone's own name is
 //! 400 / 1409; a fallback origin outside the zone is 400 / 1407; reading or deleting an unset
 //! fallback origin is 404 / 1551; `ssl` may be omitted (method `http`, type `dv`); `ssl` with only
@@ -14,7 +30,7 @@
 use super::{member_zone, zone_resource, Ctx};
 use crate::seed;
 use crate::state::{CustomHostname, FallbackOrigin, State};
-use crate::wire::{now_rfc3339, paginate, parse_json, random_hex, ApiError, Outcome, Reply};
+use crate::wire::{now_rfc3339, paginate_lazy, parse_json, random_hex, ApiError, Outcome, Reply};
 use serde_json::{json, Value};
 
 /// How a hostname is shown.
@@ -31,6 +47,7 @@ pub fn route(ctx: &Ctx, state: &mut State, zone: &str, rest: &[&str]) -> Outcome
         (ctx.method, rest),
         ("GET" | "POST", [])
             | ("GET" | "PUT" | "DELETE", ["fallback_origin"])
+            | ("GET", ["quota"])
             | ("GET" | "PATCH" | "DELETE", [_])
     );
     if !known {
@@ -48,6 +65,7 @@ pub fn route(ctx: &Ctx, state: &mut State, zone: &str, rest: &[&str]) -> Outcome
         ("GET", []) => list(ctx, state, zone),
         ("POST", []) => create(ctx, state, zone),
         (_, ["fallback_origin"]) => fallback_origin(ctx, state, zone),
+        ("GET", ["quota"]) => Ok(Reply::ok(quota_json(state, zone))),
         ("GET", [id]) => {
             let after = ctx.activate_after;
             let ch = find_mut(state, zone, id)?;
@@ -93,7 +111,59 @@ fn find_mut<'a>(
 fn observe(ch: &mut CustomHostname, after: Option<u32>) -> Phase {
     let phase = current_phase(ch, after);
     ch.gets = ch.gets.saturating_add(1);
+    if phase == Phase::Active {
+        ch.ownership_verified = true;
+    }
     phase
+}
+
+/// Custom hostnames of `zone` (the quota's `used`).
+fn used(state: &State, zone: &str) -> u64 {
+    state
+        .custom_hostnames
+        .iter()
+        .filter(|c| c.zone_id == zone)
+        .count() as u64
+}
+
+/// `GET …/custom_hostnames/quota` (wire form of the API reference's `QuotaGetResponse`).
+pub fn quota_json(state: &State, zone: &str) -> Value {
+    let q = state.hostname_quota;
+    let used = used(state, zone);
+    json!({
+        "allocated": q.allocated,
+        "exceeded": used > q.allocated,
+        "hard_cap": q.hard_cap,
+        "used": used,
+    })
+}
+
+/// A new custom hostname's record (a create, or a test's bulk insert).
+pub fn new_hostname(
+    zone: &str,
+    host: String,
+    method: String,
+    kind: String,
+    settings: Value,
+    custom_metadata: Option<Value>,
+) -> CustomHostname {
+    CustomHostname {
+        id: uuid::Uuid::new_v4().to_string(),
+        zone_id: zone.to_string(),
+        hostname: host,
+        created_at: now_rfc3339(),
+        ssl_id: uuid::Uuid::new_v4().to_string(),
+        ssl_method: method,
+        ssl_type: kind,
+        ssl_settings: settings,
+        custom_metadata,
+        ownership_value: uuid::Uuid::new_v4().to_string(),
+        http_body: uuid::Uuid::new_v4().to_string(),
+        txt_value: random_hex(32),
+        gets: 0,
+        ownership_verified: false,
+        forced: None,
+    }
 }
 
 /// The phase without counting a read (for inspection).
@@ -211,21 +281,21 @@ fn create(ctx: &Ctx, state: &mut State, zone: &str) -> Outcome {
     if state.custom_hostnames.iter().any(|c| c.hostname == host) {
         return Err(ApiError::new(409, 1406, "Duplicate custom hostname found."));
     }
-    let ch = CustomHostname {
-        id: uuid::Uuid::new_v4().to_string(),
-        zone_id: zone.to_string(),
-        hostname: host,
-        created_at: now_rfc3339(),
-        ssl_id: uuid::Uuid::new_v4().to_string(),
-        ssl_method: method,
-        ssl_type: kind,
-        ssl_settings: settings,
-        custom_metadata: body.get("custom_metadata").cloned(),
-        ownership_value: uuid::Uuid::new_v4().to_string(),
-        http_body: uuid::Uuid::new_v4().to_string(),
-        txt_value: random_hex(32),
-        gets: 0,
-    };
+    if used(state, zone) >= state.hostname_quota.hard_cap {
+        return Err(ApiError::new(
+            403,
+            1405,
+            "Quota exceeded: the zone has reached its custom hostname limit.",
+        ));
+    }
+    let ch = new_hostname(
+        zone,
+        host,
+        method,
+        kind,
+        settings,
+        body.get("custom_metadata").cloned(),
+    );
     let v = render(&ch, Phase::Created);
     state.custom_hostnames.push(ch);
     Ok(Reply::ok_status(201, v))
@@ -245,6 +315,12 @@ fn patch(ctx: &Ctx, state: &mut State, zone: &str, id: &str) -> Outcome {
     let after = ctx.activate_after;
     let ch = find_mut(state, zone, id)?;
     if let Some((method, kind, settings)) = ssl {
+        if current_phase(ch, after) == Phase::Active {
+            ch.ownership_verified = true;
+        }
+        if let Some(Value::Object(f)) = &mut ch.forced {
+            f.remove("ssl");
+        }
         ch.ssl_method = method;
         ch.ssl_type = kind;
         ch.ssl_settings = settings;
@@ -276,39 +352,55 @@ fn list(ctx: &Ctx, state: &mut State, zone: &str) -> Outcome {
     }
     let filtered = exact.is_some() || contain.is_some() || id.is_some();
     let after = ctx.activate_after;
-    let mut items = Vec::new();
-    for ch in state
+    // Positions of the matches; only the requested page is rendered.
+    let matched: Vec<usize> = state
         .custom_hostnames
-        .iter_mut()
-        .filter(|c| c.zone_id == zone)
-    {
-        let keep = exact.is_none_or(|e| ch.hostname == e.to_ascii_lowercase())
-            && contain.is_none_or(|c| ch.hostname.contains(&c.to_ascii_lowercase()))
-            && id.is_none_or(|i| ch.id == i);
-        if !keep {
-            continue;
-        }
-        let phase = if filtered {
-            observe(ch, after)
-        } else {
-            current_phase(ch, after)
-        };
-        items.push(render(ch, phase));
-    }
+        .iter()
+        .enumerate()
+        .filter(|(_, ch)| {
+            ch.zone_id == zone
+                && exact.is_none_or(|e| ch.hostname == e.to_ascii_lowercase())
+                && contain.is_none_or(|c| ch.hostname.contains(&c.to_ascii_lowercase()))
+                && id.is_none_or(|i| ch.id == i)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    // A filtered list counts as a read of every match (they are few); an unfiltered one does not.
+    let mut phases: Vec<Option<Phase>> = vec![None; matched.len()];
     if filtered {
+        for (k, &i) in matched.iter().enumerate() {
+            phases[k] = Some(observe(&mut state.custom_hostnames[i], after));
+        }
         state.dirty = true;
     }
-    Ok(paginate(items, q, 20, ctx.per_page_max(50)))
+    let hostnames = &state.custom_hostnames;
+    Ok(paginate_lazy(
+        matched.len(),
+        q,
+        20,
+        ctx.per_page_max(50),
+        |range| {
+            range
+                .map(|k| {
+                    let ch = &hostnames[matched[k]];
+                    render(ch, phases[k].unwrap_or_else(|| current_phase(ch, after)))
+                })
+                .collect()
+        },
+    ))
 }
 
 /// Wire form (docs/cloudflare-api.md §10 "Result fields").
 pub fn render(ch: &CustomHostname, phase: Phase) -> Value {
     let host = &ch.hostname;
-    let (status, ssl_status) = match phase {
+    let (mut status, ssl_status) = match phase {
         Phase::Created => ("pending", "initializing"),
         Phase::Pending => ("pending", "pending_validation"),
         Phase::Active => ("active", "active"),
     };
+    if ch.ownership_verified {
+        status = "active";
+    }
     let mut ssl = json!({
         "id": ch.ssl_id,
         "type": ch.ssl_type,
@@ -319,6 +411,9 @@ pub fn render(ch: &CustomHostname, phase: Phase) -> Value {
         "certificate_authority": "google",
         "wildcard": false,
     });
+    if phase == Phase::Active {
+        ssl["expires_on"] = json!(expires_on(&ch.created_at));
+    }
     if phase == Phase::Pending {
         let record = match ch.ssl_method.as_str() {
             "txt" => json!({
@@ -358,7 +453,27 @@ pub fn render(ch: &CustomHostname, phase: Phase) -> Value {
     if let Some(m) = &ch.custom_metadata {
         v["custom_metadata"] = m.clone();
     }
+    if let Some(Value::Object(forced)) = &ch.forced {
+        for (k, val) in forced {
+            match (k.as_str(), val) {
+                ("ssl", Value::Object(fields)) => {
+                    for (sk, sv) in fields {
+                        v["ssl"][sk] = sv.clone();
+                    }
+                }
+                _ => v[k] = val.clone(),
+            }
+        }
+    }
     v
+}
+
+/// 90 days after `created_at` (RFC 3339), the certificates' validity.
+fn expires_on(created_at: &str) -> String {
+    let from =
+        humantime::parse_rfc3339_weak(created_at).unwrap_or_else(|_| std::time::SystemTime::now());
+    let at = from + std::time::Duration::from_secs(90 * 86_400);
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 fn fallback_json(f: &FallbackOrigin) -> Value {

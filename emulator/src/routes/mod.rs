@@ -16,7 +16,7 @@ mod r2;
 mod tokens;
 mod workers;
 
-pub use hostnames::{current_phase, render as render_hostname};
+pub use hostnames::{current_phase, new_hostname, render as render_hostname};
 pub use r2::{too_large, valid_bucket_name, MAX_OBJECT_SIZE};
 pub use tokens::{mint, mint_legacy};
 pub use workers::public_bindings;

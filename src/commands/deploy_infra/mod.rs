@@ -161,6 +161,7 @@ pub async fn deploy(
             id: zone.id,
             name: zone_name.clone(),
         },
+        advice: crate::platform::domain_advice(&domain),
         platform_domain: domain,
         bucket: inputs.bucket.clone(),
         jurisdiction: inputs.jurisdiction.clone(),

@@ -142,6 +142,8 @@ pub struct DeployInfraReport {
     pub steps: Vec<Row>,
     /// Every row is in the wanted state (or would be, in a dry run).
     pub ok: bool,
+    /// Advice about the platform domain ([`crate::platform::domain_advice`]).
+    pub advice: Vec<String>,
 }
 
 impl DeployInfraReport {
@@ -227,6 +229,9 @@ impl Report for DeployInfraReport {
             .collect();
         out.table(&["resource", "name", "action", "detail"], rows);
         out.line(self.summary());
+        for a in &self.advice {
+            out.line(format!("Note: {a}"));
+        }
     }
 
     fn to_json(&self) -> serde_json::Value {
@@ -260,6 +265,7 @@ mod tests {
                 name: "example.com".into(),
             },
             platform_domain: "example.com".into(),
+            advice: Vec::new(),
             bucket: "sites".into(),
             jurisdiction: Some("eu".into()),
             worker: "router".into(),

@@ -1,5 +1,19 @@
 //! The tenant's custom domain: find or create its custom hostname, work out the DNS records the
 //! tenant adds, and wait for it to become active (docs/cloudflare-api.md §10).
+//!
+//! `--prevalidate` (docs/domains.md "Zero-downtime onboarding"): the hostname is created with
+//! `ssl.method: txt`, so both its ownership (`ownership_verification`, `_cf-custom-hostname.<d>`)
+//! and its certificate (`ssl.validation_records[].txt_name`, `_acme-challenge.<d>`) are proven by
+//! TXT records while the tenant's old host still serves (cloudflare-for-saas
+//! `domain-support/hostname-validation/pre-validation.mdx`; `issue-and-validate/validate-certificates/`:
+//! "TXT validation: Have your customers add a TXT record to their authoritative DNS"). Once the
+//! CNAME points at the platform, the certificate is moved to HTTP validation with a PATCH: TXT
+//! tokens are valid 7 (Let's Encrypt) or 14 days (Google Trust Services)
+//! (`reference/token-validity-periods`), so a TXT certificate's renewal 60 days on needs new TXT
+//! records, while "specific (non-wildcard) custom hostnames can use HTTP based DCV for
+//! certificate renewals, as long as the hostname is pointing to the SaaS provider [and] proxying
+//! through the Cloudflare network" (`validate-certificates/`; `renew-certificates/`: HTTP DCV is
+//! performed automatically for an active non-wildcard hostname).
 
 use std::time::{Duration, Instant};
 
@@ -18,11 +32,16 @@ impl Deploy<'_> {
     ) -> anyhow::Result<HostnameReport> {
         let client = self.client;
         let zone = self.input.zone.as_deref().unwrap_or_default();
+        let prevalidate = self.input.prevalidate;
+        let method = if prevalidate { "txt" } else { "http" };
         // The list answer carries the same fields as GET (docs/cloudflare-api.md §10), so a found
         // hostname needs no second read.
         let (mut ch, action) = match client.find_custom_hostname(zone, domain).await? {
             Some(ch) => (ch, "exists"),
-            None => match client.create_custom_hostname(zone, domain, None).await {
+            None => match client
+                .create_custom_hostname(zone, domain, method, None)
+                .await
+            {
                 // The POST answer may lack the validation records: read it back.
                 Ok(created) => (
                     client.get_custom_hostname(zone, &created.id).await?,
@@ -35,13 +54,41 @@ impl Deploy<'_> {
                         None => return Err(e.into()),
                     }
                 }
+                // 403/1405: the quota's hard cap (the plan's check raced another create).
+                Err(e) if crate::cloudflare::custom_hostnames::is_quota_refusal(&e) => {
+                    return Err(anyhow::Error::new(e).context(QUOTA_HINT));
+                }
                 Err(e) => return Err(e.into()),
             },
         };
+        let mut notes: Vec<String> = Vec::new();
+        if action == "exists" && !is_active(&ch) {
+            let current = ch.ssl_method().unwrap_or("http").to_string();
+            let timed_out = ssl_status(&ch).is_some_and(|s| s.ends_with("timed_out"));
+            let want = if prevalidate { "txt" } else { current.as_str() };
+            // A PATCH with the same ssl restarts validation; another method switches to it
+            // (docs/cloudflare-api.md §10).
+            if want != current || timed_out {
+                client.set_validation_method(zone, &ch.id, want).await?;
+                ch = client.get_custom_hostname(zone, &ch.id).await?;
+                let said = if want != current {
+                    format!(
+                        "{domain}: certificate validation switched to {}",
+                        want.to_ascii_uppercase()
+                    )
+                } else {
+                    format!("{domain}: certificate validation had timed out; restarted it")
+                };
+                self.ui.note(&said);
+                notes.push(said);
+            }
+        }
         // The CNAME target costs a request, made only when the tenant still has records to add.
         let target = match &self.input.cname_target {
             Some(t) => Some(t.clone()),
-            None if !is_active(&ch) => client
+            // Also for an active TXT certificate: whether the CNAME points here decides its move
+            // to HTTP validation.
+            None if !is_active(&ch) || ch.ssl_method() == Some("txt") => client
                 .get_fallback_origin(zone)
                 .await?
                 .and_then(|f| f.origin)
@@ -54,11 +101,15 @@ impl Deploy<'_> {
                  run `cfsetup deploy-infra`",
             );
         }
+        let txt_method = ch.ssl_method() == Some("txt");
         let mut waited = None;
         if let Some(within) = self.input.wait {
             if !is_active(&ch) {
                 // The tenant needs the records now, not when the wait is over.
-                for r in dns_records(&ch, domain, target.as_deref(), false) {
+                for r in ordered(
+                    dns_records(&ch, domain, target.as_deref(), false),
+                    txt_method,
+                ) {
                     self.ui
                         .note(format!("add {} {} -> {}", r.kind, r.name, r.value));
                 }
@@ -67,13 +118,71 @@ impl Deploy<'_> {
             ch = latest;
             waited = Some(outcome);
         }
-        let dns = dns_records(&ch, domain, target.as_deref(), is_active(&ch));
+        // A TXT certificate on an active hostname: once the CNAME points at the platform, move it
+        // to HTTP validation so that renewals need nothing from the tenant.
+        let mut moved_to_http = false;
+        let mut next = None;
+        if is_active(&ch) && ch.ssl_method() == Some("txt") {
+            let points = match (&target, self.dns()) {
+                (Some(t), Some(dns)) => dns.observe(domain).await.map(|o| o.points_at(t)),
+                _ => None,
+            };
+            match points {
+                Some(true) => {
+                    client.set_validation_method(zone, &ch.id, "http").await?;
+                    ch = client.get_custom_hostname(zone, &ch.id).await?;
+                    moved_to_http = true;
+                    let said = format!(
+                        "{domain} points at the platform: its certificate moved to HTTP validation, \
+                         so renewals need no new TXT records"
+                    );
+                    self.ui.note(&said);
+                    notes.push(said);
+                }
+                _ => {
+                    let t = target.as_deref().unwrap_or("the fallback origin");
+                    let said = format!(
+                        "{domain} and its certificate are active: now switch the CNAME of {domain} \
+                         to {t}; then run this command again, which moves the certificate to HTTP \
+                         validation (renewals)"
+                    );
+                    self.ui.note(&said);
+                    next = Some(said);
+                }
+            }
+        }
+        let txt_method = ch.ssl_method() == Some("txt");
+        let dns = ordered(
+            dns_records(&ch, domain, target.as_deref(), is_active(&ch)),
+            txt_method,
+        );
         let mut out = HostnameReport::from(&ch, action, dns);
         out.wait = waited;
+        out.validation = ch.ssl_method().map(str::to_string);
+        out.moved_to_http = moved_to_http;
+        out.next = next;
+        out.notes = notes;
+        if txt_method && !is_active(&ch) {
+            out.steps = prevalidation_steps(domain, target.as_deref());
+        }
         if out.wait.as_deref() == Some("timed out") {
             report.exit = 1;
         }
         Ok(out)
+    }
+
+    /// The resolver for the CNAME check, if lookups are on.
+    fn dns(&self) -> Option<crate::dns::Dns> {
+        if self.input.no_dns {
+            return None;
+        }
+        match crate::dns::Dns::new(self.input.dns_server) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.ui.note(format!("no DNS lookups: {e:#}"));
+                None
+            }
+        }
     }
 
     /// Polls the hostname with backoff until it and its certificate are active, or `within`
@@ -158,16 +267,41 @@ pub(super) fn pending_parts(ch: &CustomHostname) -> Vec<String> {
 }
 
 pub(super) fn verification_errors(ch: &CustomHostname) -> Vec<String> {
-    let mut out: Vec<String> = ch.verification_errors.clone().unwrap_or_default();
-    if let Some(ssl) = &ch.ssl {
-        out.extend(
-            ssl.validation_errors
-                .iter()
-                .flatten()
-                .filter_map(|e| e.message.clone()),
-        );
+    ch.errors()
+}
+
+/// What to do when the API refuses a create for the quota, or the plan finds it full.
+pub(super) const QUOTA_HINT: &str = "the zone's custom hostname quota is at its hard cap: delete \
+ unused custom hostnames (`cfsetup domains prune`; `cfsetup domains` lists them), or ask \
+ Cloudflare to raise the cap (above 50,000 is Enterprise)";
+
+/// With TXT validation the TXT records come first and the CNAME last: it is switched only once
+/// the hostname and its certificate are active.
+fn ordered(mut records: Vec<DnsRecord>, txt_method: bool) -> Vec<DnsRecord> {
+    if txt_method {
+        records.sort_by_key(|r| r.kind == "CNAME");
+        for r in records.iter_mut().filter(|r| r.kind == "CNAME") {
+            r.purpose = "switch it last, once the hostname and certificate are active".into();
+        }
     }
-    out
+    records
+}
+
+/// The order of a pre-validation, as printed.
+pub(super) fn prevalidation_steps(domain: &str, target: Option<&str>) -> Vec<String> {
+    let t = target.unwrap_or("the fallback origin");
+    vec![
+        format!(
+            "1. Add both TXT records (_cf-custom-hostname.{domain} and _acme-challenge.{domain}) \
+             at the tenant's DNS provider; leave the current records serving."
+        ),
+        format!(
+            "2. Wait until the hostname and its certificate are active: run again with --wait, \
+             or watch `cfsetup domains`."
+        ),
+        format!("3. Then switch the CNAME of {domain} to {t}: traffic moves onto a certificate already issued."),
+        "4. Run this command again: it moves the certificate to HTTP validation, so renewals need no new TXT records.".to_string(),
+    ]
 }
 
 /// A DNS record the tenant adds at their DNS provider.
@@ -268,6 +402,16 @@ pub(super) struct HostnameReport {
     pub(super) wait: Option<String>,
     /// What is not active yet.
     pub(super) pending: Vec<String>,
+    /// `ssl.method`: `http` or `txt` (pre-validation).
+    pub(super) validation: Option<String>,
+    /// The certificate was moved from TXT to HTTP validation in this run.
+    pub(super) moved_to_http: bool,
+    /// The order of steps of a pre-validation still under way.
+    pub(super) steps: Vec<String>,
+    /// What the tenant does next ("now switch the CNAME …").
+    pub(super) next: Option<String>,
+    /// Changes made to an existing hostname (validation switched or restarted).
+    pub(super) notes: Vec<String>,
 }
 
 impl HostnameReport {
@@ -287,6 +431,7 @@ impl HostnameReport {
             } else {
                 pending_parts(ch)
             },
+            ..HostnameReport::default()
         }
     }
 }

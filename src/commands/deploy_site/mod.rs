@@ -81,6 +81,12 @@ struct Input {
     preview: Option<Option<String>>,
     not_found: NotFound,
     take_over: bool,
+    /// `--prevalidate`: TXT ownership and TXT certificate validation (domain.rs).
+    prevalidate: bool,
+    /// `--no-dns`: no lookup of the domain's CNAME.
+    no_dns: bool,
+    /// `CFSETUP_DNS_SERVER` / `--dns-server`.
+    dns_server: Option<std::net::SocketAddr>,
     force: bool,
     dry_run: bool,
     timing: Timing,
@@ -153,6 +159,21 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
     if preview.is_some() && args.take_over_domain {
         return Err(usage!("--take-over-domain needs a DOMAIN and no --preview").into());
     }
+    if args.prevalidate && domains.is_empty() {
+        return Err(
+            usage!("--prevalidate attaches DOMAIN, but no DOMAIN was given")
+                .with_hint("add the tenant's domain after TENANT, or leave out --prevalidate")
+                .into(),
+        );
+    }
+    let dns_server = if args.dns.no_dns {
+        None
+    } else {
+        config
+            .setting(args.dns.dns_server.as_deref(), "CFSETUP_DNS_SERVER")
+            .map(|s| crate::dns::server(&s))
+            .transpose()?
+    };
     let wait = match (&args.wait, domains.is_empty()) {
         (Some(_), true) => {
             return Err(
@@ -237,6 +258,9 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
         preview,
         not_found,
         take_over: args.take_over_domain,
+        prevalidate: args.prevalidate,
+        no_dns: args.dns.no_dns,
+        dns_server,
         force: args.force,
         dry_run: args.dry_run,
         timing: bucket::lock_timing(args.lock_stale.as_deref())?,
@@ -780,6 +804,7 @@ impl<'a> Deploy<'a> {
                 }
             }
         }
+        self.check_quota(&hosts).await?;
         let v2 = head.as_ref().and_then(ReadHead::v2);
         let floor = v2
             .and_then(Head::newest_created_at)
@@ -837,6 +862,65 @@ impl<'a> Deploy<'a> {
             unchanged,
             hosts,
         })
+    }
+
+    /// Before anything is written: a DOMAIN whose host entry does not name this tenant may need a
+    /// new custom hostname, so read the zone's quota (docs/domains.md "Quota"). Past the
+    /// allocation each new one is billed, so warn; at 90% of the hard cap, warn; at the hard cap,
+    /// refuse (exit 1) unless every such DOMAIN's hostname exists already. A quota that cannot be
+    /// read is a note, not a failure: the create's own refusal is handled too.
+    async fn check_quota(&self, hosts: &[(String, Option<String>)]) -> anyhow::Result<()> {
+        let input = self.input;
+        let Some(zone) = input.zone.as_deref() else {
+            return Ok(());
+        };
+        let new: Vec<&String> = hosts
+            .iter()
+            .filter(|(_, h)| h.as_deref() != Some(input.tenant.as_str()))
+            .map(|(d, _)| d)
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let q = match self.client.quota(zone).await {
+            Ok(q) => q,
+            Err(e) => {
+                self.ui.note(format!(
+                    "could not read the custom hostname quota ({e}); going on"
+                ));
+                return Ok(());
+            }
+        };
+        let line = super::domains::quota_line(&q);
+        if q.at_hard_cap() {
+            let mut missing = Vec::new();
+            for d in new {
+                if self.client.find_custom_hostname(zone, d).await?.is_none() {
+                    missing.push(d.clone());
+                }
+            }
+            if !missing.is_empty() {
+                return Err(anyhow::anyhow!(
+                    "{} would need a new custom hostname, and the zone has {line}; nothing was changed",
+                    missing.join(", ")
+                )
+                .context(domain::QUOTA_HINT));
+            }
+            return Ok(());
+        }
+        if q.used >= q.allocated {
+            self.ui.warn(format!(
+                "the zone is past its allocated custom hostname quota ({line}): each new one is \
+                 billed at $0.10/month; `cfsetup domains prune` deletes unused ones"
+            ));
+        }
+        if q.near_hard_cap() {
+            self.ui.warn(format!(
+                "the zone is near its custom hostname hard cap ({line}): creates are refused at \
+                 the cap; `cfsetup domains prune` deletes unused ones"
+            ));
+        }
+        Ok(())
     }
 
     async fn read_hosts(&self) -> anyhow::Result<Vec<(String, Option<String>)>> {
@@ -1440,6 +1524,7 @@ mod tests {
             }),
             verification_errors: None,
             custom_metadata: None,
+            created_at: None,
         };
         let recs = dns_records(&ch, "shop.acme.com", Some("fallback.getai.page"), false);
         let kinds: Vec<(&str, &str, &str)> = recs

@@ -299,6 +299,18 @@ fn render_hostname(ch: &HostnameReport, out: &mut Renderer) {
     for e in &ch.verification_errors {
         out.line(format!("verification error: {e}"));
     }
+    for n in &ch.notes {
+        out.line(n.clone());
+    }
+    if !ch.steps.is_empty() {
+        out.line("Zero-downtime onboarding (pre-validation), in this order:");
+        for s in &ch.steps {
+            out.line(format!("  {s}"));
+        }
+    }
+    if let Some(n) = &ch.next {
+        out.line(n.clone());
+    }
     match ch.wait.as_deref() {
         Some("timed out") => out.line(format!(
             "Timed out; still pending: {}",
