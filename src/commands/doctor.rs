@@ -22,6 +22,8 @@
 //! 7. The bucket, the Worker (its module, compatibility date and bindings), the routes and the
 //!    fallback origin are what `deploy-infra` would make: `deploy-infra`'s own plan, read-only.
 //! 8. The fallback origin is active.
+//! 9. The zone's custom hostname quota (`GET …/custom_hostnames/quota`, §10): past the allocation
+//!    each extra hostname is billed; at 90% of the hard cap new domains are near refusal.
 //!
 //! Exit status: 0 when nothing needs action (warnings allowed), 1 when something does, 2 for bad
 //! input found before any request.
@@ -176,6 +178,7 @@ pub async fn run(args: DoctorArgs, config: &Config, ui: &Ui) -> anyhow::Result<B
         )),
     }
     platform(&client, ui, &inputs, &mut findings).await;
+    quota(&client, &inputs.zone, &mut findings).await;
 
     let needs_action = findings.iter().filter(|f| f.state == State::Action).count();
     let warnings = findings
@@ -581,6 +584,52 @@ async fn platform(client: &Client, ui: &Ui, inputs: &Inputs, out: &mut Vec<Findi
         Err(e) => out.push(finding(
             "fallback origin active",
             State::Action,
+            e.to_string(),
+            e.hint().unwrap_or_else(|| "run doctor again".into()),
+        )),
+    }
+}
+
+/// The zone's custom hostname quota: billed past the allocation, refused at the hard cap.
+async fn quota(client: &Client, zone: &str, out: &mut Vec<Finding>) {
+    use crate::cloudflare::custom_hostnames::PRICE_CENTS_PER_MONTH;
+    let check = "custom hostname quota";
+    match client.quota(zone).await {
+        Ok(q) => {
+            let found = format!(
+                "{} used of {} allocated, hard cap {}",
+                q.used, q.allocated, q.hard_cap
+            );
+            let extra = q.billed_extra();
+            let (state, what) = if q.at_hard_cap() {
+                (
+                    State::Action,
+                    "new domains are refused: remove orphans (cfsetup domains prune) or ask \
+                     Cloudflare for a higher cap"
+                        .to_string(),
+                )
+            } else if q.near_hard_cap() {
+                (
+                    State::Warning,
+                    "within 10% of the hard cap: cfsetup domains prune removes orphans".to_string(),
+                )
+            } else if extra > 0 {
+                (
+                    State::Warning,
+                    format!(
+                        "{extra} hostname(s) beyond the allocation are billed (${:.2} a month); \
+                         cfsetup domains prune removes orphans",
+                        (extra * PRICE_CENTS_PER_MONTH) as f64 / 100.0
+                    ),
+                )
+            } else {
+                (State::Ok, "within the allocation".to_string())
+            };
+            out.push(finding(check, state, found, what));
+        }
+        Err(e) => out.push(finding(
+            check,
+            State::Warning,
             e.to_string(),
             e.hint().unwrap_or_else(|| "run doctor again".into()),
         )),

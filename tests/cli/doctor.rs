@@ -82,6 +82,7 @@ fn a_healthy_platform_is_all_ok_and_doctor_leaves_nothing_behind() {
         "Worker",
         "route",
         "fallback origin",
+        "custom hostname quota",
     ] {
         assert_eq!(state_of(&json, check), "ok", "{check}: {:?}", states(&json));
     }
@@ -207,4 +208,40 @@ fn bad_settings_are_exit_2_before_any_request() {
     )
     .expect_code(2);
     assert_eq!(w.emu.requests().len(), before);
+}
+
+#[test]
+fn the_quota_is_reported_billed_past_the_allocation_and_refusing_at_the_cap() {
+    let w = World::new();
+    let token = w.full_token();
+    deploy_infra(&w, &token);
+    // No custom hostname yet: within the allocation.
+    w.emu.set_custom_hostname_quota(0, 100);
+    let (code, json) = doctor(&w, &token, &[]);
+    assert_eq!(
+        state_of(&json, "custom hostname quota"),
+        "ok",
+        "{:?}",
+        states(&json)
+    );
+    assert_eq!(code, 0);
+    let zone = w.zone_name();
+    std::fs::create_dir_all(w.file("site")).unwrap();
+    std::fs::write(w.file("site/index.html"), "hi").unwrap();
+    w.run(w.with_token(&token).env("PLATFORM_DOMAIN", &zone).args([
+        "deploy-site",
+        "--no-dns",
+        "site",
+        "acme",
+        "shop.acme-store.com",
+    ]))
+    .success();
+    // One hostname, none allocated: billed.
+    let (_, json) = doctor(&w, &token, &[]);
+    assert_eq!(state_of(&json, "custom hostname quota"), "warning");
+    assert!(found_of(&json, "custom hostname quota").starts_with("1 used of 0 allocated"));
+    w.emu.set_custom_hostname_quota(0, 1);
+    let (code, json) = doctor(&w, &token, &[]);
+    assert_eq!(state_of(&json, "custom hostname quota"), "action");
+    assert_eq!(code, 1);
 }
