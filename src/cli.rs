@@ -250,29 +250,17 @@ pub struct TestPermissionsArgs {
 
 #[derive(Debug, Args)]
 pub struct DeployInfraArgs {
-    /// The platform's domain; TENANT.<domain> serves a tenant [env: PLATFORM_DOMAIN]
-    /// [default: the zone's name]
-    #[arg(long, value_name = "DOMAIN")]
-    pub platform_domain: Option<String>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
     /// R2 bucket for every tenant's files [env: R2_BUCKET_NAME] [default: cfsetup-sites]
     #[arg(long, value_name = "NAME")]
     pub bucket: Option<String>,
-    /// Name of the router Worker [env: WORKER_SCRIPT_NAME] [default: cfsetup-router]
-    #[arg(long, value_name = "NAME")]
-    pub worker_name: Option<String>,
-    /// Hostname of the custom-hostname fallback origin, a proxied record in the zone
-    /// [env: SAAS_FALLBACK_ORIGIN]
-    #[arg(long, value_name = "HOST")]
-    pub fallback_origin: Option<String>,
     /// Where to place a new bucket: apac, eeur, enam, weur, wnam or oc
     #[arg(long, value_name = "HINT")]
     pub location_hint: Option<String>,
     /// R2 jurisdiction of the bucket: eu or fedramp (default: none)
     #[arg(long, value_name = "J")]
     pub jurisdiction: Option<String>,
-    /// Another route pattern for the Worker (repeatable)
-    #[arg(long = "route", value_name = "PATTERN")]
-    pub routes: Vec<String>,
     /// Point wanted routes at the router even if another Worker holds them
     #[arg(long)]
     pub take_over_routes: bool,
@@ -481,20 +469,30 @@ pub struct GcArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// The platform's domain, as given to deploy-infra [env: PLATFORM_DOMAIN]
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+}
+
+/// How the platform's Cloudflare side is named and routed: what `deploy-infra` makes and
+/// `doctor` checks.
+#[derive(Debug, Args, Default, Clone)]
+pub struct PlatformArgs {
+    /// The platform's domain; TENANT.<domain> serves a tenant [env: PLATFORM_DOMAIN]
+    /// [default: the zone's name]
     #[arg(long, value_name = "DOMAIN")]
     pub platform_domain: Option<String>,
     /// Name of the router Worker [env: WORKER_SCRIPT_NAME] [default: cfsetup-router]
     #[arg(long, value_name = "NAME")]
     pub worker_name: Option<String>,
-    /// Hostname of the custom-hostname fallback origin [env: SAAS_FALLBACK_ORIGIN]
+    /// Hostname of the custom-hostname fallback origin, a proxied record in the zone
+    /// [env: SAAS_FALLBACK_ORIGIN]
     #[arg(long, value_name = "HOST")]
     pub fallback_origin: Option<String>,
-    /// A route pattern deploy-infra was given (repeatable)
+    /// Another route pattern for the Worker (repeatable)
     #[arg(long = "route", value_name = "PATTERN")]
     pub routes: Vec<String>,
-    #[command(flatten)]
-    pub bucket: BucketArgs,
 }
 
 #[derive(Debug, Args)]

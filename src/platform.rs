@@ -35,6 +35,41 @@ pub fn jurisdiction(config: &Config, flag: Option<&str>) -> anyhow::Result<Optio
     }
 }
 
+/// Names the option a value came from in an error: the flag if it was given, else the variable.
+fn source(flag: Option<&str>, flag_name: &'static str, env: &'static str) -> &'static str {
+    if flag.is_some_and(|v| !v.trim().is_empty()) {
+        flag_name
+    } else {
+        env
+    }
+}
+
+/// The router Worker's name from `--worker-name`, `WORKER_SCRIPT_NAME`, or the default; checked.
+pub fn worker(config: &Config, flag: Option<&str>) -> anyhow::Result<String> {
+    match config.setting(flag, "WORKER_SCRIPT_NAME") {
+        Some(w) => Ok(config::worker_name(
+            w.trim(),
+            source(flag, "--worker-name", "WORKER_SCRIPT_NAME"),
+        )?),
+        None => Ok(DEFAULT_WORKER.to_string()),
+    }
+}
+
+/// The custom-hostname fallback origin from `--fallback-origin` or `SAAS_FALLBACK_ORIGIN`,
+/// checked, if any.
+pub fn fallback_origin(config: &Config, flag: Option<&str>) -> anyhow::Result<Option<String>> {
+    config
+        .setting(flag, "SAAS_FALLBACK_ORIGIN")
+        .map(|h| {
+            config::hostname(
+                &h,
+                source(flag, "--fallback-origin", "SAAS_FALLBACK_ORIGIN"),
+            )
+        })
+        .transpose()
+        .map_err(Into::into)
+}
+
 /// The platform domain given by `--platform-domain` or `PLATFORM_DOMAIN`, checked, if any.
 pub fn configured_domain(config: &Config, flag: Option<&str>) -> anyhow::Result<Option<String>> {
     config

@@ -16,7 +16,8 @@ use cfsetup_emulator::{Emulator, Options};
 use serde_json::json;
 
 use crate::cli::{
-    CreateTokenArgs, DemoArgs, DeployInfraArgs, DeploySiteArgs, GlobalArgs, TestPermissionsArgs,
+    CreateTokenArgs, DemoArgs, DeployInfraArgs, DeploySiteArgs, GlobalArgs, PlatformArgs,
+    TestPermissionsArgs,
 };
 use crate::config::Config;
 use crate::error::{usage, UsageError};
@@ -256,13 +257,13 @@ async fn run_in(
     ui.note("demo step 3/5: deploy-infra");
     let report = super::deploy_infra::run(
         DeployInfraArgs {
-            platform_domain: None,
+            platform: PlatformArgs {
+                fallback_origin: Some(format!("fallback.{}", seed.zone_name)),
+                ..PlatformArgs::default()
+            },
             bucket: None,
-            worker_name: None,
-            fallback_origin: Some(format!("fallback.{}", seed.zone_name)),
             location_hint: None,
             jurisdiction: None,
-            routes: vec![],
             take_over_routes: false,
             dry_run: false,
         },

@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::cli::DestroyInfraArgs;
 use crate::cloudflare::r2::BucketRef;
 use crate::cloudflare::Client;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::error::usage;
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::platform;
@@ -150,14 +150,8 @@ pub async fn run(
 ) -> anyhow::Result<Box<dyn Report>> {
     let account = config.require_account_id()?.to_string();
     let zone = config.require_zone_id()?.to_string();
-    let worker = match config.setting(args.worker_name.as_deref(), "WORKER_SCRIPT_NAME") {
-        Some(w) => config::worker_name(w.trim(), "--worker-name")?,
-        None => platform::DEFAULT_WORKER.to_string(),
-    };
-    let fallback = config
-        .setting(args.fallback_origin.as_deref(), "SAAS_FALLBACK_ORIGIN")
-        .map(|h| config::hostname(&h, "--fallback-origin"))
-        .transpose()?;
+    let worker = platform::worker(config, args.worker_name.as_deref())?;
+    let fallback = platform::fallback_origin(config, args.fallback_origin.as_deref())?;
     let loc = bucket::location(config, &args.bucket)?;
     let ask = !args.yes && !args.dry_run;
     if ask && !bucket::stdin_is_terminal() {

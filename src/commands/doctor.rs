@@ -141,13 +141,10 @@ impl Report for DoctorReport {
 pub async fn run(args: DoctorArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<dyn Report>> {
     // Everything offline first (exit 2): deploy-infra's own checks of the same settings.
     let infra = DeployInfraArgs {
-        platform_domain: args.platform_domain.clone(),
+        platform: args.platform.clone(),
         bucket: args.bucket.bucket.clone(),
-        worker_name: args.worker_name.clone(),
-        fallback_origin: args.fallback_origin.clone(),
         location_hint: None,
         jurisdiction: args.bucket.jurisdiction.clone(),
-        routes: args.routes.clone(),
         take_over_routes: false,
         dry_run: true,
     };

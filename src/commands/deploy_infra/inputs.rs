@@ -32,7 +32,8 @@ impl Inputs {
     pub fn check(args: &DeployInfraArgs, config: &Config) -> anyhow::Result<Self> {
         let account = config.require_account_id()?.to_string();
         let zone = config.require_zone_id()?.to_string();
-        let platform_domain = platform::configured_domain(config, args.platform_domain.as_deref())?;
+        let platform_domain =
+            platform::configured_domain(config, args.platform.platform_domain.as_deref())?;
 
         let bucket = match config.setting(args.bucket.as_deref(), "R2_BUCKET_NAME") {
             Some(b) => {
@@ -40,33 +41,17 @@ impl Inputs {
             }
             None => platform::DEFAULT_BUCKET.to_string(),
         };
-        let worker = match config.setting(args.worker_name.as_deref(), "WORKER_SCRIPT_NAME") {
-            Some(w) => config::worker_name(
-                w.trim(),
-                source(&args.worker_name, "--worker-name", "WORKER_SCRIPT_NAME"),
-            )?,
-            None => platform::DEFAULT_WORKER.to_string(),
-        };
+        let worker = platform::worker(config, args.platform.worker_name.as_deref())?;
         let jurisdiction = platform::jurisdiction(config, args.jurisdiction.as_deref())?;
         let location_hint = args
             .location_hint
             .as_deref()
             .map(location_hint)
             .transpose()?;
-        let fallback_origin = config
-            .setting(args.fallback_origin.as_deref(), "SAAS_FALLBACK_ORIGIN")
-            .map(|h| {
-                config::hostname(
-                    &h,
-                    source(
-                        &args.fallback_origin,
-                        "--fallback-origin",
-                        "SAAS_FALLBACK_ORIGIN",
-                    ),
-                )
-            })
-            .transpose()?;
+        let fallback_origin =
+            platform::fallback_origin(config, args.platform.fallback_origin.as_deref())?;
         let extra_routes = args
+            .platform
             .routes
             .iter()
             .map(|r| route_pattern(r))
