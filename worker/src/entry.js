@@ -73,7 +73,7 @@
 import { ConfigError, TooLargeError, normaliseHost } from "./common.js";
 import { getState } from "./cache.js";
 import { resolveHost } from "./hosts.js";
-import { loadHead } from "./heads.js";
+import { loadHead, retainedEntry } from "./heads.js";
 import { authorised, markPreview, routeFor } from "./previews.js";
 import { compileRules, matchRedirect } from "./rules.js";
 import {
@@ -204,6 +204,9 @@ async function serveSite(request, url, env, ctx, st, tenant, preview, head) {
       return redirect(308, encodePath(r.location) + url.search, tenant, head);
     }
     if (r !== null) return serveEntry(c, r.path, r.entry, 200);
+    // Skew protection: a hashed asset an earlier live deploy served, for its window.
+    const old = await retainedEntry(c, path);
+    if (old !== null) return serveEntry(c, path, old, 200);
     return notFound(c, path);
   } catch (err) {
     if (err instanceof ConfigError) {
