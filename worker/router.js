@@ -1083,6 +1083,11 @@ async function serveSite(request, url, env, ctx, st, tenant, preview, head) {
       extra: { "www-authenticate": 'Basic realm="preview", charset="UTF-8"' }
     });
   }
+  const res = await serveRoute(request, url, env, ctx, st, tenant, route, head);
+  if (route.protect !== null) res.headers.set("cache-control", "private, no-cache");
+  return res;
+}
+async function serveRoute(request, url, env, ctx, st, tenant, route, head) {
   const compiled = compileRules(route);
   const path = decodeAndNormalise(url.pathname);
   if (path === null) return plain(400, "bad request", { cacheControl: CC_NO_STORE, head, tenant });
