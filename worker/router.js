@@ -455,10 +455,11 @@ function isSkewAsset(path) {
   const ext = name.slice(dot + 1).toLowerCase();
   if (ext === "html" || ext === "htm") return false;
   if (stem.split(".").slice(1).some((s) => /^[0-9a-fA-F]{8,}$/.test(s))) return true;
-  const i = stem.lastIndexOf("-");
-  if (i <= 0) return false;
-  const seg = stem.slice(i + 1);
-  return /^[A-Za-z0-9_]{8,}$/.test(seg) && (/[0-9]/.test(seg) || /[A-Z]/.test(seg) && /[a-z]/.test(seg));
+  for (let i = stem.indexOf("-", 1); i > 0; i = stem.indexOf("-", i + 1)) {
+    const seg = stem.slice(i + 1);
+    if (/^[A-Za-z0-9_-]{8,}$/.test(seg) && (/[0-9]/.test(seg) || /[A-Z]/.test(seg) && /[a-z]/.test(seg))) return true;
+  }
+  return false;
 }
 async function retainedEntry(c, path) {
   const { route } = c;

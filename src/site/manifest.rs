@@ -318,9 +318,10 @@ impl RetainedIndex {
 }
 
 /// Whether a path names a file whose name carries a content hash, as bundlers name them: a
-/// `.`-separated segment of at least 8 hex digits (`app.4f9c2a1b.js`), or a last `-`-separated
-/// segment of at least 8 of `[A-Za-z0-9_]` with a digit or both cases (`index-DiwrgTda.js`, as
-/// Vite and Rollup name chunks), before the extension. HTML never counts. The router's
+/// `.`-separated segment of at least 8 hex digits (`app.4f9c2a1b.js`), or a tail after a `-` of
+/// at least 8 of `[A-Za-z0-9_-]` with a digit or both cases (`index-DiwrgTda.js`, as Vite and
+/// Rollup name chunks), before the extension. A name such as `team-JohnSmith.png` matches too:
+/// such a file, removed, stays served for the retention window (`--no-retain` avoids it). HTML never counts. The router's
 /// `isSkewAsset` (worker/src/responses.js) is the same rule.
 pub fn is_content_hashed(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
@@ -338,17 +339,21 @@ pub fn is_content_hashed(path: &str) -> bool {
     if stem.split('.').skip(1).any(hex) {
         return true;
     }
-    match stem.rsplit_once('-') {
-        Some((head, seg)) if !head.is_empty() => {
-            let word =
-                seg.len() >= 8 && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    // Rollup and Rolldown hash in URL-safe base64 by default, so the hash itself may hold a `-`:
+    // any tail after a `-` counts (rolldown.rs OutputOptions.hashCharacters).
+    stem.match_indices('-')
+        .filter(|(i, _)| *i > 0)
+        .any(|(i, _)| {
+            let seg = &stem[i + 1..];
+            let word = seg.len() >= 8
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
             let digit = seg.bytes().any(|b| b.is_ascii_digit());
             let cases = seg.bytes().any(|b| b.is_ascii_uppercase())
                 && seg.bytes().any(|b| b.is_ascii_lowercase());
             word && (digit || cases)
-        }
-        _ => false,
-    }
+        })
 }
 
 /// The iterations cfsetup uses: the Workers runtime's maximum.
@@ -987,6 +992,7 @@ mod tests {
             "/assets/index-DiwrgTda.js",
             "/assets/chunk-a1b2c3d4e5.mjs",
             "/img/logo-3f2a9c1b.png",
+            "/assets/index-a-b3Xk9z.js",
         ] {
             assert!(is_content_hashed(yes), "{yes}");
         }

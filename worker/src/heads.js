@@ -176,8 +176,8 @@ export function parseRoute(r) {
 
 /**
  * The rule deploy-site retains by (`is_content_hashed` in src/site/manifest.rs): a `.` segment of
- * ≥ 8 hex before the extension (`app.4f9c2a1b.js`), or a last `-` segment of ≥ 8 `[A-Za-z0-9_]`
- * with a digit or both cases (`index-DiwrgTda.js`); never HTML.
+ * ≥ 8 hex before the extension (`app.4f9c2a1b.js`), or a tail after a `-` of ≥ 8 `[A-Za-z0-9_-]`
+ * with a digit or both cases (`index-DiwrgTda.js`, `index-a-b3Xk9z.js`); never HTML.
  * @param {string} path
  * @returns {boolean}
  */
@@ -189,10 +189,12 @@ export function isSkewAsset(path) {
   const ext = name.slice(dot + 1).toLowerCase();
   if (ext === "html" || ext === "htm") return false;
   if (stem.split(".").slice(1).some((s) => /^[0-9a-fA-F]{8,}$/.test(s))) return true;
-  const i = stem.lastIndexOf("-");
-  if (i <= 0) return false;
-  const seg = stem.slice(i + 1);
-  return /^[A-Za-z0-9_]{8,}$/.test(seg) && (/[0-9]/.test(seg) || (/[A-Z]/.test(seg) && /[a-z]/.test(seg)));
+  // URL-safe base64 hashes (Rollup's default) may hold a `-`: any tail after a `-` counts.
+  for (let i = stem.indexOf("-", 1); i > 0; i = stem.indexOf("-", i + 1)) {
+    const seg = stem.slice(i + 1);
+    if (/^[A-Za-z0-9_-]{8,}$/.test(seg) && (/[0-9]/.test(seg) || (/[A-Z]/.test(seg) && /[a-z]/.test(seg)))) return true;
+  }
+  return false;
 }
 
 /**

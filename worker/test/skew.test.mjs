@@ -90,7 +90,7 @@ describe("skew protection", () => {
   });
 
   test("the hashed-name rule matches deploy-site's", () => {
-    for (const yes of ["/a/app.4f9c2a1b.js", "/index-DiwrgTda.js", "/logo-3f2a9c1b.png"]) assert.ok(isSkewAsset(yes), yes);
+    for (const yes of ["/a/app.4f9c2a1b.js", "/index-DiwrgTda.js", "/logo-3f2a9c1b.png", "/index-a-b3Xk9z.js"]) assert.ok(isSkewAsset(yes), yes);
     for (const no of ["/index.html", "/app.4f9c2a1b.html", "/my-background.png", "/app.js", "/4f9c2a1b"]) assert.ok(!isSkewAsset(no), no);
   });
 });
