@@ -97,3 +97,45 @@ fn no_retain_switches_without_skew_protection() {
     s.deploy(&["--retain", "1h", "--no-retain"]).expect_code(2);
     assert!(s.w.emu.requests().is_empty());
 }
+
+#[test]
+fn gc_keeps_a_retained_blob_after_its_deploy_left_kept() {
+    let s = Site::new();
+    v1(&s);
+    to_v2(&s);
+    s.deploy(&[]).success();
+    // Ten more deploys (only index.html changes): v1 falls out of `kept`, but the retained index,
+    // carried from switch to switch within its window, still names v1's bundle.
+    for i in 0..10 {
+        s.write(
+            "index.html",
+            format!("<p>{i}</p><script src=/assets/app.9e8d7c6b.js></script>").as_bytes(),
+        );
+        s.deploy(&[]).success();
+    }
+    let head = s.live();
+    let kept: Vec<String> = head["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let idx = retained(&s).expect("a retained index");
+    let from = idx["files"]["/assets/app.4f9c2a1b.js"]["from"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!kept.contains(&from), "v1 is no longer kept");
+    let mut cmd = s.cmd();
+    cmd.args(["--json", "gc", "--grace", "0s"]);
+    let report = s.w.run(&mut cmd).success().json();
+    assert!(report["copies_deleted"].as_u64().unwrap() >= 1, "{report}");
+    let blob = format!("blobs/{}", hex::encode(Sha256::digest(OLD_JS)));
+    assert!(
+        s.objects().contains_key(&blob),
+        "gc deleted a retained blob"
+    );
+    // The leaked document, never retained, is gone with v1's copy.
+    let leak = format!("blobs/{}", hex::encode(Sha256::digest(b"%PDF oops")));
+    assert!(!s.objects().contains_key(&leak));
+}
