@@ -442,6 +442,21 @@ fn bench_fleet(latency: u64, tenants: u64, files: u64) {
     ]);
     let (fleet_requests, fleet_bytes, _) = fleet.traffic();
 
+    // The 8 processes have 8 x 64 writes in flight; one run with as many.
+    eprintln!("one deploy-sites --parallel 8 --concurrency 256 ...");
+    let wide = fleet_bench(latency);
+    let wide_plan = wide.dir.path().join("plan.toml");
+    std::fs::copy(&plan_path, &wide_plan).unwrap();
+    let (wide_time, _) = wide.run(&[
+        "deploy-sites",
+        wide_plan.to_str().unwrap(),
+        "--parallel",
+        "8",
+        "--concurrency",
+        "256",
+    ]);
+    let (wide_requests, wide_bytes, _) = wide.traffic();
+
     let mib = |b: u64| b as f64 / 1048576.0;
     println!("fleet benchmark: {tenants} tenants x {files} files (half shared), {latency} ms per request");
     println!();
@@ -456,6 +471,11 @@ fn bench_fleet(latency: u64, tenants: u64, files: u64) {
         "| one `deploy-sites --parallel 8` | {:.1} s | {fleet_requests} | {:.1} MiB |",
         fleet_time.as_secs_f64(),
         mib(fleet_bytes)
+    );
+    println!(
+        "| one `deploy-sites --parallel 8 --concurrency 256` | {:.1} s | {wide_requests} | {:.1} MiB |",
+        wide_time.as_secs_f64(),
+        mib(wide_bytes)
     );
 }
 

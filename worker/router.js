@@ -385,17 +385,33 @@ function parseHead(text, tenant) {
       notFoundPages: pages,
       redirects: void 0,
       headers: void 0,
-      compiled: null
+      compiled: null,
+      expiresAt: null,
+      protect: null,
+      retainedUntil: null
     };
     return { live: route, previews: /* @__PURE__ */ new Map() };
   }
   if (data.format !== 2) throw new ConfigError("manifest format");
   const live = parseRoute(data.live);
+  if (data.retained !== void 0 && data.retained !== null) {
+    if (!isObject(data.retained)) throw new ConfigError("retained");
+    live.retainedUntil = parseExpiry(data.retained.until);
+  }
   const previews = /* @__PURE__ */ new Map();
   if (data.previews !== void 0) {
     if (!isObject(data.previews)) throw new ConfigError("previews");
     for (const [name, r] of Object.entries(data.previews)) {
       if (isTenantSlug(name)) previews.set(name, parseRoute(r));
+    }
+  }
+  if (data.protected_previews !== void 0) {
+    if (!isObject(data.protected_previews)) throw new ConfigError("protected_previews");
+    for (const [name, r] of Object.entries(data.protected_previews)) {
+      if (!isTenantSlug(name)) continue;
+      const route = parseRoute(r);
+      if (route.protect === null) throw new ConfigError("protected preview without protect");
+      previews.set(name, route);
     }
   }
   return { live, previews };
@@ -425,8 +441,87 @@ function parseRoute(r) {
     notFoundPages: pages,
     redirects: r.redirects,
     headers: r.headers,
-    compiled: null
+    compiled: null,
+    expiresAt: parseExpiry(r.expires_at),
+    protect: parseProtect(r.protect),
+    retainedUntil: null
   };
+}
+function isSkewAsset(path) {
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  const dot = name.lastIndexOf(".");
+  if (dot <= 0) return false;
+  const stem = name.slice(0, dot);
+  const ext = name.slice(dot + 1).toLowerCase();
+  if (ext === "html" || ext === "htm") return false;
+  if (stem.split(".").slice(1).some((s) => /^[0-9a-fA-F]{8,}$/.test(s))) return true;
+  for (let i = stem.indexOf("-", 1); i > 0; i = stem.indexOf("-", i + 1)) {
+    const seg = stem.slice(i + 1);
+    if (/^[A-Za-z0-9_-]{8,}$/.test(seg) && (/[0-9]/.test(seg) || /[A-Z]/.test(seg) && /[a-z]/.test(seg))) return true;
+  }
+  return false;
+}
+async function retainedEntry(c, path) {
+  const { route } = c;
+  const now = Date.now();
+  if (route.retainedUntil === null || route.retainedUntil <= now || !isSkewAsset(path)) return null;
+  const index = await loadRetained(c);
+  const e = index.get(path);
+  return e !== void 0 && e.until > now ? e.entry : null;
+}
+async function loadRetained(c) {
+  const { st, tenant, route, env } = c;
+  const key = `r:${tenant}/${route.deployId}`;
+  const hit = st.cache.get(key, Date.now());
+  if (hit !== void 0) return hit;
+  let p = st.inflight.get(key);
+  if (p === void 0) {
+    p = (async () => {
+      const obj = await env.SITES.get(`sites/${tenant}/deploys/${route.deployId}/retained.json`);
+      const text = obj === null ? "" : await obj.text();
+      const index = /* @__PURE__ */ new Map();
+      if (text !== "") {
+        let data;
+        try {
+          data = JSON.parse(text);
+        } catch {
+          throw new ConfigError("retained index is not JSON");
+        }
+        if (!isObject(data) || !isObject(data.files)) throw new ConfigError("retained index");
+        const files = parseFiles(data.files);
+        for (const [path, entry] of files) {
+          const until = parseExpiry(data.files[path].until);
+          if (until !== null) index.set(path, { entry, until });
+        }
+      }
+      const t = Date.now();
+      st.cache.set(key, index, text.length * 3 + 256, t + KEEP_MS, t);
+      return index;
+    })().finally(() => st.inflight.delete(key));
+    st.inflight.set(key, p);
+  }
+  return p;
+}
+function parseExpiry(v) {
+  if (v === void 0 || v === null) return null;
+  const t = typeof v === "string" ? Date.parse(v) : NaN;
+  if (!Number.isFinite(t)) throw new ConfigError("expires_at");
+  return t;
+}
+var HEX_RE = /^(?:[0-9a-f]{2})+$/;
+function fromHex(s) {
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+function parseProtect(p) {
+  if (p === void 0 || p === null) return null;
+  if (!isObject(p) || p.kdf !== "pbkdf2-sha256") throw new ConfigError("protect");
+  const { iterations, salt, hash } = p;
+  if (!Number.isInteger(iterations) || iterations < 1 || iterations > 1e5) throw new ConfigError("protect iterations");
+  if (typeof salt !== "string" || !HEX_RE.test(salt) || salt.length < 16) throw new ConfigError("protect salt");
+  if (typeof hash !== "string" || !HEX_RE.test(hash) || hash.length !== 64) throw new ConfigError("protect hash");
+  return { iterations, salt: fromHex(salt), hash: fromHex(hash) };
 }
 function parseFiles(raw) {
   const files = /* @__PURE__ */ new Map();
@@ -524,7 +619,58 @@ async function loadShard(c, k) {
 // src/previews.js
 function routeFor(head, preview) {
   if (head === null) return null;
-  return preview === null ? head.live : head.previews.get(preview) || null;
+  if (preview === null) return head.live;
+  const route = head.previews.get(preview) || null;
+  if (route !== null && route.expiresAt !== null && route.expiresAt <= Date.now()) return null;
+  return route;
+}
+var verified = /* @__PURE__ */ new Map();
+var VERIFIED_MAX = 256;
+function sameBytes(a, b) {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
+  return d === 0;
+}
+function basicPassword(header) {
+  if (header === null) return null;
+  const m = /^Basic[ ]+([A-Za-z0-9+/=]+)[ ]*$/i.exec(header);
+  if (m === null) return null;
+  let text;
+  try {
+    const bin = atob(m[1]);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+  } catch {
+    return null;
+  }
+  const i = text.indexOf(":");
+  return i < 0 ? null : text.slice(i + 1);
+}
+async function authorised(request, route) {
+  const p = route.protect;
+  if (p === null) return true;
+  const header = request.headers.get("authorization");
+  const password = basicPassword(header);
+  if (password === null) return false;
+  const enc = new TextEncoder();
+  const keyBytes = await crypto.subtle.digest(
+    "SHA-256",
+    enc.encode(`${route.deployId}
+${[...p.salt].join(",")}
+${header}`)
+  );
+  const key = [...new Uint8Array(keyBytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  if (verified.has(key)) return true;
+  const material = await crypto.subtle.importKey("raw", enc.encode(password), "PBKDF2", false, ["deriveBits"]);
+  const bits = await crypto.subtle.deriveBits(
+    { name: "PBKDF2", hash: "SHA-256", salt: p.salt, iterations: p.iterations },
+    material,
+    256
+  );
+  if (!sameBytes(new Uint8Array(bits), p.hash)) return false;
+  if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value);
+  verified.set(key, true);
+  return true;
 }
 function markPreview(res, preview) {
   if (preview !== null) res.headers.set("x-robots-tag", "noindex");
@@ -930,6 +1076,19 @@ async function serveSite(request, url, env, ctx, st, tenant, preview, head) {
     throw err;
   }
   if (route === null) return plain(404, "site not found", { cacheControl: CC_NOT_FOUND, head, tenant });
+  if (route.protect !== null && !await authorised(request, route)) {
+    return plain(401, "this preview needs its password", {
+      cacheControl: CC_NO_STORE,
+      head,
+      tenant,
+      extra: { "www-authenticate": 'Basic realm="preview", charset="UTF-8"' }
+    });
+  }
+  const res = await serveRoute(request, url, env, ctx, st, tenant, route, head);
+  if (route.protect !== null) res.headers.set("cache-control", "private, no-cache");
+  return res;
+}
+async function serveRoute(request, url, env, ctx, st, tenant, route, head) {
   const compiled = compileRules(route);
   const path = decodeAndNormalise(url.pathname);
   if (path === null) return plain(400, "bad request", { cacheControl: CC_NO_STORE, head, tenant });
@@ -950,6 +1109,8 @@ async function serveSite(request, url, env, ctx, st, tenant, preview, head) {
       return redirect(308, encodePath(r.location) + url.search, tenant, head);
     }
     if (r !== null) return serveEntry(c, r.path, r.entry, 200);
+    const old = await retainedEntry(c, path);
+    if (old !== null) return serveEntry(c, path, old, 200);
     return notFound(c, path);
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -22,6 +22,7 @@ mod previews;
 mod rotate_token;
 mod safety;
 mod sites;
+mod skew;
 mod storage;
 mod stress;
 mod test_permissions;

@@ -98,6 +98,8 @@ struct Input {
     password: Option<crate::secret::Secret>,
     /// `--expires`, as the RFC 3339 time the preview ends.
     expires_at: Option<String>,
+    /// `--retain` (`None`: `--no-retain`).
+    retain: Option<Duration>,
 }
 
 /// A preview name: a DNS label without `--`, short enough that `NAME--TENANT` is one label.
@@ -268,6 +270,11 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
         protect,
         password,
         expires_at,
+        retain: if args.no_retain {
+            None
+        } else {
+            Some(config::duration(&args.retain, "--retain")?)
+        },
     })
 }
 
@@ -1101,7 +1108,74 @@ impl<'a> Deploy<'a> {
         let check = Self::to_check(files, &known);
         self.ensure_blobs(&check, report).await?;
         self.write_copy(&plan.copy).await?;
-        self.switch(plan, files, report, lease).await
+        let retained = self.retain(plan, files).await?;
+        report.retained_files = retained.as_ref().map_or(0, |r| r.files);
+        self.switch(plan, files, report, lease, retained).await
+    }
+
+    /// Skew protection for a live switch: the retained index of this deploy (content-hashed
+    /// files the deploy it replaces served and this one lacks, plus what that deploy's own index
+    /// still retains), written to `deploys/<id>/retained.json` before the switch names it. Its
+    /// blobs exist: the head being replaced names them (its live copy, or its retained index).
+    /// `None` for a preview, with `--no-retain`, or when nothing is to be retained.
+    async fn retain(
+        &self,
+        plan: &Plan,
+        files: &[SiteFile],
+    ) -> anyhow::Result<Option<crate::site::manifest::Retained>> {
+        use crate::site::manifest::RetainedIndex;
+        let (Some(window), None) = (self.input.retain, &plan.preview) else {
+            return Ok(None);
+        };
+        let Some(head) = plan.head.as_ref().and_then(ReadHead::v2) else {
+            return Ok(None);
+        };
+        let Some(live) = &head.live else {
+            return Ok(None);
+        };
+        let tenant = &self.input.tenant;
+        let read = |key: String| async move {
+            self.storage
+                .get(&key)
+                .await
+                .map_err(|e| bucket::bucket_error(e, self.bucket(), &format!("reading {key}")))
+        };
+        let Some(previous) = read(layout::deploy_key(tenant, &live.deploy_id))
+            .await?
+            .and_then(|o| DeployCopy::parse(&o.body, tenant).ok())
+        else {
+            self.ui.warn(format!(
+                "the live deploy {}'s copy cannot be read: no skew protection for this switch",
+                live.deploy_id
+            ));
+            return Ok(None);
+        };
+        let carried = match &head.retained {
+            Some(_) => read(layout::retained_key(tenant, &live.deploy_id))
+                .await?
+                .and_then(|o| serde_json::from_slice::<RetainedIndex>(&o.body).ok()),
+            None => None,
+        };
+        let next = files_map(files);
+        let index = RetainedIndex::for_switch(
+            &next,
+            &previous,
+            carried.as_ref(),
+            SystemTime::now(),
+            window,
+        );
+        let Some(summary) = index.summary() else {
+            return Ok(None);
+        };
+        let body = serde_json::to_vec(&index).context("serializing the retained index")?;
+        bucket::put_json(
+            self.storage,
+            self.bucket(),
+            &layout::retained_key(tenant, &plan.copy.deploy_id),
+            body,
+        )
+        .await?;
+        Ok(Some(summary))
     }
 
     /// Lists the sweep markers and waits until every fresh one seen now is gone or stale: a gc
@@ -1243,6 +1317,7 @@ impl<'a> Deploy<'a> {
         files: &[SiteFile],
         report: &mut DeployReport,
         lease: &Lease,
+        retained: Option<crate::site::manifest::Retained>,
     ) -> anyhow::Result<()> {
         let tenant = &self.input.tenant;
         let by = format!("deploy-site {} ({})", plan.copy.deploy_id, locks::owner());
@@ -1273,6 +1348,9 @@ impl<'a> Deploy<'a> {
             };
             if self.input.no_prune && plan.preview.is_none() {
                 head.kept.append(&mut dropped);
+            }
+            if plan.preview.is_none() {
+                head.retained = retained.clone();
             }
             // The intent must have been fresh the whole time, and stay fresh until this switch
             // lands (bounded by `budget`): otherwise a gc may have deleted what it names.
