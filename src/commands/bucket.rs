@@ -128,13 +128,24 @@ pub async fn cas_head(
     expected: Option<&str>,
 ) -> anyhow::Result<Result<Option<String>, Lost>> {
     let key = layout::manifest_key(&head.tenant);
+    let bytes = head.to_bytes();
+    if bytes.len() > crate::site::manifest::MAX_HEAD_BYTES {
+        // Never written: the router would refuse to serve the tenant (docs/storage-layout.md
+        // "Size bounds").
+        anyhow::bail!(
+            "the head {key} would be {} bytes; the limit is 1 MiB (1,048,576 bytes), because the \
+             router reads it on every request. Nothing was switched; shorten the site's \
+             _redirects or _headers",
+            crate::site::rules::thousands(bytes.len())
+        );
+    }
     let mode = match expected {
         Some(etag) => PutMode::Update(etag.to_string()),
         None => PutMode::Create,
     };
     let options = PutOptions::overwrite("application/json").with_mode(mode);
     match storage
-        .put(&key, Payload::Bytes(Bytes::from(head.to_bytes())), options)
+        .put(&key, Payload::Bytes(Bytes::from(bytes)), options)
         .await
     {
         Ok(etag) => Ok(Ok(etag)),

@@ -268,13 +268,21 @@ async fn switch(
     let mut base = head;
     let mut etag = etag;
     for attempt in 0..5 {
-        let (next, _dropped) = Head::with_live(
+        let (mut next, _dropped) = Head::with_live(
             tenant,
             Some(&base),
             route.clone(),
             by.clone(),
             SystemTime::now(),
         );
+        let shed = next.shed_previews(None);
+        if !shed.is_empty() {
+            ui.warn(format!(
+                "dropped the oldest preview(s) {} of {tenant}: with them the head would pass its \
+                 bound of 1 MiB, which the router reads on every request",
+                shed.join(", ")
+            ));
+        }
         let outcome = cas_head(storage, bucket_name, &next, etag.as_deref()).await?;
         match own_write(outcome, &route.deploy_id, &by) {
             Ok(_) => return Ok(attempt > 0),

@@ -20,3 +20,4 @@ mod sites;
 mod storage;
 mod stress;
 mod test_permissions;
+mod trial;

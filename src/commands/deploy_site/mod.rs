@@ -343,6 +343,7 @@ pub async fn run(
         ui.warn("DIR has no index.html at its top: the site's home page will be a 404");
     }
     let rules = rules_of(&rule_files, &input, &files_map(&files), ui)?;
+    check_route_size(&files, &rules)?;
 
     let auth = super::platform_auth(config, ui)?;
     let client = super::client(config, ui, auth, input.concurrency)?;
@@ -456,6 +457,46 @@ fn rules_of(
         }
     }
     Ok(rules)
+}
+
+/// Refuses, before any request, a site whose Route (its rules and 404 pages, which the head
+/// carries and the router reads on every request) passes [`MAX_ROUTE_BYTES`]
+/// (docs/storage-layout.md "Size bounds").
+fn check_route_size(files: &[SiteFile], rules: &Rules) -> Result<(), crate::error::UsageError> {
+    use crate::site::manifest::MAX_ROUTE_BYTES;
+    use crate::site::rules::thousands;
+    let copy = DeployCopy::build(
+        "t",
+        files_map(files),
+        rules.clone(),
+        SystemTime::now(),
+        None,
+    );
+    let total = len(&copy.route);
+    if total <= MAX_ROUTE_BYTES {
+        return Ok(());
+    }
+    Err(usage!(
+        "the site's rules and 404 pages make a Route of {} bytes; the limit is {} bytes \
+         ({} KiB): _redirects {} bytes, _headers {} bytes, {} 404.html page(s) {} bytes",
+        thousands(total),
+        thousands(MAX_ROUTE_BYTES),
+        MAX_ROUTE_BYTES / 1024,
+        thousands(len(&copy.route.redirects)),
+        thousands(len(&copy.route.headers)),
+        copy.route.not_found_pages.len(),
+        thousands(len(&copy.route.not_found_pages)),
+    )
+    .with_hint(
+        "the Route goes into the tenant's head, which the router reads on every request; \
+         shorten _redirects or _headers, or keep fewer 404.html pages (the nearest one up the \
+         tree is served, so one at the top is enough)",
+    ))
+}
+
+/// The compact JSON length of a value.
+fn len<T: serde::Serialize>(v: &T) -> usize {
+    serde_json::to_vec(v).map(|v| v.len()).unwrap_or(0)
 }
 
 /// What the reads decided.
@@ -909,6 +950,14 @@ impl Deploy<'_> {
             };
             if self.input.no_prune && plan.preview.is_none() {
                 head.kept.append(&mut dropped);
+            }
+            let shed = head.shed_previews(plan.preview.as_deref());
+            if !shed.is_empty() {
+                self.ui.warn(format!(
+                    "dropped the oldest preview(s) {} of {tenant}: with them the head would pass \
+                     its bound of 1 MiB, which the router reads on every request",
+                    shed.join(", ")
+                ));
             }
             // The intent must have been fresh the whole time, and stay fresh until this switch
             // lands (bounded by `budget`): otherwise a gc may have deleted what it names.

@@ -1,0 +1,144 @@
+//! Issue 17, "What a platform engineer's trial broke": each item's test, written to fail before
+//! its fix. The emulator stands in for Cloudflare; every run goes through [`World::run`], so no
+//! secret reaches stderr.
+
+use crate::deploy_site::Site;
+
+fn basic(s: &Site) {
+    s.write("index.html", b"<h1>Acme</h1>");
+    s.write("about.html", b"<h1>About</h1>");
+}
+
+/// HIGH 1: everything a tenant's files put into the head is bounded, and a site past a bound is
+/// exit 2 naming the file and the limit, before any request, in --dry-run too.
+#[test]
+fn a_site_past_a_head_bound_is_refused_before_any_request() {
+    let s = Site::new();
+    basic(&s);
+    // One rule with 101 header lines (each short: the old limits let 30,000 through).
+    let mut many = String::from("/*\n");
+    for i in 0..101 {
+        many.push_str(&format!("  X-H{i}: v\n"));
+    }
+    // 40 rules of one 1,900-byte line each: 76 KB of `_headers`.
+    let mut big_headers = String::new();
+    for i in 0..40 {
+        big_headers.push_str(&format!("/p{i}/*\n  X-Big: {}\n", "v".repeat(1_900)));
+    }
+    // 2,000 static redirects of 150 bytes: 300 KB of `_redirects`.
+    let mut big_redirects = String::new();
+    for i in 0..2_000 {
+        big_redirects.push_str(&format!("/old/{i:05}/{} /new 301\n", "a".repeat(130)));
+    }
+    let cases: [(&str, &str, &str); 3] = [
+        ("_headers", &many, "100 header lines"),
+        ("_headers", &big_headers, "65,536 bytes"),
+        ("_redirects", &big_redirects, "262,144 bytes"),
+    ];
+    for (file, text, limit) in cases {
+        s.write("_headers", b"");
+        s.write("_redirects", b"");
+        s.write(file, text.as_bytes());
+        for dry in [false, true] {
+            s.w.emu.clear_requests();
+            let extra: &[&str] = if dry { &["--dry-run"] } else { &[] };
+            let out = s.deploy(extra).expect_code(2);
+            let err = out.stderr();
+            assert!(err.contains(file), "{file}: {err}");
+            assert!(err.contains(limit), "{file} {limit}: {err}");
+            assert!(s.w.emu.requests().is_empty(), "{file}: a request was sent");
+            assert_eq!(out.json()["error"]["exit_code"], 2);
+        }
+    }
+    // Within the bounds is fine: 100 header lines in a rule.
+    let mut hundred = String::from("/*\n");
+    for i in 0..100 {
+        hundred.push_str(&format!("  X-H{i}: v\n"));
+    }
+    s.write("_headers", hundred.as_bytes());
+    s.write("_redirects", b"");
+    s.deploy(&[]).success();
+}
+
+/// HIGH 1: 404 pages are part of the Route too; thousands of them are refused before any request.
+#[test]
+fn thousands_of_404_pages_are_refused_before_any_request() {
+    let s = Site::new();
+    basic(&s);
+    let deep = "d".repeat(200);
+    for i in 0..3_000 {
+        s.write(&format!("{deep}/{i}/404.html"), b"gone");
+    }
+    s.w.emu.clear_requests();
+    let out = s.deploy(&["--dry-run"]).expect_code(2);
+    assert!(out.stderr().contains("404.html"), "{}", out.stderr());
+    assert!(out.stderr().contains("524,288 bytes"), "{}", out.stderr());
+    assert!(s.w.emu.requests().is_empty());
+}
+
+/// HIGH 1: the head itself never passes 1 MiB: previews that would push it over are shed, oldest
+/// first, with a warning, and the head written stays within the bound.
+#[test]
+fn the_head_never_passes_one_mib_however_many_previews() {
+    let s = Site::new();
+    basic(&s);
+    // ~250 KB of `_redirects`, within its bound: a Route of ~330 KB.
+    let mut red = String::new();
+    for i in 0..1_900 {
+        red.push_str(&format!("/old/{i:05}/{} /new 301\n", "a".repeat(110)));
+    }
+    s.write("_redirects", red.as_bytes());
+    s.deploy(&[]).success();
+    let mut shed = false;
+    for n in 0..4 {
+        s.write("index.html", format!("<h1>preview {n}</h1>").as_bytes());
+        let name = format!("p{n}");
+        let out = s.deploy(&["--preview", &name]).success();
+        shed |= out.stderr().contains("1 MiB");
+        let head = &s.objects()["sites/acme/manifest.json"];
+        assert!(head.len() <= 1_048_576, "the head is {} bytes", head.len());
+        assert!(
+            s.live()["previews"].get(&name).is_some(),
+            "the new preview is in the head"
+        );
+    }
+    assert!(
+        shed,
+        "a preview was shed with a note naming the 1 MiB bound"
+    );
+}
+
+/// LOW: a tenant's `_headers` cannot set the platform's `x-tenant` or the `etag`.
+#[test]
+fn headers_cannot_set_x_tenant_or_etag() {
+    let s = Site::new();
+    basic(&s);
+    for name in ["X-Tenant", "ETag"] {
+        s.write("_headers", format!("/*\n  {name}: other\n").as_bytes());
+        s.w.emu.clear_requests();
+        let out = s.deploy(&[]).expect_code(2);
+        assert!(
+            out.stderr().contains(&name.to_ascii_lowercase()),
+            "{}",
+            out.stderr()
+        );
+        assert!(s.w.emu.requests().is_empty());
+    }
+}
+
+/// LOW: a UTF-8 byte-order mark at the start of `_redirects` or `_headers` is not an error.
+#[test]
+fn a_byte_order_mark_in_rule_files_is_ignored() {
+    let s = Site::new();
+    basic(&s);
+    s.write("_redirects", "\u{feff}/old /new 301\n".as_bytes());
+    s.write(
+        "_headers",
+        "\u{feff}/*\n  X-Frame-Options: DENY\n".as_bytes(),
+    );
+    s.deploy(&[]).success();
+    assert_eq!(
+        s.live()["live"]["redirects"]["static"]["/old"]["to"],
+        "/new"
+    );
+}
