@@ -2,7 +2,12 @@
 //! its fix. The emulator stands in for Cloudflare; every run goes through [`World::run`], so no
 //! secret reaches stderr.
 
+use cfsetup_emulator::{Fault, FaultKind};
+
 use crate::deploy_site::Site;
+
+const DOMAIN: &str = "shop.acme-store.com";
+const WWW: &str = "www.acme-store.com";
 
 fn basic(s: &Site) {
     s.write("index.html", b"<h1>Acme</h1>");
@@ -141,4 +146,85 @@ fn a_byte_order_mark_in_rule_files_is_ignored() {
         s.live()["live"]["redirects"]["static"]["/old"]["to"],
         "/new"
     );
+}
+
+/// A fault on the DELETE of the custom hostname of `host` (by its id), once.
+fn fail_delete_of(s: &Site, host: &str) {
+    let id =
+        s.w.emu
+            .custom_hostnames()
+            .into_iter()
+            .find(|c| c["hostname"] == host)
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .expect("the custom hostname exists");
+    s.w.emu.inject(Fault {
+        method: Some("DELETE".into()),
+        path_contains: Some(format!("/custom_hostnames/{id}")),
+        kind: FaultKind::ApiError {
+            status: 400,
+            code: 1400,
+            message: "injected".into(),
+        },
+        times: 1,
+    });
+}
+
+fn hostnames(s: &Site) -> Vec<String> {
+    let mut v: Vec<String> =
+        s.w.emu
+            .custom_hostnames()
+            .into_iter()
+            .map(|c| c["hostname"].as_str().unwrap().to_string())
+            .collect();
+    v.sort();
+    v
+}
+
+/// HIGH 3: a remove-site whose custom hostname delete fails says what it already removed, and a
+/// re-run finishes the job: no custom hostname is orphaned. LOW: a run with nothing left is exit
+/// 0 with a note.
+#[test]
+fn a_failed_remove_site_is_finished_by_a_rerun_and_orphans_no_hostname() {
+    let s = Site::new();
+    basic(&s);
+    s.deploy(&[DOMAIN, WWW]).success();
+    assert_eq!(hostnames(&s).len(), 2);
+    // The second domain (in host order: shop, www) fails.
+    fail_delete_of(&s, WWW);
+    let out = s.run(&["remove-site", "acme", "--yes"]).expect_code(1);
+    let j = out.json();
+    assert!(j["error"].is_object(), "{j:#}");
+    let err = out.stderr();
+    assert!(err.contains("already removed"), "{err}");
+    assert!(err.contains(DOMAIN), "names what was removed: {err}");
+    assert_eq!(hostnames(&s), [WWW], "the failed one is still there");
+
+    let j = s.run(&["remove-site", "acme", "--yes"]).success().json();
+    assert_eq!(j["custom_hostnames"], serde_json::json!([WWW]), "{j:#}");
+    assert!(hostnames(&s).is_empty(), "no custom hostname is orphaned");
+    let objects = s.objects();
+    assert!(!objects.keys().any(|k| k.starts_with("hosts/")));
+    assert!(!objects.contains_key("sites/acme/manifest.json"));
+
+    // Nothing left: exit 0, with a note.
+    let out = s.run(&["remove-site", "acme", "--yes"]).success();
+    assert!(out.stderr().contains("already removed"), "{}", out.stderr());
+    assert_eq!(out.json()["already_removed"], true);
+}
+
+/// HIGH 3: the same for remove-domain.
+#[test]
+fn a_failed_remove_domain_is_finished_by_a_rerun() {
+    let s = Site::new();
+    basic(&s);
+    s.deploy(&[DOMAIN]).success();
+    fail_delete_of(&s, DOMAIN);
+    s.run(&["remove-domain", "acme", DOMAIN]).expect_code(1);
+    assert_eq!(hostnames(&s), [DOMAIN]);
+    let j = s.run(&["remove-domain", "acme", DOMAIN]).success().json();
+    assert_eq!(j["custom_hostname"], true, "{j:#}");
+    assert!(hostnames(&s).is_empty());
+    assert!(!s.objects().contains_key(&format!("hosts/{DOMAIN}.json")));
+    let out = s.run(&["remove-domain", "acme", DOMAIN]).success();
+    assert!(out.stderr().contains("already"), "{}", out.stderr());
 }
