@@ -4,6 +4,7 @@
 
 use cfsetup_emulator::{Fault, FaultKind};
 
+use crate::common::{World, EIGHT};
 use crate::deploy_site::Site;
 
 const DOMAIN: &str = "shop.acme-store.com";
@@ -227,4 +228,79 @@ fn a_failed_remove_domain_is_finished_by_a_rerun() {
     assert!(!s.objects().contains_key(&format!("hosts/{DOMAIN}.json")));
     let out = s.run(&["remove-domain", "acme", DOMAIN]).success();
     assert!(out.stderr().contains("already"), "{}", out.stderr());
+}
+
+/// HIGH 4: `create-token --write-env` keeps the token it replaces in `.env` (here the Method 2
+/// token that created the new one) as a commented, dated line naming its id, says so on stderr,
+/// and never prints the value.
+#[test]
+fn create_token_write_env_keeps_the_replaced_token_commented_and_dated() {
+    let w = World::new();
+    let group = w
+        .emu
+        .permission_group_id("API Tokens Write", "com.cloudflare.api.user")
+        .unwrap();
+    let (old_id, old) = w.emu.mint_token(
+        "writer",
+        serde_json::json!([{
+            "effect": "allow",
+            "resources": { format!("com.cloudflare.api.user.{}", w.emu.seed().user_id): "*" },
+            "permission_groups": [{ "id": group }],
+        }]),
+    );
+    w.secret(&old);
+    let env = w.file(".env");
+    std::fs::write(
+        &env,
+        format!("CLOUDFLARE_API_TOKEN={old}\nCLOUDFLARE_API_TOKEN_ID={old_id}\nX=1\n"),
+    )
+    .unwrap();
+    let run = w
+        .run(w.ids().args([
+            "create-token",
+            "--name",
+            "platform",
+            "--write-env",
+            "--no-test",
+        ]))
+        .success();
+    assert!(!run.stdout().contains(&old));
+    let err = run.stderr();
+    assert!(err.contains(&old_id), "names the old token's id: {err}");
+    assert!(err.contains("kept"), "{err}");
+    let text = std::fs::read_to_string(&env).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("# cfsetup 20"), "dated: {text}");
+    assert!(lines[0].contains(&old_id), "{text}");
+    assert_eq!(lines[1], format!("# CLOUDFLARE_API_TOKEN={old}"));
+    let new = lines[2].strip_prefix("CLOUDFLARE_API_TOKEN=").unwrap();
+    w.secret(new);
+    assert_ne!(new, old);
+    assert!(lines[3].starts_with("CLOUDFLARE_API_TOKEN_ID="));
+    assert_ne!(lines[3], format!("CLOUDFLARE_API_TOKEN_ID={old_id}"));
+    assert_eq!(lines[4], "X=1");
+    // The file still reads as one value.
+    w.run(w.ids().arg("test-permissions")).expect_code(0);
+}
+
+/// HIGH 4: the same for `rotate-token --write-env`.
+#[test]
+fn rotate_token_write_env_keeps_the_replaced_value() {
+    let w = World::new();
+    let (id, old) = w.emu.mint_token("platform", w.policies(&EIGHT));
+    w.secret(&old);
+    std::fs::write(w.file("ci.env"), format!("CLOUDFLARE_API_TOKEN={old}\n")).unwrap();
+    let run = w
+        .run(
+            w.with_global_key()
+                .args(["rotate-token", "--id", &id, "--write-env", "ci.env"]),
+        )
+        .success();
+    assert!(run.stderr().contains("kept"), "{}", run.stderr());
+    let text = std::fs::read_to_string(w.file("ci.env")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("# cfsetup 20"), "{text}");
+    assert_eq!(lines[1], format!("# CLOUDFLARE_API_TOKEN={old}"));
+    let new = lines[2].strip_prefix("CLOUDFLARE_API_TOKEN=").unwrap();
+    w.secret(new);
 }
