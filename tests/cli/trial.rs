@@ -304,3 +304,106 @@ fn rotate_token_write_env_keeps_the_replaced_value() {
     let new = lines[2].strip_prefix("CLOUDFLARE_API_TOKEN=").unwrap();
     w.secret(new);
 }
+
+/// HIGH 2: two tenants deploying one new domain at once: exactly one wins the host entry, and the
+/// other exits 1 saying who holds it and naming --take-over-domain. The host entry's write is
+/// delayed (fixed, bounded), so both runs read "no entry" before either writes.
+#[test]
+fn two_tenants_claiming_one_domain_at_once_exactly_one_wins() {
+    let s = Site::new();
+    basic(&s);
+    for round in 0..3 {
+        let domain = format!("d{round}.acme-store.com");
+        s.w.emu.inject(Fault {
+            method: Some("PUT".into()),
+            path_contains: Some(format!("hosts/{domain}")),
+            kind: FaultKind::Latency(std::time::Duration::from_millis(1_500)),
+            times: 2,
+        });
+        let outs: Vec<crate::common::Run> = std::thread::scope(|scope| {
+            let runs: Vec<_> = ["acme", "globex"]
+                .into_iter()
+                .map(|tenant| {
+                    let s = &s;
+                    let domain = domain.clone();
+                    scope.spawn(move || {
+                        let mut cmd = s.cmd();
+                        cmd.args(["--json", "deploy-site", "site", tenant, &domain]);
+                        s.w.run(&mut cmd)
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let codes: Vec<i32> = outs.iter().map(|o| o.code()).collect();
+        let winners = codes.iter().filter(|c| **c == 0).count();
+        assert_eq!(winners, 1, "round {round}: exactly one wins: {codes:?}");
+        let loser = outs.iter().find(|o| o.code() != 0).unwrap();
+        assert_eq!(loser.code(), 1, "{}", loser.stderr());
+        let err = loser.stderr();
+        assert!(err.contains("attached to tenant"), "{err}");
+        assert!(err.contains("--take-over-domain"), "{err}");
+        let winner = if codes[0] == 0 { "acme" } else { "globex" };
+        assert_eq!(
+            s.objects()[&format!("hosts/{domain}.json")],
+            format!("{{\"tenant\":\"{winner}\"}}").into_bytes(),
+        );
+        // The loser's report says its entry was lost, with an error object.
+        let j = loser.json();
+        assert!(j["error"].is_object(), "{j:#}");
+    }
+}
+
+/// MEDIUM 6 and 11: a refused domain is a partial failure with an `error` object in JSON and an
+/// error line at the end of the text output; it is listed apart, never as one of the site's URLs.
+#[test]
+fn a_refused_domain_is_an_error_object_and_not_a_url() {
+    let s = Site::new();
+    basic(&s);
+    // 1411: example.com names are refused by the API.
+    let out = s.deploy(&["shop.example.com"]).expect_code(1);
+    let j = out.json();
+    assert_eq!(j["error"]["kind"], "partial", "{j:#}");
+    assert_eq!(j["error"]["exit_code"], 1);
+    assert!(j["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("shop.example.com"));
+    let urls: Vec<&str> = j["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    assert!(
+        !urls.iter().any(|u| u.contains("shop.example.com")),
+        "{urls:?}"
+    );
+    assert_eq!(
+        j["refused_domains"],
+        serde_json::json!(["shop.example.com"])
+    );
+
+    let mut cmd = s.cmd();
+    cmd.args(["deploy-site", "site", "acme", "shop.example.com"]);
+    let out = s.w.run(&mut cmd).expect_code(1);
+    assert!(
+        !out.stdout().contains("https://shop.example.com/"),
+        "{}",
+        out.stdout()
+    );
+    let last = out.stderr().lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("cfsetup: error:"), "{}", out.stderr());
+}
+
+/// MEDIUM 6: a --wait timeout and a partial deploy-infra carry an `error` object too.
+#[test]
+fn a_wait_timeout_carries_an_error_object() {
+    let mut options = cfsetup_emulator::Options::new();
+    options.activate_custom_hostnames_after = None;
+    let s = Site::with_options(options);
+    basic(&s);
+    let j = s.deploy(&[DOMAIN, "--wait", "1s"]).expect_code(1).json();
+    assert_eq!(j["error"]["kind"], "partial", "{j:#}");
+    assert!(j["error"]["message"].as_str().unwrap().contains("--wait"));
+}

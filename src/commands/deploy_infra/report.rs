@@ -236,6 +236,27 @@ impl Report for DeployInfraReport {
             crate::error::EXIT_FAILURE
         }
     }
+
+    /// Each row in conflict, failed or not run, with its detail.
+    fn failures(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter(|r| matches!(r.action, Action::Conflict | Action::Failed | Action::NotRun))
+            .map(|r| {
+                format!(
+                    "{} {}: {}{}",
+                    r.resource.label(),
+                    r.name,
+                    r.action.as_str(),
+                    if r.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", r.detail)
+                    }
+                )
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

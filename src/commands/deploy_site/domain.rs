@@ -71,7 +71,10 @@ impl Deploy<'_> {
         let mut out = HostnameReport::from(&ch, action, dns);
         out.wait = waited;
         if out.wait.as_deref() == Some("timed out") {
-            report.exit = 1;
+            report.fail(format!(
+                "{domain} is not active yet: --wait timed out; still pending: {}",
+                out.pending.join(", ")
+            ));
         }
         Ok(out)
     }

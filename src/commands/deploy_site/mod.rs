@@ -510,6 +510,9 @@ struct Plan {
     unchanged: bool,
     /// Each DOMAIN and the tenant its host entry names now.
     hosts: Vec<(String, Option<String>)>,
+    /// Each DOMAIN's host entry ETag as read (`None`: no entry), for the compare-and-swap that
+    /// writes it.
+    host_etags: BTreeMap<String, Option<String>>,
 }
 
 impl Plan {
@@ -538,11 +541,16 @@ impl Deploy<'_> {
     /// Reads only: the platform domain, the head, the host entries.
     async fn plan(&self, files: &[SiteFile], rules: Rules) -> anyhow::Result<Plan> {
         let input = self.input;
-        let (platform_domain, head, hosts) = tokio::try_join!(
+        let (platform_domain, head, read) = tokio::try_join!(
             self.platform_domain(),
             read_head(self.storage, self.bucket(), &input.tenant),
             self.read_hosts(),
         )?;
+        let hosts: Vec<(String, Option<String>)> = read
+            .iter()
+            .map(|(d, t, _)| (d.clone(), t.clone()))
+            .collect();
+        let host_etags = read.into_iter().map(|(d, _, e)| (d, e)).collect();
         if let Some(p) = &platform_domain {
             for d in &input.domains {
                 refuse_platform_domain(d, p)?;
@@ -621,19 +629,24 @@ impl Deploy<'_> {
             preview,
             unchanged,
             hosts,
+            host_etags,
         })
     }
 
-    async fn read_hosts(&self) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    /// Each DOMAIN, the tenant its host entry names, and the entry's ETag.
+    #[allow(clippy::type_complexity)]
+    async fn read_hosts(&self) -> anyhow::Result<Vec<(String, Option<String>, Option<String>)>> {
         let reads = self.input.domains.iter().map(|d| async move {
             let key = layout::host_key(d);
             let got =
                 self.storage.get(&key).await.map_err(|e| {
                     bucket::bucket_error(e, self.bucket(), "reading the host entry")
                 })?;
+            let etag = got.as_ref().and_then(|o| o.meta.etag.clone());
             Ok::<_, anyhow::Error>((
                 d.clone(),
                 got.and_then(|o| layout::host_entry_tenant(&o.body)),
+                etag,
             ))
         });
         futures::future::try_join_all(reads).await
@@ -1038,6 +1051,80 @@ impl Deploy<'_> {
         )
     }
 
+    /// Writes `hosts/<domain>.json` naming this tenant, only over what the plan read: over S3 a
+    /// create-only PUT (`If-None-Match: *`) when there was no entry, an `If-Match` on its ETag
+    /// when it moves (`--take-over-domain`), so of two runs claiming one domain exactly one wins
+    /// (docs/storage-layout.md "Host entries"). Over REST, where conditions are checked just
+    /// before the write, the entry is read back after writing and a loss is reported.
+    async fn claim_host(
+        &self,
+        domain: &str,
+        holder: Option<&str>,
+        etag: Option<String>,
+    ) -> anyhow::Result<()> {
+        let tenant = &self.input.tenant;
+        let key = layout::host_key(domain);
+        let mode = match (holder, etag) {
+            (None, _) => PutMode::Create,
+            (Some(_), Some(etag)) => PutMode::Update(etag),
+            // An entry without an ETag (an API that gave none): only a plain write is possible.
+            (Some(_), None) => PutMode::Overwrite,
+        };
+        let lost = |now: Option<String>| {
+            let who = now.map_or_else(
+                || "changed by another run".to_string(),
+                |t| format!("attached to tenant {t}"),
+            );
+            anyhow::anyhow!(
+                "another run claimed {domain} while this deploy ran: it is {who}; pass \
+                 --take-over-domain to move it to {tenant}"
+            )
+        };
+        let body = Bytes::from(layout::host_entry(tenant));
+        let written = self
+            .storage
+            .put(
+                &key,
+                Payload::Bytes(body),
+                PutOptions::overwrite("application/json").with_mode(mode),
+            )
+            .await;
+        let now = || async {
+            self.storage
+                .get(&key)
+                .await
+                .map_err(|e| bucket::bucket_error(e, self.bucket(), "reading the host entry"))
+                .map(|o| o.and_then(|o| layout::host_entry_tenant(&o.body)))
+        };
+        match written {
+            Ok(_) => {}
+            Err(e) if e.is_precondition_failed() => {
+                // A 412 may answer a retry of this run's own write: the entry then names us.
+                let holder = now().await?;
+                if holder.as_deref() == Some(tenant.as_str()) {
+                    return Ok(());
+                }
+                return Err(lost(holder));
+            }
+            Err(e) => {
+                return Err(bucket::bucket_error(
+                    e,
+                    self.bucket(),
+                    "writing the host entry",
+                ))
+            }
+        }
+        if !self.storage.conditional_writes_are_atomic() {
+            // Best effort over REST: another writer between the check and the write wins if it
+            // wrote last; read back, and say so.
+            let holder = now().await?;
+            if holder.as_deref() != Some(tenant.as_str()) {
+                return Err(lost(holder));
+            }
+        }
+        Ok(())
+    }
+
     /// For each DOMAIN: the custom hostname first, then the host entry, so a refused domain
     /// (1409, 1411) never gets one.
     async fn attach_domains(&self, plan: &Plan, report: &mut DeployReport) {
@@ -1047,23 +1134,20 @@ impl Deploy<'_> {
                     let action = if holder.as_deref() == Some(self.input.tenant.as_str()) {
                         "unchanged".to_string()
                     } else {
-                        let body = layout::host_entry(&self.input.tenant);
-                        match bucket::put_json(
-                            self.storage,
-                            self.bucket(),
-                            &layout::host_key(domain),
-                            body,
-                        )
-                        .await
-                        {
+                        let etag = plan.host_etags.get(domain).cloned().flatten();
+                        match self.claim_host(domain, holder.as_deref(), etag).await {
                             Ok(()) => match holder {
                                 Some(t) => format!("moved from {t}"),
                                 None => "created".into(),
                             },
                             Err(e) => {
-                                self.ui.warn(format!("{domain}: {e:#}"));
-                                report.exit = 1;
-                                "failed".into()
+                                let e = format!("{e:#}");
+                                self.ui.warn(format!("{domain}: {e}"));
+                                report.fail(format!("{domain}: {e}"));
+                                if holder.is_none() {
+                                    report.refuse(domain);
+                                }
+                                "lost".into()
                             }
                         }
                     };
@@ -1080,7 +1164,10 @@ impl Deploy<'_> {
                     self.ui.warn(format!(
                         "the site is live, but attaching {domain} failed: {why}"
                     ));
-                    report.exit = 1;
+                    report.fail(format!("attaching {domain} failed: {why}"));
+                    if holder.as_deref() != Some(self.input.tenant.as_str()) {
+                        report.refuse(domain);
+                    }
                     report.host_entries.push(HostEntryReport {
                         domain: domain.clone(),
                         action: match holder {

@@ -37,11 +37,17 @@ pub(super) struct DeployReport {
     pub(super) links_skipped: usize,
     pub(super) host_entries: Vec<HostEntryReport>,
     pub(super) urls: Vec<String>,
+    /// DOMAINs that do not serve the tenant after this run (refused, or claimed by another run):
+    /// never in `urls`.
+    pub(super) refused_domains: Vec<String>,
     pub(super) custom_hostnames: Vec<HostnameReport>,
     #[serde(skip)]
     pub(super) sent: Vec<String>,
     #[serde(skip)]
     pub(super) exit: u8,
+    /// What failed, one sentence each (the run exits 1; `--json` has them as `error`).
+    #[serde(skip)]
+    pub(super) failures: Vec<String>,
 }
 
 /// What happened to one `hosts/<domain>.json`.
@@ -76,6 +82,21 @@ impl Report for InterruptedReport {
 }
 
 impl DeployReport {
+    /// Records a failure: the run goes on, and exits 1 with it.
+    pub(super) fn fail(&mut self, what: impl Into<String>) {
+        self.exit = 1;
+        self.failures.push(what.into());
+    }
+
+    /// DOMAIN does not serve the tenant: out of `urls`, into `refused_domains`.
+    pub(super) fn refuse(&mut self, domain: &str) {
+        let url = format!("https://{domain}/");
+        self.urls.retain(|u| *u != url);
+        if !self.refused_domains.iter().any(|d| d == domain) {
+            self.refused_domains.push(domain.to_string());
+        }
+    }
+
     /// A report whose counts are thrown away (re-checks).
     pub(super) fn scratch() -> Self {
         DeployReport::default()
@@ -207,6 +228,12 @@ impl Report for DeployReport {
         for (i, url) in self.urls.iter().enumerate() {
             rows.push((if i == 0 { "url" } else { "" }, url.clone()));
         }
+        if !self.refused_domains.is_empty() {
+            rows.push((
+                "not attached",
+                format!("{} (see the errors)", self.refused_domains.join(", ")),
+            ));
+        }
         out.pairs(&rows);
         for ch in &self.custom_hostnames {
             render_hostname(ch, out);
@@ -219,6 +246,10 @@ impl Report for DeployReport {
 
     fn exit_code(&self) -> u8 {
         self.exit
+    }
+
+    fn failures(&self) -> Vec<String> {
+        self.failures.clone()
     }
 }
 
