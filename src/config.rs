@@ -414,10 +414,47 @@ pub fn no_ignored_options(matches: &clap::ArgMatches) -> Result<(), UsageError> 
 
 /// The error for `--flag ''`.
 pub fn empty_flag(flag: &str) -> UsageError {
-    usage!("{flag} is empty").with_hint(format!(
-        "give {flag} a value, or leave it out to use the environment or .env (is a shell \
-         variable unset?)"
-    ))
+    usage!("{flag} is empty").with_hint(empty_hint(flag))
+}
+
+/// The hint for an empty `flag`, per option: only an option with an environment variable can be
+/// "left out to use the environment or .env"; for the others that advice is wrong, and for
+/// `--preview` dangerous (`--preview "$BRANCH"` with an unset variable would deploy to production).
+fn empty_hint(flag: &str) -> String {
+    let unset = "is a shell variable unset?";
+    let env = match flag {
+        "--account-id" => Some("CLOUDFLARE_ACCOUNT_ID"),
+        "--zone-id" => Some("CLOUDFLARE_ZONE_ID"),
+        "--api-token" => Some("CLOUDFLARE_API_TOKEN"),
+        "--email" => Some("CLOUDFLARE_EMAIL"),
+        "--global-key" => Some("CLOUDFLARE_GLOBAL_KEY"),
+        "--api-url" => Some("CLOUDFLARE_API_BASE_URL"),
+        "--bucket" => Some("R2_BUCKET_NAME"),
+        "--jurisdiction" => Some("R2_JURISDICTION"),
+        "--platform-domain" => Some("PLATFORM_DOMAIN"),
+        "--worker-name" => Some("WORKER_SCRIPT_NAME"),
+        "--fallback-origin" | "--cname-target" => Some("SAAS_FALLBACK_ORIGIN"),
+        "--via" => Some("CFSETUP_VIA"),
+        "--s3-endpoint" => Some("R2_S3_ENDPOINT"),
+        _ => None,
+    };
+    match (flag, env) {
+        (_, Some(var)) => format!(
+            "give {flag} a value, or leave it out to use {var} from the environment or .env ({unset})"
+        ),
+        ("--preview", _) => format!(
+            "give the preview a name (--preview=NAME), or --preview alone for a generated one; \
+             without --preview the deploy goes to production, so an empty name is refused ({unset})"
+        ),
+        ("--wait", _) => format!(
+            "give a duration (--wait=10m), or --wait alone for the default; leave it out not to \
+             wait ({unset})"
+        ),
+        ("--write-env", _) => format!(
+            "give a file (--write-env=ci.env), or --write-env alone for .env ({unset})"
+        ),
+        _ => format!("give {flag} a value, or leave it out for its default ({unset})"),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -907,6 +944,18 @@ mod tests {
             "--global-key does not look like a Global API Key (5 characters)"
         );
         assert!(key("not-hex-but-long-enough-not-hex-but-long").is_err());
+    }
+
+    #[test]
+    fn each_empty_option_gets_its_own_hint() {
+        let preview = empty_flag("--preview").hint.unwrap();
+        assert!(preview.contains("production"), "{preview}");
+        assert!(!preview.contains("environment"), "{preview}");
+        let bucket = empty_flag("--bucket").hint.unwrap();
+        assert!(bucket.contains("R2_BUCKET_NAME"), "{bucket}");
+        let grace = empty_flag("--grace").hint.unwrap();
+        assert!(!grace.contains("environment"), "{grace}");
+        assert!(grace.contains("default"), "{grace}");
     }
 
     #[test]
