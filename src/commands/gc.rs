@@ -185,13 +185,17 @@ impl Gc<'_> {
             .iter()
             .filter_map(|p| layout::tenant_of_prefix(p).map(str::to_string))
             .collect();
-        report.tenants = tenants.len();
+
         let per_tenant: Vec<TenantRefs> = stream::iter(&tenants)
             .map(|t| self.tenant_refs(t))
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
         for t in per_tenant {
+            // A removed tenant (no head; its copies wait for this gc) is not a tenant.
+            if t.has_head {
+                report.tenants += 1;
+            }
             refs.hashes.extend(t.hashes);
             if t.whole {
                 refs.whole.insert(t.tenant.clone());
@@ -226,6 +230,7 @@ impl Gc<'_> {
                 if !refs.hashes.contains(h) && old_enough(b) {
                     garbage.push(b.key.clone());
                     report.blobs_deleted += 1;
+                    report.blob_bytes_freed += b.size;
                     report.bytes_freed += b.size;
                 }
             }
@@ -241,6 +246,9 @@ impl Gc<'_> {
                 continue;
             }
             garbage.push(o.key.clone());
+            // "Freed" is everything deleted: deploy copies of a big site weigh more than its
+            // changed blobs (issue 17).
+            report.bytes_freed += o.size;
             if o.key.ends_with(&format!("{id}.json")) && !o.key.contains("/shards/") {
                 report.copies_deleted += 1;
             } else {
@@ -307,8 +315,16 @@ impl Gc<'_> {
             // No head: removed, or a first deploy in flight (its intent protects it).
             return Ok(out);
         };
+        out.has_head = true;
         let head = StoredHead::parse(&obj.body, tenant).map_err(|why| {
-            anyhow::anyhow!("{key} is not a valid head ({why}); nothing was deleted")
+            anyhow::anyhow!("{key} is not a valid head ({why}); nothing was deleted").context(
+                format!(
+                    "gc cannot tell what an unreadable head names, so it deletes nothing anywhere \
+                     until it is fixed: deploy {tenant} again (a deploy replaces an invalid head), \
+                     roll it back with `cfsetup rollback {tenant} VERSION`, or remove it with \
+                     `cfsetup remove-site {tenant} --yes`"
+                ),
+            )
         })?;
         let ids: Vec<String> = match &head {
             StoredHead::V2(h) => h.named_ids().into_iter().map(str::to_string).collect(),
@@ -369,6 +385,8 @@ struct TenantRefs {
     hashes: BTreeSet<String>,
     named: BTreeSet<String>,
     whole: bool,
+    /// The tenant has a head (it is on the platform).
+    has_head: bool,
 }
 
 /// Rewrites the marker every `timing.refresh` while the gc runs.
@@ -408,7 +426,10 @@ struct GcReport {
     blobs: usize,
     referenced_blobs: usize,
     blobs_deleted: usize,
+    /// Bytes of everything deleted: blobs, deploy copies and shards.
     bytes_freed: u64,
+    /// Of which blobs.
+    blob_bytes_freed: u64,
     copies_deleted: usize,
     shards_deleted: usize,
     stale_intents: usize,
@@ -444,11 +465,13 @@ impl Report for GcReport {
             (
                 verb,
                 format!(
-                    "{} blob(s) ({}), {} deploy copy(ies), {} shard(s), {} stale intent(s)",
+                    "{} blob(s) ({}), {} deploy copy(ies), {} shard(s) ({} in all), {} stale \
+                     intent(s)",
                     self.blobs_deleted,
-                    human_bytes(self.bytes_freed),
+                    human_bytes(self.blob_bytes_freed),
                     self.copies_deleted,
                     self.shards_deleted,
+                    human_bytes(self.bytes_freed),
                     self.stale_intents
                 ),
             ),

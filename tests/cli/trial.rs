@@ -407,3 +407,35 @@ fn a_wait_timeout_carries_an_error_object() {
     assert_eq!(j["error"]["kind"], "partial", "{j:#}");
     assert!(j["error"]["message"].as_str().unwrap().contains("--wait"));
 }
+
+/// MEDIUM 14: gc's "freed" counts everything it deleted (deploy copies and shards too), and LOW:
+/// a removed tenant is not counted as a tenant.
+#[test]
+fn gc_freed_counts_everything_deleted_and_removed_tenants_are_not_tenants() {
+    let s = Site::new();
+    basic(&s);
+    s.deploy(&[]).success();
+    s.run(&["deploy-site", "site", "globex"]).success();
+    s.run(&["remove-site", "globex", "--yes"]).success();
+    let before: u64 = s.objects().values().map(|b| b.len() as u64).sum();
+    let j = s.run(&["gc", "--grace", "0s"]).success().json();
+    let after: u64 = s.objects().values().map(|b| b.len() as u64).sum();
+    assert_eq!(j["tenants"], 1, "{j:#}");
+    assert_eq!(j["bytes_freed"], before - after, "{j:#}");
+    assert!(j["copies_deleted"].as_u64().unwrap() >= 1);
+}
+
+/// LOW: a corrupt head stops gc with a hint saying how to unblock it.
+#[test]
+fn a_corrupt_head_stops_gc_with_a_hint() {
+    let s = Site::new();
+    basic(&s);
+    s.deploy(&[]).success();
+    s.put("sites/broken/manifest.json", b"{not json");
+    let out = s.run(&["gc", "--grace", "0s"]).expect_code(1);
+    assert!(
+        out.stderr().contains("remove-site broken"),
+        "{}",
+        out.stderr()
+    );
+}
