@@ -351,9 +351,11 @@ pub async fn wait_for_sweeps(
         return Ok(Duration::ZERO);
     }
     ui.note(format!(
-        "waiting for {} running gc(s) to finish before checking which blobs exist (a gc that \
-         died is waited for until its marker is {} old)",
+        "waiting for {} running gc(s) to finish before checking which blobs exist: {}. A gc that \
+         died is waited for until its marker is {} old; if none is running, `cfsetup gc \
+         --unlock` clears it now",
         seen.len(),
+        seen.iter().cloned().collect::<Vec<_>>().join(", "),
         humantime::format_duration(timing.stale)
     ));
     let poll = timing

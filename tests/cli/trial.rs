@@ -439,3 +439,30 @@ fn a_corrupt_head_stops_gc_with_a_hint() {
         out.stderr()
     );
 }
+
+/// MEDIUM 5: the wait note names the marker and `gc --unlock`, which deletes a dead marker so
+/// the next deploy does not wait.
+#[test]
+fn the_wait_note_names_the_marker_and_gc_unlock_clears_it() {
+    let s = Site::new();
+    basic(&s);
+    let marker = "locks/gc/dead.json";
+    s.put(
+        marker,
+        br#"{"owner":"x","started_at":"","refreshed_at":""}"#,
+    );
+    let out = s.deploy(&["--lock-stale", "1s"]).success();
+    assert!(out.stderr().contains(marker), "{}", out.stderr());
+    assert!(out.stderr().contains("gc --unlock"), "{}", out.stderr());
+
+    s.put(
+        marker,
+        br#"{"owner":"x","started_at":"","refreshed_at":""}"#,
+    );
+    let j = s.run(&["gc", "--unlock"]).success().json();
+    assert_eq!(j["unlocked"], serde_json::json!([marker]));
+    assert!(!s.objects().contains_key(marker));
+    s.write("index.html", b"<h1>v2</h1>");
+    let j = s.deploy(&[]).success().json();
+    assert!(j["waited_for_gc_secs"].is_null(), "{j:#}");
+}
