@@ -12,6 +12,7 @@
 //! reads the same and writes nothing (not even the marker).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -46,6 +47,7 @@ pub async fn run(args: GcArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<d
             .with_hint("use 1 to 256")
             .into());
     }
+    let mut interrupt = super::Interrupt::listen();
     let opened = bucket::open(config, ui, &args.bucket, args.concurrency).await?;
     if args.unlock {
         return unlock(&opened.storage, &opened.bucket, ui).await;
@@ -57,10 +59,14 @@ pub async fn run(args: GcArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<d
         grace,
         timing,
         ui,
+        deleted: AtomicUsize::new(0),
     };
     let started = Instant::now();
     let mut report = if args.dry_run {
-        gc.sweep(None).await?
+        tokio::select! {
+            r = gc.sweep(None) => r?,
+            () = interrupt.wait() => gc.interrupted(interrupt.signal(), false),
+        }
     } else {
         let key = layout::marker_key(&locks::new_id());
         let now = locks::rfc3339(SystemTime::now());
@@ -87,7 +93,12 @@ pub async fn run(args: GcArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<d
             timing,
             lease.clone(),
         ));
-        let result = gc.sweep(Some(&lease)).await;
+        let result = tokio::select! {
+            r = gc.sweep(Some(&lease)) => r,
+            // Stops deleting at once (a DeleteObjects call in flight may land), then removes the
+            // marker below, so deploys do not wait for a gc that is gone.
+            () = interrupt.wait() => Ok(gc.interrupted(interrupt.signal(), true)),
+        };
         refresher.abort();
         let _ = gc.storage.delete(&key).await;
         result?
@@ -155,6 +166,8 @@ struct Gc<'a> {
     grace: Duration,
     timing: Timing,
     ui: &'a Ui,
+    /// Objects deleted so far (for the report of an interrupted run).
+    deleted: AtomicUsize,
 }
 
 /// What the reads found referenced.
@@ -168,6 +181,27 @@ struct Referenced {
 }
 
 impl Gc<'_> {
+    /// The report of a run stopped by a signal: how many objects it had deleted.
+    fn interrupted(&self, signal: &str, marker: bool) -> GcReport {
+        let deleted = self.deleted.load(Ordering::SeqCst);
+        let state = format!(
+            "stopped after deleting {deleted} object(s){}; nothing it kept is affected, and the \
+             next gc finishes the job",
+            if marker {
+                ", and removed its sweep marker"
+            } else {
+                ""
+            }
+        );
+        self.ui.warn(format!("interrupted ({signal}): {state}"));
+        GcReport {
+            interrupted: true,
+            objects_deleted: Some(deleted),
+            state: Some(state),
+            ..GcReport::default()
+        }
+    }
+
     fn err(&self, doing: &str) -> impl Fn(crate::storage::StorageError) -> anyhow::Error + '_ {
         let doing = doing.to_string();
         move |e| bucket_error(e, self.bucket, &doing)
@@ -336,6 +370,7 @@ impl Gc<'_> {
                 .await
                 .map_err(self.err("deleting garbage"))?;
             deleted += chunk.len();
+            self.deleted.fetch_add(chunk.len(), Ordering::SeqCst);
         }
         for s in &stale {
             // Re-checked just before: a paused deploy may have refreshed it since the listing.
@@ -472,6 +507,12 @@ async fn refresh(
 #[derive(Debug, Serialize, Default)]
 struct GcReport {
     dry_run: bool,
+    /// Stopped by SIGINT or SIGTERM (exit 130); `objects_deleted` says how far it got.
+    interrupted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    objects_deleted: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
     grace_secs: u64,
     tenants: usize,
     /// Deploys running (fresh intents) when gc listed them.
@@ -491,6 +532,10 @@ struct GcReport {
 
 impl Report for GcReport {
     fn render(&self, out: &mut Renderer) {
+        if let Some(state) = self.state.as_ref().filter(|_| self.interrupted) {
+            out.line(format!("Interrupted gc: {state}"));
+            return;
+        }
         let verb = if self.dry_run {
             "would delete"
         } else {
@@ -537,5 +582,15 @@ impl Report for GcReport {
     }
     fn to_json(&self) -> serde_json::Value {
         json_of(self)
+    }
+    fn exit_code(&self) -> u8 {
+        if self.interrupted {
+            130
+        } else {
+            0
+        }
+    }
+    fn failures(&self) -> Vec<String> {
+        self.state.iter().cloned().collect()
     }
 }

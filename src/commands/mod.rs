@@ -24,6 +24,65 @@ pub mod rotate_token;
 pub mod sites;
 pub mod test_permissions;
 
+/// SIGINT (Ctrl-C) and SIGTERM (a cancelled CI job, Kubernetes, `kill`), listened for from the
+/// start of a run, so a command that writes can stop cleanly, say what it did, and exit 130.
+pub(crate) struct Interrupt {
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    /// Which one arrived: "Ctrl-C" or "SIGTERM".
+    got: &'static str,
+}
+
+impl Interrupt {
+    pub(crate) fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Interrupt {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
+                got: "Ctrl-C",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Interrupt { got: "Ctrl-C" }
+        }
+    }
+
+    /// Resolves when a signal arrives (never, if none can be listened for).
+    pub(crate) async fn wait(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.int) => self.got = "Ctrl-C",
+                () = recv(&mut self.term) => self.got = "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// The signal that arrived, for messages.
+    pub(crate) fn signal(&self) -> &'static str {
+        self.got
+    }
+}
+
 /// Runs the parsed command line and returns the exit status.
 pub fn main(cli: Cli) -> anyhow::Result<u8> {
     // These need no configuration at all.

@@ -466,3 +466,58 @@ fn the_wait_note_names_the_marker_and_gc_unlock_clears_it() {
     let j = s.deploy(&[]).success().json();
     assert!(j["waited_for_gc_secs"].is_null(), "{j:#}");
 }
+
+/// MEDIUM 5: gc handles SIGTERM (and SIGINT) as deploy-site does: it stops, removes its sweep
+/// marker, and reports what it did, as JSON with an `error` object, exit 130.
+#[cfg(unix)]
+#[test]
+fn gc_stopped_by_sigterm_removes_its_marker_and_reports() {
+    let s = Site::new();
+    basic(&s);
+    s.deploy(&[]).success();
+    // The head read stalls, so the gc is mid-run (its marker written) when the signal comes.
+    s.w.emu.inject(Fault {
+        method: Some("GET".into()),
+        path_contains: Some("sites/acme/manifest.json".into()),
+        kind: FaultKind::Latency(std::time::Duration::from_secs(20)),
+        times: 1,
+    });
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("cfsetup"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", s.w.path())
+        .env("NO_COLOR", "1")
+        .env("CLOUDFLARE_API_BASE_URL", s.w.emu.base_url())
+        .env("R2_S3_ENDPOINT", s.w.emu.s3_endpoint())
+        .env("CLOUDFLARE_ACCOUNT_ID", s.w.account_id())
+        .env("CLOUDFLARE_ZONE_ID", s.w.zone_id())
+        .env("CLOUDFLARE_API_TOKEN", &s.token)
+        .current_dir(s.w.path())
+        .args(["--json", "gc", "--grace", "0s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let has_marker = || s.objects().keys().any(|k| k.starts_with("locks/gc/"));
+    let mut tries = 0;
+    while !has_marker() {
+        tries += 1;
+        assert!(tries < 400, "the gc never wrote its marker");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(!has_marker(), "the marker is removed");
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(j["interrupted"], true);
+    assert_eq!(j["objects_deleted"], 0);
+    assert_eq!(j["error"]["kind"], "interrupted", "{j:#}");
+    assert_eq!(j["error"]["exit_code"], 130);
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+}

@@ -251,42 +251,11 @@ const BEFORE_SWITCH: u8 = 0;
 const SWITCHING: u8 = 1;
 const SWITCHED: u8 = 2;
 
-/// Ctrl-C, listened for from the start of the run (so one during planning is caught too).
-struct Interrupt {
-    #[cfg(unix)]
-    sig: Option<tokio::signal::unix::Signal>,
-}
+use super::Interrupt;
 
-impl Interrupt {
-    fn listen() -> Self {
-        Interrupt {
-            #[cfg(unix)]
-            sig: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
-        }
-    }
-
-    async fn wait(&mut self) {
-        #[cfg(unix)]
-        {
-            match &mut self.sig {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-    }
-}
-
-fn interrupted_before_any_write(tenant: &str, ui: &Ui) -> Box<dyn Report> {
+fn interrupted_before_any_write(tenant: &str, ui: &Ui, signal: &str) -> Box<dyn Report> {
     let state = "nothing was changed (interrupted while planning)".to_string();
-    ui.warn(format!("interrupted (Ctrl-C): {state}"));
+    ui.warn(format!("interrupted ({signal}): {state}"));
     Box::new(InterruptedReport {
         tenant: tenant.to_string(),
         interrupted: true,
@@ -358,13 +327,13 @@ pub async fn run(
     let file_count = files.len();
     let plan = tokio::select! {
         p = deploy.plan(&files, rules) => p?,
-        () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui)),
+        () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui, interrupt.signal())),
     };
     let mut report = DeployReport::new(&input, &plan, &walked, file_count);
     if input.dry_run {
         tokio::select! {
             r = deploy.dry_run(&plan, &files, &mut report) => r?,
-            () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui)),
+            () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui, interrupt.signal())),
         }
         return Ok(Box::new(report));
     }
@@ -411,7 +380,7 @@ pub async fn run(
                     plan.copy.deploy_id
                 ),
             };
-            ui.warn(format!("interrupted (Ctrl-C): {state}"));
+            ui.warn(format!("interrupted ({}): {state}", interrupt.signal()));
             Ok(Box::new(InterruptedReport {
                 tenant: input.tenant.clone(),
                 interrupted: true,
