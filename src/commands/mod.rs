@@ -169,7 +169,11 @@ pub fn platform_auth(config: &Config, ui: &Ui) -> Result<Auth, UsageError> {
     match (&c.email, &c.global_key) {
         (Some(_), Some(_)) if config.via == crate::cli::Via::S3 => Err(via_s3_needs_a_token()),
         (Some(email), Some(key)) => {
-            ui.note("no API token is set; using the Global API Key (a scoped token is safer)");
+            ui.note(
+                "no API token is set; using the Global API Key (a scoped token is safer). Objects \
+                 then go over the REST API, paced to 1,200 requests per 5 minutes, and two runs \
+                 of one tenant at once are not safe (R2's S3 API needs a token)",
+            );
             Ok(Auth::GlobalKey {
                 email: email.clone(),
                 key: key.clone(),
@@ -185,6 +189,20 @@ pub fn platform_auth(config: &Config, ui: &Ui) -> Result<Auth, UsageError> {
                 "create the token with `cfsetup create-token`; see `cfsetup permissions`",
             ),
         ),
+    }
+}
+
+/// Over REST a conditional write is checked just before it is made, not by R2 (docs/storage-layout.md
+/// "Over the REST API"): two runs switching one tenant's head at once can both report success,
+/// and one is silently lost. Said once per run, by deploy-site and rollback, before the switch.
+pub fn warn_rest_switch(storage: &crate::storage::Storage, tenant: &str, ui: &Ui) {
+    if !storage.conditional_writes_are_atomic() {
+        ui.warn(format!(
+            "objects go over the REST API, where the switch of {tenant}'s head is checked just \
+             before it is written, not atomically: do not run two deploys or rollbacks of {tenant} \
+             at once, or one may be lost while both report success (with an API token, R2's S3 \
+             API makes the switch safe)"
+        ));
     }
 }
 

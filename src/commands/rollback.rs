@@ -264,6 +264,7 @@ async fn switch(
     force: bool,
     ui: &Ui,
 ) -> anyhow::Result<bool> {
+    super::warn_rest_switch(storage, tenant, ui);
     let by = format!("rollback {} ({})", route.deploy_id, locks::owner());
     let mut base = head;
     let mut etag = etag;

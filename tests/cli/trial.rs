@@ -521,3 +521,34 @@ fn gc_stopped_by_sigterm_removes_its_marker_and_reports() {
     assert_eq!(j["error"]["exit_code"], 130);
     assert!(stderr.contains("SIGTERM"), "{stderr}");
 }
+
+/// MEDIUM 9: over REST, deploys and rollbacks warn once that concurrent runs of one tenant are
+/// unsafe; over S3 they do not; the Global API Key's note says objects go over paced REST.
+#[test]
+fn rest_switches_warn_that_concurrent_runs_are_unsafe() {
+    let s = Site::new();
+    basic(&s);
+    let out = s.deploy(&[]).success();
+    assert!(!out.stderr().contains("at once"), "{}", out.stderr());
+    s.write("index.html", b"<h1>v2</h1>");
+    let out = s.deploy(&["--via", "rest"]).success();
+    assert_eq!(
+        out.stderr().matches("at once").count(),
+        1,
+        "{}",
+        out.stderr()
+    );
+    let out = s.run(&["rollback", "acme", "--via", "rest"]);
+    assert!(out.stderr().contains("at once"), "{}", out.stderr());
+
+    let mut cmd = s.w.with_global_key();
+    cmd.env("PLATFORM_DOMAIN", s.w.zone_name());
+    s.write("index.html", b"<h1>v3</h1>");
+    cmd.args(["deploy-site", "site", "acme"]);
+    let out = s.w.run(&mut cmd).success();
+    assert!(
+        out.stderr().contains("1,200 requests per 5 minutes"),
+        "{}",
+        out.stderr()
+    );
+}

@@ -910,6 +910,7 @@ impl Deploy<'_> {
         let tenant = &self.input.tenant;
         let by = format!("deploy-site {} ({})", plan.copy.deploy_id, locks::owner());
         let budget = self.input.timing.switch_budget();
+        super::warn_rest_switch(self.storage, tenant, self.ui);
         let mut base: Option<Head> = plan.head.as_ref().and_then(ReadHead::v2).cloned();
         let mut etag: Option<String> = plan.etag().map(str::to_string);
         for attempt in 0..5 {
