@@ -552,3 +552,20 @@ fn rest_switches_warn_that_concurrent_runs_are_unsafe() {
         out.stderr()
     );
 }
+
+/// MEDIUM 10: a wrong account ID (9109: no access to this account) points to
+/// CLOUDFLARE_ACCOUNT_ID, not to adding permissions.
+#[test]
+fn a_wrong_account_id_points_to_cloudflare_account_id() {
+    let w = World::new();
+    let token = w.full_token();
+    let mut cmd = w.with_token(&token);
+    cmd.env("CLOUDFLARE_ACCOUNT_ID", "0123456789abcdef0123456789abcdef")
+        .args(["test-permissions"]);
+    let out = w.run(&mut cmd);
+    assert_ne!(out.code(), 0);
+    let all = format!("{}{}", out.stdout(), out.stderr());
+    assert!(all.contains("CLOUDFLARE_ACCOUNT_ID"), "{all}");
+    assert!(!all.contains("add Account Settings Read"), "{all}");
+    assert!(!all.contains("To fix"), "{all}");
+}

@@ -162,6 +162,27 @@ impl CheckRun {
         }
     }
 
+    /// What went wrong, one sentence each: the summary, each check that did not pass, what was
+    /// left behind, why the checks could not run.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = vec![self.summary()];
+        for c in &self.checks {
+            if matches!(c.result, Outcome::Failed | Outcome::Error) {
+                out.push(format!("{}: {}", c.permission, c.detail));
+            }
+        }
+        for l in &self.left_behind {
+            out.push(format!("left behind: {l}"));
+        }
+        if let Some(why) = &self.could_not_run {
+            out.push(format!("could not run: {why}"));
+        }
+        if self.interrupted {
+            out.push("interrupted".into());
+        }
+        out
+    }
+
     /// The table, the fixes, the sweep, and the summary line.
     pub fn render(&self, out: &mut Renderer) {
         let rows = self
@@ -472,6 +493,22 @@ impl Ctx<'_> {
         if let Error::R2NeedsToken { .. } = e {
             let hint = e.hint().unwrap_or_default();
             return result(p, Outcome::Error, format!("{}; {hint}", short(e)));
+        }
+        if e.status() == Some(403) && e.has_code(9109) {
+            // 9109 (not the IP refusal, handled above) is "no access to this account or zone":
+            // an ID that is not the user's, which no permission fixes (cloudflare-api.md §1).
+            let (what, id, var) = match p.scope {
+                Scope::Account => ("account", &self.target.account_id, "CLOUDFLARE_ACCOUNT_ID"),
+                Scope::Zone => ("zone", &self.target.zone_id, "CLOUDFLARE_ZONE_ID"),
+            };
+            return result(
+                p,
+                Outcome::Error,
+                format!(
+                    "no access to {what} {id} (HTTP 403, code 9109): check {var}; it must be \
+                     one this token's user belongs to (adding permissions cannot fix this)"
+                ),
+            );
         }
         if e.status() == Some(403) {
             return self.failed(p, e);
