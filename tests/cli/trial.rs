@@ -569,3 +569,47 @@ fn a_wrong_account_id_points_to_cloudflare_account_id() {
     assert!(!all.contains("add Account Settings Read"), "{all}");
     assert!(!all.contains("To fix"), "{all}");
 }
+
+/// MEDIUM 15: test-permissions sweeps a leftover check bucket that still holds its object
+/// (emptied, then deleted), instead of ignoring the 409.
+#[test]
+fn a_leftover_check_bucket_holding_an_object_is_swept() {
+    use cfsetup::cloudflare::r2::BucketRef;
+    let w = World::new();
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let old = format!("cfsetup-check-{}-dead", secs - 3600);
+    let client = crate::test_permissions::global_client(&w);
+    let acct = w.account_id();
+    crate::deploy_site::rt().block_on(async {
+        let b = BucketRef {
+            account: &acct,
+            name: &old,
+            jurisdiction: None,
+        };
+        client.create_bucket(b, None).await.unwrap();
+        client
+            .put_object(
+                b,
+                &format!("{old}.txt"),
+                cfsetup::cloudflare::r2::ObjectBody::Bytes(bytes::Bytes::from_static(b"x")),
+                "text/plain",
+            )
+            .await
+            .unwrap();
+    });
+    let token = w.full_token();
+    let j = w
+        .run(w.with_token(&token).args(["--json", "test-permissions"]))
+        .success()
+        .json();
+    assert_eq!(
+        j["swept"],
+        serde_json::json!([format!("bucket {old}")]),
+        "{j:#}"
+    );
+    assert_eq!(j["left_behind"], serde_json::json!([]));
+    assert!(w.emu.buckets().is_empty(), "{:?}", w.emu.buckets());
+}
