@@ -38,6 +38,26 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// An error with a hint of its own (what to do about it), for errors whose type has none (an S3
+/// refusal). It reads as the error it wraps: same text, same causes.
+#[derive(Debug)]
+pub struct Hinted<E> {
+    pub error: E,
+    pub hint: String,
+}
+
+impl<E: fmt::Display> fmt::Display for Hinted<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<E: std::error::Error> std::error::Error for Hinted<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
 /// Shorthand for `Err(UsageError::new(..).into())`.
 macro_rules! usage {
     ($($arg:tt)*) => {
@@ -138,10 +158,11 @@ pub fn kind(err: &anyhow::Error) -> &'static str {
 /// "exit_code"}}`. A [`PartialFailure`]'s report is merged in beside `"error"`.
 pub fn to_json(err: &anyhow::Error) -> serde_json::Value {
     let hints = hints(err);
+    let mut lines = message_chain(err).into_iter();
     let error = serde_json::json!({
         "kind": kind(err),
-        "message": err.to_string(),
-        "causes": err.chain().skip(1).map(ToString::to_string).collect::<Vec<_>>(),
+        "message": lines.next().unwrap_or_default(),
+        "causes": lines.collect::<Vec<_>>(),
         "hint": (!hints.is_empty()).then(|| hints.join("; ")),
         "exit_code": exit_code(err),
     });
@@ -174,9 +195,18 @@ pub fn usage_json(message: &str) -> serde_json::Value {
 }
 
 /// Writes `cfsetup: error: …`, the cause chain, and hints, to `out` (stderr in `main`).
+/// The error's chain as text.
+fn message_chain(err: &anyhow::Error) -> Vec<String> {
+    err.chain().map(ToString::to_string).collect()
+}
+
 pub fn render(err: &anyhow::Error) -> String {
-    let mut text = format!("cfsetup: error: {err}\n");
-    for cause in err.chain().skip(1) {
+    let chain = message_chain(err);
+    let mut text = format!(
+        "cfsetup: error: {}\n",
+        chain.first().cloned().unwrap_or_default()
+    );
+    for cause in chain.iter().skip(1) {
         text.push_str(&format!("  caused by: {cause}\n"));
     }
     for hint in hints(err) {
@@ -185,13 +215,23 @@ pub fn render(err: &anyhow::Error) -> String {
     text
 }
 
-fn hints(err: &anyhow::Error) -> Vec<String> {
+pub fn hints(err: &anyhow::Error) -> Vec<String> {
     let mut out = Vec::new();
     for cause in err.chain() {
         if let Some(u) = cause.downcast_ref::<UsageError>() {
             out.extend(u.hint.clone());
         }
         if let Some(api) = cause.downcast_ref::<crate::cloudflare::Error>() {
+            out.extend(api.hint());
+        }
+        if let Some(h) = cause.downcast_ref::<Hinted<crate::storage::StorageError>>() {
+            out.push(h.hint.clone());
+        }
+        // `StorageError::Rest` is transparent: the API error inside is not its source, so it
+        // never appears in the chain by itself.
+        if let Some(crate::storage::StorageError::Rest(api)) =
+            cause.downcast_ref::<crate::storage::StorageError>()
+        {
             out.extend(api.hint());
         }
     }

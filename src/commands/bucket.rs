@@ -39,20 +39,60 @@ pub async fn open(
     })
 }
 
+/// The run's account, for the permission hint of an S3 refusal (an S3 error does not carry the
+/// account; a REST one names it in its path). One account per run, set by [`location`].
+static ACCOUNT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// The bucket, its jurisdiction and the account, checked.
 pub fn location(config: &Config, args: &BucketArgs) -> anyhow::Result<BucketLoc> {
+    let account = config.require_account_id()?.to_string();
+    let _ = ACCOUNT.set(account.clone());
     Ok(BucketLoc {
         name: platform::bucket(config, args.bucket.as_deref())?,
         jurisdiction: platform::jurisdiction(config, args.jurisdiction.as_deref())?,
-        account: config.require_account_id()?.to_string(),
+        account,
     })
 }
 
-/// A storage error with what was being done, and the fix when the bucket is missing.
+/// What to do about an S3 refusal of the credentials (R2's error table, `r2/api/error-codes.mdx`;
+/// docs/cloudflare-api.md §7): 401 is a credential that is invalid, expired or rolled; 403
+/// AccessDenied is a token without Workers R2 Storage Write on the account.
+pub fn s3_auth_hint(e: &StorageError) -> Option<String> {
+    let StorageError::S3 { status, code, .. } = e else {
+        return None;
+    };
+    let account = ACCOUNT
+        .get()
+        .map_or_else(|| "the account".to_string(), |a| format!("account {a}"));
+    match (*status, code.as_str()) {
+        (401, _) | (_, "Unauthorized") => Some(
+            "the API token is invalid, expired or was rolled: create one with `cfsetup \
+             create-token`, or roll it with `cfsetup rotate-token`"
+                .into(),
+        ),
+        (403, "AccessDenied") => Some(format!(
+            "the token lacks Workers R2 Storage Write on {account}; add it to the token (see \
+             `cfsetup permissions`), then run `cfsetup test-permissions`"
+        )),
+        (403, "InvalidAccessKeyId" | "SignatureDoesNotMatch") => Some(
+            "R2's S3 API refused the keys derived from the token: if CLOUDFLARE_API_TOKEN_ID is \
+             set, check that it is this token's id (or remove it); or use --via rest"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// A storage error with what was being done, and the fix when the bucket is missing or the
+/// credentials were refused.
 pub fn bucket_error(e: StorageError, bucket: &str, doing: &str) -> anyhow::Error {
     let missing = matches!(&e, StorageError::Rest(api) if api.has_code(10006))
         || e.s3_code() == Some("NoSuchBucket");
-    let err = anyhow::Error::new(e).context(format!("{doing} in bucket {bucket}"));
+    let err = match s3_auth_hint(&e) {
+        Some(hint) => anyhow::Error::new(crate::error::Hinted { error: e, hint }),
+        None => anyhow::Error::new(e),
+    };
+    let err = err.context(format!("{doing} in bucket {bucket}"));
     if missing {
         err.context(format!(
             "the bucket {bucket} does not exist: run `cfsetup deploy-infra` first (or check \

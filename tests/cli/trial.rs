@@ -613,3 +613,43 @@ fn a_leftover_check_bucket_holding_an_object_is_swept() {
     assert_eq!(j["left_behind"], serde_json::json!([]));
     assert!(w.emu.buckets().is_empty(), "{:?}", w.emu.buckets());
 }
+
+/// MEDIUM 7: a refusal on an object call names the permission and the account; on a custom
+/// hostname, SSL and Certificates Write on the zone (and it is not a "verification error").
+#[test]
+fn permission_refusals_on_objects_and_custom_hostnames_name_the_permission() {
+    let s = Site::new();
+    basic(&s);
+    let no_r2 = s.w.token_without("Workers R2 Storage Write");
+    for via in ["s3", "rest", "auto"] {
+        let mut cmd = s.w.with_token(&no_r2);
+        cmd.env("PLATFORM_DOMAIN", s.w.zone_name()).args([
+            "deploy-site",
+            "site",
+            "acme",
+            "--via",
+            via,
+        ]);
+        let out = s.w.run(&mut cmd).expect_code(1);
+        let want = format!("Workers R2 Storage Write on account {}", s.w.account_id());
+        assert!(out.stderr().contains(&want), "{via}: {}", out.stderr());
+    }
+    let no_ssl = s.w.token_without("SSL and Certificates Write");
+    let mut cmd = s.w.with_token(&no_ssl);
+    cmd.env("PLATFORM_DOMAIN", s.w.zone_name()).args([
+        "--json",
+        "deploy-site",
+        "site",
+        "acme",
+        DOMAIN,
+    ]);
+    let out = s.w.run(&mut cmd).expect_code(1);
+    let want = format!("SSL and Certificates Write on zone {}", s.w.zone_id());
+    assert!(out.stderr().contains(&want), "{}", out.stderr());
+    let j = out.json();
+    assert_eq!(
+        j["custom_hostnames"][0]["verification_errors"],
+        serde_json::json!([]),
+        "{j:#}"
+    );
+}

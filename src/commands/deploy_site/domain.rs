@@ -267,6 +267,10 @@ pub(super) struct HostnameReport {
     pub(super) dns_records: Vec<DnsRecord>,
     pub(super) apex: bool,
     pub(super) verification_errors: Vec<String>,
+    /// Why the API refused the custom hostname (an authorisation refusal, 1409, 1411, …): not a
+    /// verification error, which is the hostname's own state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) error: Option<String>,
     /// `active` or `timed out` after `--wait`.
     pub(super) wait: Option<String>,
     /// What is not active yet.
@@ -284,6 +288,7 @@ impl HostnameReport {
             apex: looks_like_apex(&ch.hostname),
             dns_records,
             verification_errors: verification_errors(ch),
+            error: None,
             wait: None,
             pending: if is_active(ch) {
                 Vec::new()

@@ -1128,7 +1128,12 @@ impl Deploy<'_> {
                     report.custom_hostnames.push(ch);
                 }
                 Err(e) => {
-                    let why = format!("{e:#}");
+                    // The error's own hint (the permission and the zone, a rolled token), which
+                    // the one-line form below would otherwise lose.
+                    let why = match crate::error::hints(&e).join("; ") {
+                        h if h.is_empty() => format!("{e:#}"),
+                        h => format!("{e:#} ({h})"),
+                    };
                     // An entry this tenant held before stays only if its hostname exists; one
                     // written for this run never was.
                     self.ui.warn(format!(
@@ -1149,7 +1154,7 @@ impl Deploy<'_> {
                     report.custom_hostnames.push(HostnameReport {
                         hostname: domain.clone(),
                         action: "refused".into(),
-                        verification_errors: vec![why],
+                        error: Some(why),
                         ..HostnameReport::default()
                     });
                 }

@@ -298,6 +298,9 @@ fn render_hostname(ch: &HostnameReport, out: &mut Renderer) {
             ));
         }
     }
+    if let Some(e) = &ch.error {
+        out.line(format!("refused: {e}"));
+    }
     for e in &ch.verification_errors {
         out.line(format!("verification error: {e}"));
     }
