@@ -653,3 +653,25 @@ fn permission_refusals_on_objects_and_custom_hostnames_name_the_permission() {
         "{j:#}"
     );
 }
+
+/// MEDIUM 12: deploy-infra says, in the plan and the report, that `*/*` captures the zone's
+/// other proxied hostnames, and that the token cannot list them (no DNS Read).
+#[test]
+fn deploy_infra_says_what_the_catch_all_route_captures() {
+    let w = World::new();
+    let token = w.full_token();
+    for dry in [true, false] {
+        let mut cmd = w.with_token(&token);
+        cmd.args(["--json", "deploy-infra"]);
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        let out = w.run(&mut cmd);
+        let j = out.json();
+        assert_eq!(j["route_capture"]["pattern"], "*/*", "{j:#}");
+        let note = j["route_capture"]["note"].as_str().unwrap();
+        assert!(note.contains("proxied hostname"), "{note}");
+        assert!(note.contains("DNS Read"), "{note}");
+        assert!(out.stderr().contains("*/*"), "{}", out.stderr());
+    }
+}

@@ -137,6 +137,19 @@ pub struct DeployInfraReport {
     pub steps: Vec<Row>,
     /// Every row is in the wanted state (or would be, in a dry run).
     pub ok: bool,
+    /// What the `*/*` route captures besides custom hostnames.
+    pub route_capture: Option<RouteCapture>,
+}
+
+/// `*/*` sends every request to a proxied hostname of the zone that has no more specific route to
+/// the router: the apex, `www`, a marketing site (docs/cloudflare-api.md §9). Said in the plan
+/// and the report, with those hostnames when the token can list DNS records.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteCapture {
+    pub pattern: String,
+    /// The zone's proxied hostnames that the route captures; `None` when they could not be read.
+    pub hostnames: Option<Vec<String>>,
+    pub note: String,
 }
 
 impl DeployInfraReport {
@@ -221,6 +234,9 @@ impl Report for DeployInfraReport {
             })
             .collect();
         out.table(&["resource", "name", "action", "detail"], rows);
+        if let Some(c) = &self.route_capture {
+            out.line(format!("Note: {}", c.note));
+        }
         out.line(self.summary());
     }
 
@@ -281,6 +297,7 @@ mod tests {
             worker: "router".into(),
             steps,
             ok,
+            route_capture: None,
         }
     }
 
