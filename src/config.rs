@@ -41,6 +41,18 @@ impl Vars {
             .find(|v| !v.trim().is_empty())
             .cloned()
     }
+
+    /// Where `name`'s value comes from: `"the environment"` or `"the .env file"`.
+    fn origin(&self, name: &str) -> Option<&'static str> {
+        let set = |m: &HashMap<String, String>| m.get(name).is_some_and(|v| !v.trim().is_empty());
+        if set(&self.process) {
+            Some("the environment")
+        } else if set(&self.file) {
+            Some("the .env file")
+        } else {
+            None
+        }
+    }
 }
 
 /// Who is asking: an API token, or the Global API Key with its email.
@@ -80,6 +92,8 @@ pub struct Config {
     /// `CLOUDFLARE_API_TOKEN_ID` (environment or `.env`; no flag): the API token's id, its S3
     /// Access Key ID, so a run over S3 need not verify the token to learn it. Not a secret.
     pub api_token_id: Option<String>,
+    /// Notes about the configuration itself, printed once on stderr when the command starts.
+    pub notes: Vec<String>,
     /// The `.env` file in use: `--write-env` without a path writes here.
     pub env_file: PathBuf,
     pub output: OutputSettings,
@@ -181,9 +195,31 @@ impl Config {
         let s3_endpoint = pick(&args.s3_endpoint, &["R2_S3_ENDPOINT"])
             .map(|(v, src)| self::api_url(&v, &source_name("--s3-endpoint", &src)))
             .transpose()?;
-        let api_token_id = pick(&None, &["CLOUDFLARE_API_TOKEN_ID"])
+        let mut api_token_id = pick(&None, &["CLOUDFLARE_API_TOKEN_ID"])
             .map(|(v, src)| hex_id(&v, &src))
             .transpose()?;
+        // The id is only this token's when both come from the same place: `create-token
+        // --write-env` writes them together. An id from `.env` beside a token from the
+        // environment or a flag (or the reverse) would derive wrong S3 keys, so it is not used:
+        // the token is verified once instead (issue 17).
+        let mut notes = Vec::new();
+        if api_token_id.is_some() && token.is_some() {
+            let token_from = if args.api_token.is_some() {
+                Some("--api-token")
+            } else {
+                vars.origin("CLOUDFLARE_API_TOKEN")
+            };
+            let id_from = vars.origin("CLOUDFLARE_API_TOKEN_ID");
+            if token_from != id_from {
+                notes.push(format!(
+                    "CLOUDFLARE_API_TOKEN_ID comes from {}, but the token from {}: the id is not \
+                     used (it may be another token's); the token is verified once instead",
+                    id_from.unwrap_or("elsewhere"),
+                    token_from.unwrap_or("elsewhere")
+                ));
+                api_token_id = None;
+            }
+        }
 
         let verbosity = if args.quiet > 0 {
             Verbosity::Quiet
@@ -205,6 +241,7 @@ impl Config {
             via,
             s3_endpoint,
             api_token_id,
+            notes,
             env_file,
             output: OutputSettings {
                 json: args.json,

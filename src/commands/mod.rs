@@ -107,6 +107,9 @@ pub fn main(cli: Cli) -> anyhow::Result<u8> {
         Config::offline(&cli.global)
     };
     let ui = Ui::new(config.output);
+    for n in &config.notes {
+        ui.note(n);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()

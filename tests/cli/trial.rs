@@ -675,3 +675,29 @@ fn deploy_infra_says_what_the_catch_all_route_captures() {
         assert!(out.stderr().contains("*/*"), "{}", out.stderr());
     }
 }
+
+/// MEDIUM 8: a CLOUDFLARE_API_TOKEN_ID in `.env` is not paired with a token from the environment
+/// (it may be another token's): the token is verified instead, S3 works, and a note says so.
+#[test]
+fn a_token_id_from_env_file_is_not_paired_with_a_token_from_the_environment() {
+    let s = Site::new();
+    basic(&s);
+    std::fs::write(
+        s.w.file(".env"),
+        "CLOUDFLARE_API_TOKEN_ID=0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    let out = s.deploy(&["--via", "s3"]).success();
+    let err = out.stderr();
+    assert!(
+        err.contains("CLOUDFLARE_API_TOKEN_ID comes from the .env file"),
+        "{err}"
+    );
+    assert!(
+        s.w.emu
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/tokens/verify")),
+        "the token was verified to learn its id"
+    );
+}
