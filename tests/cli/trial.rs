@@ -701,3 +701,38 @@ fn a_token_id_from_env_file_is_not_paired_with_a_token_from_the_environment() {
         "the token was verified to learn its id"
     );
 }
+
+/// LOW: `--not-found 404` with no 404.html warns; a default preview name that cannot fit blames
+/// the tenant's length, not the user's --preview, before any request; `--include-hidden` never
+/// publishes secret files, in any letter case.
+#[test]
+fn small_deploy_site_lows() {
+    let s = Site::new();
+    basic(&s);
+    let out = s.deploy(&["--not-found", "404"]).success();
+    assert!(out.stderr().contains("has none"), "{}", out.stderr());
+
+    let long = "a".repeat(60);
+    s.w.emu.clear_requests();
+    let mut cmd = s.cmd();
+    cmd.args(["deploy-site", "site", &long, "--preview"]);
+    let out = s.w.run(&mut cmd).expect_code(2);
+    assert!(
+        out.stderr().contains("too long for a preview"),
+        "{}",
+        out.stderr()
+    );
+    assert!(s.w.emu.requests().is_empty());
+
+    s.write(".ENV", b"SECRET=1");
+    s.write(".npmrc", b"//registry:_authToken=x");
+    s.write(".ssh/id_ed25519", b"key");
+    s.deploy(&["--include-hidden"]).success();
+    let paths = s.live_paths();
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.contains(".ENV") || p.contains(".npmrc") || p.contains(".ssh")),
+        "{paths:?}"
+    );
+}

@@ -138,6 +138,15 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
         Some(None) => Some(None),
         Some(Some(n)) => Some(Some(preview_name(n, &tenant)?)),
     };
+    // The default name is the deploy id's 8 hex digits: known to fit or not before any request.
+    if preview == Some(None) && tenant.len() + 2 + 8 > 63 {
+        return Err(usage!(
+            "{tenant} is too long for a preview: NAME--{tenant} must fit in one DNS label (63 \
+             characters), and even the default 8-character name does not"
+        )
+        .with_hint("previews need a tenant slug of at most 53 characters; deploy without --preview")
+        .into());
+    }
     if preview.is_some() && !args.domains.is_empty() {
         return Err(usage!("--preview does not attach DOMAIN")
             .with_hint(format!(
@@ -285,9 +294,11 @@ pub async fn run(
             walked.hidden.len(),
             list_some(&walked.hidden),
             if input.include_hidden {
-                " (never published: .git, .hg, .svn, .env, .env.*)"
+                " (never published: version control and secret files such as .env, .envrc, \
+                 .npmrc, .ssh/, in any letter case)"
             } else {
-                " (--include-hidden publishes dotfiles, but never .git or .env)"
+                " (--include-hidden publishes dotfiles, but never version control or secret \
+                 files such as .git, .env, .npmrc, .ssh/)"
             }
         ));
     }
@@ -399,6 +410,13 @@ fn rules_of(
     ui: &Ui,
 ) -> anyhow::Result<Rules> {
     let mut rules = Rules::none(input.not_found.resolve(files));
+    if input.not_found == NotFound::Page404 && !files.keys().any(|p| p.ends_with("/404.html")) {
+        // Accepted (the mode is still valid), but every missing path gets a bare 404.
+        ui.warn(
+            "--not-found 404 serves the nearest 404.html, but the site has none: missing paths \
+             get a plain 404. Add a 404.html at the top, or use --not-found none",
+        );
+    }
     for f in rule_files {
         let text = std::fs::read_to_string(&f.path)
             .map_err(|e| usage!("{}: cannot be read as UTF-8 text ({e})", f.path.display()))?;
@@ -570,8 +588,24 @@ impl Deploy<'_> {
             None => copy.deploy_id[17..].to_string(),
         });
         if let Some(name) = &preview {
-            // The default name is 8 hex; check it fits beside the tenant too.
-            preview_name(name, &input.tenant)?;
+            // The default name is 8 hex; check it fits beside the tenant too. When it does not,
+            // the tenant's slug is too long for any preview, which is not the user's --preview.
+            if let Err(e) = preview_name(name, &input.tenant) {
+                if input.preview == Some(None) {
+                    return Err(usage!(
+                        "{} is too long for a preview: NAME--{} must fit in one DNS label (63 \
+                         characters), and even the default 8-character name does not",
+                        input.tenant,
+                        input.tenant
+                    )
+                    .with_hint(
+                        "previews need a tenant slug of at most 53 characters; deploy without \
+                         --preview",
+                    )
+                    .into());
+                }
+                return Err(e.into());
+            }
             // A head always has a live Route (the Worker refuses one without): a preview goes
             // beside a live format 2 deploy.
             if v2.and_then(|h| h.live.as_ref()).is_none() {
