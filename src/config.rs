@@ -643,8 +643,36 @@ fn is_loopback(url: &Url) -> bool {
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600); // humantime years
 
 /// A duration such as `90d`, `12h`, `1y` or `10m`, longer than zero and at most 100 years.
+/// Rewrites years and months as whole days (`1y` → `365d`, `2months` → `60d`): humantime counts
+/// a year as 365.25 days and a month as 30.44, so `--expires-in 1y` ended six hours past the date
+/// a user expects. Anything it does not recognise is left for humantime to refuse.
+fn calendar_days(value: &str) -> String {
+    let mut out = Vec::new();
+    let mut rest = value.trim();
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let after = &rest[digits..];
+        let unit_len = after.len() - after.trim_start_matches(|c: char| c.is_alphabetic()).len();
+        if digits == 0 || unit_len == 0 {
+            return value.to_string();
+        }
+        let (n, unit) = (&rest[..digits], &after[..unit_len]);
+        let days = match unit {
+            "y" | "year" | "years" => Some(365),
+            "M" | "month" | "months" => Some(30),
+            _ => None,
+        };
+        match (days, n.parse::<u64>()) {
+            (Some(per), Ok(n)) => out.push(format!("{}d", n.saturating_mul(per))),
+            _ => out.push(format!("{n}{unit}")),
+        }
+        rest = after[unit_len..].trim_start();
+    }
+    out.join(" ")
+}
+
 pub fn duration(value: &str, what: &str) -> Result<Duration, UsageError> {
-    let d = humantime::parse_duration(value.trim()).map_err(|e| {
+    let d = humantime::parse_duration(&calendar_days(value)).map_err(|e| {
         usage!("{what} is not a duration: {value:?} ({e})")
             .with_hint("write a number and a unit, such as 90d, 12h, 30m or 1y")
     })?;
@@ -981,6 +1009,19 @@ mod tests {
             "--global-key does not look like a Global API Key (5 characters)"
         );
         assert!(key("not-hex-but-long-enough-not-hex-but-long").is_err());
+    }
+
+    #[test]
+    fn a_year_is_365_days_and_a_month_30() {
+        let day = 86_400;
+        assert_eq!(duration("1y", "x").unwrap().as_secs(), 365 * day);
+        assert_eq!(duration("2months", "x").unwrap().as_secs(), 60 * day);
+        assert_eq!(
+            duration("1y 12h", "x").unwrap().as_secs(),
+            365 * day + 12 * 3600
+        );
+        assert_eq!(duration("90d", "x").unwrap().as_secs(), 90 * day);
+        assert!(duration("soon", "x").is_err());
     }
 
     #[test]

@@ -736,3 +736,41 @@ fn small_deploy_site_lows() {
         "{paths:?}"
     );
 }
+
+/// LOW: a file that changes on disk during the upload is said so, not "upload interrupted". The
+/// token verification (before any upload) is held for 2 s while the file is rewritten.
+#[test]
+fn a_file_changed_during_upload_is_not_called_an_interruption() {
+    let s = Site::new();
+    basic(&s);
+    s.w.emu.inject(Fault {
+        method: None,
+        path_contains: Some("/tokens/verify".into()),
+        kind: FaultKind::Latency(std::time::Duration::from_secs(2)),
+        times: 1,
+    });
+    let out = std::thread::scope(|scope| {
+        let run = scope.spawn(|| s.deploy(&["--via", "s3"]));
+        // The walk (which hashes) is done long before the verification answers.
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        s.write("index.html", b"<h1>rewritten by a build still running</h1>");
+        run.join().unwrap()
+    });
+    let out = out.expect_code(1);
+    assert!(out.stderr().contains("changed on disk"), "{}", out.stderr());
+    assert!(
+        !out.stderr().contains("upload interrupted"),
+        "{}",
+        out.stderr()
+    );
+}
+
+/// LOW: a dry run says what it would send (`bytes_to_send`), and `bytes_sent` is 0.
+#[test]
+fn a_dry_run_sends_nothing_and_says_what_it_would() {
+    let s = Site::new();
+    basic(&s);
+    let j = s.deploy(&["--dry-run"]).success().json();
+    assert_eq!(j["bytes_sent"], 0, "{j:#}");
+    assert_eq!(j["bytes_to_send"], 13 + 14, "{j:#}");
+}

@@ -727,7 +727,8 @@ impl Deploy<'_> {
                 .await?;
             let missing_hashes: BTreeSet<&str> = missing.iter().map(|f| f.hash.as_str()).collect();
             report.uploaded = missing.len();
-            report.bytes_sent = missing.iter().map(|f| f.size).sum();
+            // Nothing is sent in a dry run: what would be is its own field.
+            report.bytes_to_send = Some(missing.iter().map(|f| f.size).sum());
             report.unchanged = files
                 .iter()
                 .filter(|f| !missing_hashes.contains(f.hash.as_str()))
@@ -864,11 +865,31 @@ impl Deploy<'_> {
         bar.finish_and_clear();
         match failure {
             None => Ok(()),
-            Some(e) => Err(e.context(format!(
-                "upload interrupted after {} new file(s); the live site is unchanged: run the \
-                 same command again to finish (uploaded files are not sent twice)",
-                report.uploaded
-            ))),
+            Some(e) => {
+                let changed = e.chain().any(|c| {
+                    matches!(
+                        c.downcast_ref::<crate::storage::StorageError>(),
+                        Some(crate::storage::StorageError::ChangedOnDisk { .. })
+                    )
+                });
+                let what = if changed {
+                    // Not an interruption: the folder changed under the deploy (a build still
+                    // writing it); running again at once would hash the new bytes.
+                    format!(
+                        "a file changed on disk while it was being uploaded, after {} new \
+                         file(s); nothing was switched, the live site is unchanged: run the \
+                         command again once the folder is no longer being written",
+                        report.uploaded
+                    )
+                } else {
+                    format!(
+                        "upload interrupted after {} new file(s); the live site is unchanged: \
+                         run the same command again to finish (uploaded files are not sent twice)",
+                        report.uploaded
+                    )
+                };
+                Err(e.context(what))
+            }
         }
     }
 

@@ -26,7 +26,11 @@ pub(super) struct DeployReport {
     pub(super) unchanged: usize,
     /// Blobs whose existence was checked (those the live deploy does not name).
     pub(super) checked: usize,
+    /// Bytes uploaded (0 in a dry run, which sends nothing).
     pub(super) bytes_sent: u64,
+    /// With `--dry-run`: the bytes a real run would upload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) bytes_to_send: Option<u64>,
     /// Deploy ids that fell out of `kept` (gc deletes their copies).
     pub(super) dropped_from_kept: Vec<String>,
     /// Whether --force switched over another run's deploy.
@@ -183,7 +187,11 @@ impl Report for DeployReport {
             ("files", self.files.to_string()),
             (
                 verb,
-                format!("{} ({})", self.uploaded, human_bytes(self.bytes_sent)),
+                format!(
+                    "{} ({})",
+                    self.uploaded,
+                    human_bytes(self.bytes_to_send.unwrap_or(self.bytes_sent))
+                ),
             ),
             ("unchanged", self.unchanged.to_string()),
         ];
