@@ -94,14 +94,13 @@ fn resolve(head: &Head, version: &str) -> anyhow::Result<Target> {
         .collect();
     match matches.as_slice() {
         [(_, t)] => Ok(t.clone()),
+        // The problem is the headline; what to do follows it (not the other way round).
         [] => Err(anyhow::anyhow!(
-            "{} has no kept deploy or preview called {version:?}",
+            "{} has no kept deploy or preview called {version:?}; see them with `cfsetup \
+             rollback {} --list`",
+            head.tenant,
             head.tenant
-        )
-        .context(format!(
-            "see them with `cfsetup rollback {} --list`",
-            head.tenant
-        ))),
+        )),
         many => Err(usage!(
             "VERSION {version:?} could be any of {} deploys: {}",
             many.len(),
@@ -386,8 +385,12 @@ impl ListReport {
                 preview: None,
             })
             .collect();
-        deploys.sort_by(|a, b| b.deploy_id.cmp(&a.deploy_id));
         for (name, r) in &head.previews {
+            // A promoted preview is also kept: one row, marked with its preview name.
+            if let Some(row) = deploys.iter_mut().find(|d| d.deploy_id == r.deploy_id) {
+                row.preview = Some(name.clone());
+                continue;
+            }
             deploys.push(DeployRow {
                 deploy_id: r.deploy_id.clone(),
                 created: deploy_time(&r.deploy_id),
@@ -395,6 +398,8 @@ impl ListReport {
                 preview: Some(name.clone()),
             });
         }
+        // Newest first, previews among the rest (ids sort by time).
+        deploys.sort_by(|a, b| b.deploy_id.cmp(&a.deploy_id));
         ListReport {
             tenant: head.tenant.clone(),
             deploys,

@@ -156,7 +156,11 @@ pub async fn run(args: SitesArgs, config: &Config, ui: &Ui) -> anyhow::Result<Bo
         let mut entries: Vec<(String, Option<String>)> =
             h.kept.iter().map(|id| (id.clone(), None)).collect();
         for (name, r) in &h.previews {
-            entries.push((r.deploy_id.clone(), Some(name.clone())));
+            // A promoted preview is also kept: one row, marked with its preview name.
+            match entries.iter_mut().find(|(id, _)| *id == r.deploy_id) {
+                Some(row) => row.1 = Some(name.clone()),
+                None => entries.push((r.deploy_id.clone(), Some(name.clone()))),
+            }
         }
         history = stream::iter(entries)
             .map(|(id, preview)| {

@@ -774,3 +774,37 @@ fn a_dry_run_sends_nothing_and_says_what_it_would() {
     assert_eq!(j["bytes_sent"], 0, "{j:#}");
     assert_eq!(j["bytes_to_send"], 13 + 14, "{j:#}");
 }
+
+/// LOW: `rollback --list` is newest first with previews among the rest, a promoted preview is
+/// listed once (there and in `sites TENANT`), and an unknown VERSION's headline is the problem.
+#[test]
+fn rollback_list_and_sites_history_are_newest_first_and_list_a_promoted_preview_once() {
+    let s = Site::new();
+    basic(&s);
+    s.deploy(&[]).success();
+    s.write("index.html", b"<h1>p</h1>");
+    s.deploy(&["--preview", "p1"]).success();
+    s.write("index.html", b"<h1>v2</h1>");
+    s.deploy(&[]).success();
+    s.run(&["rollback", "acme", "p1"]).success();
+    for args in [&["rollback", "acme", "--list"][..], &["sites", "acme"][..]] {
+        let j = s.run(args).success().json();
+        let rows = j
+            .get("deploys")
+            .or_else(|| j.get("history"))
+            .and_then(|v| v.as_array())
+            .unwrap_or_else(|| panic!("{j:#}"))
+            .clone();
+        let ids: Vec<&str> = rows
+            .iter()
+            .map(|r| r["deploy_id"].as_str().unwrap())
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        sorted.dedup();
+        assert_eq!(ids, sorted, "{args:?}: newest first, each once: {j:#}");
+    }
+    let out = s.run(&["rollback", "acme", "20990101"]).expect_code(1);
+    let first = out.stderr().lines().next().unwrap_or_default().to_string();
+    assert!(first.contains("has no kept deploy"), "{}", out.stderr());
+}
