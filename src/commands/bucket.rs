@@ -47,11 +47,43 @@ static ACCOUNT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 pub fn location(config: &Config, args: &BucketArgs) -> anyhow::Result<BucketLoc> {
     let account = config.require_account_id()?.to_string();
     let _ = ACCOUNT.set(account.clone());
+    let jurisdiction = platform::jurisdiction(config, args.jurisdiction.as_deref())?;
+    check_endpoint_jurisdiction(config.s3_endpoint.as_ref(), jurisdiction.as_deref())?;
     Ok(BucketLoc {
         name: platform::bucket(config, args.bucket.as_deref())?,
-        jurisdiction: platform::jurisdiction(config, args.jurisdiction.as_deref())?,
+        jurisdiction,
         account,
     })
+}
+
+/// An S3 endpoint given with `R2_S3_ENDPOINT` / `--s3-endpoint` is used as it is, so with a
+/// jurisdiction it must be that jurisdiction's (`<account>.<j>.r2.cloudflarestorage.com`,
+/// docs/cloudflare-api.md §7): otherwise the jurisdiction would be silently ignored for objects.
+/// A loopback endpoint (the emulator) is taken as given.
+fn check_endpoint_jurisdiction(
+    endpoint: Option<&url::Url>,
+    jurisdiction: Option<&str>,
+) -> Result<(), crate::error::UsageError> {
+    let (Some(url), Some(j)) = (endpoint, jurisdiction) else {
+        return Ok(());
+    };
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback || host.contains(&format!(".{j}.")) {
+        return Ok(());
+    }
+    Err(crate::error::usage!(
+        "the jurisdiction is {j}, but the S3 endpoint {host} (R2_S3_ENDPOINT or --s3-endpoint) is \
+         not that jurisdiction's"
+    )
+    .with_hint(format!(
+        "use https://<account>.{j}.r2.cloudflarestorage.com, or unset R2_S3_ENDPOINT to let \
+         cfsetup pick it from the jurisdiction"
+    )))
 }
 
 /// What to do about an S3 refusal of the credentials (R2's error table, `r2/api/error-codes.mdx`;
@@ -407,5 +439,28 @@ pub async fn wait_for_sweeps(
         if seen.is_disjoint(&now) {
             return Ok(start.elapsed());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_of_another_jurisdiction_is_refused() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        let eu = u("https://acct.eu.r2.cloudflarestorage.com");
+        let plain = u("https://acct.r2.cloudflarestorage.com");
+        assert!(check_endpoint_jurisdiction(Some(&eu), Some("eu")).is_ok());
+        let e = check_endpoint_jurisdiction(Some(&plain), Some("eu")).unwrap_err();
+        assert!(
+            e.message.contains("not that jurisdiction's"),
+            "{}",
+            e.message
+        );
+        assert!(check_endpoint_jurisdiction(Some(&plain), None).is_ok());
+        assert!(check_endpoint_jurisdiction(None, Some("eu")).is_ok());
+        let emulator = u("http://127.0.0.1:9000");
+        assert!(check_endpoint_jurisdiction(Some(&emulator), Some("eu")).is_ok());
     }
 }
