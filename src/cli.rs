@@ -467,6 +467,17 @@ pub struct PermissionsArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_long_help = "\
+Fault injection (for testing retries and partial failures), on the emulator's own endpoints,
+which the real API never uses:
+  POST   /__emulator/faults    add a fault, e.g.
+         curl -X POST http://127.0.0.1:8787/__emulator/faults -d '{\"kind\":\"server_error\",\"status\":503,\"method\":\"DELETE\",\"path_contains\":\"/custom_hostnames/\",\"times\":2}'
+         kind: rate_limit (retry_after_secs), server_error (status 5xx), drop (close the
+         connection), latency (ms); method, path_contains and api (rest | s3) narrow it; times
+         is how many matching requests it hits (default 1)
+  DELETE /__emulator/faults    remove every fault
+  GET    /__emulator/requests  the request log (method, path, status; never secrets)
+  GET    /__emulator/state     the emulated account's state, as JSON")]
 pub struct EmulatorArgs {
     /// Port on 127.0.0.1; 0 picks a free one
     #[arg(long, default_value_t = 8787)]

@@ -808,3 +808,16 @@ fn rollback_list_and_sites_history_are_newest_first_and_list_a_promoted_preview_
     let first = out.stderr().lines().next().unwrap_or_default().to_string();
     assert!(first.contains("has no kept deploy"), "{}", out.stderr());
 }
+
+/// LOW: `emulator --help` describes fault injection.
+#[test]
+fn emulator_help_describes_fault_injection() {
+    let w = World::new();
+    let out = w.run(w.bare().args(["emulator", "--help"])).success();
+    assert!(
+        out.stdout().contains("/__emulator/faults"),
+        "{}",
+        out.stdout()
+    );
+    assert!(out.stdout().contains("server_error"), "{}", out.stdout());
+}
