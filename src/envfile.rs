@@ -13,8 +13,8 @@
 //! its `export ` prefix (a later duplicate is dropped, so the file cannot hold two values); the
 //! write is atomic (a temporary file in the same directory, then a rename), so a crash leaves the
 //! old file or the new one, never half of one; a symlinked file is updated where the link points;
-//! and the file ends up with mode 0600. The read-modify-write holds an advisory lock on a lock file
-//! beside the target, so two runs at once cannot interleave; and a value that another run wrote
+//! and the file ends up with mode 0600. The read-modify-write holds an advisory lock (on Unix on the
+//! target's folder, so nothing is left behind), so two runs at once cannot interleave; and a value that another run wrote
 //! while this one was under way is never overwritten silently: it is kept as a commented line above
 //! the new one (see [`Writer::set`]). With [`Writer::keeping_replaced`], the value this write
 //! replaces is kept too, as a commented, dated line naming the companion (the token's id), since a
@@ -301,10 +301,7 @@ impl Writer {
         private_options().open(&probe)?;
         let _ = std::fs::remove_file(&probe);
         let lock = lock_path(&target);
-        private_options()
-            .create_new(false)
-            .create(true)
-            .open(&lock)?;
+        open_lock(&lock)?;
         let mut w = Writer {
             path: path.to_path_buf(),
             target,
@@ -348,10 +345,7 @@ impl Writer {
         for v in std::iter::once(value).chain(companion.map(|(_, v)| v)) {
             self.check_bare(v)?;
         }
-        let lock = private_options()
-            .create_new(false)
-            .create(true)
-            .open(&self.lock)?;
+        let lock = open_lock(&self.lock)?;
         fs4::FileExt::lock(&lock)?;
         let existing = read_existing(&self.target)?;
         let now = existing
@@ -496,10 +490,26 @@ fn temp_path(target: &Path) -> PathBuf {
     ))
 }
 
-/// The lock file beside the target (`.env.cfsetup-lock` for `.env`). It is empty and left in
-/// place: removing a lock file races with a run that is about to lock it.
+/// What the read-modify-write locks. On Unix, the target's folder itself (an advisory `flock` on
+/// the directory): nothing is left in the project folder, and there is no lock file to remove,
+/// which would race with a run about to lock it (issue 17: `.env.cfsetup-lock` files were left
+/// behind). Elsewhere, a lock file beside the target (`.env.cfsetup-lock` for `.env`), left in
+/// place for that reason.
 fn lock_path(target: &Path) -> PathBuf {
-    parent_dir(target).join(format!(".{}.cfsetup-lock", file_name(target)))
+    if cfg!(unix) {
+        parent_dir(target)
+    } else {
+        parent_dir(target).join(format!(".{}.cfsetup-lock", file_name(target)))
+    }
+}
+
+/// Opens the lock ([`lock_path`]): the folder for reading on Unix, else the lock file.
+fn open_lock(lock: &Path) -> std::io::Result<std::fs::File> {
+    if cfg!(unix) {
+        std::fs::File::open(lock)
+    } else {
+        private_options().create_new(false).create(true).open(lock)
+    }
 }
 
 fn private_options() -> std::fs::OpenOptions {
@@ -729,10 +739,14 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         leftovers.sort();
+        let expected: Vec<std::ffi::OsString> = if cfg!(unix) {
+            vec![".env".into()]
+        } else {
+            vec![".env".into(), ".env.cfsetup-lock".into()]
+        };
         assert_eq!(
-            leftovers,
-            [".env", ".env.cfsetup-lock"],
-            "no temporary file is left behind; the (empty) lock file stays"
+            leftovers, expected,
+            "no temporary file is left behind, and on Unix no lock file (the folder is locked)"
         );
         assert!(set_var(&path, "T", "has space").is_err());
     }

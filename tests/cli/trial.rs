@@ -821,3 +821,35 @@ fn emulator_help_describes_fault_injection() {
     );
     assert!(out.stdout().contains("server_error"), "{}", out.stdout());
 }
+
+/// LOW: `--write-env` leaves no `.env.cfsetup-lock` in the project folder (on Unix the folder
+/// itself is locked).
+#[cfg(unix)]
+#[test]
+fn write_env_leaves_no_lock_file_behind() {
+    let w = World::new();
+    w.run(w.with_global_key().args([
+        "create-token",
+        "--name",
+        "nolock",
+        "--expires-in",
+        "1d",
+        "--write-env",
+        "--no-test",
+    ]))
+    .success();
+    let names: Vec<String> = std::fs::read_dir(w.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("cfsetup-lock")),
+        "{names:?}"
+    );
+    let text = std::fs::read_to_string(w.file(".env")).unwrap();
+    for word in text.split(['=', '\n']) {
+        if word.starts_with("cfut_") {
+            w.secret(word);
+        }
+    }
+}
