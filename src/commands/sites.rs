@@ -122,6 +122,9 @@ pub async fn run(args: SitesArgs, config: &Config, ui: &Ui) -> anyhow::Result<Bo
                 row.bytes = Some(m.files.values().map(|e| e.size).sum());
                 row.note = Some("format 1 (deploy again to upgrade)".into());
             }
+            // A removed tenant (no head, no domain; its copies wait for gc) is no longer on the
+            // platform: the fleet listing leaves it out (issue 17).
+            None if read.is_none() && row.domains.is_empty() && one.is_none() => continue,
             None => {
                 row.note = Some(match read {
                     None => "no head (removed, or never deployed)".into(),

@@ -853,3 +853,21 @@ fn write_env_leaves_no_lock_file_behind() {
         }
     }
 }
+
+/// LOW: `sites` does not count a removed tenant (its copies wait for gc).
+#[test]
+fn sites_leaves_out_removed_tenants() {
+    let s = Site::new();
+    basic(&s);
+    s.deploy(&[]).success();
+    s.run(&["deploy-site", "site", "globex"]).success();
+    s.run(&["remove-site", "globex", "--yes"]).success();
+    let j = s.run(&["sites"]).success().json();
+    let tenants: Vec<&str> = j["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(tenants, ["acme"], "{j:#}");
+}
