@@ -227,10 +227,39 @@ impl Ui {
         }
     }
 
-    /// A progress bar on stderr when stderr is a terminal and not `-q`; hidden otherwise.
+    /// A progress bar on stderr when stderr is a terminal and not `-q`. When stderr is not a
+    /// terminal (CI logs), a plain `cfsetup: progress: …` line every few seconds instead (as
+    /// wrangler does), so a long upload is not silent; `CFSETUP_PROGRESS_SECS` sets the interval
+    /// (default 5).
     pub fn progress(&self, len: u64, what: &str) -> indicatif::ProgressBar {
-        if self.quiet() || !std::io::stderr().is_terminal() {
+        if self.quiet() {
             return indicatif::ProgressBar::hidden();
+        }
+        if !std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::hidden();
+            bar.set_length(len);
+            let every = std::env::var("CFSETUP_PROGRESS_SECS")
+                .ok()
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map_or(Duration::from_secs(5), Duration::from_secs_f64);
+            let (ticker, what) = (bar.clone(), what.to_string());
+            std::thread::spawn(move || {
+                let start = std::time::Instant::now();
+                loop {
+                    std::thread::sleep(every);
+                    if ticker.is_finished() {
+                        break;
+                    }
+                    eprintln!(
+                        "cfsetup: progress: {what}: {}/{} ({}s)",
+                        ticker.position(),
+                        ticker.length().unwrap_or(0),
+                        start.elapsed().as_secs()
+                    );
+                }
+            });
+            return bar;
         }
         let bar = indicatif::ProgressBar::new(len);
         let style = indicatif::ProgressStyle::with_template(

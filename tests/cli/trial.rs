@@ -871,3 +871,27 @@ fn sites_leaves_out_removed_tenants() {
         .collect();
     assert_eq!(tenants, ["acme"], "{j:#}");
 }
+
+/// LOW: with stderr not a terminal (CI), a long upload prints a progress line every few seconds
+/// (the interval lowered here; the uploads are held 1 s each by the emulator).
+#[test]
+fn progress_lines_when_stderr_is_not_a_terminal() {
+    let s = Site::new();
+    basic(&s);
+    s.w.emu.inject(Fault {
+        method: Some("PUT".into()),
+        path_contains: Some("/blobs/".into()),
+        kind: FaultKind::Latency(std::time::Duration::from_secs(1)),
+        times: 2,
+    });
+    let mut cmd = s.cmd();
+    cmd.env("CFSETUP_PROGRESS_SECS", "0.2")
+        .args(["deploy-site", "site", "acme"]);
+    let out = s.w.run(&mut cmd).success();
+    assert!(
+        out.stderr()
+            .contains("cfsetup: progress: checking and uploading: "),
+        "{}",
+        out.stderr()
+    );
+}
