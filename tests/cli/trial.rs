@@ -895,3 +895,21 @@ fn progress_lines_when_stderr_is_not_a_terminal() {
         out.stderr()
     );
 }
+
+/// LOW: an optional-value option that swallowed the next argument is refused with a hint to use
+/// `=` or reorder, before any request.
+#[test]
+fn an_option_that_swallowed_a_domain_says_so() {
+    let s = Site::new();
+    basic(&s);
+    s.w.emu.clear_requests();
+    let out = s.deploy(&["--wait", DOMAIN]).expect_code(2);
+    assert!(out.stderr().contains("--wait=10m"), "{}", out.stderr());
+    let out = s.deploy(&["--preview", DOMAIN]).expect_code(2);
+    assert!(
+        out.stderr().contains("--preview=feature-x"),
+        "{}",
+        out.stderr()
+    );
+    assert!(s.w.emu.requests().is_empty());
+}

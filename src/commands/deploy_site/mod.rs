@@ -108,6 +108,37 @@ fn preview_name(name: &str, tenant: &str) -> Result<String, crate::error::UsageE
 }
 
 fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
+    // `--wait` and `--preview` take an optional value, so `--wait shop.example.com` reads the
+    // domain as the duration: say so rather than "not a duration".
+    if let Some(Some(w)) = args
+        .wait
+        .as_ref()
+        .map(|w| Some(w).filter(|w| w.contains('.')))
+    {
+        if humantime::parse_duration(w.trim()).is_err() {
+            return Err(
+                usage!("--wait took {w:?} as its duration, which looks like a DOMAIN")
+                    .with_hint(format!(
+                    "--wait takes an optional duration: write DOMAIN before it (`{w} --wait`), \
+                     or give one with = (`--wait=10m {w}`)"
+                ))
+                    .into(),
+            );
+        }
+    }
+    if let Some(Some(p)) = &args.preview {
+        // A preview name never has a dot (it is one DNS label), so this refuses nothing valid.
+        if p.contains('.') {
+            return Err(usage!(
+                "--preview took {p:?} as its NAME, which looks like a DOMAIN or a path"
+            )
+            .with_hint(
+                "--preview takes an optional NAME: put it last (`DIR TENANT --preview`), or \
+                     give one with = (`--preview=feature-x`)",
+            )
+            .into());
+        }
+    }
     let tenant = bucket::new_tenant(config, &args.tenant)?;
     let mut domains = Vec::new();
     for d in &args.domains {
