@@ -913,3 +913,33 @@ fn an_option_that_swallowed_a_domain_says_so() {
     );
     assert!(s.w.emu.requests().is_empty());
 }
+
+/// LOW: the README's request counts for an unchanged deploy are what a run makes: over REST the
+/// head alone; with a DOMAIN whose hostname is pending, its host entry, the custom hostname
+/// lookup and the fallback origin (the CNAME target) besides.
+#[test]
+fn an_unchanged_deploy_makes_the_requests_the_readme_says() {
+    let s = Site::new();
+    basic(&s);
+    s.deploy(&["--via", "rest"]).success();
+    s.w.emu.clear_requests();
+    s.deploy(&["--via", "rest"]).success();
+    let paths: Vec<String> =
+        s.w.emu
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+    assert_eq!(paths.len(), 1, "{paths:#?}");
+
+    s.deploy(&["--via", "rest", DOMAIN]).success();
+    s.w.emu.clear_requests();
+    s.deploy(&["--via", "rest", DOMAIN]).success();
+    let paths: Vec<String> =
+        s.w.emu
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+    assert_eq!(paths.len(), 4, "{paths:#?}");
+}

@@ -19,8 +19,9 @@
 //! It never deletes a shared blob or a deploy copy: it only drops ids from the head's `kept`, and
 //! `cfsetup gc` deletes what nothing names. Cost follows the change: `blobs/` is never listed, and
 //! a warm unchanged deploy makes one request (the head), three with a DOMAIN (the host entry and
-//! the custom hostname), plus, over S3, the one token verification its keys come from (none when
-//! `CLOUDFLARE_API_TOKEN_ID` is set).
+//! the custom hostname), four while that hostname is pending (its CNAME target, the fallback
+//! origin), plus, over S3, the one token verification its keys come from (none when
+//! `CLOUDFLARE_API_TOKEN_ID` is set beside the token).
 //!
 //! An interrupted run (Ctrl-C: exit 130) leaves the old deploy live and says so; running the same
 //! command again finishes the job.
