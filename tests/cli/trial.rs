@@ -943,3 +943,68 @@ fn an_unchanged_deploy_makes_the_requests_the_readme_says() {
             .collect();
     assert_eq!(paths.len(), 4, "{paths:#?}");
 }
+
+/// LOW: `demo --serve` prints its report before serving, and a SIGTERM to cfsetup alone stops
+/// node and workerd too (the port is free afterwards) and ends with "Stopped serving".
+#[cfg(unix)]
+#[test]
+fn demo_serve_reports_first_and_sigterm_leaves_no_workerd() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("worker/node_modules").is_dir(),
+        "worker/node_modules is missing: run `npm ci --prefix worker` first"
+    );
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.txt");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cfsetup"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("NO_COLOR", "1")
+        .current_dir(&root)
+        .args(["demo", "--serve", "--port", &port.to_string()])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Bounded wait until the site answers on the port.
+    let mut up = false;
+    for _ in 0..600 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let report_before = std::fs::read_to_string(&out_path).unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(up, "the demo never served on {port}");
+    assert!(
+        report_before.contains("Step 1/5"),
+        "the report came first: {report_before}"
+    );
+    assert!(status.success(), "{status}");
+    let out = std::fs::read_to_string(&out_path).unwrap();
+    assert!(out.contains("Stopped serving"), "{out}");
+    // workerd went with node: nothing listens on the port any more.
+    let mut free = false;
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            free = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        free,
+        "something still listens on {port}: workerd was orphaned"
+    );
+}
