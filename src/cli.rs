@@ -472,6 +472,10 @@ pub struct GcArgs {
     /// Say what would be deleted and delete nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Delete the sweep markers (locks/gc/) of gcs that died, so deploys stop waiting for them;
+    /// only when no gc is running. Deletes nothing else
+    #[arg(long, conflicts_with = "dry_run")]
+    pub unlock: bool,
     /// How long a lock record lives without a refresh (tests only; at most the default 10m;
     /// recorded in each intent and marker, and a reader uses the longer of its own and the
     /// record's)

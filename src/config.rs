@@ -48,6 +48,18 @@ impl Vars {
             .find(|v| !v.trim().is_empty())
             .cloned()
     }
+
+    /// Where `name`'s value comes from: `"the environment"` or `"the .env file"`.
+    fn origin(&self, name: &str) -> Option<&'static str> {
+        let set = |m: &HashMap<String, String>| m.get(name).is_some_and(|v| !v.trim().is_empty());
+        if set(&self.process) {
+            Some("the environment")
+        } else if set(&self.file) {
+            Some("the .env file")
+        } else {
+            None
+        }
+    }
 }
 
 /// Who is asking: an API token, or the Global API Key with its email.
@@ -72,6 +84,8 @@ pub struct Config {
     /// `CLOUDFLARE_API_TOKEN_ID` (environment or `.env`; no flag): the API token's id, its S3
     /// Access Key ID, so a run over S3 need not verify the token to learn it. Not a secret.
     pub api_token_id: Option<String>,
+    /// Notes about the configuration itself, printed once on stderr when the command starts.
+    pub notes: Vec<String>,
     /// The `.env` file in use: `--write-env` without a path writes here.
     pub env_file: PathBuf,
     pub output: OutputSettings,
@@ -173,9 +187,31 @@ impl Config {
         let s3_endpoint = pick(&args.s3_endpoint, &["R2_S3_ENDPOINT"])
             .map(|(v, src)| self::api_url(&v, &source_name("--s3-endpoint", &src)))
             .transpose()?;
-        let api_token_id = pick(&None, &["CLOUDFLARE_API_TOKEN_ID"])
+        let mut api_token_id = pick(&None, &["CLOUDFLARE_API_TOKEN_ID"])
             .map(|(v, src)| hex_id(&v, &src))
             .transpose()?;
+        // The id is only this token's when both come from the same place: `create-token
+        // --write-env` writes them together. An id from `.env` beside a token from the
+        // environment or a flag (or the reverse) would derive wrong S3 keys, so it is not used:
+        // the token is verified once instead (issue 17).
+        let mut notes = Vec::new();
+        if api_token_id.is_some() && token.is_some() {
+            let token_from = if args.api_token.is_some() {
+                Some("--api-token")
+            } else {
+                vars.origin("CLOUDFLARE_API_TOKEN")
+            };
+            let id_from = vars.origin("CLOUDFLARE_API_TOKEN_ID");
+            if token_from != id_from {
+                notes.push(format!(
+                    "CLOUDFLARE_API_TOKEN_ID comes from {}, but the token from {}: the id is not \
+                     used (it may be another token's); the token is verified once instead",
+                    id_from.unwrap_or("elsewhere"),
+                    token_from.unwrap_or("elsewhere")
+                ));
+                api_token_id = None;
+            }
+        }
 
         let verbosity = if args.quiet > 0 {
             Verbosity::Quiet
@@ -197,6 +233,7 @@ impl Config {
             via,
             s3_endpoint,
             api_token_id,
+            notes,
             env_file,
             output: OutputSettings {
                 json: args.json,
@@ -406,10 +443,47 @@ pub fn no_ignored_options(matches: &clap::ArgMatches) -> Result<(), UsageError> 
 
 /// The error for `--flag ''`.
 pub fn empty_flag(flag: &str) -> UsageError {
-    usage!("{flag} is empty").with_hint(format!(
-        "give {flag} a value, or leave it out to use the environment or .env (is a shell \
-         variable unset?)"
-    ))
+    usage!("{flag} is empty").with_hint(empty_hint(flag))
+}
+
+/// The hint for an empty `flag`, per option: only an option with an environment variable can be
+/// "left out to use the environment or .env"; for the others that advice is wrong, and for
+/// `--preview` dangerous (`--preview "$BRANCH"` with an unset variable would deploy to production).
+fn empty_hint(flag: &str) -> String {
+    let unset = "is a shell variable unset?";
+    let env = match flag {
+        "--account-id" => Some("CLOUDFLARE_ACCOUNT_ID"),
+        "--zone-id" => Some("CLOUDFLARE_ZONE_ID"),
+        "--api-token" => Some("CLOUDFLARE_API_TOKEN"),
+        "--email" => Some("CLOUDFLARE_EMAIL"),
+        "--global-key" => Some("CLOUDFLARE_GLOBAL_KEY"),
+        "--api-url" => Some("CLOUDFLARE_API_BASE_URL"),
+        "--bucket" => Some("R2_BUCKET_NAME"),
+        "--jurisdiction" => Some("R2_JURISDICTION"),
+        "--platform-domain" => Some("PLATFORM_DOMAIN"),
+        "--worker-name" => Some("WORKER_SCRIPT_NAME"),
+        "--fallback-origin" | "--cname-target" => Some("SAAS_FALLBACK_ORIGIN"),
+        "--via" => Some("CFSETUP_VIA"),
+        "--s3-endpoint" => Some("R2_S3_ENDPOINT"),
+        _ => None,
+    };
+    match (flag, env) {
+        (_, Some(var)) => format!(
+            "give {flag} a value, or leave it out to use {var} from the environment or .env ({unset})"
+        ),
+        ("--preview", _) => format!(
+            "give the preview a name (--preview=NAME), or --preview alone for a generated one; \
+             without --preview the deploy goes to production, so an empty name is refused ({unset})"
+        ),
+        ("--wait", _) => format!(
+            "give a duration (--wait=10m), or --wait alone for the default; leave it out not to \
+             wait ({unset})"
+        ),
+        ("--write-env", _) => format!(
+            "give a file (--write-env=ci.env), or --write-env alone for .env ({unset})"
+        ),
+        _ => format!("give {flag} a value, or leave it out for its default ({unset})"),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -561,8 +635,36 @@ fn is_loopback(url: &Url) -> bool {
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600); // humantime years
 
 /// A duration such as `90d`, `12h`, `1y` or `10m`, longer than zero and at most 100 years.
+/// Rewrites years and months as whole days (`1y` → `365d`, `2months` → `60d`): humantime counts
+/// a year as 365.25 days and a month as 30.44, so `--expires-in 1y` ended six hours past the date
+/// a user expects. Anything it does not recognise is left for humantime to refuse.
+fn calendar_days(value: &str) -> String {
+    let mut out = Vec::new();
+    let mut rest = value.trim();
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let after = &rest[digits..];
+        let unit_len = after.len() - after.trim_start_matches(|c: char| c.is_alphabetic()).len();
+        if digits == 0 || unit_len == 0 {
+            return value.to_string();
+        }
+        let (n, unit) = (&rest[..digits], &after[..unit_len]);
+        let days = match unit {
+            "y" | "year" | "years" => Some(365),
+            "M" | "month" | "months" => Some(30),
+            _ => None,
+        };
+        match (days, n.parse::<u64>()) {
+            (Some(per), Ok(n)) => out.push(format!("{}d", n.saturating_mul(per))),
+            _ => out.push(format!("{n}{unit}")),
+        }
+        rest = after[unit_len..].trim_start();
+    }
+    out.join(" ")
+}
+
 pub fn duration(value: &str, what: &str) -> Result<Duration, UsageError> {
-    let d = humantime::parse_duration(value.trim()).map_err(|e| {
+    let d = humantime::parse_duration(&calendar_days(value)).map_err(|e| {
         usage!("{what} is not a duration: {value:?} ({e})")
             .with_hint("write a number and a unit, such as 90d, 12h, 30m or 1y")
     })?;
@@ -706,6 +808,31 @@ mod tests {
             "--global-key does not look like a Global API Key (5 characters)"
         );
         assert!(key("not-hex-but-long-enough-not-hex-but-long").is_err());
+    }
+
+    #[test]
+    fn a_year_is_365_days_and_a_month_30() {
+        let day = 86_400;
+        assert_eq!(duration("1y", "x").unwrap().as_secs(), 365 * day);
+        assert_eq!(duration("2months", "x").unwrap().as_secs(), 60 * day);
+        assert_eq!(
+            duration("1y 12h", "x").unwrap().as_secs(),
+            365 * day + 12 * 3600
+        );
+        assert_eq!(duration("90d", "x").unwrap().as_secs(), 90 * day);
+        assert!(duration("soon", "x").is_err());
+    }
+
+    #[test]
+    fn each_empty_option_gets_its_own_hint() {
+        let preview = empty_flag("--preview").hint.unwrap();
+        assert!(preview.contains("production"), "{preview}");
+        assert!(!preview.contains("environment"), "{preview}");
+        let bucket = empty_flag("--bucket").hint.unwrap();
+        assert!(bucket.contains("R2_BUCKET_NAME"), "{bucket}");
+        let grace = empty_flag("--grace").hint.unwrap();
+        assert!(!grace.contains("environment"), "{grace}");
+        assert!(grace.contains("default"), "{grace}");
     }
 
     #[test]

@@ -13,11 +13,13 @@
 //! its `export ` prefix (a later duplicate is dropped, so the file cannot hold two values); the
 //! write is atomic (a temporary file in the same directory, then a rename), so a crash leaves the
 //! old file or the new one, never half of one; a symlinked file is updated where the link points;
-//! and the file ends up with mode 0600. The read-modify-write holds an advisory lock on a lock file
-//! beside the target, so two runs at once cannot interleave; and a value that another run wrote
+//! and the file ends up with mode 0600. The read-modify-write holds an advisory lock (on Unix on the
+//! target's folder, so nothing is left behind), so two runs at once cannot interleave; and a value that another run wrote
 //! while this one was under way is never overwritten silently: it is kept as a commented line above
-//! the new one (see [`Writer::set`]). [`git_exposure`] tells the caller when the file would be
-//! committed.
+//! the new one (see [`Writer::set`]). With [`Writer::keeping_replaced`], the value this write
+//! replaces is kept too, as a commented, dated line naming the companion (the token's id), since a
+//! replaced secret may be the only copy of something still in use. [`git_exposure`] tells the
+//! caller when the file would be committed.
 //!
 //! This module knows nothing about Cloudflare or the API client.
 
@@ -244,12 +246,16 @@ pub enum Change {
 }
 
 /// The outcome of [`Writer::set`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
     pub change: Change,
     /// Another run changed the variable while this one was under way; its value was kept as a
     /// commented line above the new one instead of being overwritten.
     pub kept_other: bool,
+    /// With [`Writer::keeping_replaced`]: the value that was replaced (another than the new one)
+    /// is kept as a commented, dated line above the new one. `Some(companion)`: its companion's
+    /// value then (the old token's id), when the file had one.
+    pub kept_replaced: Option<Option<String>>,
 }
 
 /// One variable of one `.env` file, checked to be writable before anything else happens (so a
@@ -264,6 +270,8 @@ pub struct Writer {
     name: String,
     /// The variable's line when the run started, to notice another run writing it meanwhile.
     before: Option<String>,
+    /// Keep the replaced value as a commented, dated line ([`Writer::keeping_replaced`]).
+    keep_replaced: bool,
 }
 
 impl Writer {
@@ -293,19 +301,24 @@ impl Writer {
         private_options().open(&probe)?;
         let _ = std::fs::remove_file(&probe);
         let lock = lock_path(&target);
-        private_options()
-            .create_new(false)
-            .create(true)
-            .open(&lock)?;
+        open_lock(&lock)?;
         let mut w = Writer {
             path: path.to_path_buf(),
             target,
             lock,
             name: name.to_string(),
             before: None,
+            keep_replaced: false,
         };
         w.before = w.current_line()?;
         Ok(w)
+    }
+
+    /// Keeps the value a write replaces as a commented, dated line above the new one (never
+    /// printed anywhere), naming the companion's old value (the token's id) when there is one.
+    pub fn keeping_replaced(mut self) -> Self {
+        self.keep_replaced = true;
+        self
     }
 
     /// The path as given.
@@ -332,26 +345,64 @@ impl Writer {
         for v in std::iter::once(value).chain(companion.map(|(_, v)| v)) {
             self.check_bare(v)?;
         }
-        let lock = private_options()
-            .create_new(false)
-            .create(true)
-            .open(&self.lock)?;
+        let lock = open_lock(&self.lock)?;
         fs4::FileExt::lock(&lock)?;
         let existing = read_existing(&self.target)?;
         let now = existing
             .as_deref()
             .and_then(|t| first_assignment(t, &self.name));
         let kept_other = now.is_some() && now != self.before;
+        let old_value = existing
+            .as_deref()
+            .and_then(|t| parse(t).ok())
+            .and_then(|pairs| pairs.into_iter().find(|(n, _)| *n == self.name))
+            .map(|(_, v)| v);
+        let old_companion = companion.and_then(|(cname, _)| {
+            existing
+                .as_deref()
+                .and_then(|t| parse(t).ok())
+                .and_then(|pairs| pairs.into_iter().find(|(n, _)| n == cname))
+                .map(|(_, v)| v)
+        });
+        let kept_replaced = (self.keep_replaced
+            && !kept_other
+            && old_value
+                .as_deref()
+                .is_some_and(|v| !v.is_empty() && v != value))
+        .then(|| old_companion.clone());
+        let keep = if kept_other {
+            Some(
+                "cfsetup: another run wrote the value below while this one was under way; kept so \
+                 that it is not lost"
+                    .to_string(),
+            )
+        } else if kept_replaced.is_some() {
+            let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+            let whose = match (companion, &old_companion) {
+                (Some((cname, _)), Some(id)) => format!(" ({cname}={id})"),
+                _ => String::new(),
+            };
+            Some(format!(
+                "cfsetup {when}: replaced the value below{whose}; kept so that it is not lost \
+                 (it stays valid until it is deleted or rolled)"
+            ))
+        } else {
+            None
+        };
         let (mut text, change) = match &existing {
             None => (format!("{}={value}\n", self.name), Change::Created),
-            Some(old) => update(old, &self.name, value, kept_other, None),
+            Some(old) => update(old, &self.name, value, keep.as_deref(), None),
         };
         if let Some((name, v)) = companion {
-            text = update(&text, name, v, false, Some(&self.name)).0;
+            text = update(&text, name, v, None, Some(&self.name)).0;
         }
         write_atomic(&self.target, text.as_bytes())?;
         drop(lock);
-        Ok(Written { change, kept_other })
+        Ok(Written {
+            change,
+            kept_other,
+            kept_replaced,
+        })
     }
 
     fn check_bare(&self, value: &str) -> std::io::Result<()> {
@@ -439,10 +490,26 @@ fn temp_path(target: &Path) -> PathBuf {
     ))
 }
 
-/// The lock file beside the target (`.env.cfsetup-lock` for `.env`). It is empty and left in
-/// place: removing a lock file races with a run that is about to lock it.
+/// What the read-modify-write locks. On Unix, the target's folder itself (an advisory `flock` on
+/// the directory): nothing is left in the project folder, and there is no lock file to remove,
+/// which would race with a run about to lock it (issue 17: `.env.cfsetup-lock` files were left
+/// behind). Elsewhere, a lock file beside the target (`.env.cfsetup-lock` for `.env`), left in
+/// place for that reason.
 fn lock_path(target: &Path) -> PathBuf {
-    parent_dir(target).join(format!(".{}.cfsetup-lock", file_name(target)))
+    if cfg!(unix) {
+        parent_dir(target)
+    } else {
+        parent_dir(target).join(format!(".{}.cfsetup-lock", file_name(target)))
+    }
+}
+
+/// Opens the lock ([`lock_path`]): the folder for reading on Unix, else the lock file.
+fn open_lock(lock: &Path) -> std::io::Result<std::fs::File> {
+    if cfg!(unix) {
+        std::fs::File::open(lock)
+    } else {
+        private_options().create_new(false).create(true).open(lock)
+    }
 }
 
 fn private_options() -> std::fs::OpenOptions {
@@ -456,13 +523,13 @@ fn private_options() -> std::fs::OpenOptions {
     options
 }
 
-/// The new file content: the old one with `name` set to `value`. With `keep_old`, the old
-/// assignment stays as a commented line above the new one.
+/// The new file content: the old one with `name` set to `value`. With `keep_old` (a comment), the
+/// old assignment stays as a commented line above the new one, after that comment.
 fn update(
     old: &str,
     name: &str,
     value: &str,
-    keep_old: bool,
+    keep_old: Option<&str>,
     beside: Option<&str>,
 ) -> (String, Change) {
     let mut out = String::with_capacity(old.len() + 2 * (name.len() + value.len()) + 120);
@@ -471,10 +538,10 @@ fn update(
         if assigns(line, name) {
             if !replaced {
                 let eol = line_ending(line);
-                if keep_old {
+                if let Some(why) = keep_old {
+                    let eol = if eol.is_empty() { "\n" } else { eol };
                     out.push_str(&format!(
-                        "# cfsetup: another run wrote the value below while this one was under way; \
-                         kept so that it is not lost{eol}# {}{eol}",
+                        "# {why}{eol}# {}{eol}",
                         line.trim_end_matches(['\r', '\n'])
                     ));
                 }
@@ -608,7 +675,7 @@ mod tests {
     #[test]
     fn replaces_in_place_and_keeps_everything_else() {
         let old = "# platform\nCLOUDFLARE_ACCOUNT_ID=abc\n\nexport CLOUDFLARE_API_TOKEN=old\nPLATFORM_DOMAIN=\"getai.page\" # ok\n";
-        let (new, change) = update(old, "CLOUDFLARE_API_TOKEN", "cfut_new", false, None);
+        let (new, change) = update(old, "CLOUDFLARE_API_TOKEN", "cfut_new", None, None);
         assert_eq!(change, Change::Replaced);
         assert_eq!(
             new,
@@ -619,36 +686,36 @@ mod tests {
 
     #[test]
     fn appends_when_absent_and_drops_duplicates() {
-        let (new, change) = update("A=1", "CLOUDFLARE_API_TOKEN", "x", false, None);
+        let (new, change) = update("A=1", "CLOUDFLARE_API_TOKEN", "x", None, None);
         assert_eq!(change, Change::Appended);
         assert_eq!(new, "A=1\nCLOUDFLARE_API_TOKEN=x\n");
-        let (new, _) = update("T=1\r\nB=2\r\nT = 3\r\n", "T", "x", false, None);
+        let (new, _) = update("T=1\r\nB=2\r\nT = 3\r\n", "T", "x", None, None);
         assert_eq!(new, "T=x\r\nB=2\r\n");
         // A longer name with the same start is another variable.
         let (new, change) = update(
             "CLOUDFLARE_API_TOKEN_OLD=1\n",
             "CLOUDFLARE_API_TOKEN",
             "x",
-            false,
+            None,
             None,
         );
         assert_eq!(change, Change::Appended);
         assert!(new.starts_with("CLOUDFLARE_API_TOKEN_OLD=1\n"));
         // The last line, without a newline, still gets one.
-        let (new, _) = update("A=1\nT=old", "T", "x", false, None);
+        let (new, _) = update("A=1\nT=old", "T", "x", None, None);
         assert_eq!(new, "A=1\nT=x\n");
     }
 
     #[test]
     fn a_new_variable_can_go_beside_another() {
-        let (new, change) = update("A=1\nT=v\r\nB=2\n", "T_ID", "x", false, Some("T"));
+        let (new, change) = update("A=1\nT=v\r\nB=2\n", "T_ID", "x", None, Some("T"));
         assert_eq!(change, Change::Appended);
         assert_eq!(new, "A=1\nT=v\r\nT_ID=x\r\nB=2\n");
-        let (new, _) = update("A=1\nT=v", "T_ID", "x", false, Some("T"));
+        let (new, _) = update("A=1\nT=v", "T_ID", "x", None, Some("T"));
         assert_eq!(new, "A=1\nT=v\nT_ID=x\n");
-        let (new, _) = update("A=1\n", "T_ID", "x", false, Some("T"));
+        let (new, _) = update("A=1\n", "T_ID", "x", None, Some("T"));
         assert_eq!(new, "A=1\nT_ID=x\n");
-        let (new, change) = update("T_ID=old\nT=v\n", "T_ID", "x", false, Some("T"));
+        let (new, change) = update("T_ID=old\nT=v\n", "T_ID", "x", None, Some("T"));
         assert_eq!(change, Change::Replaced);
         assert_eq!(new, "T_ID=x\nT=v\n");
     }
@@ -672,10 +739,14 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         leftovers.sort();
+        let expected: Vec<std::ffi::OsString> = if cfg!(unix) {
+            vec![".env".into()]
+        } else {
+            vec![".env".into(), ".env.cfsetup-lock".into()]
+        };
         assert_eq!(
-            leftovers,
-            [".env", ".env.cfsetup-lock"],
-            "no temporary file is left behind; the (empty) lock file stays"
+            leftovers, expected,
+            "no temporary file is left behind, and on Unix no lock file (the folder is locked)"
         );
         assert!(set_var(&path, "T", "has space").is_err());
     }

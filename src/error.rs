@@ -37,6 +37,26 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// An error with a hint of its own (what to do about it), for errors whose type has none (an S3
+/// refusal). It reads as the error it wraps: same text, same causes.
+#[derive(Debug)]
+pub struct Hinted<E> {
+    pub error: E,
+    pub hint: String,
+}
+
+impl<E: fmt::Display> fmt::Display for Hinted<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<E: std::error::Error> std::error::Error for Hinted<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
 /// Shorthand for `Err(UsageError::new(..).into())`.
 macro_rules! usage {
     ($($arg:tt)*) => {

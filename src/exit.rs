@@ -1,11 +1,12 @@
 //! The edge where an error that ended the run becomes output: the exit status, the `--json`
-//! error object, and the `cfsetup: error: …` text with causes and hints. Only `main` uses it.
+//! error object, and the `cfsetup: error: …` text with causes and hints. `main` uses it; a
+//! command may ask [`hints`] for what to do about an error it reports in a row rather than ends on.
 //!
 //! Commands return `anyhow::Error`; `main` downcasts here to pick the code, and prints the error
 //! once, on stderr. With `--json` the same error is also printed on stdout as JSON ([`to_json`]),
 //! so a pipe into `jq` never sees an empty stdout on failure.
 
-use crate::error::{UsageError, EXIT_FAILURE, EXIT_USAGE};
+use crate::error::{Hinted, UsageError, EXIT_FAILURE, EXIT_USAGE};
 use crate::output::PartialFailure;
 
 /// The [`PartialFailure`] in the error's chain, if any (it may have been given context).
@@ -48,10 +49,11 @@ pub fn kind(err: &anyhow::Error) -> &'static str {
 /// "exit_code"}}`. A [`PartialFailure`]'s report is merged in beside `"error"`.
 pub fn to_json(err: &anyhow::Error) -> serde_json::Value {
     let hints = hints(err);
+    let mut lines = message_chain(err).into_iter();
     let error = serde_json::json!({
         "kind": kind(err),
-        "message": err.to_string(),
-        "causes": err.chain().skip(1).map(ToString::to_string).collect::<Vec<_>>(),
+        "message": lines.next().unwrap_or_default(),
+        "causes": lines.collect::<Vec<_>>(),
         "hint": (!hints.is_empty()).then(|| hints.join("; ")),
         "exit_code": exit_code(err),
     });
@@ -83,10 +85,19 @@ pub fn usage_json(message: &str) -> serde_json::Value {
     })
 }
 
+/// The error's chain as text.
+fn message_chain(err: &anyhow::Error) -> Vec<String> {
+    err.chain().map(ToString::to_string).collect()
+}
+
 /// Writes `cfsetup: error: …`, the cause chain, and hints, to `out` (stderr in `main`).
 pub fn render(err: &anyhow::Error) -> String {
-    let mut text = format!("cfsetup: error: {err}\n");
-    for cause in err.chain().skip(1) {
+    let chain = message_chain(err);
+    let mut text = format!(
+        "cfsetup: error: {}\n",
+        chain.first().cloned().unwrap_or_default()
+    );
+    for cause in chain.iter().skip(1) {
         text.push_str(&format!("  caused by: {cause}\n"));
     }
     for hint in hints(err) {
@@ -95,13 +106,24 @@ pub fn render(err: &anyhow::Error) -> String {
     text
 }
 
-fn hints(err: &anyhow::Error) -> Vec<String> {
+/// What to do about the error: the hints of every error in its chain, once each.
+pub fn hints(err: &anyhow::Error) -> Vec<String> {
     let mut out = Vec::new();
     for cause in err.chain() {
         if let Some(u) = cause.downcast_ref::<UsageError>() {
             out.extend(u.hint.clone());
         }
         if let Some(api) = cause.downcast_ref::<crate::cloudflare::Error>() {
+            out.extend(api.hint());
+        }
+        if let Some(h) = cause.downcast_ref::<Hinted<crate::storage::StorageError>>() {
+            out.push(h.hint.clone());
+        }
+        // `StorageError::Rest` is transparent: the API error inside is not its source, so it
+        // never appears in the chain by itself.
+        if let Some(crate::storage::StorageError::Rest(api)) =
+            cause.downcast_ref::<crate::storage::StorageError>()
+        {
             out.extend(api.hint());
         }
     }

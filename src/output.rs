@@ -43,6 +43,41 @@ pub trait Report {
     fn exit_code(&self) -> u8 {
         0
     }
+    /// With a non-zero [`Report::exit_code`]: what failed, one sentence each. `--json` then carries
+    /// them as the documented `error` object ([`error_of`]), and the text output ends with them on
+    /// stderr, so a run that exits non-zero never ends with warnings only.
+    fn failures(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The `error` object of a report that exits non-zero (the shape of docs/cli.md's errors: `kind`,
+/// `message`, `hint`, `exit_code`); `None` for a success.
+pub fn error_of(report: &dyn Report) -> Option<serde_json::Value> {
+    let code = report.exit_code();
+    if code == 0 {
+        return None;
+    }
+    let (kind, fallback) = match code {
+        3 => ("checks_failed", "at least one permission check failed"),
+        130 => ("interrupted", "interrupted (Ctrl-C or SIGTERM)"),
+        _ => (
+            "partial",
+            "only part of the work was done; see the warnings",
+        ),
+    };
+    let failures = report.failures();
+    let message = if failures.is_empty() {
+        fallback.to_string()
+    } else {
+        failures.join("; ")
+    };
+    Some(serde_json::json!({
+        "kind": kind,
+        "message": message,
+        "hint": serde_json::Value::Null,
+        "exit_code": code,
+    }))
 }
 
 /// `to_json` for any serialisable report.
@@ -137,16 +172,30 @@ fn terminal_width() -> Option<u16> {
 /// Prints the report on stdout: JSON with `--json`, tables otherwise.
 pub fn emit(report: &dyn Report, settings: &OutputSettings) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
+    let error = error_of(report);
     if settings.json {
-        let text =
-            serde_json::to_string_pretty(&report.to_json()).unwrap_or_else(|_| "null".to_string());
-        writeln!(stdout, "{text}")
+        let mut json = report.to_json();
+        if let (Some(e), serde_json::Value::Object(map)) = (&error, &mut json) {
+            if map.get("error").is_none_or(serde_json::Value::is_null) {
+                map.insert("error".into(), e.clone());
+            }
+        }
+        let text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| "null".to_string());
+        writeln!(stdout, "{text}")?;
     } else {
         let color = use_color(settings.color, std::io::stdout().is_terminal());
         let mut r = Renderer::new(color);
         report.render(&mut r);
-        write!(stdout, "{}", r.finish())
+        write!(stdout, "{}", r.finish())?;
     }
+    drop(stdout);
+    // A run that failed in part ends with what failed, not with warnings only.
+    if let Some(e) = error.filter(|_| report.exit_code() == 1) {
+        if let Some(m) = e["message"].as_str() {
+            eprintln!("cfsetup: error: {m}");
+        }
+    }
+    Ok(())
 }
 
 /// The human rendering of a report on stdout, without colour (for the report inside an error).
@@ -244,10 +293,39 @@ impl Ui {
         log::warn!("{}", text.as_ref());
     }
 
-    /// A progress bar on stderr when stderr is a terminal and not `-q`; hidden otherwise.
+    /// A progress bar on stderr when stderr is a terminal and not `-q`. When stderr is not a
+    /// terminal (CI logs), a plain `cfsetup: progress: …` line every few seconds instead (as
+    /// wrangler does), so a long upload is not silent; `CFSETUP_PROGRESS_SECS` sets the interval
+    /// (default 5).
     pub fn progress(&self, len: u64, what: &str) -> indicatif::ProgressBar {
-        if self.quiet() || !std::io::stderr().is_terminal() {
+        if self.quiet() {
             return indicatif::ProgressBar::hidden();
+        }
+        if !std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::hidden();
+            bar.set_length(len);
+            let every = std::env::var("CFSETUP_PROGRESS_SECS")
+                .ok()
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map_or(Duration::from_secs(5), Duration::from_secs_f64);
+            let (ticker, what) = (bar.clone(), what.to_string());
+            std::thread::spawn(move || {
+                let start = std::time::Instant::now();
+                loop {
+                    std::thread::sleep(every);
+                    if ticker.is_finished() {
+                        break;
+                    }
+                    eprintln!(
+                        "cfsetup: progress: {what}: {}/{} ({}s)",
+                        ticker.position(),
+                        ticker.length().unwrap_or(0),
+                        start.elapsed().as_secs()
+                    );
+                }
+            });
+            return bar;
         }
         let bar = indicatif::ProgressBar::new(len);
         let style = indicatif::ProgressStyle::with_template(

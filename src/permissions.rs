@@ -107,7 +107,15 @@ pub const PERMISSIONS: [Permission; 8] = [
         name: "Workers R2 Storage Write",
         scope: Scope::Account,
         why: "create the bucket, upload site files and manifests, prune old blobs",
-        used_by: &["deploy-infra", "deploy-site", "rollback"],
+        used_by: &[
+            "deploy-infra",
+            "deploy-site",
+            "rollback",
+            "sites",
+            "remove-site",
+            "remove-domain",
+            "gc",
+        ],
         dashboard_key: "workers_r2",
         dashboard_type: "edit",
         check: Check::R2Write,
@@ -157,7 +165,7 @@ pub const PERMISSIONS: [Permission; 8] = [
         name: "SSL and Certificates Read",
         scope: Scope::Zone,
         why: "read custom hostnames and their certificate status",
-        used_by: &["deploy-site"],
+        used_by: &["deploy-site", "sites", "remove-site", "remove-domain"],
         dashboard_key: "ssl_and_certificates",
         dashboard_type: "read",
         check: Check::SslRead,
@@ -167,7 +175,12 @@ pub const PERMISSIONS: [Permission; 8] = [
         name: "SSL and Certificates Write",
         scope: Scope::Zone,
         why: "attach tenants' domains as custom hostnames and set the fallback origin",
-        used_by: &["deploy-infra", "deploy-site"],
+        used_by: &[
+            "deploy-infra",
+            "deploy-site",
+            "remove-site",
+            "remove-domain",
+        ],
         dashboard_key: "ssl_and_certificates",
         dashboard_type: "edit",
         check: Check::SslWriteProbe,
@@ -245,6 +258,24 @@ mod tests {
                 "Workers Scripts Write"
             ]
         );
+    }
+
+    #[test]
+    fn used_by_names_every_command_that_needs_the_permission() {
+        let used = |name: &str| {
+            PERMISSIONS
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| p.used_by.to_vec())
+                .unwrap()
+        };
+        for cmd in ["gc", "sites", "remove-site", "remove-domain", "rollback"] {
+            assert!(used("Workers R2 Storage Write").contains(&cmd), "{cmd}");
+        }
+        for cmd in ["remove-site", "remove-domain"] {
+            assert!(used("SSL and Certificates Write").contains(&cmd), "{cmd}");
+        }
+        assert!(used("SSL and Certificates Read").contains(&"sites"));
     }
 
     #[test]

@@ -369,14 +369,8 @@ pub fn required_permission(method: &str, path: &str) -> Option<(&'static str, St
     let write = method != "GET";
     match segs.as_slice() {
         ["accounts", id] => Some(("Account Settings Read", format!("account {id}"))),
-        ["accounts", id, "r2", ..] => Some((
-            if write {
-                "Workers R2 Storage Write"
-            } else {
-                "Workers R2 Storage Write (or Read)"
-            },
-            format!("account {id}"),
-        )),
+        // Reads too: the platform's token holds Write (one of the 8), which includes reading.
+        ["accounts", id, "r2", ..] => Some(("Workers R2 Storage Write", format!("account {id}"))),
         ["accounts", id, "workers", "scripts", ..] => Some((
             if write {
                 "Workers Scripts Write"

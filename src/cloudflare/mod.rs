@@ -11,6 +11,7 @@ mod error;
 
 pub mod accounts;
 pub mod custom_hostnames;
+pub mod dns;
 pub mod r2;
 pub mod tokens;
 pub mod workers;

@@ -39,20 +39,92 @@ pub async fn open(
     })
 }
 
+/// The run's account, for the permission hint of an S3 refusal (an S3 error does not carry the
+/// account; a REST one names it in its path). One account per run, set by [`location`].
+static ACCOUNT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// The bucket, its jurisdiction and the account, checked.
 pub fn location(config: &Config, args: &BucketArgs) -> anyhow::Result<BucketLoc> {
+    let account = config.require_account_id()?.to_string();
+    let _ = ACCOUNT.set(account.clone());
+    let jurisdiction = platform::jurisdiction(config, args.jurisdiction.as_deref())?;
+    check_endpoint_jurisdiction(config.s3_endpoint.as_ref(), jurisdiction.as_deref())?;
     Ok(BucketLoc {
         name: platform::bucket(config, args.bucket.as_deref())?,
-        jurisdiction: platform::jurisdiction(config, args.jurisdiction.as_deref())?,
-        account: config.require_account_id()?.to_string(),
+        jurisdiction,
+        account,
     })
 }
 
-/// A storage error with what was being done, and the fix when the bucket is missing.
+/// An S3 endpoint given with `R2_S3_ENDPOINT` / `--s3-endpoint` is used as it is, so with a
+/// jurisdiction it must be that jurisdiction's (`<account>.<j>.r2.cloudflarestorage.com`,
+/// docs/cloudflare-api.md §7): otherwise the jurisdiction would be silently ignored for objects.
+/// A loopback endpoint (the emulator) is taken as given.
+fn check_endpoint_jurisdiction(
+    endpoint: Option<&url::Url>,
+    jurisdiction: Option<&str>,
+) -> Result<(), crate::error::UsageError> {
+    let (Some(url), Some(j)) = (endpoint, jurisdiction) else {
+        return Ok(());
+    };
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback || host.contains(&format!(".{j}.")) {
+        return Ok(());
+    }
+    Err(crate::error::usage!(
+        "the jurisdiction is {j}, but the S3 endpoint {host} (R2_S3_ENDPOINT or --s3-endpoint) is \
+         not that jurisdiction's"
+    )
+    .with_hint(format!(
+        "use https://<account>.{j}.r2.cloudflarestorage.com, or unset R2_S3_ENDPOINT to let \
+         cfsetup pick it from the jurisdiction"
+    )))
+}
+
+/// What to do about an S3 refusal of the credentials (R2's error table, `r2/api/error-codes.mdx`;
+/// docs/cloudflare-api.md §7): 401 is a credential that is invalid, expired or rolled; 403
+/// AccessDenied is a token without Workers R2 Storage Write on the account.
+pub fn s3_auth_hint(e: &StorageError) -> Option<String> {
+    let StorageError::S3 { status, code, .. } = e else {
+        return None;
+    };
+    let account = ACCOUNT
+        .get()
+        .map_or_else(|| "the account".to_string(), |a| format!("account {a}"));
+    match (*status, code.as_str()) {
+        (401, _) | (_, "Unauthorized") => Some(
+            "the API token is invalid, expired or was rolled: create one with `cfsetup \
+             create-token`, or roll it with `cfsetup rotate-token`"
+                .into(),
+        ),
+        (403, "AccessDenied") => Some(format!(
+            "the token lacks Workers R2 Storage Write on {account}; add it to the token (see \
+             `cfsetup permissions`), then run `cfsetup test-permissions`"
+        )),
+        (403, "InvalidAccessKeyId" | "SignatureDoesNotMatch") => Some(
+            "R2's S3 API refused the keys derived from the token: if CLOUDFLARE_API_TOKEN_ID is \
+             set, check that it is this token's id (or remove it); or use --via rest"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// A storage error with what was being done, and the fix when the bucket is missing or the
+/// credentials were refused.
 pub fn bucket_error(e: StorageError, bucket: &str, doing: &str) -> anyhow::Error {
     let missing = matches!(&e, StorageError::Rest(api) if api.has_code(10006))
         || e.s3_code() == Some("NoSuchBucket");
-    let err = anyhow::Error::new(e).context(format!("{doing} in bucket {bucket}"));
+    let err = match s3_auth_hint(&e) {
+        Some(hint) => anyhow::Error::new(crate::error::Hinted { error: e, hint }),
+        None => anyhow::Error::new(e),
+    };
+    let err = err.context(format!("{doing} in bucket {bucket}"));
     if missing {
         err.context(format!(
             "the bucket {bucket} does not exist: run `cfsetup deploy-infra` first (or check \
@@ -128,13 +200,24 @@ pub async fn cas_head(
     expected: Option<&str>,
 ) -> anyhow::Result<Result<Option<String>, Lost>> {
     let key = layout::manifest_key(&head.tenant);
+    let bytes = head.to_bytes();
+    if bytes.len() > crate::site::manifest::MAX_HEAD_BYTES {
+        // Never written: the router would refuse to serve the tenant (docs/storage-layout.md
+        // "Size bounds").
+        anyhow::bail!(
+            "the head {key} would be {} bytes; the limit is 1 MiB (1,048,576 bytes), because the \
+             router reads it on every request. Nothing was switched; shorten the site's \
+             _redirects or _headers",
+            crate::site::rules::thousands(bytes.len())
+        );
+    }
     let mode = match expected {
         Some(etag) => PutMode::Update(etag.to_string()),
         None => PutMode::Create,
     };
     let options = PutOptions::overwrite("application/json").with_mode(mode);
     match storage
-        .put(&key, Payload::Bytes(Bytes::from(head.to_bytes())), options)
+        .put(&key, Payload::Bytes(Bytes::from(bytes)), options)
         .await
     {
         Ok(etag) => Ok(Ok(etag)),
@@ -334,9 +417,11 @@ pub async fn wait_for_sweeps(
         return Ok(Duration::ZERO);
     }
     ui.note(format!(
-        "waiting for {} running gc(s) to finish before checking which blobs exist (a gc that \
-         died is waited for until its marker is {} old)",
+        "waiting for {} running gc(s) to finish before checking which blobs exist: {}. A gc that \
+         died is waited for until its marker is {} old; if none is running, `cfsetup gc \
+         --unlock` clears it now",
         seen.len(),
+        seen.iter().cloned().collect::<Vec<_>>().join(", "),
         humantime::format_duration(timing.stale)
     ));
     let poll = timing
@@ -348,5 +433,28 @@ pub async fn wait_for_sweeps(
         if seen.is_disjoint(&now) {
             return Ok(start.elapsed());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_of_another_jurisdiction_is_refused() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        let eu = u("https://acct.eu.r2.cloudflarestorage.com");
+        let plain = u("https://acct.r2.cloudflarestorage.com");
+        assert!(check_endpoint_jurisdiction(Some(&eu), Some("eu")).is_ok());
+        let e = check_endpoint_jurisdiction(Some(&plain), Some("eu")).unwrap_err();
+        assert!(
+            e.message.contains("not that jurisdiction's"),
+            "{}",
+            e.message
+        );
+        assert!(check_endpoint_jurisdiction(Some(&plain), None).is_ok());
+        assert!(check_endpoint_jurisdiction(None, Some("eu")).is_ok());
+        let emulator = u("http://127.0.0.1:9000");
+        assert!(check_endpoint_jurisdiction(Some(&emulator), Some("eu")).is_ok());
     }
 }

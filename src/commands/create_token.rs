@@ -670,12 +670,16 @@ enum Delivery {
 
 /// Checks that `--write-env PATH` can be written (creating its lock file), before any request.
 pub(crate) fn env_writer(path: &std::path::Path) -> Result<envfile::Writer, UsageError> {
-    envfile::Writer::prepare(path, TOKEN_VAR).map_err(|e| {
-        usage!("--write-env {}: cannot write it: {e}", path.display()).with_hint(
+    // The value it replaces may be the only copy of a token still in use (Method 2's writer
+    // token, say): Cloudflare never shows a value again, so it is kept, commented (issue 17).
+    envfile::Writer::prepare(path, TOKEN_VAR)
+        .map(envfile::Writer::keeping_replaced)
+        .map_err(|e| {
+            usage!("--write-env {}: cannot write it: {e}", path.display()).with_hint(
             "choose a file in a folder you can write, or leave out --write-env to be shown the \
              value once",
         )
-    })
+        })
 }
 
 /// Writes the value with [`envfile::Writer::set`], warning when another run's value was kept,
@@ -692,6 +696,18 @@ pub(crate) fn write_token(
         ui.warn(format!(
             "another run wrote {TOKEN_VAR} to {} while this one was under way; its value is kept \
              there as a commented line above the new one, so that neither is lost",
+            path.display()
+        ));
+    }
+    if let Some(old_id) = &written.kept_replaced {
+        let whose = match old_id {
+            Some(id) => format!("token {id}"),
+            None => "a token whose id the file did not record".to_string(),
+        };
+        ui.warn(format!(
+            "{} held another {TOKEN_VAR} ({whose}); it is kept there as a commented, dated line \
+             above the new one, not printed. That token stays active: delete or roll it once \
+             nothing uses it, then remove the line",
             path.display()
         ));
     }

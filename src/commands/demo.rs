@@ -313,15 +313,41 @@ async fn run_in(
         .context("demo step 5 (deploy-site again)")?;
     step("deploy-site again: unchanged", report)?;
 
+    let report = DemoReport {
+        steps,
+        state_dir: state_dir.clone(),
+        base_url: emulator.base_url(),
+    };
     if let Some(worker_dir) = serve {
+        // The report first, so it is read while the site is served, and is not lost to a
+        // SIGTERM (with --json it stays the one JSON document, at the end).
+        if !config.output.json {
+            crate::output::emit(&report, &config.output)?;
+            serve::run(&emulator, &worker_dir, &state_dir, args.port, ui).await?;
+            return Ok(Box::new(Served {
+                code: report.exit_code(),
+            }));
+        }
         serve::run(&emulator, &worker_dir, &state_dir, args.port, ui).await?;
     }
+    Ok(Box::new(report))
+}
 
-    Ok(Box::new(DemoReport {
-        steps,
-        state_dir,
-        base_url: emulator.base_url(),
-    }))
+/// After `--serve` in text mode: the demo's report was printed before serving.
+struct Served {
+    code: u8,
+}
+
+impl Report for Served {
+    fn render(&self, out: &mut Renderer) {
+        out.line("Stopped serving the demo site.");
+    }
+    fn to_json(&self) -> serde_json::Value {
+        json!({ "served": true })
+    }
+    fn exit_code(&self) -> u8 {
+        self.code
+    }
 }
 
 /// A fresh folder for this demo's state, kept after the run.
@@ -448,26 +474,36 @@ mod serve {
             "demo: serving the demo site through the router in workerd (copy of the bucket in {})",
             dir.display()
         ));
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        command
             .arg(worker_dir.join("serve.mjs"))
             .arg(&dir)
             .arg("--port")
             .arg(port.to_string())
             .arg("--tenant")
             .arg(DEMO_TENANT)
-            .stdin(Stdio::null())
-            .spawn()
-            .context("starting node worker/serve.mjs")?;
+            .stdin(Stdio::null());
+        // Node and its workerd in a process group of their own, so a signal to cfsetup alone
+        // (SIGTERM from a supervisor) is passed on to the whole group, and workerd is never
+        // orphaned; a terminal's Ctrl-C reaches cfsetup, which passes it on the same way.
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            command.process_group(0);
+        }
+        let mut child = command.spawn().context("starting node worker/serve.mjs")?;
+        let mut interrupt = crate::commands::Interrupt::listen();
         let status = loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {
-                    // The terminal sent SIGINT to node too; give it a moment to stop workerd.
+                () = interrupt.wait() => {
+                    signal_group(child.id(), "-INT");
                     for _ in 0..50 {
                         if let Some(status) = child.try_wait()? {
                             return finish(status, true);
                         }
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
+                    signal_group(child.id(), "-KILL");
                     let _ = child.kill();
                     child.wait()?;
                     return Ok(());
@@ -480,6 +516,22 @@ mod serve {
             }
         };
         finish(status, false)
+    }
+
+    /// Sends `signal` (`-INT`, `-KILL`) to the process group led by `pid` (node and workerd).
+    fn signal_group(pid: u32, signal: &str) {
+        #[cfg(unix)]
+        {
+            let _ = Command::new("kill")
+                .args([signal, "--", &format!("-{pid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (pid, signal);
+        }
     }
 
     fn finish(status: std::process::ExitStatus, interrupted: bool) -> anyhow::Result<()> {

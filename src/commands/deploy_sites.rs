@@ -29,7 +29,8 @@ use crate::config::Config;
 use crate::error::{usage, UsageError};
 use crate::output::{json_of, Renderer, Report, Ui};
 
-use super::deploy_site::{self, BlobSet, Interrupt, Prepared, Shared};
+use super::deploy_site::{self, BlobSet, Prepared, Shared};
+use super::Interrupt;
 
 /// The most tenants `--parallel` runs at once.
 const MAX_PARALLEL: usize = 64;

@@ -12,6 +12,7 @@
 //! reads the same and writes nothing (not even the marker).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -46,7 +47,11 @@ pub async fn run(args: GcArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<d
             .with_hint("use 1 to 256")
             .into());
     }
+    let mut interrupt = super::Interrupt::listen();
     let opened = bucket::open(config, ui, &args.bucket, args.concurrency).await?;
+    if args.unlock {
+        return unlock(&opened.storage, &opened.bucket, ui).await;
+    }
     let gc = Gc {
         storage: &opened.storage,
         bucket: &opened.bucket,
@@ -55,10 +60,14 @@ pub async fn run(args: GcArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<d
         timing,
         ui,
         dry_run: args.dry_run,
+        deleted: AtomicUsize::new(0),
     };
     let started = Instant::now();
     let mut report = if args.dry_run {
-        gc.sweep(None).await?
+        tokio::select! {
+            r = gc.sweep(None) => r?,
+            () = interrupt.wait() => gc.interrupted(interrupt.signal(), false),
+        }
     } else {
         let key = layout::marker_key(&locks::new_id());
         let now = locks::rfc3339(SystemTime::now());
@@ -85,7 +94,12 @@ pub async fn run(args: GcArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<d
             timing,
             lease.clone(),
         ));
-        let result = gc.sweep(Some(&lease)).await;
+        let result = tokio::select! {
+            r = gc.sweep(Some(&lease)) => r,
+            // Stops deleting at once (a DeleteObjects call in flight may land), then removes the
+            // marker below, so deploys do not wait for a gc that is gone.
+            () = interrupt.wait() => Ok(gc.interrupted(interrupt.signal(), true)),
+        };
         refresher.abort();
         let _ = gc.storage.delete(&key).await;
         result?
@@ -96,6 +110,56 @@ pub async fn run(args: GcArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<d
     Ok(Box::new(report))
 }
 
+/// `gc --unlock`: deletes every sweep marker, naming each and how long ago it was refreshed. A
+/// gc killed with SIGKILL (or a lost machine) leaves its marker, and deploys wait for it until it
+/// is stale (10 minutes); this ends the wait at once. Only for gcs that are not running: a live
+/// gc rewrites its marker at its next refresh, but a deploy that started in between did not wait.
+async fn unlock(storage: &Storage, bucket_name: &str, ui: &Ui) -> anyhow::Result<Box<dyn Report>> {
+    let markers = storage
+        .list(layout::MARKERS_PREFIX)
+        .await
+        .map_err(|e| bucket_error(e, bucket_name, "listing gc markers"))?;
+    let now = SystemTime::now();
+    let mut removed = Vec::new();
+    for m in &markers {
+        let age = m
+            .last_modified
+            .and_then(|t| now.duration_since(t).ok())
+            .map(|d| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string())
+            .unwrap_or_else(|| "unknown".into());
+        storage
+            .delete(&m.key)
+            .await
+            .map_err(|e| bucket_error(e, bucket_name, &format!("deleting {}", m.key)))?;
+        ui.note(format!("deleted {} (last refreshed {age} ago)", m.key));
+        removed.push(m.key.clone());
+    }
+    Ok(Box::new(UnlockReport { unlocked: removed }))
+}
+
+#[derive(Debug, Serialize)]
+struct UnlockReport {
+    /// The sweep markers deleted.
+    unlocked: Vec<String>,
+}
+
+impl Report for UnlockReport {
+    fn render(&self, out: &mut Renderer) {
+        out.line(if self.unlocked.is_empty() {
+            "gc --unlock: no sweep marker; nothing to do".to_string()
+        } else {
+            format!(
+                "gc --unlock: deleted {} sweep marker(s): {}",
+                self.unlocked.len(),
+                self.unlocked.join(", ")
+            )
+        });
+    }
+    fn to_json(&self) -> serde_json::Value {
+        json_of(self)
+    }
+}
+
 struct Gc<'a> {
     storage: &'a Storage,
     bucket: &'a str,
@@ -104,6 +168,8 @@ struct Gc<'a> {
     timing: Timing,
     ui: &'a Ui,
     dry_run: bool,
+    /// Objects deleted so far (for the report of an interrupted run).
+    deleted: AtomicUsize,
 }
 
 /// What the reads found referenced.
@@ -117,6 +183,27 @@ struct Referenced {
 }
 
 impl Gc<'_> {
+    /// The report of a run stopped by a signal: how many objects it had deleted.
+    fn interrupted(&self, signal: &str, marker: bool) -> GcReport {
+        let deleted = self.deleted.load(Ordering::SeqCst);
+        let state = format!(
+            "stopped after deleting {deleted} object(s){}; nothing it kept is affected, and the \
+             next gc finishes the job",
+            if marker {
+                ", and removed its sweep marker"
+            } else {
+                ""
+            }
+        );
+        self.ui.warn(format!("interrupted ({signal}): {state}"));
+        GcReport {
+            interrupted: true,
+            objects_deleted: Some(deleted),
+            state: Some(state),
+            ..GcReport::default()
+        }
+    }
+
     fn err(&self, doing: &str) -> impl Fn(crate::storage::StorageError) -> anyhow::Error + '_ {
         let doing = doing.to_string();
         move |e| bucket_error(e, self.bucket, &doing)
@@ -187,7 +274,7 @@ impl Gc<'_> {
             .iter()
             .filter_map(|p| layout::tenant_of_prefix(p).map(str::to_string))
             .collect();
-        report.tenants = tenants.len();
+
         let per_tenant: Vec<TenantRefs> = stream::iter(&tenants)
             .map(|t| self.tenant_refs(t))
             .buffer_unordered(self.concurrency)
@@ -197,6 +284,10 @@ impl Gc<'_> {
             report
                 .expired_previews
                 .extend(t.expired.iter().map(|n| format!("{n}--{}", t.tenant)));
+            // A removed tenant (no head; its copies wait for this gc) is not a tenant.
+            if t.has_head {
+                report.tenants += 1;
+            }
             refs.hashes.extend(t.hashes);
             if t.whole {
                 refs.whole.insert(t.tenant.clone());
@@ -231,6 +322,7 @@ impl Gc<'_> {
                 if !refs.hashes.contains(h) && old_enough(b) {
                     garbage.push(b.key.clone());
                     report.blobs_deleted += 1;
+                    report.blob_bytes_freed += b.size;
                     report.bytes_freed += b.size;
                 }
             }
@@ -246,6 +338,9 @@ impl Gc<'_> {
                 continue;
             }
             garbage.push(o.key.clone());
+            // "Freed" is everything deleted: deploy copies of a big site weigh more than its
+            // changed blobs (issue 17).
+            report.bytes_freed += o.size;
             if o.key.ends_with(&format!("{id}.json")) && !o.key.contains("/shards/") {
                 report.copies_deleted += 1;
             } else {
@@ -280,6 +375,7 @@ impl Gc<'_> {
                 .await
                 .map_err(self.err("deleting garbage"))?;
             deleted += chunk.len();
+            self.deleted.fetch_add(chunk.len(), Ordering::SeqCst);
         }
         for s in &stale {
             // Re-checked just before: a paused deploy may have refreshed it since the listing.
@@ -346,8 +442,16 @@ impl Gc<'_> {
             // No head: removed, or a first deploy in flight (its intent protects it).
             return Ok(out);
         };
+        out.has_head = true;
         let head = StoredHead::parse(&obj.body, tenant).map_err(|why| {
-            anyhow::anyhow!("{key} is not a valid head ({why}); nothing was deleted")
+            anyhow::anyhow!("{key} is not a valid head ({why}); nothing was deleted").context(
+                format!(
+                    "gc cannot tell what an unreadable head names, so it deletes nothing anywhere \
+                     until it is fixed: deploy {tenant} again (a deploy replaces an invalid head), \
+                     roll it back with `cfsetup rollback {tenant} VERSION`, or remove it with \
+                     `cfsetup remove-site {tenant} --yes`"
+                ),
+            )
         })?;
         if let StoredHead::V2(h) = &head {
             out.expired = self.drop_expired(h, obj.meta.etag.as_deref()).await;
@@ -436,6 +540,8 @@ struct TenantRefs {
     whole: bool,
     /// Expired previews dropped from the head (or, with --dry-run, that would be).
     expired: Vec<String>,
+    /// The tenant has a head (it is on the platform).
+    has_head: bool,
 }
 
 /// Rewrites the marker every `timing.refresh` while the gc runs.
@@ -468,6 +574,12 @@ async fn refresh(
 #[derive(Debug, Serialize, Default)]
 struct GcReport {
     dry_run: bool,
+    /// Stopped by SIGINT or SIGTERM (exit 130); `objects_deleted` says how far it got.
+    interrupted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    objects_deleted: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
     grace_secs: u64,
     tenants: usize,
     /// Deploys running (fresh intents) when gc listed them.
@@ -475,7 +587,10 @@ struct GcReport {
     blobs: usize,
     referenced_blobs: usize,
     blobs_deleted: usize,
+    /// Bytes of everything deleted: blobs, deploy copies and shards.
     bytes_freed: u64,
+    /// Of which blobs.
+    blob_bytes_freed: u64,
     copies_deleted: usize,
     shards_deleted: usize,
     stale_intents: usize,
@@ -486,6 +601,10 @@ struct GcReport {
 
 impl Report for GcReport {
     fn render(&self, out: &mut Renderer) {
+        if let Some(state) = self.state.as_ref().filter(|_| self.interrupted) {
+            out.line(format!("Interrupted gc: {state}"));
+            return;
+        }
         let verb = if self.dry_run {
             "would delete"
         } else {
@@ -513,11 +632,13 @@ impl Report for GcReport {
             (
                 verb,
                 format!(
-                    "{} blob(s) ({}), {} deploy copy(ies), {} shard(s), {} stale intent(s)",
+                    "{} blob(s) ({}), {} deploy copy(ies), {} shard(s) ({} in all), {} stale \
+                     intent(s)",
                     self.blobs_deleted,
-                    human_bytes(self.bytes_freed),
+                    human_bytes(self.blob_bytes_freed),
                     self.copies_deleted,
                     self.shards_deleted,
+                    human_bytes(self.bytes_freed),
                     self.stale_intents
                 ),
             ),
@@ -542,5 +663,15 @@ impl Report for GcReport {
     }
     fn to_json(&self) -> serde_json::Value {
         json_of(self)
+    }
+    fn exit_code(&self) -> u8 {
+        if self.interrupted {
+            130
+        } else {
+            0
+        }
+    }
+    fn failures(&self) -> Vec<String> {
+        self.state.iter().cloned().collect()
     }
 }

@@ -29,6 +29,65 @@ pub mod rotate_token;
 pub mod sites;
 pub mod test_permissions;
 
+/// SIGINT (Ctrl-C) and SIGTERM (a cancelled CI job, Kubernetes, `kill`), listened for from the
+/// start of a run, so a command that writes can stop cleanly, say what it did, and exit 130.
+pub(crate) struct Interrupt {
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    /// Which one arrived: "Ctrl-C" or "SIGTERM".
+    got: &'static str,
+}
+
+impl Interrupt {
+    pub(crate) fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Interrupt {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
+                got: "Ctrl-C",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Interrupt { got: "Ctrl-C" }
+        }
+    }
+
+    /// Resolves when a signal arrives (never, if none can be listened for).
+    pub(crate) async fn wait(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.int) => self.got = "Ctrl-C",
+                () = recv(&mut self.term) => self.got = "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// The signal that arrived, for messages.
+    pub(crate) fn signal(&self) -> &'static str {
+        self.got
+    }
+}
+
 /// Runs the parsed command line and returns the exit status.
 pub fn main(cli: Cli) -> anyhow::Result<u8> {
     // These need no configuration at all.
@@ -58,6 +117,9 @@ pub fn main(cli: Cli) -> anyhow::Result<u8> {
     };
     let ui = Ui::new(config.output);
     output::init_logger(&config.output);
+    for n in &config.notes {
+        ui.note(n);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -125,7 +187,11 @@ pub fn platform_auth(config: &Config, ui: &Ui) -> Result<Auth, UsageError> {
     match (&c.email, &c.global_key) {
         (Some(_), Some(_)) if config.via == crate::cli::Via::S3 => Err(via_s3_needs_a_token()),
         (Some(email), Some(key)) => {
-            ui.note("no API token is set; using the Global API Key (a scoped token is safer)");
+            ui.note(
+                "no API token is set; using the Global API Key (a scoped token is safer). Objects \
+                 then go over the REST API, paced to 1,200 requests per 5 minutes, and two runs \
+                 of one tenant at once are not safe (R2's S3 API needs a token)",
+            );
             Ok(Auth::GlobalKey {
                 email: email.clone(),
                 key: key.clone(),
@@ -141,6 +207,20 @@ pub fn platform_auth(config: &Config, ui: &Ui) -> Result<Auth, UsageError> {
                 "create the token with `cfsetup create-token`; see `cfsetup permissions`",
             ),
         ),
+    }
+}
+
+/// Over REST a conditional write is checked just before it is made, not by R2 (docs/storage-layout.md
+/// "Over the REST API"): two runs switching one tenant's head at once can both report success,
+/// and one is silently lost. Said once per run, by deploy-site and rollback, before the switch.
+pub fn warn_rest_switch(storage: &crate::storage::Storage, tenant: &str, ui: &Ui) {
+    if !storage.conditional_writes_are_atomic() {
+        ui.warn(format!(
+            "objects go over the REST API, where the switch of {tenant}'s head is checked just \
+             before it is written, not atomically: do not run two deploys or rollbacks of {tenant} \
+             at once, or one may be lost while both report success (with an API token, R2's S3 \
+             API makes the switch safe)"
+        ));
     }
 }
 

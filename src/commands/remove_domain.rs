@@ -1,5 +1,11 @@
-//! `cfsetup remove-domain TENANT DOMAIN [--dry-run]`: detach one domain from a tenant: its host
-//! entry first (the domain stops serving the tenant), then its custom hostname.
+//! `cfsetup remove-domain TENANT DOMAIN [--dry-run]`: detach one domain from a tenant: its custom
+//! hostname first (the domain stops reaching the platform), then its host entry. The entry is
+//! what ties the domain to the tenant, so it goes last: a run that fails after deleting the
+//! custom hostname leaves it, and a re-run finishes the job; the other order orphaned the custom
+//! hostname (billed, routed, and then refused here as "may belong to another tenant"). A domain
+//! with neither left is "already detached" (exit 0, with a note), so CI can re-run it.
+//!
+//! This module must not import other commands (only `bucket`, their shared helpers).
 
 use anyhow::Context;
 use serde::Serialize;
@@ -46,7 +52,17 @@ pub async fn run(
         .await
         .with_context(|| format!("looking up the custom hostname {domain}"))?;
     if entry.is_none() && found.is_none() {
-        anyhow::bail!("{domain} is not attached to {tenant} (no host entry, no custom hostname)");
+        ui.note(format!(
+            "{domain} has no host entry and no custom hostname: already detached, nothing to do"
+        ));
+        return Ok(Box::new(RemoveDomainReport {
+            tenant,
+            domain,
+            dry_run: args.dry_run,
+            already_removed: true,
+            host_entry: false,
+            custom_hostname: false,
+        }));
     }
     // Without a host entry naming TENANT the custom hostname may be another tenant's (one
     // whose deploy is between creating it and writing its entry): only one tagged with this
@@ -62,12 +78,6 @@ pub async fn run(
         }
     }
     if !args.dry_run {
-        if entry.is_some() {
-            storage
-                .delete(&key)
-                .await
-                .map_err(|e| bucket::bucket_error(e, bucket_name, "deleting the host entry"))?;
-        }
         if let Some(ch) = &found {
             opened
                 .client
@@ -75,15 +85,25 @@ pub async fn run(
                 .await
                 .with_context(|| {
                     format!(
-                        "the host entry is gone, but deleting the custom hostname {domain} failed"
+                        "deleting the custom hostname {domain} failed; nothing was removed (the \
+                         host entry is kept, so running the same command again finishes the job)"
                     )
                 })?;
+        }
+        if entry.is_some() {
+            storage.delete(&key).await.map_err(|e| {
+                bucket::bucket_error(e, bucket_name, "deleting the host entry").context(format!(
+                    "the custom hostname {domain} was removed, but its host entry was not; run \
+                     the same command again to finish"
+                ))
+            })?;
         }
     }
     Ok(Box::new(RemoveDomainReport {
         tenant,
         domain,
         dry_run: args.dry_run,
+        already_removed: false,
         host_entry: entry.is_some(),
         custom_hostname: found.is_some(),
     }))
@@ -94,6 +114,8 @@ struct RemoveDomainReport {
     tenant: String,
     domain: String,
     dry_run: bool,
+    /// Nothing was left to remove (a re-run): exit 0.
+    already_removed: bool,
     /// Whether a host entry was (or would be) deleted.
     host_entry: bool,
     /// Whether a custom hostname was (or would be) deleted.
@@ -102,6 +124,13 @@ struct RemoveDomainReport {
 
 impl Report for RemoveDomainReport {
     fn render(&self, out: &mut Renderer) {
+        if self.already_removed {
+            out.line(format!(
+                "{} is already detached from {} (no host entry, no custom hostname): nothing to do",
+                self.domain, self.tenant
+            ));
+            return;
+        }
         let what: Vec<&str> = [
             self.host_entry.then_some("host entry"),
             self.custom_hostname.then_some("custom hostname"),

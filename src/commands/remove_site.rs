@@ -1,9 +1,16 @@
 //! `cfsetup remove-site TENANT [--yes] [--dry-run]`: take a tenant off the platform, in an order
-//! that never serves half a site: its host entries first (its domains stop resolving to it), then
-//! their custom hostnames, then its head (its platform URL stops serving). The deploy copies and
-//! blobs are left to `cfsetup gc`, which deletes them once nothing names them.
+//! that a re-run always finishes: for each domain its custom hostname first (the domain stops
+//! reaching the platform), then its host entry; then the head (its platform URL stops serving).
+//! The host entry is what names a domain as the tenant's, so it goes last: a run that fails or is
+//! interrupted after deleting a custom hostname leaves the entry, the next run finds the domain
+//! again, and no custom hostname is ever orphaned (billed, routed, and invisible to `sites`). A
+//! partial failure says what was already removed (exit 1); a tenant with nothing left is "already
+//! removed" (exit 0, with a note), so CI can re-run it. The deploy copies and blobs are left to
+//! `cfsetup gc`, which deletes them once nothing names them.
 //!
 //! On a terminal it asks first; otherwise it needs `--yes` (exit 2 before any request without it).
+//!
+//! This module must not import other commands (only `bucket`, their shared helpers).
 
 use std::io::{BufRead, Write};
 
@@ -13,6 +20,7 @@ use serde::Serialize;
 use crate::cli::RemoveSiteArgs;
 use crate::config::Config;
 use crate::error::usage;
+use crate::output::PartialFailure;
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::layout;
 
@@ -43,20 +51,37 @@ pub async fn run(
         .filter(|(_, t)| t.as_deref() == Some(tenant.as_str()))
         .map(|(h, _)| h)
         .collect();
-    if head.is_none() && domains.is_empty() {
-        anyhow::bail!("tenant {tenant} has no site and no domain in bucket {bucket_name}");
-    }
-    let zone = config.zone_id.clone();
     let mut report = RemoveReport {
         tenant: tenant.clone(),
         dry_run: args.dry_run,
+        already_removed: false,
         live: head.as_ref().and_then(|h| h.live_id().map(str::to_string)),
-        host_entries: domains.clone(),
+        host_entries: Vec::new(),
         custom_hostnames: Vec::new(),
-        head: head.is_some(),
+        head: false,
     };
+    if head.is_none() && domains.is_empty() {
+        // A re-run after a run that finished (or a CI retry): nothing to do is not a failure.
+        ui.note(format!(
+            "tenant {tenant} has no site and no domain in bucket {bucket_name}: already removed, \
+             nothing to do"
+        ));
+        report.already_removed = true;
+        return Ok(Box::new(report));
+    }
+    let zone = config.zone_id.clone();
     if zone.is_none() && !domains.is_empty() {
-        ui.warn("CLOUDFLARE_ZONE_ID is not set: the domains' custom hostnames are left in place");
+        if !args.dry_run {
+            // Deleting the host entries without their custom hostnames would orphan them.
+            return Err(anyhow::anyhow!(
+                "{tenant} has {} domain(s) ({}) whose custom hostnames live on the platform's \
+                 zone, and CLOUDFLARE_ZONE_ID is not set; nothing was removed",
+                domains.len(),
+                domains.join(", ")
+            )
+            .context("set CLOUDFLARE_ZONE_ID (or --zone-id) and run remove-site again"));
+        }
+        ui.warn("CLOUDFLARE_ZONE_ID is not set: the domains' custom hostnames cannot be looked up");
     }
     if ask {
         eprint!(
@@ -92,51 +117,88 @@ pub async fn run(
             }
         }
         domains = still;
-        report.host_entries = domains.clone();
     }
-    // 1. Host entries: the domains stop serving the tenant.
+    // 1 and 2, per domain: its custom hostname, then its host entry (which is how a re-run finds
+    // the domain again).
     for d in &domains {
-        if !args.dry_run {
-            storage
-                .delete(&layout::host_key(d))
-                .await
-                .map_err(|e| bucket::bucket_error(e, bucket_name, "deleting a host entry"))?;
-        }
-    }
-    // 2. Their custom hostnames.
-    if let Some(zone) = &zone {
-        for d in &domains {
+        if let Some(zone) = &zone {
             let found = opened
                 .client
                 .find_custom_hostname(zone, d)
                 .await
-                .with_context(|| format!("looking up the custom hostname {d}"))?;
+                .with_context(|| format!("looking up the custom hostname {d}"))
+                .map_err(|e| unfinished(&report, e))?;
             if let Some(ch) = found {
                 if !args.dry_run {
                     opened
                         .client
                         .delete_custom_hostname(zone, &ch.id)
                         .await
-                        .with_context(|| format!("deleting the custom hostname {d}"))?;
+                        .with_context(|| format!("deleting the custom hostname {d}"))
+                        .map_err(|e| unfinished(&report, e))?;
                 }
                 report.custom_hostnames.push(d.clone());
             }
         }
+        if !args.dry_run {
+            storage
+                .delete(&layout::host_key(d))
+                .await
+                .map_err(|e| bucket::bucket_error(e, bucket_name, "deleting a host entry"))
+                .map_err(|e| unfinished(&report, e))?;
+        }
+        report.host_entries.push(d.clone());
     }
     // 3. The head: the platform URL stops serving. Copies and blobs are gc's.
-    if head.is_some() && !args.dry_run {
-        storage
-            .delete(&layout::manifest_key(&tenant))
-            .await
-            .map_err(|e| bucket::bucket_error(e, bucket_name, "deleting the head"))?;
+    if head.is_some() {
+        if !args.dry_run {
+            storage
+                .delete(&layout::manifest_key(&tenant))
+                .await
+                .map_err(|e| bucket::bucket_error(e, bucket_name, "deleting the head"))
+                .map_err(|e| unfinished(&report, e))?;
+        }
+        report.head = true;
     }
     Ok(Box::new(report))
 }
 
-#[derive(Debug, Serialize)]
+/// A step failed: say what was already removed (a partial failure, exit 1), or that nothing was.
+fn unfinished(report: &RemoveReport, e: anyhow::Error) -> anyhow::Error {
+    let again = format!(
+        "run `cfsetup remove-site {} --yes` again to finish",
+        report.tenant
+    );
+    let mut done: Vec<String> = Vec::new();
+    done.extend(
+        report
+            .custom_hostnames
+            .iter()
+            .map(|d| format!("custom hostname {d}")),
+    );
+    done.extend(
+        report
+            .host_entries
+            .iter()
+            .map(|d| format!("host entry {d}")),
+    );
+    if done.is_empty() {
+        return e.context(format!("nothing was removed; {again}"));
+    }
+    PartialFailure::new(
+        format!("already removed: {}; {again}", done.join(", ")),
+        Box::new(report.clone()),
+        e,
+    )
+    .into()
+}
+
+#[derive(Debug, Clone, Serialize)]
 struct RemoveReport {
     tenant: String,
     dry_run: bool,
+    /// Nothing was left to remove (a re-run): exit 0.
+    already_removed: bool,
     /// The deploy that was live.
     live: Option<String>,
     host_entries: Vec<String>,
@@ -152,6 +214,13 @@ impl Report for RemoveReport {
         } else {
             "removed"
         };
+        if self.already_removed {
+            out.line(format!(
+                "{} is already removed (no site, no domain): nothing to do",
+                self.tenant
+            ));
+            return;
+        }
         out.line(if self.dry_run {
             format!("Dry run: removing {} (nothing was changed)", self.tenant)
         } else {

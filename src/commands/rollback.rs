@@ -94,14 +94,13 @@ fn resolve(head: &Head, version: &str) -> anyhow::Result<Target> {
         .collect();
     match matches.as_slice() {
         [(_, t)] => Ok(t.clone()),
+        // The problem is the headline; what to do follows it (not the other way round).
         [] => Err(anyhow::anyhow!(
-            "{} has no kept deploy or preview called {version:?}",
+            "{} has no kept deploy or preview called {version:?}; see them with `cfsetup \
+             rollback {} --list`",
+            head.tenant,
             head.tenant
-        )
-        .context(format!(
-            "see them with `cfsetup rollback {} --list`",
-            head.tenant
-        ))),
+        )),
         many => Err(usage!(
             "VERSION {version:?} could be any of {} deploys: {}",
             many.len(),
@@ -264,17 +263,26 @@ async fn switch(
     force: bool,
     ui: &Ui,
 ) -> anyhow::Result<bool> {
+    super::warn_rest_switch(storage, tenant, ui);
     let by = format!("rollback {} ({})", route.deploy_id, locks::owner());
     let mut base = head;
     let mut etag = etag;
     for attempt in 0..5 {
-        let (next, _dropped) = Head::with_live(
+        let (mut next, _dropped) = Head::with_live(
             tenant,
             Some(&base),
             route.clone(),
             by.clone(),
             SystemTime::now(),
         );
+        let shed = next.shed_previews(None);
+        if !shed.is_empty() {
+            ui.warn(format!(
+                "dropped the oldest preview(s) {} of {tenant}: with them the head would pass its \
+                 bound of 1 MiB, which the router reads on every request",
+                shed.join(", ")
+            ));
+        }
         let outcome = cas_head(storage, bucket_name, &next, etag.as_deref()).await?;
         match own_write(outcome, &route.deploy_id, &by) {
             Ok(_) => return Ok(attempt > 0),
@@ -385,8 +393,12 @@ impl ListReport {
                 preview: None,
             })
             .collect();
-        deploys.sort_by(|a, b| b.deploy_id.cmp(&a.deploy_id));
         for (name, r) in head.all_previews() {
+            // A promoted preview is also kept: one row, marked with its preview name.
+            if let Some(row) = deploys.iter_mut().find(|d| d.deploy_id == r.deploy_id) {
+                row.preview = Some(name.clone());
+                continue;
+            }
             deploys.push(DeployRow {
                 deploy_id: r.deploy_id.clone(),
                 created: deploy_time(&r.deploy_id),
@@ -394,6 +406,8 @@ impl ListReport {
                 preview: Some(name.clone()),
             });
         }
+        // Newest first, previews among the rest (ids sort by time).
+        deploys.sort_by(|a, b| b.deploy_id.cmp(&a.deploy_id));
         ListReport {
             tenant: head.tenant.clone(),
             deploys,

@@ -122,6 +122,9 @@ pub async fn run(args: SitesArgs, config: &Config, ui: &Ui) -> anyhow::Result<Bo
                 row.bytes = Some(m.files.values().map(|e| e.size).sum());
                 row.note = Some("format 1 (deploy again to upgrade)".into());
             }
+            // A removed tenant (no head, no domain; its copies wait for gc) is no longer on the
+            // platform: the fleet listing leaves it out (issue 17).
+            None if read.is_none() && row.domains.is_empty() && one.is_none() => continue,
             None => {
                 row.note = Some(match read {
                     None => "no head (removed, or never deployed)".into(),
@@ -156,7 +159,14 @@ pub async fn run(args: SitesArgs, config: &Config, ui: &Ui) -> anyhow::Result<Bo
         let mut entries: Vec<(String, Option<String>, Option<&Route>)> =
             h.kept.iter().map(|id| (id.clone(), None, None)).collect();
         for (name, r) in h.all_previews() {
-            entries.push((r.deploy_id.clone(), Some(name.clone()), Some(r)));
+            // A promoted preview is also kept: one row, marked with its preview name.
+            match entries.iter_mut().find(|(id, _, _)| *id == r.deploy_id) {
+                Some(row) => {
+                    row.1 = Some(name.clone());
+                    row.2 = Some(r);
+                }
+                None => entries.push((r.deploy_id.clone(), Some(name.clone()), Some(r))),
+            }
         }
         let now = std::time::SystemTime::now();
         history = stream::iter(entries)

@@ -260,6 +260,10 @@ impl Report for TestReport {
     fn exit_code(&self) -> u8 {
         self.run.exit_code()
     }
+
+    fn failures(&self) -> Vec<String> {
+        self.run.failures()
+    }
 }
 
 #[cfg(test)]

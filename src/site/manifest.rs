@@ -23,6 +23,14 @@ pub const MAX_PREVIEWS: usize = 20;
 /// Paths per shard the shard count aims at.
 pub const FILES_PER_SHARD: usize = 512;
 pub const MAX_SHARDS: u32 = 1024;
+/// The most bytes a head (`sites/<tenant>/manifest.json`) may have: 1 MiB. The shared router
+/// reads and parses the head on every request it cannot answer from its cache, so one tenant's
+/// head bounds every tenant's latency and the isolate's memory (docs/storage-layout.md "Size
+/// bounds"). cfsetup never writes a larger one; worker/router.js refuses to parse one.
+pub const MAX_HEAD_BYTES: usize = 1_048_576;
+/// The most bytes one Route (rules and 404 pages; compact JSON) may have: 512 KiB, so a head
+/// holds the live deploy and at least one preview.
+pub const MAX_ROUTE_BYTES: usize = 512 * 1024;
 
 /// One path of the site.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -706,8 +714,33 @@ impl Head {
         (head, dropped)
     }
 
+    /// Compact JSON: the head is read on every request, and its size is bounded
+    /// ([`MAX_HEAD_BYTES`]); indentation would spend that bound on spaces.
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec_pretty(self).unwrap_or_default()
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Drops the oldest previews (never `keep`) until the head fits in [`MAX_HEAD_BYTES`];
+    /// returns their names, oldest first. A head that does not fit even then is left as is (the
+    /// write refuses it).
+    pub fn shed_previews(&mut self, keep: Option<&str>) -> Vec<String> {
+        let mut shed = Vec::new();
+        while self.to_bytes().len() > MAX_HEAD_BYTES {
+            let oldest = self
+                .previews
+                .iter()
+                .filter(|(n, _)| Some(n.as_str()) != keep)
+                .min_by(|a, b| a.1.created_at.cmp(&b.1.created_at).then(a.0.cmp(b.0)))
+                .map(|(n, _)| n.clone());
+            match oldest {
+                Some(n) => {
+                    self.previews.remove(&n);
+                    shed.push(n);
+                }
+                None => break,
+            }
+        }
+        shed
     }
 
     /// Every preview, protected or not, by name.

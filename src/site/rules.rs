@@ -5,13 +5,18 @@
 //! `_redirects`: one rule a line, `source destination [code]` (default 302; 301, 302, 303, 307,
 //! 308, or 200 for a rewrite within the site). One splat `*` (`:splat` in the destination) and
 //! `:name` placeholders (one path segment each). At most 2,000 static and 100 dynamic rules, 1,000
-//! characters a line. `#` starts a comment line.
+//! characters a line, 256 KiB in all. `#` starts a comment line.
 //!
 //! `_headers`: a path pattern (`/…`, or an absolute `https://host/…`) on its own line, then
 //! `Name: value` lines (indented, as Pages writes them) and `! Name` to remove a header. At most
-//! 100 rules, 2,000 characters a line.
+//! 100 rules, 100 header lines a rule, 2,000 characters a line, 64 KiB in all.
 //!
-//! Every error names `file:line` and the reason.
+//! The byte and line bounds exist because both files end up in the tenant's head, which the shared
+//! router reads on every request (docs/storage-layout.md "Size bounds"): one tenant must not be able
+//! to slow every other. A leading UTF-8 byte-order mark (which some Windows editors write) is
+//! ignored. Every error names `file:line` and the reason.
+//!
+//! This module must not import commands, storage or output.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,18 +29,29 @@ pub const MAX_DYNAMIC_REDIRECTS: usize = 100;
 pub const MAX_REDIRECT_LINE: usize = 1_000;
 pub const MAX_HEADER_RULES: usize = 100;
 pub const MAX_HEADER_LINE: usize = 2_000;
+/// Header lines (`Name: value` and `! Name`) in one `_headers` rule. Pages documents no such
+/// bound; 100 is far more than any real rule needs, and keeps a rule's cost per request small.
+pub const MAX_HEADER_LINES_PER_RULE: usize = 100;
+/// Bytes of `_headers` (64 KiB).
+pub const MAX_HEADERS_BYTES: usize = 64 * 1024;
+/// Bytes of `_redirects` (256 KiB): 2,100 rules of 120 characters.
+pub const MAX_REDIRECTS_BYTES: usize = 256 * 1024;
 
 /// The status codes a redirect may carry; 200 is a rewrite.
 pub const REDIRECT_STATUSES: [u16; 6] = [301, 302, 303, 307, 308, 200];
 
-/// Headers a `_headers` file may not set or remove: framing (the Worker sets them from the file)
-/// and `x-content-type-options` (cfsetup always sends `nosniff`).
-pub const PROTECTED_HEADERS: [&str; 5] = [
+/// Headers a `_headers` file may not set or remove: framing (the Worker sets them from the file),
+/// `x-content-type-options` (cfsetup always sends `nosniff`), `etag` (the Worker derives it from
+/// the blob's hash, and answers `If-None-Match` with it) and `x-tenant` (the platform's own header,
+/// naming the tenant that served). worker/router.js keeps the same list.
+pub const PROTECTED_HEADERS: [&str; 7] = [
     "x-content-type-options",
     "content-length",
     "content-range",
     "transfer-encoding",
     "connection",
+    "etag",
+    "x-tenant",
 ];
 
 /// The Route's `redirects`.
@@ -164,6 +180,51 @@ fn placeholders(s: &str) -> Vec<String> {
     out
 }
 
+/// The text without a leading UTF-8 byte-order mark.
+fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// Refuses a file of more than `max` bytes, naming the line where it passes the bound.
+fn check_size(text: &str, max: usize, file: &Path) -> Result<(), RuleError> {
+    if text.len() <= max {
+        return Ok(());
+    }
+    let mut seen = 0usize;
+    let mut line = 1usize;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        seen += l.len();
+        if seen > max {
+            line = i + 1;
+            break;
+        }
+    }
+    Err(err(
+        file,
+        line,
+        format!(
+            "the file is {} bytes and passes the limit of {} bytes ({} KiB) here; every request \
+             to the platform reads these rules, so they are bounded",
+            thousands(text.len()),
+            thousands(max),
+            max / 1024
+        ),
+    ))
+}
+
+/// `65536` → `65,536`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn check_length(raw: &str, max: usize, file: &Path, line: usize) -> Result<(), RuleError> {
     let n = raw.chars().count();
     if n > max {
@@ -178,6 +239,8 @@ fn check_length(raw: &str, max: usize, file: &Path, line: usize) -> Result<(), R
 
 /// Parses `_redirects` (`file` is only used in errors).
 pub fn parse_redirects(text: &str, file: &Path) -> Result<Redirects, RuleError> {
+    let text = without_bom(text);
+    check_size(text, MAX_REDIRECTS_BYTES, file)?;
     let mut out = Redirects::default();
     let mut statics = 0usize;
     for (i, raw) in text.lines().enumerate() {
@@ -320,10 +383,11 @@ fn header_name(raw: &str, file: &Path, line: usize) -> Result<String, RuleError>
     }
     let lower = name.to_ascii_lowercase();
     if PROTECTED_HEADERS.contains(&lower.as_str()) {
-        let why = if lower == "x-content-type-options" {
-            "cfsetup always sends `nosniff`"
-        } else {
-            "the Worker sets it from the file"
+        let why = match lower.as_str() {
+            "x-content-type-options" => "cfsetup always sends `nosniff`",
+            "etag" => "the Worker derives it from the file's hash",
+            "x-tenant" => "it is the platform's own header",
+            _ => "the Worker sets it from the file",
         };
         return Err(err(
             file,
@@ -336,9 +400,13 @@ fn header_name(raw: &str, file: &Path, line: usize) -> Result<String, RuleError>
 
 /// Parses `_headers` (`file` is only used in errors).
 pub fn parse_headers(text: &str, file: &Path) -> Result<Vec<HeaderRule>, RuleError> {
+    let text = without_bom(text);
+    check_size(text, MAX_HEADERS_BYTES, file)?;
     let mut out: Vec<HeaderRule> = Vec::new();
     let mut current: Option<HeaderRule> = None;
     let mut rules = 0usize;
+    // Header lines of the current rule.
+    let mut lines_in_rule = 0usize;
     let flush = |current: &mut Option<HeaderRule>, out: &mut Vec<HeaderRule>| {
         if let Some(r) = current.take() {
             if !r.set.is_empty() || !r.unset.is_empty() {
@@ -380,6 +448,7 @@ pub fn parse_headers(text: &str, file: &Path) -> Result<Vec<HeaderRule>, RuleErr
                 ));
             }
             rules += 1;
+            lines_in_rule = 0;
             flush(&mut current, &mut out);
             current = Some(HeaderRule {
                 pattern: trimmed.to_string(),
@@ -395,6 +464,18 @@ pub fn parse_headers(text: &str, file: &Path) -> Result<Vec<HeaderRule>, RuleErr
                 "a header line before any path pattern (a pattern starts with `/` or `https://`)",
             ));
         };
+        lines_in_rule += 1;
+        if lines_in_rule > MAX_HEADER_LINES_PER_RULE {
+            return Err(err(
+                file,
+                line,
+                format!(
+                    "the rule `{}` has more than {MAX_HEADER_LINES_PER_RULE} header lines; split \
+                     it into rules for narrower paths",
+                    rule.pattern
+                ),
+            ));
+        }
         if let Some(rest) = trimmed.strip_prefix('!') {
             let name = header_name(rest, file, line)?;
             rule.set.retain(|(n, _)| *n != name);
@@ -649,6 +730,44 @@ mod tests {
         let e = hdr_err(&format!("{rules}/over\n  X-A: 1\n"));
         assert_eq!(e.line, 2 * MAX_HEADER_RULES + 1);
         assert!(e.reason.contains("100 header rules"));
+    }
+
+    #[test]
+    fn header_lines_per_rule_and_file_bytes_are_bounded() {
+        let lines = |n: usize| -> String {
+            let mut t = String::from("/a\n");
+            for i in 0..n {
+                t.push_str(&format!("  X-H{i}: v\n"));
+            }
+            t
+        };
+        assert_eq!(hdr(&lines(MAX_HEADER_LINES_PER_RULE))[0].set.len(), 100);
+        let e = hdr_err(&lines(MAX_HEADER_LINES_PER_RULE + 1));
+        assert_eq!(e.line, MAX_HEADER_LINES_PER_RULE + 2);
+        assert!(e.reason.contains("more than 100 header lines"), "{e}");
+        // `! Name` lines count too.
+        let unset = format!("/a\n{}", "  ! X-A\n".repeat(101));
+        assert!(hdr_err(&unset).reason.contains("header lines"));
+
+        let big = format!("/a\n  X-A: {}\n", "v".repeat(1_900)).repeat(40);
+        let e = hdr_err(&big);
+        assert!(e.reason.contains("65,536 bytes (64 KiB)"), "{e}");
+        // The line where the bound is passed: 35 rules of 1,910 bytes fit in 64 KiB.
+        assert_eq!(e.line, 70);
+        let red_big = format!("/old/{} /new 301\n", "a".repeat(140)).repeat(2_000);
+        let e = red_err(&red_big);
+        assert!(e.reason.contains("262,144 bytes (256 KiB)"), "{e}");
+    }
+
+    #[test]
+    fn platform_headers_cannot_be_set_and_a_bom_is_ignored() {
+        assert!(hdr_err("/a\n  X-Tenant: evil").reason.contains("platform"));
+        assert!(hdr_err("/a\n  ETag: x").reason.contains("hash"));
+        assert!(hdr_err("/a\n  ! etag").reason.contains("cannot be changed"));
+        assert_eq!(hdr("\u{feff}/a\n  X-A: 1\n").len(), 1);
+        assert_eq!(red("\u{feff}/a /b\n").static_rules.len(), 1);
+        assert_eq!(thousands(1_048_576), "1,048,576");
+        assert_eq!(thousands(999), "999");
     }
 
     #[test]

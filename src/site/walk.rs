@@ -2,9 +2,10 @@
 //!
 //! Rules (docs/design.md "Safety"):
 //! - Dotfiles and dot-folders are skipped unless `include_hidden`; the skipped ones are counted
-//!   so the user is told. `.git`, `.hg`, `.svn`, `.env` and `.env.*` are **never** published,
-//!   not even with `include_hidden`: they hold history and secrets, and no site needs them (the
-//!   flag exists for things like `.well-known/`).
+//!   so the user is told. Version control (`.git`, `.hg`, `.svn`) and secret files (`.env`,
+//!   `.env.*`, `.envrc`, `.npmrc`, `.netrc`, `.ssh/`, `.aws/`, … [`NEVER_PUBLISHED`]), in any
+//!   letter case, are **never** published, not even with `include_hidden`: they hold history and
+//!   secrets, and no site needs them (the flag exists for things like `.well-known/`).
 //! - A link is never followed out of the folder. Paths are canonicalised; a symlink that resolves
 //!   inside the folder is followed (and published under the link's own path), one that resolves
 //!   outside, or nowhere, is skipped with a warning. Loops are cut.
@@ -39,9 +40,33 @@ fn skipped_by_default(name: &str) -> bool {
     name == "node_modules"
 }
 
-/// Names never published, even with `--include-hidden`.
+/// Names never published, even with `--include-hidden`: version control, and the files where
+/// tools keep secrets. Compared case-insensitively, since `.ENV` on a case-insensitive disk (macOS,
+/// Windows) is the same file to the tool that wrote it.
+const NEVER_PUBLISHED: [&str; 17] = [
+    ".git",
+    ".hg",
+    ".svn",
+    ".env",
+    ".envrc",
+    ".npmrc",
+    ".yarnrc",
+    ".yarnrc.yml",
+    ".pypirc",
+    ".netrc",
+    ".ssh",
+    ".aws",
+    ".gnupg",
+    ".docker",
+    ".dev.vars",
+    ".git-credentials",
+    ".htpasswd",
+];
+
+/// Names never published, even with `--include-hidden` ([`NEVER_PUBLISHED`], and `.env.*`).
 fn never_published(name: &str) -> bool {
-    matches!(name, ".git" | ".hg" | ".svn" | ".env") || name.starts_with(".env.")
+    let lower = name.to_lowercase();
+    NEVER_PUBLISHED.contains(&lower.as_str()) || lower.starts_with(".env.")
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -423,6 +448,29 @@ mod tests {
             ]
         );
         assert_eq!(w.hidden, ["/.env", "/.env.production", "/.git"]);
+    }
+
+    #[test]
+    fn secret_files_are_never_published_in_any_case() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "index.html", b"x");
+        for f in [
+            ".ENV",
+            ".Env.Local",
+            ".envrc",
+            ".npmrc",
+            ".ssh/id_ed25519",
+            ".aws/credentials",
+        ] {
+            write(d.path(), f, b"secret");
+        }
+        let opts = WalkOptions {
+            include_hidden: true,
+            ..WalkOptions::default()
+        };
+        let w = walk(d.path(), opts).unwrap();
+        assert_eq!(urls(&w), ["/index.html"]);
+        assert_eq!(w.hidden.len(), 6, "{:?}", w.hidden);
     }
 
     #[cfg(unix)]

@@ -163,14 +163,18 @@ fn method_2_writes_the_env_file_keeping_its_other_lines() {
     );
 
     let text = std::fs::read_to_string(&env).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 6, "{text}");
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 8, "{text}");
     assert_eq!(lines[0], "# platform settings");
     assert_eq!(
         lines[1],
         format!("CLOUDFLARE_ACCOUNT_ID={}", w.account_id())
     );
     assert_eq!(lines[2], "");
+    // The replaced writer token is kept, commented and dated (issue 17).
+    assert!(lines[3].starts_with("# cfsetup "), "{text}");
+    assert_eq!(lines[4], format!("# CLOUDFLARE_API_TOKEN={writer}"));
+    lines.drain(3..5);
     let value = lines[3]
         .strip_prefix("CLOUDFLARE_API_TOKEN=")
         .unwrap()

@@ -41,12 +41,13 @@ fn gc_deletes_what_no_head_names_and_keeps_what_any_tenant_names() {
     assert_eq!(j["copies_deleted"], 2, "{j:#}");
     assert_eq!(j["shards_deleted"], 2, "{j:#}");
     assert_eq!(j["blobs_deleted"], 3, "v1, only in v0, only in v1: {j:#}");
-    assert_eq!(j["bytes_freed"], 2 + 10 + 10);
+    assert_eq!(j["blob_bytes_freed"], 2 + 10 + 10);
     for k in [
         "blobs_deleted",
         "copies_deleted",
         "shards_deleted",
         "bytes_freed",
+        "blob_bytes_freed",
     ] {
         assert_eq!(dry[k], j[k], "the dry run said the same: {k}");
     }

@@ -26,3 +26,4 @@ mod skew;
 mod storage;
 mod stress;
 mod test_permissions;
+mod trial;

@@ -70,8 +70,11 @@ fn rolling_by_id_with_a_token_writes_the_env_file() {
         .stdout()
         .contains("ci.env as CLOUDFLARE_API_TOKEN (mode 0600)"));
     let text = std::fs::read_to_string(w.file("ci.env")).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
+    let mut lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "# CI");
+    // The replaced value is kept, commented and dated (issue 17).
+    assert_eq!(lines[2], format!("# CLOUDFLARE_API_TOKEN={old}"));
+    lines.drain(1..3);
     assert_eq!(lines[2], format!("CLOUDFLARE_API_TOKEN_ID={id}"));
     assert_eq!(lines[3], "X=1");
     let new = lines[1].strip_prefix("CLOUDFLARE_API_TOKEN=").unwrap();

@@ -124,7 +124,15 @@ fn item2_two_concurrent_write_envs_lose_no_token() {
         );
     }
     let text = std::fs::read_to_string(w.file("cc.env")).unwrap();
-    let values = token_values(&text);
+    // The value both runs replaced is kept too, commented and dated (issue 17).
+    assert!(
+        text.contains("# export CLOUDFLARE_API_TOKEN=cfut_old"),
+        "{text}"
+    );
+    let values: Vec<String> = token_values(&text)
+        .into_iter()
+        .filter(|v| v != "cfut_old")
+        .collect();
     assert_eq!(values.len(), 2, "both new values are in the file:\n{text}");
     assert_ne!(values[0], values[1]);
     assert!(
@@ -184,12 +192,20 @@ fn item2_a_symlinked_env_file_stays_a_link() {
     let meta = std::fs::symlink_metadata(w.file(".env")).unwrap();
     assert!(meta.file_type().is_symlink(), ".env is still a link");
     let text = std::fs::read_to_string(w.file("private/cf.env")).unwrap();
+    // The replaced value is kept, commented and dated (issue 17); one value is live.
+    let live: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("CLOUDFLARE_API_TOKEN=") && !l.starts_with('#'))
+        .collect();
+    assert_eq!(live.len(), 1, "{text}");
     assert!(
-        text.starts_with("export CLOUDFLARE_API_TOKEN=cfut_"),
+        live[0].starts_with("export CLOUDFLARE_API_TOKEN=cfut_") && !live[0].contains("cfut_0ld"),
+        "replaced: {text}"
+    );
+    assert!(
+        text.contains("# export CLOUDFLARE_API_TOKEN=cfut_0ld"),
         "{text}"
     );
-    assert!(!text.contains("cfut_0ld"), "replaced: {text}");
-    assert_eq!(token_values(&text).len(), 1, "{text}");
 }
 
 /// Item 3: a `--write-env` target that cannot be written is refused before any request, so no

@@ -128,7 +128,8 @@ fn remove_domain_detaches_one_domain() {
     assert!(!s.objects().contains_key(&format!("hosts/{DOMAIN}.json")));
     assert!(s.objects().contains_key("hosts/www.acme-store.com.json"));
     assert_eq!(s.w.emu.custom_hostnames().len(), 1);
-    s.run(&["remove-domain", "acme", DOMAIN]).expect_code(1);
+    // Nothing left: "already detached", exit 0 (issue 17).
+    s.run(&["remove-domain", "acme", DOMAIN]).success();
     s.run(&["remove-domain", "acme", "not a host"])
         .expect_code(2);
 }
@@ -171,7 +172,7 @@ fn remove_site_needs_yes_off_a_terminal_and_leaves_copies_to_gc() {
     s.w.emu.clear_requests();
     let j = s.run(&["remove-site", "acme", "--yes"]).success().json();
     assert_eq!(j["head"], true);
-    // The order that never serves half a site: host entry, custom hostname, head.
+    // The order a re-run always finishes: custom hostname, host entry, head.
     let deletes: Vec<String> =
         s.w.emu
             .requests()
@@ -180,8 +181,8 @@ fn remove_site_needs_yes_off_a_terminal_and_leaves_copies_to_gc() {
             .map(|r| r.path.clone())
             .collect();
     assert_eq!(deletes.len(), 3, "{deletes:#?}");
-    assert!(deletes[0].ends_with(&format!("hosts/{DOMAIN}.json")));
-    assert!(deletes[1].contains("/custom_hostnames/"));
+    assert!(deletes[0].contains("/custom_hostnames/"));
+    assert!(deletes[1].ends_with(&format!("hosts/{DOMAIN}.json")));
     assert!(deletes[2].ends_with("sites/acme/manifest.json"));
     let objects = s.objects();
     assert!(objects.keys().any(|k| k.starts_with("sites/acme/deploys/")));
@@ -191,7 +192,8 @@ fn remove_site_needs_yes_off_a_terminal_and_leaves_copies_to_gc() {
     assert_eq!(gc["copies_deleted"], 1);
     assert_eq!(gc["blobs_deleted"], 2);
     assert!(s.objects().is_empty(), "{:?}", s.objects().keys());
-    s.run(&["remove-site", "acme", "--yes"]).expect_code(1);
+    // Nothing left: "already removed", exit 0 (issue 17).
+    s.run(&["remove-site", "acme", "--yes"]).success();
 }
 
 #[test]

@@ -115,6 +115,15 @@ pub async fn deploy(
         );
     }
 
+    let route_capture = if wanted_routes.iter().any(|r| r == "*/*") {
+        Some(route_capture(client, zone_id, &zone_name, &domain).await)
+    } else {
+        None
+    };
+    if let Some(c) = &route_capture {
+        ui.warn(&c.note);
+    }
+
     let run = Run {
         client,
         ui,
@@ -168,5 +177,60 @@ pub async fn deploy(
         worker: inputs.worker.clone(),
         steps: rows,
         ok,
+        route_capture,
     })
+}
+
+/// What `*/*` captures: every proxied hostname of the zone that no more specific route claims.
+/// The platform's `*.<domain>/*` claims the platform's subdomains; everything else proxied
+/// (the apex, `www`, a marketing site) reaches the router, which answers 404 for a host that is
+/// no tenant's. Listing DNS records needs DNS Read, which the 8 permissions do not include.
+async fn route_capture(
+    client: &Client,
+    zone_id: &str,
+    zone_name: &str,
+    domain: &str,
+) -> report::RouteCapture {
+    let base = format!(
+        "the route */* sends every proxied hostname of the zone {zone_name} that has no more \
+         specific route to the router (which answers 404 for a host that is no tenant's)"
+    );
+    let suffix = format!(".{domain}");
+    match client.list_dns_records(zone_id).await {
+        Ok(records) => {
+            let mut names: Vec<String> = records
+                .into_iter()
+                .filter(|r| r.proxied && matches!(r.kind.as_str(), "A" | "AAAA" | "CNAME"))
+                .map(|r| r.name.to_ascii_lowercase())
+                .filter(|n| !n.ends_with(&suffix))
+                .collect();
+            names.sort();
+            names.dedup();
+            let note = if names.is_empty() {
+                format!("{base}; the zone has no other proxied hostname now")
+            } else {
+                format!(
+                    "{base}: {} would be served by the router; give them their own routes, or \
+                     use a zone dedicated to the platform",
+                    names.join(", ")
+                )
+            };
+            report::RouteCapture {
+                pattern: "*/*".into(),
+                hostnames: Some(names),
+                note,
+            }
+        }
+        Err(e) => report::RouteCapture {
+            pattern: "*/*".into(),
+            hostnames: None,
+            note: format!(
+                "{base}, such as the apex or www; the token cannot list the zone's DNS records to \
+                 name them (HTTP {}; that needs DNS Read on the zone, which is not one of the 8 \
+                 permissions): check the zone's proxied records in the dashboard (DNS > Records), \
+                 or use a zone dedicated to the platform",
+                e.status().map_or("error".to_string(), |s| s.to_string())
+            ),
+        },
+    }
 }

@@ -144,6 +144,19 @@ pub struct DeployInfraReport {
     pub ok: bool,
     /// Advice about the platform domain ([`crate::platform::domain_advice`]).
     pub advice: Vec<String>,
+    /// What the `*/*` route captures besides custom hostnames.
+    pub route_capture: Option<RouteCapture>,
+}
+
+/// `*/*` sends every request to a proxied hostname of the zone that has no more specific route to
+/// the router: the apex, `www`, a marketing site (docs/cloudflare-api.md §9). Said in the plan
+/// and the report, with those hostnames when the token can list DNS records.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteCapture {
+    pub pattern: String,
+    /// The zone's proxied hostnames that the route captures; `None` when they could not be read.
+    pub hostnames: Option<Vec<String>>,
+    pub note: String,
 }
 
 impl DeployInfraReport {
@@ -228,6 +241,9 @@ impl Report for DeployInfraReport {
             })
             .collect();
         out.table(&["resource", "name", "action", "detail"], rows);
+        if let Some(c) = &self.route_capture {
+            out.line(format!("Note: {}", c.note));
+        }
         out.line(self.summary());
         for a in &self.advice {
             out.line(format!("Note: {a}"));
@@ -245,6 +261,27 @@ impl Report for DeployInfraReport {
         } else {
             crate::error::EXIT_FAILURE
         }
+    }
+
+    /// Each row in conflict, failed or not run, with its detail.
+    fn failures(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter(|r| matches!(r.action, Action::Conflict | Action::Failed | Action::NotRun))
+            .map(|r| {
+                format!(
+                    "{} {}: {}{}",
+                    r.resource.label(),
+                    r.name,
+                    r.action.as_str(),
+                    if r.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", r.detail)
+                    }
+                )
+            })
+            .collect()
     }
 }
 
@@ -271,6 +308,7 @@ mod tests {
             worker: "router".into(),
             steps,
             ok,
+            route_capture: None,
         }
     }
 

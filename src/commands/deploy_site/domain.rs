@@ -166,7 +166,10 @@ impl Deploy<'_> {
             out.steps = prevalidation_steps(domain, target.as_deref());
         }
         if out.wait.as_deref() == Some("timed out") {
-            report.exit = 1;
+            report.fail(format!(
+                "{domain} is not active yet: --wait timed out; still pending: {}",
+                out.pending.join(", ")
+            ));
         }
         Ok(out)
     }
@@ -398,6 +401,10 @@ pub(super) struct HostnameReport {
     pub(super) dns_records: Vec<DnsRecord>,
     pub(super) apex: bool,
     pub(super) verification_errors: Vec<String>,
+    /// Why the API refused the custom hostname (an authorisation refusal, 1409, 1411, …): not a
+    /// verification error, which is the hostname's own state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) error: Option<String>,
     /// `active` or `timed out` after `--wait`.
     pub(super) wait: Option<String>,
     /// What is not active yet.
@@ -425,6 +432,7 @@ impl HostnameReport {
             apex: looks_like_apex(&ch.hostname),
             dns_records,
             verification_errors: verification_errors(ch),
+            error: None,
             wait: None,
             pending: if is_active(ch) {
                 Vec::new()

@@ -19,8 +19,9 @@
 //! It never deletes a shared blob or a deploy copy: it only drops ids from the head's `kept`, and
 //! `cfsetup gc` deletes what nothing names. Cost follows the change: `blobs/` is never listed, and
 //! a warm unchanged deploy makes one request (the head), three with a DOMAIN (the host entry and
-//! the custom hostname), plus, over S3, the one token verification its keys come from (none when
-//! `CLOUDFLARE_API_TOKEN_ID` is set).
+//! the custom hostname), four while that hostname is pending (its CNAME target, the fallback
+//! origin), plus, over S3, the one token verification its keys come from (none when
+//! `CLOUDFLARE_API_TOKEN_ID` is set beside the token).
 //!
 //! An interrupted run (Ctrl-C: exit 130) leaves the old deploy live and says so; running the same
 //! command again finishes the job.
@@ -120,6 +121,37 @@ pub(crate) fn preview_name(name: &str, tenant: &str) -> Result<String, crate::er
 }
 
 fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
+    // `--wait` and `--preview` take an optional value, so `--wait shop.example.com` reads the
+    // domain as the duration: say so rather than "not a duration".
+    if let Some(Some(w)) = args
+        .wait
+        .as_ref()
+        .map(|w| Some(w).filter(|w| w.contains('.')))
+    {
+        if humantime::parse_duration(w.trim()).is_err() {
+            return Err(
+                usage!("--wait took {w:?} as its duration, which looks like a DOMAIN")
+                    .with_hint(format!(
+                    "--wait takes an optional duration: write DOMAIN before it (`{w} --wait`), \
+                     or give one with = (`--wait=10m {w}`)"
+                ))
+                    .into(),
+            );
+        }
+    }
+    if let Some(Some(p)) = &args.preview {
+        // A preview name never has a dot (it is one DNS label), so this refuses nothing valid.
+        if p.contains('.') {
+            return Err(usage!(
+                "--preview took {p:?} as its NAME, which looks like a DOMAIN or a path"
+            )
+            .with_hint(
+                "--preview takes an optional NAME: put it last (`DIR TENANT --preview`), or \
+                     give one with = (`--preview=feature-x`)",
+            )
+            .into());
+        }
+    }
     let tenant = bucket::new_tenant(config, &args.tenant)?;
     let mut domains = Vec::new();
     for d in &args.domains {
@@ -150,6 +182,15 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
         Some(None) => Some(None),
         Some(Some(n)) => Some(Some(preview_name(n, &tenant)?)),
     };
+    // The default name is the deploy id's 8 hex digits: known to fit or not before any request.
+    if preview == Some(None) && tenant.len() + 2 + 8 > 63 {
+        return Err(usage!(
+            "{tenant} is too long for a preview: NAME--{tenant} must fit in one DNS label (63 \
+             characters), and even the default 8-character name does not"
+        )
+        .with_hint("previews need a tenant slug of at most 53 characters; deploy without --preview")
+        .into());
+    }
     if preview.is_some() && !args.domains.is_empty() {
         return Err(usage!("--preview does not attach DOMAIN")
             .with_hint(format!(
@@ -376,42 +417,11 @@ const BEFORE_SWITCH: u8 = 0;
 const SWITCHING: u8 = 1;
 const SWITCHED: u8 = 2;
 
-/// Ctrl-C, listened for from the start of the run (so one during planning is caught too).
-pub(crate) struct Interrupt {
-    #[cfg(unix)]
-    sig: Option<tokio::signal::unix::Signal>,
-}
+use super::Interrupt;
 
-impl Interrupt {
-    pub(crate) fn listen() -> Self {
-        Interrupt {
-            #[cfg(unix)]
-            sig: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
-        }
-    }
-
-    pub(crate) async fn wait(&mut self) {
-        #[cfg(unix)]
-        {
-            match &mut self.sig {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-    }
-}
-
-fn interrupted_before_any_write(tenant: &str, ui: &Ui) -> Box<dyn Report> {
+fn interrupted_before_any_write(tenant: &str, ui: &Ui, signal: &str) -> Box<dyn Report> {
     let state = "nothing was changed (interrupted while planning)".to_string();
-    ui.warn(format!("interrupted (Ctrl-C): {state}"));
+    ui.warn(format!("interrupted ({signal}): {state}"));
     Box::new(InterruptedReport {
         tenant: tenant.to_string(),
         interrupted: true,
@@ -468,9 +478,11 @@ pub(crate) async fn prepare(
             walked.hidden.len(),
             list_some(&walked.hidden),
             if input.include_hidden {
-                " (never published: .git, .hg, .svn, .env, .env.*)"
+                " (never published: version control and secret files such as .env, .envrc, \
+                 .npmrc, .ssh/, in any letter case)"
             } else {
-                " (--include-hidden publishes dotfiles, but never .git or .env)"
+                " (--include-hidden publishes dotfiles, but never version control or secret \
+                 files such as .git, .env, .npmrc, .ssh/)"
             }
         ));
     }
@@ -501,6 +513,7 @@ pub(crate) async fn prepare(
         ));
     }
     let rules = rules_of(&rule_files, &input, &files_map(&files), ui)?;
+    check_route_size(&files, &rules)?;
     Ok(Prepared {
         input,
         files,
@@ -580,13 +593,13 @@ pub async fn run(
     let deploy = Deploy::new(&shared, input, ui);
     let plan = tokio::select! {
         p = deploy.plan(&prepared.files, prepared.rules.clone()) => p?,
-        () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui)),
+        () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui, interrupt.signal())),
     };
     let mut report = DeployReport::new(input, &plan, &prepared.walked, prepared.files.len());
     if input.dry_run || plan.unchanged {
         tokio::select! {
             r = deploy.finish(&plan, &prepared.files, "", &mut report) => r?,
-            () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui)),
+            () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui, interrupt.signal())),
         }
         return Ok(Box::new(report));
     }
@@ -624,7 +637,7 @@ pub async fn run(
                     plan.copy.deploy_id
                 ),
             };
-            ui.warn(format!("interrupted (Ctrl-C): {state}"));
+            ui.warn(format!("interrupted ({}): {state}", interrupt.signal()));
             Ok(Box::new(InterruptedReport {
                 tenant: input.tenant.clone(),
                 interrupted: true,
@@ -668,6 +681,13 @@ fn rules_of(
     ui: &Ui,
 ) -> anyhow::Result<Rules> {
     let mut rules = Rules::none(input.not_found.resolve(files));
+    if input.not_found == NotFound::Page404 && !files.keys().any(|p| p.ends_with("/404.html")) {
+        // Accepted (the mode is still valid), but every missing path gets a bare 404.
+        ui.warn(
+            "--not-found 404 serves the nearest 404.html, but the site has none: missing paths \
+             get a plain 404. Add a 404.html at the top, or use --not-found none",
+        );
+    }
     for f in rule_files {
         let text = std::fs::read_to_string(&f.path)
             .map_err(|e| usage!("{}: cannot be read as UTF-8 text ({e})", f.path.display()))?;
@@ -697,6 +717,46 @@ fn rules_of(
     Ok(rules)
 }
 
+/// Refuses, before any request, a site whose Route (its rules and 404 pages, which the head
+/// carries and the router reads on every request) passes [`MAX_ROUTE_BYTES`]
+/// (docs/storage-layout.md "Size bounds").
+fn check_route_size(files: &[SiteFile], rules: &Rules) -> Result<(), crate::error::UsageError> {
+    use crate::site::manifest::MAX_ROUTE_BYTES;
+    use crate::site::rules::thousands;
+    let copy = DeployCopy::build(
+        "t",
+        files_map(files),
+        rules.clone(),
+        SystemTime::now(),
+        None,
+    );
+    let total = len(&copy.route);
+    if total <= MAX_ROUTE_BYTES {
+        return Ok(());
+    }
+    Err(usage!(
+        "the site's rules and 404 pages make a Route of {} bytes; the limit is {} bytes \
+         ({} KiB): _redirects {} bytes, _headers {} bytes, {} 404.html page(s) {} bytes",
+        thousands(total),
+        thousands(MAX_ROUTE_BYTES),
+        MAX_ROUTE_BYTES / 1024,
+        thousands(len(&copy.route.redirects)),
+        thousands(len(&copy.route.headers)),
+        copy.route.not_found_pages.len(),
+        thousands(len(&copy.route.not_found_pages)),
+    )
+    .with_hint(
+        "the Route goes into the tenant's head, which the router reads on every request; \
+         shorten _redirects or _headers, or keep fewer 404.html pages (the nearest one up the \
+         tree is served, so one at the top is enough)",
+    ))
+}
+
+/// The compact JSON length of a value.
+fn len<T: serde::Serialize>(v: &T) -> usize {
+    serde_json::to_vec(v).map(|v| v.len()).unwrap_or(0)
+}
+
 /// What the reads decided.
 struct Plan {
     platform_domain: Option<String>,
@@ -708,6 +768,9 @@ struct Plan {
     unchanged: bool,
     /// Each DOMAIN and the tenant its host entry names now.
     hosts: Vec<(String, Option<String>)>,
+    /// Each DOMAIN's host entry ETag as read (`None`: no entry), for the compare-and-swap that
+    /// writes it.
+    host_etags: BTreeMap<String, Option<String>>,
 }
 
 impl Plan {
@@ -776,11 +839,16 @@ impl<'a> Deploy<'a> {
     /// Reads only: the platform domain, the head, the host entries.
     async fn plan(&self, files: &[SiteFile], rules: Rules) -> anyhow::Result<Plan> {
         let input = self.input;
-        let (platform_domain, head, hosts) = tokio::try_join!(
+        let (platform_domain, head, read) = tokio::try_join!(
             self.platform_domain(),
             read_head(self.storage, self.bucket(), &input.tenant),
             self.read_hosts(),
         )?;
+        let hosts: Vec<(String, Option<String>)> = read
+            .iter()
+            .map(|(d, t, _)| (d.clone(), t.clone()))
+            .collect();
+        let host_etags = read.into_iter().map(|(d, _, e)| (d, e)).collect();
         if let Some(p) = &platform_domain {
             for d in &input.domains {
                 refuse_platform_domain(d, p)?;
@@ -832,8 +900,24 @@ impl<'a> Deploy<'a> {
             None => copy.deploy_id[17..].to_string(),
         });
         if let Some(name) = &preview {
-            // The default name is 8 hex; check it fits beside the tenant too.
-            preview_name(name, &input.tenant)?;
+            // The default name is 8 hex; check it fits beside the tenant too. When it does not,
+            // the tenant's slug is too long for any preview, which is not the user's --preview.
+            if let Err(e) = preview_name(name, &input.tenant) {
+                if input.preview == Some(None) {
+                    return Err(usage!(
+                        "{} is too long for a preview: NAME--{} must fit in one DNS label (63 \
+                         characters), and even the default 8-character name does not",
+                        input.tenant,
+                        input.tenant
+                    )
+                    .with_hint(
+                        "previews need a tenant slug of at most 53 characters; deploy without \
+                         --preview",
+                    )
+                    .into());
+                }
+                return Err(e.into());
+            }
             // A head always has a live Route (the Worker refuses one without): a preview goes
             // beside a live format 2 deploy.
             if v2.and_then(|h| h.live.as_ref()).is_none() {
@@ -868,6 +952,7 @@ impl<'a> Deploy<'a> {
             preview,
             unchanged,
             hosts,
+            host_etags,
         })
     }
 
@@ -930,16 +1015,20 @@ impl<'a> Deploy<'a> {
         Ok(())
     }
 
-    async fn read_hosts(&self) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    /// Each DOMAIN, the tenant its host entry names, and the entry's ETag.
+    #[allow(clippy::type_complexity)]
+    async fn read_hosts(&self) -> anyhow::Result<Vec<(String, Option<String>, Option<String>)>> {
         let reads = self.input.domains.iter().map(|d| async move {
             let key = layout::host_key(d);
             let got =
                 self.storage.get(&key).await.map_err(|e| {
                     bucket::bucket_error(e, self.bucket(), "reading the host entry")
                 })?;
+            let etag = got.as_ref().and_then(|o| o.meta.etag.clone());
             Ok::<_, anyhow::Error>((
                 d.clone(),
                 got.and_then(|o| layout::host_entry_tenant(&o.body)),
+                etag,
             ))
         });
         futures::future::try_join_all(reads).await
@@ -1017,7 +1106,8 @@ impl<'a> Deploy<'a> {
                 .await?;
             let missing_hashes: BTreeSet<&str> = missing.iter().map(|f| f.hash.as_str()).collect();
             report.uploaded = missing.len();
-            report.bytes_sent = missing.iter().map(|f| f.size).sum();
+            // Nothing is sent in a dry run: what would be is its own field.
+            report.bytes_to_send = Some(missing.iter().map(|f| f.size).sum());
             report.unchanged = files
                 .iter()
                 .filter(|f| !missing_hashes.contains(f.hash.as_str()))
@@ -1225,11 +1315,31 @@ impl<'a> Deploy<'a> {
         bar.finish_and_clear();
         match failure {
             None => Ok(()),
-            Some(e) => Err(e.context(format!(
-                "upload interrupted after {} new file(s); the live site is unchanged: run the \
-                 same command again to finish (uploaded files are not sent twice)",
-                report.uploaded
-            ))),
+            Some(e) => {
+                let changed = e.chain().any(|c| {
+                    matches!(
+                        c.downcast_ref::<crate::storage::StorageError>(),
+                        Some(crate::storage::StorageError::ChangedOnDisk { .. })
+                    )
+                });
+                let what = if changed {
+                    // Not an interruption: the folder changed under the deploy (a build still
+                    // writing it); running again at once would hash the new bytes.
+                    format!(
+                        "a file changed on disk while it was being uploaded, after {} new \
+                         file(s); nothing was switched, the live site is unchanged: run the \
+                         command again once the folder is no longer being written",
+                        report.uploaded
+                    )
+                } else {
+                    format!(
+                        "upload interrupted after {} new file(s); the live site is unchanged: \
+                         run the same command again to finish (uploaded files are not sent twice)",
+                        report.uploaded
+                    )
+                };
+                Err(e.context(what))
+            }
         }
     }
 
@@ -1322,6 +1432,7 @@ impl<'a> Deploy<'a> {
         let tenant = &self.input.tenant;
         let by = format!("deploy-site {} ({})", plan.copy.deploy_id, locks::owner());
         let budget = self.input.timing.switch_budget();
+        super::warn_rest_switch(self.storage, tenant, self.ui);
         let mut base: Option<Head> = plan.head.as_ref().and_then(ReadHead::v2).cloned();
         let mut etag: Option<String> = plan.etag().map(str::to_string);
         for attempt in 0..5 {
@@ -1351,6 +1462,14 @@ impl<'a> Deploy<'a> {
             }
             if plan.preview.is_none() {
                 head.retained = retained.clone();
+            }
+            let shed = head.shed_previews(plan.preview.as_deref());
+            if !shed.is_empty() {
+                self.ui.warn(format!(
+                    "dropped the oldest preview(s) {} of {tenant}: with them the head would pass \
+                     its bound of 1 MiB, which the router reads on every request",
+                    shed.join(", ")
+                ));
             }
             // The intent must have been fresh the whole time, and stay fresh until this switch
             // lands (bounded by `budget`): otherwise a gc may have deleted what it names.
@@ -1431,6 +1550,80 @@ impl<'a> Deploy<'a> {
         )
     }
 
+    /// Writes `hosts/<domain>.json` naming this tenant, only over what the plan read: over S3 a
+    /// create-only PUT (`If-None-Match: *`) when there was no entry, an `If-Match` on its ETag
+    /// when it moves (`--take-over-domain`), so of two runs claiming one domain exactly one wins
+    /// (docs/storage-layout.md "Host entries"). Over REST, where conditions are checked just
+    /// before the write, the entry is read back after writing and a loss is reported.
+    async fn claim_host(
+        &self,
+        domain: &str,
+        holder: Option<&str>,
+        etag: Option<String>,
+    ) -> anyhow::Result<()> {
+        let tenant = &self.input.tenant;
+        let key = layout::host_key(domain);
+        let mode = match (holder, etag) {
+            (None, _) => PutMode::Create,
+            (Some(_), Some(etag)) => PutMode::Update(etag),
+            // An entry without an ETag (an API that gave none): only a plain write is possible.
+            (Some(_), None) => PutMode::Overwrite,
+        };
+        let lost = |now: Option<String>| {
+            let who = now.map_or_else(
+                || "changed by another run".to_string(),
+                |t| format!("attached to tenant {t}"),
+            );
+            anyhow::anyhow!(
+                "another run claimed {domain} while this deploy ran: it is {who}; pass \
+                 --take-over-domain to move it to {tenant}"
+            )
+        };
+        let body = Bytes::from(layout::host_entry(tenant));
+        let written = self
+            .storage
+            .put(
+                &key,
+                Payload::Bytes(body),
+                PutOptions::overwrite("application/json").with_mode(mode),
+            )
+            .await;
+        let now = || async {
+            self.storage
+                .get(&key)
+                .await
+                .map_err(|e| bucket::bucket_error(e, self.bucket(), "reading the host entry"))
+                .map(|o| o.and_then(|o| layout::host_entry_tenant(&o.body)))
+        };
+        match written {
+            Ok(_) => {}
+            Err(e) if e.is_precondition_failed() => {
+                // A 412 may answer a retry of this run's own write: the entry then names us.
+                let holder = now().await?;
+                if holder.as_deref() == Some(tenant.as_str()) {
+                    return Ok(());
+                }
+                return Err(lost(holder));
+            }
+            Err(e) => {
+                return Err(bucket::bucket_error(
+                    e,
+                    self.bucket(),
+                    "writing the host entry",
+                ))
+            }
+        }
+        if !self.storage.conditional_writes_are_atomic() {
+            // Best effort over REST: another writer between the check and the write wins if it
+            // wrote last; read back, and say so.
+            let holder = now().await?;
+            if holder.as_deref() != Some(tenant.as_str()) {
+                return Err(lost(holder));
+            }
+        }
+        Ok(())
+    }
+
     /// For each DOMAIN: the custom hostname first, then the host entry, so a refused domain
     /// (1409, 1411) never gets one.
     async fn attach_domains(&self, plan: &Plan, report: &mut DeployReport) {
@@ -1440,23 +1633,20 @@ impl<'a> Deploy<'a> {
                     let action = if holder.as_deref() == Some(self.input.tenant.as_str()) {
                         "unchanged".to_string()
                     } else {
-                        let body = layout::host_entry(&self.input.tenant);
-                        match bucket::put_json(
-                            self.storage,
-                            self.bucket(),
-                            &layout::host_key(domain),
-                            body,
-                        )
-                        .await
-                        {
+                        let etag = plan.host_etags.get(domain).cloned().flatten();
+                        match self.claim_host(domain, holder.as_deref(), etag).await {
                             Ok(()) => match holder {
                                 Some(t) => format!("moved from {t}"),
                                 None => "created".into(),
                             },
                             Err(e) => {
-                                self.ui.warn(format!("{domain}: {e:#}"));
-                                report.exit = 1;
-                                "failed".into()
+                                let e = format!("{e:#}");
+                                self.ui.warn(format!("{domain}: {e}"));
+                                report.fail(format!("{domain}: {e}"));
+                                if holder.is_none() {
+                                    report.refuse(domain);
+                                }
+                                "lost".into()
                             }
                         }
                     };
@@ -1467,13 +1657,21 @@ impl<'a> Deploy<'a> {
                     report.custom_hostnames.push(ch);
                 }
                 Err(e) => {
-                    let why = format!("{e:#}");
+                    // The error's own hint (the permission and the zone, a rolled token), which
+                    // the one-line form below would otherwise lose.
+                    let why = match crate::exit::hints(&e).join("; ") {
+                        h if h.is_empty() => format!("{e:#}"),
+                        h => format!("{e:#} ({h})"),
+                    };
                     // An entry this tenant held before stays only if its hostname exists; one
                     // written for this run never was.
                     self.ui.warn(format!(
                         "the site is live, but attaching {domain} failed: {why}"
                     ));
-                    report.exit = 1;
+                    report.fail(format!("attaching {domain} failed: {why}"));
+                    if holder.as_deref() != Some(self.input.tenant.as_str()) {
+                        report.refuse(domain);
+                    }
                     report.host_entries.push(HostEntryReport {
                         domain: domain.clone(),
                         action: match holder {
@@ -1485,7 +1683,7 @@ impl<'a> Deploy<'a> {
                     report.custom_hostnames.push(HostnameReport {
                         hostname: domain.clone(),
                         action: "refused".into(),
-                        verification_errors: vec![why],
+                        error: Some(why),
                         ..HostnameReport::default()
                     });
                 }

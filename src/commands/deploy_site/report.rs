@@ -35,7 +35,11 @@ pub(crate) struct DeployReport {
     pub(super) unchanged: usize,
     /// Blobs whose existence was checked (those the live deploy does not name).
     pub(crate) checked: usize,
+    /// Bytes uploaded (0 in a dry run, which sends nothing).
     pub(crate) bytes_sent: u64,
+    /// With `--dry-run`: the bytes a real run would upload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) bytes_to_send: Option<u64>,
     /// Content-hashed files of earlier deploys served for the retention window (skew protection).
     pub(super) retained_files: usize,
     /// Deploy ids that fell out of `kept` (gc deletes their copies).
@@ -48,11 +52,17 @@ pub(crate) struct DeployReport {
     pub(super) links_skipped: usize,
     pub(super) host_entries: Vec<HostEntryReport>,
     pub(crate) urls: Vec<String>,
+    /// DOMAINs that do not serve the tenant after this run (refused, or claimed by another run):
+    /// never in `urls`.
+    pub(crate) refused_domains: Vec<String>,
     pub(super) custom_hostnames: Vec<HostnameReport>,
     #[serde(skip)]
     pub(super) sent: Vec<String>,
     #[serde(skip)]
     pub(crate) exit: u8,
+    /// What failed, one sentence each (the run exits 1; `--json` has them as `error`).
+    #[serde(skip)]
+    pub(crate) failures: Vec<String>,
 }
 
 /// What happened to one `hosts/<domain>.json`.
@@ -87,6 +97,21 @@ impl Report for InterruptedReport {
 }
 
 impl DeployReport {
+    /// Records a failure: the run goes on, and exits 1 with it.
+    pub(super) fn fail(&mut self, what: impl Into<String>) {
+        self.exit = 1;
+        self.failures.push(what.into());
+    }
+
+    /// DOMAIN does not serve the tenant: out of `urls`, into `refused_domains`.
+    pub(super) fn refuse(&mut self, domain: &str) {
+        let url = format!("https://{domain}/");
+        self.urls.retain(|u| *u != url);
+        if !self.refused_domains.iter().any(|d| d == domain) {
+            self.refused_domains.push(domain.to_string());
+        }
+    }
+
     /// A report whose counts are thrown away (re-checks).
     pub(super) fn scratch() -> Self {
         DeployReport::default()
@@ -181,7 +206,11 @@ impl Report for DeployReport {
             ("files", self.files.to_string()),
             (
                 verb,
-                format!("{} ({})", self.uploaded, human_bytes(self.bytes_sent)),
+                format!(
+                    "{} ({})",
+                    self.uploaded,
+                    human_bytes(self.bytes_to_send.unwrap_or(self.bytes_sent))
+                ),
             ),
             ("unchanged", self.unchanged.to_string()),
         ];
@@ -247,6 +276,12 @@ impl Report for DeployReport {
         for (i, url) in self.urls.iter().enumerate() {
             rows.push((if i == 0 { "url" } else { "" }, url.clone()));
         }
+        if !self.refused_domains.is_empty() {
+            rows.push((
+                "not attached",
+                format!("{} (see the errors)", self.refused_domains.join(", ")),
+            ));
+        }
         out.pairs(&rows);
         for ch in &self.custom_hostnames {
             render_hostname(ch, out);
@@ -259,6 +294,10 @@ impl Report for DeployReport {
 
     fn exit_code(&self) -> u8 {
         self.exit
+    }
+
+    fn failures(&self) -> Vec<String> {
+        self.failures.clone()
     }
 }
 
@@ -306,6 +345,9 @@ fn render_hostname(ch: &HostnameReport, out: &mut Renderer) {
                 ch.hostname, ch.hostname
             ));
         }
+    }
+    if let Some(e) = &ch.error {
+        out.line(format!("refused: {e}"));
     }
     for e in &ch.verification_errors {
         out.line(format!("verification error: {e}"));

@@ -162,6 +162,27 @@ impl CheckRun {
         }
     }
 
+    /// What went wrong, one sentence each: the summary, each check that did not pass, what was
+    /// left behind, why the checks could not run.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = vec![self.summary()];
+        for c in &self.checks {
+            if matches!(c.result, Outcome::Failed | Outcome::Error) {
+                out.push(format!("{}: {}", c.permission, c.detail));
+            }
+        }
+        for l in &self.left_behind {
+            out.push(format!("left behind: {l}"));
+        }
+        if let Some(why) = &self.could_not_run {
+            out.push(format!("could not run: {why}"));
+        }
+        if self.interrupted {
+            out.push("interrupted".into());
+        }
+        out
+    }
+
     /// The table, the fixes, the sweep, and the summary line.
     pub fn render(&self, out: &mut Renderer) {
         let rows = self
@@ -341,7 +362,11 @@ pub async fn run(client: &Client, target: &Target) -> CheckRun {
         (checks, swept) = futures::future::join(checks, sweep) => (checks, swept, false),
         () = interrupt => (Vec::new(), Vec::new(), true),
     };
-    let left_behind = cleanup(client, target, &registry).await;
+    let mut left_behind = cleanup(client, target, &registry).await;
+    // The sweep's own failures (`!`-prefixed) are left behind too, not silently skipped.
+    let (failed_sweeps, swept): (Vec<String>, Vec<String>) =
+        swept.into_iter().partition(|s| s.starts_with('!'));
+    left_behind.extend(failed_sweeps.into_iter().map(|s| s[1..].to_string()));
     let fatal = fatal.lock().unwrap_or_else(|p| p.into_inner()).take();
     let checks = if interrupted {
         PERMISSIONS
@@ -472,6 +497,22 @@ impl Ctx<'_> {
         if let Error::R2NeedsToken { .. } = e {
             let hint = e.hint().unwrap_or_default();
             return result(p, Outcome::Error, format!("{}; {hint}", short(e)));
+        }
+        if e.status() == Some(403) && e.has_code(9109) {
+            // 9109 (not the IP refusal, handled above) is "no access to this account or zone":
+            // an ID that is not the user's, which no permission fixes (docs/cloudflare-api.md §1).
+            let (what, id, var) = match p.scope {
+                Scope::Account => ("account", &self.target.account_id, "CLOUDFLARE_ACCOUNT_ID"),
+                Scope::Zone => ("zone", &self.target.zone_id, "CLOUDFLARE_ZONE_ID"),
+            };
+            return result(
+                p,
+                Outcome::Error,
+                format!(
+                    "no access to {what} {id} (HTTP 403, code 9109): check {var}; it must be \
+                     one this token's user belongs to (adding permissions cannot fix this)"
+                ),
+            );
         }
         if e.status() == Some(403) {
             return self.failed(p, e);
@@ -827,12 +868,7 @@ async fn cleanup(client: &Client, target: &Target, registry: &Registry) -> Vec<S
         .collect();
     let deletions = left.iter().map(|t| async move {
         let outcome = match t {
-            Temp::Bucket(name) => client
-                .delete_bucket(BucketRef {
-                    account: &target.account_id,
-                    name,
-                    jurisdiction: None,
-                })
+            Temp::Bucket(name) => delete_temp_bucket(client, &target.account_id, name)
                 .await
                 .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) }),
             // Already gone is what cleanup wants: only report what still exists.
@@ -867,9 +903,29 @@ async fn cleanup(client: &Client, target: &Target, registry: &Registry) -> Vec<S
     join_all(deletions).await.into_iter().flatten().collect()
 }
 
+/// Deletes a temporary bucket; one that still holds the check's object (a run killed between the
+/// object's PUT and DELETE) answers 409, and is emptied over REST, then deleted.
+async fn delete_temp_bucket(client: &Client, account: &str, name: &str) -> Result<(), Error> {
+    let b = BucketRef {
+        account,
+        name,
+        jurisdiction: None,
+    };
+    match client.delete_bucket(b).await {
+        Err(e) if e.status() == Some(409) => {
+            for o in client.list_objects(b, "").await? {
+                client.delete_object(b, &o.key).await?;
+            }
+            client.delete_bucket(b).await
+        }
+        other => other,
+    }
+}
+
 /// Deletes leftovers of earlier runs: buckets, scripts and routes carrying [`TEMP_PREFIX`] whose
 /// timestamp is older than [`SWEEP_AFTER`]. A list the token may not read is skipped quietly: that
-/// permission's own check reports it.
+/// permission's own check reports it. Returns what was deleted, and (`!`-prefixed) what could
+/// not be, with the command that removes it.
 async fn sweep(client: &Client, target: &Target, now: SystemTime) -> Vec<String> {
     let acct = target.account_id.as_str();
     let zone = target.zone_id.as_str();
@@ -879,16 +935,17 @@ async fn sweep(client: &Client, target: &Target, now: SystemTime) -> Vec<String>
         };
         let stale = list.into_iter().filter(|b| is_stale(&b.name, now));
         join_all(stale.map(|b| async move {
-            let r = BucketRef {
-                account: acct,
-                name: &b.name,
-                jurisdiction: None,
-            };
-            client
-                .delete_bucket(r)
-                .await
-                .ok()
-                .map(|()| format!("bucket {}", b.name))
+            match delete_temp_bucket(client, acct, &b.name).await {
+                Ok(()) => Some(format!("bucket {}", b.name)),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => Some(format!(
+                    "!bucket {} ({}): empty and delete it with `wrangler r2 object delete` and \
+                     `wrangler r2 bucket delete {}`, or in the dashboard (R2)",
+                    b.name,
+                    short(&e),
+                    b.name
+                )),
+            }
         }))
         .await
     };
