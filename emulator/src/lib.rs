@@ -146,6 +146,13 @@ pub struct Options {
     /// are 400s). Silently ignoring them would let a multipart "lock" look atomic here and race
     /// on R2.
     pub s3_complete_honours_conditions: bool,
+    /// A broken store, for tests of what notices one (`cfsetup doctor`): S3 PutObject and
+    /// UploadPart store the body without checking it against the `x-amz-content-sha256` the
+    /// request claims and signed. No documented R2 behaviour; off by default.
+    pub s3_fault_trusts_claimed_sha256: bool,
+    /// A broken store, likewise: S3 PutObject ignores `If-Match`, `If-None-Match` and the date
+    /// conditions and always writes. No documented R2 behaviour; off by default.
+    pub s3_fault_ignores_conditions: bool,
     /// Refuse S3 keys derived from prefixed (`cfut_`/`cfat_`) tokens with 403
     /// SignatureDoesNotMatch. docs/cloudflare-api.md §7: whether R2 derives S3 keys from the 2026
     /// prefixed formats is unconfirmed (one report, jikig-ai/soleur PR #3969, saw

@@ -245,3 +245,36 @@ fn the_quota_is_reported_billed_past_the_allocation_and_refusing_at_the_cap() {
     assert_eq!(state_of(&json, "custom hostname quota"), "action");
     assert_eq!(code, 1);
 }
+
+/// The two R2 behaviours cfsetup's safety rests on, broken on purpose in the emulator: a store
+/// that keeps a body whatever hash it was signed with, and one that ignores write conditions.
+/// doctor names each as needing action, and still leaves nothing behind.
+#[test]
+fn a_store_that_trusts_claimed_hashes_or_ignores_conditions_needs_action() {
+    for (trusts, ignores) in [(true, false), (false, true)] {
+        let options = cfsetup_emulator::Options {
+            s3_fault_trusts_claimed_sha256: trusts,
+            s3_fault_ignores_conditions: ignores,
+            ..cfsetup_emulator::Options::new()
+        };
+        let w = World::with_options(options);
+        let token = w.full_token();
+        deploy_infra(&w, &token);
+        let (code, json) = doctor(&w, &token, &[]);
+        assert_eq!(code, 1, "{:?}", states(&json));
+        let (bad, good) = if trusts {
+            ("S3 refuses a body", "S3 conditional writes")
+        } else {
+            ("S3 conditional writes", "S3 refuses a body")
+        };
+        assert_eq!(state_of(&json, bad), "action", "{:?}", states(&json));
+        assert_eq!(state_of(&json, good), "ok", "{:?}", states(&json));
+        for b in w.emu.buckets() {
+            assert!(w
+                .emu
+                .objects(&b)
+                .iter()
+                .all(|o| !o.key.starts_with("cfsetup-doctor-")));
+        }
+    }
+}

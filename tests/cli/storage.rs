@@ -897,3 +897,64 @@ fn a_short_key_id_and_refused_prefixed_tokens_fall_back_in_auto() {
     assert_eq!(st.via(), "S3");
     assert!(st.fallback_note().is_none());
 }
+
+/// R2's S3 host unreachable (a closed port, as a firewall would make it): test-permissions still
+/// passes its R2 check, over REST, with a warning naming the endpoint and the likely cause, and
+/// without retrying the dead host.
+#[test]
+fn test_permissions_passes_over_rest_when_s3_cannot_be_reached() {
+    let w = World::new();
+    let token = w.full_token();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        format!("http://127.0.0.1:{port}")
+    };
+    let run = w
+        .run(
+            w.with_token(&token)
+                .env("R2_S3_ENDPOINT", &closed)
+                .args(["--json", "test-permissions"]),
+        )
+        .success();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(json["passed"], 8);
+    let (result, detail) = r2_check(&json);
+    assert_eq!(result, "passed");
+    assert!(detail.contains("could not be reached"), "{detail}");
+    assert!(detail.contains(&closed), "{detail}");
+    assert!(detail.contains("firewall"), "{detail}");
+    assert!(detail.contains("deploys will use REST"), "{detail}");
+}
+
+/// With `-v`, a SignatureDoesNotMatch from R2's S3 API shows the payload line of the canonical
+/// request the server computed beside the hash cfsetup signed, so a first failure on a live
+/// account says which side read the payload differently. Here the keys are wrong on purpose: the
+/// token id of one token with the value of another.
+#[test]
+fn a_signature_mismatch_shows_both_payload_lines_with_v() {
+    let w = World::new();
+    let token = w.full_token();
+    let (other_id, other_value) = w.emu.mint_token(
+        "other",
+        w.policies(&[("Workers R2 Storage Write", ACCOUNT_SCOPE)]),
+    );
+    w.secret(&other_value);
+    std::fs::create_dir_all(w.file("site")).unwrap();
+    std::fs::write(w.file("site/index.html"), "hi").unwrap();
+    let run = w.run(
+        w.with_token(&token)
+            .env("CLOUDFLARE_API_TOKEN_ID", &other_id)
+            .env("PLATFORM_DOMAIN", w.zone_name())
+            .args(["-v", "--via", "s3", "deploy-site", "site", "acme"]),
+    );
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let stderr = run.stderr();
+    assert!(stderr.contains("SignatureDoesNotMatch"), "{stderr}");
+    assert!(
+        stderr.contains("the server's canonical request ends with payload line"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cfsetup signed payload"), "{stderr}");
+}

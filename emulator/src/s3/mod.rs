@@ -259,6 +259,10 @@ pub struct S3Ctx<'a> {
     pub complete_conditions: bool,
     /// `Options.s3_refuses_prefixed_tokens`.
     pub refuses_prefixed_tokens: bool,
+    /// `Options.s3_fault_trusts_claimed_sha256`.
+    pub trusts_claimed_sha256: bool,
+    /// `Options.s3_fault_ignores_conditions`.
+    pub ignores_conditions: bool,
 }
 
 impl S3Ctx<'_> {
@@ -587,6 +591,8 @@ pub async fn handle(
         overlapped,
         complete_conditions: shared.options.s3_complete_honours_conditions,
         refuses_prefixed_tokens: shared.options.s3_refuses_prefixed_tokens,
+        trusts_claimed_sha256: shared.options.s3_fault_trusts_claimed_sha256,
+        ignores_conditions: shared.options.s3_fault_ignores_conditions,
     };
     let mut op = None;
     let outcome = {
