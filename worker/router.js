@@ -385,7 +385,9 @@ function parseHead(text, tenant) {
       notFoundPages: pages,
       redirects: void 0,
       headers: void 0,
-      compiled: null
+      compiled: null,
+      expiresAt: null,
+      protect: null
     };
     return { live: route, previews: /* @__PURE__ */ new Map() };
   }
@@ -396,6 +398,15 @@ function parseHead(text, tenant) {
     if (!isObject(data.previews)) throw new ConfigError("previews");
     for (const [name, r] of Object.entries(data.previews)) {
       if (isTenantSlug(name)) previews.set(name, parseRoute(r));
+    }
+  }
+  if (data.protected_previews !== void 0) {
+    if (!isObject(data.protected_previews)) throw new ConfigError("protected_previews");
+    for (const [name, r] of Object.entries(data.protected_previews)) {
+      if (!isTenantSlug(name)) continue;
+      const route = parseRoute(r);
+      if (route.protect === null) throw new ConfigError("protected preview without protect");
+      previews.set(name, route);
     }
   }
   return { live, previews };
@@ -425,8 +436,31 @@ function parseRoute(r) {
     notFoundPages: pages,
     redirects: r.redirects,
     headers: r.headers,
-    compiled: null
+    compiled: null,
+    expiresAt: parseExpiry(r.expires_at),
+    protect: parseProtect(r.protect)
   };
+}
+function parseExpiry(v) {
+  if (v === void 0 || v === null) return null;
+  const t = typeof v === "string" ? Date.parse(v) : NaN;
+  if (!Number.isFinite(t)) throw new ConfigError("expires_at");
+  return t;
+}
+var HEX_RE = /^(?:[0-9a-f]{2})+$/;
+function fromHex(s) {
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+function parseProtect(p) {
+  if (p === void 0 || p === null) return null;
+  if (!isObject(p) || p.kdf !== "pbkdf2-sha256") throw new ConfigError("protect");
+  const { iterations, salt, hash } = p;
+  if (!Number.isInteger(iterations) || iterations < 1 || iterations > 1e5) throw new ConfigError("protect iterations");
+  if (typeof salt !== "string" || !HEX_RE.test(salt) || salt.length < 16) throw new ConfigError("protect salt");
+  if (typeof hash !== "string" || !HEX_RE.test(hash) || hash.length !== 64) throw new ConfigError("protect hash");
+  return { iterations, salt: fromHex(salt), hash: fromHex(hash) };
 }
 function parseFiles(raw) {
   const files = /* @__PURE__ */ new Map();
@@ -524,7 +558,58 @@ async function loadShard(c, k) {
 // src/previews.js
 function routeFor(head, preview) {
   if (head === null) return null;
-  return preview === null ? head.live : head.previews.get(preview) || null;
+  if (preview === null) return head.live;
+  const route = head.previews.get(preview) || null;
+  if (route !== null && route.expiresAt !== null && route.expiresAt <= Date.now()) return null;
+  return route;
+}
+var verified = /* @__PURE__ */ new Map();
+var VERIFIED_MAX = 256;
+function sameBytes(a, b) {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
+  return d === 0;
+}
+function basicPassword(header) {
+  if (header === null) return null;
+  const m = /^Basic[ ]+([A-Za-z0-9+/=]+)[ ]*$/i.exec(header);
+  if (m === null) return null;
+  let text;
+  try {
+    const bin = atob(m[1]);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+  } catch {
+    return null;
+  }
+  const i = text.indexOf(":");
+  return i < 0 ? null : text.slice(i + 1);
+}
+async function authorised(request, route) {
+  const p = route.protect;
+  if (p === null) return true;
+  const header = request.headers.get("authorization");
+  const password = basicPassword(header);
+  if (password === null) return false;
+  const enc = new TextEncoder();
+  const keyBytes = await crypto.subtle.digest(
+    "SHA-256",
+    enc.encode(`${route.deployId}
+${[...p.salt].join(",")}
+${header}`)
+  );
+  const key = [...new Uint8Array(keyBytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  if (verified.has(key)) return true;
+  const material = await crypto.subtle.importKey("raw", enc.encode(password), "PBKDF2", false, ["deriveBits"]);
+  const bits = await crypto.subtle.deriveBits(
+    { name: "PBKDF2", hash: "SHA-256", salt: p.salt, iterations: p.iterations },
+    material,
+    256
+  );
+  if (!sameBytes(new Uint8Array(bits), p.hash)) return false;
+  if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value);
+  verified.set(key, true);
+  return true;
 }
 function markPreview(res, preview) {
   if (preview !== null) res.headers.set("x-robots-tag", "noindex");
@@ -930,6 +1015,14 @@ async function serveSite(request, url, env, ctx, st, tenant, preview, head) {
     throw err;
   }
   if (route === null) return plain(404, "site not found", { cacheControl: CC_NOT_FOUND, head, tenant });
+  if (route.protect !== null && !await authorised(request, route)) {
+    return plain(401, "this preview needs its password", {
+      cacheControl: CC_NO_STORE,
+      head,
+      tenant,
+      extra: { "www-authenticate": 'Basic realm="preview", charset="UTF-8"' }
+    });
+  }
   const compiled = compileRules(route);
   const path = decodeAndNormalise(url.pathname);
   if (path === null) return plain(400, "bad request", { cacheControl: CC_NO_STORE, head, tenant });

@@ -74,7 +74,7 @@ import { ConfigError, TooLargeError, normaliseHost } from "./common.js";
 import { getState } from "./cache.js";
 import { resolveHost } from "./hosts.js";
 import { loadHead } from "./heads.js";
-import { markPreview, routeFor } from "./previews.js";
+import { authorised, markPreview, routeFor } from "./previews.js";
 import { compileRules, matchRedirect } from "./rules.js";
 import {
   decodeAndNormalise,
@@ -172,6 +172,14 @@ async function serveSite(request, url, env, ctx, st, tenant, preview, head) {
     throw err;
   }
   if (route === null) return plain(404, "site not found", { cacheControl: CC_NOT_FOUND, head, tenant });
+  if (route.protect !== null && !(await authorised(request, route))) {
+    return plain(401, "this preview needs its password", {
+      cacheControl: CC_NO_STORE,
+      head,
+      tenant,
+      extra: { "www-authenticate": 'Basic realm="preview", charset="UTF-8"' },
+    });
+  }
   const compiled = compileRules(route);
 
   const path = decodeAndNormalise(url.pathname);

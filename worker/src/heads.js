@@ -26,6 +26,17 @@ import { isTenantSlug } from "./hosts.js";
  * @property {any} redirects
  * @property {any} headers
  * @property {import("./rules.js").Compiled | null} compiled  filled on first use
+ * @property {number | null} expiresAt    a preview's end (ms since the epoch): 404 after it
+ * @property {Protect | null} protect     a protected preview's password hash
+ */
+
+/**
+ * A preview's password as deploy-site stores it (docs/storage-layout.md "Previews"):
+ * PBKDF2-HMAC-SHA256, `iterations` rounds (at most 100,000, the Workers runtime's cap), 32 bytes.
+ * @typedef {object} Protect
+ * @property {number} iterations
+ * @property {Uint8Array<ArrayBuffer>} salt
+ * @property {Uint8Array<ArrayBuffer>} hash
  */
 
 /**
@@ -89,6 +100,8 @@ export function parseHead(text, tenant) {
       redirects: undefined,
       headers: undefined,
       compiled: null,
+      expiresAt: null,
+      protect: null,
     };
     return { live: route, previews: new Map() };
   }
@@ -99,6 +112,17 @@ export function parseHead(text, tenant) {
     if (!isObject(data.previews)) throw new ConfigError("previews");
     for (const [name, r] of Object.entries(data.previews)) {
       if (isTenantSlug(name)) previews.set(name, parseRoute(r));
+    }
+  }
+  // Previews behind a password: a map of their own, so a router that predates `protect` never
+  // serves one. Here one without a valid `protect` is a configuration error: never served open.
+  if (data.protected_previews !== undefined) {
+    if (!isObject(data.protected_previews)) throw new ConfigError("protected_previews");
+    for (const [name, r] of Object.entries(data.protected_previews)) {
+      if (!isTenantSlug(name)) continue;
+      const route = parseRoute(r);
+      if (route.protect === null) throw new ConfigError("protected preview without protect");
+      previews.set(name, route);
     }
   }
   return { live, previews };
@@ -134,7 +158,47 @@ export function parseRoute(r) {
     redirects: r.redirects,
     headers: r.headers,
     compiled: null,
+    expiresAt: parseExpiry(r.expires_at),
+    protect: parseProtect(r.protect),
   };
+}
+
+/**
+ * @param {unknown} v
+ * @returns {number | null}
+ */
+function parseExpiry(v) {
+  if (v === undefined || v === null) return null;
+  const t = typeof v === "string" ? Date.parse(v) : NaN;
+  if (!Number.isFinite(t)) throw new ConfigError("expires_at");
+  return t;
+}
+
+const HEX_RE = /^(?:[0-9a-f]{2})+$/;
+
+/**
+ * @param {string} s
+ * @returns {Uint8Array<ArrayBuffer>}
+ */
+function fromHex(s) {
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/**
+ * @param {unknown} p
+ * @returns {Protect | null}
+ */
+function parseProtect(p) {
+  if (p === undefined || p === null) return null;
+  if (!isObject(p) || p.kdf !== "pbkdf2-sha256") throw new ConfigError("protect");
+  const { iterations, salt, hash } = p;
+  // Above 100,000 the runtime refuses deriveBits: a head asking for more is refused here.
+  if (!Number.isInteger(iterations) || iterations < 1 || iterations > 100_000) throw new ConfigError("protect iterations");
+  if (typeof salt !== "string" || !HEX_RE.test(salt) || salt.length < 16) throw new ConfigError("protect salt");
+  if (typeof hash !== "string" || !HEX_RE.test(hash) || hash.length !== 64) throw new ConfigError("protect hash");
+  return { iterations, salt: fromHex(salt), hash: fromHex(hash) };
 }
 
 /**
