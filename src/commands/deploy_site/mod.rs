@@ -43,7 +43,9 @@ use crate::output::{Report, Ui};
 use crate::platform;
 use crate::site::layout;
 use crate::site::locks::{self, Intent, Lease, Timing};
-use crate::site::manifest::{files_map, DeployCopy, Head, NotFound, Protect, Rules, StoredHead};
+use crate::site::manifest::{
+    files_map, DeployCopy, Head, NotFound, Protect, Rules, Shard, StoredHead,
+};
 use crate::site::{walk, SiteFile, WalkOptions};
 use crate::storage::{BucketLoc, Payload, PutMode, PutOptions, Storage};
 
@@ -692,6 +694,14 @@ impl Plan {
     fn etag(&self) -> Option<&str> {
         self.head.as_ref().and_then(|h| h.etag.as_deref())
     }
+
+    /// The live Route of the head read in step 1 (format 2 or 3).
+    fn live_route(&self) -> Option<&crate::site::Route> {
+        self.head
+            .as_ref()
+            .and_then(ReadHead::v2)
+            .and_then(|h| h.live.as_ref())
+    }
 }
 
 struct Deploy<'a> {
@@ -817,8 +827,11 @@ impl<'a> Deploy<'a> {
                 );
             }
         }
-        let same =
-            |r: Option<&crate::site::Route>| r.is_some_and(|r| r.digest == copy.route.digest);
+        // A format 2 Route with the same files is a change all the same: the next deploy
+        // upgrades it to format 3 (content-addressed shards).
+        let same = |r: Option<&crate::site::Route>| {
+            r.is_some_and(|r| r.digest == copy.route.digest && r.shard_hashes.is_some())
+        };
         // --force deploys even an unchanged site, checking every blob: it repairs a bucket
         // whose blobs were lost (cfsetup 0.1's prune).
         // A new password or end is a change even for the same files.
@@ -873,15 +886,21 @@ impl<'a> Deploy<'a> {
         platform::zone_domain(self.client, zone).await.map(Some)
     }
 
-    /// The hashes the head's live deploy names: they exist (the invariant), so they need no
-    /// check. An unreadable live copy just means everything is checked.
-    async fn known_hashes(&self, head: Option<&ReadHead>) -> BTreeSet<String> {
+    /// The hashes the head's live deploy names that this deploy needs to know of: they exist
+    /// (the invariant), so they need no check. For a format 3 live deploy, the blobs of the
+    /// shards both deploys share are known without a read, and only the live deploy's shards
+    /// that this one replaces are read (by hash; `shards/<h>.json` is immutable). An unreadable
+    /// live copy or shard just means more is checked.
+    async fn known_hashes(&self, head: Option<&ReadHead>, copy: &DeployCopy) -> BTreeSet<String> {
         match head.and_then(|h| h.head.as_ref()) {
             Some(StoredHead::V1(m)) => m.hashes().into_iter().map(str::to_string).collect(),
             Some(StoredHead::V2(h)) => {
                 let Some(live) = &h.live else {
                     return BTreeSet::new();
                 };
+                if let Some(old) = &live.shard_hashes {
+                    return self.known_from_shards(old, copy).await;
+                }
                 let key = layout::deploy_key(&h.tenant, &live.deploy_id);
                 match self.storage.get(&key).await {
                     Ok(Some(o)) => match DeployCopy::parse(&o.body, &h.tenant) {
@@ -893,6 +912,60 @@ impl<'a> Deploy<'a> {
             }
             None => BTreeSet::new(),
         }
+    }
+
+    /// The blobs of the new shards the live deploy also has (no read), and of the live shards
+    /// the new ones replace (read: the one at the same index when the counts match, else all).
+    async fn known_from_shards(&self, old: &[String], copy: &DeployCopy) -> BTreeSet<String> {
+        let old_set: BTreeSet<&str> = old.iter().map(String::as_str).collect();
+        let mut known = BTreeSet::new();
+        let mut read: BTreeSet<&str> = BTreeSet::new();
+        let same_count = old.len() == copy.shard_bodies.len();
+        for ((k, shard), (hash, _)) in copy.shards().iter().zip(&copy.shard_bodies) {
+            if old_set.contains(hash.as_str()) {
+                known.extend(shard.hashes().into_iter().map(str::to_string));
+            } else if same_count {
+                read.insert(old[*k as usize].as_str());
+            } else {
+                read.extend(old_set.iter().copied());
+            }
+        }
+        let got: Vec<Option<Shard>> = stream::iter(read)
+            .map(|h| async move {
+                let o = self.storage.get(&layout::cas_shard_key(h)).await.ok()??;
+                Shard::parse(&o.body, Some(h)).ok()
+            })
+            .buffer_unordered(self.input.concurrency)
+            .collect()
+            .await;
+        for s in got.into_iter().flatten() {
+            known.extend(s.hashes().into_iter().map(str::to_string));
+        }
+        known
+    }
+
+    /// The blobs of the new shards the live deploy does not have, and every new shard hash:
+    /// what the intent names. With `--force` every blob (a lost CAS re-checks them all).
+    fn intent_names(&self, plan: &Plan) -> (Vec<String>, Vec<String>) {
+        let copy = &plan.copy;
+        let old: BTreeSet<&str> = plan
+            .live_route()
+            .and_then(|r| r.shard_hashes.as_ref())
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut hashes: BTreeSet<&str> = BTreeSet::new();
+        let shards = copy.shards();
+        for ((_, shard), (hash, _)) in shards.iter().zip(&copy.shard_bodies) {
+            if self.input.force || !old.contains(hash.as_str()) {
+                hashes.extend(shard.hashes());
+            }
+        }
+        let shard_hashes: BTreeSet<&str> =
+            copy.shard_bodies.iter().map(|(h, _)| h.as_str()).collect();
+        (
+            hashes.into_iter().map(str::to_string).collect(),
+            shard_hashes.into_iter().map(str::to_string).collect(),
+        )
     }
 
     /// One file per distinct hash that is not known to exist.
@@ -914,7 +987,7 @@ impl<'a> Deploy<'a> {
         report: &mut DeployReport,
     ) -> anyhow::Result<()> {
         if !plan.unchanged {
-            let known = self.known_hashes(plan.head.as_ref()).await;
+            let known = self.known_hashes(plan.head.as_ref(), &plan.copy).await;
             let check = Self::to_check(files, &known);
             let missing: Vec<&SiteFile> = stream::iter(check)
                 .map(|f| async move {
@@ -975,20 +1048,33 @@ impl<'a> Deploy<'a> {
     ) -> anyhow::Result<()> {
         let timing = self.input.timing;
         let started = locks::rfc3339(SystemTime::now());
+        let (hashes, shards) = self.intent_names(plan);
         let intent = Intent {
             tenant: self.input.tenant.clone(),
             deploy_id: plan.copy.deploy_id.clone(),
             started_at: started.clone(),
             refreshed_at: started,
-            hashes: plan.copy.hashes().into_iter().map(str::to_string).collect(),
+            hashes,
+            shards,
             stale_ms: Some(timing.stale_ms()),
         };
         let body = serde_json::to_vec(&intent).expect("an intent serializes");
         // Started before the intent's first write, so the lease never outlives the record.
         let lease = Arc::new(Lease::new(&timing));
-        bucket::put_json(self.storage, self.bucket(), intent_key, body)
-            .await
-            .context("writing this deploy's intent; nothing was changed")?;
+        // The live shards this deploy replaces are read while the intent is written: reads of
+        // immutable objects the head read in step 1 names (docs/storage-layout.md "The
+        // critical path").
+        let (written, known) = tokio::join!(
+            bucket::put_json(self.storage, self.bucket(), intent_key, body),
+            async {
+                if self.input.force {
+                    BTreeSet::new()
+                } else {
+                    self.known_hashes(plan.head.as_ref(), &plan.copy).await
+                }
+            }
+        );
+        written.context("writing this deploy's intent; nothing was changed")?;
         let refresher = tokio::spawn(refresh(
             self.storage.clone(),
             intent_key.to_string(),
@@ -996,7 +1082,9 @@ impl<'a> Deploy<'a> {
             timing,
             lease.clone(),
         ));
-        let result = self.apply_locked(plan, files, report, &lease).await;
+        let result = self
+            .apply_locked(plan, files, &known, report, &lease)
+            .await;
         refresher.abort();
         result?;
         self.attach_domains(plan, report).await;
@@ -1007,21 +1095,43 @@ impl<'a> Deploy<'a> {
         &self,
         plan: &Plan,
         files: &[SiteFile],
+        known: &BTreeSet<String>,
         report: &mut DeployReport,
         lease: &Lease,
     ) -> anyhow::Result<()> {
-        let waited = self.wait_for_sweeps().await?;
+        // The copy is a new key the intent protects: written while the markers are listed.
+        let copy_key = layout::deploy_key(&self.input.tenant, &plan.copy.deploy_id);
+        let (waited, copied) = tokio::join!(
+            self.wait_for_sweeps(),
+            bucket::put_json(
+                self.storage,
+                self.bucket(),
+                &copy_key,
+                plan.copy.to_bytes()
+            )
+        );
+        let waited = waited?;
+        copied?;
         if !waited.is_zero() {
             report.waited_for_gc_secs = Some(waited.as_secs_f64());
         }
-        let known = if self.input.force {
+        // After the wait, like blobs: a shard may be shared and old, so a running gc may be
+        // deleting it; a create-only write (or HEAD) after the wait sees that.
+        let check = Self::to_check(files, known);
+        let old: BTreeSet<&str> = if self.input.force {
             BTreeSet::new()
         } else {
-            self.known_hashes(plan.head.as_ref()).await
+            plan.live_route()
+                .and_then(|r| r.shard_hashes.as_ref())
+                .map(|v| v.iter().map(String::as_str).collect())
+                .unwrap_or_default()
         };
-        let check = Self::to_check(files, &known);
-        self.ensure_blobs(&check, report).await?;
-        self.write_copy(&plan.copy).await?;
+        let (blobs, shards) = tokio::join!(
+            self.ensure_blobs(&check, report),
+            self.ensure_shards(&plan.copy, &old)
+        );
+        blobs?;
+        shards?;
         self.switch(plan, files, report, lease).await
     }
 
@@ -1140,21 +1250,48 @@ impl<'a> Deploy<'a> {
         Ok(true)
     }
 
-    /// The shards, then the deploy copy (new, immutable keys).
-    async fn write_copy(&self, copy: &DeployCopy) -> anyhow::Result<()> {
-        let tenant = &self.input.tenant;
-        let shards = copy.shards();
-        stream::iter(shards)
-            .map(|(k, shard)| async move {
-                let key = layout::shard_key(tenant, &copy.deploy_id, k);
+    /// The content-addressed shards the live deploy (`old`) lacks, each once: a create-only
+    /// PUT where the store enforces it (412: another deploy or tenant has it), else HEAD then
+    /// PUT.
+    async fn ensure_shards(&self, copy: &DeployCopy, old: &BTreeSet<&str>) -> anyhow::Result<()> {
+        let mut todo: BTreeMap<&str, &[u8]> = BTreeMap::new();
+        for (h, b) in &copy.shard_bodies {
+            if !old.contains(h.as_str()) {
+                todo.insert(h, b);
+            }
+        }
+        stream::iter(todo)
+            .map(|(hash, body)| async move {
+                let key = layout::cas_shard_key(hash);
                 let _permit = self.writes.acquire().await.context("the write limit")?;
-                bucket::put_json(self.storage, self.bucket(), &key, shard.to_bytes()).await
+                let payload = Payload::Bytes(Bytes::copy_from_slice(body));
+                let options = PutOptions::overwrite("application/json");
+                let err = |e| bucket::bucket_error(e, self.bucket(), &format!("writing {key}"));
+                if self.storage.conditional_writes_are_atomic() {
+                    match self
+                        .storage
+                        .put(&key, payload, options.with_mode(PutMode::Create))
+                        .await
+                    {
+                        Ok(_) => Ok(()),
+                        Err(e) if e.is_precondition_failed() => Ok(()),
+                        Err(e) => Err(err(e)),
+                    }
+                } else {
+                    if self.storage.head(&key).await.map_err(err)?.is_some() {
+                        return Ok(());
+                    }
+                    self.storage
+                        .put(&key, payload, options)
+                        .await
+                        .map(|_| ())
+                        .map_err(err)
+                }
             })
             .buffer_unordered(self.input.concurrency)
             .try_collect::<Vec<()>>()
             .await?;
-        let key = layout::deploy_key(tenant, &copy.deploy_id);
-        bucket::put_json(self.storage, self.bucket(), &key, copy.to_bytes()).await
+        Ok(())
     }
 
     /// The compare-and-swap of the head; with `--force`, retried on the newest head.
@@ -1266,6 +1403,7 @@ impl<'a> Deploy<'a> {
                     let all = Self::to_check(files, &BTreeSet::new());
                     self.ensure_blobs(&all, &mut DeployReport::scratch())
                         .await?;
+                    self.ensure_shards(&plan.copy, &BTreeSet::new()).await?;
                 }
             }
         }
