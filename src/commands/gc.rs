@@ -420,8 +420,7 @@ impl Gc<'_> {
         let key = key.as_str();
         if let StoredHead::V2(h) = &head {
             for r in h.live.iter().chain(h.all_previews().map(|(_, r)| r)) {
-                out.shards
-                    .extend(r.shard_hashes.iter().flatten().cloned());
+                out.shards.extend(r.shard_hashes.iter().flatten().cloned());
             }
         }
         let hashes: Vec<(Vec<String>, Vec<String>)> = stream::iter(&ids)

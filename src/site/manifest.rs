@@ -549,8 +549,8 @@ impl StoredHead {
         let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
         match v.get("format").and_then(Value::as_u64) {
             Some(n @ (2 | 3)) => {
-                let h: Head = serde_json::from_value(v)
-                    .map_err(|e| format!("not a format {n} head: {e}"))?;
+                let h: Head =
+                    serde_json::from_value(v).map_err(|e| format!("not a format {n} head: {e}"))?;
                 if h.tenant != tenant {
                     return Err(format!("it names tenant {:?}, not {tenant:?}", h.tenant));
                 }
@@ -803,10 +803,11 @@ mod tests {
         assert_eq!(fnv1a32(b"a"), 0xe40c_292c);
         assert_eq!(fnv1a32(b"foobar"), 0xbf9c_f968);
         assert_eq!(shard_count(0), 1);
-        assert_eq!(shard_count(512), 1);
-        assert_eq!(shard_count(513), 2);
-        assert_eq!(shard_count(1200), 4);
-        assert_eq!(shard_count(10_000_000), 1024);
+        assert_eq!(shard_count(64), 1);
+        assert_eq!(shard_count(65), 2);
+        assert_eq!(shard_count(1200), 32);
+        assert_eq!(shard_count(4000), 64);
+        assert_eq!(shard_count(10_000_000), 256);
         assert_eq!(stem("/docs/index.html"), "/docs");
         assert_eq!(stem("/index.html"), "/");
         assert_eq!(stem("/about.html"), "/about");
@@ -821,14 +822,24 @@ mod tests {
             .collect();
         let c = DeployCopy::build("acme", files, Rules::none("none"), t0(), None);
         let shards = c.shards();
-        assert_eq!(shards.len(), 4);
+        assert_eq!(shards.len(), 32);
         assert_eq!(
             shards.iter().map(|(_, s)| s.files.len()).sum::<usize>(),
             1200
         );
         for (k, s) in &shards {
-            assert!(s.files.keys().all(|p| shard_of(p, 4) == *k));
+            assert!(s.files.keys().all(|p| shard_of(p, 32) == *k));
         }
+        // Each shard is stored under the SHA-256 of its bytes, and the Route lists them in order.
+        let hashes = c.route.shard_hashes.clone().unwrap();
+        assert_eq!(hashes.len(), 32);
+        for ((k, s), (h, b)) in shards.iter().zip(&c.shard_bodies) {
+            assert_eq!(*b, s.to_bytes());
+            assert_eq!(*h, sha256_hex(b));
+            assert_eq!(hashes[*k as usize], *h);
+            assert_eq!(Shard::parse(b, Some(h)).unwrap(), *s);
+        }
+        assert!(Shard::parse(&c.shard_bodies[0].1, Some(&"0".repeat(64))).is_err());
     }
 
     #[test]
@@ -849,14 +860,32 @@ mod tests {
         let files: Files = [("/index.html".to_string(), entry('a', 5))].into();
         let c = DeployCopy::build("acme", files, Rules::none("spa"), t0(), None);
         let bytes = c.to_bytes();
-        assert_eq!(DeployCopy::parse(&bytes, "acme").unwrap(), c);
+        // A format 3 copy is the Route alone: the files are in the shards.
+        let parsed = DeployCopy::parse(&bytes, "acme").unwrap();
+        assert_eq!(parsed.format, FORMAT);
+        assert_eq!(parsed.route, c.route);
+        assert!(parsed.files.is_empty());
+        assert!(!String::from_utf8_lossy(&bytes).contains("/index.html"));
         assert!(DeployCopy::parse(&bytes, "other").is_err());
         let mut bad = c.clone();
-        bad.files.insert("/../x".into(), entry('a', 1));
+        bad.route.shard_hashes = Some(vec![]);
         assert!(DeployCopy::parse(&bad.to_bytes(), "acme").is_err());
-        let mut bad = c;
-        bad.files.insert("/x".into(), entry('G', 1));
-        assert!(DeployCopy::parse(&bad.to_bytes(), "acme").is_err());
+        // Format 2 copies (files inline) still parse, and are checked.
+        let v2 = |files: &Files| {
+            let mut r = c.route.clone();
+            r.shard_hashes = None;
+            serde_json::to_vec(&serde_json::json!({"format": 2, "tenant": "acme",
+                "deploy_id": c.deploy_id, "created_at": c.created_at, "route": r, "files": files}))
+            .unwrap()
+        };
+        let old = DeployCopy::parse(&v2(&c.files), "acme").unwrap();
+        assert_eq!(old.files, c.files);
+        let mut bad = c.files.clone();
+        bad.insert("/../x".into(), entry('a', 1));
+        assert!(DeployCopy::parse(&v2(&bad), "acme").is_err());
+        let mut bad = c.files.clone();
+        bad.insert("/x".into(), entry('G', 1));
+        assert!(DeployCopy::parse(&v2(&bad), "acme").is_err());
         assert!(DeployCopy::parse(b"{}", "acme").is_err());
     }
 

@@ -181,20 +181,28 @@ fn a_first_deploy_uploads_each_distinct_file_once_and_switches_last() {
         writes[0].starts_with("PUT objects/locks/deploys/"),
         "the intent first: {writes:#?}"
     );
+    let id = j["deploy_id"].as_str().unwrap();
+    assert_eq!(
+        writes[1],
+        format!("PUT objects/sites/acme/deploys/{id}.json"),
+        "the copy (a new key the intent protects) while the markers are listed"
+    );
+    let head = s.live();
+    let shard_hash = head["live"]["shard_hashes"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut uploads: Vec<String> = writes[2..7].to_vec();
+    uploads.sort();
     assert!(
-        writes[1..5]
+        uploads[..4]
             .iter()
             .all(|w| w.starts_with("PUT objects/blobs/")),
         "{writes:#?}"
     );
-    let id = j["deploy_id"].as_str().unwrap();
+    assert_eq!(uploads[4], format!("PUT objects/shards/{shard_hash}.json"));
     assert_eq!(
-        writes[5..8],
-        [
-            format!("PUT objects/sites/acme/deploys/{id}/shards/0.json"),
-            format!("PUT objects/sites/acme/deploys/{id}.json"),
-            "PUT objects/sites/acme/manifest.json".to_string(),
-        ],
+        writes[7], "PUT objects/sites/acme/manifest.json",
         "the head is switched last"
     );
     assert_eq!(
@@ -212,8 +220,7 @@ fn a_first_deploy_uploads_each_distinct_file_once_and_switches_last() {
     ] {
         assert_eq!(objects[&format!("blobs/{}", sha(body))], body);
     }
-    let head = s.live();
-    assert_eq!(head["format"], 2);
+    assert_eq!(head["format"], 3);
     assert_eq!(head["tenant"], "acme");
     assert_eq!(head["live"]["deploy_id"], id);
     assert_eq!(head["live"]["files"], 5);
@@ -221,20 +228,25 @@ fn a_first_deploy_uploads_each_distinct_file_once_and_switches_last() {
     assert_eq!(head["live"]["not_found"], "spa");
     assert_eq!(head["kept"], serde_json::json!([id]));
     let copy = s.live_copy();
-    assert_eq!(copy["format"], 2);
+    assert_eq!(copy["format"], 3);
     assert_eq!(copy["route"], head["live"]);
+    assert!(
+        copy.get("files").is_none(),
+        "a format 3 copy names shards, not files"
+    );
+    // The shard is stored under the SHA-256 of its bytes.
+    let shard_bytes = &objects[&format!("shards/{shard_hash}.json")];
+    assert_eq!(sha(shard_bytes), shard_hash);
+    let shard: Value = serde_json::from_slice(shard_bytes).unwrap();
     assert_eq!(
-        copy["files"]["/css/site.css"],
+        shard["files"]["/css/site.css"],
         serde_json::json!({"hash": sha(b"body { color: green }"), "size": 21, "content_type": "text/css; charset=utf-8"})
     );
     assert_eq!(
-        copy["files"]["/copy-a.txt"]["hash"],
-        copy["files"]["/copy-b.txt"]["hash"]
+        shard["files"]["/copy-a.txt"]["hash"],
+        shard["files"]["/copy-b.txt"]["hash"]
     );
-    let shard: Value =
-        serde_json::from_slice(&objects[&format!("sites/acme/deploys/{id}/shards/0.json")])
-            .unwrap();
-    assert_eq!(shard["files"], copy["files"]);
+    assert_eq!(shard["files"].as_object().unwrap().len(), 5);
     assert!(
         !objects.keys().any(|k| k.starts_with("locks/")),
         "no lock record is left behind"
@@ -295,13 +307,19 @@ fn changing_one_file_uploads_one_blob_and_one_manifest() {
     assert_eq!(j["previous_deploy_id"], first["deploy_id"]);
     let id = j["deploy_id"].as_str().unwrap();
     let writes = s.writes();
+    let shard_hash = s.live()["live"]["shard_hashes"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut uploads = writes[2..4].to_vec();
+    uploads.sort();
     assert_eq!(
-        writes[1..5],
+        [&writes[1], &uploads[0], &uploads[1], &writes[4]],
         [
-            format!("PUT objects/blobs/{}", sha(b"body { color: blue }")),
-            format!("PUT objects/sites/acme/deploys/{id}/shards/0.json"),
-            format!("PUT objects/sites/acme/deploys/{id}.json"),
-            "PUT objects/sites/acme/manifest.json".to_string(),
+            &format!("PUT objects/sites/acme/deploys/{id}.json"),
+            &format!("PUT objects/blobs/{}", sha(b"body { color: blue }")),
+            &format!("PUT objects/shards/{shard_hash}.json"),
+            &"PUT objects/sites/acme/manifest.json".to_string(),
         ],
         "the old blob stays: the kept previous deploy still names it"
     );

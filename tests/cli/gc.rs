@@ -63,7 +63,10 @@ fn gc_deletes_what_no_head_names_and_keeps_what_any_tenant_names() {
     assert!(!objects.contains_key(&format!("sites/acme/deploys/{}.json", ids[0])));
     for id in &ids[2..] {
         assert!(objects.contains_key(&format!("sites/acme/deploys/{id}.json")));
-        assert!(objects.contains_key(&format!("sites/acme/deploys/{id}/shards/0.json")));
+        let copy: serde_json::Value =
+            serde_json::from_slice(&objects[&format!("sites/acme/deploys/{id}.json")]).unwrap();
+        let shard = copy["route"]["shard_hashes"][0].as_str().unwrap();
+        assert!(objects.contains_key(&format!("shards/{shard}.json")));
     }
     assert!(
         !objects.keys().any(|k| k.starts_with("locks/")),
@@ -223,7 +226,7 @@ fn a_format_1_tenant_is_kept_whole_and_upgraded_by_its_next_deploy() {
         d["uploaded"], 0,
         "the format 1 head's blobs count as present"
     );
-    assert_eq!(s.live()["format"], 2);
+    assert_eq!(s.live()["format"], 3);
     assert_eq!(s.live()["kept"], serde_json::json!([d["deploy_id"]]));
 }
 
@@ -300,7 +303,11 @@ fn a_70_mib_file_a_changed_file_and_gc_work_against_strict_r2() {
     s.write("index.html", b"v1");
     s.write("video.bin", &big);
     let first = s.deploy(&[]).success().json();
-    assert_eq!(s.w.emu.count_s3_op("UploadPart"), 9, "70 MiB in 8 MiB parts");
+    assert_eq!(
+        s.w.emu.count_s3_op("UploadPart"),
+        9,
+        "70 MiB in 8 MiB parts"
+    );
     assert_eq!(s.w.emu.count_s3_op("CompleteMultipartUpload"), 1);
     let stored = s.objects();
     assert_eq!(stored[&format!("blobs/{}", sha(&big))].len(), big.len());
@@ -322,12 +329,11 @@ fn a_70_mib_file_a_changed_file_and_gc_work_against_strict_r2() {
     for kept in [&big[..], b"v1", b"v2"] {
         assert!(objects.contains_key(&format!("blobs/{}", sha(kept))));
     }
-    let unsigned: Vec<_> = s
-        .w
-        .emu
-        .requests()
-        .into_iter()
-        .filter(|r| r.api == cfsetup_emulator::Api::S3 && r.auth != "sigv4")
-        .collect();
+    let unsigned: Vec<_> =
+        s.w.emu
+            .requests()
+            .into_iter()
+            .filter(|r| r.api == cfsetup_emulator::Api::S3 && r.auth != "sigv4")
+            .collect();
     assert!(unsigned.is_empty(), "{unsigned:?}");
 }

@@ -20,6 +20,7 @@ mod gc;
 mod previews;
 mod rotate_token;
 mod safety;
+mod shards;
 mod sites;
 mod storage;
 mod stress;

@@ -1082,9 +1082,7 @@ impl<'a> Deploy<'a> {
             timing,
             lease.clone(),
         ));
-        let result = self
-            .apply_locked(plan, files, &known, report, &lease)
-            .await;
+        let result = self.apply_locked(plan, files, &known, report, &lease).await;
         refresher.abort();
         result?;
         self.attach_domains(plan, report).await;
@@ -1103,12 +1101,7 @@ impl<'a> Deploy<'a> {
         let copy_key = layout::deploy_key(&self.input.tenant, &plan.copy.deploy_id);
         let (waited, copied) = tokio::join!(
             self.wait_for_sweeps(),
-            bucket::put_json(
-                self.storage,
-                self.bucket(),
-                &copy_key,
-                plan.copy.to_bytes()
-            )
+            bucket::put_json(self.storage, self.bucket(), &copy_key, plan.copy.to_bytes())
         );
         let waited = waited?;
         copied?;
