@@ -336,6 +336,18 @@ pub struct DeploySiteArgs {
     /// With --preview: it answers 404 after this long (e.g. 7d) and the next gc drops it
     #[arg(long, value_name = "DURATION")]
     pub expires: Option<String>,
+    /// Skew protection: after this switch, content-hashed files the new deploy lacks stay served
+    /// from the deploy it replaces for this long (at most 10 earlier deploys at once)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "24h",
+        conflicts_with = "no_retain"
+    )]
+    pub retain: String,
+    /// No skew protection for this switch: from it on, only the new deploy's files are served
+    #[arg(long)]
+    pub no_retain: bool,
     /// Move a DOMAIN that another tenant holds to this tenant
     #[arg(long)]
     pub take_over_domain: bool,

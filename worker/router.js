@@ -387,12 +387,17 @@ function parseHead(text, tenant) {
       headers: void 0,
       compiled: null,
       expiresAt: null,
-      protect: null
+      protect: null,
+      retainedUntil: null
     };
     return { live: route, previews: /* @__PURE__ */ new Map() };
   }
   if (data.format !== 2) throw new ConfigError("manifest format");
   const live = parseRoute(data.live);
+  if (data.retained !== void 0 && data.retained !== null) {
+    if (!isObject(data.retained)) throw new ConfigError("retained");
+    live.retainedUntil = parseExpiry(data.retained.until);
+  }
   const previews = /* @__PURE__ */ new Map();
   if (data.previews !== void 0) {
     if (!isObject(data.previews)) throw new ConfigError("previews");
@@ -438,8 +443,64 @@ function parseRoute(r) {
     headers: r.headers,
     compiled: null,
     expiresAt: parseExpiry(r.expires_at),
-    protect: parseProtect(r.protect)
+    protect: parseProtect(r.protect),
+    retainedUntil: null
   };
+}
+function isSkewAsset(path) {
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  const dot = name.lastIndexOf(".");
+  if (dot <= 0) return false;
+  const stem = name.slice(0, dot);
+  const ext = name.slice(dot + 1).toLowerCase();
+  if (ext === "html" || ext === "htm") return false;
+  if (stem.split(".").slice(1).some((s) => /^[0-9a-fA-F]{8,}$/.test(s))) return true;
+  for (let i = stem.indexOf("-", 1); i > 0; i = stem.indexOf("-", i + 1)) {
+    const seg = stem.slice(i + 1);
+    if (/^[A-Za-z0-9_-]{8,}$/.test(seg) && (/[0-9]/.test(seg) || /[A-Z]/.test(seg) && /[a-z]/.test(seg))) return true;
+  }
+  return false;
+}
+async function retainedEntry(c, path) {
+  const { route } = c;
+  const now = Date.now();
+  if (route.retainedUntil === null || route.retainedUntil <= now || !isSkewAsset(path)) return null;
+  const index = await loadRetained(c);
+  const e = index.get(path);
+  return e !== void 0 && e.until > now ? e.entry : null;
+}
+async function loadRetained(c) {
+  const { st, tenant, route, env } = c;
+  const key = `r:${tenant}/${route.deployId}`;
+  const hit = st.cache.get(key, Date.now());
+  if (hit !== void 0) return hit;
+  let p = st.inflight.get(key);
+  if (p === void 0) {
+    p = (async () => {
+      const obj = await env.SITES.get(`sites/${tenant}/deploys/${route.deployId}/retained.json`);
+      const text = obj === null ? "" : await obj.text();
+      const index = /* @__PURE__ */ new Map();
+      if (text !== "") {
+        let data;
+        try {
+          data = JSON.parse(text);
+        } catch {
+          throw new ConfigError("retained index is not JSON");
+        }
+        if (!isObject(data) || !isObject(data.files)) throw new ConfigError("retained index");
+        const files = parseFiles(data.files);
+        for (const [path, entry] of files) {
+          const until = parseExpiry(data.files[path].until);
+          if (until !== null) index.set(path, { entry, until });
+        }
+      }
+      const t = Date.now();
+      st.cache.set(key, index, text.length * 3 + 256, t + KEEP_MS, t);
+      return index;
+    })().finally(() => st.inflight.delete(key));
+    st.inflight.set(key, p);
+  }
+  return p;
 }
 function parseExpiry(v) {
   if (v === void 0 || v === null) return null;
@@ -1023,6 +1084,11 @@ async function serveSite(request, url, env, ctx, st, tenant, preview, head) {
       extra: { "www-authenticate": 'Basic realm="preview", charset="UTF-8"' }
     });
   }
+  const res = await serveRoute(request, url, env, ctx, st, tenant, route, head);
+  if (route.protect !== null) res.headers.set("cache-control", "private, no-cache");
+  return res;
+}
+async function serveRoute(request, url, env, ctx, st, tenant, route, head) {
   const compiled = compileRules(route);
   const path = decodeAndNormalise(url.pathname);
   if (path === null) return plain(400, "bad request", { cacheControl: CC_NO_STORE, head, tenant });
@@ -1043,6 +1109,8 @@ async function serveSite(request, url, env, ctx, st, tenant, preview, head) {
       return redirect(308, encodePath(r.location) + url.search, tenant, head);
     }
     if (r !== null) return serveEntry(c, r.path, r.entry, 200);
+    const old = await retainedEntry(c, path);
+    if (old !== null) return serveEntry(c, path, old, 200);
     return notFound(c, path);
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -288,6 +288,8 @@ async fn run_in(
         not_found: crate::cli::NotFoundChoice::Auto,
         protect: None,
         expires: None,
+        retain: "24h".into(),
+        no_retain: false,
         take_over_domain: false,
         force: false,
         dry_run: false,

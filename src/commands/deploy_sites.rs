@@ -197,6 +197,8 @@ impl Entry {
             not_found,
             protect: None,
             expires: None,
+            retain: "24h".into(),
+            no_retain: false,
             take_over_domain: false,
             force: false,
             dry_run: args.dry_run,

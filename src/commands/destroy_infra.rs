@@ -458,10 +458,11 @@ async fn apply(
                     s.detail = "an earlier step failed".into();
                     continue;
                 }
-                let r = client
-                    .delete_bucket(bucket_ref)
-                    .await
-                    .context("deleting the bucket (run again if it was not empty yet)");
+                let r = client.delete_bucket(bucket_ref).await.context(
+                    "deleting the bucket: R2 refuses while objects or unfinished multipart \
+                         uploads remain (cloudflare-api.md §7, 10008); uploads this store cannot \
+                         list are removed by R2 after 7 days; run again then",
+                );
                 ok &= r.is_ok();
                 mark(s, r);
             }

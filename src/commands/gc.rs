@@ -397,6 +397,27 @@ impl Gc<'_> {
         })?;
         if let StoredHead::V2(h) = &head {
             out.expired = self.drop_expired(h, obj.meta.etag.as_deref()).await;
+            // Skew protection: the retained index names blobs of deploys the head may no longer
+            // keep; they stay while the head names the index (docs/storage-layout.md "gc").
+            if let (Some(_), Some(live)) = (&h.retained, &h.live) {
+                let rkey = layout::retained_key(tenant, &live.deploy_id);
+                let obj = self
+                    .storage
+                    .get(&rkey)
+                    .await
+                    .map_err(self.err(&format!("reading {rkey}")))?
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{key} names {rkey}, which is missing; nothing was deleted")
+                    })?;
+                let index: crate::site::manifest::RetainedIndex = serde_json::from_slice(&obj.body)
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "{rkey} is not a valid retained index ({e}); nothing was deleted"
+                        )
+                    })?;
+                out.hashes
+                    .extend(index.hashes().into_iter().map(str::to_string));
+            }
         }
         // This sweep still counts what the head named when read, dropped previews included:
         // their copies and blobs go at the next gc, so a deploy that read the old head is safe.

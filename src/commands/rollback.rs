@@ -517,6 +517,7 @@ mod tests {
             .to_vec(),
             previews: BTreeMap::from([("feature".to_string(), route("20260104T000000Z-dddddddd"))]),
             protected_previews: BTreeMap::new(),
+            retained: None,
             updated_at: String::new(),
             updated_by: String::new(),
         }

@@ -61,6 +61,11 @@ pub fn deploy_key(tenant: &str, deploy_id: &str) -> String {
     format!("{}{deploy_id}.json", deploys_prefix(tenant))
 }
 
+/// The retained index a live deploy's head names (skew protection).
+pub fn retained_key(tenant: &str, deploy_id: &str) -> String {
+    format!("{}{deploy_id}/retained.json", deploys_prefix(tenant))
+}
+
 pub fn shard_key(tenant: &str, deploy_id: &str, k: u32) -> String {
     format!("{}{deploy_id}/shards/{k}.json", deploys_prefix(tenant))
 }
@@ -79,6 +84,7 @@ pub fn deploy_object_of(key: &str) -> Option<(&str, &str)> {
     let (tenant, rest) = rest.split_once('/')?;
     let rest = rest.strip_prefix("deploys/")?;
     let id = match rest.split_once('/') {
+        Some((id, "retained.json")) => id,
         Some((id, shard)) => {
             let k = shard.strip_prefix("shards/")?.strip_suffix(".json")?;
             if k.is_empty() || !k.bytes().all(|b| b.is_ascii_digit()) {

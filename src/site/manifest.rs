@@ -254,6 +254,136 @@ pub struct Protect {
     pub hash: String,
 }
 
+/// The head's note of a retained index: when its last entry ends, and its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retained {
+    /// The latest `until` of its entries (RFC 3339): after it the router never reads the index.
+    pub until: String,
+    pub files: usize,
+    /// The earlier deploys its entries come from (at most [`MAX_RETAINED_DEPLOYS`]).
+    pub deploys: usize,
+}
+
+/// The most earlier deploys a retained index draws from.
+pub const MAX_RETAINED_DEPLOYS: usize = 10;
+
+/// `sites/<t>/deploys/<live id>/retained.json`: path → the blob an earlier deploy served there,
+/// until when, and from which deploy. Immutable, written before the switch that names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RetainedIndex {
+    pub files: BTreeMap<String, RetainedEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetainedEntry {
+    pub hash: String,
+    pub size: u64,
+    pub content_type: String,
+    pub until: String,
+    pub from: String,
+}
+
+impl RetainedIndex {
+    /// The index for a switch from `previous` (with its own index `carried`) to `next`: every
+    /// content-hashed path `next` lacks, from `previous` until `now + window`, and from
+    /// `carried` while its window lasts, drawing on at most [`MAX_RETAINED_DEPLOYS`] deploys
+    /// (the newest). A path `next` has is never retained: the live file wins.
+    pub fn for_switch(
+        next: &Files,
+        previous: &DeployCopy,
+        carried: Option<&RetainedIndex>,
+        now: SystemTime,
+        window: std::time::Duration,
+    ) -> Self {
+        let until = humantime::format_rfc3339_seconds(now + window).to_string();
+        let now_s = humantime::format_rfc3339_seconds(now).to_string();
+        let mut files: BTreeMap<String, RetainedEntry> = BTreeMap::new();
+        if let Some(c) = carried {
+            for (p, e) in &c.files {
+                // RFC 3339 in UTC to the second compares as text.
+                if e.until > now_s && !next.contains_key(p) && is_content_hashed(p) {
+                    files.insert(p.clone(), e.clone());
+                }
+            }
+        }
+        for (p, e) in &previous.files {
+            if !next.contains_key(p) && is_content_hashed(p) {
+                files.insert(
+                    p.clone(),
+                    RetainedEntry {
+                        hash: e.hash.clone(),
+                        size: e.size,
+                        content_type: e.content_type.clone(),
+                        until: until.clone(),
+                        from: previous.deploy_id.clone(),
+                    },
+                );
+            }
+        }
+        let mut from: Vec<String> = files.values().map(|e| e.from.clone()).collect();
+        from.sort_unstable_by(|a, b| b.cmp(a));
+        from.dedup();
+        if from.len() > MAX_RETAINED_DEPLOYS {
+            let keep: BTreeSet<String> = from.into_iter().take(MAX_RETAINED_DEPLOYS).collect();
+            files.retain(|_, e| keep.contains(&e.from));
+        }
+        RetainedIndex { files }
+    }
+
+    pub fn summary(&self) -> Option<Retained> {
+        let until = self.files.values().map(|e| e.until.clone()).max()?;
+        let deploys: BTreeSet<&str> = self.files.values().map(|e| e.from.as_str()).collect();
+        Some(Retained {
+            until,
+            files: self.files.len(),
+            deploys: deploys.len(),
+        })
+    }
+
+    pub fn hashes(&self) -> BTreeSet<&str> {
+        self.files.values().map(|e| e.hash.as_str()).collect()
+    }
+}
+
+/// Whether a path names a file whose name carries a content hash, as bundlers name them: a
+/// `.`-separated segment of at least 8 hex digits (`app.4f9c2a1b.js`), or a tail after a `-` of
+/// at least 8 of `[A-Za-z0-9_-]` with a digit or both cases (`index-DiwrgTda.js`, as Vite and
+/// Rollup name chunks), before the extension. A name such as `team-JohnSmith.png` matches too:
+/// such a file, removed, stays served for the retention window (`--no-retain` avoids it). HTML never counts. The router's
+/// `isSkewAsset` (worker/src/responses.js) is the same rule.
+pub fn is_content_hashed(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let Some(dot) = name.rfind('.') else {
+        return false;
+    };
+    if dot == 0 {
+        return false;
+    }
+    let (stem, ext) = (&name[..dot], &name[dot + 1..]);
+    if ext.eq_ignore_ascii_case("html") || ext.eq_ignore_ascii_case("htm") {
+        return false;
+    }
+    let hex = |s: &str| s.len() >= 8 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if stem.split('.').skip(1).any(hex) {
+        return true;
+    }
+    // Rollup and Rolldown hash in URL-safe base64 by default, so the hash itself may hold a `-`:
+    // any tail after a `-` counts (rolldown.rs OutputOptions.hashCharacters).
+    stem.match_indices('-')
+        .filter(|(i, _)| *i > 0)
+        .any(|(i, _)| {
+            let seg = &stem[i + 1..];
+            let word = seg.len() >= 8
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            let digit = seg.bytes().any(|b| b.is_ascii_digit());
+            let cases = seg.bytes().any(|b| b.is_ascii_uppercase())
+                && seg.bytes().any(|b| b.is_ascii_lowercase());
+            word && (digit || cases)
+        })
+}
+
 /// The iterations cfsetup uses: the Workers runtime's maximum.
 pub const PROTECT_ITERATIONS: u32 = 100_000;
 
@@ -522,6 +652,11 @@ pub struct Head {
     /// never serves one (it does not know this map: 404), instead of serving it to anyone.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub protected_previews: BTreeMap<String, Route>,
+    /// Skew protection: content-hashed files of earlier live deploys that the live one lacks,
+    /// served for their window from `deploys/<live id>/retained.json` ([`RetainedIndex`]).
+    /// Routers that predate it ignore it (no skew protection, nothing else changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retained: Option<Retained>,
     pub updated_at: String,
     pub updated_by: String,
 }
@@ -614,6 +749,8 @@ impl Head {
             protected_previews: old
                 .map(|h| h.protected_previews.clone())
                 .unwrap_or_default(),
+            // A rollback serves exactly the deploy it names; deploy-site sets this after.
+            retained: None,
             updated_at: humantime::format_rfc3339_seconds(now).to_string(),
             updated_by: by,
         };
@@ -637,6 +774,7 @@ impl Head {
             kept: Vec::new(),
             previews: BTreeMap::new(),
             protected_previews: BTreeMap::new(),
+            retained: None,
             updated_at: String::new(),
             updated_by: String::new(),
         });
@@ -973,5 +1111,68 @@ mod tests {
         ] {
             assert!(!is_deploy_id(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn content_hashed_names_are_the_bundlers_and_never_html() {
+        for yes in [
+            "/assets/app.4f9c2a1b.js",
+            "/a/style.0123abcd.min.css",
+            "/assets/index-DiwrgTda.js",
+            "/assets/chunk-a1b2c3d4e5.mjs",
+            "/img/logo-3f2a9c1b.png",
+            "/assets/index-a-b3Xk9z.js",
+        ] {
+            assert!(is_content_hashed(yes), "{yes}");
+        }
+        for no in [
+            "/index.html",
+            "/app.4f9c2a1b.html",
+            "/report.pdf",
+            "/my-background.png",
+            "/assets/app.js",
+            "/a.4f9c2a1.js",
+            "/.4f9c2a1b",
+            "/4f9c2a1b",
+        ] {
+            assert!(!is_content_hashed(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn the_retained_index_keeps_hashed_files_the_next_deploy_lacks_for_the_window() {
+        let entry = |h: &str| FileEntry {
+            hash: h.repeat(64),
+            size: 1,
+            content_type: "text/javascript".into(),
+        };
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut old = Files::new();
+        old.insert("/index.html".into(), entry("a"));
+        old.insert("/app.4f9c2a1b.js".into(), entry("b"));
+        old.insert("/leak.pdf".into(), entry("c"));
+        old.insert("/same.0123abcd.js".into(), entry("d"));
+        let copy = DeployCopy::build("acme", old, Rules::none("none"), now, None);
+        let mut next = Files::new();
+        next.insert("/index.html".into(), entry("e"));
+        next.insert("/same.0123abcd.js".into(), entry("d"));
+        let day = Duration::from_secs(86_400);
+        let idx = RetainedIndex::for_switch(&next, &copy, None, now, day);
+        assert_eq!(idx.files.keys().collect::<Vec<_>>(), ["/app.4f9c2a1b.js"]);
+        let until = humantime::format_rfc3339_seconds(now + day).to_string();
+        assert_eq!(idx.files["/app.4f9c2a1b.js"].until, until);
+        assert_eq!(idx.summary().unwrap().until, until);
+        // Carried into the next switch while its window lasts, and not after it.
+        let copy2 = DeployCopy::build("acme", next.clone(), Rules::none("none"), now, None);
+        let mut third = Files::new();
+        third.insert("/index.html".into(), entry("f"));
+        let later = RetainedIndex::for_switch(&third, &copy2, Some(&idx), now + day / 2, day);
+        assert!(later.files.contains_key("/app.4f9c2a1b.js"));
+        assert!(later.files.contains_key("/same.0123abcd.js"));
+        let after = RetainedIndex::for_switch(&third, &copy2, Some(&idx), now + day * 2, day);
+        assert!(!after.files.contains_key("/app.4f9c2a1b.js"));
+        // The next deploy's own file wins.
+        let back = RetainedIndex::for_switch(&copy.files, &copy2, Some(&idx), now, day);
+        assert!(!back.files.contains_key("/app.4f9c2a1b.js"));
     }
 }

@@ -22,6 +22,7 @@ mod rotate_token;
 mod safety;
 mod shards;
 mod sites;
+mod skew;
 mod storage;
 mod stress;
 mod test_permissions;

@@ -73,7 +73,7 @@
 import { ConfigError, TooLargeError, normaliseHost } from "./common.js";
 import { getState } from "./cache.js";
 import { resolveHost } from "./hosts.js";
-import { loadHead } from "./heads.js";
+import { loadHead, retainedEntry } from "./heads.js";
 import { authorised, markPreview, routeFor } from "./previews.js";
 import { compileRules, matchRedirect } from "./rules.js";
 import {
@@ -180,6 +180,26 @@ async function serveSite(request, url, env, ctx, st, tenant, preview, head) {
       extra: { "www-authenticate": 'Basic realm="preview", charset="UTF-8"' },
     });
   }
+  const res = await serveRoute(request, url, env, ctx, st, tenant, route, head);
+  // A response to a request with credentials: `public` would let a shared cache keep it and hand
+  // it to anyone (RFC 9111 §3.5), so a protected preview's answers are private.
+  if (route.protect !== null) res.headers.set("cache-control", "private, no-cache");
+  return res;
+}
+
+/**
+ * The Route's answer for the request's path: redirects, rewrites, files, not found.
+ * @param {Request} request
+ * @param {URL} url
+ * @param {import("./common.js").Env} env
+ * @param {import("./common.js").ExecCtx} ctx
+ * @param {import("./cache.js").State} st
+ * @param {string} tenant
+ * @param {import("./heads.js").Route} route
+ * @param {boolean} head
+ * @returns {Promise<Response>}
+ */
+async function serveRoute(request, url, env, ctx, st, tenant, route, head) {
   const compiled = compileRules(route);
 
   const path = decodeAndNormalise(url.pathname);
@@ -204,6 +224,9 @@ async function serveSite(request, url, env, ctx, st, tenant, preview, head) {
       return redirect(308, encodePath(r.location) + url.search, tenant, head);
     }
     if (r !== null) return serveEntry(c, r.path, r.entry, 200);
+    // Skew protection: a hashed asset an earlier live deploy served, for its window.
+    const old = await retainedEntry(c, path);
+    if (old !== null) return serveEntry(c, path, old, 200);
     return notFound(c, path);
   } catch (err) {
     if (err instanceof ConfigError) {

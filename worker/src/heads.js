@@ -27,6 +27,8 @@ import { isTenantSlug } from "./hosts.js";
  * @property {any} headers
  * @property {import("./rules.js").Compiled | null} compiled  filled on first use
  * @property {number | null} expiresAt    a preview's end (ms since the epoch): 404 after it
+ * @property {number | null} retainedUntil  live only: the retained index's last `until` (skew
+ *                                          protection), after which it is never read
  * @property {Protect | null} protect     a protected preview's password hash
  */
 
@@ -102,11 +104,16 @@ export function parseHead(text, tenant) {
       compiled: null,
       expiresAt: null,
       protect: null,
+      retainedUntil: null,
     };
     return { live: route, previews: new Map() };
   }
   if (data.format !== 2) throw new ConfigError("manifest format");
   const live = parseRoute(data.live);
+  if (data.retained !== undefined && data.retained !== null) {
+    if (!isObject(data.retained)) throw new ConfigError("retained");
+    live.retainedUntil = parseExpiry(data.retained.until);
+  }
   const previews = new Map();
   if (data.previews !== undefined) {
     if (!isObject(data.previews)) throw new ConfigError("previews");
@@ -160,7 +167,91 @@ export function parseRoute(r) {
     compiled: null,
     expiresAt: parseExpiry(r.expires_at),
     protect: parseProtect(r.protect),
+    retainedUntil: null,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Skew protection
+
+/**
+ * The rule deploy-site retains by (`is_content_hashed` in src/site/manifest.rs): a `.` segment of
+ * ≥ 8 hex before the extension (`app.4f9c2a1b.js`), or a tail after a `-` of ≥ 8 `[A-Za-z0-9_-]`
+ * with a digit or both cases (`index-DiwrgTda.js`, `index-a-b3Xk9z.js`); never HTML.
+ * @param {string} path
+ * @returns {boolean}
+ */
+export function isSkewAsset(path) {
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  const dot = name.lastIndexOf(".");
+  if (dot <= 0) return false;
+  const stem = name.slice(0, dot);
+  const ext = name.slice(dot + 1).toLowerCase();
+  if (ext === "html" || ext === "htm") return false;
+  if (stem.split(".").slice(1).some((s) => /^[0-9a-fA-F]{8,}$/.test(s))) return true;
+  // URL-safe base64 hashes (Rollup's default) may hold a `-`: any tail after a `-` counts.
+  for (let i = stem.indexOf("-", 1); i > 0; i = stem.indexOf("-", i + 1)) {
+    const seg = stem.slice(i + 1);
+    if (/^[A-Za-z0-9_-]{8,}$/.test(seg) && (/[0-9]/.test(seg) || (/[A-Z]/.test(seg) && /[a-z]/.test(seg)))) return true;
+  }
+  return false;
+}
+
+/**
+ * A path the live deploy lacks, from the retained index of the deploys live before it (skew
+ * protection): at most one read per live deploy (the index is immutable and cached, a missing one
+ * as empty), so a miss costs at most one extra read and repeated misses none. HTML and unhashed
+ * names never look.
+ * @param {import("./common.js").Ctx} c
+ * @param {string} path
+ * @returns {Promise<FileEntry | null>}
+ */
+export async function retainedEntry(c, path) {
+  const { route } = c;
+  const now = Date.now();
+  if (route.retainedUntil === null || route.retainedUntil <= now || !isSkewAsset(path)) return null;
+  const index = await loadRetained(c);
+  const e = index.get(path);
+  return e !== undefined && e.until > now ? e.entry : null;
+}
+
+/**
+ * @param {import("./common.js").Ctx} c
+ * @returns {Promise<Map<string, {entry: FileEntry, until: number}>>}
+ */
+async function loadRetained(c) {
+  const { st, tenant, route, env } = c;
+  const key = `r:${tenant}/${route.deployId}`;
+  const hit = st.cache.get(key, Date.now());
+  if (hit !== undefined) return hit;
+  let p = st.inflight.get(key);
+  if (p === undefined) {
+    p = (async () => {
+      const obj = await env.SITES.get(`sites/${tenant}/deploys/${route.deployId}/retained.json`);
+      const text = obj === null ? "" : await obj.text();
+      /** @type {Map<string, {entry: FileEntry, until: number}>} */
+      const index = new Map();
+      if (text !== "") {
+        let data;
+        try {
+          data = JSON.parse(text);
+        } catch {
+          throw new ConfigError("retained index is not JSON");
+        }
+        if (!isObject(data) || !isObject(data.files)) throw new ConfigError("retained index");
+        const files = parseFiles(data.files);
+        for (const [path, entry] of files) {
+          const until = parseExpiry(data.files[path].until);
+          if (until !== null) index.set(path, { entry, until });
+        }
+      }
+      const t = Date.now();
+      st.cache.set(key, index, text.length * 3 + 256, t + KEEP_MS, t);
+      return index;
+    })().finally(() => st.inflight.delete(key));
+    st.inflight.set(key, p);
+  }
+  return p;
 }
 
 /**

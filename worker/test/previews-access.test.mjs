@@ -72,6 +72,8 @@ describe("protected previews", () => {
       assert.equal(res.status, 200, user);
       assert.equal(res.text, "<h1>secret preview</h1>");
       assert.equal(res.headers.get("x-robots-tag"), "noindex");
+      // Never kept by a shared cache for the next visitor.
+      assert.equal(res.headers.get("cache-control"), "private, no-cache");
     }
   });
 

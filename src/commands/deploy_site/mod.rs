@@ -94,6 +94,8 @@ struct Input {
     password: Option<crate::secret::Secret>,
     /// `--expires`, as the RFC 3339 time the preview ends.
     expires_at: Option<String>,
+    /// `--retain` (`None`: `--no-retain`).
+    retain: Option<Duration>,
 }
 
 /// A preview name: a DNS label without `--`, short enough that `NAME--TENANT` is one label.
@@ -251,6 +253,11 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
         protect,
         password,
         expires_at,
+        retain: if args.no_retain {
+            None
+        } else {
+            Some(config::duration(&args.retain, "--retain")?)
+        },
     })
 }
 
@@ -673,6 +680,16 @@ fn rules_of(
     Ok(rules)
 }
 
+/// What step 3 knows of the deploy it replaces, from reads made while the intent is written.
+#[derive(Default)]
+struct Known {
+    /// Blobs the head's live deploy names (they exist: the invariant).
+    hashes: BTreeSet<String>,
+    /// The replaced deploy's files that this deploy may lack (all of a format 2 copy; those of
+    /// the replaced shards of a format 3 one), for skew protection. None when not read.
+    previous: Option<crate::site::manifest::Files>,
+}
+
 /// What the reads decided.
 struct Plan {
     platform_domain: Option<String>,
@@ -891,12 +908,15 @@ impl<'a> Deploy<'a> {
     /// shards both deploys share are known without a read, and only the live deploy's shards
     /// that this one replaces are read (by hash; `shards/<h>.json` is immutable). An unreadable
     /// live copy or shard just means more is checked.
-    async fn known_hashes(&self, head: Option<&ReadHead>, copy: &DeployCopy) -> BTreeSet<String> {
+    async fn known_hashes(&self, head: Option<&ReadHead>, copy: &DeployCopy) -> Known {
         match head.and_then(|h| h.head.as_ref()) {
-            Some(StoredHead::V1(m)) => m.hashes().into_iter().map(str::to_string).collect(),
+            Some(StoredHead::V1(m)) => Known {
+                hashes: m.hashes().into_iter().map(str::to_string).collect(),
+                previous: None,
+            },
             Some(StoredHead::V2(h)) => {
                 let Some(live) = &h.live else {
-                    return BTreeSet::new();
+                    return Known::default();
                 };
                 if let Some(old) = &live.shard_hashes {
                     return self.known_from_shards(old, copy).await;
@@ -904,19 +924,22 @@ impl<'a> Deploy<'a> {
                 let key = layout::deploy_key(&h.tenant, &live.deploy_id);
                 match self.storage.get(&key).await {
                     Ok(Some(o)) => match DeployCopy::parse(&o.body, &h.tenant) {
-                        Ok(c) => c.hashes().into_iter().map(str::to_string).collect(),
-                        Err(_) => BTreeSet::new(),
+                        Ok(c) => Known {
+                            hashes: c.hashes().into_iter().map(str::to_string).collect(),
+                            previous: Some(c.files),
+                        },
+                        Err(_) => Known::default(),
                     },
-                    _ => BTreeSet::new(),
+                    _ => Known::default(),
                 }
             }
-            None => BTreeSet::new(),
+            None => Known::default(),
         }
     }
 
     /// The blobs of the new shards the live deploy also has (no read), and of the live shards
     /// the new ones replace (read: the one at the same index when the counts match, else all).
-    async fn known_from_shards(&self, old: &[String], copy: &DeployCopy) -> BTreeSet<String> {
+    async fn known_from_shards(&self, old: &[String], copy: &DeployCopy) -> Known {
         let old_set: BTreeSet<&str> = old.iter().map(String::as_str).collect();
         let mut known = BTreeSet::new();
         let mut read: BTreeSet<&str> = BTreeSet::new();
@@ -938,10 +961,23 @@ impl<'a> Deploy<'a> {
             .buffer_unordered(self.input.concurrency)
             .collect()
             .await;
-        for s in got.into_iter().flatten() {
-            known.extend(s.hashes().into_iter().map(str::to_string));
+        let mut previous = Some(crate::site::manifest::Files::new());
+        for s in got {
+            match s {
+                Some(s) => {
+                    known.extend(s.hashes().into_iter().map(str::to_string));
+                    if let Some(p) = previous.as_mut() {
+                        p.extend(s.files);
+                    }
+                }
+                // Unreadable: more is checked, and skew protection reads the deploy whole.
+                None => previous = None,
+            }
         }
-        known
+        Known {
+            hashes: known,
+            previous,
+        }
     }
 
     /// The blobs of the new shards the live deploy does not have, and every new shard hash:
@@ -988,7 +1024,7 @@ impl<'a> Deploy<'a> {
     ) -> anyhow::Result<()> {
         if !plan.unchanged {
             let known = self.known_hashes(plan.head.as_ref(), &plan.copy).await;
-            let check = Self::to_check(files, &known);
+            let check = Self::to_check(files, &known.hashes);
             let missing: Vec<&SiteFile> = stream::iter(check)
                 .map(|f| async move {
                     let key = layout::blob_key(&f.hash);
@@ -1068,7 +1104,7 @@ impl<'a> Deploy<'a> {
             bucket::put_json(self.storage, self.bucket(), intent_key, body),
             async {
                 if self.input.force {
-                    BTreeSet::new()
+                    Known::default()
                 } else {
                     self.known_hashes(plan.head.as_ref(), &plan.copy).await
                 }
@@ -1093,7 +1129,7 @@ impl<'a> Deploy<'a> {
         &self,
         plan: &Plan,
         files: &[SiteFile],
-        known: &BTreeSet<String>,
+        known: &Known,
         report: &mut DeployReport,
         lease: &Lease,
     ) -> anyhow::Result<()> {
@@ -1110,7 +1146,7 @@ impl<'a> Deploy<'a> {
         }
         // After the wait, like blobs: a shard may be shared and old, so a running gc may be
         // deleting it; a create-only write (or HEAD) after the wait sees that.
-        let check = Self::to_check(files, known);
+        let check = Self::to_check(files, &known.hashes);
         let old: BTreeSet<&str> = if self.input.force {
             BTreeSet::new()
         } else {
@@ -1119,13 +1155,128 @@ impl<'a> Deploy<'a> {
                 .map(|v| v.iter().map(String::as_str).collect())
                 .unwrap_or_default()
         };
-        let (blobs, shards) = tokio::join!(
+        let (blobs, shards, retained) = tokio::join!(
             self.ensure_blobs(&check, report),
-            self.ensure_shards(&plan.copy, &old)
+            self.ensure_shards(&plan.copy, &old),
+            self.retain(plan, files, known.previous.as_ref())
         );
         blobs?;
         shards?;
-        self.switch(plan, files, report, lease).await
+        let retained = retained?;
+        report.retained_files = retained.as_ref().map_or(0, |r| r.files);
+        self.switch(plan, files, report, lease, retained).await
+    }
+
+    /// Skew protection for a live switch: the retained index of this deploy (content-hashed
+    /// files the deploy it replaces served and this one lacks, plus what that deploy's own index
+    /// still retains), written to `deploys/<id>/retained.json` before the switch names it. Its
+    /// blobs exist: the head being replaced names them (its live copy, or its retained index).
+    /// `None` for a preview, with `--no-retain`, or when nothing is to be retained.
+    ///
+    /// `previous` is what step 3 read of the replaced deploy: its files (format 2), or those of
+    /// its shards this deploy replaces (format 3; a path in a shard both deploys share is in
+    /// both, so never retained). Without it (`--force`), the replaced deploy is read whole.
+    async fn retain(
+        &self,
+        plan: &Plan,
+        files: &[SiteFile],
+        previous: Option<&crate::site::manifest::Files>,
+    ) -> anyhow::Result<Option<crate::site::manifest::Retained>> {
+        use crate::site::manifest::RetainedIndex;
+        let (Some(window), None) = (self.input.retain, &plan.preview) else {
+            return Ok(None);
+        };
+        let Some(head) = plan.head.as_ref().and_then(ReadHead::v2) else {
+            return Ok(None);
+        };
+        let Some(live) = &head.live else {
+            return Ok(None);
+        };
+        let tenant = &self.input.tenant;
+        let read = |key: String| async move {
+            self.storage
+                .get(&key)
+                .await
+                .map_err(|e| bucket::bucket_error(e, self.bucket(), &format!("reading {key}")))
+        };
+        let previous = match previous {
+            Some(f) => Some(DeployCopy {
+                format: crate::site::manifest::FORMAT,
+                tenant: tenant.clone(),
+                deploy_id: live.deploy_id.clone(),
+                created_at: live.created_at.clone(),
+                route: live.clone(),
+                files: f.clone(),
+                shard_bodies: Vec::new(),
+            }),
+            None => self.read_whole(tenant, live).await?,
+        };
+        let Some(previous) = previous else {
+            self.ui.warn(format!(
+                "the live deploy {}'s copy cannot be read: no skew protection for this switch",
+                live.deploy_id
+            ));
+            return Ok(None);
+        };
+        let carried = match &head.retained {
+            Some(_) => read(layout::retained_key(tenant, &live.deploy_id))
+                .await?
+                .and_then(|o| serde_json::from_slice::<RetainedIndex>(&o.body).ok()),
+            None => None,
+        };
+        let next = files_map(files);
+        let index = RetainedIndex::for_switch(
+            &next,
+            &previous,
+            carried.as_ref(),
+            SystemTime::now(),
+            window,
+        );
+        let Some(summary) = index.summary() else {
+            return Ok(None);
+        };
+        let body = serde_json::to_vec(&index).context("serializing the retained index")?;
+        bucket::put_json(
+            self.storage,
+            self.bucket(),
+            &layout::retained_key(tenant, &plan.copy.deploy_id),
+            body,
+        )
+        .await?;
+        Ok(Some(summary))
+    }
+
+    /// A deploy with all its files: its copy, plus its shards when it is format 3. None when
+    /// any of it cannot be read.
+    async fn read_whole(
+        &self,
+        tenant: &str,
+        live: &crate::site::Route,
+    ) -> anyhow::Result<Option<DeployCopy>> {
+        let key = layout::deploy_key(tenant, &live.deploy_id);
+        let got = self
+            .storage
+            .get(&key)
+            .await
+            .map_err(|e| bucket::bucket_error(e, self.bucket(), &format!("reading {key}")))?;
+        let Some(mut copy) = got.and_then(|o| DeployCopy::parse(&o.body, tenant).ok()) else {
+            return Ok(None);
+        };
+        if let Some(hashes) = copy.route.shard_hashes.clone() {
+            let shards: Vec<Option<Shard>> = stream::iter(hashes)
+                .map(|h| async move {
+                    let o = self.storage.get(&layout::cas_shard_key(&h)).await.ok()??;
+                    Shard::parse(&o.body, Some(&h)).ok()
+                })
+                .buffer_unordered(self.input.concurrency)
+                .collect()
+                .await;
+            for s in shards {
+                let Some(s) = s else { return Ok(None) };
+                copy.files.extend(s.files);
+            }
+        }
+        Ok(Some(copy))
     }
 
     /// Lists the sweep markers and waits until every fresh one seen now is gone or stale: a gc
@@ -1294,6 +1445,7 @@ impl<'a> Deploy<'a> {
         files: &[SiteFile],
         report: &mut DeployReport,
         lease: &Lease,
+        retained: Option<crate::site::manifest::Retained>,
     ) -> anyhow::Result<()> {
         let tenant = &self.input.tenant;
         let by = format!("deploy-site {} ({})", plan.copy.deploy_id, locks::owner());
@@ -1324,6 +1476,9 @@ impl<'a> Deploy<'a> {
             };
             if self.input.no_prune && plan.preview.is_none() {
                 head.kept.append(&mut dropped);
+            }
+            if plan.preview.is_none() {
+                head.retained = retained.clone();
             }
             // The intent must have been fresh the whole time, and stay fresh until this switch
             // lands (bounded by `budget`): otherwise a gc may have deleted what it names.

@@ -36,6 +36,8 @@ pub(crate) struct DeployReport {
     /// Blobs whose existence was checked (those the live deploy does not name).
     pub(crate) checked: usize,
     pub(crate) bytes_sent: u64,
+    /// Content-hashed files of earlier deploys served for the retention window (skew protection).
+    pub(super) retained_files: usize,
     /// Deploy ids that fell out of `kept` (gc deletes their copies).
     pub(super) dropped_from_kept: Vec<String>,
     /// Whether --force switched over another run's deploy.
@@ -204,6 +206,15 @@ impl Report for DeployReport {
                 None => id.clone(),
             };
             rows.push((label, id));
+        }
+        if self.retained_files > 0 {
+            rows.push((
+                "retained",
+                format!(
+                    "{} hashed file(s) of earlier deploys, served while browsers may ask",
+                    self.retained_files
+                ),
+            ));
         }
         if self.forced {
             rows.push((
