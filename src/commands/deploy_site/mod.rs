@@ -546,12 +546,27 @@ pub async fn run(
 ) -> anyhow::Result<Box<dyn Report>> {
     // Listened for from the start, so a Ctrl-C while walking is caught too.
     let mut interrupt = Interrupt::listen();
-    let prepared = prepare(&args, config, ui, false).await?;
-    let input = &prepared.input;
+    let mut prepared = prepare(&args, config, ui, false).await?;
 
     let auth = super::platform_auth(config, ui)?;
-    let client = super::client(config, ui, auth, input.concurrency)?;
-    let storage = super::storage(config, &client, input.loc.clone()).await?;
+    let client = super::client(config, ui, auth, prepared.input.concurrency)?;
+    // The token verification (for the S3 keys) and the zone read (for the platform domain) are
+    // independent: one round trip for both (docs/storage-layout.md "The critical path").
+    let zone_read = async {
+        match (&prepared.input.platform_domain, &prepared.input.zone) {
+            (None, Some(zone)) => platform::zone_domain(&client, zone).await.map(Some),
+            _ => Ok(None),
+        }
+    };
+    let (storage, zone_name) = tokio::join!(
+        super::storage(config, &client, prepared.input.loc.clone()),
+        zone_read
+    );
+    let storage = storage?;
+    if let Some(name) = zone_name? {
+        prepared.input.platform_domain = Some(name);
+    }
+    let input = &prepared.input;
     let blobs = BlobSet::default();
     let writes = tokio::sync::Semaphore::new(input.concurrency);
     let shared = Shared {
