@@ -6,15 +6,20 @@
 //! request), then plans with reads only, then applies in the order of docs/storage-layout.md
 //! "deploy-site":
 //!
-//! 1. read the head (keep its ETag); an unchanged site (same `live.digest`) stops here;
-//! 2. write the intent `locks/deploys/<uuid>.json` naming every hash (refreshed while it runs),
-//!    then wait while a sweep marker seen then is fresh;
-//! 3. hashes the live deploy copy names are known to exist; every other one is checked (HEAD, or
-//!    a create-only PUT where 412 means present) and uploaded if missing, `--concurrency` at once;
-//! 4. write the shards and the deploy copy (new, immutable keys);
+//! 1. read the head (keep its ETag); an unchanged site (same `live.digest`, format 3) stops here;
+//! 2. write the intent `locks/deploys/<uuid>.json` naming the blobs of the shards the live deploy
+//!    lacks and every shard hash (refreshed while it runs), reading the live shards this deploy
+//!    replaces meanwhile; then list the sweep markers (writing the deploy copy meanwhile) and
+//!    wait while one seen then is fresh;
+//! 3. blobs the live deploy names are known to exist; every other one is checked (HEAD, or a
+//!    create-only PUT where 412 means present) and uploaded if missing, `--concurrency` at once,
+//!    together with the content-addressed shards the live deploy lacks (`shards/<sha256>.json`);
+//! 4. (format 2 wrote its shards and copy here);
 //! 5. switch the head with a compare-and-swap on the ETag of step 1; if another run switched in
 //!    between, exit 1 naming what landed (unless `--force`);
 //! 6. attach each DOMAIN: its custom hostname first, then `hosts/<domain>.json`; delete the intent.
+//!
+//! Every request and the round trip it waits for: docs/storage-layout.md "The critical path".
 //!
 //! It never deletes a shared blob or a deploy copy: it only drops ids from the head's `kept`, and
 //! `cfsetup gc` deletes what nothing names. Cost follows the change: `blobs/` is never listed, and
