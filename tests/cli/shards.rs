@@ -65,11 +65,13 @@ fn a_one_file_change_writes_one_shard_one_copy_and_the_head() {
     expected.sort();
     assert_eq!(got, expected, "{puts:#?}");
     assert_eq!(s.w.emu.count_s3_op("PutObject"), 5, "and the intent");
-    // Every request: the head, the intent, the replaced shard (read while the intent is
-    // written), the markers, the copy, the blob, the shard, the switch, the intent's deletion.
+    // Every S3 request: the head, the intent, the markers, the copy, the blob, the shard, the
+    // switch, the intent's deletion. The shard it replaces was this machine's: read from the
+    // local cache by hash (docs/storage-layout.md "The critical path").
     let s3: Vec<_> = requests.iter().filter(|r| r.op.is_some()).collect();
-    assert!(
-        s3.len() <= 9,
+    assert_eq!(
+        s3.len(),
+        8,
         "{:#?}",
         s3.iter()
             .map(|r| (r.op, short(&r.path)))
@@ -81,12 +83,24 @@ fn a_one_file_change_writes_one_shard_one_copy_and_the_head() {
         .map(|r| r.body_len)
         .sum();
     assert!(written < 64 * 1024, "{written} bytes besides the blob");
-    // The changed shard was read by hash, never a listing of blobs/ or shards/.
     assert!(requests
         .iter()
         .all(|r| !r.query.as_deref().unwrap_or("").contains("prefix=blobs")));
-    assert!(requests.iter().any(|r| r.method == "GET"
-        && short(&r.path) == format!("objects/shards/{}.json", before[changed[0]])));
+
+    // From another machine (no local shards), the replaced shard is read from R2 by hash, while
+    // the intent is written: one request more, no round trip more.
+    std::fs::remove_dir_all(s.w.path().join(".cache/cfsetup/shards")).unwrap();
+    let before = after;
+    s.write("p/8.html", b"<p>page 8, edited</p>");
+    s.w.emu.clear_requests();
+    s.deploy(&[]).success();
+    let after = shard_hashes(&s.live());
+    let k = (0..32).find(|k| before[*k] != after[*k]).unwrap();
+    let requests = s.w.emu.requests();
+    assert!(requests.iter().any(
+        |r| r.method == "GET" && short(&r.path) == format!("objects/shards/{}.json", before[k])
+    ));
+    assert_eq!(requests.iter().filter(|r| r.op.is_some()).count(), 9);
 }
 
 #[test]

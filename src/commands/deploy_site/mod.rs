@@ -57,6 +57,7 @@ use crate::storage::{BucketLoc, Payload, PutMode, PutOptions, Storage};
 use super::bucket::{self, cas_head, own_write, read_head, Lost, ReadHead};
 
 mod domain;
+mod local_shards;
 mod report;
 
 use domain::HostnameReport;
@@ -975,6 +976,9 @@ impl<'a> Deploy<'a> {
         }
         let got: Vec<Option<Shard>> = stream::iter(read)
             .map(|h| async move {
+                if let Some(s) = local_shards::read(h) {
+                    return Some(s);
+                }
                 let o = self.storage.get(&layout::cas_shard_key(h)).await.ok()??;
                 Shard::parse(&o.body, Some(h)).ok()
             })
@@ -1182,6 +1186,9 @@ impl<'a> Deploy<'a> {
         );
         blobs?;
         shards?;
+        // Kept locally by hash, so this machine's next deploy needs no read of the shards it
+        // replaces (they are immutable: a name is its content).
+        local_shards::write(&plan.copy.shard_bodies);
         let retained = retained?;
         report.retained_files = retained.as_ref().map_or(0, |r| r.files);
         self.switch(plan, files, report, lease, retained).await
