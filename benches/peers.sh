@@ -14,7 +14,9 @@
 # (below 1: the peer was faster), cfsetup's request count, and the floor (the most requests in
 # flight at once allowed, 64: ceil(files / 64) × 50 ms).
 #
-# Like for like: rclone and s5cmd only copy files (and compare sizes/times with a listing);
+# Like for like: rclone and s5cmd only copy files (rclone with --size-only: it compares sizes
+# from a listing, because refreshing a changed modtime needs CopyObject, which the emulator
+# answers 501; s5cmd compares sizes and times);
 # cfsetup also hashes every file, deduplicates by content, writes its manifest shards, an intent
 # and the head, and switches the site atomically (compare-and-swap). The emulator is one local
 # process: it is the same server for every tool.
@@ -110,7 +112,7 @@ run() {
   case "$tool" in
     cfsetup) "$CFSETUP" --quiet deploy-site "$dir" "${target//[^a-z0-9]/}" --concurrency 64 >/dev/null 2>>"$WORK/cfsetup.log" ;;
     rclone) env -u AWS_CA_BUNDLE "$RCLONE" --config "$WORK/rclone.conf" sync "$dir" "emu:$BUCKET/rclone/$target" \
-              --transfers 64 --checkers 64 --s3-no-head --s3-no-check-bucket >/dev/null 2>>"$WORK/rclone.log" ;;
+              --transfers 64 --checkers 64 --size-only --s3-no-head --s3-no-check-bucket >/dev/null 2>>"$WORK/rclone.log" ;;
     s5cmd) env -u AWS_CA_BUNDLE AWS_ACCESS_KEY_ID="$AKID" AWS_SECRET_ACCESS_KEY="$SECRET" AWS_REGION=auto \
              "$S5CMD" --endpoint-url "$R2_S3_ENDPOINT" --numworkers 64 sync "$dir/" "s3://$BUCKET/s5cmd/$target/" >/dev/null 2>>"$WORK/s5cmd.log" ;;
   esac || { echo "$tool failed on $work" >&2; echo nan; return; }
@@ -134,7 +136,7 @@ for round in $(seq "$ROUNDS"); do
 done
 
 echo "machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "latency 50 ms per request, $ROUNDS interleaved rounds, medians; cfsetup $("$CFSETUP" --version 2>/dev/null | head -1)"
+echo "latency 50 ms per request, $ROUNDS interleaved rounds, medians; $("$CFSETUP" --version 2>/dev/null | head -1)"
 [ -n "$RCLONE" ] && echo "rclone: $("$RCLONE" version 2>/dev/null | head -1)"
 [ -n "$S5CMD" ] && echo "s5cmd: $("$S5CMD" version 2>/dev/null | head -1)"
 python3 - "$WORK/times" "${TOOLS[@]}" <<'PY'
