@@ -11,7 +11,7 @@
 # Workloads: cold 4,000 × 700 B; nothing changed (4,000); one file changed (4,000); cold 600 mixed
 # 1–50 KB. Each round runs every tool on each workload in turn (interleaved), every tool into its
 # own fresh prefix/tenant for cold runs; the table shows medians, the peer's ratio to cfsetup
-# (below 1: the peer was faster), cfsetup's request count, and the floor (the most requests in
+# (below 1: the peer was faster), and the floor (the most requests in
 # flight at once allowed, 64: ceil(files / 64) × 50 ms).
 #
 # Like for like: rclone and s5cmd only copy files (rclone with --size-only: it compares sizes
