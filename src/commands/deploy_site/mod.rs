@@ -9,11 +9,11 @@
 //! 1. read the head (keep its ETag); an unchanged site (same `live.digest`, format 3) stops here;
 //! 2. write the intent `locks/deploys/<uuid>.json` naming the blobs of the shards the live deploy
 //!    lacks and every shard hash (refreshed while it runs), reading the live shards this deploy
-//!    replaces meanwhile; then list the sweep markers (writing the deploy copy meanwhile) and
-//!    wait while one seen then is fresh;
+//!    replaces meanwhile; then list the sweep markers and wait while one seen then is fresh;
 //! 3. blobs the live deploy names are known to exist; every other one is checked (HEAD, or a
 //!    create-only PUT where 412 means present) and uploaded if missing, `--concurrency` at once,
-//!    together with the content-addressed shards the live deploy lacks (`shards/<sha256>.json`);
+//!    together with the content-addressed shards the live deploy lacks (`shards/<sha256>.json`)
+//!    and the deploy copy;
 //! 4. (format 2 wrote its shards and copy here);
 //! 5. switch the head with a compare-and-swap on the ETag of step 1; if another run switched in
 //!    between, exit 1 naming what landed (unless `--force`);
@@ -1157,17 +1157,14 @@ impl<'a> Deploy<'a> {
         report: &mut DeployReport,
         lease: &Lease,
     ) -> anyhow::Result<()> {
-        // The copy is a new key the intent protects: written while the markers are listed.
-        let copy_key = layout::deploy_key(&self.input.tenant, &plan.copy.deploy_id);
-        let (waited, copied) = tokio::join!(
-            self.wait_for_sweeps(),
-            bucket::put_json(self.storage, self.bucket(), &copy_key, plan.copy.to_bytes())
-        );
-        let waited = waited?;
-        copied?;
+        let waited = self.wait_for_sweeps().await?;
         if !waited.is_zero() {
             report.waited_for_gc_secs = Some(waited.as_secs_f64());
         }
+        // The copy, like every write a gc could delete, only after the wait: a gc that listed
+        // intents before ours existed, and lists `sites/` after the copy is written, would
+        // find it named by no head and delete it (the stress test found this).
+        let copy_key = layout::deploy_key(&self.input.tenant, &plan.copy.deploy_id);
         // After the wait, like blobs: a shard may be shared and old, so a running gc may be
         // deleting it; a create-only write (or HEAD) after the wait sees that.
         let check = Self::to_check(files, &known.hashes);
@@ -1179,13 +1176,15 @@ impl<'a> Deploy<'a> {
                 .map(|v| v.iter().map(String::as_str).collect())
                 .unwrap_or_default()
         };
-        let (blobs, shards, retained) = tokio::join!(
+        let (blobs, shards, copied, retained) = tokio::join!(
             self.ensure_blobs(&check, report),
             self.ensure_shards(&plan.copy, &old),
+            bucket::put_json(self.storage, self.bucket(), &copy_key, plan.copy.to_bytes()),
             self.retain(plan, files, known.previous.as_ref())
         );
         blobs?;
         shards?;
+        copied?;
         // Kept locally by hash, so this machine's next deploy needs no read of the shards it
         // replaces (they are immutable: a name is its content).
         local_shards::write(&plan.copy.shard_bodies);
