@@ -217,9 +217,42 @@ async function doRefresh(st, key, r2key, parse, prev, env, limit) {
 }
 var TEE_MAX_BYTES = 32 * 1024 * 1024;
 function blobCacheKey(platformDomain, hash) {
+  return edgeKey(platformDomain, "blob", hash);
+}
+function edgeKey(platformDomain, kind, hash) {
   const domain = normaliseHost(platformDomain || "");
   if (!HOST_RE.test(domain) || domain.includes("..")) return null;
-  return `https://${domain}/__cfsetup/blob/${hash}`;
+  return `https://${domain}/__cfsetup/${kind}/${hash}`;
+}
+async function matchEdge(c, kind, hash) {
+  const key = edgeKey(c.env.PLATFORM_DOMAIN, kind, hash);
+  const cache = key === null ? null : blobCache(c);
+  if (cache === null || key === null) return null;
+  const hit = await safeMatch(cache, key, {});
+  if (!hit) return null;
+  try {
+    if (hit.status !== 200) {
+      await hit.body?.cancel().catch(() => {
+      });
+      return null;
+    }
+    return await hit.text();
+  } catch {
+    return null;
+  }
+}
+function putEdge(c, kind, hash, text) {
+  const key = edgeKey(c.env.PLATFORM_DOMAIN, kind, hash);
+  const cache = key === null ? null : blobCache(c);
+  if (cache === null || key === null || !c.ctx || typeof c.ctx.waitUntil !== "function") return;
+  backgroundPut(
+    c,
+    cache,
+    key,
+    async () => new Response(text, {
+      headers: { "content-type": "application/json", "cache-control": CC_IMMUTABLE }
+    })
+  );
 }
 function blobCache(c) {
   if (c.env.BLOB_CACHE === "off" || normaliseHost(c.url.hostname).endsWith(".workers.dev")) return null;
@@ -379,6 +412,7 @@ function parseHead(text, tenant) {
     const route = {
       deployId: typeof data.deploy_id === "string" ? data.deploy_id : "",
       shards: 1,
+      shardHashes: null,
       stem: false,
       files,
       notFound: files.has("/404.html") ? "404" : "none",
@@ -392,7 +426,7 @@ function parseHead(text, tenant) {
     };
     return { live: route, previews: /* @__PURE__ */ new Map() };
   }
-  if (data.format !== 2) throw new ConfigError("manifest format");
+  if (data.format !== 2 && data.format !== 3) throw new ConfigError("manifest format");
   const live = parseRoute(data.live);
   if (data.retained !== void 0 && data.retained !== null) {
     if (!isObject(data.retained)) throw new ConfigError("retained");
@@ -432,9 +466,18 @@ function parseRoute(r) {
   if (r.shard_key !== void 0 && r.shard_key !== "path" && r.shard_key !== "stem") {
     throw new ConfigError("shard_key");
   }
+  let shardHashes = null;
+  if (r.shard_hashes !== void 0 && r.shard_hashes !== null) {
+    const h = r.shard_hashes;
+    if (!Array.isArray(h) || h.length !== shards || !h.every((x) => typeof x === "string" && HASH_RE.test(x))) {
+      throw new ConfigError("shard_hashes");
+    }
+    shardHashes = h;
+  }
   return {
     deployId: r.deploy_id,
     shards,
+    shardHashes,
     stem: r.shard_key === "stem",
     files: null,
     notFound: notFound2,
@@ -589,16 +632,16 @@ async function lookup(c, paths) {
 }
 async function loadShard(c, k) {
   const { st, tenant, route, env } = c;
-  const key = `s:${tenant}/${route.deployId}/${k}`;
+  const hash = route.shardHashes === null ? null : route.shardHashes[k];
+  const key = hash === null ? `s:${tenant}/${route.deployId}/${k}` : `h:${hash}`;
   const now = Date.now();
   const hit = st.cache.get(key, now);
   if (hit !== void 0) return hit;
   let p = st.inflight.get(key);
   if (p === void 0) {
     p = (async () => {
-      const obj = await env.SITES.get(`sites/${tenant}/deploys/${route.deployId}/shards/${k}.json`);
-      if (obj === null) throw new ConfigError("shard missing");
-      const text = await obj.text();
+      const text = hash === null ? await readText(env, `sites/${tenant}/deploys/${route.deployId}/shards/${k}.json`) : await readShardByHash(c, hash);
+      if (text === null) throw new ConfigError("shard missing");
       let data;
       try {
         data = JSON.parse(text);
@@ -614,6 +657,23 @@ async function loadShard(c, k) {
     st.inflight.set(key, p);
   }
   return p;
+}
+async function readText(env, key) {
+  const obj = await env.SITES.get(key);
+  return obj === null ? null : obj.text();
+}
+async function readShardByHash(c, hash) {
+  const cached = await matchEdge(c, "shard", hash);
+  if (cached !== null) return cached;
+  const obj = await c.env.SITES.get(`shards/${hash}.json`);
+  if (obj === null) return null;
+  const bytes = new Uint8Array(await obj.arrayBuffer());
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  if (hex !== hash) throw new ConfigError("shard does not hash to its name");
+  const text = new TextDecoder().decode(bytes);
+  putEdge(c, "shard", hash, text);
+  return text;
 }
 
 // src/previews.js

@@ -2,9 +2,13 @@
 //! nothing refers to, safely while any number of deploys run (docs/storage-layout.md "gc"):
 //!
 //! 1. write a sweep marker `locks/gc/<uuid>.json` (refreshed while it runs);
-//! 2. list the intents: fresh ones protect their hashes and their tenant's deploy copies;
-//! 3. list the tenants, read every head and every deploy copy it names (concurrently);
-//! 4. list `blobs/` and `sites/`: garbage is what is not referenced and older than `--grace`;
+//! 2. list the intents: fresh ones protect their hashes, their shards and their tenant's deploy
+//!    copies;
+//! 3. list the tenants, read every head and every deploy copy it names (concurrently), then
+//!    every content-addressed shard those name, once per hash (format 3: a copy names shards,
+//!    a shard names blobs);
+//! 4. list `blobs/`, `shards/` and `sites/`: garbage is what is not referenced and older than
+//!    `--grace`;
 //! 5. check the marker is still fresh, delete the garbage, then the stale intents, then the
 //!    marker.
 //!
@@ -27,7 +31,7 @@ use crate::error::usage;
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::layout;
 use crate::site::locks::{self, Intent, Lease, Marker, Timing};
-use crate::site::manifest::{is_deploy_id, DeployCopy, LegacyManifest, StoredHead};
+use crate::site::manifest::{is_deploy_id, DeployCopy, LegacyManifest, Shard, StoredHead};
 use crate::site::walk::human_bytes;
 use crate::storage::{ObjectMeta, Payload, PutOptions, Storage};
 
@@ -176,6 +180,8 @@ struct Gc<'a> {
 #[derive(Default)]
 struct Referenced {
     hashes: BTreeSet<String>,
+    /// Content-addressed shards named by a kept copy, a head's Route or a fresh intent.
+    shards: BTreeSet<String>,
     /// Deploy ids named per tenant.
     named: BTreeMap<String, BTreeSet<String>>,
     /// Tenants whose every deploy object is kept: a fresh intent's, or a format 1 head's.
@@ -259,10 +265,15 @@ impl Gc<'_> {
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
+        // A fresh intent's shards that do not exist yet are being written by its run, which
+        // names in `hashes` every blob it checks; those that exist may name blobs the run takes
+        // as known (a REST rollback's target), so their blobs are counted.
+        let mut intent_shards = BTreeSet::new();
         for intent in read.into_iter().flatten() {
             report.running_deploys += 1;
             refs.whole.insert(intent.tenant.clone());
             refs.hashes.extend(intent.hashes);
+            intent_shards.extend(intent.shards);
         }
 
         // Heads, and every deploy copy they name.
@@ -289,11 +300,32 @@ impl Gc<'_> {
                 report.tenants += 1;
             }
             refs.hashes.extend(t.hashes);
+            refs.shards.extend(t.shards);
             if t.whole {
                 refs.whole.insert(t.tenant.clone());
             }
             refs.named.insert(t.tenant, t.named);
         }
+        // Every shard named, once per hash however many deploys and tenants share it.
+        let must: Vec<String> = refs.shards.iter().cloned().collect();
+        let maybe: Vec<String> = intent_shards
+            .iter()
+            .filter(|h| !refs.shards.contains(*h))
+            .cloned()
+            .collect();
+        let named: Vec<Vec<String>> = stream::iter(
+            must.iter()
+                .map(|h| (h, true))
+                .chain(maybe.iter().map(|h| (h, false))),
+        )
+        .map(|(h, required)| self.shard_refs(h, required))
+        .buffer_unordered(self.concurrency)
+        .try_collect()
+        .await?;
+        for h in named {
+            refs.hashes.extend(h);
+        }
+        refs.shards.extend(intent_shards);
         report.referenced_blobs = refs.hashes.len();
 
         // Then the candidates: what exists, unreferenced, older than the grace.
@@ -301,12 +333,18 @@ impl Gc<'_> {
             m.last_modified
                 .is_some_and(|t| now.duration_since(t).unwrap_or_default() >= self.grace)
         };
-        let (blobs, sites) = tokio::try_join!(
+        let (blobs, shards, sites) = tokio::try_join!(
             async {
                 self.storage
                     .list(layout::BLOBS_PREFIX)
                     .await
                     .map_err(self.err("listing blobs"))
+            },
+            async {
+                self.storage
+                    .list(layout::SHARDS_PREFIX)
+                    .await
+                    .map_err(self.err("listing shards"))
             },
             async {
                 self.storage
@@ -324,6 +362,14 @@ impl Gc<'_> {
                     report.blobs_deleted += 1;
                     report.blob_bytes_freed += b.size;
                     report.bytes_freed += b.size;
+                }
+            }
+        }
+        for o in &shards {
+            if let Some(h) = layout::cas_shard_hash(&o.key) {
+                if !refs.shards.contains(h) && old_enough(o) {
+                    garbage.push(o.key.clone());
+                    report.shards_deleted += 1;
                 }
             }
         }
@@ -497,7 +543,12 @@ impl Gc<'_> {
         };
         let legacy = matches!(head, StoredHead::V1(_));
         let key = key.as_str();
-        let hashes: Vec<Vec<String>> = stream::iter(&ids)
+        if let StoredHead::V2(h) = &head {
+            for r in h.live.iter().chain(h.all_previews().map(|(_, r)| r)) {
+                out.shards.extend(r.shard_hashes.iter().flatten().cloned());
+            }
+        }
+        let hashes: Vec<(Vec<String>, Vec<String>)> = stream::iter(&ids)
             .map(|id| async move {
                 if !legacy && !is_deploy_id(id) {
                     anyhow::bail!("{key} names {id:?}, not a deploy id; nothing was deleted");
@@ -514,21 +565,50 @@ impl Gc<'_> {
                         )
                     })?;
                 if let Ok(c) = DeployCopy::parse(&obj.body, tenant) {
-                    return Ok(c.hashes().into_iter().map(str::to_string).collect());
+                    return Ok((
+                        c.hashes().into_iter().map(str::to_string).collect(),
+                        c.route.shard_hashes.unwrap_or_default(),
+                    ));
                 }
                 match LegacyManifest::parse(&obj.body, tenant) {
-                    Ok(m) if legacy => Ok(m.hashes().into_iter().map(str::to_string).collect()),
+                    Ok(m) if legacy => Ok((
+                        m.hashes().into_iter().map(str::to_string).collect(),
+                        Vec::new(),
+                    )),
                     _ => anyhow::bail!("{ckey} is not a valid deploy copy; nothing was deleted"),
                 }
             })
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
-        for h in hashes {
+        for (h, shards) in hashes {
             out.hashes.extend(h);
+            out.shards.extend(shards);
         }
         out.named = ids.into_iter().collect();
         Ok(out)
+    }
+}
+
+impl Gc<'_> {
+    /// The blobs a content-addressed shard names. One a head or kept copy names must exist and
+    /// parse, else nothing is deleted; one only a fresh intent names may not exist yet.
+    async fn shard_refs(&self, hash: &str, required: bool) -> anyhow::Result<Vec<String>> {
+        let key = layout::cas_shard_key(hash);
+        let Some(obj) = self
+            .storage
+            .get(&key)
+            .await
+            .map_err(self.err(&format!("reading {key}")))?
+        else {
+            if required {
+                anyhow::bail!("a kept deploy names {key}, which is missing; nothing was deleted");
+            }
+            return Ok(Vec::new());
+        };
+        let shard = Shard::parse(&obj.body, Some(hash))
+            .map_err(|why| anyhow::anyhow!("{key}: {why}; nothing was deleted"))?;
+        Ok(shard.hashes().into_iter().map(str::to_string).collect())
     }
 }
 
@@ -536,6 +616,7 @@ impl Gc<'_> {
 struct TenantRefs {
     tenant: String,
     hashes: BTreeSet<String>,
+    shards: BTreeSet<String>,
     named: BTreeSet<String>,
     whole: bool,
     /// Expired previews dropped from the head (or, with --dry-run, that would be).

@@ -215,6 +215,8 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
             started_at: now.clone(),
             refreshed_at: now,
             hashes,
+            // A format 3 target's blobs are named by its shards: gc counts those it names.
+            shards: route.shard_hashes.clone().unwrap_or_default(),
             stale_ms: Some(timing.stale_ms()),
         };
         bucket::put_json(

@@ -3,7 +3,8 @@
 //! - `blobs/<sha256>`: file bytes, content-addressed, written once;
 //! - `sites/<tenant>/manifest.json`: the tenant's head, switched by compare-and-swap;
 //! - `sites/<tenant>/deploys/<deploy_id>.json`: an immutable deploy copy;
-//! - `sites/<tenant>/deploys/<deploy_id>/shards/<k>.json`: its shards;
+//! - `shards/<sha256>.json`: a manifest shard (format 3), content-addressed, shared, written once;
+//! - `sites/<tenant>/deploys/<deploy_id>/shards/<k>.json`: a format 2 deploy's shards;
 //! - `hosts/<hostname>.json`: `{"tenant": …}` for a custom domain;
 //! - `locks/deploys/<uuid>.json`: a running deploy's intent;
 //! - `locks/gc/<uuid>.json`: a running gc's sweep marker.
@@ -13,6 +14,8 @@
 
 /// Every blob lives under this prefix.
 pub const BLOBS_PREFIX: &str = "blobs/";
+/// Every content-addressed shard (format 3) lives under this prefix.
+pub const SHARDS_PREFIX: &str = "shards/";
 /// Every tenant's head and deploys live under this prefix.
 pub const SITES_PREFIX: &str = "sites/";
 /// Every custom domain's entry.
@@ -31,6 +34,18 @@ pub fn blob_key(hash: &str) -> String {
 /// The hash a `blobs/<hash>` key names, if it is one.
 pub fn blob_hash(key: &str) -> Option<&str> {
     key.strip_prefix(BLOBS_PREFIX)
+        .filter(|h| super::manifest::is_hash(h))
+}
+
+/// `shards/<hash>.json`: the shard whose bytes hash to `hash`.
+pub fn cas_shard_key(hash: &str) -> String {
+    format!("{SHARDS_PREFIX}{hash}.json")
+}
+
+/// The hash a `shards/<hash>.json` key names, if it is one.
+pub fn cas_shard_hash(key: &str) -> Option<&str> {
+    key.strip_prefix(SHARDS_PREFIX)?
+        .strip_suffix(".json")
         .filter(|h| super::manifest::is_hash(h))
 }
 

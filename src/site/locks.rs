@@ -165,8 +165,13 @@ pub struct Intent {
     pub deploy_id: String,
     pub started_at: String,
     pub refreshed_at: String,
-    /// Every blob the deploy's manifest will name.
+    /// The blobs this run will check or upload (a deploy: those of the shards its live deploy
+    /// lacks; the blobs of shards the live deploy has are vouched for by the head's CAS).
     pub hashes: Vec<String>,
+    /// The content-addressed shards (`shards/<hash>.json`) the deploy will name and may write:
+    /// gc keeps them, and counts the blobs of those that exist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<String>,
     /// The writer's stale time (ms); readers use the longer of theirs and this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale_ms: Option<u64>,

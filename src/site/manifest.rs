@@ -2,8 +2,16 @@
 //! Route the Worker needs to serve one deploy, and the tenant's small head that names the live
 //! Route, the kept deploys and the previews.
 //!
-//! A format 1 manifest (the whole site inline in `sites/<tenant>/manifest.json`, cfsetup 0.1) is
-//! still read, as [`LegacyManifest`], so gc and the commands treat an old tenant correctly.
+//! Format 3 (what cfsetup writes) makes the manifest a Merkle tree: a shard is stored once under
+//! the SHA-256 of its bytes (`shards/<hash>.json`, immutable, shared by every deploy and tenant
+//! that has the same shard), a Route lists its shards' hashes (`shard_hashes`), and a deploy copy
+//! is the Route alone. A one-file change then writes one shard, one small copy and the head.
+//! Format 2 (per-deploy shards `sites/<t>/deploys/<id>/shards/<k>.json` and a copy with every
+//! file) is still read, and its next deploy writes format 3. A format 1 manifest (the whole site
+//! inline in `sites/<tenant>/manifest.json`, cfsetup 0.1) is still read, as [`LegacyManifest`],
+//! so gc and the commands treat an old tenant correctly.
+//!
+//! Imports only `site::walk`; never storage, commands or the network.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
@@ -14,14 +22,21 @@ use sha2::{Digest, Sha256};
 
 use super::walk::SiteFile;
 
-pub const FORMAT: u32 = 2;
+/// What cfsetup writes: content-addressed shards (docs/storage-layout.md "Shards").
+pub const FORMAT: u32 = 3;
+/// Per-deploy shards and a copy with every file; still read, upgraded by the next deploy.
+pub const FORMAT_2: u32 = 2;
 pub const LEGACY_FORMAT: u32 = 1;
 /// Deploys kept for rollback, the live one included.
 pub const KEPT_DEPLOYS: usize = 10;
 /// Previews a head holds at most; the oldest is dropped.
 pub const MAX_PREVIEWS: usize = 20;
-/// Paths per shard the shard count aims at.
-pub const FILES_PER_SHARD: usize = 512;
+/// Paths per shard the shard count aims at (format 2 wrote 512). A one-file change rewrites one
+/// shard, so its size is the change's cost; a cold page view reads one shard, so it is also
+/// the router's parse cost. At ~130 bytes an entry, 64 paths make a ~8 KB shard; measured in
+/// worker/bench/run.mjs (docs/storage-layout.md "Shard size").
+pub const FILES_PER_SHARD: usize = 64;
+/// The most shards a format 2 Route may name (what the router accepts).
 pub const MAX_SHARDS: u32 = 1024;
 /// The most bytes a head (`sites/<tenant>/manifest.json`) may have: 1 MiB. The shared router
 /// reads and parses the head on every request it cannot answer from its cache, so one tenant's
@@ -31,6 +46,10 @@ pub const MAX_HEAD_BYTES: usize = 1_048_576;
 /// The most bytes one Route (rules and 404 pages; compact JSON) may have: 512 KiB, so a head
 /// holds the live deploy and at least one preview.
 pub const MAX_ROUTE_BYTES: usize = 512 * 1024;
+/// The most shards cfsetup writes in format 3: every Route in the head lists its shards'
+/// hashes (67 bytes each), and the head is bounded by 1 MiB with up to 21 Routes (live and 20
+/// previews): 256 × 67 × 21 ≈ 360 KB.
+pub const MAX_SHARDS_V3: u32 = 256;
 
 /// One path of the site.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,11 +117,16 @@ pub fn fnv1a32(bytes: &[u8]) -> u32 {
     h
 }
 
-/// `max(1, next_power_of_two(ceil(files / 512)))`, at most 1,024.
+/// `max(1, next_power_of_two(ceil(files / 64)))`, at most 256.
 pub fn shard_count(files: usize) -> u32 {
     let want = files.div_ceil(FILES_PER_SHARD).max(1);
-    let n = u32::try_from(want.next_power_of_two()).unwrap_or(MAX_SHARDS);
-    n.min(MAX_SHARDS)
+    let n = u32::try_from(want.next_power_of_two()).unwrap_or(MAX_SHARDS_V3);
+    n.min(MAX_SHARDS_V3)
+}
+
+/// The key of a content-addressed shard: `shards/<sha256 of its bytes>.json`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// The shard key cfsetup writes: `"stem"` (docs/storage-layout.md "Route").
@@ -202,6 +226,10 @@ pub struct Route {
     /// `"stem"`; absent in older Routes, which means `"path"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard_key: Option<String>,
+    /// Format 3: shard `k` is `shards/<shard_hashes[k]>.json`. Absent in a format 2 Route,
+    /// whose shards are `sites/<t>/deploys/<id>/shards/<k>.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_hashes: Option<Vec<String>>,
     #[serde(default = "default_not_found")]
     pub not_found: String,
     #[serde(default)]
@@ -396,7 +424,9 @@ impl Protect {
     }
 }
 
-/// A deploy copy `sites/<t>/deploys/<id>.json`: the whole manifest of one deploy. Immutable.
+/// A deploy copy `sites/<t>/deploys/<id>.json`. Immutable. In format 3 it is the Route (whose
+/// `shard_hashes` name the files); a built copy also holds its files and its shards' bytes in
+/// memory, which are never stored in the copy. In format 2 `files` is stored too.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeployCopy {
     pub format: u32,
@@ -404,10 +434,24 @@ pub struct DeployCopy {
     pub deploy_id: String,
     pub created_at: String,
     pub route: Route,
+    #[serde(default)]
     pub files: Files,
+    /// A built copy's shards: `(hash, bytes)` in shard order. Empty when parsed.
+    #[serde(skip)]
+    pub shard_bodies: Vec<(String, Vec<u8>)>,
 }
 
-/// A shard `sites/<t>/deploys/<id>/shards/<k>.json`.
+/// What a format 3 copy stores.
+#[derive(Serialize)]
+struct CopyV3<'a> {
+    format: u32,
+    tenant: &'a str,
+    deploy_id: &'a str,
+    created_at: &'a str,
+    route: &'a Route,
+}
+
+/// A shard: `shards/<hash>.json` (format 3) or `sites/<t>/deploys/<id>/shards/<k>.json` (2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Shard {
     pub files: Files,
@@ -464,6 +508,13 @@ impl DeployCopy {
             let depth = |p: &str| p.matches('/').count();
             depth(b).cmp(&depth(a)).then(a.cmp(b))
         });
+        let shard_bodies: Vec<(String, Vec<u8>)> = split(&files, shards)
+            .into_iter()
+            .map(|s| {
+                let bytes = s.to_bytes();
+                (sha256_hex(&bytes), bytes)
+            })
+            .collect();
         let route = Route {
             deploy_id: deploy_id.clone(),
             created_at: created_at.clone(),
@@ -472,6 +523,7 @@ impl DeployCopy {
             bytes: files.values().map(|e| e.size).sum(),
             shards,
             shard_key: Some(SHARD_KEY.to_string()),
+            shard_hashes: Some(shard_bodies.iter().map(|(h, _)| h.clone()).collect()),
             not_found: rules.not_found.to_string(),
             not_found_pages,
             redirects: rules.redirects,
@@ -486,38 +538,28 @@ impl DeployCopy {
             created_at,
             route,
             files,
+            shard_bodies,
         }
     }
 
     /// Every shard, `0..route.shards`, empty ones included (the Worker reads the one its path
     /// hashes to and must find it).
     pub fn shards(&self) -> Vec<(u32, Shard)> {
-        let n = self.route.shards;
-        let mut out: Vec<(u32, Shard)> = (0..n)
-            .map(|k| {
-                (
-                    k,
-                    Shard {
-                        files: BTreeMap::new(),
-                    },
-                )
-            })
-            .collect();
-        for (p, e) in &self.files {
-            out[shard_of(p, n) as usize]
-                .1
-                .files
-                .insert(p.clone(), e.clone());
-        }
-        out
+        split(&self.files, self.route.shards)
+            .into_iter()
+            .zip(0..)
+            .map(|(s, k)| (k, s))
+            .collect()
     }
 
-    /// Parses and checks a stored deploy copy.
+    /// Parses and checks a stored deploy copy of format 2 or 3.
     pub fn parse(bytes: &[u8], tenant: &str) -> Result<Self, String> {
         let c: DeployCopy =
             serde_json::from_slice(bytes).map_err(|e| format!("not a deploy copy: {e}"))?;
-        if c.format != FORMAT {
-            return Err(format!("format {} is not {FORMAT}", c.format));
+        match c.format {
+            FORMAT_2 => {}
+            FORMAT => check_route_v3(&c.route)?,
+            n => return Err(format!("format {n} is not {FORMAT_2} or {FORMAT}")),
         }
         if c.tenant != tenant {
             return Err(format!("it names tenant {:?}, not {tenant:?}", c.tenant));
@@ -529,18 +571,68 @@ impl DeployCopy {
         Ok(c)
     }
 
+    /// Format 3: the Route alone (the files are in the shards).
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        serde_json::to_vec(&CopyV3 {
+            format: FORMAT,
+            tenant: &self.tenant,
+            deploy_id: &self.deploy_id,
+            created_at: &self.created_at,
+            route: &self.route,
+        })
+        .unwrap_or_default()
     }
 
+    /// The blobs a copy names inline: every file of a built or format 2 copy; none of a parsed
+    /// format 3 copy, whose blobs are named by its shards ([`Route::shard_hashes`]).
     pub fn hashes(&self) -> BTreeSet<&str> {
         self.files.values().map(|e| e.hash.as_str()).collect()
+    }
+}
+
+/// The files split into `n` shards by [`shard_of`], empty ones included.
+fn split(files: &Files, n: u32) -> Vec<Shard> {
+    let mut out: Vec<Shard> = (0..n)
+        .map(|_| Shard {
+            files: BTreeMap::new(),
+        })
+        .collect();
+    for (p, e) in files {
+        out[shard_of(p, n) as usize]
+            .files
+            .insert(p.clone(), e.clone());
+    }
+    out
+}
+
+/// A format 3 Route names exactly `shards` shard hashes.
+pub fn check_route_v3(route: &Route) -> Result<(), String> {
+    match &route.shard_hashes {
+        Some(h) if h.len() == route.shards as usize && h.iter().all(|h| is_hash(h)) => Ok(()),
+        Some(_) => Err("its shard_hashes do not match its shards".into()),
+        None => Err("its route has no shard_hashes".into()),
     }
 }
 
 impl Shard {
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses a stored shard; a content-addressed one must hash to `hash`.
+    pub fn parse(bytes: &[u8], hash: Option<&str>) -> Result<Self, String> {
+        if let Some(h) = hash {
+            if sha256_hex(bytes) != h {
+                return Err(format!("shards/{h}.json does not hash to its name"));
+            }
+        }
+        let s: Shard = serde_json::from_slice(bytes).map_err(|e| format!("not a shard: {e}"))?;
+        check_files(&s.files)?;
+        Ok(s)
+    }
+
+    pub fn hashes(&self) -> BTreeSet<&str> {
+        self.files.values().map(|e| e.hash.as_str()).collect()
     }
 }
 
@@ -551,7 +643,8 @@ fn check_files(files: &Files) -> Result<(), String> {
     }
 }
 
-/// A tenant's head `sites/<tenant>/manifest.json`, format 2.
+/// A tenant's head `sites/<tenant>/manifest.json`, format 3 (format 2 parses into the same
+/// struct: its Routes lack `shard_hashes`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Head {
     pub format: u32,
@@ -598,11 +691,18 @@ impl StoredHead {
     pub fn parse(bytes: &[u8], tenant: &str) -> Result<Self, String> {
         let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
         match v.get("format").and_then(Value::as_u64) {
-            Some(2) => {
+            Some(n @ (2 | 3)) => {
                 let h: Head =
-                    serde_json::from_value(v).map_err(|e| format!("not a format 2 head: {e}"))?;
+                    serde_json::from_value(v).map_err(|e| format!("not a format {n} head: {e}"))?;
                 if h.tenant != tenant {
                     return Err(format!("it names tenant {:?}, not {tenant:?}", h.tenant));
+                }
+                // A format 3 head may still name format 2 Routes (a preview or a rollback target
+                // deployed before the upgrade): only the hashes a Route has are checked.
+                for r in h.live.iter().chain(h.all_previews().map(|(_, r)| r)) {
+                    if r.shard_hashes.is_some() {
+                        check_route_v3(r)?;
+                    }
                 }
                 Ok(StoredHead::V2(h))
             }
@@ -874,10 +974,11 @@ mod tests {
         assert_eq!(fnv1a32(b"a"), 0xe40c_292c);
         assert_eq!(fnv1a32(b"foobar"), 0xbf9c_f968);
         assert_eq!(shard_count(0), 1);
-        assert_eq!(shard_count(512), 1);
-        assert_eq!(shard_count(513), 2);
-        assert_eq!(shard_count(1200), 4);
-        assert_eq!(shard_count(10_000_000), 1024);
+        assert_eq!(shard_count(64), 1);
+        assert_eq!(shard_count(65), 2);
+        assert_eq!(shard_count(1200), 32);
+        assert_eq!(shard_count(4000), 64);
+        assert_eq!(shard_count(10_000_000), 256);
         assert_eq!(stem("/docs/index.html"), "/docs");
         assert_eq!(stem("/index.html"), "/");
         assert_eq!(stem("/about.html"), "/about");
@@ -892,14 +993,24 @@ mod tests {
             .collect();
         let c = DeployCopy::build("acme", files, Rules::none("none"), t0(), None);
         let shards = c.shards();
-        assert_eq!(shards.len(), 4);
+        assert_eq!(shards.len(), 32);
         assert_eq!(
             shards.iter().map(|(_, s)| s.files.len()).sum::<usize>(),
             1200
         );
         for (k, s) in &shards {
-            assert!(s.files.keys().all(|p| shard_of(p, 4) == *k));
+            assert!(s.files.keys().all(|p| shard_of(p, 32) == *k));
         }
+        // Each shard is stored under the SHA-256 of its bytes, and the Route lists them in order.
+        let hashes = c.route.shard_hashes.clone().unwrap();
+        assert_eq!(hashes.len(), 32);
+        for ((k, s), (h, b)) in shards.iter().zip(&c.shard_bodies) {
+            assert_eq!(*b, s.to_bytes());
+            assert_eq!(*h, sha256_hex(b));
+            assert_eq!(hashes[*k as usize], *h);
+            assert_eq!(Shard::parse(b, Some(h)).unwrap(), *s);
+        }
+        assert!(Shard::parse(&c.shard_bodies[0].1, Some(&"0".repeat(64))).is_err());
     }
 
     #[test]
@@ -920,14 +1031,32 @@ mod tests {
         let files: Files = [("/index.html".to_string(), entry('a', 5))].into();
         let c = DeployCopy::build("acme", files, Rules::none("spa"), t0(), None);
         let bytes = c.to_bytes();
-        assert_eq!(DeployCopy::parse(&bytes, "acme").unwrap(), c);
+        // A format 3 copy is the Route alone: the files are in the shards.
+        let parsed = DeployCopy::parse(&bytes, "acme").unwrap();
+        assert_eq!(parsed.format, FORMAT);
+        assert_eq!(parsed.route, c.route);
+        assert!(parsed.files.is_empty());
+        assert!(!String::from_utf8_lossy(&bytes).contains("/index.html"));
         assert!(DeployCopy::parse(&bytes, "other").is_err());
         let mut bad = c.clone();
-        bad.files.insert("/../x".into(), entry('a', 1));
+        bad.route.shard_hashes = Some(vec![]);
         assert!(DeployCopy::parse(&bad.to_bytes(), "acme").is_err());
-        let mut bad = c;
-        bad.files.insert("/x".into(), entry('G', 1));
-        assert!(DeployCopy::parse(&bad.to_bytes(), "acme").is_err());
+        // Format 2 copies (files inline) still parse, and are checked.
+        let v2 = |files: &Files| {
+            let mut r = c.route.clone();
+            r.shard_hashes = None;
+            serde_json::to_vec(&serde_json::json!({"format": 2, "tenant": "acme",
+                "deploy_id": c.deploy_id, "created_at": c.created_at, "route": r, "files": files}))
+            .unwrap()
+        };
+        let old = DeployCopy::parse(&v2(&c.files), "acme").unwrap();
+        assert_eq!(old.files, c.files);
+        let mut bad = c.files.clone();
+        bad.insert("/../x".into(), entry('a', 1));
+        assert!(DeployCopy::parse(&v2(&bad), "acme").is_err());
+        let mut bad = c.files.clone();
+        bad.insert("/x".into(), entry('G', 1));
+        assert!(DeployCopy::parse(&v2(&bad), "acme").is_err());
         assert!(DeployCopy::parse(b"{}", "acme").is_err());
     }
 

@@ -107,9 +107,22 @@ impl Site {
         serde_json::from_slice(&self.objects()[&format!("sites/acme/deploys/{id}.json")]).unwrap()
     }
 
+    /// The files of acme's live deploy: every entry of the shards its Route names by hash
+    /// (format 3), as one `{"files": …}` object.
+    pub(crate) fn live_files(&self) -> Value {
+        let objects = self.objects();
+        let mut files = serde_json::Map::new();
+        for h in self.live()["live"]["shard_hashes"].as_array().unwrap() {
+            let key = format!("shards/{}.json", h.as_str().unwrap());
+            let shard: Value = serde_json::from_slice(&objects[&key]).unwrap();
+            files.extend(shard["files"].as_object().unwrap().clone());
+        }
+        serde_json::json!({ "files": files })
+    }
+
     /// The paths of acme's live deploy.
     pub(crate) fn live_paths(&self) -> Vec<String> {
-        self.live_copy()["files"]
+        self.live_files()["files"]
             .as_object()
             .unwrap()
             .keys()
@@ -181,20 +194,28 @@ fn a_first_deploy_uploads_each_distinct_file_once_and_switches_last() {
         writes[0].starts_with("PUT objects/locks/deploys/"),
         "the intent first: {writes:#?}"
     );
+    let id = j["deploy_id"].as_str().unwrap();
+    let head = s.live();
+    let shard_hash = head["live"]["shard_hashes"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // After the marker wait, at once: the blobs, the shard and the copy.
+    let mut uploads: Vec<String> = writes[1..7].to_vec();
+    uploads.sort();
     assert!(
-        writes[1..5]
+        uploads[..4]
             .iter()
             .all(|w| w.starts_with("PUT objects/blobs/")),
         "{writes:#?}"
     );
-    let id = j["deploy_id"].as_str().unwrap();
+    assert_eq!(uploads[4], format!("PUT objects/shards/{shard_hash}.json"));
     assert_eq!(
-        writes[5..8],
-        [
-            format!("PUT objects/sites/acme/deploys/{id}/shards/0.json"),
-            format!("PUT objects/sites/acme/deploys/{id}.json"),
-            "PUT objects/sites/acme/manifest.json".to_string(),
-        ],
+        uploads[5],
+        format!("PUT objects/sites/acme/deploys/{id}.json")
+    );
+    assert_eq!(
+        writes[7], "PUT objects/sites/acme/manifest.json",
         "the head is switched last"
     );
     assert_eq!(
@@ -212,8 +233,7 @@ fn a_first_deploy_uploads_each_distinct_file_once_and_switches_last() {
     ] {
         assert_eq!(objects[&format!("blobs/{}", sha(body))], body);
     }
-    let head = s.live();
-    assert_eq!(head["format"], 2);
+    assert_eq!(head["format"], 3);
     assert_eq!(head["tenant"], "acme");
     assert_eq!(head["live"]["deploy_id"], id);
     assert_eq!(head["live"]["files"], 5);
@@ -221,20 +241,25 @@ fn a_first_deploy_uploads_each_distinct_file_once_and_switches_last() {
     assert_eq!(head["live"]["not_found"], "spa");
     assert_eq!(head["kept"], serde_json::json!([id]));
     let copy = s.live_copy();
-    assert_eq!(copy["format"], 2);
+    assert_eq!(copy["format"], 3);
     assert_eq!(copy["route"], head["live"]);
+    assert!(
+        copy.get("files").is_none(),
+        "a format 3 copy names shards, not files"
+    );
+    // The shard is stored under the SHA-256 of its bytes.
+    let shard_bytes = &objects[&format!("shards/{shard_hash}.json")];
+    assert_eq!(sha(shard_bytes), shard_hash);
+    let shard: Value = serde_json::from_slice(shard_bytes).unwrap();
     assert_eq!(
-        copy["files"]["/css/site.css"],
+        shard["files"]["/css/site.css"],
         serde_json::json!({"hash": sha(b"body { color: green }"), "size": 21, "content_type": "text/css; charset=utf-8"})
     );
     assert_eq!(
-        copy["files"]["/copy-a.txt"]["hash"],
-        copy["files"]["/copy-b.txt"]["hash"]
+        shard["files"]["/copy-a.txt"]["hash"],
+        shard["files"]["/copy-b.txt"]["hash"]
     );
-    let shard: Value =
-        serde_json::from_slice(&objects[&format!("sites/acme/deploys/{id}/shards/0.json")])
-            .unwrap();
-    assert_eq!(shard["files"], copy["files"]);
+    assert_eq!(shard["files"].as_object().unwrap().len(), 5);
     assert!(
         !objects.keys().any(|k| k.starts_with("locks/")),
         "no lock record is left behind"
@@ -295,13 +320,19 @@ fn changing_one_file_uploads_one_blob_and_one_manifest() {
     assert_eq!(j["previous_deploy_id"], first["deploy_id"]);
     let id = j["deploy_id"].as_str().unwrap();
     let writes = s.writes();
+    let shard_hash = s.live()["live"]["shard_hashes"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut uploads = writes[1..4].to_vec();
+    uploads.sort();
     assert_eq!(
-        writes[1..5],
+        [&uploads[0], &uploads[1], &uploads[2], &writes[4]],
         [
-            format!("PUT objects/blobs/{}", sha(b"body { color: blue }")),
-            format!("PUT objects/sites/acme/deploys/{id}/shards/0.json"),
-            format!("PUT objects/sites/acme/deploys/{id}.json"),
-            "PUT objects/sites/acme/manifest.json".to_string(),
+            &format!("PUT objects/blobs/{}", sha(b"body { color: blue }")),
+            &format!("PUT objects/shards/{shard_hash}.json"),
+            &format!("PUT objects/sites/acme/deploys/{id}.json"),
+            &"PUT objects/sites/acme/manifest.json".to_string(),
         ],
         "the old blob stays: the kept previous deploy still names it"
     );
@@ -361,15 +392,18 @@ fn an_interrupted_deploy_leaves_the_old_site_whole_and_a_rerun_finishes_it() {
         objects["sites/acme/manifest.json"], before,
         "the live manifest is untouched"
     );
-    for entry in s.live_copy()["files"].as_object().unwrap().values() {
+    for entry in s.live_files()["files"].as_object().unwrap().values() {
         let key = format!("blobs/{}", entry["hash"].as_str().unwrap());
         assert!(objects.contains_key(&key), "{key} is missing");
     }
     assert!(
         s.writes()
             .iter()
-            .all(|w| w.starts_with("PUT objects/blobs/") || w.contains("objects/locks/deploys/")),
-        "only blob uploads (and the intent) were tried: {:#?}",
+            .all(|w| w.starts_with("PUT objects/blobs/")
+                || w.starts_with("PUT objects/shards/")
+                || w.starts_with("PUT objects/sites/acme/deploys/")
+                || w.contains("objects/locks/deploys/")),
+        "only new immutable objects (and the intent) were written, never the head: {:#?}",
         s.writes()
     );
 
@@ -377,7 +411,7 @@ fn an_interrupted_deploy_leaves_the_old_site_whole_and_a_rerun_finishes_it() {
     let j = s.deploy(&[]).success().json();
     assert_eq!(j["uploaded"], 2);
     assert_eq!(
-        s.live_copy()["files"]["/new.html"]["hash"],
+        s.live_files()["files"]["/new.html"]["hash"],
         sha(b"<p>new</p>")
     );
     assert_eq!(
@@ -482,7 +516,7 @@ fn rollback_switches_the_head_back_and_forward_with_a_cas() {
     assert_eq!(done["direction"], "back");
     assert_eq!(s.writes(), ["PUT objects/sites/acme/manifest.json"]);
     assert_eq!(s.live()["live"]["deploy_id"], v1.as_str());
-    assert_eq!(s.live_copy()["files"]["/index.html"]["hash"], sha(b"v1"));
+    assert_eq!(s.live_files()["files"]["/index.html"]["hash"], sha(b"v1"));
 
     // v1 is the oldest kept deploy: nothing before it.
     let out = rollback(&[]).expect_code(1);

@@ -64,7 +64,10 @@ fn gc_deletes_what_no_head_names_and_keeps_what_any_tenant_names() {
     assert!(!objects.contains_key(&format!("sites/acme/deploys/{}.json", ids[0])));
     for id in &ids[2..] {
         assert!(objects.contains_key(&format!("sites/acme/deploys/{id}.json")));
-        assert!(objects.contains_key(&format!("sites/acme/deploys/{id}/shards/0.json")));
+        let copy: serde_json::Value =
+            serde_json::from_slice(&objects[&format!("sites/acme/deploys/{id}.json")]).unwrap();
+        let shard = copy["route"]["shard_hashes"][0].as_str().unwrap();
+        assert!(objects.contains_key(&format!("shards/{shard}.json")));
     }
     assert!(
         !objects.keys().any(|k| k.starts_with("locks/")),
@@ -224,7 +227,7 @@ fn a_format_1_tenant_is_kept_whole_and_upgraded_by_its_next_deploy() {
         d["uploaded"], 0,
         "the format 1 head's blobs count as present"
     );
-    assert_eq!(s.live()["format"], 2);
+    assert_eq!(s.live()["format"], 3);
     assert_eq!(s.live()["kept"], serde_json::json!([d["deploy_id"]]));
 }
 

@@ -21,6 +21,7 @@ mod gc;
 mod previews;
 mod rotate_token;
 mod safety;
+mod shards;
 mod sites;
 mod skew;
 mod storage;

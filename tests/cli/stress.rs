@@ -157,7 +157,7 @@ fn check_invariant(s: &Site, seed: u64, when: &str) -> usize {
         heads += 1;
         let head: Value = serde_json::from_slice(body)
             .unwrap_or_else(|e| panic!("seed {seed} {when}: {key} is not whole JSON: {e}"));
-        assert_eq!(head["format"], 2, "seed {seed} {when}: {key}");
+        assert_eq!(head["format"], 3, "seed {seed} {when}: {key}");
         let mut ids: BTreeSet<String> = head["kept"]
             .as_array()
             .unwrap()
@@ -176,17 +176,25 @@ fn check_invariant(s: &Site, seed: u64, when: &str) -> usize {
                 continue;
             };
             let copy: Value = serde_json::from_slice(copy).unwrap();
-            let shards = copy["route"]["shards"].as_u64().unwrap();
-            for k in 0..shards {
-                let skey = format!("sites/{tenant}/deploys/{id}/shards/{k}.json");
-                if !objects.contains_key(&skey) {
+            // Format 3: the copy names its shards by hash; each must exist, hash to its name,
+            // and name only blobs that exist.
+            for h in copy["route"]["shard_hashes"].as_array().unwrap() {
+                let h = h.as_str().unwrap();
+                let skey = format!("shards/{h}.json");
+                let Some(shard) = objects.get(&skey) else {
                     problems.push(format!("{key} names {id}, but {skey} is missing"));
+                    continue;
+                };
+                if crate::deploy_site::sha(shard) != h {
+                    problems.push(format!("{skey} does not hash to its name"));
+                    continue;
                 }
-            }
-            for (path, e) in copy["files"].as_object().unwrap() {
-                let bkey = format!("blobs/{}", e["hash"].as_str().unwrap());
-                if !objects.contains_key(&bkey) {
-                    problems.push(format!("{tenant} {id} {path}: {bkey} is missing"));
+                let shard: Value = serde_json::from_slice(shard).unwrap();
+                for (path, e) in shard["files"].as_object().unwrap() {
+                    let bkey = format!("blobs/{}", e["hash"].as_str().unwrap());
+                    if !objects.contains_key(&bkey) {
+                        problems.push(format!("{tenant} {id} {path}: {bkey} is missing"));
+                    }
                 }
             }
         }

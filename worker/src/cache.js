@@ -258,9 +258,64 @@ export const TEE_MAX_BYTES = 32 * 1024 * 1024;
  * @returns {string | null}
  */
 export function blobCacheKey(platformDomain, hash) {
+  return edgeKey(platformDomain, "blob", hash);
+}
+
+/**
+ * The Cache API key of an immutable object named by its hash: a blob or a format-3 shard
+ * (`/__cfsetup/shard/<hash>`), on the platform's own domain as above.
+ * @param {string | undefined} platformDomain
+ * @param {"blob" | "shard"} kind
+ * @param {string} hash  64 hex
+ * @returns {string | null}
+ */
+export function edgeKey(platformDomain, kind, hash) {
   const domain = normaliseHost(platformDomain || "");
   if (!HOST_RE.test(domain) || domain.includes("..")) return null;
-  return `https://${domain}/__cfsetup/blob/${hash}`;
+  return `https://${domain}/__cfsetup/${kind}/${hash}`;
+}
+
+/**
+ * A small immutable object (a shard's JSON) from the edge cache, or null: a miss, no usable
+ * cache, or any failure (never a 500; the caller reads R2).
+ * @param {import("./common.js").Ctx} c
+ * @param {"shard"} kind
+ * @param {string} hash
+ * @returns {Promise<string | null>}
+ */
+export async function matchEdge(c, kind, hash) {
+  const key = edgeKey(c.env.PLATFORM_DOMAIN, kind, hash);
+  const cache = key === null ? null : blobCache(c);
+  if (cache === null || key === null) return null;
+  const hit = await safeMatch(cache, key, {});
+  if (!hit) return null;
+  try {
+    if (hit.status !== 200) {
+      await hit.body?.cancel().catch(() => {});
+      return null;
+    }
+    return await hit.text();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Stores a small immutable object at the edge in the background (a failure is ignored).
+ * @param {import("./common.js").Ctx} c
+ * @param {"shard"} kind
+ * @param {string} hash
+ * @param {string} text
+ */
+export function putEdge(c, kind, hash, text) {
+  const key = edgeKey(c.env.PLATFORM_DOMAIN, kind, hash);
+  const cache = key === null ? null : blobCache(c);
+  if (cache === null || key === null || !c.ctx || typeof c.ctx.waitUntil !== "function") return;
+  backgroundPut(c, cache, key, async () =>
+    new Response(text, {
+      headers: { "content-type": "application/json", "cache-control": CC_IMMUTABLE },
+    }),
+  );
 }
 
 /**

@@ -1,10 +1,11 @@
 // @ts-check
-//! Heads and shards: parses `sites/<t>/manifest.json` (format 1 and 2) into Routes, and looks file
-//! paths up in a Route (inline files, or format-2 shards read in parallel and cached by deploy id).
+//! Heads and shards: parses `sites/<t>/manifest.json` (format 1, 2 and 3) into Routes, and looks
+//! file paths up in a Route (inline files; format-2 shards cached by deploy id; format-3 shards
+//! `shards/<sha256>.json`, content-addressed, read and cached by hash, at the edge too).
 //! Imports common.js, hosts.js' isTenantSlug and cache.js; never rules, files or entry.
 
 import { ConfigError, DEPLOY_ID_RE, HASH_RE, HEADER_VALUE_RE, isObject } from "./common.js";
-import { KEEP_MS, record } from "./cache.js";
+import { KEEP_MS, matchEdge, putEdge, record } from "./cache.js";
 import { isTenantSlug } from "./hosts.js";
 
 /**
@@ -19,6 +20,7 @@ import { isTenantSlug } from "./hosts.js";
  * @typedef {object} Route
  * @property {string} deployId
  * @property {number} shards
+ * @property {string[] | null} shardHashes  format 3: shard k is `shards/<shardHashes[k]>.json`
  * @property {boolean} stem               shard by stem (`shard_key: "stem"`)
  * @property {Map<string, FileEntry> | null} files  inline files (format 1), else null
  * @property {"404" | "spa" | "none"} notFound
@@ -95,6 +97,7 @@ export function parseHead(text, tenant) {
     const route = {
       deployId: typeof data.deploy_id === "string" ? data.deploy_id : "",
       shards: 1,
+      shardHashes: null,
       stem: false,
       files,
       notFound: files.has("/404.html") ? "404" : "none",
@@ -108,7 +111,9 @@ export function parseHead(text, tenant) {
     };
     return { live: route, previews: new Map() };
   }
-  if (data.format !== 2) throw new ConfigError("manifest format");
+  // Format 3 differs from 2 only in that a Route may name its shards by hash (`shard_hashes`):
+  // a router that knows only format 2 refuses it instead of looking for per-deploy shards.
+  if (data.format !== 2 && data.format !== 3) throw new ConfigError("manifest format");
   const live = parseRoute(data.live);
   if (data.retained !== undefined && data.retained !== null) {
     if (!isObject(data.retained)) throw new ConfigError("retained");
@@ -155,9 +160,19 @@ export function parseRoute(r) {
   if (r.shard_key !== undefined && r.shard_key !== "path" && r.shard_key !== "stem") {
     throw new ConfigError("shard_key");
   }
+  /** @type {string[] | null} */
+  let shardHashes = null;
+  if (r.shard_hashes !== undefined && r.shard_hashes !== null) {
+    const h = r.shard_hashes;
+    if (!Array.isArray(h) || h.length !== shards || !h.every((x) => typeof x === "string" && HASH_RE.test(x))) {
+      throw new ConfigError("shard_hashes");
+    }
+    shardHashes = h;
+  }
   return {
     deployId: r.deploy_id,
     shards,
+    shardHashes,
     stem: r.shard_key === "stem",
     files: null,
     notFound,
@@ -392,23 +407,28 @@ export async function lookup(c, paths) {
 }
 
 /**
- * One shard, immutable, cached by tenant, deploy id and k.
+ * One shard, immutable. Format 3: `shards/<hash>.json`, cached in the isolate by hash (shared by
+ * every tenant and deploy that has it) and at the edge like a blob. Format 2: by tenant, deploy
+ * id and k.
  * @param {import("./common.js").Ctx} c
  * @param {number} k
  * @returns {Promise<Map<string, FileEntry>>}
  */
 async function loadShard(c, k) {
   const { st, tenant, route, env } = c;
-  const key = `s:${tenant}/${route.deployId}/${k}`;
+  const hash = route.shardHashes === null ? null : route.shardHashes[k];
+  const key = hash === null ? `s:${tenant}/${route.deployId}/${k}` : `h:${hash}`;
   const now = Date.now();
   const hit = st.cache.get(key, now);
   if (hit !== undefined) return hit;
   let p = st.inflight.get(key);
   if (p === undefined) {
     p = (async () => {
-      const obj = await env.SITES.get(`sites/${tenant}/deploys/${route.deployId}/shards/${k}.json`);
-      if (obj === null) throw new ConfigError("shard missing");
-      const text = await obj.text();
+      const text =
+        hash === null
+          ? await readText(env, `sites/${tenant}/deploys/${route.deployId}/shards/${k}.json`)
+          : await readShardByHash(c, hash);
+      if (text === null) throw new ConfigError("shard missing");
       let data;
       try {
         data = JSON.parse(text);
@@ -424,4 +444,36 @@ async function loadShard(c, k) {
     st.inflight.set(key, p);
   }
   return p;
+}
+
+/**
+ * @param {import("./common.js").Env} env
+ * @param {string} key
+ * @returns {Promise<string | null>}
+ */
+async function readText(env, key) {
+  const obj = await env.SITES.get(key);
+  return obj === null ? null : obj.text();
+}
+
+/**
+ * A content-addressed shard's text: from the edge cache (caches.default, keyed on the platform
+ * domain like a blob) or R2, checked against its hash when it comes from R2 (a key is the
+ * SHA-256 of the bytes, so wrong bytes are never cached or served).
+ * @param {import("./common.js").Ctx} c
+ * @param {string} hash
+ * @returns {Promise<string | null>}
+ */
+async function readShardByHash(c, hash) {
+  const cached = await matchEdge(c, "shard", hash);
+  if (cached !== null) return cached;
+  const obj = await c.env.SITES.get(`shards/${hash}.json`);
+  if (obj === null) return null;
+  const bytes = new Uint8Array(await obj.arrayBuffer());
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  if (hex !== hash) throw new ConfigError("shard does not hash to its name");
+  const text = new TextDecoder().decode(bytes);
+  putEdge(c, "shard", hash, text);
+  return text;
 }

@@ -344,3 +344,43 @@ export function rawRequest(base, path, headers) {
     req.end();
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Format 3 (docs/storage-layout.md "Shards"): content-addressed shards `shards/<sha256>.json`.
+
+/**
+ * One deploy of a tenant, format 3: as buildDeploy, but each shard is stored under the SHA-256
+ * of its bytes and the Route lists them (`shard_hashes`); the copy is the Route alone.
+ * Returns { route, objects } (shards, blobs and the copy).
+ */
+export function buildDeploy3(tenant, files, opts = {}) {
+  const two = buildDeploy(tenant, files, { stem: true, ...opts });
+  const deployId = two.route.deploy_id;
+  const objects = [];
+  const hashes = [];
+  for (const o of two.objects) {
+    const m = o.key.match(/\/shards\/(\d+)\.json$/);
+    if (m) {
+      const hash = sha256(o.body);
+      hashes[Number(m[1])] = hash;
+      objects.push({ key: `shards/${hash}.json`, body: o.body, contentType: "application/json" });
+    } else if (o.key.startsWith("blobs/")) {
+      objects.push(o);
+    }
+  }
+  const route = { ...two.route, shard_hashes: hashes };
+  objects.push({
+    key: `sites/${tenant}/deploys/${deployId}.json`,
+    body: Buffer.from(JSON.stringify({ format: 3, tenant, deploy_id: deployId, created_at: route.created_at, route })),
+    contentType: "application/json",
+  });
+  return { route, objects };
+}
+
+/** A format 3 head. */
+export function headObject3(tenant, live, opts = {}) {
+  const o = headObject(tenant, live, opts);
+  const head = JSON.parse(o.body.toString("utf8"));
+  head.format = 3;
+  return { ...o, body: Buffer.from(JSON.stringify(head)) };
+}

@@ -6,15 +6,20 @@
 //! request), then plans with reads only, then applies in the order of docs/storage-layout.md
 //! "deploy-site":
 //!
-//! 1. read the head (keep its ETag); an unchanged site (same `live.digest`) stops here;
-//! 2. write the intent `locks/deploys/<uuid>.json` naming every hash (refreshed while it runs),
-//!    then wait while a sweep marker seen then is fresh;
-//! 3. hashes the live deploy copy names are known to exist; every other one is checked (HEAD, or
-//!    a create-only PUT where 412 means present) and uploaded if missing, `--concurrency` at once;
-//! 4. write the shards and the deploy copy (new, immutable keys);
+//! 1. read the head (keep its ETag); an unchanged site (same `live.digest`, format 3) stops here;
+//! 2. write the intent `locks/deploys/<uuid>.json` naming the blobs of the shards the live deploy
+//!    lacks and every shard hash (refreshed while it runs), reading the live shards this deploy
+//!    replaces meanwhile; then list the sweep markers and wait while one seen then is fresh;
+//! 3. blobs the live deploy names are known to exist; every other one is checked (HEAD, or a
+//!    create-only PUT where 412 means present) and uploaded if missing, `--concurrency` at once,
+//!    together with the content-addressed shards the live deploy lacks (`shards/<sha256>.json`)
+//!    and the deploy copy;
+//! 4. (format 2 wrote its shards and copy here);
 //! 5. switch the head with a compare-and-swap on the ETag of step 1; if another run switched in
 //!    between, exit 1 naming what landed (unless `--force`);
 //! 6. attach each DOMAIN: its custom hostname first, then `hosts/<domain>.json`; delete the intent.
+//!
+//! Every request and the round trip it waits for: docs/storage-layout.md "The critical path".
 //!
 //! It never deletes a shared blob or a deploy copy: it only drops ids from the head's `kept`, and
 //! `cfsetup gc` deletes what nothing names. Cost follows the change: `blobs/` is never listed, and
@@ -44,13 +49,16 @@ use crate::output::{Report, Ui};
 use crate::platform;
 use crate::site::layout;
 use crate::site::locks::{self, Intent, Lease, Timing};
-use crate::site::manifest::{files_map, DeployCopy, Head, NotFound, Protect, Rules, StoredHead};
+use crate::site::manifest::{
+    files_map, DeployCopy, Head, NotFound, Protect, Rules, Shard, StoredHead,
+};
 use crate::site::{walk, SiteFile, WalkOptions};
 use crate::storage::{BucketLoc, Payload, PutMode, PutOptions, Storage};
 
 use super::bucket::{self, cas_head, own_write, read_head, Lost, ReadHead};
 
 mod domain;
+mod local_shards;
 mod report;
 
 use domain::HostnameReport;
@@ -576,12 +584,27 @@ pub async fn run(
 ) -> anyhow::Result<Box<dyn Report>> {
     // Listened for from the start, so a Ctrl-C while walking is caught too.
     let mut interrupt = Interrupt::listen();
-    let prepared = prepare(&args, config, ui, false).await?;
-    let input = &prepared.input;
+    let mut prepared = prepare(&args, config, ui, false).await?;
 
     let auth = super::platform_auth(config, ui)?;
-    let client = super::client(config, ui, auth, input.concurrency)?;
-    let storage = super::storage(config, &client, input.loc.clone()).await?;
+    let client = super::client(config, ui, auth, prepared.input.concurrency)?;
+    // The token verification (for the S3 keys) and the zone read (for the platform domain) are
+    // independent: one round trip for both (docs/storage-layout.md "The critical path").
+    let zone_read = async {
+        match (&prepared.input.platform_domain, &prepared.input.zone) {
+            (None, Some(zone)) => platform::zone_domain(&client, zone).await.map(Some),
+            _ => Ok(None),
+        }
+    };
+    let (storage, zone_name) = tokio::join!(
+        super::storage(config, &client, prepared.input.loc.clone()),
+        zone_read
+    );
+    let storage = storage?;
+    if let Some(name) = zone_name? {
+        prepared.input.platform_domain = Some(name);
+    }
+    let input = &prepared.input;
     let blobs = BlobSet::default();
     let writes = tokio::sync::Semaphore::new(input.concurrency);
     let shared = Shared {
@@ -757,6 +780,16 @@ fn len<T: serde::Serialize>(v: &T) -> usize {
     serde_json::to_vec(v).map(|v| v.len()).unwrap_or(0)
 }
 
+/// What step 3 knows of the deploy it replaces, from reads made while the intent is written.
+#[derive(Default)]
+struct Known {
+    /// Blobs the head's live deploy names (they exist: the invariant).
+    hashes: BTreeSet<String>,
+    /// The replaced deploy's files that this deploy may lack (all of a format 2 copy; those of
+    /// the replaced shards of a format 3 one), for skew protection. None when not read.
+    previous: Option<crate::site::manifest::Files>,
+}
+
 /// What the reads decided.
 struct Plan {
     platform_domain: Option<String>,
@@ -780,6 +813,14 @@ impl Plan {
 
     fn etag(&self) -> Option<&str> {
         self.head.as_ref().and_then(|h| h.etag.as_deref())
+    }
+
+    /// The live Route of the head read in step 1 (format 2 or 3).
+    fn live_route(&self) -> Option<&crate::site::Route> {
+        self.head
+            .as_ref()
+            .and_then(ReadHead::v2)
+            .and_then(|h| h.live.as_ref())
     }
 }
 
@@ -928,8 +969,11 @@ impl<'a> Deploy<'a> {
                 );
             }
         }
-        let same =
-            |r: Option<&crate::site::Route>| r.is_some_and(|r| r.digest == copy.route.digest);
+        // A format 2 Route with the same files is a change all the same: the next deploy
+        // upgrades it to format 3 (content-addressed shards).
+        let same = |r: Option<&crate::site::Route>| {
+            r.is_some_and(|r| r.digest == copy.route.digest && r.shard_hashes.is_some())
+        };
         // --force deploys even an unchanged site, checking every blob: it repairs a bucket
         // whose blobs were lost (cfsetup 0.1's prune).
         // A new password or end is a change even for the same files.
@@ -1048,26 +1092,108 @@ impl<'a> Deploy<'a> {
         platform::zone_domain(self.client, zone).await.map(Some)
     }
 
-    /// The hashes the head's live deploy names: they exist (the invariant), so they need no
-    /// check. An unreadable live copy just means everything is checked.
-    async fn known_hashes(&self, head: Option<&ReadHead>) -> BTreeSet<String> {
+    /// The hashes the head's live deploy names that this deploy needs to know of: they exist
+    /// (the invariant), so they need no check. For a format 3 live deploy, the blobs of the
+    /// shards both deploys share are known without a read, and only the live deploy's shards
+    /// that this one replaces are read (by hash; `shards/<h>.json` is immutable). An unreadable
+    /// live copy or shard just means more is checked.
+    async fn known_hashes(&self, head: Option<&ReadHead>, copy: &DeployCopy) -> Known {
         match head.and_then(|h| h.head.as_ref()) {
-            Some(StoredHead::V1(m)) => m.hashes().into_iter().map(str::to_string).collect(),
+            Some(StoredHead::V1(m)) => Known {
+                hashes: m.hashes().into_iter().map(str::to_string).collect(),
+                previous: None,
+            },
             Some(StoredHead::V2(h)) => {
                 let Some(live) = &h.live else {
-                    return BTreeSet::new();
+                    return Known::default();
                 };
+                if let Some(old) = &live.shard_hashes {
+                    return self.known_from_shards(old, copy).await;
+                }
                 let key = layout::deploy_key(&h.tenant, &live.deploy_id);
                 match self.storage.get(&key).await {
                     Ok(Some(o)) => match DeployCopy::parse(&o.body, &h.tenant) {
-                        Ok(c) => c.hashes().into_iter().map(str::to_string).collect(),
-                        Err(_) => BTreeSet::new(),
+                        Ok(c) => Known {
+                            hashes: c.hashes().into_iter().map(str::to_string).collect(),
+                            previous: Some(c.files),
+                        },
+                        Err(_) => Known::default(),
                     },
-                    _ => BTreeSet::new(),
+                    _ => Known::default(),
                 }
             }
-            None => BTreeSet::new(),
+            None => Known::default(),
         }
+    }
+
+    /// The blobs of the new shards the live deploy also has (no read), and of the live shards
+    /// the new ones replace (read: the one at the same index when the counts match, else all).
+    async fn known_from_shards(&self, old: &[String], copy: &DeployCopy) -> Known {
+        let old_set: BTreeSet<&str> = old.iter().map(String::as_str).collect();
+        let mut known = BTreeSet::new();
+        let mut read: BTreeSet<&str> = BTreeSet::new();
+        let same_count = old.len() == copy.shard_bodies.len();
+        for ((k, shard), (hash, _)) in copy.shards().iter().zip(&copy.shard_bodies) {
+            if old_set.contains(hash.as_str()) {
+                known.extend(shard.hashes().into_iter().map(str::to_string));
+            } else if same_count {
+                read.insert(old[*k as usize].as_str());
+            } else {
+                read.extend(old_set.iter().copied());
+            }
+        }
+        let got: Vec<Option<Shard>> = stream::iter(read)
+            .map(|h| async move {
+                if let Some(s) = local_shards::read(h) {
+                    return Some(s);
+                }
+                let o = self.storage.get(&layout::cas_shard_key(h)).await.ok()??;
+                Shard::parse(&o.body, Some(h)).ok()
+            })
+            .buffer_unordered(self.input.concurrency)
+            .collect()
+            .await;
+        let mut previous = Some(crate::site::manifest::Files::new());
+        for s in got {
+            match s {
+                Some(s) => {
+                    known.extend(s.hashes().into_iter().map(str::to_string));
+                    if let Some(p) = previous.as_mut() {
+                        p.extend(s.files);
+                    }
+                }
+                // Unreadable: more is checked, and skew protection reads the deploy whole.
+                None => previous = None,
+            }
+        }
+        Known {
+            hashes: known,
+            previous,
+        }
+    }
+
+    /// The blobs of the new shards the live deploy does not have, and every new shard hash:
+    /// what the intent names. With `--force` every blob (a lost CAS re-checks them all).
+    fn intent_names(&self, plan: &Plan) -> (Vec<String>, Vec<String>) {
+        let copy = &plan.copy;
+        let old: BTreeSet<&str> = plan
+            .live_route()
+            .and_then(|r| r.shard_hashes.as_ref())
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut hashes: BTreeSet<&str> = BTreeSet::new();
+        let shards = copy.shards();
+        for ((_, shard), (hash, _)) in shards.iter().zip(&copy.shard_bodies) {
+            if self.input.force || !old.contains(hash.as_str()) {
+                hashes.extend(shard.hashes());
+            }
+        }
+        let shard_hashes: BTreeSet<&str> =
+            copy.shard_bodies.iter().map(|(h, _)| h.as_str()).collect();
+        (
+            hashes.into_iter().map(str::to_string).collect(),
+            shard_hashes.into_iter().map(str::to_string).collect(),
+        )
     }
 
     /// One file per distinct hash that is not known to exist.
@@ -1089,8 +1215,8 @@ impl<'a> Deploy<'a> {
         report: &mut DeployReport,
     ) -> anyhow::Result<()> {
         if !plan.unchanged {
-            let known = self.known_hashes(plan.head.as_ref()).await;
-            let check = Self::to_check(files, &known);
+            let known = self.known_hashes(plan.head.as_ref(), &plan.copy).await;
+            let check = Self::to_check(files, &known.hashes);
             let missing: Vec<&SiteFile> = stream::iter(check)
                 .map(|f| async move {
                     let key = layout::blob_key(&f.hash);
@@ -1151,20 +1277,33 @@ impl<'a> Deploy<'a> {
     ) -> anyhow::Result<()> {
         let timing = self.input.timing;
         let started = locks::rfc3339(SystemTime::now());
+        let (hashes, shards) = self.intent_names(plan);
         let intent = Intent {
             tenant: self.input.tenant.clone(),
             deploy_id: plan.copy.deploy_id.clone(),
             started_at: started.clone(),
             refreshed_at: started,
-            hashes: plan.copy.hashes().into_iter().map(str::to_string).collect(),
+            hashes,
+            shards,
             stale_ms: Some(timing.stale_ms()),
         };
         let body = serde_json::to_vec(&intent).expect("an intent serializes");
         // Started before the intent's first write, so the lease never outlives the record.
         let lease = Arc::new(Lease::new(&timing));
-        bucket::put_json(self.storage, self.bucket(), intent_key, body)
-            .await
-            .context("writing this deploy's intent; nothing was changed")?;
+        // The live shards this deploy replaces are read while the intent is written: reads of
+        // immutable objects the head read in step 1 names (docs/storage-layout.md "The
+        // critical path").
+        let (written, known) = tokio::join!(
+            bucket::put_json(self.storage, self.bucket(), intent_key, body),
+            async {
+                if self.input.force {
+                    Known::default()
+                } else {
+                    self.known_hashes(plan.head.as_ref(), &plan.copy).await
+                }
+            }
+        );
+        written.context("writing this deploy's intent; nothing was changed")?;
         let refresher = tokio::spawn(refresh(
             self.storage.clone(),
             intent_key.to_string(),
@@ -1172,7 +1311,7 @@ impl<'a> Deploy<'a> {
             timing,
             lease.clone(),
         ));
-        let result = self.apply_locked(plan, files, report, &lease).await;
+        let result = self.apply_locked(plan, files, &known, report, &lease).await;
         refresher.abort();
         result?;
         self.attach_domains(plan, report).await;
@@ -1183,6 +1322,7 @@ impl<'a> Deploy<'a> {
         &self,
         plan: &Plan,
         files: &[SiteFile],
+        known: &Known,
         report: &mut DeployReport,
         lease: &Lease,
     ) -> anyhow::Result<()> {
@@ -1190,15 +1330,34 @@ impl<'a> Deploy<'a> {
         if !waited.is_zero() {
             report.waited_for_gc_secs = Some(waited.as_secs_f64());
         }
-        let known = if self.input.force {
+        // The copy, like every write a gc could delete, only after the wait: a gc that listed
+        // intents before ours existed, and lists `sites/` after the copy is written, would
+        // find it named by no head and delete it (the stress test found this).
+        let copy_key = layout::deploy_key(&self.input.tenant, &plan.copy.deploy_id);
+        // After the wait, like blobs: a shard may be shared and old, so a running gc may be
+        // deleting it; a create-only write (or HEAD) after the wait sees that.
+        let check = Self::to_check(files, &known.hashes);
+        let old: BTreeSet<&str> = if self.input.force {
             BTreeSet::new()
         } else {
-            self.known_hashes(plan.head.as_ref()).await
+            plan.live_route()
+                .and_then(|r| r.shard_hashes.as_ref())
+                .map(|v| v.iter().map(String::as_str).collect())
+                .unwrap_or_default()
         };
-        let check = Self::to_check(files, &known);
-        self.ensure_blobs(&check, report).await?;
-        self.write_copy(&plan.copy).await?;
-        let retained = self.retain(plan, files).await?;
+        let (blobs, shards, copied, retained) = tokio::join!(
+            self.ensure_blobs(&check, report),
+            self.ensure_shards(&plan.copy, &old),
+            bucket::put_json(self.storage, self.bucket(), &copy_key, plan.copy.to_bytes()),
+            self.retain(plan, files, known.previous.as_ref())
+        );
+        blobs?;
+        shards?;
+        copied?;
+        // Kept locally by hash, so this machine's next deploy needs no read of the shards it
+        // replaces (they are immutable: a name is its content).
+        local_shards::write(&plan.copy.shard_bodies);
+        let retained = retained?;
         report.retained_files = retained.as_ref().map_or(0, |r| r.files);
         self.switch(plan, files, report, lease, retained).await
     }
@@ -1208,10 +1367,15 @@ impl<'a> Deploy<'a> {
     /// still retains), written to `deploys/<id>/retained.json` before the switch names it. Its
     /// blobs exist: the head being replaced names them (its live copy, or its retained index).
     /// `None` for a preview, with `--no-retain`, or when nothing is to be retained.
+    ///
+    /// `previous` is what step 3 read of the replaced deploy: its files (format 2), or those of
+    /// its shards this deploy replaces (format 3; a path in a shard both deploys share is in
+    /// both, so never retained). Without it (`--force`), the replaced deploy is read whole.
     async fn retain(
         &self,
         plan: &Plan,
         files: &[SiteFile],
+        previous: Option<&crate::site::manifest::Files>,
     ) -> anyhow::Result<Option<crate::site::manifest::Retained>> {
         use crate::site::manifest::RetainedIndex;
         let (Some(window), None) = (self.input.retain, &plan.preview) else {
@@ -1230,10 +1394,19 @@ impl<'a> Deploy<'a> {
                 .await
                 .map_err(|e| bucket::bucket_error(e, self.bucket(), &format!("reading {key}")))
         };
-        let Some(previous) = read(layout::deploy_key(tenant, &live.deploy_id))
-            .await?
-            .and_then(|o| DeployCopy::parse(&o.body, tenant).ok())
-        else {
+        let previous = match previous {
+            Some(f) => Some(DeployCopy {
+                format: crate::site::manifest::FORMAT,
+                tenant: tenant.clone(),
+                deploy_id: live.deploy_id.clone(),
+                created_at: live.created_at.clone(),
+                route: live.clone(),
+                files: f.clone(),
+                shard_bodies: Vec::new(),
+            }),
+            None => self.read_whole(tenant, live).await?,
+        };
+        let Some(previous) = previous else {
             self.ui.warn(format!(
                 "the live deploy {}'s copy cannot be read: no skew protection for this switch",
                 live.deploy_id
@@ -1266,6 +1439,39 @@ impl<'a> Deploy<'a> {
         )
         .await?;
         Ok(Some(summary))
+    }
+
+    /// A deploy with all its files: its copy, plus its shards when it is format 3. None when
+    /// any of it cannot be read.
+    async fn read_whole(
+        &self,
+        tenant: &str,
+        live: &crate::site::Route,
+    ) -> anyhow::Result<Option<DeployCopy>> {
+        let key = layout::deploy_key(tenant, &live.deploy_id);
+        let got = self
+            .storage
+            .get(&key)
+            .await
+            .map_err(|e| bucket::bucket_error(e, self.bucket(), &format!("reading {key}")))?;
+        let Some(mut copy) = got.and_then(|o| DeployCopy::parse(&o.body, tenant).ok()) else {
+            return Ok(None);
+        };
+        if let Some(hashes) = copy.route.shard_hashes.clone() {
+            let shards: Vec<Option<Shard>> = stream::iter(hashes)
+                .map(|h| async move {
+                    let o = self.storage.get(&layout::cas_shard_key(&h)).await.ok()??;
+                    Shard::parse(&o.body, Some(&h)).ok()
+                })
+                .buffer_unordered(self.input.concurrency)
+                .collect()
+                .await;
+            for s in shards {
+                let Some(s) = s else { return Ok(None) };
+                copy.files.extend(s.files);
+            }
+        }
+        Ok(Some(copy))
     }
 
     /// Lists the sweep markers and waits until every fresh one seen now is gone or stale: a gc
@@ -1403,21 +1609,48 @@ impl<'a> Deploy<'a> {
         Ok(true)
     }
 
-    /// The shards, then the deploy copy (new, immutable keys).
-    async fn write_copy(&self, copy: &DeployCopy) -> anyhow::Result<()> {
-        let tenant = &self.input.tenant;
-        let shards = copy.shards();
-        stream::iter(shards)
-            .map(|(k, shard)| async move {
-                let key = layout::shard_key(tenant, &copy.deploy_id, k);
+    /// The content-addressed shards the live deploy (`old`) lacks, each once: a create-only
+    /// PUT where the store enforces it (412: another deploy or tenant has it), else HEAD then
+    /// PUT.
+    async fn ensure_shards(&self, copy: &DeployCopy, old: &BTreeSet<&str>) -> anyhow::Result<()> {
+        let mut todo: BTreeMap<&str, &[u8]> = BTreeMap::new();
+        for (h, b) in &copy.shard_bodies {
+            if !old.contains(h.as_str()) {
+                todo.insert(h, b);
+            }
+        }
+        stream::iter(todo)
+            .map(|(hash, body)| async move {
+                let key = layout::cas_shard_key(hash);
                 let _permit = self.writes.acquire().await.context("the write limit")?;
-                bucket::put_json(self.storage, self.bucket(), &key, shard.to_bytes()).await
+                let payload = Payload::Bytes(Bytes::copy_from_slice(body));
+                let options = PutOptions::overwrite("application/json");
+                let err = |e| bucket::bucket_error(e, self.bucket(), &format!("writing {key}"));
+                if self.storage.conditional_writes_are_atomic() {
+                    match self
+                        .storage
+                        .put(&key, payload, options.with_mode(PutMode::Create))
+                        .await
+                    {
+                        Ok(_) => Ok(()),
+                        Err(e) if e.is_precondition_failed() => Ok(()),
+                        Err(e) => Err(err(e)),
+                    }
+                } else {
+                    if self.storage.head(&key).await.map_err(err)?.is_some() {
+                        return Ok(());
+                    }
+                    self.storage
+                        .put(&key, payload, options)
+                        .await
+                        .map(|_| ())
+                        .map_err(err)
+                }
             })
             .buffer_unordered(self.input.concurrency)
             .try_collect::<Vec<()>>()
             .await?;
-        let key = layout::deploy_key(tenant, &copy.deploy_id);
-        bucket::put_json(self.storage, self.bucket(), &key, copy.to_bytes()).await
+        Ok(())
     }
 
     /// The compare-and-swap of the head; with `--force`, retried on the newest head.
@@ -1542,6 +1775,7 @@ impl<'a> Deploy<'a> {
                     let all = Self::to_check(files, &BTreeSet::new());
                     self.ensure_blobs(&all, &mut DeployReport::scratch())
                         .await?;
+                    self.ensure_shards(&plan.copy, &BTreeSet::new()).await?;
                 }
             }
         }
