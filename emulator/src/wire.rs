@@ -248,29 +248,14 @@ pub fn paginate_lazy(
 /// total_pages}` (docs/cloudflare-api.md §1). An out-of-range page yields an empty array, so SDK
 /// auto-iteration that stops on an empty page terminates (docs/peers.md §5).
 pub fn paginate(items: Vec<Value>, query: &Query, default_per_page: usize, max: usize) -> Reply {
-    let page = query
-        .get("page")
-        .and_then(|p| p.parse::<usize>().ok())
-        .filter(|p| *p >= 1)
-        .unwrap_or(1);
-    let per_page = query
-        .get("per_page")
-        .and_then(|p| p.parse::<usize>().ok())
-        .filter(|p| *p >= 1)
-        .unwrap_or(default_per_page)
-        .min(max);
     let total = items.len();
-    let total_pages = total.div_ceil(per_page);
-    let start = (page - 1).saturating_mul(per_page);
-    let slice: Vec<Value> = items.into_iter().skip(start).take(per_page).collect();
-    let info = json!({
-        "page": page,
-        "per_page": per_page,
-        "count": slice.len(),
-        "total_count": total,
-        "total_pages": total_pages,
-    });
-    Reply::list(Value::Array(slice), info)
+    paginate_lazy(total, query, default_per_page, max, |range| {
+        items
+            .into_iter()
+            .skip(range.start)
+            .take(range.len())
+            .collect()
+    })
 }
 
 /// Decoded query parameters, in order.
