@@ -1,5 +1,6 @@
-//! What the site commands share: opening the bucket, reading a tenant's head with its ETag, the
-//! compare-and-swap that switches it, and errors that say which bucket and what to do.
+//! What the site commands share: opening the bucket, errors that say which bucket and what to
+//! do, lock timing, tenant slugs, host entries and the zone's custom hostnames. The head protocol
+//! (read with its ETag, compare-and-swap) is `head.rs`.
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -10,8 +11,7 @@ use crate::config::Config;
 use crate::output::Ui;
 use crate::platform;
 use crate::site::layout;
-use crate::site::manifest::{Head, StoredHead};
-use crate::storage::{BucketLoc, Payload, PutMode, PutOptions, Storage, StorageError};
+use crate::storage::{BucketLoc, Payload, PutOptions, Storage, StorageError};
 
 /// The client and the bucket's objects for one run.
 pub struct Opened {
@@ -132,125 +132,6 @@ pub fn bucket_error(e: StorageError, bucket: &str, doing: &str) -> anyhow::Error
         ))
     } else {
         err
-    }
-}
-
-/// A head as read: its parsed form (`None` when it is not valid) and its ETag.
-pub struct ReadHead {
-    pub head: Option<StoredHead>,
-    pub etag: Option<String>,
-    /// Why it did not parse.
-    pub invalid: Option<String>,
-}
-
-impl ReadHead {
-    pub fn v2(&self) -> Option<&Head> {
-        match &self.head {
-            Some(StoredHead::V2(h)) => Some(h),
-            _ => None,
-        }
-    }
-
-    pub fn live_id(&self) -> Option<&str> {
-        self.head.as_ref().and_then(StoredHead::live_id)
-    }
-}
-
-/// Reads `sites/<tenant>/manifest.json`; `None` when the tenant has none.
-pub async fn read_head(
-    storage: &Storage,
-    bucket: &str,
-    tenant: &str,
-) -> anyhow::Result<Option<ReadHead>> {
-    let key = layout::manifest_key(tenant);
-    let Some(obj) = storage
-        .get(&key)
-        .await
-        .map_err(|e| bucket_error(e, bucket, &format!("reading {key}")))?
-    else {
-        return Ok(None);
-    };
-    let (head, invalid) = match StoredHead::parse(&obj.body, tenant) {
-        Ok(h) => (Some(h), None),
-        Err(why) => (None, Some(why)),
-    };
-    Ok(Some(ReadHead {
-        head,
-        etag: obj.meta.etag,
-        invalid,
-    }))
-}
-
-/// Why a compare-and-swap did not switch.
-#[derive(Debug)]
-pub enum Lost {
-    /// Another run wrote the head since `expected` was read. `live` is what is live now.
-    Landed {
-        live: Option<String>,
-        by: Option<String>,
-    },
-}
-
-/// Writes `head` if the stored head still has the ETag `expected` (`None`: if there is none).
-/// Returns the new ETag, or what landed instead.
-pub async fn cas_head(
-    storage: &Storage,
-    bucket: &str,
-    head: &Head,
-    expected: Option<&str>,
-) -> anyhow::Result<Result<Option<String>, Lost>> {
-    let key = layout::manifest_key(&head.tenant);
-    let bytes = head.to_bytes();
-    if bytes.len() > crate::site::manifest::MAX_HEAD_BYTES {
-        // Never written: the router would refuse to serve the tenant (docs/storage-layout.md
-        // "Size bounds").
-        anyhow::bail!(
-            "the head {key} would be {} bytes; the limit is 1 MiB (1,048,576 bytes), because the \
-             router reads it on every request. Nothing was switched; shorten the site's \
-             _redirects or _headers",
-            crate::site::rules::thousands(bytes.len())
-        );
-    }
-    let mode = match expected {
-        Some(etag) => PutMode::Update(etag.to_string()),
-        None => PutMode::Create,
-    };
-    let options = PutOptions::overwrite("application/json").with_mode(mode);
-    match storage
-        .put(&key, Payload::Bytes(Bytes::from(bytes)), options)
-        .await
-    {
-        Ok(etag) => Ok(Ok(etag)),
-        Err(e) if e.is_precondition_failed() => {
-            let now = read_head(storage, bucket, &head.tenant).await?;
-            let (live, by) = match now.as_ref().and_then(|r| r.head.as_ref()) {
-                Some(StoredHead::V2(h)) => (
-                    h.live.as_ref().map(|r| r.deploy_id.clone()),
-                    Some(h.updated_by.clone()),
-                ),
-                Some(StoredHead::V1(m)) => (Some(m.deploy_id.clone()), None),
-                None => (None, None),
-            };
-            Ok(Err(Lost::Landed { live, by }))
-        }
-        Err(e) => Err(bucket_error(e, bucket, &format!("writing {key}"))),
-    }
-}
-
-/// A compare-and-swap answered 412 may have lost against its own earlier attempt (the first
-/// response was lost and the request retried): if the head now names this deploy, written by
-/// this run, the switch happened.
-pub fn own_write(
-    outcome: Result<Option<String>, Lost>,
-    deploy_id: &str,
-    by: &str,
-) -> Result<Option<String>, Lost> {
-    match outcome {
-        Err(Lost::Landed {
-            live: Some(live),
-            by: Some(landed_by),
-        }) if live == deploy_id && landed_by == by => Ok(None),
-        other => other,
     }
 }
 

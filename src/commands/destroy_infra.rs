@@ -35,7 +35,8 @@ use crate::output::{json_of, Renderer, Report, Ui};
 use crate::platform;
 use crate::site::layout;
 
-use super::bucket::{self, read_head};
+use super::bucket;
+use super::head::read_head;
 
 /// Requests in flight at once.
 const MAX_IN_FLIGHT: usize = 16;

@@ -455,7 +455,7 @@ impl Gc<'_> {
         }
         new.updated_at = locks::rfc3339(SystemTime::now());
         new.updated_by = format!("gc ({}): expired previews", locks::owner());
-        match bucket::cas_head(self.storage, self.bucket, &new, Some(etag)).await {
+        match super::head::cas_head(self.storage, self.bucket, &new, Some(etag)).await {
             Ok(Ok(_)) => expired,
             Ok(Err(_)) => {
                 self.ui.note(format!(

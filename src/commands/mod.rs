@@ -20,6 +20,7 @@ pub mod doctor;
 pub mod domains;
 pub mod emulator;
 pub mod gc;
+pub mod head;
 pub mod permissions;
 pub mod remove_domain;
 pub mod remove_preview;

@@ -14,8 +14,9 @@ use crate::config::Config;
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::locks;
 
-use super::bucket::{self, cas_head, read_head};
+use super::bucket;
 use super::deploy_site::preview_name;
+use super::head::{cas_head, read_head};
 
 #[derive(Debug, Serialize)]
 struct RemovePreviewReport {

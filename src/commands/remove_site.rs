@@ -24,7 +24,8 @@ use crate::output::PartialFailure;
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::layout;
 
-use super::bucket::{self, read_head};
+use super::bucket;
+use super::head::read_head;
 
 pub async fn run(
     args: RemoveSiteArgs,

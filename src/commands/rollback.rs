@@ -24,7 +24,8 @@ use crate::site::layout;
 use crate::site::locks::{self, Intent};
 use crate::site::manifest::{deploy_time, is_deploy_id, DeployCopy, Head, Route, StoredHead};
 
-use super::bucket::{self, cas_head, own_write, read_head, Lost};
+use super::bucket;
+use super::head::{cas_head, own_write, read_head, Lost};
 
 /// Whether `v` can start a deploy id (`YYYYMMDDTHHMMSSZ-xxxxxxxx`).
 fn is_id_prefix(v: &str) -> bool {

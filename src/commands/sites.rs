@@ -18,7 +18,8 @@ use crate::site::layout;
 use crate::site::manifest::{deploy_time, DeployCopy, Route, StoredHead};
 use crate::site::walk::human_bytes;
 
-use super::bucket::{self, read_head};
+use super::bucket;
+use super::head::read_head;
 
 const CONCURRENCY: usize = 32;
 

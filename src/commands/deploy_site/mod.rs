@@ -55,7 +55,8 @@ use crate::site::manifest::{
 use crate::site::{walk, SiteFile, WalkOptions};
 use crate::storage::{BucketLoc, Payload, PutMode, PutOptions, Storage};
 
-use super::bucket::{self, cas_head, own_write, read_head, Lost, ReadHead};
+use super::bucket;
+use super::head::{cas_head, own_write, read_head, Lost, ReadHead};
 
 mod domain;
 mod local_shards;
