@@ -150,3 +150,27 @@ impl Client {
             .await
     }
 }
+
+impl Client {
+    /// The API token's id, which is its S3 Access Key ID: `GET /user/tokens/verify`, or
+    /// `/accounts/{id}/tokens/verify` for an account token (`cfat_`, or a user verify answering
+    /// 1000; docs/cloudflare-api.md §2, §7). With the Global API Key there is no token: the
+    /// user verify answers as the API does.
+    pub async fn token_id(&self, account_id: &str) -> Result<String, Error> {
+        let account_token = matches!(
+            self.auth(),
+            crate::cloudflare::Auth::Token(t) if t.expose().starts_with("cfat_")
+        );
+        if account_token {
+            return Ok(self.verify_account_token(account_id).await?.id);
+        }
+        match self.verify_token().await {
+            Ok(s) => Ok(s.id),
+            Err(e) if e.has_code(1000) => match self.verify_account_token(account_id).await {
+                Ok(s) => Ok(s.id),
+                Err(_) => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+}

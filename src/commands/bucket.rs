@@ -31,7 +31,7 @@ pub async fn open(
     let auth = super::platform_auth(config, ui)?;
     let client = super::client(config, ui, auth, max_in_flight)?;
     let name = loc.name.clone();
-    let storage = super::storage(config, &client, loc).await?;
+    let storage = crate::storage::open(config, &client, loc).await?;
     Ok(Opened {
         client,
         storage,

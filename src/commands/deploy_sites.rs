@@ -532,7 +532,7 @@ pub async fn run(
     let client = super::client(config, ui, auth, args.concurrency)?;
     // Every entry names the same bucket: it comes from this command's --bucket.
     let loc = prepared[0].loc().clone();
-    let storage = super::storage(config, &client, loc).await?;
+    let storage = crate::storage::open(config, &client, loc).await?;
     let blobs = BlobSet::default();
     let writes = tokio::sync::Semaphore::new(args.concurrency);
     let shared = Shared {

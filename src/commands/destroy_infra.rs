@@ -204,7 +204,7 @@ pub async fn run(
         live: Vec::new(),
     };
     let storage = if bucket_exists {
-        let storage = super::storage(config, &client, loc.clone()).await?;
+        let storage = crate::storage::open(config, &client, loc.clone()).await?;
         found.live = live_tenants(&storage, &loc.name).await?;
         if args.delete_bucket {
             found.objects = storage

@@ -157,7 +157,13 @@ pub async fn run(args: DoctorArgs, config: &Config, ui: &Ui) -> anyhow::Result<B
     let token_id = token(&client, &inputs.account, &mut findings).await;
     match (&token_id, client.auth()) {
         (Some(id), Auth::Token(_)) => {
-            let s3 = super::s3_store(config, &client, bucket.clone(), id, S3Options::default())?;
+            let s3 = crate::storage::s3_store(
+                config,
+                &client,
+                bucket.clone(),
+                id,
+                S3Options::default(),
+            )?;
             r2(&s3.probing(), &mut findings).await;
         }
         (_, Auth::GlobalKey { .. }) => findings.push(finding(

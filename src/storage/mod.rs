@@ -1,6 +1,7 @@
 //! Object storage: the one type through which every command reads and writes the bucket's objects.
 //!
-//! Commands hold a [`Storage`] and never know which API carries an object. The shape follows
+//! Commands hold a [`Storage`] and never know which API carries an object; [`open`] (open.rs)
+//! is the one place that picks the backend from the configuration and the credentials. The shape follows
 //! apache/arrow-rs-object-store (`put_opts` with a [`PutMode`] of overwrite, create-if-absent or
 //! update-if-version-matches; conditional reads; listings), as docs/design.md describes.
 //!
@@ -29,9 +30,11 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+pub mod open;
 pub mod rest;
 pub mod s3;
 
+pub use open::{open, open_with, s3_store, OpenSetup};
 pub use rest::{RestStore, REST_MAX_OBJECT_SIZE};
 pub use s3::{S3Credentials, S3Options, S3Store, S3_MAX_OBJECT_SIZE};
 

@@ -1,4 +1,4 @@
-//! `Storage` and `commands::storage` against the emulator's REST and S3 APIs: which API each
+//! `Storage` and `storage::open` against the emulator's REST and S3 APIs: which API each
 //! `--via` picks, the `auto` fallback and its one note, `--via s3` failing, integrity (a file
 //! changed after hashing is refused and not stored), multipart, S3 retries, and the exit codes
 //! of the CLI for the new options.
@@ -10,9 +10,9 @@ use bytes::Bytes;
 use cfsetup::cli::{GlobalArgs, Via};
 use cfsetup::cloudflare::r2::BucketRef;
 use cfsetup::cloudflare::{Auth, Client, ClientOptions, RetryPolicy};
-use cfsetup::commands::{storage_with, StorageSetup};
 use cfsetup::config::{Config, Vars};
 use cfsetup::secret::Secret;
+use cfsetup::storage::{open_with, OpenSetup};
 use cfsetup::storage::{BucketLoc, Payload, PutMode, PutOptions, S3Options, Storage, StorageError};
 use cfsetup_emulator::{Api, Fault, FaultKind};
 use serde_json::json;
@@ -133,11 +133,11 @@ fn store(
     via: Option<Via>,
     token_id: Option<&str>,
 ) -> Storage {
-    rt.block_on(storage_with(
+    rt.block_on(open_with(
         &config(w, via, &[]),
         &s.client,
         s.bucket.clone(),
-        StorageSetup {
+        OpenSetup {
             token_id: token_id.map(str::to_string),
             s3: Some(small_parts()),
         },
@@ -487,7 +487,7 @@ fn via_rest_or_the_global_key_gives_rest_and_via_s3_with_it_is_a_usage_error() {
         jurisdiction: None,
     };
     let st = rt
-        .block_on(cfsetup::commands::storage(
+        .block_on(cfsetup::storage::open(
             &config(&w, None, &[]),
             &client,
             bucket.clone(),
@@ -495,7 +495,7 @@ fn via_rest_or_the_global_key_gives_rest_and_via_s3_with_it_is_a_usage_error() {
         .unwrap();
     assert_eq!(st.via(), "REST");
     let e = rt
-        .block_on(cfsetup::commands::storage(
+        .block_on(cfsetup::storage::open(
             &config(&w, Some(Via::S3), &[]),
             &client,
             bucket,
@@ -791,11 +791,11 @@ fn auto_falls_back_to_rest_when_s3_cannot_be_reached() {
     };
     let cfg = |via| config(&w, via, &[("R2_S3_ENDPOINT", closed.as_str())]);
     let open = |via| {
-        rt.block_on(storage_with(
+        rt.block_on(open_with(
             &cfg(via),
             &s.client,
             s.bucket.clone(),
-            StorageSetup {
+            OpenSetup {
                 token_id: Some(s.token_id.clone()),
                 s3: None,
             },

@@ -598,7 +598,7 @@ pub async fn run(
         }
     };
     let (storage, zone_name) = tokio::join!(
-        super::storage(config, &client, prepared.input.loc.clone()),
+        crate::storage::open(config, &client, prepared.input.loc.clone()),
         zone_read
     );
     let storage = storage?;

@@ -615,7 +615,9 @@ impl Ctx<'_> {
         };
         let token_id = match &self.target.token_id {
             Some(id) => id.clone(),
-            None => super::super::token_id(self.client, &token, &self.target.account_id)
+            None => self
+                .client
+                .token_id(&self.target.account_id)
                 .await
                 .map_err(|e| format!("the token's id could not be read for S3 ({})", short(&e)))?,
         };
