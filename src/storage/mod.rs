@@ -1,8 +1,8 @@
 //! Object storage: the one type through which every command reads and writes the bucket's objects.
 //!
 //! Commands hold a [`Storage`] and never know which API carries an object; [`open`] (open.rs)
-//! is the one place that picks the backend from the configuration and the credentials. The shape follows
-//! apache/arrow-rs-object-store (`put_opts` with a [`PutMode`] of overwrite, create-if-absent or
+//! is the one place that picks the backend from the configuration and the credentials. The
+//! shape follows apache/arrow-rs-object-store (`put_opts` with a [`PutMode`] of overwrite, create-if-absent or
 //! update-if-version-matches; conditional reads; listings), as docs/design.md describes.
 //!
 //! Backends:
