@@ -61,6 +61,10 @@ pub async fn read_head(
     }))
 }
 
+/// How many compare-and-swaps a switch tries (with `--force`, each on the newest head) before it
+/// gives up and says the head kept changing.
+pub const SWITCH_ATTEMPTS: u32 = 5;
+
 /// Why a compare-and-swap did not switch.
 #[derive(Debug)]
 pub enum Lost {
@@ -69,6 +73,18 @@ pub enum Lost {
         live: Option<String>,
         by: Option<String>,
     },
+}
+
+impl Lost {
+    /// What landed instead, for a message: `<deploy id> (written by <run>)`.
+    pub fn describe(&self) -> String {
+        let Lost::Landed { live, by } = self;
+        match (live, by) {
+            (Some(l), Some(b)) => format!("{l} (written by {b})"),
+            (Some(l), None) => l.clone(),
+            (None, _) => "a change to the head (or its removal)".into(),
+        }
+    }
 }
 
 /// Writes `head` if the stored head still has the ETag `expected` (`None`: if there is none).

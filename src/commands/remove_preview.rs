@@ -16,7 +16,7 @@ use crate::site::locks;
 
 use super::bucket;
 use super::deploy_site::preview_name;
-use super::head::{cas_head, read_head};
+use super::head::{cas_head, read_head, SWITCH_ATTEMPTS};
 
 #[derive(Debug, Serialize)]
 struct RemovePreviewReport {
@@ -71,7 +71,7 @@ pub async fn run(
         deploy_id: None,
     };
     // A head switched by a deploy between the read and the write: read it again and retry.
-    for _ in 0..5 {
+    for _ in 0..SWITCH_ATTEMPTS {
         let Some(read) = read_head(storage, bucket_name, &tenant).await? else {
             return Ok(Box::new(report));
         };
@@ -95,5 +95,5 @@ pub async fn run(
             Err(_) => continue,
         }
     }
-    anyhow::bail!("the head of {tenant} kept changing; gave up after 5 tries (nothing was removed)")
+    anyhow::bail!("the head of {tenant} kept changing; gave up after {SWITCH_ATTEMPTS} tries (nothing was removed)")
 }

@@ -25,7 +25,7 @@ use crate::site::locks::{self, Intent};
 use crate::site::manifest::{deploy_time, is_deploy_id, DeployCopy, Head, Route, StoredHead};
 
 use super::bucket;
-use super::head::{cas_head, own_write, read_head, Lost};
+use super::head::{cas_head, own_write, read_head, SWITCH_ATTEMPTS};
 
 /// Whether `v` can start a deploy id (`YYYYMMDDTHHMMSSZ-xxxxxxxx`).
 fn is_id_prefix(v: &str) -> bool {
@@ -270,7 +270,7 @@ async fn switch(
     let by = format!("rollback {} ({})", route.deploy_id, locks::owner());
     let mut base = head;
     let mut etag = etag;
-    for attempt in 0..5 {
+    for attempt in 0..SWITCH_ATTEMPTS {
         let (mut next, _dropped) = Head::with_live(
             tenant,
             Some(&base),
@@ -289,15 +289,8 @@ async fn switch(
         let outcome = cas_head(storage, bucket_name, &next, etag.as_deref()).await?;
         match own_write(outcome, &route.deploy_id, &by) {
             Ok(_) => return Ok(attempt > 0),
-            Err(Lost::Landed {
-                live,
-                by: landed_by,
-            }) => {
-                let what = match (&live, &landed_by) {
-                    (Some(l), Some(b)) => format!("{l} (written by {b})"),
-                    (Some(l), None) => l.clone(),
-                    (None, _) => "a change to the head (or its removal)".into(),
-                };
+            Err(lost) => {
+                let what = lost.describe();
                 if !force {
                     anyhow::bail!(
                         "another run switched {tenant} after this rollback read it: {what} is live \
@@ -326,7 +319,7 @@ async fn switch(
             }
         }
     }
-    anyhow::bail!("{tenant}'s head kept changing; gave up after 5 tries (nothing was changed)")
+    anyhow::bail!("{tenant}'s head kept changing; gave up after {SWITCH_ATTEMPTS} tries (nothing was changed)")
 }
 
 /// The Route of the target: a preview's from the head, a kept deploy's from its copy.

@@ -56,7 +56,7 @@ use crate::site::{walk, SiteFile, WalkOptions};
 use crate::storage::{BucketLoc, Payload, PutMode, PutOptions, Storage};
 
 use super::bucket;
-use super::head::{cas_head, own_write, read_head, Lost, ReadHead};
+use super::head::{cas_head, own_write, read_head, ReadHead, SWITCH_ATTEMPTS};
 
 mod domain;
 mod local_shards;
@@ -1669,7 +1669,7 @@ impl<'a> Deploy<'a> {
         super::warn_rest_switch(self.storage, tenant, self.ui);
         let mut base: Option<Head> = plan.head.as_ref().and_then(ReadHead::v2).cloned();
         let mut etag: Option<String> = plan.etag().map(str::to_string);
-        for attempt in 0..5 {
+        for attempt in 0..SWITCH_ATTEMPTS {
             let (mut head, mut dropped) = match &plan.preview {
                 None => Head::with_live(
                     tenant,
@@ -1745,16 +1745,9 @@ impl<'a> Deploy<'a> {
                     report.forced = attempt > 0;
                     return Ok(());
                 }
-                Err(Lost::Landed {
-                    live,
-                    by: landed_by,
-                }) => {
+                Err(lost) => {
                     self.phase.store(BEFORE_SWITCH, Ordering::SeqCst);
-                    let what = match (&live, &landed_by) {
-                        (Some(l), Some(b)) => format!("{l} (written by {b})"),
-                        (Some(l), None) => l.clone(),
-                        (None, _) => "a change to the head (or its removal)".into(),
-                    };
+                    let what = lost.describe();
                     if !self.input.force {
                         anyhow::bail!(
                             "another run switched {tenant} while this deploy ran: {what} is live \
@@ -1781,7 +1774,7 @@ impl<'a> Deploy<'a> {
             }
         }
         anyhow::bail!(
-            "the head of {tenant} kept changing; gave up after 5 tries (nothing was switched)"
+            "the head of {tenant} kept changing; gave up after {SWITCH_ATTEMPTS} tries (nothing was switched)"
         )
     }
 
@@ -1960,6 +1953,7 @@ mod tests {
     use super::*;
     use crate::cloudflare::custom_hostnames::CustomHostname;
     use crate::cloudflare::custom_hostnames::{OwnershipVerification, Ssl, ValidationRecord};
+    use crate::commands::head::Lost;
 
     #[test]
     fn a_412_against_our_own_write_is_a_success() {
