@@ -14,7 +14,7 @@
 use crate::faults::fault_from_json;
 use crate::routes::{current_phase, public_bindings, render_hostname};
 use crate::seed;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::state::TokenOwner;
 use crate::wire::{parse_json, ApiError, Reply};
 use serde_json::{json, Value};

@@ -54,11 +54,13 @@ mod routes;
 mod s3;
 mod seed;
 mod server;
+mod shared;
 mod state;
 mod wire;
 
 use parking_lot::Mutex;
-use server::{Server, Shared};
+use server::Server;
+use shared::Shared;
 use state::{State, TokenOwner};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -479,7 +481,7 @@ impl Emulator {
             faults: Mutex::new(faults::Faults::default()),
             log: Mutex::new(Vec::new()),
             limiter: Mutex::new(faults::Limiter::default()),
-            saver: server::Saver::default(),
+            saver: shared::Saver::default(),
             in_flight: Mutex::new(Default::default()),
         });
         let server = server::start(shared.clone(), port)?;

@@ -4,28 +4,24 @@
 //! Pipeline for `/client/v4/…` (docs/cloudflare-api.md §1): read the body (≤ 300 MiB) → injected fault
 //! (before auth; `Drop` closes the connection unanswered) → `Options.latency` → per-credential
 //! rate limit (429 / 971 + `Retry-After`) → `routes::dispatch` under the state lock → save the state
-//! file after a mutation, outside the lock and coalesced ([`Saver`]) → log the request (no secrets) → add `cf-ray` and the `Ratelimit` /
+//! file after a mutation, outside the lock and coalesced ([`crate::shared::Saver`]) → log the request (no secrets) → add `cf-ray` and the `Ratelimit` /
 //! `Ratelimit-Policy` headers. `/__emulator/…` goes to `inspect` and skips all of that. Every
 //! other path is R2's S3 API (`crate::s3::handle`, its own pipeline and body limit).
 
 use crate::auth;
-use crate::faults::{ceil_secs, Faults, Limiter};
+use crate::faults::ceil_secs;
 use crate::inspect;
 use crate::routes::{self, Ctx};
-use crate::seed::PermissionGroup;
-use crate::state::State;
-use crate::wire::{random_hex, ApiError, Query, Reply};
-use crate::{Api, FaultKind, Options, RecordedRequest};
+use crate::shared::Shared;
+use crate::wire::{finish, random_hex, ApiError, Dropped, Query, RateHeaders, Reply};
+use crate::{Api, FaultKind, RecordedRequest};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use parking_lot::Mutex;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -33,62 +29,6 @@ use tokio::sync::oneshot;
 
 /// Largest body read: the R2 upload limit plus one byte, so "too large" can be told apart.
 const MAX_BODY: usize = crate::routes::MAX_OBJECT_SIZE + 1;
-
-/// Everything the connection tasks share with the [`crate::Emulator`] handle.
-pub struct Shared {
-    pub options: Options,
-    pub catalog: Vec<PermissionGroup>,
-    /// IDs of groups taken out of the listing by [`crate::Emulator::remove_permission_group`].
-    pub withdrawn: Mutex<Vec<String>>,
-    pub state: Mutex<State>,
-    pub faults: Mutex<Faults>,
-    pub log: Mutex<Vec<RecordedRequest>>,
-    pub limiter: Mutex<Limiter>,
-    pub saver: Saver,
-    /// Conditional S3 PutObjects in flight by raw path (`Options.s3_conflict_409`).
-    pub in_flight: Mutex<std::collections::HashMap<String, usize>>,
-    /// The DNS server's records (`crate::dns`), loaded by tests.
-    pub dns: std::sync::Arc<Mutex<crate::dns::Table>>,
-}
-
-/// Coalesced saves of the state file. Each mutation bumps `wanted` (after it released the state
-/// lock); a saver takes `writing`, and skips if a save that began after its mutation has already
-/// been written. The snapshot is a clone of the persisted fields taken under the state lock (a
-/// memory copy); serialising and writing happen outside it, so other requests are not held up
-/// by the disk. The save is done before the request is answered, so a client that got its answer
-/// can read the file.
-#[derive(Default)]
-pub struct Saver {
-    wanted: AtomicU64,
-    written: AtomicU64,
-    writing: Mutex<()>,
-}
-
-impl Shared {
-    /// Saves the state file, if any, after a mutation the caller made and released the state lock
-    /// on. A failure is reported on stderr and the server carries on.
-    pub fn save_soon(&self) {
-        let Some(path) = &self.options.state_file else {
-            return;
-        };
-        let mine = self.saver.wanted.fetch_add(1, Ordering::SeqCst) + 1;
-        let _writing = self.saver.writing.lock();
-        if self.saver.written.load(Ordering::SeqCst) >= mine {
-            return; // Someone else's snapshot, taken after our change, is on disk.
-        }
-        let (snapshot, generation) = {
-            let state = self.state.lock();
-            (state.snapshot(), self.saver.wanted.load(Ordering::SeqCst))
-        };
-        if let Err(e) = snapshot.save(path) {
-            eprintln!(
-                "cfsetup-emulator: warning: could not save state to {}: {e}",
-                path.display()
-            );
-        }
-        self.saver.written.store(generation, Ordering::SeqCst);
-    }
-}
 
 /// The running server: stops it (oneshot) and joins its thread on drop.
 pub struct Server {
@@ -159,26 +99,6 @@ async fn serve(
             }
         }
     }
-}
-
-/// Returned by the service to make hyper close the connection without a response.
-#[derive(Debug)]
-pub struct Dropped;
-
-impl std::fmt::Display for Dropped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by an injected fault")
-    }
-}
-
-impl std::error::Error for Dropped {}
-
-/// Rate-limit header values for one response.
-pub(crate) struct RateHeaders {
-    remaining: u32,
-    reset_secs: u64,
-    quota: u32,
-    window_secs: u64,
 }
 
 async fn handle(
@@ -336,34 +256,4 @@ fn server_error(status: u16, path: &str) -> Reply {
         10001
     };
     ApiError::new(status, code, "Internal server error (injected fault)").reply()
-}
-
-pub(crate) fn finish(reply: Reply, ray: &str, rate: Option<&RateHeaders>) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(reply.body));
-    *resp.status_mut() = hyper::StatusCode::from_u16(reply.status)
-        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = resp.headers_mut();
-    let mut put = |name: &str, value: &str| {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            headers.append(n, v);
-        }
-    };
-    for (n, v) in &reply.headers {
-        put(n, v);
-    }
-    put("cf-ray", ray);
-    if let Some(r) = rate {
-        put(
-            "ratelimit",
-            &format!("\"default\";r={};t={}", r.remaining, r.reset_secs),
-        );
-        put(
-            "ratelimit-policy",
-            &format!("\"burst\";q={};w={}", r.quota, r.window_secs),
-        );
-    }
-    resp
 }

@@ -304,3 +304,58 @@ pub fn md5_hex(data: &[u8]) -> String {
     use md5::Digest;
     hex::encode(md5::Md5::digest(data))
 }
+
+/// Returned by the service to make hyper close the connection without a response.
+#[derive(Debug)]
+pub struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// Rate-limit header values for one response.
+pub(crate) struct RateHeaders {
+    pub(crate) remaining: u32,
+    pub(crate) reset_secs: u64,
+    pub(crate) quota: u32,
+    pub(crate) window_secs: u64,
+}
+
+/// The hyper response for a [`Reply`], with its `cf-ray` and, for REST, the rate-limit headers.
+pub(crate) fn finish(
+    reply: Reply,
+    ray: &str,
+    rate: Option<&RateHeaders>,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let mut resp = hyper::Response::new(http_body_util::Full::new(reply.body));
+    *resp.status_mut() = hyper::StatusCode::from_u16(reply.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = resp.headers_mut();
+    let mut put = |name: &str, value: &str| {
+        if let (Ok(n), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(value),
+        ) {
+            headers.append(n, v);
+        }
+    };
+    for (n, v) in &reply.headers {
+        put(n, v);
+    }
+    put("cf-ray", ray);
+    if let Some(r) = rate {
+        put(
+            "ratelimit",
+            &format!("\"default\";r={};t={}", r.remaining, r.reset_secs),
+        );
+        put(
+            "ratelimit-policy",
+            &format!("\"burst\";q={};w={}", r.quota, r.window_secs),
+        );
+    }
+    resp
+}

@@ -151,7 +151,8 @@ mod ops;
 mod sigv4;
 mod xml;
 
-use crate::server::{finish, Dropped, Shared};
+use crate::shared::Shared;
+use crate::wire::{finish, Dropped};
 use crate::wire::{random_hex, Reply};
 use crate::{Api, FaultKind, RecordedRequest};
 use bytes::Bytes;
