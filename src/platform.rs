@@ -36,7 +36,11 @@ pub fn jurisdiction(config: &Config, flag: Option<&str>) -> anyhow::Result<Optio
 }
 
 /// Names the option a value came from in an error: the flag if it was given, else the variable.
-fn source(flag: Option<&str>, flag_name: &'static str, env: &'static str) -> &'static str {
+pub(crate) fn source(
+    flag: Option<&str>,
+    flag_name: &'static str,
+    env: &'static str,
+) -> &'static str {
     if flag.is_some_and(|v| !v.trim().is_empty()) {
         flag_name
     } else {

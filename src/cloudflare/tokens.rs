@@ -157,20 +157,23 @@ impl Client {
     /// 1000; docs/cloudflare-api.md §2, §7). With the Global API Key there is no token: the
     /// user verify answers as the API does.
     pub async fn token_id(&self, account_id: &str) -> Result<String, Error> {
+        Ok(self.verify_own_token(account_id).await?.id)
+    }
+
+    /// Verifies the client's own token where it lives: the account endpoint for an account token
+    /// (`cfat_`, or a user verify answering 1000), else the user endpoint (docs/cloudflare-api.md
+    /// §2). A 1000 that the account endpoint does not clear is returned as the user's answer.
+    pub async fn verify_own_token(&self, account_id: &str) -> Result<TokenStatus, Error> {
         let account_token = matches!(
             self.auth(),
             crate::cloudflare::Auth::Token(t) if t.expose().starts_with("cfat_")
         );
         if account_token {
-            return Ok(self.verify_account_token(account_id).await?.id);
+            return self.verify_account_token(account_id).await;
         }
         match self.verify_token().await {
-            Ok(s) => Ok(s.id),
-            Err(e) if e.has_code(1000) => match self.verify_account_token(account_id).await {
-                Ok(s) => Ok(s.id),
-                Err(_) => Err(e),
-            },
-            Err(e) => Err(e),
+            Err(e) if e.has_code(1000) => self.verify_account_token(account_id).await.or(Err(e)),
+            other => other,
         }
     }
 }

@@ -29,7 +29,7 @@ pub async fn open(
 ) -> anyhow::Result<Opened> {
     let loc = location(config, bucket)?;
     let auth = super::platform_auth(config, ui)?;
-    let client = super::client(config, ui, auth, max_in_flight)?;
+    let client = super::client(config, auth, max_in_flight)?;
     let name = loc.name.clone();
     let storage = crate::storage::open(config, &client, loc).await?;
     Ok(Opened {

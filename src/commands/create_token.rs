@@ -391,7 +391,7 @@ pub async fn run(
         Some(path) if !plan.dry_run => Some(env_writer(path)?),
         _ => None,
     };
-    let client = super::client(config, ui, auth, 8)?;
+    let client = super::client(config, auth, 8)?;
 
     // Reads, at once: the catalog, the tokens that already carry this name, and the zone (its
     // name, to check the platform domain before a token exists; the creator may not be allowed

@@ -529,7 +529,7 @@ pub async fn run(
     cross_check(&entries)?;
 
     let auth = super::platform_auth(config, ui)?;
-    let client = super::client(config, ui, auth, args.concurrency)?;
+    let client = super::client(config, auth, args.concurrency)?;
     // Every entry names the same bucket: it comes from this command's --bucket.
     let loc = prepared[0].loc().clone();
     let storage = crate::storage::open(config, &client, loc).await?;

@@ -167,7 +167,7 @@ pub async fn run(
         .into());
     }
     let auth = super::platform_auth(config, ui)?;
-    let client = super::client(config, ui, auth, MAX_IN_FLIGHT)?;
+    let client = super::client(config, auth, MAX_IN_FLIGHT)?;
     let bucket_ref = BucketRef {
         account: &account,
         name: &loc.name,

@@ -150,7 +150,7 @@ pub async fn run(args: DoctorArgs, config: &Config, ui: &Ui) -> anyhow::Result<B
     };
     let inputs = Inputs::check(&infra, config)?;
     let auth = super::platform_auth(config, ui)?;
-    let client = super::client(config, ui, auth, 8)?;
+    let client = super::client(config, auth, 8)?;
     let bucket = super::bucket::location(config, &args.bucket)?;
 
     let mut findings = Vec::new();
@@ -216,15 +216,7 @@ async fn token(client: &Client, account: &str, out: &mut Vec<Finding>) -> Option
     } else {
         "a legacy-format token"
     };
-    let status = if value.starts_with("cfat_") {
-        client.verify_account_token(account).await
-    } else {
-        match client.verify_token().await {
-            Err(e) if e.has_code(1000) => client.verify_account_token(account).await.or(Err(e)),
-            other => other,
-        }
-    };
-    let status = match status {
+    let status = match client.verify_own_token(account).await {
         Ok(s) => s,
         Err(e) => {
             let hint = e.hint().unwrap_or_default();

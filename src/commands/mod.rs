@@ -227,12 +227,7 @@ pub fn warn_rest_switch(storage: &crate::storage::Storage, tenant: &str, ui: &Ui
 }
 
 /// A client for this run, logging requests with `-v`.
-pub fn client(
-    config: &Config,
-    _ui: &Ui,
-    auth: Auth,
-    max_in_flight: usize,
-) -> anyhow::Result<Client> {
+pub fn client(config: &Config, auth: Auth, max_in_flight: usize) -> anyhow::Result<Client> {
     let options = ClientOptions {
         max_in_flight,
         ..ClientOptions::default()

@@ -66,7 +66,7 @@ pub async fn run(
         Some(path) if !args.dry_run => Some(create_token::env_writer(path)?),
         _ => None,
     };
-    let client = super::client(config, ui, auth, 4)?;
+    let client = super::client(config, auth, 4)?;
 
     let token = find(&client, &selector).await?;
     if args.dry_run {

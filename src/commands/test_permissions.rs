@@ -42,7 +42,7 @@ pub async fn run(
     let zone_id = config.require_zone_id()?.to_string();
     let platform_domain = platform::configured_domain(config, args.platform_domain.as_deref())?;
     let auth = super::platform_auth(config, ui)?;
-    let client = super::client(config, ui, auth, 16)?;
+    let client = super::client(config, auth, 16)?;
 
     let credential = verify(&client, Some(&account_id), ui).await?;
     let target = Target {

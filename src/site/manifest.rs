@@ -477,6 +477,48 @@ fn stamp(created_at: &str) -> String {
         .collect()
 }
 
+/// Every `…/404.html` path of the site, deepest first; the same depth in path order.
+fn not_found_pages(files: &Files) -> Vec<String> {
+    let mut pages: Vec<String> = files
+        .keys()
+        .filter(|p| p.ends_with("/404.html"))
+        .cloned()
+        .collect();
+    pages.sort_by(|a, b| {
+        let depth = |p: &str| p.matches('/').count();
+        depth(b).cmp(&depth(a)).then(a.cmp(b))
+    });
+    pages
+}
+
+impl Route {
+    /// The Route [`DeployCopy::build`] makes of `files` and `rules`, with what needs hashing (the
+    /// deploy id's hash part, the digest, the shard hashes) replaced by zeros of the same length:
+    /// its JSON has the real Route's size exactly, without serialising and hashing every shard.
+    /// For the size bound checked before any request.
+    pub fn sized_like(files: &Files, rules: &Rules) -> Route {
+        let created_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        let zeros = "0".repeat(64);
+        let shards = shard_count(files.len());
+        Route {
+            deploy_id: format!("{}-{}", stamp(&created_at), &zeros[..8]),
+            created_at,
+            digest: zeros.clone(),
+            files: files.len(),
+            bytes: files.values().map(|e| e.size).sum(),
+            shards,
+            shard_key: Some(SHARD_KEY.to_string()),
+            shard_hashes: Some(vec![zeros; shards as usize]),
+            not_found: rules.not_found.to_string(),
+            not_found_pages: not_found_pages(files),
+            redirects: rules.redirects.clone(),
+            headers: rules.headers.clone(),
+            expires_at: None,
+            protect: None,
+        }
+    }
+}
+
 impl DeployCopy {
     /// A new deploy made at `now`, never earlier than one second after `floor` (the newest deploy
     /// the head knows), so ids keep the order of the deploys even within one second.
@@ -498,16 +540,7 @@ impl DeployCopy {
         let digest = digest(&files, &rules);
         let deploy_id = format!("{}-{}", stamp(&created_at), &digest[..8]);
         let shards = shard_count(files.len());
-        let mut not_found_pages: Vec<String> = files
-            .keys()
-            .filter(|p| p.ends_with("/404.html"))
-            .cloned()
-            .collect();
-        // Deepest first; the same depth in path order.
-        not_found_pages.sort_by(|a, b| {
-            let depth = |p: &str| p.matches('/').count();
-            depth(b).cmp(&depth(a)).then(a.cmp(b))
-        });
+        let not_found_pages = not_found_pages(&files);
         let shard_bodies: Vec<(String, Vec<u8>)> = split(&files, shards)
             .into_iter()
             .map(|s| {
@@ -941,6 +974,19 @@ mod tests {
 
     fn t0() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_795_827_723) // 2026-11-28T01:02:03Z
+    }
+
+    #[test]
+    fn a_route_sized_like_has_the_built_route_s_size() {
+        let mut files: Files = Files::new();
+        for i in 0..3000 {
+            files.insert(format!("/p{i}/404.html"), entry('c', i));
+        }
+        let built = DeployCopy::build("acme", files.clone(), Rules::none("404"), t0(), None);
+        let sized = Route::sized_like(&files, &Rules::none("404"));
+        let len = |r: &Route| serde_json::to_vec(r).unwrap().len();
+        assert!(built.route.shards > 1);
+        assert_eq!(len(&sized), len(&built.route));
     }
 
     #[test]

@@ -36,9 +36,10 @@ impl Inputs {
             platform::configured_domain(config, args.platform.platform_domain.as_deref())?;
 
         let bucket = match config.setting(args.bucket.as_deref(), "R2_BUCKET_NAME") {
-            Some(b) => {
-                config::bucket_name(b.trim(), source(&args.bucket, "--bucket", "R2_BUCKET_NAME"))?
-            }
+            Some(b) => config::bucket_name(
+                b.trim(),
+                platform::source(args.bucket.as_deref(), "--bucket", "R2_BUCKET_NAME"),
+            )?,
             None => platform::DEFAULT_BUCKET.to_string(),
         };
         let worker = platform::worker(config, args.platform.worker_name.as_deref())?;
@@ -83,15 +84,6 @@ impl Inputs {
             }
         }
         out
-    }
-}
-
-/// Names the option a value came from: the flag if it was given, else the environment variable.
-fn source(flag: &Option<String>, flag_name: &'static str, env: &'static str) -> &'static str {
-    if flag.as_deref().is_some_and(|v| !v.trim().is_empty()) {
-        flag_name
-    } else {
-        env
     }
 }
 

@@ -42,7 +42,7 @@ pub async fn run(
 ) -> anyhow::Result<Box<dyn Report>> {
     let inputs = Inputs::check(&args, config)?;
     let auth = super::platform_auth(config, ui)?;
-    let client = super::client(config, ui, auth, MAX_IN_FLIGHT)?;
+    let client = super::client(config, auth, MAX_IN_FLIGHT)?;
     Ok(Box::new(deploy(&client, ui, &inputs).await?))
 }
 

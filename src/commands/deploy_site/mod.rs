@@ -588,7 +588,7 @@ pub async fn run(
     let mut prepared = prepare(&args, config, ui, false).await?;
 
     let auth = super::platform_auth(config, ui)?;
-    let client = super::client(config, ui, auth, prepared.input.concurrency)?;
+    let client = super::client(config, auth, prepared.input.concurrency)?;
     // The token verification (for the S3 keys) and the zone read (for the platform domain) are
     // independent: one round trip for both (docs/storage-layout.md "The critical path").
     let zone_read = async {
@@ -747,14 +747,8 @@ fn rules_of(
 fn check_route_size(files: &[SiteFile], rules: &Rules) -> Result<(), crate::error::UsageError> {
     use crate::site::manifest::MAX_ROUTE_BYTES;
     use crate::site::rules::thousands;
-    let copy = DeployCopy::build(
-        "t",
-        files_map(files),
-        rules.clone(),
-        SystemTime::now(),
-        None,
-    );
-    let total = len(&copy.route);
+    let route = crate::site::Route::sized_like(&files_map(files), rules);
+    let total = len(&route);
     if total <= MAX_ROUTE_BYTES {
         return Ok(());
     }
@@ -764,10 +758,10 @@ fn check_route_size(files: &[SiteFile], rules: &Rules) -> Result<(), crate::erro
         thousands(total),
         thousands(MAX_ROUTE_BYTES),
         MAX_ROUTE_BYTES / 1024,
-        thousands(len(&copy.route.redirects)),
-        thousands(len(&copy.route.headers)),
-        copy.route.not_found_pages.len(),
-        thousands(len(&copy.route.not_found_pages)),
+        thousands(len(&route.redirects)),
+        thousands(len(&route.headers)),
+        route.not_found_pages.len(),
+        thousands(len(&route.not_found_pages)),
     )
     .with_hint(
         "the Route goes into the tenant's head, which the router reads on every request; \
