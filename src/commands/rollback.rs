@@ -25,7 +25,7 @@ use crate::site::locks::{self, Intent};
 use crate::site::manifest::{deploy_time, is_deploy_id, DeployCopy, Head, Route, StoredHead};
 
 use super::bucket;
-use super::head::{cas_head, own_write, read_head, SWITCH_ATTEMPTS};
+use super::head::{read_head, shed_previews, Lost, ReadHead, Switch, SwitchSteps};
 
 /// Whether `v` can start a deploy id (`YYYYMMDDTHHMMSSZ-xxxxxxxx`).
 fn is_id_prefix(v: &str) -> bool {
@@ -233,17 +233,7 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
         if intent_key.is_some() {
             bucket::wait_for_sweeps(storage, bucket_name, timing, ui).await?;
         }
-        switch(
-            storage,
-            bucket_name,
-            &tenant,
-            &route,
-            head,
-            read.etag.clone(),
-            args.force,
-            ui,
-        )
-        .await
+        switch(storage, bucket_name, &tenant, &route, read, args.force, ui).await
     }
     .await;
     if let Some(k) = &intent_key {
@@ -253,73 +243,88 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
     Ok(Box::new(report))
 }
 
-/// The compare-and-swap of the head to `route`; with `force`, retried on the newest head while
-/// it still names the target. Returns whether it had to retry.
-#[allow(clippy::too_many_arguments)]
+/// The compare-and-swap of the head to `route` ([`Switch`]); with `force`, retried on the newest
+/// head while it still names the target. Returns whether it had to retry.
 async fn switch(
     storage: &crate::storage::Storage,
     bucket_name: &str,
     tenant: &str,
     route: &Route,
-    head: Head,
-    etag: Option<String>,
+    read: ReadHead,
     force: bool,
     ui: &Ui,
 ) -> anyhow::Result<bool> {
     super::warn_rest_switch(storage, tenant, ui);
     let by = format!("rollback {} ({})", route.deploy_id, locks::owner());
-    let mut base = head;
-    let mut etag = etag;
-    for attempt in 0..SWITCH_ATTEMPTS {
+    let mut steps = RollbackSteps {
+        tenant,
+        route,
+        by: &by,
+        force,
+        ui,
+    };
+    let switched = Switch {
+        storage,
+        bucket: bucket_name,
+        tenant,
+        own: Some((&route.deploy_id, &by)),
+        budget: None,
+        doing: format!("switching {tenant} to {}", route.deploy_id),
+        nothing_was: "changed",
+    }
+    .run(Some(read), &mut steps)
+    .await?;
+    Ok(switched.retried)
+}
+
+/// rollback's part of the switch: the head with the target live; a lost race is retried only
+/// with `--force`, and only while the newest head still names the target (gc protects only
+/// what a head names).
+struct RollbackSteps<'a> {
+    tenant: &'a str,
+    route: &'a Route,
+    by: &'a str,
+    force: bool,
+    ui: &'a Ui,
+}
+
+impl SwitchSteps for RollbackSteps<'_> {
+    fn next(&mut self, base: Option<&Head>) -> anyhow::Result<Option<Head>> {
         let (mut next, _dropped) = Head::with_live(
-            tenant,
-            Some(&base),
-            route.clone(),
-            by.clone(),
+            self.tenant,
+            base,
+            self.route.clone(),
+            self.by.to_string(),
             SystemTime::now(),
         );
-        let shed = next.shed_previews(None);
-        if !shed.is_empty() {
-            ui.warn(format!(
-                "dropped the oldest preview(s) {} of {tenant}: with them the head would pass its \
-                 bound of 1 MiB, which the router reads on every request",
-                shed.join(", ")
-            ));
+        if let Some(warning) = shed_previews(&mut next, None) {
+            self.ui.warn(warning);
         }
-        let outcome = cas_head(storage, bucket_name, &next, etag.as_deref()).await?;
-        match own_write(outcome, &route.deploy_id, &by) {
-            Ok(_) => return Ok(attempt > 0),
-            Err(lost) => {
-                let what = lost.describe();
-                if !force {
-                    anyhow::bail!(
-                        "another run switched {tenant} after this rollback read it: {what} is live \
-                         now; nothing was changed. Run it again, or pass --force"
-                    );
-                }
-                ui.warn(format!(
-                    "{tenant} changed meanwhile ({what}); --force: trying again"
-                ));
-                let now = read_head(storage, bucket_name, tenant).await?;
-                let Some(h) = now.as_ref().and_then(|r| r.v2()).cloned() else {
-                    anyhow::bail!(
-                        "{tenant}'s head is gone or not format 2 now; nothing was changed"
-                    );
-                };
-                // The target must still be named by the head the CAS replaces (gc protects
-                // only what a head names).
-                if !h.named_ids().contains(route.deploy_id.as_str()) {
-                    anyhow::bail!(
-                        "{} is no longer kept by {tenant}'s head; nothing was changed",
-                        route.deploy_id
-                    );
-                }
-                etag = now.and_then(|r| r.etag);
-                base = h;
-            }
-        }
+        Ok(Some(next))
     }
-    anyhow::bail!("{tenant}'s head kept changing; gave up after {SWITCH_ATTEMPTS} tries (nothing was changed)")
+
+    async fn retry(&mut self, lost: &Lost) -> anyhow::Result<()> {
+        let (tenant, what) = (self.tenant, lost.describe());
+        if !self.force {
+            anyhow::bail!(
+                "another run switched {tenant} after this rollback read it: {what} is live now; \
+                 nothing was changed. Run it again, or pass --force"
+            );
+        }
+        self.ui.warn(format!(
+            "{tenant} changed meanwhile ({what}); --force: trying again"
+        ));
+        let Some(now) = lost.now.as_deref().and_then(ReadHead::v2) else {
+            anyhow::bail!("{tenant}'s head is gone or not format 2 now; nothing was changed");
+        };
+        if !now.named_ids().contains(self.route.deploy_id.as_str()) {
+            anyhow::bail!(
+                "{} is no longer kept by {tenant}'s head; nothing was changed",
+                self.route.deploy_id
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The Route of the target: a preview's from the head, a kept deploy's from its copy.

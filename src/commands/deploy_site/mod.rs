@@ -56,7 +56,7 @@ use crate::site::{walk, SiteFile, WalkOptions};
 use crate::storage::{BucketLoc, Payload, PutMode, PutOptions, Storage};
 
 use super::bucket;
-use super::head::{cas_head, own_write, read_head, ReadHead, SWITCH_ATTEMPTS};
+use super::head::{read_head, shed_previews, Lost, ReadHead, Switch, SwitchSteps};
 
 mod domain;
 mod local_shards;
@@ -804,10 +804,6 @@ struct Plan {
 impl Plan {
     fn live_id(&self) -> Option<&str> {
         self.head.as_ref().and_then(ReadHead::live_id)
-    }
-
-    fn etag(&self) -> Option<&str> {
-        self.head.as_ref().and_then(|h| h.etag.as_deref())
     }
 
     /// The live Route of the head read in step 1 (format 2 or 3).
@@ -1648,7 +1644,7 @@ impl<'a> Deploy<'a> {
         Ok(())
     }
 
-    /// The compare-and-swap of the head; with `--force`, retried on the newest head.
+    /// The compare-and-swap of the head ([`Switch`]); with `--force`, retried on the newest head.
     async fn switch(
         &self,
         plan: &Plan,
@@ -1659,117 +1655,31 @@ impl<'a> Deploy<'a> {
     ) -> anyhow::Result<()> {
         let tenant = &self.input.tenant;
         let by = format!("deploy-site {} ({})", plan.copy.deploy_id, locks::owner());
-        let budget = self.input.timing.switch_budget();
         super::warn_rest_switch(self.storage, tenant, self.ui);
-        let mut base: Option<Head> = plan.head.as_ref().and_then(ReadHead::v2).cloned();
-        let mut etag: Option<String> = plan.etag().map(str::to_string);
-        for attempt in 0..SWITCH_ATTEMPTS {
-            let (mut head, mut dropped) = match &plan.preview {
-                None => Head::with_live(
-                    tenant,
-                    base.as_ref(),
-                    plan.copy.route.clone(),
-                    by.clone(),
-                    SystemTime::now(),
-                ),
-                Some(name) => Head::with_preview(
-                    tenant,
-                    base.as_ref(),
-                    name,
-                    crate::site::Route {
-                        expires_at: self.input.expires_at.clone(),
-                        protect: self.input.protect.clone(),
-                        ..plan.copy.route.clone()
-                    },
-                    by.clone(),
-                    SystemTime::now(),
-                ),
-            };
-            if self.input.no_prune && plan.preview.is_none() {
-                head.kept.append(&mut dropped);
-            }
-            if plan.preview.is_none() {
-                head.retained = retained.clone();
-            }
-            let shed = head.shed_previews(plan.preview.as_deref());
-            if !shed.is_empty() {
-                self.ui.warn(format!(
-                    "dropped the oldest preview(s) {} of {tenant}: with them the head would pass \
-                     its bound of 1 MiB, which the router reads on every request",
-                    shed.join(", ")
-                ));
-            }
-            // The intent must have been fresh the whole time, and stay fresh until this switch
-            // lands (bounded by `budget`): otherwise a gc may have deleted what it names.
-            if lease.lapsed() {
-                anyhow::bail!(
-                    "this deploy was paused or lost its lease for longer than {}; nothing was \
-                     switched, the previous deploy is still live; run it again",
-                    humantime::format_duration(lease.safe_age())
-                );
-            }
-            self.phase.store(SWITCHING, Ordering::SeqCst);
-            let outcome = tokio::time::timeout(
-                budget,
-                cas_head(self.storage, self.bucket(), &head, etag.as_deref()),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(anyhow::anyhow!(
-                    "no answer within {}",
-                    humantime::format_duration(budget)
-                ))
-            });
-            let outcome = match outcome {
-                Ok(o) => o,
-                Err(e) => {
-                    self.phase.store(BEFORE_SWITCH, Ordering::SeqCst);
-                    return Err(e.context(format!(
-                        "switching to {}; it may or may not be live now (run `cfsetup sites \
-                         {tenant}` to see)",
-                        plan.copy.deploy_id
-                    )));
-                }
-            };
-            let outcome = own_write(outcome, &plan.copy.deploy_id, &by);
-            match outcome {
-                Ok(_) => {
-                    self.phase.store(SWITCHED, Ordering::SeqCst);
-                    report.dropped_from_kept = dropped;
-                    report.forced = attempt > 0;
-                    return Ok(());
-                }
-                Err(lost) => {
-                    self.phase.store(BEFORE_SWITCH, Ordering::SeqCst);
-                    let what = lost.describe();
-                    if !self.input.force {
-                        anyhow::bail!(
-                            "another run switched {tenant} while this deploy ran: {what} is live \
-                             now. This deploy ({}) was uploaded but not switched; run the same \
-                             command again to deploy on top of it, or pass --force to switch \
-                             anyway",
-                            plan.copy.deploy_id
-                        );
-                    }
-                    self.ui.warn(format!(
-                        "another run switched {tenant} meanwhile ({what}); --force: switching on \
-                         top of it"
-                    ));
-                    let now = read_head(self.storage, self.bucket(), tenant).await?;
-                    etag = now.as_ref().and_then(|h| h.etag.clone());
-                    base = now.as_ref().and_then(ReadHead::v2).cloned();
-                    // The hashes assumed from the old live deploy are no longer vouched for by
-                    // the head this CAS will replace: check them all.
-                    let all = Self::to_check(files, &BTreeSet::new());
-                    self.ensure_blobs(&all, &mut DeployReport::scratch())
-                        .await?;
-                    self.ensure_shards(&plan.copy, &BTreeSet::new()).await?;
-                }
-            }
+        let mut steps = DeploySteps {
+            deploy: self,
+            plan,
+            files,
+            lease,
+            retained,
+            by: &by,
+            dropped: Vec::new(),
+        };
+        let switched = Switch {
+            storage: self.storage,
+            bucket: self.bucket(),
+            tenant,
+            own: Some((&plan.copy.deploy_id, &by)),
+            budget: Some(self.input.timing.switch_budget()),
+            doing: format!("switching to {}", plan.copy.deploy_id),
+            nothing_was: "switched",
         }
-        anyhow::bail!(
-            "the head of {tenant} kept changing; gave up after {SWITCH_ATTEMPTS} tries (nothing was switched)"
-        )
+        .run(plan.head.clone(), &mut steps)
+        .await?;
+        self.phase.store(SWITCHED, Ordering::SeqCst);
+        report.dropped_from_kept = steps.dropped;
+        report.forced = switched.retried;
+        Ok(())
     }
 
     /// Writes `hosts/<domain>.json` naming this tenant, only over what the plan read: over S3 a
@@ -1941,33 +1851,105 @@ async fn refresh(
     }
 }
 
+/// deploy-site's part of the switch: the head with this deploy live (or as a preview), the
+/// lease checked before each compare-and-swap, the phase kept for Ctrl-C's message, and on a
+/// `--force` retry every blob and shard checked again.
+struct DeploySteps<'d, 'a> {
+    deploy: &'d Deploy<'a>,
+    plan: &'d Plan,
+    files: &'d [SiteFile],
+    lease: &'d Lease,
+    retained: Option<crate::site::manifest::Retained>,
+    by: &'d str,
+    /// Deploys dropped from `kept` by the head last built.
+    dropped: Vec<String>,
+}
+
+impl SwitchSteps for DeploySteps<'_, '_> {
+    fn next(&mut self, base: Option<&Head>) -> anyhow::Result<Option<Head>> {
+        let (d, plan) = (self.deploy, self.plan);
+        let tenant = &d.input.tenant;
+        let (mut head, mut dropped) = match &plan.preview {
+            None => Head::with_live(
+                tenant,
+                base,
+                plan.copy.route.clone(),
+                self.by.to_string(),
+                SystemTime::now(),
+            ),
+            Some(name) => Head::with_preview(
+                tenant,
+                base,
+                name,
+                crate::site::Route {
+                    expires_at: d.input.expires_at.clone(),
+                    protect: d.input.protect.clone(),
+                    ..plan.copy.route.clone()
+                },
+                self.by.to_string(),
+                SystemTime::now(),
+            ),
+        };
+        if plan.preview.is_none() {
+            if d.input.no_prune {
+                head.kept.append(&mut dropped);
+            }
+            head.retained = self.retained.clone();
+        }
+        if let Some(warning) = shed_previews(&mut head, plan.preview.as_deref()) {
+            d.ui.warn(warning);
+        }
+        self.dropped = dropped;
+        Ok(Some(head))
+    }
+
+    /// The intent must have been fresh the whole time, and stay fresh until this switch lands
+    /// (bounded by the switch budget): otherwise a gc may have deleted what it names.
+    fn writing(&mut self) -> anyhow::Result<()> {
+        if self.lease.lapsed() {
+            anyhow::bail!(
+                "this deploy was paused or lost its lease for longer than {}; nothing was \
+                 switched, the previous deploy is still live; run it again",
+                humantime::format_duration(self.lease.safe_age())
+            );
+        }
+        self.deploy.phase.store(SWITCHING, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn unwritten(&mut self) {
+        self.deploy.phase.store(BEFORE_SWITCH, Ordering::SeqCst);
+    }
+
+    async fn retry(&mut self, lost: &Lost) -> anyhow::Result<()> {
+        let d = self.deploy;
+        let tenant = &d.input.tenant;
+        let what = lost.describe();
+        if !d.input.force {
+            anyhow::bail!(
+                "another run switched {tenant} while this deploy ran: {what} is live now. This \
+                 deploy ({}) was uploaded but not switched; run the same command again to deploy \
+                 on top of it, or pass --force to switch anyway",
+                self.plan.copy.deploy_id
+            );
+        }
+        d.ui.warn(format!(
+            "another run switched {tenant} meanwhile ({what}); --force: switching on top of it"
+        ));
+        // The hashes assumed from the old live deploy are no longer vouched for by the head this
+        // CAS will replace: check them all.
+        let all = Deploy::to_check(self.files, &BTreeSet::new());
+        d.ensure_blobs(&all, &mut DeployReport::scratch()).await?;
+        d.ensure_shards(&self.plan.copy, &BTreeSet::new()).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::domain::*;
     use super::*;
     use crate::cloudflare::custom_hostnames::CustomHostname;
     use crate::cloudflare::custom_hostnames::{OwnershipVerification, Ssl, ValidationRecord};
-    use crate::commands::head::Lost;
-
-    #[test]
-    fn a_412_against_our_own_write_is_a_success() {
-        let landed = |live: &str, by: &str| {
-            Err(Lost::Landed {
-                live: Some(live.into()),
-                by: Some(by.into()),
-            })
-        };
-        assert!(matches!(
-            own_write(landed("d1", "me"), "d1", "me"),
-            Ok(None)
-        ));
-        assert!(own_write(landed("d1", "other"), "d1", "me").is_err());
-        assert!(own_write(landed("d2", "me"), "d1", "me").is_err());
-        assert!(matches!(
-            own_write(Ok(Some("e".into())), "d1", "me"),
-            Ok(Some(_))
-        ));
-    }
 
     #[test]
     fn the_platform_domain_is_refused_as_a_custom_domain() {
