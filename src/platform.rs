@@ -1,8 +1,12 @@
 //! Names and defaults the platform's commands share: the bucket, the Worker and its bindings, and
 //! how the platform domain is found. The bucket's key layout lives in `site::layout`.
+//!
+//! It imports `config`, `names` and the API client (for the zone's name); commands use it, never
+//! the reverse.
 
 use crate::cloudflare::Client;
 use crate::config::{self, Config};
+use crate::names::{BucketName, Hostname, WorkerName};
 
 /// Default R2 bucket for every tenant's files (`--bucket`, `R2_BUCKET_NAME`).
 pub const DEFAULT_BUCKET: &str = "cfsetup-sites";
@@ -20,11 +24,11 @@ pub const WORKER_SOURCE: &str = include_str!("../worker/router.js");
 pub const COMPATIBILITY_DATE: &str = "2025-01-01";
 
 /// The bucket name from `--bucket`, `R2_BUCKET_NAME`, or the default; checked.
-pub fn bucket(config: &Config, flag: Option<&str>) -> anyhow::Result<String> {
+pub fn bucket(config: &Config, flag: Option<&str>) -> anyhow::Result<BucketName> {
     let name = config
         .setting(flag, "R2_BUCKET_NAME")
         .unwrap_or_else(|| DEFAULT_BUCKET.to_string());
-    Ok(config::bucket_name(&name, "the bucket name")?)
+    Ok(BucketName::parse(&name, "the bucket name")?)
 }
 
 /// The jurisdiction from `--jurisdiction` or `R2_JURISDICTION`; `None` is the default one.
@@ -49,23 +53,21 @@ pub(crate) fn source(
 }
 
 /// The router Worker's name from `--worker-name`, `WORKER_SCRIPT_NAME`, or the default; checked.
-pub fn worker(config: &Config, flag: Option<&str>) -> anyhow::Result<String> {
-    match config.setting(flag, "WORKER_SCRIPT_NAME") {
-        Some(w) => Ok(config::worker_name(
-            w.trim(),
-            source(flag, "--worker-name", "WORKER_SCRIPT_NAME"),
-        )?),
-        None => Ok(DEFAULT_WORKER.to_string()),
-    }
+pub fn worker(config: &Config, flag: Option<&str>) -> anyhow::Result<WorkerName> {
+    let (name, what) = match config.setting(flag, "WORKER_SCRIPT_NAME") {
+        Some(w) => (w, source(flag, "--worker-name", "WORKER_SCRIPT_NAME")),
+        None => (DEFAULT_WORKER.to_string(), "the default Worker name"),
+    };
+    Ok(WorkerName::parse(name.trim(), what)?)
 }
 
 /// The custom-hostname fallback origin from `--fallback-origin` or `SAAS_FALLBACK_ORIGIN`,
 /// checked, if any.
-pub fn fallback_origin(config: &Config, flag: Option<&str>) -> anyhow::Result<Option<String>> {
+pub fn fallback_origin(config: &Config, flag: Option<&str>) -> anyhow::Result<Option<Hostname>> {
     config
         .setting(flag, "SAAS_FALLBACK_ORIGIN")
         .map(|h| {
-            config::hostname(
+            Hostname::parse(
                 &h,
                 source(flag, "--fallback-origin", "SAAS_FALLBACK_ORIGIN"),
             )
@@ -75,22 +77,22 @@ pub fn fallback_origin(config: &Config, flag: Option<&str>) -> anyhow::Result<Op
 }
 
 /// The platform domain given by `--platform-domain` or `PLATFORM_DOMAIN`, checked, if any.
-pub fn configured_domain(config: &Config, flag: Option<&str>) -> anyhow::Result<Option<String>> {
+pub fn configured_domain(config: &Config, flag: Option<&str>) -> anyhow::Result<Option<Hostname>> {
     config
         .setting(flag, "PLATFORM_DOMAIN")
-        .map(|d| config::hostname(&d, "the platform domain"))
+        .map(|d| Hostname::parse(&d, "the platform domain"))
         .transpose()
         .map_err(Into::into)
 }
 
 /// The zone's own name, the default platform domain (needs Zone Read).
-pub async fn zone_domain(client: &Client, zone_id: &str) -> anyhow::Result<String> {
+pub async fn zone_domain(client: &Client, zone_id: &str) -> anyhow::Result<Hostname> {
     let zone = client.get_zone(zone_id).await.map_err(|e| {
         anyhow::Error::new(e).context(
             "reading the zone's name for the platform domain (set PLATFORM_DOMAIN to skip this)",
         )
     })?;
-    Ok(zone.name.to_ascii_lowercase())
+    Ok(Hostname::parse(&zone.name, "the zone's name")?)
 }
 
 /// Whether `domain` is itself a public suffix on the Public Suffix List (as `pages.dev`,

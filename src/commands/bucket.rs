@@ -1,6 +1,8 @@
 //! What the site commands share: opening the bucket, errors that say which bucket and what to
-//! do, lock timing, tenant slugs, host entries and the zone's custom hostnames. The head protocol
+//! do, lock timing, host entries and the zone's custom hostnames. The head protocol
 //! (read with its ETag, compare-and-swap) is `head.rs`.
+//!
+//! Shared by the site commands; it must not import a command, a report or `head`.
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -8,6 +10,7 @@ use bytes::Bytes;
 use crate::cli::BucketArgs;
 use crate::cloudflare::Client;
 use crate::config::Config;
+use crate::names::{Hostname, Tenant};
 use crate::output::Ui;
 use crate::platform;
 use crate::site::layout;
@@ -35,7 +38,7 @@ pub async fn open(
     Ok(Opened {
         client,
         storage,
-        bucket: name,
+        bucket: name.into(),
     })
 }
 
@@ -185,49 +188,21 @@ pub fn lock_timing(
     }
 }
 
-/// Whether stdin is a terminal (remove-site asks there).
-pub fn stdin_is_terminal() -> bool {
-    use std::io::IsTerminal;
-    std::io::stdin().is_terminal()
-}
-
-/// A new tenant's slug: [`config::tenant`](crate::config::tenant) and not the configured
-/// fallback origin's label.
-pub fn new_tenant(config: &Config, value: &str) -> Result<String, crate::error::UsageError> {
-    let fallback = config.setting(None, "SAAS_FALLBACK_ORIGIN");
-    crate::config::tenant_beside_fallback(value, fallback.as_deref())
-}
-
-/// An existing tenant's slug: one DNS label (so no key escapes `sites/<tenant>/`), reserved or
-/// not, so a tenant made before the reserved list can still be listed, rolled back and removed.
-pub fn existing_tenant(value: &str) -> Result<String, crate::error::UsageError> {
-    match crate::config::tenant(value) {
-        Ok(t) => Ok(t),
-        Err(e) => {
-            if crate::names::is_lower_label(value) {
-                Ok(value.to_string())
-            } else {
-                Err(e)
-            }
-        }
-    }
-}
-
 /// Every `hosts/` entry: hostname → the tenant it names (`None` if unreadable). One listing,
 /// then the entries read concurrently.
 pub async fn host_entries(
     storage: &Storage,
     bucket: &str,
     concurrency: usize,
-) -> anyhow::Result<Vec<(String, Option<String>)>> {
+) -> anyhow::Result<Vec<(Hostname, Option<Tenant>)>> {
     use futures::stream::{self, StreamExt, TryStreamExt};
     let listed = storage
         .list(layout::HOSTS_PREFIX)
         .await
         .map_err(|e| bucket_error(e, bucket, "listing host entries"))?;
-    let hosts: Vec<(String, String)> = listed
+    let hosts: Vec<(Hostname, String)> = listed
         .into_iter()
-        .filter_map(|m| layout::host_of(&m.key).map(|h| (h.to_string(), m.key.clone())))
+        .filter_map(|m| layout::host_of(&m.key).map(|h| (h, m.key.clone())))
         .collect();
     stream::iter(hosts)
         .map(|(host, key)| async move {

@@ -27,6 +27,9 @@
 //!
 //! Exit status: 0 when nothing needs action (warnings allowed), 1 when something does, 2 for bad
 //! input found before any request.
+//!
+//! A command: it may import the layers below it and the shared `commands::bucket` and
+//! `commands::head`; it reads deploy-infra's plan (`deploy_infra::Inputs`) without applying it.
 
 use std::time::{Duration, SystemTime};
 
@@ -190,7 +193,7 @@ pub async fn run(args: DoctorArgs, config: &Config, ui: &Ui) -> anyhow::Result<B
         .count();
     Ok(Box::new(DoctorReport {
         account: inputs.account.clone(),
-        bucket: inputs.bucket.clone(),
+        bucket: inputs.bucket.to_string(),
         findings,
         needs_action,
         warnings,

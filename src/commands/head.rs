@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::names::Tenant;
 use crate::site::layout;
 use crate::site::manifest::{Head, StoredHead};
 use crate::storage::{Payload, PutMode, PutOptions, Storage};
@@ -47,7 +48,7 @@ impl ReadHead {
 pub async fn read_head(
     storage: &Storage,
     bucket: &str,
-    tenant: &str,
+    tenant: &Tenant,
 ) -> anyhow::Result<Option<ReadHead>> {
     let key = layout::manifest_key(tenant);
     let Some(obj) = storage
@@ -188,7 +189,7 @@ pub trait SwitchSteps {
 pub struct Switch<'a> {
     pub storage: &'a Storage,
     pub bucket: &'a str,
-    pub tenant: &'a str,
+    pub tenant: &'a Tenant,
     /// The deploy the new head makes live and the run's `updated_by`: a refusal against this
     /// run's own earlier attempt is a success ([`own_write`]). `None`: no such check.
     pub own: Option<(&'a str, &'a str)>,

@@ -11,12 +11,12 @@ use serde::Serialize;
 
 use crate::cli::RemovePreviewArgs;
 use crate::config::Config;
+use crate::names::{PreviewName, Tenant};
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::locks;
 use crate::site::manifest::Head;
 
 use super::bucket;
-use super::deploy_site::preview_name;
 use super::head::{read_head, Lost, Switch, SwitchSteps};
 
 #[derive(Debug, Serialize)]
@@ -60,13 +60,13 @@ pub async fn run(
     config: &Config,
     ui: &Ui,
 ) -> anyhow::Result<Box<dyn Report>> {
-    let tenant = bucket::existing_tenant(&args.tenant)?;
-    let name = preview_name(&args.name, &tenant)?;
+    let tenant = Tenant::existing(&args.tenant)?;
+    let name = PreviewName::parse(&args.name, &tenant)?;
     let opened = bucket::open(config, ui, &args.bucket, 4).await?;
     let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());
     let mut report = RemovePreviewReport {
-        tenant: tenant.clone(),
-        preview: name.clone(),
+        tenant: tenant.to_string(),
+        preview: name.to_string(),
         dry_run: args.dry_run,
         removed: false,
         deploy_id: None,

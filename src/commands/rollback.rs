@@ -11,6 +11,9 @@
 //! deploys and previews; `--dry-run` says what would switch. Requests: the head, the target's copy,
 //! the CAS; over REST also an intent for the target's blobs, the gc markers, and the intent's
 //! deletion.
+//!
+//! A command: it may import the layers below it and the shared `commands::bucket` and
+//! `commands::head`; it must not import another command.
 
 use std::time::SystemTime;
 
@@ -19,6 +22,7 @@ use serde::Serialize;
 use crate::cli::RollbackArgs;
 use crate::config::Config;
 use crate::error::usage;
+use crate::names::{Tenant, Version};
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::layout;
 use crate::site::locks::{self, Intent};
@@ -26,43 +30,6 @@ use crate::site::manifest::{deploy_time, is_deploy_id, DeployCopy, Head, Route, 
 
 use super::bucket;
 use super::head::{read_head, shed_previews, Lost, ReadHead, Switch, SwitchSteps};
-
-/// Whether `v` can start a deploy id (`YYYYMMDDTHHMMSSZ-xxxxxxxx`).
-fn is_id_prefix(v: &str) -> bool {
-    const SHAPE: &[u8] = b"99999999T999999Z-xxxxxxxx";
-    !v.is_empty()
-        && v.len() <= SHAPE.len()
-        && v.bytes().zip(SHAPE).all(|(c, s)| match s {
-            b'9' => c.is_ascii_digit(),
-            b'x' => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
-            _ => c == *s,
-        })
-}
-
-/// Whether `v` can be a preview name: a DNS label without `--`.
-fn is_preview_name(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 63
-        && v.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !v.starts_with('-')
-        && !v.ends_with('-')
-        && !v.contains("--")
-}
-
-/// VERSION, checked before any request.
-fn check_version(v: &str) -> Result<String, crate::error::UsageError> {
-    if is_id_prefix(v) || is_preview_name(v) {
-        Ok(v.to_string())
-    } else {
-        Err(
-            usage!("VERSION {v:?} is neither a deploy id nor a preview name").with_hint(
-                "a deploy id looks like 20261128T010203Z-1a2b3c4d (a unique start is enough); see \
-             `cfsetup rollback TENANT --list`",
-            ),
-        )
-    }
-}
 
 /// What VERSION names in the head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,13 +91,13 @@ fn before_live(head: &Head) -> Option<String> {
 }
 
 pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<dyn Report>> {
-    let tenant = bucket::existing_tenant(&args.tenant)?;
+    let tenant = Tenant::existing(&args.tenant)?;
     if args.list && args.version.is_some() {
         return Err(usage!("--list shows every kept deploy; it takes no VERSION")
             .with_hint(format!("run `cfsetup rollback {tenant} --list`, then `cfsetup rollback {tenant} VERSION`"))
             .into());
     }
-    let version = args.version.as_deref().map(check_version).transpose()?;
+    let version = args.version.as_deref().map(Version::parse).transpose()?;
     let timing = bucket::lock_timing(args.lock_stale.as_deref())?;
     let opened = bucket::open(config, ui, &args.bucket, 4).await?;
     let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());
@@ -175,7 +142,7 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
         _ => "forward",
     };
     let mut report = RollbackReport {
-        tenant: tenant.clone(),
+        tenant: tenant.to_string(),
         from: live_id.clone(),
         to: route.deploy_id.clone(),
         preview: match &target {
@@ -248,7 +215,7 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
 async fn switch(
     storage: &crate::storage::Storage,
     bucket_name: &str,
-    tenant: &str,
+    tenant: &Tenant,
     route: &Route,
     read: ReadHead,
     force: bool,
@@ -281,7 +248,7 @@ async fn switch(
 /// with `--force`, and only while the newest head still names the target (gc protects only
 /// what a head names).
 struct RollbackSteps<'a> {
-    tenant: &'a str,
+    tenant: &'a Tenant,
     route: &'a Route,
     by: &'a str,
     force: bool,
@@ -410,7 +377,7 @@ impl ListReport {
         // Newest first, previews among the rest (ids sort by time).
         deploys.sort_by(|a, b| b.deploy_id.cmp(&a.deploy_id));
         ListReport {
-            tenant: head.tenant.clone(),
+            tenant: head.tenant.to_string(),
             deploys,
         }
     }
@@ -501,13 +468,17 @@ impl Report for RollbackReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn acme() -> crate::names::Tenant {
+        crate::names::Tenant::new("acme").unwrap()
+    }
     use crate::site::manifest::{Files, Rules};
     use std::collections::BTreeMap;
 
     fn head() -> Head {
         let route = |id: &str| {
             let mut r = DeployCopy::build(
-                "acme",
+                &acme(),
                 Files::new(),
                 Rules::none("none"),
                 SystemTime::now(),
@@ -519,7 +490,7 @@ mod tests {
         };
         Head {
             format: 2,
-            tenant: "acme".into(),
+            tenant: acme(),
             live: Some(route("20260102T000000Z-bbbbbbbb")),
             kept: [
                 "20260103T000000Z-cccccccc",
@@ -533,16 +504,6 @@ mod tests {
             retained: None,
             updated_at: String::new(),
             updated_by: String::new(),
-        }
-    }
-
-    #[test]
-    fn versions_are_checked_before_any_request() {
-        for bad in ["../../etc", "*", "", "a b", "x--y", "20261128T01:02"] {
-            assert!(check_version(bad).is_err(), "{bad:?}");
-        }
-        for ok in ["20261128", "20261128T010203Z-1a", "feature-x"] {
-            assert!(check_version(ok).is_ok(), "{ok:?}");
         }
     }
 

@@ -1,10 +1,13 @@
 //! Everything `deploy-infra` can check without the network, checked before the first request:
 //! names, the location hint, the jurisdiction, the fallback origin and the shape of each `--route`.
 //! A problem is a [`UsageError`] (exit status 2) that names the option and the fix.
+//!
+//! It imports only `config`, `names` and `platform`: no request is made here.
 
 use crate::cli::DeployInfraArgs;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::error::{usage, UsageError};
+use crate::names::{BucketName, Hostname, WorkerName};
 use crate::platform;
 
 /// R2 location hints (docs/cloudflare-api.md §7: Bucket `location`).
@@ -16,15 +19,15 @@ pub struct Inputs {
     pub account: String,
     pub zone: String,
     /// As configured; `None` means "the zone's own name", known after the zone is read.
-    pub platform_domain: Option<String>,
-    pub bucket: String,
+    pub platform_domain: Option<Hostname>,
+    pub bucket: BucketName,
     pub jurisdiction: Option<String>,
     pub location_hint: Option<String>,
-    pub worker: String,
+    pub worker: WorkerName,
     /// `--route` patterns beyond the two the platform always needs.
     pub extra_routes: Vec<String>,
     pub take_over_routes: bool,
-    pub fallback_origin: Option<String>,
+    pub fallback_origin: Option<Hostname>,
     pub dry_run: bool,
 }
 
@@ -36,11 +39,11 @@ impl Inputs {
             platform::configured_domain(config, args.platform.platform_domain.as_deref())?;
 
         let bucket = match config.setting(args.bucket.as_deref(), "R2_BUCKET_NAME") {
-            Some(b) => config::bucket_name(
+            Some(b) => BucketName::parse(
                 b.trim(),
                 platform::source(args.bucket.as_deref(), "--bucket", "R2_BUCKET_NAME"),
             )?,
-            None => platform::DEFAULT_BUCKET.to_string(),
+            None => BucketName::parse(platform::DEFAULT_BUCKET, "the default bucket name")?,
         };
         let worker = platform::worker(config, args.platform.worker_name.as_deref())?;
         let jurisdiction = platform::jurisdiction(config, args.jurisdiction.as_deref())?;

@@ -14,6 +14,9 @@
 //!
 //! `--dry-run` makes the same reads and reports the same rows, phrased "would create" / "would
 //! update", and writes nothing.
+//!
+//! A command: it may import the layers below it and the shared `commands::bucket` and
+//! `commands::head`; doctor reads its plan (`Inputs`) read-only; it imports no other command.
 
 mod inputs;
 pub mod report;
@@ -26,6 +29,7 @@ use crate::cli::DeployInfraArgs;
 use crate::cloudflare::r2::BucketRef;
 use crate::cloudflare::Client;
 use crate::config::Config;
+use crate::names::Hostname;
 use crate::output::{Report, Ui};
 
 pub use inputs::Inputs;
@@ -84,8 +88,8 @@ pub async fn deploy(
     let zone_name = zone.name.to_ascii_lowercase();
     let domain = inputs
         .platform_domain
-        .clone()
-        .unwrap_or_else(|| zone_name.clone());
+        .as_ref()
+        .map_or_else(|| zone_name.clone(), Hostname::to_string);
     if !within(&domain, &zone_name) {
         anyhow::bail!(
             "the platform domain {domain} is not in the zone {zone_name} ({zone_id}): the router's \
@@ -98,7 +102,7 @@ pub async fn deploy(
     // one is not found only after the bucket, the Worker and its routes were made. (Exit 1 like
     // the checks above: docs/cli.md keeps 2 for what is found before any request.)
     if let Some(origin) = &inputs.fallback_origin {
-        if let Err(e) = crate::config::in_zone(origin, &zone_name, "--fallback-origin") {
+        if let Err(e) = crate::names::in_zone(origin, &zone_name, "--fallback-origin") {
             anyhow::bail!(
                 "{}: the fallback origin is a proxied record in the zone; nothing was changed \
                  ({})",
@@ -143,7 +147,7 @@ pub async fn deploy(
     } else {
         rows.extend(steps::not_run(
             Resource::Worker,
-            std::slice::from_ref(&inputs.worker),
+            &[inputs.worker.to_string()],
             "its SITES binding needs the R2 bucket",
         ));
         false
@@ -172,9 +176,9 @@ pub async fn deploy(
         },
         advice: crate::platform::domain_advice(&domain),
         platform_domain: domain,
-        bucket: inputs.bucket.clone(),
+        bucket: inputs.bucket.to_string(),
         jurisdiction: inputs.jurisdiction.clone(),
-        worker: inputs.worker.clone(),
+        worker: inputs.worker.to_string(),
         steps: rows,
         ok,
         route_capture,

@@ -1,6 +1,8 @@
 //! The four steps of `deploy-infra`, each idempotent: look at what is there (the reads were made
 //! up front, concurrently, and are passed in), write only what differs, and return report rows.
 //! With `--dry-run` a step stops before its write and says what it would do.
+//!
+//! It imports the API client and `platform`, not output: the report renders what it returns.
 
 use super::report::{Action, Resource, Row};
 use super::worker::{self, Wanted};
@@ -133,7 +135,7 @@ pub async fn worker(
     let name = run.inputs.worker.as_str();
     let row = |action, detail: String| Row::new(Resource::Worker, name, action, detail);
     let wanted = Wanted {
-        bucket: run.inputs.bucket.clone(),
+        bucket: run.inputs.bucket.to_string(),
         jurisdiction: run.inputs.jurisdiction.clone(),
         domain: domain.to_string(),
     };

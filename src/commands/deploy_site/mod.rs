@@ -30,6 +30,9 @@
 //!
 //! An interrupted run (Ctrl-C: exit 130) leaves the old deploy live and says so; running the same
 //! command again finishes the job.
+//!
+//! A command: it may import the layers below it and the shared `commands::bucket` and
+//! `commands::head`; of the other commands only `domains::quota_line`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -45,6 +48,7 @@ use crate::cli::{DeploySiteArgs, NotFoundChoice};
 use crate::cloudflare::Client;
 use crate::config::{self, Config};
 use crate::error::usage;
+use crate::names::{Hostname, PreviewName, Tenant};
 use crate::output::{Report, Ui};
 use crate::platform;
 use crate::site::layout;
@@ -77,18 +81,18 @@ const RULE_FILES: [&str; 2] = ["/_redirects", "/_headers"];
 /// Everything checked before the first request.
 struct Input {
     dir: PathBuf,
-    tenant: String,
-    domains: Vec<String>,
+    tenant: Tenant,
+    domains: Vec<Hostname>,
     loc: BucketLoc,
     zone: Option<String>,
-    platform_domain: Option<String>,
-    cname_target: Option<String>,
+    platform_domain: Option<Hostname>,
+    cname_target: Option<Hostname>,
     concurrency: usize,
     wait: Option<Duration>,
     no_prune: bool,
     include_hidden: bool,
     /// `Some(None)`: a preview with the default name.
-    preview: Option<Option<String>>,
+    preview: Option<Option<PreviewName>>,
     not_found: NotFound,
     take_over: bool,
     /// `--prevalidate`: TXT ownership and TXT certificate validation (domain.rs).
@@ -110,23 +114,6 @@ struct Input {
     expires_at: Option<String>,
     /// `--retain` (`None`: `--no-retain`).
     retain: Option<Duration>,
-}
-
-/// A preview name: a DNS label without `--`, short enough that `NAME--TENANT` is one label.
-pub(crate) fn preview_name(name: &str, tenant: &str) -> Result<String, crate::error::UsageError> {
-    let ok = crate::names::is_lower_label(name)
-        && !name.contains("--")
-        && name.len() + 2 + tenant.len() <= 63;
-    if ok {
-        Ok(name.to_string())
-    } else {
-        Err(
-            usage!("--preview {name:?} is not a valid preview name").with_hint(format!(
-                "use lowercase letters, digits and single hyphens, such as feature-x; \
-             NAME--{tenant} must fit in one DNS label (63 characters)"
-            )),
-        )
-    }
 }
 
 fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
@@ -161,10 +148,12 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
             .into());
         }
     }
-    let tenant = bucket::new_tenant(config, &args.tenant)?;
+    // Not the fallback origin's first label, when it is configured.
+    let fallback = config.setting(None, "SAAS_FALLBACK_ORIGIN");
+    let tenant = Tenant::new_beside_fallback(&args.tenant, fallback.as_deref())?;
     let mut domains = Vec::new();
     for d in &args.domains {
-        let d = config::hostname(d, "DOMAIN")?;
+        let d = Hostname::parse(d, "DOMAIN")?;
         if !domains.contains(&d) {
             domains.push(d);
         }
@@ -189,7 +178,7 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
     let preview = match &args.preview {
         None => None,
         Some(None) => Some(None),
-        Some(Some(n)) => Some(Some(preview_name(n, &tenant)?)),
+        Some(Some(n)) => Some(Some(PreviewName::parse(n, &tenant)?)),
     };
     // The default name is the deploy id's 8 hex digits: known to fit or not before any request.
     if preview == Some(None) && tenant.len() + 2 + 8 > 63 {
@@ -257,7 +246,7 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
     } else {
         config
             .setting(args.cname_target.as_deref(), "SAAS_FALLBACK_ORIGIN")
-            .map(|h| config::hostname(&h, "--cname-target"))
+            .map(|h| Hostname::parse(&h, "--cname-target"))
             .transpose()?
     };
     if preview.is_none() && (args.protect.is_some() || args.expires.is_some()) {
@@ -663,7 +652,7 @@ pub async fn run(
             };
             ui.warn(format!("interrupted ({}): {state}", interrupt.signal()));
             Ok(Box::new(InterruptedReport {
-                tenant: input.tenant.clone(),
+                tenant: input.tenant.to_string(),
                 interrupted: true,
                 state,
             }))
@@ -787,7 +776,7 @@ struct Known {
 
 /// What the reads decided.
 struct Plan {
-    platform_domain: Option<String>,
+    platform_domain: Option<Hostname>,
     head: Option<ReadHead>,
     copy: DeployCopy,
     /// For a preview, its name.
@@ -795,10 +784,10 @@ struct Plan {
     /// The live deploy (or the same-named preview) has the same digest: nothing to switch.
     unchanged: bool,
     /// Each DOMAIN and the tenant its host entry names now.
-    hosts: Vec<(String, Option<String>)>,
+    hosts: Vec<(Hostname, Option<Tenant>)>,
     /// Each DOMAIN's host entry ETag as read (`None`: no entry), for the compare-and-swap that
     /// writes it.
-    host_etags: BTreeMap<String, Option<String>>,
+    host_etags: BTreeMap<Hostname, Option<String>>,
 }
 
 impl Plan {
@@ -876,7 +865,7 @@ impl<'a> Deploy<'a> {
             read_head(self.storage, self.bucket(), &input.tenant),
             self.read_hosts(),
         )?;
-        let hosts: Vec<(String, Option<String>)> = read
+        let hosts: Vec<(Hostname, Option<Tenant>)> = read
             .iter()
             .map(|(d, t, _)| (d.clone(), t.clone()))
             .collect();
@@ -928,13 +917,13 @@ impl<'a> Deploy<'a> {
             floor.as_deref(),
         );
         let preview = input.preview.as_ref().map(|n| match n {
-            Some(n) => n.clone(),
+            Some(n) => n.to_string(),
             None => copy.deploy_id[17..].to_string(),
         });
         if let Some(name) = &preview {
             // The default name is 8 hex; check it fits beside the tenant too. When it does not,
             // the tenant's slug is too long for any preview, which is not the user's --preview.
-            if let Err(e) = preview_name(name, &input.tenant) {
+            if let Err(e) = PreviewName::parse(name, &input.tenant) {
                 if input.preview == Some(None) {
                     return Err(usage!(
                         "{} is too long for a preview: NAME--{} must fit in one DNS label (63 \
@@ -996,12 +985,12 @@ impl<'a> Deploy<'a> {
     /// allocation each new one is billed, so warn; at 90% of the hard cap, warn; at the hard cap,
     /// refuse (exit 1) unless every such DOMAIN's hostname exists already. A quota that cannot be
     /// read is a note, not a failure: the create's own refusal is handled too.
-    async fn check_quota(&self, hosts: &[(String, Option<String>)]) -> anyhow::Result<()> {
+    async fn check_quota(&self, hosts: &[(Hostname, Option<Tenant>)]) -> anyhow::Result<()> {
         let input = self.input;
         let Some(zone) = input.zone.as_deref() else {
             return Ok(());
         };
-        let new: Vec<&String> = hosts
+        let new: Vec<&Hostname> = hosts
             .iter()
             .filter(|(_, h)| h.as_deref() != Some(input.tenant.as_str()))
             .map(|(d, _)| d)
@@ -1052,7 +1041,7 @@ impl<'a> Deploy<'a> {
 
     /// Each DOMAIN, the tenant its host entry names, and the entry's ETag.
     #[allow(clippy::type_complexity)]
-    async fn read_hosts(&self) -> anyhow::Result<Vec<(String, Option<String>, Option<String>)>> {
+    async fn read_hosts(&self) -> anyhow::Result<Vec<(Hostname, Option<Tenant>, Option<String>)>> {
         let reads = self.input.domains.iter().map(|d| async move {
             let key = layout::host_key(d);
             let got =
@@ -1070,7 +1059,7 @@ impl<'a> Deploy<'a> {
     }
 
     /// The configured platform domain, or the zone's name when a zone ID is known.
-    async fn platform_domain(&self) -> anyhow::Result<Option<String>> {
+    async fn platform_domain(&self) -> anyhow::Result<Option<Hostname>> {
         if let Some(d) = &self.input.platform_domain {
             return Ok(Some(d.clone()));
         }
@@ -1240,13 +1229,13 @@ impl<'a> Deploy<'a> {
                 report.custom_hostnames.push(match found {
                     Some(ch) => HostnameReport::from(&ch, "exists", Vec::new()),
                     None => HostnameReport {
-                        hostname: domain.clone(),
+                        hostname: domain.to_string(),
                         action: "would create".into(),
                         ..HostnameReport::default()
                     },
                 });
                 report.host_entries.push(HostEntryReport {
-                    domain: domain.clone(),
+                    domain: domain.to_string(),
                     action: match holder {
                         Some(t) if *t == self.input.tenant => "unchanged".into(),
                         Some(t) => format!("would move from {t}"),
@@ -1436,7 +1425,7 @@ impl<'a> Deploy<'a> {
     /// any of it cannot be read.
     async fn read_whole(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         live: &crate::site::Route,
     ) -> anyhow::Result<Option<DeployCopy>> {
         let key = layout::deploy_key(tenant, &live.deploy_id);
@@ -1689,8 +1678,8 @@ impl<'a> Deploy<'a> {
     /// before the write, the entry is read back after writing and a loss is reported.
     async fn claim_host(
         &self,
-        domain: &str,
-        holder: Option<&str>,
+        domain: &Hostname,
+        holder: Option<&Tenant>,
         etag: Option<String>,
     ) -> anyhow::Result<()> {
         let tenant = &self.input.tenant;
@@ -1701,7 +1690,7 @@ impl<'a> Deploy<'a> {
             // An entry without an ETag (an API that gave none): only a plain write is possible.
             (Some(_), None) => PutMode::Overwrite,
         };
-        let lost = |now: Option<String>| {
+        let lost = |now: Option<Tenant>| {
             let who = now.map_or_else(
                 || "changed by another run".to_string(),
                 |t| format!("attached to tenant {t}"),
@@ -1762,11 +1751,11 @@ impl<'a> Deploy<'a> {
         for (domain, holder) in &plan.hosts {
             match self.custom_hostname(domain, report).await {
                 Ok(ch) => {
-                    let action = if holder.as_deref() == Some(self.input.tenant.as_str()) {
+                    let action = if holder.as_ref() == Some(&self.input.tenant) {
                         "unchanged".to_string()
                     } else {
                         let etag = plan.host_etags.get(domain).cloned().flatten();
-                        match self.claim_host(domain, holder.as_deref(), etag).await {
+                        match self.claim_host(domain, holder.as_ref(), etag).await {
                             Ok(()) => match holder {
                                 Some(t) => format!("moved from {t}"),
                                 None => "created".into(),
@@ -1783,7 +1772,7 @@ impl<'a> Deploy<'a> {
                         }
                     };
                     report.host_entries.push(HostEntryReport {
-                        domain: domain.clone(),
+                        domain: domain.to_string(),
                         action,
                     });
                     report.custom_hostnames.push(ch);
@@ -1805,7 +1794,7 @@ impl<'a> Deploy<'a> {
                         report.refuse(domain);
                     }
                     report.host_entries.push(HostEntryReport {
-                        domain: domain.clone(),
+                        domain: domain.to_string(),
                         action: match holder {
                             Some(t) if *t == self.input.tenant => "unchanged".into(),
                             Some(_) => "not moved".into(),
@@ -1813,7 +1802,7 @@ impl<'a> Deploy<'a> {
                         },
                     });
                     report.custom_hostnames.push(HostnameReport {
-                        hostname: domain.clone(),
+                        hostname: domain.to_string(),
                         action: "refused".into(),
                         error: Some(why),
                         ..HostnameReport::default()
@@ -1957,15 +1946,6 @@ mod tests {
         assert!(refuse_platform_domain("acme.getai.page", "getai.page").is_err());
         assert!(refuse_platform_domain("notgetai.page", "getai.page").is_ok());
         assert!(refuse_platform_domain("shop.acme.com", "getai.page").is_ok());
-    }
-
-    #[test]
-    fn preview_names_are_single_labels_without_double_hyphens() {
-        assert!(preview_name("feature-x", "acme").is_ok());
-        assert!(preview_name("1a2b3c4d", "acme").is_ok());
-        for bad in ["", "a--b", "-a", "a-", "Feature", "a.b", &"a".repeat(58)] {
-            assert!(preview_name(bad, "acme").is_err(), "{bad}");
-        }
     }
 
     #[test]
