@@ -113,15 +113,9 @@ pub fn hostname(value: &str, what: &str) -> Result<String, UsageError> {
     }
     let ascii = idna::domain_to_ascii(v)
         .map_err(|_| usage!("{what} is not a valid hostname: {q}").with_hint(fix))?;
+    // IDNA's ASCII form is lowercase, so each label is one lowercase DNS label.
     let labels: Vec<&str> = ascii.split('.').collect();
-    let label_ok = |l: &&str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    if ascii.len() > 253 || labels.len() < 2 || !labels.iter().all(label_ok) {
+    if ascii.len() > 253 || labels.len() < 2 || !labels.iter().all(|l| is_lower_label(l)) {
         return Err(usage!("{what} is not a valid hostname: {q}").with_hint(fix));
     }
     if let Some(tld) = labels
@@ -335,13 +329,7 @@ impl BucketName {
 /// An R2 bucket name: 3 to 63 lowercase letters, digits and hyphens, starting and ending with a
 /// letter or digit (wrangler `isValidR2BucketName`; docs/cloudflare-api.md §7).
 pub fn bucket_name(value: &str, what: &str) -> Result<String, UsageError> {
-    let b = value.as_bytes();
-    let ok = (3..=63).contains(&b.len())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-';
-    if ok {
+    if value.len() >= 3 && is_lower_label(value) {
         Ok(value.to_string())
     } else {
         Err(usage!("{what} {} is not a valid R2 bucket name", shown(value)).with_hint(
