@@ -12,7 +12,7 @@ use crate::cloudflare::Client;
 use crate::config::Config;
 use crate::names::{Hostname, Tenant};
 use crate::output::Ui;
-use crate::platform;
+use crate::platform::{self, Flags, Platform};
 use crate::site::layout;
 use crate::storage::{BucketLoc, Payload, PutOptions, Storage, StorageError};
 
@@ -42,51 +42,9 @@ pub async fn open(
     })
 }
 
-/// The run's account, for the permission hint of an S3 refusal (an S3 error does not carry the
-/// account; a REST one names it in its path). One account per run, set by [`location`].
-static ACCOUNT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// The bucket, its jurisdiction and the account, checked.
+/// The bucket, its jurisdiction and the account, checked ([`Platform::resolve`]).
 pub fn location(config: &Config, args: &BucketArgs) -> anyhow::Result<BucketLoc> {
-    let account = config.require_account_id()?.to_string();
-    let _ = ACCOUNT.set(account.clone());
-    let jurisdiction = platform::jurisdiction(config, args.jurisdiction.as_deref())?;
-    check_endpoint_jurisdiction(config.s3_endpoint.as_ref(), jurisdiction.as_deref())?;
-    Ok(BucketLoc {
-        name: platform::bucket(config, args.bucket.as_deref())?,
-        jurisdiction,
-        account,
-    })
-}
-
-/// An S3 endpoint given with `R2_S3_ENDPOINT` / `--s3-endpoint` is used as it is, so with a
-/// jurisdiction it must be that jurisdiction's (`<account>.<j>.r2.cloudflarestorage.com`,
-/// docs/cloudflare-api.md §7): otherwise the jurisdiction would be silently ignored for objects.
-/// A loopback endpoint (the emulator) is taken as given.
-fn check_endpoint_jurisdiction(
-    endpoint: Option<&url::Url>,
-    jurisdiction: Option<&str>,
-) -> Result<(), crate::error::UsageError> {
-    let (Some(url), Some(j)) = (endpoint, jurisdiction) else {
-        return Ok(());
-    };
-    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-    let loopback = host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if loopback || host.contains(&format!(".{j}.")) {
-        return Ok(());
-    }
-    Err(crate::error::usage!(
-        "the jurisdiction is {j}, but the S3 endpoint {host} (R2_S3_ENDPOINT or --s3-endpoint) is \
-         not that jurisdiction's"
-    )
-    .with_hint(format!(
-        "use https://<account>.{j}.r2.cloudflarestorage.com, or unset R2_S3_ENDPOINT to let \
-         cfsetup pick it from the jurisdiction"
-    )))
+    Ok(Platform::resolve(config, Flags::bucket(args))?.bucket)
 }
 
 /// What to do about an S3 refusal of the credentials (R2's error table, `r2/api/error-codes.mdx`;
@@ -96,8 +54,7 @@ pub fn s3_auth_hint(e: &StorageError) -> Option<String> {
     let StorageError::S3 { status, code, .. } = e else {
         return None;
     };
-    let account = ACCOUNT
-        .get()
+    let account = platform::run_account()
         .map_or_else(|| "the account".to_string(), |a| format!("account {a}"));
     match (*status, code.as_str()) {
         (401, _) | (_, "Unauthorized") => Some(
@@ -289,28 +246,5 @@ pub async fn wait_for_sweeps(
         if seen.is_disjoint(&now) {
             return Ok(start.elapsed());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_endpoint_of_another_jurisdiction_is_refused() {
-        let u = |s: &str| url::Url::parse(s).unwrap();
-        let eu = u("https://acct.eu.r2.cloudflarestorage.com");
-        let plain = u("https://acct.r2.cloudflarestorage.com");
-        assert!(check_endpoint_jurisdiction(Some(&eu), Some("eu")).is_ok());
-        let e = check_endpoint_jurisdiction(Some(&plain), Some("eu")).unwrap_err();
-        assert!(
-            e.message.contains("not that jurisdiction's"),
-            "{}",
-            e.message
-        );
-        assert!(check_endpoint_jurisdiction(Some(&plain), None).is_ok());
-        assert!(check_endpoint_jurisdiction(None, Some("eu")).is_ok());
-        let emulator = u("http://127.0.0.1:9000");
-        assert!(check_endpoint_jurisdiction(Some(&emulator), Some("eu")).is_ok());
     }
 }

@@ -30,7 +30,7 @@ use crate::cloudflare::Client;
 use crate::config::Config;
 use crate::error::usage;
 use crate::output::{json_of, Renderer, Report, Ui};
-use crate::platform;
+use crate::platform::{self, Flags, Platform};
 use crate::site::layout;
 
 use super::bucket;
@@ -147,11 +147,21 @@ pub async fn run(
     config: &Config,
     ui: &Ui,
 ) -> anyhow::Result<Box<dyn Report>> {
-    let account = config.require_account_id()?.to_string();
+    let Platform {
+        bucket: loc,
+        fallback_origin: fallback,
+        worker,
+        ..
+    } = Platform::resolve(
+        config,
+        Flags {
+            worker_name: args.worker_name.as_deref(),
+            fallback_origin: args.fallback_origin.as_deref(),
+            ..Flags::bucket(&args.bucket)
+        },
+    )?;
+    let account = loc.account.clone();
     let zone = config.require_zone_id()?.to_string();
-    let worker = platform::worker(config, args.worker_name.as_deref())?;
-    let fallback = platform::fallback_origin(config, args.fallback_origin.as_deref())?;
-    let loc = bucket::location(config, &args.bucket)?;
     let ask = !args.yes && !args.dry_run;
     if ask && !crate::output::stdin_is_terminal() {
         return Err(usage!(

@@ -154,10 +154,10 @@ pub async fn run(args: DoctorArgs, config: &Config, ui: &Ui) -> anyhow::Result<B
     let inputs = Inputs::check(&infra, config)?;
     let auth = super::platform_auth(config, ui)?;
     let client = super::client(config, auth, 8)?;
-    let bucket = super::bucket::location(config, &args.bucket)?;
+    let bucket = inputs.platform.bucket.clone();
 
     let mut findings = Vec::new();
-    let token_id = token(&client, &inputs.account, &mut findings).await;
+    let token_id = token(&client, &inputs.platform.bucket.account, &mut findings).await;
     match (&token_id, client.auth()) {
         (Some(id), Auth::Token(_)) => {
             let s3 = crate::storage::s3_store(
@@ -192,8 +192,8 @@ pub async fn run(args: DoctorArgs, config: &Config, ui: &Ui) -> anyhow::Result<B
         .filter(|f| f.state == State::Warning)
         .count();
     Ok(Box::new(DoctorReport {
-        account: inputs.account.clone(),
-        bucket: inputs.bucket.to_string(),
+        account: inputs.platform.bucket.account.clone(),
+        bucket: inputs.platform.bucket.name.to_string(),
         findings,
         needs_action,
         warnings,

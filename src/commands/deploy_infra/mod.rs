@@ -65,14 +65,14 @@ pub async fn deploy(
     ui: &Ui,
     inputs: &Inputs,
 ) -> anyhow::Result<DeployInfraReport> {
-    let account_id = inputs.account.as_str();
+    let account_id = inputs.platform.bucket.account.as_str();
     let zone_id = inputs.zone.as_str();
     let bucket_ref = BucketRef {
         account: account_id,
-        name: &inputs.bucket,
-        jurisdiction: inputs.jurisdiction.as_deref(),
+        name: &inputs.platform.bucket.name,
+        jurisdiction: inputs.platform.bucket.jurisdiction.as_deref(),
     };
-    let worker_name = inputs.worker.as_str();
+    let worker_name = inputs.platform.worker.as_str();
     let (account, zone, bucket, content, settings, routes, fallback) = tokio::join!(
         client.get_account(account_id),
         client.get_zone(zone_id),
@@ -87,7 +87,8 @@ pub async fn deploy(
     let zone = zone.context("reading the zone, for its name")?;
     let zone_name = zone.name.to_ascii_lowercase();
     let domain = inputs
-        .platform_domain
+        .platform
+        .domain
         .as_ref()
         .map_or_else(|| zone_name.clone(), Hostname::to_string);
     if !within(&domain, &zone_name) {
@@ -101,7 +102,7 @@ pub async fn deploy(
     // The fallback origin must be in the zone too: known now, before the first write, so a wrong
     // one is not found only after the bucket, the Worker and its routes were made. (Exit 1 like
     // the checks above: docs/cli.md keeps 2 for what is found before any request.)
-    if let Some(origin) = &inputs.fallback_origin {
+    if let Some(origin) = &inputs.platform.fallback_origin {
         if let Err(e) = crate::names::in_zone(origin, &zone_name, "--fallback-origin") {
             anyhow::bail!(
                 "{}: the fallback origin is a proxied record in the zone; nothing was changed \
@@ -147,7 +148,7 @@ pub async fn deploy(
     } else {
         rows.extend(steps::not_run(
             Resource::Worker,
-            &[inputs.worker.to_string()],
+            &[inputs.platform.worker.to_string()],
             "its SITES binding needs the R2 bucket",
         ));
         false
@@ -176,9 +177,9 @@ pub async fn deploy(
         },
         advice: crate::platform::domain_advice(&domain),
         platform_domain: domain,
-        bucket: inputs.bucket.to_string(),
-        jurisdiction: inputs.jurisdiction.clone(),
-        worker: inputs.worker.to_string(),
+        bucket: inputs.platform.bucket.name.to_string(),
+        jurisdiction: inputs.platform.bucket.jurisdiction.clone(),
+        worker: inputs.platform.worker.to_string(),
         steps: rows,
         ok,
         route_capture,

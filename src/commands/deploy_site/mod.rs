@@ -50,7 +50,7 @@ use crate::config::{self, Config};
 use crate::error::usage;
 use crate::names::{Hostname, PreviewName, Tenant};
 use crate::output::{Report, Ui};
-use crate::platform;
+use crate::platform::{self, Flags, Platform};
 use crate::site::layout;
 use crate::site::locks::{self, Intent, Lease, Timing};
 use crate::site::manifest::{
@@ -226,7 +226,17 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
         (Some(w), false) => Some(config::duration(w, "--wait")?),
         (None, _) => None,
     };
-    let loc = bucket::location(config, &args.bucket)?;
+    let Platform {
+        bucket: loc,
+        domain: platform_domain,
+        ..
+    } = Platform::resolve(
+        config,
+        Flags {
+            platform_domain: args.platform_domain.as_deref(),
+            ..Flags::bucket(&args.bucket)
+        },
+    )?;
     let zone = if domains.is_empty() {
         config.zone_id.clone()
     } else {
@@ -235,7 +245,6 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
             e.with_hint("DOMAIN is attached as a custom hostname of the platform's zone; set CLOUDFLARE_ZONE_ID")
         })?.to_string())
     };
-    let platform_domain = platform::configured_domain(config, args.platform_domain.as_deref())?;
     if let Some(p) = &platform_domain {
         for d in &domains {
             refuse_platform_domain(d, p)?;
