@@ -196,8 +196,8 @@ pub struct Switch<'a> {
     /// The longest one compare-and-swap may take; past it the switch stops, saying the head may
     /// or may not have changed. `None`: the transport's own limits.
     pub budget: Option<Duration>,
-    /// What the switch does, for that message ("switching to <deploy id>").
-    pub doing: String,
+    /// That message: what the switch was doing and what may or may not be true now.
+    pub unanswered: String,
     /// The verb of "nothing was …" when the head kept changing ("switched", "removed").
     pub nothing_was: &'static str,
 }
@@ -244,10 +244,7 @@ impl Switch<'_> {
                 Ok(o) => o,
                 Err(e) => {
                     steps.unwritten();
-                    return Err(e.context(format!(
-                        "{}; it may or may not be done now (run `cfsetup sites {tenant}` to see)",
-                        self.doing
-                    )));
+                    return Err(e.context(self.unanswered.clone()));
                 }
             };
             let outcome = match self.own {

@@ -86,7 +86,10 @@ pub async fn run(
         tenant: &tenant,
         own: None,
         budget: None,
-        doing: format!("removing preview {name} of {tenant}"),
+        unanswered: format!(
+            "removing preview {name} of {tenant}; it may or may not be gone now (run `cfsetup \
+             rollback {tenant} --list` to see)"
+        ),
         nothing_was: "removed",
     }
     .run(read, &mut steps)

@@ -236,7 +236,11 @@ async fn switch(
         tenant,
         own: Some((&route.deploy_id, &by)),
         budget: None,
-        doing: format!("switching {tenant} to {}", route.deploy_id),
+        unanswered: format!(
+            "switching {tenant} to {}; it may or may not be live now (run `cfsetup sites \
+             {tenant}` to see)",
+            route.deploy_id
+        ),
         nothing_was: "changed",
     }
     .run(Some(read), &mut steps)

@@ -1669,7 +1669,11 @@ impl<'a> Deploy<'a> {
             tenant,
             own: Some((&plan.copy.deploy_id, &by)),
             budget: Some(self.input.timing.switch_budget()),
-            doing: format!("switching to {}", plan.copy.deploy_id),
+            unanswered: format!(
+                "switching to {}; it may or may not be live now (run `cfsetup sites {tenant}` to \
+                 see)",
+                plan.copy.deploy_id
+            ),
             nothing_was: "switched",
         }
         .run(plan.head.clone(), &mut steps)
