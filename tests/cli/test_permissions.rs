@@ -694,3 +694,51 @@ fn an_ip_refusal_met_by_a_check_is_not_a_missing_permission() {
     assert!(!run.stdout().contains("\"failed\""), "{}", run.stdout());
     nothing_left_behind(&w);
 }
+
+/// SIGTERM (a cancelled CI job) stops the checks as Ctrl-C does: the temporary resources are
+/// removed, the run says it was interrupted and by what, and exits 1.
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_checks_and_leaves_nothing_behind() {
+    use assert_cmd::cargo::CommandCargoExt;
+    use std::process::{Command as Std, Stdio};
+    let w = World::new();
+    let token = w.full_token();
+    // Account Settings Read is held back, so the run is still going when the signal comes.
+    w.emu.inject(Fault {
+        method: Some("GET".into()),
+        path_contains: Some(format!("/accounts/{}", w.account_id())),
+        kind: FaultKind::Latency(Duration::from_secs(20)),
+        times: 1,
+    });
+    w.secret(&token);
+    let child = Std::cargo_bin("cfsetup")
+        .unwrap()
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", w.path())
+        .env("NO_COLOR", "1")
+        .env("CLOUDFLARE_API_BASE_URL", w.emu.base_url())
+        .env("R2_S3_ENDPOINT", w.emu.s3_endpoint())
+        .env("CLOUDFLARE_ACCOUNT_ID", w.account_id())
+        .env("CLOUDFLARE_ZONE_ID", w.zone_id())
+        .env("CLOUDFLARE_API_TOKEN", &token)
+        .current_dir(w.path())
+        .arg("test-permissions")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = Std::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    nothing_left_behind(&w);
+}

@@ -346,7 +346,7 @@ pub async fn run(client: &Client, target: &Target) -> CheckRun {
 }
 
 /// Runs the 8 checks and the sweep concurrently, then cleans up. Never returns early without
-/// cleaning up, and answers Ctrl-C the same way. Every check starts at once: the longest, R2's,
+/// cleaning up, and answers Ctrl-C and SIGTERM the same way. Every check starts at once: the longest, R2's,
 /// is three round trips (create the bucket ‖ `token_id`, list it over S3, delete it).
 pub async fn run_with<'a>(
     client: &'a Client,
@@ -381,15 +381,11 @@ pub async fn run_with<'a>(
             sweep(client, target, now).await
         }
     };
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            // No signal handling here (e.g. no terminal): never interrupts.
-            std::future::pending::<()>().await;
-        }
-    };
+    // Ctrl-C or SIGTERM (a cancelled CI job): stop, then clean up as after a normal run.
+    let mut signals = crate::commands::Interrupt::listen();
     let (checks, swept, interrupted) = tokio::select! {
         (checks, swept) = futures::future::join(checks, sweep) => (checks, swept, false),
-        () = interrupt => (Vec::new(), Vec::new(), true),
+        () = signals.wait() => (Vec::new(), Vec::new(), true),
     };
     let mut left_behind = cleanup(client, target, &registry).await;
     // The sweep's own failures (`!`-prefixed) are left behind too, not silently skipped.
@@ -400,7 +396,10 @@ pub async fn run_with<'a>(
     let checks = if interrupted {
         PERMISSIONS
             .iter()
-            .map(|p| result(p, Outcome::NotRun, "interrupted (Ctrl-C)".into()))
+            .map(|p| {
+                let why = format!("interrupted ({})", signals.signal());
+                result(p, Outcome::NotRun, why)
+            })
             .collect()
     } else {
         checks
