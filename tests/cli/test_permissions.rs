@@ -742,3 +742,42 @@ fn sigterm_stops_the_checks_and_leaves_nothing_behind() {
     assert!(stderr.contains("interrupted"), "{stderr}");
     nothing_left_behind(&w);
 }
+
+/// Issue 20's target: at most 3 round trips in sequence. The verify runs beside the checks; the
+/// longest check, R2's, is create the bucket (beside the verify), list it over S3, delete it.
+/// With the platform domain given, the Routes check needs no zone read first either. Counted with
+/// the emulator's `round_trips()` under a latency, never timed.
+#[test]
+fn test_permissions_takes_three_round_trips() {
+    let w = World::with_options(cfsetup_emulator::Options {
+        latency: Duration::from_millis(100),
+        ..cfsetup_emulator::Options::new()
+    });
+    let token = w.full_token();
+    w.emu.clear_requests();
+    let run = w.run(
+        w.with_token(&token)
+            .env("PLATFORM_DOMAIN", w.zone_name())
+            .arg("test-permissions"),
+    );
+    assert!(
+        run.stdout().ends_with("8/8 checks passed\n"),
+        "{}",
+        run.stdout()
+    );
+    let trips = w.emu.round_trips();
+    assert!(trips <= 3, "{trips} round trips");
+    nothing_left_behind(&w);
+
+    // Without the platform domain the Routes check reads the zone's name first (that read is
+    // also Zone Read's check): still three.
+    w.emu.clear_requests();
+    let run = w.run(w.with_token(&token).arg("test-permissions"));
+    assert!(
+        run.stdout().ends_with("8/8 checks passed\n"),
+        "{}",
+        run.stdout()
+    );
+    let trips = w.emu.round_trips();
+    assert!(trips <= 3, "{trips} round trips");
+}
