@@ -19,7 +19,8 @@
 //! - [`Emulator::seed`] is the seeded user, account and zone.
 //! - [`Emulator::inject`] adds a fault; [`Emulator::requests`] is the request log (each S3
 //!   request with its operation, [`RecordedRequest::op`]); [`Emulator::count_requests`] and
-//!   [`Emulator::count_s3_op`] count in it.
+//!   [`Emulator::count_s3_op`] count in it; [`Emulator::round_trips`] ([`round_trips`]) is the
+//!   longest chain of requests each sent after the one before was answered.
 //! - [`Emulator::mint_token`] creates a token with arbitrary policies, for tests
 //!   ([`Emulator::mint_legacy_token`]: one in the unprefixed 40-character format).
 //! - [`Emulator::objects`], [`Emulator::scripts`], [`Emulator::routes`] and
@@ -65,7 +66,7 @@ use state::{State, TokenOwner};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How to start an emulator.
 #[derive(Debug, Clone, Default)]
@@ -358,6 +359,40 @@ pub struct RecordedRequest {
     /// (authentication, a condition). `None` for REST requests and for S3 requests refused before
     /// routing (a streaming payload, a missing Content-Length, an injected fault, 405 / 501).
     pub op: Option<&'static str>,
+    /// When the request arrived (its head was read), on the monotonic clock.
+    pub started: Instant,
+    /// When its answer was produced (after any injected latency), or when it was dropped.
+    pub ended: Instant,
+}
+
+/// How many round trips `requests` took: the length of the longest chain of requests in which
+/// each one started after the one before it ended. `depth(r) = 1 + max(depth(q))` over the
+/// requests `q` that ended strictly before `r` started (0 when there is none), and the answer is
+/// the largest depth (0 for no request). Requests that overlap in time count as one round trip:
+/// a client that sends them together waits once.
+///
+/// It measures a client's critical path without timing assertions: with [`Options::latency`]
+/// of a few tens of milliseconds, requests sent together overlap robustly and requests sent one
+/// after another never do, so the count does not depend on the machine's speed.
+pub fn round_trips(requests: &[RecordedRequest]) -> usize {
+    let n = requests.len();
+    let mut by_start: Vec<usize> = (0..n).collect();
+    by_start.sort_by_key(|&i| (requests[i].started, requests[i].ended));
+    let mut by_end: Vec<usize> = (0..n).collect();
+    by_end.sort_by_key(|&i| requests[i].ended);
+    let mut depth = vec![0usize; n];
+    // The deepest request among those that ended before the current one started. A request
+    // that ended strictly before `r` started also started before it, so its depth is known.
+    let (mut next_end, mut deepest, mut most) = (0, 0, 0);
+    for &i in &by_start {
+        while next_end < n && requests[by_end[next_end]].ended < requests[i].started {
+            deepest = deepest.max(depth[by_end[next_end]]);
+            next_end += 1;
+        }
+        depth[i] = deepest + 1;
+        most = most.max(depth[i]);
+    }
+    most
 }
 
 /// The S3 operation names [`RecordedRequest::op`] can hold.
@@ -590,6 +625,11 @@ impl Emulator {
     }
     pub fn clear_requests(&self) {
         self.shared.log.lock().clear();
+    }
+    /// [`round_trips`] over the request log: the longest chain of logged requests each sent
+    /// after the one before it was answered. Clear the log first to measure one run.
+    pub fn round_trips(&self) -> usize {
+        round_trips(&self.shared.log.lock())
     }
     /// How many logged requests used this API and HTTP method (any status), e.g. "how many S3
     /// PUTs" with `(Api::S3, "PUT")` (PutObject and UploadPart alike).
@@ -824,5 +864,69 @@ impl Emulator {
             .filter(|t| t.owner == TokenOwner::User)
             .map(|t| t.name.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod round_trip_tests {
+    use super::*;
+
+    /// A request from `start` to `end` milliseconds after `t0`.
+    fn req(t0: Instant, start: u64, end: u64) -> RecordedRequest {
+        RecordedRequest {
+            method: "GET".into(),
+            path: "/".into(),
+            query: None,
+            status: 200,
+            auth: "none".into(),
+            body_len: 0,
+            api: Api::S3,
+            op: None,
+            started: t0 + Duration::from_millis(start),
+            ended: t0 + Duration::from_millis(end),
+        }
+    }
+
+    #[test]
+    fn round_trips_is_the_longest_chain_of_requests_each_after_the_last() {
+        let t0 = Instant::now();
+        assert_eq!(round_trips(&[]), 0);
+        assert_eq!(round_trips(&[req(t0, 0, 50)]), 1);
+        // Two at once, then one: two round trips.
+        let rs = [req(t0, 0, 50), req(t0, 1, 52), req(t0, 53, 100)];
+        assert_eq!(round_trips(&rs), 2);
+        // Order of the log does not matter.
+        let rs = [req(t0, 53, 100), req(t0, 1, 52), req(t0, 0, 50)];
+        assert_eq!(round_trips(&rs), 2);
+        // A request that starts while another is still in flight does not wait for it.
+        let rs = [req(t0, 0, 50), req(t0, 49, 99), req(t0, 51, 101)];
+        assert_eq!(round_trips(&rs), 2);
+        // A long request overlapping a chain of three: the chain decides.
+        let rs = [
+            req(t0, 0, 400),
+            req(t0, 0, 50),
+            req(t0, 60, 110),
+            req(t0, 120, 170),
+        ];
+        assert_eq!(round_trips(&rs), 3);
+        // Something after all of them: one more than the longest chain before it.
+        let rs = [
+            req(t0, 0, 400),
+            req(t0, 0, 50),
+            req(t0, 60, 110),
+            req(t0, 120, 170),
+            req(t0, 401, 450),
+        ];
+        assert_eq!(round_trips(&rs), 4);
+        // Requests ending exactly when another starts are not counted as waited for.
+        assert_eq!(round_trips(&[req(t0, 0, 50), req(t0, 50, 100)]), 1);
+        // A staircase of uploads at a concurrency of 2: four requests, two round trips.
+        let rs = [
+            req(t0, 0, 50),
+            req(t0, 0, 50),
+            req(t0, 51, 101),
+            req(t0, 51, 101),
+        ];
+        assert_eq!(round_trips(&rs), 2);
     }
 }

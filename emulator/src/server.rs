@@ -106,13 +106,14 @@ async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
+    let started = Instant::now();
     let p = req.uri().path();
     let under = |base: &str| {
         p.strip_prefix(base)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     };
     if !under("/client/v4") && !under("/__emulator") {
-        return crate::s3::handle(shared, req, peer).await;
+        return crate::s3::handle(shared, req, peer, started).await;
     }
     let (parts, body) = req.into_parts();
     let method = parts.method.as_str().to_string();
@@ -148,6 +149,8 @@ async fn handle(
             body_len: body.len() as u64,
             api: Api::Rest,
             op: None,
+            started,
+            ended: Instant::now(),
         });
     };
 

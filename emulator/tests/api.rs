@@ -1335,3 +1335,22 @@ fn the_dns_server_answers_what_tests_load() {
     let _ = sock.recv(&mut buf).expect("an answer");
     assert_eq!(buf[3] & 0x0f, 3, "NXDOMAIN");
 }
+
+#[test]
+fn round_trips_counts_requests_sent_together_once() {
+    let t = start_with(Options {
+        latency: Duration::from_millis(40),
+        ..Options::new()
+    });
+    // Two at once (threads), then one after both were answered: two round trips, three requests.
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| call(t.global("GET", "/user")));
+        }
+    });
+    assert_eq!(call(t.global("GET", "/user")).0, 200);
+    assert_eq!(t.emu.requests().len(), 3);
+    assert_eq!(t.emu.round_trips(), 2);
+    t.emu.clear_requests();
+    assert_eq!(t.emu.round_trips(), 0);
+}

@@ -457,11 +457,12 @@ async fn read_body(mut body: Incoming, headers: &HeaderMap) -> Result<Vec<u8>, B
     Ok(buf)
 }
 
-/// Serves one S3 request.
+/// Serves one S3 request, which arrived at `started`.
 pub async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
     peer: SocketAddr,
+    started: std::time::Instant,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
     let (parts, body) = req.into_parts();
     let method = parts.method.as_str().to_string();
@@ -483,6 +484,8 @@ pub async fn handle(
             body_len,
             api: Api::S3,
             op,
+            started,
+            ended: std::time::Instant::now(),
         });
     };
     let answer = |e: S3Error, body_len: u64| {
