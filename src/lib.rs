@@ -4,6 +4,7 @@
 //! → a command (plan, then apply) → a [`output::Report`] → table or JSON. The binary (`main.rs`) is
 //! a thin shell around [`commands::main`].
 
+pub mod cache;
 pub mod cli;
 pub mod cloudflare;
 pub mod commands;
