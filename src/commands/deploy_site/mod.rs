@@ -1493,7 +1493,7 @@ impl<'a> Deploy<'a> {
             self.apply_locked(plan, files, &known, report, &lease).await
         }
         .await;
-        refresher.abort();
+        drop(refresher);
         result?;
         // After the switch the head names what the intent protected: the intent goes while the
         // domains are attached.
@@ -1501,15 +1501,17 @@ impl<'a> Deploy<'a> {
         Ok(())
     }
 
-    /// Rewrites `intent` every `REFRESH` while the run lives (aborted by the caller).
-    fn refresher(&self, intent: &Intent) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(refresh(
+    /// Rewrites `intent` every `REFRESH` until the returned guard is dropped (also when the
+    /// deploy is abandoned mid-way, on Ctrl-C: a refresh must not bring back an intent the run
+    /// is about to delete).
+    fn refresher(&self, intent: &Intent) -> AbortOnDrop {
+        AbortOnDrop(tokio::spawn(refresh(
             self.storage.clone(),
             self.intent.key.clone(),
             intent.clone(),
             self.input.timing,
             self.intent.lease(&self.input.timing),
-        ))
+        )))
     }
 
     /// After the marker wait: uploads, shards, copy and retained index together, then the
@@ -2122,6 +2124,15 @@ impl<'a> Deploy<'a> {
                 }
             }
         }
+    }
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
