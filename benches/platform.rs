@@ -232,7 +232,7 @@ fn seed_tenants(emu: &Emulator, token: &str, tenants: u64) -> u64 {
     }
     let t0 = std::time::SystemTime::now() - Duration::from_secs(7200);
     for t in 0..tenants {
-        let tenant = format!("tenant{t:04}");
+        let tenant = cfsetup::names::Tenant::new(&format!("tenant{t:04}")).unwrap();
         let mut head: Option<Head> = None;
         for v in 0..4u64 {
             let mut files = Files::new();
@@ -784,7 +784,7 @@ mod storage {
             created.token.id,
             BucketLoc {
                 account: account.into(),
-                name: bucket.into(),
+                name: cfsetup::names::BucketName::parse(bucket, "x").unwrap(),
                 jurisdiction: None,
             },
         )

@@ -6,6 +6,8 @@
 //! - No `env =` here: precedence (flag > process environment > `.env`) is resolved in one place,
 //!   `config.rs`, so it can be tested and so secrets from the environment never show up in `--help`.
 //! - Every option that has an environment variable names it in its help text.
+//!
+//! It imports nothing of the crate: clap's types only, which `config` and the commands read.
 
 use std::path::PathBuf;
 

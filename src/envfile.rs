@@ -21,7 +21,7 @@
 //! replaced secret may be the only copy of something still in use. [`git_exposure`] tells the
 //! caller when the file would be committed.
 //!
-//! This module knows nothing about Cloudflare or the API client.
+//! This module knows nothing about Cloudflare or the API client: it imports nothing of the crate.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -70,3 +70,21 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CHECKS_FAILED: u8 = 3;
 /// Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// A value for an error message, quoted; or, when it looks like a token or key pasted into the
+/// wrong setting (a `cf…_` prefix, or 30 or more token characters without a dot), only its length:
+/// values come from the environment and `.env`, and an error must never show a secret.
+pub fn shown(value: &str) -> String {
+    let v = value.trim();
+    let prefixed = ["cfut_", "cfat_", "cfk_", "cfoat_"]
+        .iter()
+        .any(|p| v.starts_with(p));
+    let token_like = v.len() >= 30
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if prefixed || token_like {
+        format!("(not shown: {} characters that may be a secret)", v.len())
+    } else {
+        format!("{value:?}")
+    }
+}

@@ -5,6 +5,9 @@
 //! Commands return `anyhow::Error`; `main` downcasts here to pick the code, and prints the error
 //! once, on stderr. With `--json` the same error is also printed on stdout as JSON ([`to_json`]),
 //! so a pipe into `jq` never sees an empty stdout on failure.
+//!
+//! It imports the error types of `cloudflare` and `storage`, so neither (nor anything below
+//! them) may import it.
 
 use crate::error::{Hinted, UsageError, EXIT_FAILURE, EXIT_USAGE};
 use crate::output::PartialFailure;

@@ -3,6 +3,11 @@
 //! Data flow: flags > environment > `.env` → [`config::Config`] (checked) → [`cloudflare::Client`]
 //! → a command (plan, then apply) → a [`output::Report`] → table or JSON. The binary (`main.rs`) is
 //! a thin shell around [`commands::main`].
+//!
+//! Layers, each importing only those before it: `error`, `names`, `secret`, `envfile`, `cli`,
+//! `output`, `dns` (leaves) → `config` → `transport` → `cloudflare` → `storage` → `exit` (how an
+//! error is shown, and its exit status) → `site` → `platform` → `commands` → `main`. The import
+//! graph has no circle.
 
 pub mod cache;
 pub mod cli;

@@ -2,6 +2,9 @@
 //!
 //! Exit status: 0 success; 1 failure; 2 bad usage or configuration (before any request);
 //! 3 test-permissions ran and a check failed (see `error.rs`).
+//!
+//! It imports the crate's two ends only: `cli`, `config` and `output` to start, `commands` to
+//! run, `error` and `exit` to finish.
 
 use std::process::ExitCode;
 

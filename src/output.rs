@@ -10,8 +10,12 @@
 //! notes off, `-v` adds debug lines, and colour follows `--color` and `NO_COLOR` for stderr. Only
 //! cfsetup's own records are written (a dependency's `log` output never is). Errors are not logged:
 //! `main` prints each once.
+//!
+//! It owns stdout and stderr: reports, the logger, the `[y/N]` prompt. It imports only `cli`'s
+//! colour choice, so any layer may log through the `log` facade; it must not import config, the API
+//! client, storage or commands.
 
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
@@ -398,6 +402,22 @@ pub fn init_logger(settings: &OutputSettings) {
     if log::set_boxed_logger(Box::new(logger)).is_ok() {
         log::set_max_level(level);
     }
+}
+
+/// Whether stdin is a terminal: a command that asks before it deletes refuses without `--yes`
+/// when there is no one to ask.
+pub fn stdin_is_terminal() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+/// Asks `question` (ending in `[y/N] `) on stderr and reads one line of stdin: `true` for `y`,
+/// `Y` or `yes`, `false` for anything else, the empty line included.
+pub fn confirm(question: &str) -> std::io::Result<bool> {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 #[cfg(test)]

@@ -10,6 +10,9 @@
 //! - The API says "Write" where the dashboard says "Edit".
 //! - The dashboard pre-fill URL takes `permissionGroupKeys` = `[{"key","type"}]`, plus
 //!   `accountId=*` and `zoneId=all` (docs `account-owned-token-template.mdx`).
+//!
+//! It imports nothing of the crate: a table of facts that create-token, test-permissions and
+//! `permissions` read.
 
 use serde::Serialize;
 

@@ -4,6 +4,8 @@
 //! log line can never leak one. The value comes out only through [`Secret::expose`], which is called
 //! in exactly two kinds of place: building auth headers, and showing a *new* token value once where
 //! the user asked for it.
+//!
+//! It imports nothing of the crate.
 
 use std::fmt;
 

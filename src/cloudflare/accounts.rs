@@ -1,4 +1,6 @@
 //! The user, accounts and zones (docs/cloudflare-api.md §2 and §6).
+//!
+//! Part of the API client: it must not import commands, storage, site or output.
 
 use serde::Deserialize;
 

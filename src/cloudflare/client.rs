@@ -14,6 +14,9 @@
 //! - a non-JSON body is reported with its `cf-ray`; `cf-mitigated: challenge` marks a WAF challenge;
 //! - the limit is 1,200 requests per 5 minutes per user; `Retry-After` (seconds or HTTP date) comes
 //!   only with 429; `Ratelimit: "default";r=<remaining>;t=<secs>` may come on any REST answer.
+//!
+//! It owns the REST envelope over the one transport (`crate::transport`) and the secrets' headers;
+//! it must not import commands, storage, site or output.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,6 +3,8 @@
 //! Facts about codes come from docs/cloudflare-api.md §1 (the table "HTTP statuses and error codes
 //! seen"). Only `errors` carries failures: code 10000 also appears in `messages` of a *successful*
 //! token verify ("This API Token is valid and active"), so `messages` is never read for errors.
+//!
+//! It imports nothing of the crate; the exit codes and hints are read from it by `crate::exit`.
 
 use serde::{Deserialize, Serialize};
 

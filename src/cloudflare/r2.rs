@@ -3,6 +3,9 @@
 //! Every call for a bucket outside the default jurisdiction carries `cf-r2-jurisdiction`; getting
 //! this wrong makes a bucket look missing (wrangler and the TS SDK send it on every bucket and
 //! object call).
+//!
+//! Part of the API client (buckets and, for `storage::rest`, objects): it must not import commands,
+//! storage, site or output.
 
 use std::path::PathBuf;
 

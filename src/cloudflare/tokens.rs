@@ -1,4 +1,6 @@
 //! User API tokens and permission groups (docs/cloudflare-api.md §2, §3, §4).
+//!
+//! Part of the API client: it must not import commands, storage, site or output.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

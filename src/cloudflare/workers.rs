@@ -1,4 +1,6 @@
 //! Workers scripts and routes (docs/cloudflare-api.md §8 and §9).
+//!
+//! Part of the API client: it must not import commands, storage, site or output.
 
 use std::sync::Arc;
 

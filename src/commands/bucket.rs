@@ -1,6 +1,8 @@
 //! What the site commands share: opening the bucket, errors that say which bucket and what to
-//! do, lock timing, tenant slugs, host entries and the zone's custom hostnames. The head protocol
+//! do, lock timing, host entries and the zone's custom hostnames. The head protocol
 //! (read with its ETag, compare-and-swap) is `head.rs`.
+//!
+//! Shared by the site commands; it must not import a command, a report or `head`.
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -8,8 +10,9 @@ use bytes::Bytes;
 use crate::cli::BucketArgs;
 use crate::cloudflare::Client;
 use crate::config::Config;
+use crate::names::{Hostname, Tenant};
 use crate::output::Ui;
-use crate::platform;
+use crate::platform::{self, Flags, Platform};
 use crate::site::layout;
 use crate::storage::{BucketLoc, Payload, PutOptions, Storage, StorageError};
 
@@ -35,55 +38,13 @@ pub async fn open(
     Ok(Opened {
         client,
         storage,
-        bucket: name,
+        bucket: name.into(),
     })
 }
 
-/// The run's account, for the permission hint of an S3 refusal (an S3 error does not carry the
-/// account; a REST one names it in its path). One account per run, set by [`location`].
-static ACCOUNT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// The bucket, its jurisdiction and the account, checked.
+/// The bucket, its jurisdiction and the account, checked ([`Platform::resolve`]).
 pub fn location(config: &Config, args: &BucketArgs) -> anyhow::Result<BucketLoc> {
-    let account = config.require_account_id()?.to_string();
-    let _ = ACCOUNT.set(account.clone());
-    let jurisdiction = platform::jurisdiction(config, args.jurisdiction.as_deref())?;
-    check_endpoint_jurisdiction(config.s3_endpoint.as_ref(), jurisdiction.as_deref())?;
-    Ok(BucketLoc {
-        name: platform::bucket(config, args.bucket.as_deref())?,
-        jurisdiction,
-        account,
-    })
-}
-
-/// An S3 endpoint given with `R2_S3_ENDPOINT` / `--s3-endpoint` is used as it is, so with a
-/// jurisdiction it must be that jurisdiction's (`<account>.<j>.r2.cloudflarestorage.com`,
-/// docs/cloudflare-api.md §7): otherwise the jurisdiction would be silently ignored for objects.
-/// A loopback endpoint (the emulator) is taken as given.
-fn check_endpoint_jurisdiction(
-    endpoint: Option<&url::Url>,
-    jurisdiction: Option<&str>,
-) -> Result<(), crate::error::UsageError> {
-    let (Some(url), Some(j)) = (endpoint, jurisdiction) else {
-        return Ok(());
-    };
-    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-    let loopback = host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if loopback || host.contains(&format!(".{j}.")) {
-        return Ok(());
-    }
-    Err(crate::error::usage!(
-        "the jurisdiction is {j}, but the S3 endpoint {host} (R2_S3_ENDPOINT or --s3-endpoint) is \
-         not that jurisdiction's"
-    )
-    .with_hint(format!(
-        "use https://<account>.{j}.r2.cloudflarestorage.com, or unset R2_S3_ENDPOINT to let \
-         cfsetup pick it from the jurisdiction"
-    )))
+    Ok(Platform::resolve(config, Flags::bucket(args))?.bucket)
 }
 
 /// What to do about an S3 refusal of the credentials (R2's error table, `r2/api/error-codes.mdx`;
@@ -93,8 +54,7 @@ pub fn s3_auth_hint(e: &StorageError) -> Option<String> {
     let StorageError::S3 { status, code, .. } = e else {
         return None;
     };
-    let account = ACCOUNT
-        .get()
+    let account = platform::run_account()
         .map_or_else(|| "the account".to_string(), |a| format!("account {a}"));
     match (*status, code.as_str()) {
         (401, _) | (_, "Unauthorized") => Some(
@@ -187,49 +147,21 @@ pub fn lock_timing(
     }
 }
 
-/// Whether stdin is a terminal (remove-site asks there).
-pub fn stdin_is_terminal() -> bool {
-    use std::io::IsTerminal;
-    std::io::stdin().is_terminal()
-}
-
-/// A new tenant's slug: [`config::tenant`](crate::config::tenant) and not the configured
-/// fallback origin's label.
-pub fn new_tenant(config: &Config, value: &str) -> Result<String, crate::error::UsageError> {
-    let fallback = config.setting(None, "SAAS_FALLBACK_ORIGIN");
-    crate::config::tenant_beside_fallback(value, fallback.as_deref())
-}
-
-/// An existing tenant's slug: one DNS label (so no key escapes `sites/<tenant>/`), reserved or
-/// not, so a tenant made before the reserved list can still be listed, rolled back and removed.
-pub fn existing_tenant(value: &str) -> Result<String, crate::error::UsageError> {
-    match crate::config::tenant(value) {
-        Ok(t) => Ok(t),
-        Err(e) => {
-            if crate::names::is_lower_label(value) {
-                Ok(value.to_string())
-            } else {
-                Err(e)
-            }
-        }
-    }
-}
-
 /// Every `hosts/` entry: hostname → the tenant it names (`None` if unreadable). One listing,
 /// then the entries read concurrently.
 pub async fn host_entries(
     storage: &Storage,
     bucket: &str,
     concurrency: usize,
-) -> anyhow::Result<Vec<(String, Option<String>)>> {
+) -> anyhow::Result<Vec<(Hostname, Option<Tenant>)>> {
     use futures::stream::{self, StreamExt, TryStreamExt};
     let listed = storage
         .list(layout::HOSTS_PREFIX)
         .await
         .map_err(|e| bucket_error(e, bucket, "listing host entries"))?;
-    let hosts: Vec<(String, String)> = listed
+    let hosts: Vec<(Hostname, String)> = listed
         .into_iter()
-        .filter_map(|m| layout::host_of(&m.key).map(|h| (h.to_string(), m.key.clone())))
+        .filter_map(|m| layout::host_of(&m.key).map(|h| (h, m.key.clone())))
         .collect();
     stream::iter(hosts)
         .map(|(host, key)| async move {
@@ -316,28 +248,5 @@ pub async fn wait_for_sweeps(
         if seen.is_disjoint(&now) {
             return Ok(start.elapsed());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_endpoint_of_another_jurisdiction_is_refused() {
-        let u = |s: &str| url::Url::parse(s).unwrap();
-        let eu = u("https://acct.eu.r2.cloudflarestorage.com");
-        let plain = u("https://acct.r2.cloudflarestorage.com");
-        assert!(check_endpoint_jurisdiction(Some(&eu), Some("eu")).is_ok());
-        let e = check_endpoint_jurisdiction(Some(&plain), Some("eu")).unwrap_err();
-        assert!(
-            e.message.contains("not that jurisdiction's"),
-            "{}",
-            e.message
-        );
-        assert!(check_endpoint_jurisdiction(Some(&plain), None).is_ok());
-        assert!(check_endpoint_jurisdiction(None, Some("eu")).is_ok());
-        let emulator = u("http://127.0.0.1:9000");
-        assert!(check_endpoint_jurisdiction(Some(&emulator), Some("eu")).is_ok());
     }
 }

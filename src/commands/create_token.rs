@@ -18,6 +18,9 @@
 //!   travels in the `X-Auth-Key` header (the client's `Auth`), never in a body or on screen.
 //! - docs/design.md "The REST client": a create is never repeated blindly. If `POST /user/tokens` gets no answer, the
 //!   tokens are listed to say whether one was created.
+//!
+//! A command: it may import the layers below it and the shared `commands::bucket` and
+//! `commands::head`; after creating a token it runs test-permissions' checks (`test_permissions`).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -35,6 +38,7 @@ use crate::commands::test_permissions::{self, checks, CheckRun, Credential};
 use crate::config::Config;
 use crate::envfile;
 use crate::error::{usage, UsageError};
+use crate::names::Hostname;
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::permissions::{Scope, PERMISSIONS};
 use crate::platform;
@@ -78,7 +82,7 @@ pub struct Plan {
     pub replace: bool,
     pub dry_run: bool,
     pub no_test: bool,
-    pub platform_domain: Option<String>,
+    pub platform_domain: Option<Hostname>,
 }
 
 /// Checks the options and picks the credentials. Sends nothing.
@@ -403,7 +407,7 @@ pub async fn run(
     )
     .await;
     if let (Ok(zone), Some(domain)) = (&zone, plan.platform_domain.as_deref()) {
-        if let Err(e) = crate::config::in_zone(domain, &zone.name, "PLATFORM_DOMAIN") {
+        if let Err(e) = crate::names::in_zone(domain, &zone.name, "PLATFORM_DOMAIN") {
             anyhow::bail!(
                 "{}: the permission checks create a route under it, which only works in the \
                  token's zone; no token was created ({})",

@@ -7,6 +7,8 @@
 //! leave the machine (`main` does not even load the user's configuration for it). DIR is checked
 //! before anything starts. The emulator's state is saved in the demo folder, which is kept when
 //! the demo succeeds and removed when it fails.
+//!
+//! It runs the other commands as a user would, so it imports them; no command imports it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

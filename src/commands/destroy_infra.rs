@@ -21,8 +21,6 @@
 //!
 //! It must not import deploy-infra's steps (it only reads what they make) or a storage backend.
 
-use std::io::{BufRead, Write};
-
 use anyhow::Context;
 use serde::Serialize;
 
@@ -32,7 +30,7 @@ use crate::cloudflare::Client;
 use crate::config::Config;
 use crate::error::usage;
 use crate::output::{json_of, Renderer, Report, Ui};
-use crate::platform;
+use crate::platform::{self, Flags, Platform};
 use crate::site::layout;
 
 use super::bucket;
@@ -149,13 +147,23 @@ pub async fn run(
     config: &Config,
     ui: &Ui,
 ) -> anyhow::Result<Box<dyn Report>> {
-    let account = config.require_account_id()?.to_string();
+    let Platform {
+        bucket: loc,
+        fallback_origin: fallback,
+        worker,
+        ..
+    } = Platform::resolve(
+        config,
+        Flags {
+            worker_name: args.worker_name.as_deref(),
+            fallback_origin: args.fallback_origin.as_deref(),
+            ..Flags::bucket(&args.bucket)
+        },
+    )?;
+    let account = loc.account.clone();
     let zone = config.require_zone_id()?.to_string();
-    let worker = platform::worker(config, args.worker_name.as_deref())?;
-    let fallback = platform::fallback_origin(config, args.fallback_origin.as_deref())?;
-    let loc = bucket::location(config, &args.bucket)?;
     let ask = !args.yes && !args.dry_run;
-    if ask && !bucket::stdin_is_terminal() {
+    if ask && !crate::output::stdin_is_terminal() {
         return Err(usage!(
             "destroy-infra removes the platform's Worker, its routes and the fallback origin; \
              pass --yes to confirm"
@@ -244,11 +252,7 @@ pub async fn run(
         for s in plan.steps(true).iter().filter(|s| s.changes()) {
             eprintln!("  {} {} ({})", s.resource, s.name, s.detail);
         }
-        eprint!("Remove the above? [y/N] ");
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !crate::output::confirm("Remove the above? [y/N] ")? {
             anyhow::bail!("not confirmed; nothing was removed");
         }
     }
@@ -268,8 +272,8 @@ pub async fn run(
     };
     Ok(Box::new(DestroyReport {
         dry_run: args.dry_run,
-        worker: worker.clone(),
-        bucket: loc.name.clone(),
+        worker: worker.to_string(),
+        bucket: loc.name.to_string(),
         live_tenants: found.live.clone(),
         ok: steps
             .iter()
@@ -301,7 +305,7 @@ async fn live_tenants(
         let Some(t) = layout::tenant_of_prefix(&p) else {
             continue;
         };
-        if let Some(head) = read_head(storage, bucket_name, t).await? {
+        if let Some(head) = read_head(storage, bucket_name, &t).await? {
             if head.live_id().is_some() || head.head.is_some() {
                 live.push(t.to_string());
             }

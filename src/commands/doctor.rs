@@ -27,6 +27,9 @@
 //!
 //! Exit status: 0 when nothing needs action (warnings allowed), 1 when something does, 2 for bad
 //! input found before any request.
+//!
+//! A command: it may import the layers below it and the shared `commands::bucket` and
+//! `commands::head`; it reads deploy-infra's plan (`deploy_infra::Inputs`) without applying it.
 
 use std::time::{Duration, SystemTime};
 
@@ -151,10 +154,10 @@ pub async fn run(args: DoctorArgs, config: &Config, ui: &Ui) -> anyhow::Result<B
     let inputs = Inputs::check(&infra, config)?;
     let auth = super::platform_auth(config, ui)?;
     let client = super::client(config, auth, 8)?;
-    let bucket = super::bucket::location(config, &args.bucket)?;
+    let bucket = inputs.platform.bucket.clone();
 
     let mut findings = Vec::new();
-    let token_id = token(&client, &inputs.account, &mut findings).await;
+    let token_id = token(&client, &inputs.platform.bucket.account, &mut findings).await;
     match (&token_id, client.auth()) {
         (Some(id), Auth::Token(_)) => {
             let s3 = crate::storage::s3_store(
@@ -189,8 +192,8 @@ pub async fn run(args: DoctorArgs, config: &Config, ui: &Ui) -> anyhow::Result<B
         .filter(|f| f.state == State::Warning)
         .count();
     Ok(Box::new(DoctorReport {
-        account: inputs.account.clone(),
-        bucket: inputs.bucket.clone(),
+        account: inputs.platform.bucket.account.clone(),
+        bucket: inputs.platform.bucket.name.to_string(),
         findings,
         needs_action,
         warnings,

@@ -13,7 +13,6 @@
 //! prune only deletes orphans).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Write};
 use std::time::{Duration, SystemTime};
 
 use futures::stream::{self, StreamExt};
@@ -24,6 +23,7 @@ use crate::cloudflare::custom_hostnames::{CustomHostname, Quota, PRICE_CENTS_PER
 use crate::config::{self, Config};
 use crate::dns::{Dns, Observed};
 use crate::error::usage;
+use crate::names::{Hostname, Tenant};
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::layout;
 
@@ -42,11 +42,7 @@ pub async fn run(args: DomainsArgs, config: &Config, ui: &Ui) -> anyhow::Result<
     if let Some(DomainsCommand::Prune(p)) = args.command {
         return prune(p, config, ui).await;
     }
-    let only = args
-        .tenant
-        .as_deref()
-        .map(bucket::existing_tenant)
-        .transpose()?;
+    let only = args.tenant.as_deref().map(Tenant::existing).transpose()?;
     let expiring = args
         .expiring
         .as_deref()
@@ -60,7 +56,7 @@ pub async fn run(args: DomainsArgs, config: &Config, ui: &Ui) -> anyhow::Result<
     let dns = resolver(config, &args.dns)?;
     let target_setting = config
         .setting(None, "SAAS_FALLBACK_ORIGIN")
-        .map(|h| config::hostname(&h, "SAAS_FALLBACK_ORIGIN"))
+        .map(|h| Hostname::parse(&h, "SAAS_FALLBACK_ORIGIN"))
         .transpose()?;
     let opened = bucket::open(config, ui, &args.bucket, ENTRY_CONCURRENCY).await?;
     let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());
@@ -88,13 +84,13 @@ pub async fn run(args: DomainsArgs, config: &Config, ui: &Ui) -> anyhow::Result<
         fallback
             .as_ref()
             .and_then(|f| f.origin.as_deref())
-            .map(str::to_ascii_lowercase)
+            .and_then(|o| Hostname::parse(o, "the fallback origin").ok())
     });
 
     // hostname → tenant named by its entry (`Some(None)`: an unreadable entry).
     let entries: BTreeMap<String, Option<String>> = hosts
         .into_iter()
-        .map(|(h, t)| (h.to_ascii_lowercase(), t))
+        .map(|(h, t)| (h.to_string(), t.map(String::from)))
         .collect();
     let mut seen = BTreeSet::new();
     let mut pairs: Vec<(String, Option<CustomHostname>)> = Vec::new();
@@ -162,7 +158,7 @@ pub async fn run(args: DomainsArgs, config: &Config, ui: &Ui) -> anyhow::Result<
         quota,
         fallback_origin: fallback.and_then(|f| f.origin),
         fallback_status,
-        cname_target: target,
+        cname_target: target.map(String::from),
         dns: dns.enabled(),
         total,
         needs_action,
@@ -676,7 +672,7 @@ async fn prune(args: PruneArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<
         .map(|v| config::duration(v, "--pending-for"))
         .transpose()?;
     let ask = !args.yes && !args.dry_run;
-    if ask && !bucket::stdin_is_terminal() {
+    if ask && !crate::output::stdin_is_terminal() {
         return Err(usage!(
             "domains prune deletes custom hostnames; pass --yes to confirm"
         )
@@ -743,11 +739,7 @@ async fn prune(args: PruneArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<
                 c.status.as_deref().unwrap_or("unknown")
             );
         }
-        eprint!("[y/N] ");
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !crate::output::confirm("[y/N] ")? {
             anyhow::bail!("not confirmed; nothing was deleted");
         }
     }
@@ -757,11 +749,14 @@ async fn prune(args: PruneArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<
             continue;
         }
         // A deploy may have written the entry since the listing: read it again.
-        let key = layout::host_key(&c.hostname.to_ascii_lowercase());
-        let entry = storage
-            .get(&key)
-            .await
-            .map_err(|e| bucket::bucket_error(e, bucket_name, "reading a host entry"))?;
+        // (A name no host entry can have, such as a wildcard, has none.)
+        let entry = match Hostname::parse(&c.hostname, "a custom hostname") {
+            Ok(host) => storage
+                .get(&layout::host_key(&host))
+                .await
+                .map_err(|e| bucket::bucket_error(e, bucket_name, "reading a host entry"))?,
+            Err(_) => None,
+        };
         if entry.is_some() {
             report.skipped.push(Skipped {
                 hostname: c.hostname.clone(),

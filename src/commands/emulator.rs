@@ -4,6 +4,8 @@
 //! The seeded Global API Key is the emulator's own fake credential, not a secret of the user's.
 //! The `--s3-*` flags map one to one onto the emulator's `Options` knobs (each documented
 //! there): by default R2's S3 API takes the strict side of every open question.
+//!
+//! It imports only `cli` and `output`; the emulator crate does the rest.
 
 use std::io::Write;
 use std::time::Duration;

@@ -14,6 +14,9 @@
 //!
 //! If any head or named deploy copy cannot be read or parsed, nothing is deleted. `--dry-run`
 //! reads the same and writes nothing (not even the marker).
+//!
+//! A command: it may import the layers below it and the shared `commands::bucket` and
+//! `commands::head`; it must not import another command.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,6 +39,7 @@ use crate::site::walk::human_bytes;
 use crate::storage::{ObjectMeta, Payload, PutOptions, Storage};
 
 use super::bucket::{self, bucket_error};
+use crate::names::Tenant;
 
 /// Deletions between two checks that the marker is still fresh (one S3 DeleteObjects call).
 const DELETE_CHUNK: usize = 1000;
@@ -271,19 +275,19 @@ impl Gc<'_> {
         let mut intent_shards = BTreeSet::new();
         for intent in read.into_iter().flatten() {
             report.running_deploys += 1;
-            refs.whole.insert(intent.tenant.clone());
+            refs.whole.insert(intent.tenant.to_string());
             refs.hashes.extend(intent.hashes);
             intent_shards.extend(intent.shards);
         }
 
         // Heads, and every deploy copy they name.
-        let tenants: Vec<String> = self
+        let tenants: Vec<Tenant> = self
             .storage
             .list_prefixes(layout::SITES_PREFIX)
             .await
             .map_err(self.err("listing tenants"))?
             .iter()
-            .filter_map(|p| layout::tenant_of_prefix(p).map(str::to_string))
+            .filter_map(|p| layout::tenant_of_prefix(p))
             .collect();
 
         let per_tenant: Vec<TenantRefs> = stream::iter(&tenants)
@@ -473,7 +477,7 @@ impl Gc<'_> {
     }
 
     /// One tenant's head and the deploy copies it names.
-    async fn tenant_refs(&self, tenant: &str) -> anyhow::Result<TenantRefs> {
+    async fn tenant_refs(&self, tenant: &Tenant) -> anyhow::Result<TenantRefs> {
         let mut out = TenantRefs {
             tenant: tenant.to_string(),
             ..TenantRefs::default()

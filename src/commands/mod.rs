@@ -1,5 +1,7 @@
 //! One file per command. A command reads the [`Config`], plans, applies through the
 //! [`Client`](crate::cloudflare::Client), and returns a [`Report`]; it never prints to stdout.
+//!
+//! It imports every layer below `commands`; no layer below may import it.
 
 use std::collections::HashMap;
 

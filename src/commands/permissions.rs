@@ -2,6 +2,9 @@
 //! their scopes, and the dashboard link that pre-fills a custom token with all of them
 //! (docs/cloudflare-api.md §5). `--markdown` prints `permissions::markdown_table()` exactly, the form
 //! PERMISSIONS_GUIDE.md embeds. It needs no credentials and sends no request.
+//!
+//! A command: it may import the layers below it and the shared `commands::bucket` and
+//! `commands::head`; it must not import another command.
 
 use serde::Serialize;
 use serde_json::Value;

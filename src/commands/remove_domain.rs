@@ -11,7 +11,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::RemoveDomainArgs;
-use crate::config::{self, Config};
+use crate::config::Config;
+use crate::names::{Hostname, Tenant};
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::layout;
 
@@ -22,8 +23,8 @@ pub async fn run(
     config: &Config,
     ui: &Ui,
 ) -> anyhow::Result<Box<dyn Report>> {
-    let tenant = bucket::existing_tenant(&args.tenant)?;
-    let domain = config::hostname(&args.domain, "DOMAIN")?;
+    let tenant = Tenant::existing(&args.tenant)?;
+    let domain = Hostname::parse(&args.domain, "DOMAIN")?;
     let zone = config
         .require_zone_id()
         .map_err(|e| {
@@ -56,8 +57,8 @@ pub async fn run(
             "{domain} has no host entry and no custom hostname: already detached, nothing to do"
         ));
         return Ok(Box::new(RemoveDomainReport {
-            tenant,
-            domain,
+            tenant: tenant.to_string(),
+            domain: domain.to_string(),
             dry_run: args.dry_run,
             already_removed: true,
             host_entry: false,
@@ -100,8 +101,8 @@ pub async fn run(
         }
     }
     Ok(Box::new(RemoveDomainReport {
-        tenant,
-        domain,
+        tenant: tenant.to_string(),
+        domain: domain.to_string(),
         dry_run: args.dry_run,
         already_removed: false,
         host_entry: entry.is_some(),

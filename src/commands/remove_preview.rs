@@ -11,12 +11,13 @@ use serde::Serialize;
 
 use crate::cli::RemovePreviewArgs;
 use crate::config::Config;
+use crate::names::{PreviewName, Tenant};
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::locks;
+use crate::site::manifest::Head;
 
 use super::bucket;
-use super::deploy_site::preview_name;
-use super::head::{cas_head, read_head, SWITCH_ATTEMPTS};
+use super::head::{read_head, Lost, Switch, SwitchSteps};
 
 #[derive(Debug, Serialize)]
 struct RemovePreviewReport {
@@ -59,41 +60,72 @@ pub async fn run(
     config: &Config,
     ui: &Ui,
 ) -> anyhow::Result<Box<dyn Report>> {
-    let tenant = bucket::existing_tenant(&args.tenant)?;
-    let name = preview_name(&args.name, &tenant)?;
+    let tenant = Tenant::existing(&args.tenant)?;
+    let name = PreviewName::parse(&args.name, &tenant)?;
     let opened = bucket::open(config, ui, &args.bucket, 4).await?;
     let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());
     let mut report = RemovePreviewReport {
-        tenant: tenant.clone(),
-        preview: name.clone(),
+        tenant: tenant.to_string(),
+        preview: name.to_string(),
         dry_run: args.dry_run,
         removed: false,
         deploy_id: None,
     };
-    // A head switched by a deploy between the read and the write: read it again and retry.
-    for _ in 0..SWITCH_ATTEMPTS {
-        let Some(read) = read_head(storage, bucket_name, &tenant).await? else {
-            return Ok(Box::new(report));
+    let read = read_head(storage, bucket_name, &tenant).await?;
+    let by = format!("remove-preview {name} ({})", locks::owner());
+    let mut steps = RemovePreviewSteps {
+        name: &name,
+        by: &by,
+        dry_run: args.dry_run,
+        deploy_id: None,
+    };
+    // A head switched by a deploy between the read and the write: built again on the newest.
+    let switched = Switch {
+        storage,
+        bucket: bucket_name,
+        tenant: &tenant,
+        own: None,
+        budget: None,
+        doing: format!("removing preview {name} of {tenant}"),
+        nothing_was: "removed",
+    }
+    .run(read, &mut steps)
+    .await?;
+    report.removed = switched.written || (args.dry_run && steps.deploy_id.is_some());
+    report.deploy_id = steps.deploy_id.filter(|_| report.removed);
+    Ok(Box::new(report))
+}
+
+/// remove-preview's part of the switch: the head without the preview, or nothing to do when the
+/// head (newest after a lost race) does not name it. A lost race is always retried: removing a
+/// preview from whatever head won is still what was asked.
+struct RemovePreviewSteps<'a> {
+    name: &'a str,
+    by: &'a str,
+    dry_run: bool,
+    /// The deploy the preview named, in the head last built.
+    deploy_id: Option<String>,
+}
+
+impl SwitchSteps for RemovePreviewSteps<'_> {
+    fn next(&mut self, base: Option<&Head>) -> anyhow::Result<Option<Head>> {
+        self.deploy_id = None;
+        let Some(head) = base else { return Ok(None) };
+        let Some(route) = head.preview(self.name) else {
+            return Ok(None);
         };
-        let Some(head) = read.v2() else {
-            return Ok(Box::new(report));
-        };
-        let Some(route) = head.preview(&name) else {
-            return Ok(Box::new(report));
-        };
-        report.deploy_id = Some(route.deploy_id.clone());
-        report.removed = true;
-        if args.dry_run {
-            return Ok(Box::new(report));
+        self.deploy_id = Some(route.deploy_id.clone());
+        if self.dry_run {
+            return Ok(None);
         }
         let mut new = head.clone();
-        new.remove_preview(&name);
+        new.remove_preview(self.name);
         new.updated_at = locks::rfc3339(SystemTime::now());
-        new.updated_by = format!("remove-preview {name} ({})", locks::owner());
-        match cas_head(storage, bucket_name, &new, read.etag.as_deref()).await? {
-            Ok(_) => return Ok(Box::new(report)),
-            Err(_) => continue,
-        }
+        new.updated_by = self.by.to_string();
+        Ok(Some(new))
     }
-    anyhow::bail!("the head of {tenant} kept changing; gave up after {SWITCH_ATTEMPTS} tries (nothing was removed)")
+
+    async fn retry(&mut self, _lost: &Lost) -> anyhow::Result<()> {
+        Ok(())
+    }
 }

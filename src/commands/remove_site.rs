@@ -12,14 +12,13 @@
 //!
 //! This module must not import other commands (only `bucket`, their shared helpers).
 
-use std::io::{BufRead, Write};
-
 use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::RemoveSiteArgs;
 use crate::config::Config;
 use crate::error::usage;
+use crate::names::{Hostname, Tenant};
 use crate::output::PartialFailure;
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::layout;
@@ -32,9 +31,9 @@ pub async fn run(
     config: &Config,
     ui: &Ui,
 ) -> anyhow::Result<Box<dyn Report>> {
-    let tenant = bucket::existing_tenant(&args.tenant)?;
+    let tenant = Tenant::existing(&args.tenant)?;
     let ask = !args.yes && !args.dry_run;
-    if ask && !bucket::stdin_is_terminal() {
+    if ask && !crate::output::stdin_is_terminal() {
         return Err(usage!("remove-site deletes {tenant}'s site and domains; pass --yes to confirm")
             .with_hint(format!(
                 "stdin is not a terminal, so there is no one to ask; `cfsetup remove-site {tenant} --dry-run` shows what would go"
@@ -47,13 +46,13 @@ pub async fn run(
         read_head(storage, bucket_name, &tenant),
         bucket::host_entries(storage, bucket_name, 16),
     )?;
-    let mut domains: Vec<String> = hosts
+    let mut domains: Vec<Hostname> = hosts
         .into_iter()
-        .filter(|(_, t)| t.as_deref() == Some(tenant.as_str()))
+        .filter(|(_, t)| t.as_ref() == Some(&tenant))
         .map(|(h, _)| h)
         .collect();
     let mut report = RemoveReport {
-        tenant: tenant.clone(),
+        tenant: tenant.to_string(),
         dry_run: args.dry_run,
         already_removed: false,
         live: head.as_ref().and_then(|h| h.live_id().map(str::to_string)),
@@ -85,7 +84,7 @@ pub async fn run(
         ui.warn("CLOUDFLARE_ZONE_ID is not set: the domains' custom hostnames cannot be looked up");
     }
     if ask {
-        eprint!(
+        let question = format!(
             "Remove {tenant}: {} domain(s){}, and its live site? [y/N] ",
             domains.len(),
             if domains.is_empty() {
@@ -94,10 +93,7 @@ pub async fn run(
                 format!(" ({})", domains.join(", "))
             }
         );
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !crate::output::confirm(&question)? {
             anyhow::bail!("not confirmed; nothing was removed");
         }
         // The answer may have taken minutes: a domain moved to another tenant meanwhile
@@ -138,7 +134,7 @@ pub async fn run(
                         .with_context(|| format!("deleting the custom hostname {d}"))
                         .map_err(|e| unfinished(&report, e))?;
                 }
-                report.custom_hostnames.push(d.clone());
+                report.custom_hostnames.push(d.to_string());
             }
         }
         if !args.dry_run {
@@ -148,7 +144,7 @@ pub async fn run(
                 .map_err(|e| bucket::bucket_error(e, bucket_name, "deleting a host entry"))
                 .map_err(|e| unfinished(&report, e))?;
         }
-        report.host_entries.push(d.clone());
+        report.host_entries.push(d.to_string());
     }
     // 3. The head: the platform URL stops serving. Copies and blobs are gc's.
     if head.is_some() {

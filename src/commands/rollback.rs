@@ -11,6 +11,9 @@
 //! deploys and previews; `--dry-run` says what would switch. Requests: the head, the target's copy,
 //! the CAS; over REST also an intent for the target's blobs, the gc markers, and the intent's
 //! deletion.
+//!
+//! A command: it may import the layers below it and the shared `commands::bucket` and
+//! `commands::head`; it must not import another command.
 
 use std::time::SystemTime;
 
@@ -19,50 +22,14 @@ use serde::Serialize;
 use crate::cli::RollbackArgs;
 use crate::config::Config;
 use crate::error::usage;
+use crate::names::{Tenant, Version};
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::layout;
 use crate::site::locks::{self, Intent};
 use crate::site::manifest::{deploy_time, is_deploy_id, DeployCopy, Head, Route, StoredHead};
 
 use super::bucket;
-use super::head::{cas_head, own_write, read_head, SWITCH_ATTEMPTS};
-
-/// Whether `v` can start a deploy id (`YYYYMMDDTHHMMSSZ-xxxxxxxx`).
-fn is_id_prefix(v: &str) -> bool {
-    const SHAPE: &[u8] = b"99999999T999999Z-xxxxxxxx";
-    !v.is_empty()
-        && v.len() <= SHAPE.len()
-        && v.bytes().zip(SHAPE).all(|(c, s)| match s {
-            b'9' => c.is_ascii_digit(),
-            b'x' => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
-            _ => c == *s,
-        })
-}
-
-/// Whether `v` can be a preview name: a DNS label without `--`.
-fn is_preview_name(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 63
-        && v.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !v.starts_with('-')
-        && !v.ends_with('-')
-        && !v.contains("--")
-}
-
-/// VERSION, checked before any request.
-fn check_version(v: &str) -> Result<String, crate::error::UsageError> {
-    if is_id_prefix(v) || is_preview_name(v) {
-        Ok(v.to_string())
-    } else {
-        Err(
-            usage!("VERSION {v:?} is neither a deploy id nor a preview name").with_hint(
-                "a deploy id looks like 20261128T010203Z-1a2b3c4d (a unique start is enough); see \
-             `cfsetup rollback TENANT --list`",
-            ),
-        )
-    }
-}
+use super::head::{read_head, shed_previews, Lost, ReadHead, Switch, SwitchSteps};
 
 /// What VERSION names in the head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,13 +91,13 @@ fn before_live(head: &Head) -> Option<String> {
 }
 
 pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<dyn Report>> {
-    let tenant = bucket::existing_tenant(&args.tenant)?;
+    let tenant = Tenant::existing(&args.tenant)?;
     if args.list && args.version.is_some() {
         return Err(usage!("--list shows every kept deploy; it takes no VERSION")
             .with_hint(format!("run `cfsetup rollback {tenant} --list`, then `cfsetup rollback {tenant} VERSION`"))
             .into());
     }
-    let version = args.version.as_deref().map(check_version).transpose()?;
+    let version = args.version.as_deref().map(Version::parse).transpose()?;
     let timing = bucket::lock_timing(args.lock_stale.as_deref())?;
     let opened = bucket::open(config, ui, &args.bucket, 4).await?;
     let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());
@@ -175,7 +142,7 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
         _ => "forward",
     };
     let mut report = RollbackReport {
-        tenant: tenant.clone(),
+        tenant: tenant.to_string(),
         from: live_id.clone(),
         to: route.deploy_id.clone(),
         preview: match &target {
@@ -233,17 +200,7 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
         if intent_key.is_some() {
             bucket::wait_for_sweeps(storage, bucket_name, timing, ui).await?;
         }
-        switch(
-            storage,
-            bucket_name,
-            &tenant,
-            &route,
-            head,
-            read.etag.clone(),
-            args.force,
-            ui,
-        )
-        .await
+        switch(storage, bucket_name, &tenant, &route, read, args.force, ui).await
     }
     .await;
     if let Some(k) = &intent_key {
@@ -253,73 +210,88 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
     Ok(Box::new(report))
 }
 
-/// The compare-and-swap of the head to `route`; with `force`, retried on the newest head while
-/// it still names the target. Returns whether it had to retry.
-#[allow(clippy::too_many_arguments)]
+/// The compare-and-swap of the head to `route` ([`Switch`]); with `force`, retried on the newest
+/// head while it still names the target. Returns whether it had to retry.
 async fn switch(
     storage: &crate::storage::Storage,
     bucket_name: &str,
-    tenant: &str,
+    tenant: &Tenant,
     route: &Route,
-    head: Head,
-    etag: Option<String>,
+    read: ReadHead,
     force: bool,
     ui: &Ui,
 ) -> anyhow::Result<bool> {
     super::warn_rest_switch(storage, tenant, ui);
     let by = format!("rollback {} ({})", route.deploy_id, locks::owner());
-    let mut base = head;
-    let mut etag = etag;
-    for attempt in 0..SWITCH_ATTEMPTS {
+    let mut steps = RollbackSteps {
+        tenant,
+        route,
+        by: &by,
+        force,
+        ui,
+    };
+    let switched = Switch {
+        storage,
+        bucket: bucket_name,
+        tenant,
+        own: Some((&route.deploy_id, &by)),
+        budget: None,
+        doing: format!("switching {tenant} to {}", route.deploy_id),
+        nothing_was: "changed",
+    }
+    .run(Some(read), &mut steps)
+    .await?;
+    Ok(switched.retried)
+}
+
+/// rollback's part of the switch: the head with the target live; a lost race is retried only
+/// with `--force`, and only while the newest head still names the target (gc protects only
+/// what a head names).
+struct RollbackSteps<'a> {
+    tenant: &'a Tenant,
+    route: &'a Route,
+    by: &'a str,
+    force: bool,
+    ui: &'a Ui,
+}
+
+impl SwitchSteps for RollbackSteps<'_> {
+    fn next(&mut self, base: Option<&Head>) -> anyhow::Result<Option<Head>> {
         let (mut next, _dropped) = Head::with_live(
-            tenant,
-            Some(&base),
-            route.clone(),
-            by.clone(),
+            self.tenant,
+            base,
+            self.route.clone(),
+            self.by.to_string(),
             SystemTime::now(),
         );
-        let shed = next.shed_previews(None);
-        if !shed.is_empty() {
-            ui.warn(format!(
-                "dropped the oldest preview(s) {} of {tenant}: with them the head would pass its \
-                 bound of 1 MiB, which the router reads on every request",
-                shed.join(", ")
-            ));
+        if let Some(warning) = shed_previews(&mut next, None) {
+            self.ui.warn(warning);
         }
-        let outcome = cas_head(storage, bucket_name, &next, etag.as_deref()).await?;
-        match own_write(outcome, &route.deploy_id, &by) {
-            Ok(_) => return Ok(attempt > 0),
-            Err(lost) => {
-                let what = lost.describe();
-                if !force {
-                    anyhow::bail!(
-                        "another run switched {tenant} after this rollback read it: {what} is live \
-                         now; nothing was changed. Run it again, or pass --force"
-                    );
-                }
-                ui.warn(format!(
-                    "{tenant} changed meanwhile ({what}); --force: trying again"
-                ));
-                let now = read_head(storage, bucket_name, tenant).await?;
-                let Some(h) = now.as_ref().and_then(|r| r.v2()).cloned() else {
-                    anyhow::bail!(
-                        "{tenant}'s head is gone or not format 2 now; nothing was changed"
-                    );
-                };
-                // The target must still be named by the head the CAS replaces (gc protects
-                // only what a head names).
-                if !h.named_ids().contains(route.deploy_id.as_str()) {
-                    anyhow::bail!(
-                        "{} is no longer kept by {tenant}'s head; nothing was changed",
-                        route.deploy_id
-                    );
-                }
-                etag = now.and_then(|r| r.etag);
-                base = h;
-            }
-        }
+        Ok(Some(next))
     }
-    anyhow::bail!("{tenant}'s head kept changing; gave up after {SWITCH_ATTEMPTS} tries (nothing was changed)")
+
+    async fn retry(&mut self, lost: &Lost) -> anyhow::Result<()> {
+        let (tenant, what) = (self.tenant, lost.describe());
+        if !self.force {
+            anyhow::bail!(
+                "another run switched {tenant} after this rollback read it: {what} is live now; \
+                 nothing was changed. Run it again, or pass --force"
+            );
+        }
+        self.ui.warn(format!(
+            "{tenant} changed meanwhile ({what}); --force: trying again"
+        ));
+        let Some(now) = lost.now.as_deref().and_then(ReadHead::v2) else {
+            anyhow::bail!("{tenant}'s head is gone or not format 2 now; nothing was changed");
+        };
+        if !now.named_ids().contains(self.route.deploy_id.as_str()) {
+            anyhow::bail!(
+                "{} is no longer kept by {tenant}'s head; nothing was changed",
+                self.route.deploy_id
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The Route of the target: a preview's from the head, a kept deploy's from its copy.
@@ -405,7 +377,7 @@ impl ListReport {
         // Newest first, previews among the rest (ids sort by time).
         deploys.sort_by(|a, b| b.deploy_id.cmp(&a.deploy_id));
         ListReport {
-            tenant: head.tenant.clone(),
+            tenant: head.tenant.to_string(),
             deploys,
         }
     }
@@ -496,13 +468,17 @@ impl Report for RollbackReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn acme() -> crate::names::Tenant {
+        crate::names::Tenant::new("acme").unwrap()
+    }
     use crate::site::manifest::{Files, Rules};
     use std::collections::BTreeMap;
 
     fn head() -> Head {
         let route = |id: &str| {
             let mut r = DeployCopy::build(
-                "acme",
+                &acme(),
                 Files::new(),
                 Rules::none("none"),
                 SystemTime::now(),
@@ -514,7 +490,7 @@ mod tests {
         };
         Head {
             format: 2,
-            tenant: "acme".into(),
+            tenant: acme(),
             live: Some(route("20260102T000000Z-bbbbbbbb")),
             kept: [
                 "20260103T000000Z-cccccccc",
@@ -528,16 +504,6 @@ mod tests {
             retained: None,
             updated_at: String::new(),
             updated_by: String::new(),
-        }
-    }
-
-    #[test]
-    fn versions_are_checked_before_any_request() {
-        for bad in ["../../etc", "*", "", "a b", "x--y", "20261128T01:02"] {
-            assert!(check_version(bad).is_err(), "{bad:?}");
-        }
-        for ok in ["20261128", "20261128T010203Z-1a", "feature-x"] {
-            assert!(check_version(ok).is_ok(), "{ok:?}");
         }
     }
 

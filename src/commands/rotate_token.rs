@@ -6,6 +6,10 @@
 //! a name that matches more than one token is refused with their IDs). Managing tokens takes the
 //! Global API Key or a token with the user permission API Tokens Write. Like create-token, the new
 //! value is shown once on stdout, or written to the `.env` file with `--write-env`.
+//!
+//! A command: it may import the layers below it and the shared `commands::bucket` and
+//! `commands::head`; it builds on create-token's token (`create_token`), and imports no other
+//! command.
 
 use std::path::PathBuf;
 

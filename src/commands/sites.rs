@@ -5,6 +5,9 @@
 //! Requests: one listing of `sites/`, the heads (concurrently), one listing of `hosts/` and its
 //! entries, and one paged listing of the zone's custom hostnames (not one call per tenant). For
 //! one tenant, its kept deploy copies too.
+//!
+//! A command: it may import the layers below it and the shared `commands::bucket` and
+//! `commands::head`; it must not import another command.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +16,7 @@ use serde::Serialize;
 
 use crate::cli::SitesArgs;
 use crate::config::Config;
+use crate::names::Tenant;
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::layout;
 use crate::site::manifest::{deploy_time, DeployCopy, Route, StoredHead};
@@ -24,21 +28,17 @@ use super::head::read_head;
 const CONCURRENCY: usize = 32;
 
 pub async fn run(args: SitesArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<dyn Report>> {
-    let one = args
-        .tenant
-        .as_deref()
-        .map(bucket::existing_tenant)
-        .transpose()?;
+    let one = args.tenant.as_deref().map(Tenant::existing).transpose()?;
     let opened = bucket::open(config, ui, &args.bucket, CONCURRENCY).await?;
     let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());
-    let tenants: Vec<String> = match &one {
+    let tenants: Vec<Tenant> = match &one {
         Some(t) => vec![t.clone()],
         None => storage
             .list_prefixes(layout::SITES_PREFIX)
             .await
             .map_err(|e| bucket::bucket_error(e, bucket_name, "listing tenants"))?
             .iter()
-            .filter_map(|p| layout::tenant_of_prefix(p).map(str::to_string))
+            .filter_map(|p| layout::tenant_of_prefix(p))
             .collect(),
     };
     let zone = config.zone_id.clone();
@@ -75,11 +75,11 @@ pub async fn run(args: SitesArgs, config: &Config, ui: &Ui) -> anyhow::Result<Bo
     let domains_of = |tenant: &str| -> Vec<DomainRow> {
         hosts
             .iter()
-            .filter(|(_, t)| t.as_deref() == Some(tenant))
+            .filter(|(_, t)| t.as_ref().is_some_and(|t| t == tenant))
             .map(|(h, _)| {
-                let ch = by_name.get(h);
+                let ch = by_name.get(h.as_str());
                 DomainRow {
-                    domain: h.clone(),
+                    domain: h.to_string(),
                     status: ch.map_or_else(
                         || {
                             if zone.is_some() {
@@ -101,7 +101,7 @@ pub async fn run(args: SitesArgs, config: &Config, ui: &Ui) -> anyhow::Result<Bo
     let mut rows = Vec::new();
     for (tenant, read) in &heads {
         let mut row = SiteRow {
-            tenant: tenant.clone(),
+            tenant: tenant.to_string(),
             domains: domains_of(tenant),
             ..SiteRow::default()
         };

@@ -13,10 +13,16 @@
 //! Exit status: 0 when all 8 pass (or all that ran, with `--read-only`), 3 when a check failed,
 //! 1 when the checks could not run (network, invalid or unusable token), 2 for bad configuration
 //! (found before any request).
+//!
+//! A command: it may import the layers below it and the shared `commands::bucket` and
+//! `commands::head`; it must not import another command (create-token imports it).
 
 pub mod checks;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use futures::FutureExt;
 
 use serde::Serialize;
 
@@ -44,16 +50,37 @@ pub async fn run(
     let auth = super::platform_auth(config, ui)?;
     let client = super::client(config, auth, 16)?;
 
-    let credential = verify(&client, Some(&account_id), ui).await?;
     let target = Target {
         account_id: account_id.clone(),
         zone_id: zone_id.clone(),
         platform_domain,
         read_only: args.read_only,
         s3_endpoint: config.s3_endpoint.clone(),
-        token_id: credential.id.clone(),
+        token_id: None,
     };
-    let mut run = checks::run(&client, &target).await;
+    // The verify runs beside the checks' first requests (a bad token fails those too, and they
+    // leave nothing behind); its id is the S3 key id the R2 check waits for.
+    let verified = verify(&client, Some(&account_id), ui)
+        .map(|r| r.map_err(Arc::new))
+        .shared();
+    let token_id = verified
+        .clone()
+        .map(|r| match r {
+            Ok(c) => {
+                c.id.ok_or_else(|| "the credential has no token id".to_string())
+            }
+            Err(e) => Err(format!("the token could not be verified ({e:#})")),
+        })
+        .boxed();
+    let (credential, mut run) =
+        futures::future::join(verified, checks::run_with(&client, &target, token_id)).await;
+    let credential = match credential {
+        Ok(c) => c,
+        Err(e) => {
+            warn_left_behind(&run, ui);
+            return Err(Arc::try_unwrap(e).unwrap_or_else(|e| anyhow::anyhow!("{e:#}")));
+        }
+    };
     warn_left_behind(&run, ui);
     if run.interrupted {
         anyhow::bail!(

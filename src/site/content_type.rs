@@ -4,6 +4,8 @@
 //! browser's idea of each file is decided. Text types carry `; charset=utf-8`: without it a
 //! browser guesses the encoding of CSS, JavaScript and JSON, and non-ASCII text can come out
 //! garbled.
+//!
+//! It imports nothing of the crate.
 
 use std::path::Path;
 

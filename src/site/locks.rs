@@ -3,11 +3,16 @@
 //!
 //! Staleness is judged from the object's LastModified (the store's clock, given by every
 //! listing) against the reader's clock; `STALE` is far longer than any sane clock skew.
+//!
+//! It imports only `names`: no storage, client or output (the commands write and read these
+//! records).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
+
+use crate::names::Tenant;
 
 /// How often a running deploy or gc rewrites its record.
 pub const REFRESH: Duration = Duration::from_secs(60);
@@ -161,7 +166,7 @@ impl Lease {
 /// `locks/deploys/<uuid>.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intent {
-    pub tenant: String,
+    pub tenant: Tenant,
     pub deploy_id: String,
     pub started_at: String,
     pub refreshed_at: String,

@@ -21,6 +21,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::walk::SiteFile;
+use crate::names::Tenant;
 
 /// What cfsetup writes: content-addressed shards (docs/storage-layout.md "Shards").
 pub const FORMAT: u32 = 3;
@@ -430,7 +431,7 @@ impl Protect {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeployCopy {
     pub format: u32,
-    pub tenant: String,
+    pub tenant: Tenant,
     pub deploy_id: String,
     pub created_at: String,
     pub route: Route,
@@ -523,7 +524,7 @@ impl DeployCopy {
     /// A new deploy made at `now`, never earlier than one second after `floor` (the newest deploy
     /// the head knows), so ids keep the order of the deploys even within one second.
     pub fn build(
-        tenant: &str,
+        tenant: &Tenant,
         files: Files,
         rules: Rules,
         now: SystemTime,
@@ -559,7 +560,7 @@ impl DeployCopy {
         };
         DeployCopy {
             format: FORMAT,
-            tenant: tenant.to_string(),
+            tenant: tenant.clone(),
             deploy_id,
             created_at,
             route,
@@ -695,7 +696,7 @@ fn check_files(files: &Files) -> Result<(), String> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Head {
     pub format: u32,
-    pub tenant: String,
+    pub tenant: Tenant,
     /// Always written (a preview is only added beside a live deploy); `Option` so a head that
     /// lacks it still parses, and is reported, instead of failing the whole run.
     pub live: Option<Route>,
@@ -720,7 +721,7 @@ pub struct Head {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegacyManifest {
     pub format: u32,
-    pub tenant: String,
+    pub tenant: Tenant,
     pub deploy_id: String,
     pub created_at: String,
     pub files: Files,
@@ -781,7 +782,7 @@ impl Head {
     /// gets the id at its front, the rest newest first, at most [`KEPT_DEPLOYS`]. Returns the
     /// ids that fell out of `kept` too (gc deletes their copies).
     pub fn with_live(
-        tenant: &str,
+        tenant: &Tenant,
         old: Option<&Head>,
         route: Route,
         by: String,
@@ -797,7 +798,7 @@ impl Head {
         kept.truncate(KEPT_DEPLOYS);
         let head = Head {
             format: FORMAT,
-            tenant: tenant.to_string(),
+            tenant: tenant.clone(),
             live: Some(route),
             kept,
             previews: old.map(|h| h.previews.clone()).unwrap_or_default(),
@@ -815,7 +816,7 @@ impl Head {
     /// The head with `previews[name]` = `route` and live untouched; the oldest previews beyond
     /// [`MAX_PREVIEWS`] are dropped (their names returned).
     pub fn with_preview(
-        tenant: &str,
+        tenant: &Tenant,
         old: Option<&Head>,
         name: &str,
         route: Route,
@@ -824,7 +825,7 @@ impl Head {
     ) -> (Head, Vec<String>) {
         let mut head = old.cloned().unwrap_or(Head {
             format: FORMAT,
-            tenant: tenant.to_string(),
+            tenant: tenant.clone(),
             live: None,
             kept: Vec::new(),
             previews: BTreeMap::new(),
@@ -976,6 +977,10 @@ pub fn deploy_time(deploy_id: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn acme() -> crate::names::Tenant {
+        crate::names::Tenant::new("acme").unwrap()
+    }
     use std::time::{Duration, UNIX_EPOCH};
 
     fn entry(hash: char, size: u64) -> FileEntry {
@@ -996,7 +1001,7 @@ mod tests {
         for i in 0..3000 {
             files.insert(format!("/p{i}/404.html"), entry('c', i));
         }
-        let built = DeployCopy::build("acme", files.clone(), Rules::none("404"), t0(), None);
+        let built = DeployCopy::build(&acme(), files.clone(), Rules::none("404"), t0(), None);
         let sized = Route::sized_like(&files, &Rules::none("404"));
         let len = |r: &Route| serde_json::to_vec(r).unwrap().len();
         assert!(built.route.shards > 1);
@@ -1006,7 +1011,7 @@ mod tests {
     #[test]
     fn deploy_ids_sort_by_time_and_depend_on_the_files() {
         let files: Files = [("/index.html".to_string(), entry('a', 5))].into();
-        let c = DeployCopy::build("acme", files.clone(), Rules::none("spa"), t0(), None);
+        let c = DeployCopy::build(&acme(), files.clone(), Rules::none("spa"), t0(), None);
         assert_eq!(c.created_at, "2026-11-28T01:02:03Z");
         assert!(
             c.deploy_id.starts_with("20261128T010203Z-"),
@@ -1017,9 +1022,15 @@ mod tests {
         assert_eq!(&c.deploy_id[17..], &c.route.digest[..8]);
         let mut other = files.clone();
         other.insert("/a.html".into(), entry('b', 1));
-        let o = DeployCopy::build("acme", other, Rules::none("spa"), t0(), None);
+        let o = DeployCopy::build(&acme(), other, Rules::none("spa"), t0(), None);
         assert_ne!(o.deploy_id, c.deploy_id);
-        let later = DeployCopy::build("acme", files, Rules::none("spa"), t0(), Some(&c.created_at));
+        let later = DeployCopy::build(
+            &acme(),
+            files,
+            Rules::none("spa"),
+            t0(),
+            Some(&c.created_at),
+        );
         assert!(later.deploy_id > c.deploy_id);
         assert_eq!(
             deploy_time(&c.deploy_id).as_deref(),
@@ -1051,7 +1062,7 @@ mod tests {
         let files: Files = (0..1200)
             .map(|i| (format!("/f{i}.html"), entry('a', 1)))
             .collect();
-        let c = DeployCopy::build("acme", files, Rules::none("none"), t0(), None);
+        let c = DeployCopy::build(&acme(), files, Rules::none("none"), t0(), None);
         let shards = c.shards();
         assert_eq!(shards.len(), 32);
         assert_eq!(
@@ -1081,7 +1092,7 @@ mod tests {
         files.insert("/404.html".into(), entry('b', 1));
         assert_eq!(NotFound::Auto.resolve(&files), "404");
         assert_eq!(NotFound::None.resolve(&files), "none");
-        let c = DeployCopy::build("acme", files, Rules::none("404"), t0(), None);
+        let c = DeployCopy::build(&acme(), files, Rules::none("404"), t0(), None);
         assert_eq!(c.route.not_found_pages, ["/blog/404.html", "/404.html"]);
         assert_eq!(NotFound::Auto.resolve(&Files::new()), "none");
     }
@@ -1089,7 +1100,7 @@ mod tests {
     #[test]
     fn parse_checks_format_tenant_paths_and_hashes() {
         let files: Files = [("/index.html".to_string(), entry('a', 5))].into();
-        let c = DeployCopy::build("acme", files, Rules::none("spa"), t0(), None);
+        let c = DeployCopy::build(&acme(), files, Rules::none("spa"), t0(), None);
         let bytes = c.to_bytes();
         // A format 3 copy is the Route alone: the files are in the shards.
         let parsed = DeployCopy::parse(&bytes, "acme").unwrap();
@@ -1127,7 +1138,7 @@ mod tests {
         for i in 0..12u64 {
             let files: Files = [(format!("/{i}.html"), entry('a', 1))].into();
             let c = DeployCopy::build(
-                "acme",
+                &acme(),
                 files,
                 Rules::none("none"),
                 t0() + Duration::from_secs(i),
@@ -1135,7 +1146,7 @@ mod tests {
             );
             all.push(c.deploy_id.clone());
             let (h, dropped) = Head::with_live(
-                "acme",
+                &acme(),
                 head.as_ref(),
                 c.route,
                 "t".into(),
@@ -1155,7 +1166,7 @@ mod tests {
             r.deploy_id = all[5].clone();
             r
         });
-        let (r, dropped) = Head::with_live("acme", Some(&h), route.unwrap(), "r".into(), t0());
+        let (r, dropped) = Head::with_live(&acme(), Some(&h), route.unwrap(), "r".into(), t0());
         assert!(dropped.is_empty());
         assert_eq!(r.kept[0], all[5]);
         assert_eq!(r.kept[1], all[11]);
@@ -1167,7 +1178,7 @@ mod tests {
         for i in 0..22u64 {
             let mut route = p.live.clone().unwrap();
             route.created_at = format!("2026-11-28T01:{:02}:00Z", i);
-            p = Head::with_preview("acme", Some(&p), &format!("p{i}"), route, "p".into(), t0()).0;
+            p = Head::with_preview(&acme(), Some(&p), &format!("p{i}"), route, "p".into(), t0()).0;
         }
         assert_eq!(p.previews.len(), MAX_PREVIEWS);
         assert!(!p.previews.contains_key("p0") && !p.previews.contains_key("p1"));
@@ -1245,7 +1256,7 @@ mod tests {
         old.insert("/app.4f9c2a1b.js".into(), entry("b"));
         old.insert("/leak.pdf".into(), entry("c"));
         old.insert("/same.0123abcd.js".into(), entry("d"));
-        let copy = DeployCopy::build("acme", old, Rules::none("none"), now, None);
+        let copy = DeployCopy::build(&acme(), old, Rules::none("none"), now, None);
         let mut next = Files::new();
         next.insert("/index.html".into(), entry("e"));
         next.insert("/same.0123abcd.js".into(), entry("d"));
@@ -1256,7 +1267,7 @@ mod tests {
         assert_eq!(idx.files["/app.4f9c2a1b.js"].until, until);
         assert_eq!(idx.summary().unwrap().until, until);
         // Carried into the next switch while its window lasts, and not after it.
-        let copy2 = DeployCopy::build("acme", next.clone(), Rules::none("none"), now, None);
+        let copy2 = DeployCopy::build(&acme(), next.clone(), Rules::none("none"), now, None);
         let mut third = Files::new();
         third.insert("/index.html".into(), entry("f"));
         let later = RetainedIndex::for_switch(&third, &copy2, Some(&idx), now + day / 2, day);

@@ -19,6 +19,8 @@
 //!   `MAX_UPLOAD_SIZE_BYTES`) is refused before anything is hashed or sent.
 //! - Files are hashed (SHA-256) by streaming them through a small buffer on a few threads; only
 //!   paths, sizes and hashes are kept, never contents.
+//!
+//! It imports only the error leaf: it reads the disk, never the network.
 
 use std::fs;
 use std::io::Read;

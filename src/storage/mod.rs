@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use crate::names::BucketName;
 use bytes::Bytes;
 
 pub mod open;
@@ -43,7 +44,7 @@ pub use s3::{S3Credentials, S3Options, S3Store, S3_MAX_OBJECT_SIZE};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketLoc {
     pub account: String,
-    pub name: String,
+    pub name: BucketName,
     /// `None` is the default jurisdiction; otherwise `eu` or `fedramp`.
     pub jurisdiction: Option<String>,
 }

@@ -8,6 +8,8 @@
 //!   just before the write. The window between that check and the write stays open
 //!   (docs/storage-layout.md "Over the REST API");
 //! - no documented common prefixes: [`RestStore::list_prefixes`] lists every key below the prefix.
+//!
+//! It must not import commands, site or output; it reaches R2 only through `cloudflare::Client`.
 
 use crate::cloudflare::r2::{BucketRef, ObjectBody, ObjectInfo, RawObject};
 use crate::cloudflare::{Client, HashCheck};

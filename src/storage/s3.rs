@@ -242,7 +242,7 @@ impl S3Store {
         options: S3Options,
     ) -> Result<Self, StorageError> {
         let bucket =
-            Bucket::new(endpoint, UrlStyle::Path, loc.name.clone(), "auto").map_err(|e| {
+            Bucket::new(endpoint, UrlStyle::Path, loc.name.to_string(), "auto").map_err(|e| {
                 StorageError::S3Transport {
                     method: "-".into(),
                     key: String::new(),
@@ -1176,7 +1176,7 @@ mod tests {
     fn store() -> S3Store {
         let loc = BucketLoc {
             account: "a".into(),
-            name: "bucket".into(),
+            name: crate::names::BucketName::parse("bucket", "x").unwrap(),
             jurisdiction: None,
         };
         let client = Client::new(

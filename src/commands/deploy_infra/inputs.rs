@@ -1,11 +1,13 @@
 //! Everything `deploy-infra` can check without the network, checked before the first request:
 //! names, the location hint, the jurisdiction, the fallback origin and the shape of each `--route`.
 //! A problem is a [`UsageError`] (exit status 2) that names the option and the fix.
+//!
+//! It imports only `config`, `names` and `platform`: no request is made here.
 
 use crate::cli::DeployInfraArgs;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::error::{usage, UsageError};
-use crate::platform;
+use crate::platform::{Flags, Platform};
 
 /// R2 location hints (docs/cloudflare-api.md §7: Bucket `location`).
 pub const LOCATION_HINTS: [&str; 6] = ["apac", "eeur", "enam", "weur", "wnam", "oc"];
@@ -13,44 +15,35 @@ pub const LOCATION_HINTS: [&str; 6] = ["apac", "eeur", "enam", "weur", "wnam", "
 /// The checked inputs of one run.
 #[derive(Debug, Clone)]
 pub struct Inputs {
-    pub account: String,
+    /// The bucket and its location, the Worker's name, the fallback origin and the platform
+    /// domain (as configured; `None` means "the zone's own name", known after the zone is read).
+    pub platform: Platform,
     pub zone: String,
-    /// As configured; `None` means "the zone's own name", known after the zone is read.
-    pub platform_domain: Option<String>,
-    pub bucket: String,
-    pub jurisdiction: Option<String>,
     pub location_hint: Option<String>,
-    pub worker: String,
     /// `--route` patterns beyond the two the platform always needs.
     pub extra_routes: Vec<String>,
     pub take_over_routes: bool,
-    pub fallback_origin: Option<String>,
     pub dry_run: bool,
 }
 
 impl Inputs {
     pub fn check(args: &DeployInfraArgs, config: &Config) -> anyhow::Result<Self> {
-        let account = config.require_account_id()?.to_string();
+        let platform = Platform::resolve(
+            config,
+            Flags {
+                bucket: args.bucket.as_deref(),
+                jurisdiction: args.jurisdiction.as_deref(),
+                platform_domain: args.platform.platform_domain.as_deref(),
+                fallback_origin: args.platform.fallback_origin.as_deref(),
+                worker_name: args.platform.worker_name.as_deref(),
+            },
+        )?;
         let zone = config.require_zone_id()?.to_string();
-        let platform_domain =
-            platform::configured_domain(config, args.platform.platform_domain.as_deref())?;
-
-        let bucket = match config.setting(args.bucket.as_deref(), "R2_BUCKET_NAME") {
-            Some(b) => config::bucket_name(
-                b.trim(),
-                platform::source(args.bucket.as_deref(), "--bucket", "R2_BUCKET_NAME"),
-            )?,
-            None => platform::DEFAULT_BUCKET.to_string(),
-        };
-        let worker = platform::worker(config, args.platform.worker_name.as_deref())?;
-        let jurisdiction = platform::jurisdiction(config, args.jurisdiction.as_deref())?;
         let location_hint = args
             .location_hint
             .as_deref()
             .map(location_hint)
             .transpose()?;
-        let fallback_origin =
-            platform::fallback_origin(config, args.platform.fallback_origin.as_deref())?;
         let extra_routes = args
             .platform
             .routes
@@ -59,16 +52,11 @@ impl Inputs {
             .collect::<Result<Vec<_>, _>>()?;
 
         Ok(Inputs {
-            account,
+            platform,
             zone,
-            platform_domain,
-            bucket,
-            jurisdiction,
             location_hint,
-            worker,
             extra_routes,
             take_over_routes: args.take_over_routes,
-            fallback_origin,
             dry_run: args.dry_run,
         })
     }

@@ -14,6 +14,9 @@
 //!
 //! `--dry-run` makes the same reads and reports the same rows, phrased "would create" / "would
 //! update", and writes nothing.
+//!
+//! A command: it may import the layers below it and the shared `commands::bucket` and
+//! `commands::head`; doctor reads its plan (`Inputs`) read-only; it imports no other command.
 
 mod inputs;
 pub mod report;
@@ -26,6 +29,7 @@ use crate::cli::DeployInfraArgs;
 use crate::cloudflare::r2::BucketRef;
 use crate::cloudflare::Client;
 use crate::config::Config;
+use crate::names::Hostname;
 use crate::output::{Report, Ui};
 
 pub use inputs::Inputs;
@@ -61,14 +65,14 @@ pub async fn deploy(
     ui: &Ui,
     inputs: &Inputs,
 ) -> anyhow::Result<DeployInfraReport> {
-    let account_id = inputs.account.as_str();
+    let account_id = inputs.platform.bucket.account.as_str();
     let zone_id = inputs.zone.as_str();
     let bucket_ref = BucketRef {
         account: account_id,
-        name: &inputs.bucket,
-        jurisdiction: inputs.jurisdiction.as_deref(),
+        name: &inputs.platform.bucket.name,
+        jurisdiction: inputs.platform.bucket.jurisdiction.as_deref(),
     };
-    let worker_name = inputs.worker.as_str();
+    let worker_name = inputs.platform.worker.as_str();
     let (account, zone, bucket, content, settings, routes, fallback) = tokio::join!(
         client.get_account(account_id),
         client.get_zone(zone_id),
@@ -83,9 +87,10 @@ pub async fn deploy(
     let zone = zone.context("reading the zone, for its name")?;
     let zone_name = zone.name.to_ascii_lowercase();
     let domain = inputs
-        .platform_domain
-        .clone()
-        .unwrap_or_else(|| zone_name.clone());
+        .platform
+        .domain
+        .as_ref()
+        .map_or_else(|| zone_name.clone(), Hostname::to_string);
     if !within(&domain, &zone_name) {
         anyhow::bail!(
             "the platform domain {domain} is not in the zone {zone_name} ({zone_id}): the router's \
@@ -97,8 +102,8 @@ pub async fn deploy(
     // The fallback origin must be in the zone too: known now, before the first write, so a wrong
     // one is not found only after the bucket, the Worker and its routes were made. (Exit 1 like
     // the checks above: docs/cli.md keeps 2 for what is found before any request.)
-    if let Some(origin) = &inputs.fallback_origin {
-        if let Err(e) = crate::config::in_zone(origin, &zone_name, "--fallback-origin") {
+    if let Some(origin) = &inputs.platform.fallback_origin {
+        if let Err(e) = crate::names::in_zone(origin, &zone_name, "--fallback-origin") {
             anyhow::bail!(
                 "{}: the fallback origin is a proxied record in the zone; nothing was changed \
                  ({})",
@@ -143,7 +148,7 @@ pub async fn deploy(
     } else {
         rows.extend(steps::not_run(
             Resource::Worker,
-            std::slice::from_ref(&inputs.worker),
+            &[inputs.platform.worker.to_string()],
             "its SITES binding needs the R2 bucket",
         ));
         false
@@ -172,9 +177,9 @@ pub async fn deploy(
         },
         advice: crate::platform::domain_advice(&domain),
         platform_domain: domain,
-        bucket: inputs.bucket.clone(),
-        jurisdiction: inputs.jurisdiction.clone(),
-        worker: inputs.worker.clone(),
+        bucket: inputs.platform.bucket.name.to_string(),
+        jurisdiction: inputs.platform.bucket.jurisdiction.clone(),
+        worker: inputs.platform.worker.to_string(),
         steps: rows,
         ok,
         route_capture,

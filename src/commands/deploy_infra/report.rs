@@ -1,6 +1,8 @@
 //! What `deploy-infra` hands back: one row per resource (the bucket, the Worker, each route, the
 //! fallback origin) with the action taken, and the names it worked with. The table and `--json`
 //! are both rendered from [`DeployInfraReport`], so they carry the same data.
+//!
+//! It imports only `output` and `platform`'s advice: no requests.
 
 use serde::Serialize;
 

@@ -1,6 +1,8 @@
 //! The four steps of `deploy-infra`, each idempotent: look at what is there (the reads were made
 //! up front, concurrently, and are passed in), write only what differs, and return report rows.
 //! With `--dry-run` a step stops before its write and says what it would do.
+//!
+//! It imports the API client and `platform`, not output: the report renders what it returns.
 
 use super::report::{Action, Resource, Row};
 use super::worker::{self, Wanted};
@@ -34,10 +36,10 @@ fn jurisdiction_name(j: Option<&str>) -> &str {
 /// creating a second, empty bucket and pointing the Worker at it would take every site down. So
 /// that case is a conflict, and nothing is written.
 pub async fn bucket(run: &Run<'_>, found: Result<Option<Bucket>, Error>) -> Row {
-    let name = run.inputs.bucket.as_str();
-    let wanted_j = run.inputs.jurisdiction.as_deref();
+    let name = run.inputs.platform.bucket.name.as_str();
+    let wanted_j = run.inputs.platform.bucket.jurisdiction.as_deref();
     let here = BucketRef {
-        account: &run.inputs.account,
+        account: &run.inputs.platform.bucket.account,
         name,
         jurisdiction: wanted_j,
     };
@@ -102,9 +104,9 @@ pub async fn bucket(run: &Run<'_>, found: Result<Option<Bucket>, Error>) -> Row 
 fn existing_bucket_detail(run: &Run<'_>, b: &Bucket) -> String {
     let mut detail = format!(
         "jurisdiction {}",
-        b.jurisdiction
-            .as_deref()
-            .unwrap_or(jurisdiction_name(run.inputs.jurisdiction.as_deref()))
+        b.jurisdiction.as_deref().unwrap_or(jurisdiction_name(
+            run.inputs.platform.bucket.jurisdiction.as_deref()
+        ))
     );
     if let Some(loc) = &b.location {
         detail.push_str(&format!(", location {loc}"));
@@ -130,11 +132,11 @@ pub async fn worker(
     content: Result<Option<Bytes>, Error>,
     settings: Result<Option<ScriptSettings>, Error>,
 ) -> Row {
-    let name = run.inputs.worker.as_str();
+    let name = run.inputs.platform.worker.as_str();
     let row = |action, detail: String| Row::new(Resource::Worker, name, action, detail);
     let wanted = Wanted {
-        bucket: run.inputs.bucket.clone(),
-        jurisdiction: run.inputs.jurisdiction.clone(),
+        bucket: run.inputs.platform.bucket.name.to_string(),
+        jurisdiction: run.inputs.platform.bucket.jurisdiction.clone(),
         domain: domain.to_string(),
     };
     let (content, settings) = match (content, settings) {
@@ -158,7 +160,7 @@ pub async fn worker(
                     "GET /accounts/{}/workers/scripts/{name}/content/v2 answered 404, yet the \
                      script's settings exist; its content cannot be compared, so nothing was \
                      uploaded (run again; if it persists, check the script in the dashboard)",
-                    run.inputs.account
+                    run.inputs.platform.bucket.account
                 ),
             )
         }
@@ -188,14 +190,14 @@ async fn upload(
     action: Action,
     detail: String,
 ) -> Row {
-    let name = run.inputs.worker.as_str();
+    let name = run.inputs.platform.worker.as_str();
     if run.inputs.dry_run {
         return Row::new(Resource::Worker, name, action, detail);
     }
     let upload = wanted.upload(current);
     match run
         .client
-        .upload_script(&run.inputs.account, name, &upload)
+        .upload_script(&run.inputs.platform.bucket.account, name, &upload)
         .await
     {
         Ok(_) => Row::new(Resource::Worker, name, action, detail),
@@ -248,7 +250,7 @@ pub async fn routes(
     wanted: &[String],
     listed: Result<Vec<Route>, Error>,
 ) -> Vec<Row> {
-    let worker = run.inputs.worker.as_str();
+    let worker = run.inputs.platform.worker.as_str();
     let listed = match listed {
         Ok(l) => l,
         Err(e) => {
@@ -332,12 +334,17 @@ pub async fn fallback(run: &Run<'_>, current: Result<Option<FallbackOrigin>, Err
     let current = match current {
         Ok(c) => c,
         Err(e) => {
-            let name = run.inputs.fallback_origin.as_deref().unwrap_or("(unknown)");
+            let name = run
+                .inputs
+                .platform
+                .fallback_origin
+                .as_deref()
+                .unwrap_or("(unknown)");
             return Row::new(Resource::FallbackOrigin, name, Action::Failed, failure(&e));
         }
     };
     let have = current.as_ref().and_then(|f| f.origin.clone());
-    let Some(want) = run.inputs.fallback_origin.as_deref() else {
+    let Some(want) = run.inputs.platform.fallback_origin.as_deref() else {
         return match (&have, &current) {
             (Some(origin), Some(f)) => Row::new(
                 Resource::FallbackOrigin,

@@ -7,6 +7,8 @@
 //! `GET …/settings`). Bindings the user added in the dashboard are never dropped: their types go in
 //! `keep_bindings`, and user bindings of the two types cfsetup also sends are carried over by name
 //! with `{"type":"inherit"}` (docs/cloudflare-api.md §8).
+//!
+//! It imports only the Workers API types and `platform`.
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

@@ -14,6 +14,8 @@
 //! certificate renewals, as long as the hostname is pointing to the SaaS provider [and] proxying
 //! through the Cloudflare network" (`validate-certificates/`; `renew-certificates/`: HTTP DCV is
 //! performed automatically for an active non-wildcard hostname).
+//!
+//! It imports the custom-hostname API, `dns` and `names`: no storage, no report.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,7 @@ use serde::Serialize;
 use crate::cloudflare::custom_hostnames::CustomHostname;
 
 use super::{Deploy, DeployReport};
+use crate::names::Hostname;
 
 impl Deploy<'_> {
     /// Finds or creates DOMAIN's custom hostname, works out the DNS records, and waits if asked.
@@ -92,7 +95,7 @@ impl Deploy<'_> {
                 .get_fallback_origin(zone)
                 .await?
                 .and_then(|f| f.origin)
-                .map(|o| o.to_ascii_lowercase()),
+                .and_then(|o| Hostname::parse(&o, "the fallback origin").ok()),
             None => None,
         };
         if target.is_none() && !is_active(&ch) {

@@ -35,6 +35,9 @@
 //!
 //! An interrupted run (Ctrl-C: exit 130) leaves the old deploy live and says so; running the same
 //! command again finishes the job.
+//!
+//! A command: it may import the layers below it and the shared `commands::bucket` and
+//! `commands::head`; of the other commands only `domains::quota_line`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -50,6 +53,7 @@ use crate::cli::{DeploySiteArgs, NotFoundChoice};
 use crate::cloudflare::Client;
 use crate::config::{self, Config};
 use crate::error::usage;
+use crate::names::{Hostname, PreviewName, Tenant};
 use crate::output::{Report, Ui};
 use crate::platform;
 use crate::site::layout;
@@ -61,7 +65,7 @@ use crate::site::{walk, SiteFile, WalkOptions};
 use crate::storage::{BucketLoc, Payload, PutMode, PutOptions, Storage};
 
 use super::bucket;
-use super::head::{cas_head, own_write, read_head, ReadHead, SWITCH_ATTEMPTS};
+use super::head::{read_head, shed_previews, Lost, ReadHead, Switch, SwitchSteps};
 
 mod domain;
 mod local_shards;
@@ -82,18 +86,18 @@ const RULE_FILES: [&str; 2] = ["/_redirects", "/_headers"];
 /// Everything checked before the first request.
 struct Input {
     dir: PathBuf,
-    tenant: String,
-    domains: Vec<String>,
+    tenant: Tenant,
+    domains: Vec<Hostname>,
     loc: BucketLoc,
     zone: Option<String>,
-    platform_domain: Option<String>,
-    cname_target: Option<String>,
+    platform_domain: Option<Hostname>,
+    cname_target: Option<Hostname>,
     concurrency: usize,
     wait: Option<Duration>,
     no_prune: bool,
     include_hidden: bool,
     /// `Some(None)`: a preview with the default name.
-    preview: Option<Option<String>>,
+    preview: Option<Option<PreviewName>>,
     not_found: NotFound,
     take_over: bool,
     /// `--prevalidate`: TXT ownership and TXT certificate validation (domain.rs).
@@ -115,23 +119,6 @@ struct Input {
     expires_at: Option<String>,
     /// `--retain` (`None`: `--no-retain`).
     retain: Option<Duration>,
-}
-
-/// A preview name: a DNS label without `--`, short enough that `NAME--TENANT` is one label.
-pub(crate) fn preview_name(name: &str, tenant: &str) -> Result<String, crate::error::UsageError> {
-    let ok = crate::names::is_lower_label(name)
-        && !name.contains("--")
-        && name.len() + 2 + tenant.len() <= 63;
-    if ok {
-        Ok(name.to_string())
-    } else {
-        Err(
-            usage!("--preview {name:?} is not a valid preview name").with_hint(format!(
-                "use lowercase letters, digits and single hyphens, such as feature-x; \
-             NAME--{tenant} must fit in one DNS label (63 characters)"
-            )),
-        )
-    }
 }
 
 fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
@@ -166,10 +153,12 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
             .into());
         }
     }
-    let tenant = bucket::new_tenant(config, &args.tenant)?;
+    // Not the fallback origin's first label, when it is configured.
+    let fallback = config.setting(None, "SAAS_FALLBACK_ORIGIN");
+    let tenant = Tenant::new_beside_fallback(&args.tenant, fallback.as_deref())?;
     let mut domains = Vec::new();
     for d in &args.domains {
-        let d = config::hostname(d, "DOMAIN")?;
+        let d = Hostname::parse(d, "DOMAIN")?;
         if !domains.contains(&d) {
             domains.push(d);
         }
@@ -194,7 +183,7 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
     let preview = match &args.preview {
         None => None,
         Some(None) => Some(None),
-        Some(Some(n)) => Some(Some(preview_name(n, &tenant)?)),
+        Some(Some(n)) => Some(Some(PreviewName::parse(n, &tenant)?)),
     };
     // The default name is the deploy id's 8 hex digits: known to fit or not before any request.
     if preview == Some(None) && tenant.len() + 2 + 8 > 63 {
@@ -262,7 +251,7 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
     } else {
         config
             .setting(args.cname_target.as_deref(), "SAAS_FALLBACK_ORIGIN")
-            .map(|h| config::hostname(&h, "--cname-target"))
+            .map(|h| Hostname::parse(&h, "--cname-target"))
             .transpose()?
     };
     if preview.is_none() && (args.protect.is_some() || args.expires.is_some()) {
@@ -692,7 +681,7 @@ pub async fn run(
             };
             ui.warn(format!("interrupted ({}): {state}", interrupt.signal()));
             Ok(Box::new(InterruptedReport {
-                tenant: input.tenant.clone(),
+                tenant: input.tenant.to_string(),
                 interrupted: true,
                 state,
             }))
@@ -816,7 +805,7 @@ struct Known {
 
 /// What the reads decided.
 struct Plan {
-    platform_domain: Option<String>,
+    platform_domain: Option<Hostname>,
     head: Option<ReadHead>,
     copy: DeployCopy,
     /// For a preview, its name.
@@ -824,19 +813,15 @@ struct Plan {
     /// The live deploy (or the same-named preview) has the same digest: nothing to switch.
     unchanged: bool,
     /// Each DOMAIN and the tenant its host entry names now.
-    hosts: Vec<(String, Option<String>)>,
+    hosts: Vec<(Hostname, Option<Tenant>)>,
     /// Each DOMAIN's host entry ETag as read (`None`: no entry), for the compare-and-swap that
     /// writes it.
-    host_etags: BTreeMap<String, Option<String>>,
+    host_etags: BTreeMap<Hostname, Option<String>>,
 }
 
 impl Plan {
     fn live_id(&self) -> Option<&str> {
         self.head.as_ref().and_then(ReadHead::live_id)
-    }
-
-    fn etag(&self) -> Option<&str> {
-        self.head.as_ref().and_then(|h| h.etag.as_deref())
     }
 
     /// The live Route of the head read in step 1 (format 2 or 3).
@@ -1031,7 +1016,7 @@ impl<'a> Deploy<'a> {
             write_early
         );
         let (platform_domain, head, read) = reads?;
-        let hosts: Vec<(String, Option<String>)> = read
+        let hosts: Vec<(Hostname, Option<Tenant>)> = read
             .iter()
             .map(|(d, t, _)| (d.clone(), t.clone()))
             .collect();
@@ -1077,13 +1062,13 @@ impl<'a> Deploy<'a> {
             });
         let copy = copy.after(floor.as_deref());
         let preview = input.preview.as_ref().map(|n| match n {
-            Some(n) => n.clone(),
+            Some(n) => n.to_string(),
             None => copy.deploy_id[17..].to_string(),
         });
         if let Some(name) = &preview {
             // The default name is 8 hex; check it fits beside the tenant too. When it does not,
             // the tenant's slug is too long for any preview, which is not the user's --preview.
-            if let Err(e) = preview_name(name, &input.tenant) {
+            if let Err(e) = PreviewName::parse(name, &input.tenant) {
                 if input.preview == Some(None) {
                     return Err(usage!(
                         "{} is too long for a preview: NAME--{} must fit in one DNS label (63 \
@@ -1145,12 +1130,12 @@ impl<'a> Deploy<'a> {
     /// allocation each new one is billed, so warn; at 90% of the hard cap, warn; at the hard cap,
     /// refuse (exit 1) unless every such DOMAIN's hostname exists already. A quota that cannot be
     /// read is a note, not a failure: the create's own refusal is handled too.
-    async fn check_quota(&self, hosts: &[(String, Option<String>)]) -> anyhow::Result<()> {
+    async fn check_quota(&self, hosts: &[(Hostname, Option<Tenant>)]) -> anyhow::Result<()> {
         let input = self.input;
         let Some(zone) = input.zone.as_deref() else {
             return Ok(());
         };
-        let new: Vec<&String> = hosts
+        let new: Vec<&Hostname> = hosts
             .iter()
             .filter(|(_, h)| h.as_deref() != Some(input.tenant.as_str()))
             .map(|(d, _)| d)
@@ -1201,7 +1186,7 @@ impl<'a> Deploy<'a> {
 
     /// Each DOMAIN, the tenant its host entry names, and the entry's ETag.
     #[allow(clippy::type_complexity)]
-    async fn read_hosts(&self) -> anyhow::Result<Vec<(String, Option<String>, Option<String>)>> {
+    async fn read_hosts(&self) -> anyhow::Result<Vec<(Hostname, Option<Tenant>, Option<String>)>> {
         let reads = self.input.domains.iter().map(|d| async move {
             let key = layout::host_key(d);
             let got =
@@ -1219,7 +1204,7 @@ impl<'a> Deploy<'a> {
     }
 
     /// The configured platform domain, or the zone's name when a zone ID is known.
-    async fn platform_domain(&self) -> anyhow::Result<Option<String>> {
+    async fn platform_domain(&self) -> anyhow::Result<Option<Hostname>> {
         if let Some(d) = &self.input.platform_domain {
             return Ok(Some(d.clone()));
         }
@@ -1391,13 +1376,13 @@ impl<'a> Deploy<'a> {
                 report.custom_hostnames.push(match found {
                     Some(ch) => HostnameReport::from(&ch, "exists", Vec::new()),
                     None => HostnameReport {
-                        hostname: domain.clone(),
+                        hostname: domain.to_string(),
                         action: "would create".into(),
                         ..HostnameReport::default()
                     },
                 });
                 report.host_entries.push(HostEntryReport {
-                    domain: domain.clone(),
+                    domain: domain.to_string(),
                     action: match holder {
                         Some(t) if *t == self.input.tenant => "unchanged".into(),
                         Some(t) => format!("would move from {t}"),
@@ -1653,7 +1638,7 @@ impl<'a> Deploy<'a> {
     /// any of it cannot be read.
     async fn read_whole(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         live: &crate::site::Route,
     ) -> anyhow::Result<Option<DeployCopy>> {
         let key = layout::deploy_key(tenant, &live.deploy_id);
@@ -1861,7 +1846,7 @@ impl<'a> Deploy<'a> {
         Ok(())
     }
 
-    /// The compare-and-swap of the head; with `--force`, retried on the newest head.
+    /// The compare-and-swap of the head ([`Switch`]); with `--force`, retried on the newest head.
     async fn switch(
         &self,
         plan: &Plan,
@@ -1872,117 +1857,31 @@ impl<'a> Deploy<'a> {
     ) -> anyhow::Result<()> {
         let tenant = &self.input.tenant;
         let by = format!("deploy-site {} ({})", plan.copy.deploy_id, locks::owner());
-        let budget = self.input.timing.switch_budget();
         super::warn_rest_switch(self.storage, tenant, self.ui);
-        let mut base: Option<Head> = plan.head.as_ref().and_then(ReadHead::v2).cloned();
-        let mut etag: Option<String> = plan.etag().map(str::to_string);
-        for attempt in 0..SWITCH_ATTEMPTS {
-            let (mut head, mut dropped) = match &plan.preview {
-                None => Head::with_live(
-                    tenant,
-                    base.as_ref(),
-                    plan.copy.route.clone(),
-                    by.clone(),
-                    SystemTime::now(),
-                ),
-                Some(name) => Head::with_preview(
-                    tenant,
-                    base.as_ref(),
-                    name,
-                    crate::site::Route {
-                        expires_at: self.input.expires_at.clone(),
-                        protect: self.input.protect.clone(),
-                        ..plan.copy.route.clone()
-                    },
-                    by.clone(),
-                    SystemTime::now(),
-                ),
-            };
-            if self.input.no_prune && plan.preview.is_none() {
-                head.kept.append(&mut dropped);
-            }
-            if plan.preview.is_none() {
-                head.retained = retained.clone();
-            }
-            let shed = head.shed_previews(plan.preview.as_deref());
-            if !shed.is_empty() {
-                self.ui.warn(format!(
-                    "dropped the oldest preview(s) {} of {tenant}: with them the head would pass \
-                     its bound of 1 MiB, which the router reads on every request",
-                    shed.join(", ")
-                ));
-            }
-            // The intent must have been fresh the whole time, and stay fresh until this switch
-            // lands (bounded by `budget`): otherwise a gc may have deleted what it names.
-            if lease.lapsed() {
-                anyhow::bail!(
-                    "this deploy was paused or lost its lease for longer than {}; nothing was \
-                     switched, the previous deploy is still live; run it again",
-                    humantime::format_duration(lease.safe_age())
-                );
-            }
-            self.phase.store(SWITCHING, Ordering::SeqCst);
-            let outcome = tokio::time::timeout(
-                budget,
-                cas_head(self.storage, self.bucket(), &head, etag.as_deref()),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(anyhow::anyhow!(
-                    "no answer within {}",
-                    humantime::format_duration(budget)
-                ))
-            });
-            let outcome = match outcome {
-                Ok(o) => o,
-                Err(e) => {
-                    self.phase.store(BEFORE_SWITCH, Ordering::SeqCst);
-                    return Err(e.context(format!(
-                        "switching to {}; it may or may not be live now (run `cfsetup sites \
-                         {tenant}` to see)",
-                        plan.copy.deploy_id
-                    )));
-                }
-            };
-            let outcome = own_write(outcome, &plan.copy.deploy_id, &by);
-            match outcome {
-                Ok(_) => {
-                    self.phase.store(SWITCHED, Ordering::SeqCst);
-                    report.dropped_from_kept = dropped;
-                    report.forced = attempt > 0;
-                    return Ok(());
-                }
-                Err(lost) => {
-                    self.phase.store(BEFORE_SWITCH, Ordering::SeqCst);
-                    let what = lost.describe();
-                    if !self.input.force {
-                        anyhow::bail!(
-                            "another run switched {tenant} while this deploy ran: {what} is live \
-                             now. This deploy ({}) was uploaded but not switched; run the same \
-                             command again to deploy on top of it, or pass --force to switch \
-                             anyway",
-                            plan.copy.deploy_id
-                        );
-                    }
-                    self.ui.warn(format!(
-                        "another run switched {tenant} meanwhile ({what}); --force: switching on \
-                         top of it"
-                    ));
-                    let now = read_head(self.storage, self.bucket(), tenant).await?;
-                    etag = now.as_ref().and_then(|h| h.etag.clone());
-                    base = now.as_ref().and_then(ReadHead::v2).cloned();
-                    // The hashes assumed from the old live deploy are no longer vouched for by
-                    // the head this CAS will replace: check them all.
-                    let all = Self::to_check(files, &BTreeSet::new());
-                    self.ensure_blobs(&all, &mut DeployReport::scratch())
-                        .await?;
-                    self.ensure_shards(&plan.copy, &BTreeSet::new()).await?;
-                }
-            }
+        let mut steps = DeploySteps {
+            deploy: self,
+            plan,
+            files,
+            lease,
+            retained,
+            by: &by,
+            dropped: Vec::new(),
+        };
+        let switched = Switch {
+            storage: self.storage,
+            bucket: self.bucket(),
+            tenant,
+            own: Some((&plan.copy.deploy_id, &by)),
+            budget: Some(self.input.timing.switch_budget()),
+            doing: format!("switching to {}", plan.copy.deploy_id),
+            nothing_was: "switched",
         }
-        anyhow::bail!(
-            "the head of {tenant} kept changing; gave up after {SWITCH_ATTEMPTS} tries (nothing was switched)"
-        )
+        .run(plan.head.clone(), &mut steps)
+        .await?;
+        self.phase.store(SWITCHED, Ordering::SeqCst);
+        report.dropped_from_kept = steps.dropped;
+        report.forced = switched.retried;
+        Ok(())
     }
 
     /// Writes `hosts/<domain>.json` naming this tenant, only over what the plan read: over S3 a
@@ -1992,8 +1891,8 @@ impl<'a> Deploy<'a> {
     /// before the write, the entry is read back after writing and a loss is reported.
     async fn claim_host(
         &self,
-        domain: &str,
-        holder: Option<&str>,
+        domain: &Hostname,
+        holder: Option<&Tenant>,
         etag: Option<String>,
     ) -> anyhow::Result<()> {
         let tenant = &self.input.tenant;
@@ -2004,7 +1903,7 @@ impl<'a> Deploy<'a> {
             // An entry without an ETag (an API that gave none): only a plain write is possible.
             (Some(_), None) => PutMode::Overwrite,
         };
-        let lost = |now: Option<String>| {
+        let lost = |now: Option<Tenant>| {
             let who = now.map_or_else(
                 || "changed by another run".to_string(),
                 |t| format!("attached to tenant {t}"),
@@ -2065,11 +1964,11 @@ impl<'a> Deploy<'a> {
         for (domain, holder) in &plan.hosts {
             match self.custom_hostname(domain, report).await {
                 Ok(ch) => {
-                    let action = if holder.as_deref() == Some(self.input.tenant.as_str()) {
+                    let action = if holder.as_ref() == Some(&self.input.tenant) {
                         "unchanged".to_string()
                     } else {
                         let etag = plan.host_etags.get(domain).cloned().flatten();
-                        match self.claim_host(domain, holder.as_deref(), etag).await {
+                        match self.claim_host(domain, holder.as_ref(), etag).await {
                             Ok(()) => match holder {
                                 Some(t) => format!("moved from {t}"),
                                 None => "created".into(),
@@ -2086,7 +1985,7 @@ impl<'a> Deploy<'a> {
                         }
                     };
                     report.host_entries.push(HostEntryReport {
-                        domain: domain.clone(),
+                        domain: domain.to_string(),
                         action,
                     });
                     report.custom_hostnames.push(ch);
@@ -2108,7 +2007,7 @@ impl<'a> Deploy<'a> {
                         report.refuse(domain);
                     }
                     report.host_entries.push(HostEntryReport {
-                        domain: domain.clone(),
+                        domain: domain.to_string(),
                         action: match holder {
                             Some(t) if *t == self.input.tenant => "unchanged".into(),
                             Some(_) => "not moved".into(),
@@ -2116,7 +2015,7 @@ impl<'a> Deploy<'a> {
                         },
                     });
                     report.custom_hostnames.push(HostnameReport {
-                        hostname: domain.clone(),
+                        hostname: domain.to_string(),
                         action: "refused".into(),
                         error: Some(why),
                         ..HostnameReport::default()
@@ -2163,33 +2062,105 @@ async fn refresh(
     }
 }
 
+/// deploy-site's part of the switch: the head with this deploy live (or as a preview), the
+/// lease checked before each compare-and-swap, the phase kept for Ctrl-C's message, and on a
+/// `--force` retry every blob and shard checked again.
+struct DeploySteps<'d, 'a> {
+    deploy: &'d Deploy<'a>,
+    plan: &'d Plan,
+    files: &'d [SiteFile],
+    lease: &'d Lease,
+    retained: Option<crate::site::manifest::Retained>,
+    by: &'d str,
+    /// Deploys dropped from `kept` by the head last built.
+    dropped: Vec<String>,
+}
+
+impl SwitchSteps for DeploySteps<'_, '_> {
+    fn next(&mut self, base: Option<&Head>) -> anyhow::Result<Option<Head>> {
+        let (d, plan) = (self.deploy, self.plan);
+        let tenant = &d.input.tenant;
+        let (mut head, mut dropped) = match &plan.preview {
+            None => Head::with_live(
+                tenant,
+                base,
+                plan.copy.route.clone(),
+                self.by.to_string(),
+                SystemTime::now(),
+            ),
+            Some(name) => Head::with_preview(
+                tenant,
+                base,
+                name,
+                crate::site::Route {
+                    expires_at: d.input.expires_at.clone(),
+                    protect: d.input.protect.clone(),
+                    ..plan.copy.route.clone()
+                },
+                self.by.to_string(),
+                SystemTime::now(),
+            ),
+        };
+        if plan.preview.is_none() {
+            if d.input.no_prune {
+                head.kept.append(&mut dropped);
+            }
+            head.retained = self.retained.clone();
+        }
+        if let Some(warning) = shed_previews(&mut head, plan.preview.as_deref()) {
+            d.ui.warn(warning);
+        }
+        self.dropped = dropped;
+        Ok(Some(head))
+    }
+
+    /// The intent must have been fresh the whole time, and stay fresh until this switch lands
+    /// (bounded by the switch budget): otherwise a gc may have deleted what it names.
+    fn writing(&mut self) -> anyhow::Result<()> {
+        if self.lease.lapsed() {
+            anyhow::bail!(
+                "this deploy was paused or lost its lease for longer than {}; nothing was \
+                 switched, the previous deploy is still live; run it again",
+                humantime::format_duration(self.lease.safe_age())
+            );
+        }
+        self.deploy.phase.store(SWITCHING, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn unwritten(&mut self) {
+        self.deploy.phase.store(BEFORE_SWITCH, Ordering::SeqCst);
+    }
+
+    async fn retry(&mut self, lost: &Lost) -> anyhow::Result<()> {
+        let d = self.deploy;
+        let tenant = &d.input.tenant;
+        let what = lost.describe();
+        if !d.input.force {
+            anyhow::bail!(
+                "another run switched {tenant} while this deploy ran: {what} is live now. This \
+                 deploy ({}) was uploaded but not switched; run the same command again to deploy \
+                 on top of it, or pass --force to switch anyway",
+                self.plan.copy.deploy_id
+            );
+        }
+        d.ui.warn(format!(
+            "another run switched {tenant} meanwhile ({what}); --force: switching on top of it"
+        ));
+        // The hashes assumed from the old live deploy are no longer vouched for by the head this
+        // CAS will replace: check them all.
+        let all = Deploy::to_check(self.files, &BTreeSet::new());
+        d.ensure_blobs(&all, &mut DeployReport::scratch()).await?;
+        d.ensure_shards(&self.plan.copy, &BTreeSet::new()).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::domain::*;
     use super::*;
     use crate::cloudflare::custom_hostnames::CustomHostname;
     use crate::cloudflare::custom_hostnames::{OwnershipVerification, Ssl, ValidationRecord};
-    use crate::commands::head::Lost;
-
-    #[test]
-    fn a_412_against_our_own_write_is_a_success() {
-        let landed = |live: &str, by: &str| {
-            Err(Lost::Landed {
-                live: Some(live.into()),
-                by: Some(by.into()),
-            })
-        };
-        assert!(matches!(
-            own_write(landed("d1", "me"), "d1", "me"),
-            Ok(None)
-        ));
-        assert!(own_write(landed("d1", "other"), "d1", "me").is_err());
-        assert!(own_write(landed("d2", "me"), "d1", "me").is_err());
-        assert!(matches!(
-            own_write(Ok(Some("e".into())), "d1", "me"),
-            Ok(Some(_))
-        ));
-    }
 
     #[test]
     fn the_platform_domain_is_refused_as_a_custom_domain() {
@@ -2197,15 +2168,6 @@ mod tests {
         assert!(refuse_platform_domain("acme.getai.page", "getai.page").is_err());
         assert!(refuse_platform_domain("notgetai.page", "getai.page").is_ok());
         assert!(refuse_platform_domain("shop.acme.com", "getai.page").is_ok());
-    }
-
-    #[test]
-    fn preview_names_are_single_labels_without_double_hyphens() {
-        assert!(preview_name("feature-x", "acme").is_ok());
-        assert!(preview_name("1a2b3c4d", "acme").is_ok());
-        for bad in ["", "a--b", "-a", "a-", "Feature", "a.b", &"a".repeat(58)] {
-            assert!(preview_name(bad, "acme").is_err(), "{bad}");
-        }
     }
 
     #[test]

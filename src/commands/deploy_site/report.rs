@@ -1,4 +1,6 @@
 //! The report of a deploy: what was uploaded, kept and deleted, the URLs, and the custom domain.
+//!
+//! It imports only `output` and `site`: what deploy-site's run decided, rendered.
 
 use serde::Serialize;
 
@@ -143,7 +145,7 @@ impl DeployReport {
         let live = plan.live_id().map(str::to_string);
         let changed = !plan.unchanged;
         DeployReport {
-            tenant: input.tenant.clone(),
+            tenant: input.tenant.to_string(),
             dry_run: input.dry_run,
             changed,
             deploy_id: if changed || plan.preview.is_some() {

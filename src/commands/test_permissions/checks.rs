@@ -24,11 +24,13 @@
 //! Ctrl-C — is deleted (deleting a missing one is fine). A crash can still leave one, so each run
 //! also sweeps resources carrying the prefix whose timestamp is older than ten minutes, at the same
 //! time as the checks (never before them: the wall time stays near two round trips).
+//!
+//! It imports the API client, `storage::s3` and `platform`, never another command.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::future::{join_all, FutureExt};
+use futures::future::{join_all, BoxFuture, FutureExt};
 use serde::Serialize;
 use serde_json::json;
 
@@ -36,6 +38,8 @@ use crate::cloudflare::accounts::Zone;
 use crate::cloudflare::r2::BucketRef;
 use crate::cloudflare::workers::ScriptUpload;
 use crate::cloudflare::{Client, Error};
+use crate::names::BucketName;
+use crate::names::Hostname;
 use crate::output::Renderer;
 use crate::permissions::{self, Check, Permission, Scope, PERMISSIONS};
 
@@ -52,7 +56,7 @@ pub struct Target {
     pub account_id: String,
     pub zone_id: String,
     /// A domain in the zone for the temporary route; `None` takes the zone's name from Zone Read.
-    pub platform_domain: Option<String>,
+    pub platform_domain: Option<Hostname>,
     /// Skip the write round trips and report those checks as skipped.
     pub read_only: bool,
     /// `--s3-endpoint` / `R2_S3_ENDPOINT`; `None` is the account's own S3 endpoint.
@@ -322,9 +326,33 @@ fn route_label(pattern: &str) -> &str {
     pattern.split(['.', '/']).next().unwrap_or("")
 }
 
-/// Runs the 8 checks and the sweep concurrently, then cleans up. Never returns early without
-/// cleaning up, and answers Ctrl-C the same way.
+/// The token's id (its S3 Access Key ID) once known, or why it is not, shared by the checks that
+/// need it.
+pub type TokenId<'a> = BoxFuture<'a, Result<String, String>>;
+
+/// Runs the 8 checks and the sweep concurrently, then cleans up; the token's id comes from
+/// `target.token_id`, else from a verify call made alongside the first requests.
 pub async fn run(client: &Client, target: &Target) -> CheckRun {
+    let token_id = async {
+        match &target.token_id {
+            Some(id) => Ok(id.clone()),
+            None => client
+                .token_id(&target.account_id)
+                .await
+                .map_err(|e| format!("the token's id could not be read for S3 ({})", short(&e))),
+        }
+    };
+    run_with(client, target, token_id.boxed()).await
+}
+
+/// Runs the 8 checks and the sweep concurrently, then cleans up. Never returns early without
+/// cleaning up, and answers Ctrl-C the same way. Every check starts at once: the longest, R2's,
+/// is three round trips (create the bucket ‖ `token_id`, list it over S3, delete it).
+pub async fn run_with<'a>(
+    client: &'a Client,
+    target: &'a Target,
+    token_id: TokenId<'a>,
+) -> CheckRun {
     let now = SystemTime::now();
     let name = temp_name(now);
     let registry: Registry = Arc::default();
@@ -340,6 +368,7 @@ pub async fn run(client: &Client, target: &Target) -> CheckRun {
     let ctx = Ctx {
         client,
         target,
+        token_id: token_id.shared(),
         name: &name,
         registry: &registry,
         fatal: &fatal,
@@ -396,6 +425,7 @@ pub async fn run(client: &Client, target: &Target) -> CheckRun {
 struct Ctx<'a> {
     client: &'a Client,
     target: &'a Target,
+    token_id: futures::future::Shared<TokenId<'a>>,
     name: &'a str,
     registry: &'a Registry,
     fatal: &'a Arc<Mutex<Option<anyhow::Error>>>,
@@ -450,7 +480,7 @@ impl Ctx<'_> {
             Check::ScriptsWrite => self.scripts_write().await.map_err(Arc::new),
             Check::RoutesWrite => {
                 let domain = match &t.platform_domain {
-                    Some(d) => d.clone(),
+                    Some(d) => d.to_string(),
                     None => match zone.await {
                         Ok(z) => z.name.to_ascii_lowercase(),
                         Err(e) => {
@@ -550,9 +580,11 @@ impl Ctx<'_> {
         }
     }
 
-    /// Creates a temporary bucket (REST), PUTs and DELETEs an object in it over R2's S3 API with
-    /// the keys derived from the token, then deletes the bucket. When S3 fails where REST works,
-    /// the object round trip is made over REST instead and the check still passes, with a warning
+    /// Creates a temporary bucket (REST), which takes Workers R2 Storage Write, lists it over R2's
+    /// S3 API with the keys derived from the token (so S3 accepts them: the same token's
+    /// permissions then authorise its writes there), then deletes it. Three round trips, the
+    /// first beside the token's verify, and no object is ever stored. When S3 fails where REST
+    /// works, the bucket is listed over REST instead and the check still passes, with a warning
     /// in its detail: deploys will use REST.
     async fn r2_write(&self) -> Result<String, Error> {
         let b = BucketRef {
@@ -562,35 +594,29 @@ impl Ctx<'_> {
         };
         let temp = Temp::Bucket(self.name.to_string());
         register(self.registry, temp.clone());
-        if let Err(e) = self.client.create_bucket(b, None).await {
+        let (created, token_id) =
+            futures::future::join(self.client.create_bucket(b, None), self.token_id.clone()).await;
+        if let Err(e) = created {
             if refused(&e) {
                 unregister(self.registry, &temp);
             }
             return Err(e);
         }
-        let key = format!("{}.txt", self.name);
-        let s3 = self.s3_round_trip(&key).await;
-        let detail = match s3 {
+        let detail = match self.s3_list(token_id).await {
             Ok(()) => format!(
-                "created and deleted bucket {} (REST), and put and deleted an object in it \
-                 over S3 with the token's derived keys: objects work over REST and S3",
+                "created and deleted bucket {} (REST), and listed it over S3 with the token's \
+                 derived keys: objects work over REST and S3",
                 self.name
             ),
             Err(why) => {
                 // Prove the REST object path, which deploys will use instead.
-                let body = crate::cloudflare::r2::ObjectBody::Bytes(bytes::Bytes::from_static(
-                    b"cfsetup test-permissions\n",
-                ));
-                let put = self.client.put_object(b, &key, body, "text/plain").await;
-                let _ = self.client.delete_object(b, &key).await;
-                if let Err(e) = put {
+                if let Err(e) = self.client.list_objects(b, "").await {
                     let _ = self.client.delete_bucket(b).await;
                     return Err(e);
                 }
                 format!(
-                    "created and deleted bucket {}, and put and deleted an object in it over \
-                     REST; warning: {why}, so deploys will use REST (1,200 requests per 5 \
-                     minutes, 300 MiB per object)",
+                    "created, listed and deleted bucket {} over REST; warning: {why}, so deploys \
+                     will use REST (1,200 requests per 5 minutes, 300 MiB per object)",
                     self.name
                 )
             }
@@ -600,30 +626,23 @@ impl Ctx<'_> {
         Ok(detail)
     }
 
-    /// PUT and DELETE of one small object over S3, or why not (for the warning).
-    async fn s3_round_trip(&self, key: &str) -> Result<(), String> {
-        use crate::storage::{BucketLoc, Payload, PutOptions, S3Credentials, S3Options, S3Store};
+    /// One listing of the temporary bucket over S3 with the token's derived keys, or why not (for
+    /// the warning).
+    async fn s3_list(&self, token_id: Result<String, String>) -> Result<(), String> {
+        use crate::storage::{BucketLoc, S3Credentials, S3Options, S3Store};
         let token = match self.client.auth() {
             crate::cloudflare::Auth::Token(t) => t.clone(),
             crate::cloudflare::Auth::GlobalKey { .. } => {
                 return Err(
-                    "S3 keys cannot be derived from the Global API Key (it has no \
-                            token id)"
+                    "S3 keys cannot be derived from the Global API Key (it has no token id)"
                         .to_string(),
                 )
             }
         };
-        let token_id = match &self.target.token_id {
-            Some(id) => id.clone(),
-            None => self
-                .client
-                .token_id(&self.target.account_id)
-                .await
-                .map_err(|e| format!("the token's id could not be read for S3 ({})", short(&e)))?,
-        };
+        let token_id = token_id?;
         let loc = BucketLoc {
             account: self.target.account_id.clone(),
-            name: self.name.to_string(),
+            name: BucketName::parse(self.name, "the test bucket").map_err(|e| e.to_string())?,
             jurisdiction: None,
         };
         let (endpoint, overridden) = match &self.target.s3_endpoint {
@@ -645,36 +664,28 @@ impl Ctx<'_> {
         )
         .map_err(|e| e.to_string())?
         .probing();
-        let body = Payload::Bytes(bytes::Bytes::from_static(b"cfsetup test-permissions\n"));
-        let put = store
-            .put(key, body, PutOptions::overwrite("text/plain"))
-            .await;
-        // Nothing was stored when S3 could not be reached: no delete to try.
-        let deleted = match &put {
-            Err(crate::storage::StorageError::S3Unreachable { .. }) => Ok(()),
-            _ => store.delete(key).await,
-        };
-        let explain = |e: crate::storage::StorageError| match e.s3_code() {
-            _ if matches!(e, crate::storage::StorageError::S3Unreachable { .. }) => {
-                format!("{e}: a firewall or proxy may block *.r2.cloudflarestorage.com")
-            }
-            Some(code) if e.is_s3_auth_refusal() => {
-                let mut why = format!(
-                    "R2's S3 API refused the keys derived from the token ({code}): the token \
-                     may lack Workers R2 Storage Write, or have gained it less than a minute ago"
-                );
-                if token.expose().starts_with("cfut_") || token.expose().starts_with("cfat_") {
-                    why.push_str(
-                        "; deriving S3 keys from new-format cfut_/cfat_ tokens is unconfirmed",
-                    );
+        store
+            .list("")
+            .await
+            .map(|_| ())
+            .map_err(|e| match e.s3_code() {
+                _ if matches!(e, crate::storage::StorageError::S3Unreachable { .. }) => {
+                    format!("{e}: a firewall or proxy may block *.r2.cloudflarestorage.com")
                 }
-                why
-            }
-            _ => format!("R2's S3 API failed ({e})"),
-        };
-        put.map_err(explain)?;
-        deleted.map_err(explain)?;
-        Ok(())
+                Some(code) if e.is_s3_auth_refusal() => {
+                    let mut why = format!(
+                        "R2's S3 API refused the keys derived from the token ({code}): the token \
+                     may lack Workers R2 Storage Write, or have gained it less than a minute ago"
+                    );
+                    if token.expose().starts_with("cfut_") || token.expose().starts_with("cfat_") {
+                        why.push_str(
+                            "; deriving S3 keys from new-format cfut_/cfat_ tokens is unconfirmed",
+                        );
+                    }
+                    why
+                }
+                _ => format!("R2's S3 API failed ({e})"),
+            })
     }
 
     async fn scripts_write(&self) -> Result<String, Error> {
@@ -995,9 +1006,9 @@ mod tests {
         let n = temp_name(now);
         assert!(n.starts_with("cfsetup-check-1700000000-"), "{n}");
         assert_eq!(n.len(), "cfsetup-check-1700000000-".len() + 4);
-        crate::config::bucket_name(&n, "x").unwrap();
-        crate::config::worker_name(&n, "x").unwrap();
-        crate::config::hostname(&format!("{n}.getai.page"), "x").unwrap();
+        crate::names::BucketName::parse(&n, "x").unwrap();
+        crate::names::worker_name(&n, "x").unwrap();
+        crate::names::Hostname::parse(&format!("{n}.getai.page"), "x").unwrap();
     }
 
     #[test]
