@@ -4,6 +4,8 @@
 //!
 //! - `shards/<sha256>.json`: content-addressed shards this machine wrote or read
 //!   (`commands::deploy_site::local_shards`).
+//! - `live/<hex>.json`: the digest and shard hashes of a tenant's live Route as this machine last
+//!   saw it (`commands::deploy_site::local_live`), to guess what a deploy's intent must name.
 //! - `token-ids/<hex>`: an API token's id, under a domain-separated hash of the token
 //!   (`storage::token_ids`).
 //!

@@ -176,9 +176,9 @@ fn a_cold_deploy_is_its_uploads_plus_four_round_trips() {
     );
 }
 
-/// When the local shards do not predict the live deploy (this machine's cache was emptied, or
+/// When this machine's caches do not predict the live deploy (its shards were removed, or
 /// another machine deployed meanwhile), the deploy is still right and at most one round trip
-/// longer.
+/// longer (the intent is then written again, under a second key, before the marker listing).
 #[test]
 fn a_misprediction_costs_at_most_one_round_trip() {
     let s = slow_site();
@@ -186,8 +186,8 @@ fn a_misprediction_costs_at_most_one_round_trip() {
     deploy_from(&s, None, None);
     let id = token_id(&s);
 
-    // The local shards are gone: every blob is named in the intent, the replaced shard is read
-    // from R2 beside the marker listing.
+    // The local shards are gone (what this machine saw live is kept apart, in `live/`): the
+    // replaced shard is read from R2 beside the marker listing.
     std::fs::remove_dir_all(s.w.path().join(".cache/cfsetup/shards")).unwrap();
     s.write("p/1.html", b"<p>one, edited</p>");
     s.w.emu.clear_requests();

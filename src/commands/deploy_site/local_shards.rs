@@ -28,11 +28,6 @@ pub(super) fn read(hash: &str) -> Option<Shard> {
     Shard::parse(&bytes, Some(hash)).ok()
 }
 
-/// Whether the shard `hash` names is cached (not read: a guess that [`read`] checks later).
-pub(super) fn has(hash: &str) -> bool {
-    is_hash(hash) && dir().is_some_and(|d| d.join(format!("{hash}.json")).is_file())
-}
-
 /// Keeps these shards (hash, bytes); errors are ignored.
 pub(super) fn write(shards: &[(String, Vec<u8>)]) {
     let Some(dir) = dir() else { return };

@@ -55,7 +55,7 @@ use crate::config::{self, Config};
 use crate::error::usage;
 use crate::names::{Hostname, PreviewName, Tenant};
 use crate::output::{Report, Ui};
-use crate::platform;
+use crate::platform::{self, Flags, Platform};
 use crate::site::layout;
 use crate::site::locks::{self, Intent, Lease, Timing};
 use crate::site::manifest::{
@@ -68,6 +68,7 @@ use super::bucket;
 use super::head::{read_head, shed_previews, Lost, ReadHead, Switch, SwitchSteps};
 
 mod domain;
+mod local_live;
 mod local_shards;
 mod report;
 
@@ -231,7 +232,17 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
         (Some(w), false) => Some(config::duration(w, "--wait")?),
         (None, _) => None,
     };
-    let loc = bucket::location(config, &args.bucket)?;
+    let Platform {
+        bucket: loc,
+        domain: platform_domain,
+        ..
+    } = Platform::resolve(
+        config,
+        Flags {
+            platform_domain: args.platform_domain.as_deref(),
+            ..Flags::bucket(&args.bucket)
+        },
+    )?;
     let zone = if domains.is_empty() {
         config.zone_id.clone()
     } else {
@@ -240,7 +251,6 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
             e.with_hint("DOMAIN is attached as a custom hostname of the platform's zone; set CLOUDFLARE_ZONE_ID")
         })?.to_string())
     };
-    let platform_domain = platform::configured_domain(config, args.platform_domain.as_deref())?;
     if let Some(p) = &platform_domain {
         for d in &domains {
             refuse_platform_domain(d, p)?;
@@ -845,26 +855,30 @@ struct Deploy<'a> {
     intent: IntentRecord,
 }
 
-/// The intent of one deploy: its key, its lease (started before its first write), the early
-/// write made beside the head read, and whether it was ever sent (then it is deleted at the
-/// end, once).
+/// The intent of one deploy: its keys, its lease (started before its first write), the early
+/// write made beside the head read, and the keys written to (each deleted at the end, once).
+///
+/// The early intent and a rewrite after a missed guess go under two keys, not one: R2 takes
+/// one write per second per key (docs/cloudflare-api.md §7 "Limits"), so a second PUT of one
+/// key a round trip after the first would wait a second (429, `Retry-After: 1`).
 struct IntentRecord {
+    early_key: String,
     key: String,
     lease: std::sync::Mutex<Option<Arc<Lease>>>,
     /// The early intent as sent beside the head read, and how that write went.
     early: tokio::sync::Mutex<Option<(Intent, anyhow::Result<()>)>>,
-    sent: std::sync::atomic::AtomicBool,
-    deleted: std::sync::atomic::AtomicBool,
+    /// The keys a write was sent to; taken (and deleted) once.
+    sent: std::sync::Mutex<Option<Vec<String>>>,
 }
 
 impl IntentRecord {
     fn new() -> Self {
         IntentRecord {
+            early_key: layout::intent_key(&locks::new_id()),
             key: layout::intent_key(&locks::new_id()),
             lease: std::sync::Mutex::new(None),
             early: tokio::sync::Mutex::new(None),
-            sent: std::sync::atomic::AtomicBool::new(false),
-            deleted: std::sync::atomic::AtomicBool::new(false),
+            sent: std::sync::Mutex::new(Some(Vec::new())),
         }
     }
 
@@ -877,11 +891,11 @@ impl IntentRecord {
     }
 }
 
-/// With nothing of the new deploy's shards in the local cache (a new machine, or a tenant this
-/// machine never deployed), the early intent names every blob, which only a first deploy needs;
-/// past this many blobs it is not written early (the intent is written after the head read,
-/// naming only what the live deploy lacks, one round trip later), so a large site deployed from
-/// a fresh machine does not write an intent of every hash.
+/// For a tenant this machine has not seen live (a new machine, a new tenant), the early intent
+/// names every blob, which only a first deploy needs; past this many blobs it is not written
+/// early (the intent is written after the head read, naming only what the live deploy lacks,
+/// one round trip later), so a large site deployed from a fresh machine (CI without a cache)
+/// does not write an intent of every hash.
 const EARLY_INTENT_MAX_UNKNOWN: usize = 1024;
 
 impl<'a> Deploy<'a> {
@@ -898,48 +912,67 @@ impl<'a> Deploy<'a> {
         }
     }
 
-    /// Deletes the intent if any write of it was sent, once; errors are ignored (a leftover
-    /// intent goes stale and gc removes it).
+    /// Deletes every intent key a write was sent to, once, together; errors are ignored (a
+    /// leftover intent goes stale and gc removes it).
     async fn drop_intent(&self) {
-        if self.intent.sent.load(Ordering::SeqCst)
-            && !self.intent.deleted.swap(true, Ordering::SeqCst)
-        {
-            let _ = self.storage.delete(&self.intent.key).await;
-        }
+        let keys = self
+            .intent
+            .sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default();
+        futures::future::join_all(keys.iter().map(|k| self.storage.delete(k))).await;
     }
 
-    /// Writes `intent` under the run's key (the first write starts the lease).
-    async fn write_intent(&self, intent: &Intent) -> anyhow::Result<()> {
+    /// Writes `intent` under `key` (the first write starts the lease).
+    async fn write_intent(&self, intent: &Intent, key: &str) -> anyhow::Result<()> {
         let body = serde_json::to_vec(intent).context("serializing the intent")?;
         let _ = self.intent.lease(&self.input.timing);
-        self.intent.sent.store(true, Ordering::SeqCst);
-        bucket::put_json(self.storage, self.bucket(), &self.intent.key, body).await
+        if let Some(sent) = self
+            .intent
+            .sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            if !sent.iter().any(|k| k == key) {
+                sent.push(key.to_string());
+            }
+        }
+        bucket::put_json(self.storage, self.bucket(), key, body).await
     }
 
-    /// The intent to write before the head is read, predicting what the live deploy lacks:
-    /// the blobs of the new shards that are not in this machine's shard cache (those it has
-    /// were written or read by this machine, typically the live deploy's own), every blob with
-    /// `--force`. `None` when nothing is predicted missing (most likely an unchanged site: the
-    /// head alone decides), when nothing of the deploy is cached and it has more than
-    /// [`EARLY_INTENT_MAX_UNKNOWN`] blobs, and in a dry run. Whether the prediction holds is
-    /// checked against the head before anything relies on it ([`Deploy::apply`]).
+    /// The intent to write before the head is read, predicting what the live deploy lacks from
+    /// what this machine last saw live for the tenant ([`local_live`]): the blobs of the new
+    /// shards that live Route did not name (every blob with `--force`). `None` when that Route
+    /// has this deploy's digest (most likely nothing changed: the head alone decides), in a dry
+    /// run, and for a tenant this machine has not seen whose deploy has more than
+    /// [`EARLY_INTENT_MAX_UNKNOWN`] blobs (for one it has not seen, every blob is predicted
+    /// missing: right for a first deploy). Whether the prediction holds is checked against the
+    /// head before anything relies on it ([`Deploy::apply`]).
     fn early_intent(&self, copy: &DeployCopy) -> Option<Intent> {
         if self.input.dry_run {
             return None;
         }
+        let last = local_live::read(&self.place());
+        if let Some(last) = &last {
+            if last.digest == copy.route.digest && !self.input.force {
+                return None;
+            }
+        }
+        let seen: BTreeSet<&str> = match (&last, self.input.force) {
+            (Some(last), false) => last.shards.iter().map(String::as_str).collect(),
+            _ => BTreeSet::new(),
+        };
         let mut hashes: BTreeSet<&str> = BTreeSet::new();
-        let mut any_cached = false;
         let split = copy.shards();
         for ((_, shard), (hash, _)) in split.iter().zip(&copy.shard_bodies) {
-            if !self.input.force && local_shards::has(hash) {
-                any_cached = true;
-            } else {
+            if !seen.contains(hash.as_str()) {
                 hashes.extend(shard.hashes());
             }
         }
-        if hashes.is_empty()
-            || (!any_cached && !self.input.force && hashes.len() > EARLY_INTENT_MAX_UNKNOWN)
-        {
+        if last.is_none() && !self.input.force && hashes.len() > EARLY_INTENT_MAX_UNKNOWN {
             return None;
         }
         let now = locks::rfc3339(SystemTime::now());
@@ -953,6 +986,30 @@ impl<'a> Deploy<'a> {
             shards: shards.into_iter().map(str::to_string).collect(),
             stale_ms: Some(self.input.timing.stale_ms()),
         })
+    }
+
+    /// The tenant in its bucket, for [`local_live`].
+    fn place(&self) -> String {
+        let loc = &self.input.loc;
+        format!(
+            "{}/{}/{}/{}",
+            loc.account,
+            loc.jurisdiction.as_deref().unwrap_or(""),
+            loc.name,
+            self.input.tenant
+        )
+    }
+
+    /// Records `route` as this tenant's live Route as seen here (`None`, or a format 2 Route:
+    /// forgets it), for the next deploy's guess.
+    fn remember_live(&self, route: Option<&crate::site::Route>) {
+        let last = route.and_then(|r| {
+            Some(local_live::LastLive {
+                digest: r.digest.clone(),
+                shards: r.shard_hashes.clone()?,
+            })
+        });
+        local_live::write(&self.place(), last.as_ref());
     }
 
     /// After [`plan`](Self::plan): the dry run, the domains of an unchanged site, or the whole
@@ -1001,7 +1058,7 @@ impl<'a> Deploy<'a> {
         let early = self.early_intent(&copy);
         let write_early = async {
             if let Some(intent) = early {
-                let written = self.write_intent(&intent).await;
+                let written = self.write_intent(&intent, &self.intent.early_key).await;
                 *self.intent.early.lock().await = Some((intent, written));
             }
         };
@@ -1053,6 +1110,8 @@ impl<'a> Deploy<'a> {
         }
         self.check_quota(&hosts).await?;
         let v2 = head.as_ref().and_then(ReadHead::v2);
+        // What is live now, for the next deploy's guess (`local_live`).
+        self.remember_live(v2.and_then(|h| h.live.as_ref()));
         let floor = v2
             .and_then(Head::newest_created_at)
             .map(str::to_string)
@@ -1444,7 +1503,7 @@ impl<'a> Deploy<'a> {
                     deploy_id: plan.copy.deploy_id.clone(),
                     ..intent
                 };
-                let refresher = self.refresher(&intent);
+                let refresher = self.refresher(&intent, &self.intent.early_key);
                 let (known, waited) = tokio::join!(known, self.wait_for_sweeps());
                 (refresher, known, waited)
             }
@@ -1460,9 +1519,12 @@ impl<'a> Deploy<'a> {
                 };
                 // The live shards this deploy replaces are read while the intent is written:
                 // reads of immutable objects the head read in step 1 names.
-                let (written, known) = tokio::join!(self.write_intent(&intent), known);
+                let (written, known) =
+                    tokio::join!(self.write_intent(&intent, &self.intent.key), known);
                 written.context("writing this deploy's intent; nothing was changed")?;
-                let refresher = self.refresher(&intent);
+                // Under its own key (IntentRecord); an early intent that missed is left as it
+                // is (nothing relies on it) and deleted with this one at the end.
+                let refresher = self.refresher(&intent, &self.intent.key);
                 // Only now: the markers must be listed after the intent exists as it is.
                 let waited = self.wait_for_sweeps().await;
                 (refresher, known, waited)
@@ -1489,10 +1551,10 @@ impl<'a> Deploy<'a> {
     /// Rewrites `intent` every `REFRESH` until the returned guard is dropped (also when the
     /// deploy is abandoned mid-way, on Ctrl-C: a refresh must not bring back an intent the run
     /// is about to delete).
-    fn refresher(&self, intent: &Intent) -> AbortOnDrop {
+    fn refresher(&self, intent: &Intent, key: &str) -> AbortOnDrop {
         AbortOnDrop(tokio::spawn(refresh(
             self.storage.clone(),
-            self.intent.key.clone(),
+            key.to_string(),
             intent.clone(),
             self.input.timing,
             self.intent.lease(&self.input.timing),
@@ -1879,6 +1941,9 @@ impl<'a> Deploy<'a> {
         .run(plan.head.clone(), &mut steps)
         .await?;
         self.phase.store(SWITCHED, Ordering::SeqCst);
+        if plan.preview.is_none() {
+            self.remember_live(Some(&plan.copy.route));
+        }
         report.dropped_from_kept = steps.dropped;
         report.forced = switched.retried;
         Ok(())
