@@ -66,6 +66,9 @@ unset CLOUDFLARE_GLOBAL_KEY CLOUDFLARE_EMAIL
 AKID="$CLOUDFLARE_API_TOKEN_ID"
 SECRET="$(printf '%s' "$CLOUDFLARE_API_TOKEN" | sha256sum | cut -d' ' -f1)"
 export PLATFORM_DOMAIN=bench.example R2_BUCKET_NAME="$BUCKET"
+# cfsetup's local cache (shards, token ids) in the scratch folder: warm runs use what the warm-up
+# rounds left there, and the user's own ~/.cache is not touched.
+export XDG_CACHE_HOME="$WORK/cache"
 
 # Folders.
 python3 - "$WORK" <<'PY'

@@ -9,6 +9,7 @@
 //! error is shown, and its exit status) → `site` → `platform` → `commands` → `main`. The import
 //! graph has no circle.
 
+pub mod cache;
 pub mod cli;
 pub mod cloudflare;
 pub mod commands;

@@ -68,7 +68,9 @@ pub fn s3_auth_hint(e: &StorageError) -> Option<String> {
         )),
         (403, "InvalidAccessKeyId" | "SignatureDoesNotMatch") => Some(
             "R2's S3 API refused the keys derived from the token: if CLOUDFLARE_API_TOKEN_ID is \
-             set, check that it is this token's id (or remove it); or use --via rest"
+             set, check that it is this token's id (or remove it); a token id this machine had \
+             cached (~/.cache/cfsetup/token-ids/) was removed, so the next run verifies the \
+             token again; or use --via rest"
                 .into(),
         ),
         _ => None,

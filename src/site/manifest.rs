@@ -530,14 +530,7 @@ impl DeployCopy {
         now: SystemTime,
         floor: Option<&str>,
     ) -> Self {
-        let floor = floor
-            .and_then(|p| humantime::parse_rfc3339(p).ok())
-            .map(|t| t + std::time::Duration::from_secs(1));
-        let at = match floor {
-            Some(f) if f > now => f,
-            _ => now,
-        };
-        let created_at = humantime::format_rfc3339_seconds(at).to_string();
+        let created_at = humantime::format_rfc3339_seconds(now).to_string();
         let digest = digest(&files, &rules);
         let deploy_id = format!("{}-{}", stamp(&created_at), &digest[..8]);
         let shards = shard_count(files.len());
@@ -574,6 +567,27 @@ impl DeployCopy {
             files,
             shard_bodies,
         }
+        .after(floor)
+    }
+
+    /// The same deploy, created at least a second after `floor` (the newest `created_at` the
+    /// head names), so its id sorts after every deploy the head knows even when clocks differ;
+    /// only the id and the time change (the shards and the digest do not depend on them).
+    pub fn after(mut self, floor: Option<&str>) -> Self {
+        let floor = floor
+            .and_then(|p| humantime::parse_rfc3339(p).ok())
+            .map(|t| t + std::time::Duration::from_secs(1));
+        let now = humantime::parse_rfc3339(&self.created_at).ok();
+        let Some(at) = floor.filter(|f| now.is_none_or(|n| *f > n)) else {
+            return self;
+        };
+        let created_at = humantime::format_rfc3339_seconds(at).to_string();
+        let deploy_id = format!("{}-{}", stamp(&created_at), &self.route.digest[..8]);
+        self.route.deploy_id = deploy_id.clone();
+        self.route.created_at = created_at.clone();
+        self.deploy_id = deploy_id;
+        self.created_at = created_at;
+        self
     }
 
     /// Every shard, `0..route.shards`, empty ones included (the Worker reads the one its path

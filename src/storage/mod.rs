@@ -34,6 +34,7 @@ use bytes::Bytes;
 pub mod open;
 pub mod rest;
 pub mod s3;
+pub mod token_ids;
 
 pub use open::{open, open_with, s3_store, OpenSetup};
 pub use rest::{RestStore, REST_MAX_OBJECT_SIZE};

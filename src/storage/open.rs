@@ -20,8 +20,12 @@ use crate::error::{usage, UsageError};
 ///   keys on its first call.
 ///
 /// With a token this costs one REST request (the token's verify call, for its id), unless
-/// `CLOUDFLARE_API_TOKEN_ID` gives the id ([`Config::api_token_id`]); if S3 then refuses the keys,
-/// `auto` still falls back, and its note says the id may be stale.
+/// `CLOUDFLARE_API_TOKEN_ID` gives the id ([`Config::api_token_id`]) or this machine kept it from
+/// an earlier run ([`super::token_ids`]: a file under `~/.cache/cfsetup/token-ids/`, keyed by a
+/// domain-separated hash of the token, holding only the id). The environment variable wins over
+/// the cache; a verified id is kept. If S3 then refuses the keys, `auto` still falls back, and
+/// its note says the id may be stale; a refusal of keys derived with a cached id also removes
+/// that entry, so the next run verifies the token again.
 pub async fn open(
     config: &Config,
     client: &Client,
@@ -57,8 +61,14 @@ pub async fn open_with(
         (_, Auth::Token(t)) => t.clone(),
     };
     let mut cause = fallback_cause(&token);
+    // The id: given by the command (it verified the token), else CLOUDFLARE_API_TOKEN_ID, else
+    // the one this machine kept (`token_ids`), else the verify call, whose answer is kept.
+    let mut cached = false;
     let token_id = match (setup.token_id, &config.api_token_id) {
-        (Some(id), _) => id,
+        (Some(id), _) => {
+            super::token_ids::write(&token, &id);
+            id
+        }
         (None, Some(id)) => {
             cause.push_str(
                 " CLOUDFLARE_API_TOKEN_ID is set and was used as the token's id without asking \
@@ -67,12 +77,30 @@ pub async fn open_with(
             );
             id.clone()
         }
-        (None, None) => client.token_id(&bucket.account).await.map_err(|e| {
-            anyhow::Error::new(e).context("verifying the API token for R2's S3 keys")
-        })?,
+        (None, None) => match super::token_ids::read(&token) {
+            Some(id) => {
+                cached = true;
+                cause.push_str(
+                    " The token's id came from this machine's cache (~/.cache/cfsetup/token-ids/); \
+                     that entry was removed, so the next run verifies the token again.",
+                );
+                id
+            }
+            None => {
+                let id = client.token_id(&bucket.account).await.map_err(|e| {
+                    anyhow::Error::new(e).context("verifying the API token for R2's S3 keys")
+                })?;
+                super::token_ids::write(&token, &id);
+                id
+            }
+        },
     };
     let options = setup.s3.unwrap_or_default();
-    let s3 = s3_store(config, client, bucket, &token_id, options)?;
+    let mut s3 = s3_store(config, client, bucket, &token_id, options)?;
+    if cached {
+        // A refusal of these keys drops the entry: the next run asks Cloudflare again.
+        s3 = s3.forgetting_cached_id(token);
+    }
     Ok(match config.via {
         Via::S3 => Storage::s3(s3),
         _ => Storage::auto(s3, rest, cause),

@@ -169,6 +169,9 @@ struct Inner {
     /// [`PROBE_TIMEOUT`]: set for `auto`, which then falls back to REST
     /// ([`StorageError::S3Unreachable`]).
     probing: AtomicBool,
+    /// The token whose id came from the local cache: an S3 refusal of the keys removes that
+    /// entry ([`super::token_ids::forget`]), once.
+    cached_id_of: std::sync::Mutex<Option<crate::secret::Secret>>,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -266,6 +269,7 @@ impl S3Store {
                 jurisdiction_header,
                 options,
                 probing: AtomicBool::new(false),
+                cached_id_of: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -275,6 +279,17 @@ impl S3Store {
     /// cannot be reached.
     pub fn probing(self) -> Self {
         self.inner.probing.store(true, Ordering::SeqCst);
+        self
+    }
+
+    /// The access key id was read from the local cache for `token`: a refusal of the keys
+    /// (InvalidAccessKeyId, SignatureDoesNotMatch, …) removes that entry.
+    pub fn forgetting_cached_id(self, token: crate::secret::Secret) -> Self {
+        *self
+            .inner
+            .cached_id_of
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(token);
         self
     }
 
@@ -505,13 +520,25 @@ impl S3Store {
                 }
             }
         };
-        StorageError::S3 {
+        let e = StorageError::S3 {
             method: op.method.to_string(),
             key: op.key.to_string(),
             status: a.status,
             code,
             message,
+        };
+        if e.is_s3_auth_refusal() {
+            let cached = self
+                .inner
+                .cached_id_of
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(token) = cached {
+                super::token_ids::forget(&token);
+            }
         }
+        e
     }
 
     /// With `-v`: R2's SignatureDoesNotMatch body carries the canonical request it computed

@@ -699,13 +699,24 @@ fn a_domain_of_another_tenant_is_refused_before_any_write() {
     s.w.emu.clear_requests();
     let mut cmd = s.cmd();
     cmd.args(["deploy-site", "site", "globex", DOMAIN]);
+    let before = s.objects();
     let out = s.w.run(&mut cmd).expect_code(1);
     assert!(
         out.stderr().contains("already attached to tenant \"acme\""),
         "{}",
         out.stderr()
     );
-    assert!(s.w.writes().is_empty());
+    // The only write is the run's own intent, sent beside the head and host reads (a tenant
+    // this machine has not seen: docs/storage-layout.md "deploy-site" step 1) and deleted
+    // before the exit: the bucket is as it was.
+    assert!(
+        s.w.writes()
+            .iter()
+            .all(|r| short(&r.path).starts_with("objects/locks/deploys/")),
+        "{:#?}",
+        s.w.writes()
+    );
+    assert_eq!(s.objects(), before);
 }
 
 #[test]

@@ -20,6 +20,7 @@ mod foundation;
 mod gc;
 mod previews;
 mod rotate_token;
+mod round_trips;
 mod safety;
 mod shards;
 mod sites;

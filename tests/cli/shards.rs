@@ -87,8 +87,8 @@ fn a_one_file_change_writes_one_shard_one_copy_and_the_head() {
         .iter()
         .all(|r| !r.query.as_deref().unwrap_or("").contains("prefix=blobs")));
 
-    // From another machine (no local shards), the replaced shard is read from R2 by hash, while
-    // the intent is written: one request more, no round trip more.
+    // From another machine (no local shards), the replaced shard is read from R2 by hash, beside
+    // the marker listing: one request more, no round trip more (tests/cli/round_trips.rs).
     std::fs::remove_dir_all(s.w.path().join(".cache/cfsetup/shards")).unwrap();
     let before = after;
     s.write("p/8.html", b"<p>page 8, edited</p>");

@@ -4,7 +4,8 @@
 //! from disk instead of R2 (one request fewer on a one-file change). A shard is immutable and
 //! named by the SHA-256 of its bytes, so an entry is either exactly right or ignored: every read
 //! checks the hash. Nothing here is a secret (paths, blob hashes, sizes, content types).
-//! Best effort: any I/O error means "not cached". Imports only `site::manifest`; never storage.
+//! Best effort: any I/O error means "not cached". Imports only `site::manifest` and `cache`;
+//! never storage.
 
 use std::path::PathBuf;
 
@@ -15,11 +16,7 @@ use crate::site::manifest::{is_hash, sha256_hex, Shard};
 const MAX_ENTRIES: usize = 4096;
 
 fn dir() -> Option<PathBuf> {
-    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        Some(x) => PathBuf::from(x),
-        None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".cache"),
-    };
-    Some(base.join("cfsetup").join("shards"))
+    Some(crate::cache::dir()?.join("shards"))
 }
 
 /// The shard `hash` names, if it is cached and its bytes still hash to the name.

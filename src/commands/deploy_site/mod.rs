@@ -6,10 +6,14 @@
 //! request), then plans with reads only, then applies in the order of docs/storage-layout.md
 //! "deploy-site":
 //!
-//! 1. read the head (keep its ETag); an unchanged site (same `live.digest`, format 3) stops here;
-//! 2. write the intent `locks/deploys/<uuid>.json` naming the blobs of the shards the live deploy
-//!    lacks and every shard hash (refreshed while it runs), reading the live shards this deploy
-//!    replaces meanwhile; then list the sweep markers and wait while one seen then is fresh;
+//! 1. read the head (keep its ETag) and, at the same time, write the intent
+//!    `locks/deploys/<uuid>.json` naming a prediction of the blobs the live deploy lacks (those
+//!    of the new shards this machine's shard cache does not hold) and every shard hash; an
+//!    unchanged site (same `live.digest`, format 3) stops here;
+//! 2. if that intent does not name every blob of the new shards the live deploy lacks (or was
+//!    not written), write it again naming them; then list the sweep markers (reading the live
+//!    shards this deploy replaces meanwhile) and wait while one seen then is fresh; the intent is
+//!    refreshed while the run lives;
 //! 3. blobs the live deploy names are known to exist; every other one is checked (HEAD, or a
 //!    create-only PUT where 412 means present) and uploaded if missing, `--concurrency` at once,
 //!    together with the content-addressed shards the live deploy lacks (`shards/<sha256>.json`)
@@ -17,7 +21,8 @@
 //! 4. (format 2 wrote its shards and copy here);
 //! 5. switch the head with a compare-and-swap on the ETag of step 1; if another run switched in
 //!    between, exit 1 naming what landed (unless `--force`);
-//! 6. attach each DOMAIN: its custom hostname first, then `hosts/<domain>.json`; delete the intent.
+//! 6. delete the intent and, meanwhile, attach each DOMAIN: its custom hostname first, then
+//!    `hosts/<domain>.json`.
 //!
 //! Every request and the round trip it waits for: docs/storage-layout.md "The critical path".
 //!
@@ -26,7 +31,7 @@
 //! a warm unchanged deploy makes one request (the head), three with a DOMAIN (the host entry and
 //! the custom hostname), four while that hostname is pending (its CNAME target, the fallback
 //! origin), plus, over S3, the one token verification its keys come from (none when
-//! `CLOUDFLARE_API_TOKEN_ID` is set beside the token).
+//! `CLOUDFLARE_API_TOKEN_ID` is set beside the token, or this machine kept the token's id).
 //!
 //! An interrupted run (Ctrl-C: exit 130) leaves the old deploy live and says so; running the same
 //! command again finishes the job.
@@ -63,6 +68,7 @@ use super::bucket;
 use super::head::{read_head, shed_previews, Lost, ReadHead, Switch, SwitchSteps};
 
 mod domain;
+mod local_live;
 mod local_shards;
 mod report;
 
@@ -587,11 +593,14 @@ pub async fn run(
 
     let auth = super::platform_auth(config, ui)?;
     let client = super::client(config, auth, prepared.input.concurrency)?;
-    // The token verification (for the S3 keys) and the zone read (for the platform domain) are
-    // independent: one round trip for both (docs/storage-layout.md "The critical path").
+    // The zone read (for the platform domain) goes with the head read, in the plan: with the
+    // token id known (CLOUDFLARE_API_TOKEN_ID or this machine's cache) opening the store sends
+    // nothing (docs/storage-layout.md "The critical path"). With a DOMAIN it comes first, beside
+    // the store's opening: a DOMAIN in the platform's own domain is refused before any write.
+    let zone_first = prepared.input.platform_domain.is_none() && !prepared.input.domains.is_empty();
     let zone_read = async {
-        match (&prepared.input.platform_domain, &prepared.input.zone) {
-            (None, Some(zone)) => platform::zone_domain(&client, zone).await.map(Some),
+        match (zone_first, &prepared.input.zone) {
+            (true, Some(zone)) => platform::zone_domain(&client, zone).await.map(Some),
             _ => Ok(None),
         }
     };
@@ -601,6 +610,9 @@ pub async fn run(
     );
     let storage = storage?;
     if let Some(name) = zone_name? {
+        for d in &prepared.input.domains {
+            refuse_platform_domain(d, &name)?;
+        }
         prepared.input.platform_domain = Some(name);
     }
     let input = &prepared.input;
@@ -614,25 +626,43 @@ pub async fn run(
     };
     let deploy = Deploy::new(&shared, input, ui);
     let plan = tokio::select! {
-        p = deploy.plan(&prepared.files, prepared.rules.clone()) => p?,
-        () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui, interrupt.signal())),
+        p = deploy.plan(&prepared.files, prepared.rules.clone()) => p,
+        () = interrupt.wait() => {
+            deploy.drop_intent().await;
+            return Ok(interrupted_before_any_write(&input.tenant, ui, interrupt.signal()));
+        }
+    };
+    let plan = match plan {
+        Ok(p) => p,
+        Err(e) => {
+            deploy.drop_intent().await;
+            return Err(e);
+        }
     };
     let mut report = DeployReport::new(input, &plan, &prepared.walked, prepared.files.len());
     if input.dry_run || plan.unchanged {
-        tokio::select! {
-            r = deploy.finish(&plan, &prepared.files, "", &mut report) => r?,
-            () = interrupt.wait() => return Ok(interrupted_before_any_write(&input.tenant, ui, interrupt.signal())),
-        }
-        return Ok(Box::new(report));
+        let done = tokio::select! {
+            r = deploy.finish(&plan, &prepared.files, &mut report) => Some(r),
+            () = interrupt.wait() => None,
+        };
+        deploy.drop_intent().await;
+        return match done {
+            Some(r) => r.map(|()| Box::new(report) as Box<dyn Report>),
+            None => Ok(interrupted_before_any_write(
+                &input.tenant,
+                ui,
+                interrupt.signal(),
+            )),
+        };
     }
 
-    let intent_key = layout::intent_key(&locks::new_id());
     let outcome = tokio::select! {
-        r = deploy.finish(&plan, &prepared.files, &intent_key, &mut report) => Some(r),
+        r = deploy.finish(&plan, &prepared.files, &mut report) => Some(r),
         () = interrupt.wait() => None,
     };
-    // The intent is only needed while the run lives; a kill leaves it to go stale.
-    let _ = storage.delete(&intent_key).await;
+    // The intent is only needed while the run lives; a kill leaves it to go stale. (A
+    // successful run deleted it already, beside attaching its domains.)
+    deploy.drop_intent().await;
     match outcome {
         Some(result) => {
             result?;
@@ -678,20 +708,17 @@ pub(crate) async fn deploy_prepared(
 ) -> anyhow::Result<DeployReport> {
     let input = &prepared.input;
     let deploy = Deploy::new(shared, input, ui);
-    let plan = deploy.plan(&prepared.files, prepared.rules.clone()).await?;
-    let mut report = DeployReport::new(input, &plan, &prepared.walked, prepared.files.len());
-    if input.dry_run || plan.unchanged {
+    let result = async {
+        let plan = deploy.plan(&prepared.files, prepared.rules.clone()).await?;
+        let mut report = DeployReport::new(input, &plan, &prepared.walked, prepared.files.len());
         deploy
-            .finish(&plan, &prepared.files, "", &mut report)
-            .await?;
-        return Ok(report);
+            .finish(&plan, &prepared.files, &mut report)
+            .await
+            .map(|()| report)
     }
-    let intent_key = layout::intent_key(&locks::new_id());
-    let result = deploy
-        .finish(&plan, &prepared.files, &intent_key, &mut report)
-        .await;
-    let _ = shared.storage.delete(&intent_key).await;
-    result.map(|()| report)
+    .await;
+    deploy.drop_intent().await;
+    result
 }
 
 /// The Route's rules: `_redirects` and `_headers` (Pages' syntax, `site::rules`), parsed before
@@ -781,6 +808,9 @@ struct Known {
     /// The replaced deploy's files that this deploy may lack (all of a format 2 copy; those of
     /// the replaced shards of a format 3 one), for skew protection. None when not read.
     previous: Option<crate::site::manifest::Files>,
+    /// The replaced deploy's own retained index (skew protection), when the head names one and
+    /// this switch retains: read with the rest, before the writes.
+    carried: Option<crate::site::manifest::RetainedIndex>,
 }
 
 /// What the reads decided.
@@ -821,7 +851,52 @@ struct Deploy<'a> {
     input: &'a Input,
     ui: &'a Ui,
     phase: Arc<AtomicU8>,
+    /// This run's intent `locks/deploys/<uuid>.json`, its lease, and where it stands.
+    intent: IntentRecord,
 }
+
+/// The intent of one deploy: its keys, its lease (started before its first write), the early
+/// write made beside the head read, and the keys written to (each deleted at the end, once).
+///
+/// The early intent and a rewrite after a missed guess go under two keys, not one: R2 takes
+/// one write per second per key (docs/cloudflare-api.md §7 "Limits"), so a second PUT of one
+/// key a round trip after the first would wait a second (429, `Retry-After: 1`).
+struct IntentRecord {
+    early_key: String,
+    key: String,
+    lease: std::sync::Mutex<Option<Arc<Lease>>>,
+    /// The early intent as sent beside the head read, and how that write went.
+    early: tokio::sync::Mutex<Option<(Intent, anyhow::Result<()>)>>,
+    /// The keys a write was sent to; taken (and deleted) once.
+    sent: std::sync::Mutex<Option<Vec<String>>>,
+}
+
+impl IntentRecord {
+    fn new() -> Self {
+        IntentRecord {
+            early_key: layout::intent_key(&locks::new_id()),
+            key: layout::intent_key(&locks::new_id()),
+            lease: std::sync::Mutex::new(None),
+            early: tokio::sync::Mutex::new(None),
+            sent: std::sync::Mutex::new(Some(Vec::new())),
+        }
+    }
+
+    /// The lease, started now if this is the first write of the record.
+    fn lease(&self, timing: &Timing) -> Arc<Lease> {
+        let mut lease = self.lease.lock().unwrap_or_else(|e| e.into_inner());
+        lease
+            .get_or_insert_with(|| Arc::new(Lease::new(timing)))
+            .clone()
+    }
+}
+
+/// For a tenant this machine has not seen live (a new machine, a new tenant), the early intent
+/// names every blob, which only a first deploy needs; past this many blobs it is not written
+/// early (the intent is written after the head read, naming only what the live deploy lacks,
+/// one round trip later), so a large site deployed from a fresh machine (CI without a cache)
+/// does not write an intent of every hash.
+const EARLY_INTENT_MAX_UNKNOWN: usize = 1024;
 
 impl<'a> Deploy<'a> {
     fn new(shared: &Shared<'a>, input: &'a Input, ui: &'a Ui) -> Self {
@@ -833,17 +908,117 @@ impl<'a> Deploy<'a> {
             input,
             ui,
             phase: Arc::new(AtomicU8::new(BEFORE_SWITCH)),
+            intent: IntentRecord::new(),
         }
     }
 
+    /// Deletes every intent key a write was sent to, once, together; errors are ignored (a
+    /// leftover intent goes stale and gc removes it).
+    async fn drop_intent(&self) {
+        let keys = self
+            .intent
+            .sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default();
+        futures::future::join_all(keys.iter().map(|k| self.storage.delete(k))).await;
+    }
+
+    /// Writes `intent` under `key` (the first write starts the lease).
+    async fn write_intent(&self, intent: &Intent, key: &str) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(intent).context("serializing the intent")?;
+        let _ = self.intent.lease(&self.input.timing);
+        if let Some(sent) = self
+            .intent
+            .sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            if !sent.iter().any(|k| k == key) {
+                sent.push(key.to_string());
+            }
+        }
+        bucket::put_json(self.storage, self.bucket(), key, body).await
+    }
+
+    /// The intent to write before the head is read, predicting what the live deploy lacks from
+    /// what this machine last saw live for the tenant ([`local_live`]): the blobs of the new
+    /// shards that live Route did not name (every blob with `--force`). `None` when that Route
+    /// has this deploy's digest (most likely nothing changed: the head alone decides), in a dry
+    /// run, and for a tenant this machine has not seen whose deploy has more than
+    /// [`EARLY_INTENT_MAX_UNKNOWN`] blobs (for one it has not seen, every blob is predicted
+    /// missing: right for a first deploy). Whether the prediction holds is checked against the
+    /// head before anything relies on it ([`Deploy::apply`]).
+    fn early_intent(&self, copy: &DeployCopy) -> Option<Intent> {
+        if self.input.dry_run {
+            return None;
+        }
+        let last = local_live::read(&self.place());
+        if let Some(last) = &last {
+            if last.digest == copy.route.digest && !self.input.force {
+                return None;
+            }
+        }
+        let seen: BTreeSet<&str> = match (&last, self.input.force) {
+            (Some(last), false) => last.shards.iter().map(String::as_str).collect(),
+            _ => BTreeSet::new(),
+        };
+        let mut hashes: BTreeSet<&str> = BTreeSet::new();
+        let split = copy.shards();
+        for ((_, shard), (hash, _)) in split.iter().zip(&copy.shard_bodies) {
+            if !seen.contains(hash.as_str()) {
+                hashes.extend(shard.hashes());
+            }
+        }
+        if last.is_none() && !self.input.force && hashes.len() > EARLY_INTENT_MAX_UNKNOWN {
+            return None;
+        }
+        let now = locks::rfc3339(SystemTime::now());
+        let shards: BTreeSet<&str> = copy.shard_bodies.iter().map(|(h, _)| h.as_str()).collect();
+        Some(Intent {
+            tenant: self.input.tenant.clone(),
+            deploy_id: copy.deploy_id.clone(),
+            started_at: now.clone(),
+            refreshed_at: now,
+            hashes: hashes.into_iter().map(str::to_string).collect(),
+            shards: shards.into_iter().map(str::to_string).collect(),
+            stale_ms: Some(self.input.timing.stale_ms()),
+        })
+    }
+
+    /// The tenant in its bucket, for [`local_live`].
+    fn place(&self) -> String {
+        let loc = &self.input.loc;
+        format!(
+            "{}/{}/{}/{}",
+            loc.account,
+            loc.jurisdiction.as_deref().unwrap_or(""),
+            loc.name,
+            self.input.tenant
+        )
+    }
+
+    /// Records `route` as this tenant's live Route as seen here (`None`, or a format 2 Route:
+    /// forgets it), for the next deploy's guess.
+    fn remember_live(&self, route: Option<&crate::site::Route>) {
+        let last = route.and_then(|r| {
+            Some(local_live::LastLive {
+                digest: r.digest.clone(),
+                shards: r.shard_hashes.clone()?,
+            })
+        });
+        local_live::write(&self.place(), last.as_ref());
+    }
+
     /// After [`plan`](Self::plan): the dry run, the domains of an unchanged site, or the whole
-    /// apply under `intent_key` (which the caller deletes, whatever happens), and the count of
-    /// files whose blob was not sent.
+    /// apply (the caller then calls [`Deploy::drop_intent`], whatever happens), and the count
+    /// of files whose blob was not sent.
     async fn finish(
         &self,
         plan: &Plan,
         files: &[SiteFile],
-        intent_key: &str,
         report: &mut DeployReport,
     ) -> anyhow::Result<()> {
         if self.input.dry_run {
@@ -853,7 +1028,7 @@ impl<'a> Deploy<'a> {
             self.attach_domains(plan, report).await;
             return Ok(());
         }
-        self.apply(plan, files, intent_key, report).await?;
+        self.apply(plan, files, report).await?;
         let sent: BTreeSet<&str> = report.sent.iter().map(String::as_str).collect();
         report.unchanged = files
             .iter()
@@ -866,14 +1041,38 @@ impl<'a> Deploy<'a> {
         &self.input.loc.name
     }
 
-    /// Reads only: the platform domain, the head, the host entries.
+    /// The reads (the platform domain, the head, the host entries) and, beside them, the
+    /// early intent ([`Deploy::early_intent`]): the deploy's shards are known from the folder
+    /// alone, so the intent need not wait for the head.
     async fn plan(&self, files: &[SiteFile], rules: Rules) -> anyhow::Result<Plan> {
         let input = self.input;
-        let (platform_domain, head, read) = tokio::try_join!(
-            self.platform_domain(),
-            read_head(self.storage, self.bucket(), &input.tenant),
-            self.read_hosts(),
-        )?;
+        // The deploy id is settled once the head is read (it must sort after the head's
+        // newest); the shards and the digest do not depend on it.
+        let copy = DeployCopy::build(
+            &input.tenant,
+            files_map(files),
+            rules,
+            SystemTime::now(),
+            None,
+        );
+        let early = self.early_intent(&copy);
+        let write_early = async {
+            if let Some(intent) = early {
+                let written = self.write_intent(&intent, &self.intent.early_key).await;
+                *self.intent.early.lock().await = Some((intent, written));
+            }
+        };
+        let (reads, ()) = tokio::join!(
+            async {
+                tokio::try_join!(
+                    self.platform_domain(),
+                    read_head(self.storage, self.bucket(), &input.tenant),
+                    self.read_hosts(),
+                )
+            },
+            write_early
+        );
+        let (platform_domain, head, read) = reads?;
         let hosts: Vec<(Hostname, Option<Tenant>)> = read
             .iter()
             .map(|(d, t, _)| (d.clone(), t.clone()))
@@ -911,6 +1110,8 @@ impl<'a> Deploy<'a> {
         }
         self.check_quota(&hosts).await?;
         let v2 = head.as_ref().and_then(ReadHead::v2);
+        // What is live now, for the next deploy's guess (`local_live`).
+        self.remember_live(v2.and_then(|h| h.live.as_ref()));
         let floor = v2
             .and_then(Head::newest_created_at)
             .map(str::to_string)
@@ -918,13 +1119,7 @@ impl<'a> Deploy<'a> {
                 Some(StoredHead::V1(m)) => Some(m.created_at.clone()),
                 _ => None,
             });
-        let copy = DeployCopy::build(
-            &input.tenant,
-            files_map(files),
-            rules,
-            SystemTime::now(),
-            floor.as_deref(),
-        );
+        let copy = copy.after(floor.as_deref());
         let preview = input.preview.as_ref().map(|n| match n {
             Some(n) => n.to_string(),
             None => copy.deploy_id[17..].to_string(),
@@ -1090,7 +1285,7 @@ impl<'a> Deploy<'a> {
         match head.and_then(|h| h.head.as_ref()) {
             Some(StoredHead::V1(m)) => Known {
                 hashes: m.hashes().into_iter().map(str::to_string).collect(),
-                previous: None,
+                ..Known::default()
             },
             Some(StoredHead::V2(h)) => {
                 let Some(live) = &h.live else {
@@ -1105,6 +1300,7 @@ impl<'a> Deploy<'a> {
                         Ok(c) => Known {
                             hashes: c.hashes().into_iter().map(str::to_string).collect(),
                             previous: Some(c.files),
+                            carried: None,
                         },
                         Err(_) => Known::default(),
                     },
@@ -1158,6 +1354,7 @@ impl<'a> Deploy<'a> {
         Known {
             hashes: known,
             previous,
+            carried: None,
         }
     }
 
@@ -1256,57 +1453,116 @@ impl<'a> Deploy<'a> {
         Ok(())
     }
 
-    /// Intent, marker wait, uploads, copy and shards, switch, domains.
+    /// Intent, marker wait, uploads, copy and shards, switch, domains (docs/storage-layout.md
+    /// "deploy-site").
+    ///
+    /// The intent must name every blob the deploy will rely on without the head vouching for
+    /// it (the blobs of the new shards the live Route lacks: [`Deploy::intent_names`]), and
+    /// exist with that content before the markers are listed. The early intent, written beside
+    /// the head read, names a prediction of them; when it covers them the markers are listed at
+    /// once (beside the reads of the live shards this deploy replaces), else the intent is
+    /// written again with them first, one round trip more.
     async fn apply(
         &self,
         plan: &Plan,
         files: &[SiteFile],
-        intent_key: &str,
         report: &mut DeployReport,
     ) -> anyhow::Result<()> {
         let timing = self.input.timing;
-        let started = locks::rfc3339(SystemTime::now());
         let (hashes, shards) = self.intent_names(plan);
-        let intent = Intent {
-            tenant: self.input.tenant.clone(),
-            deploy_id: plan.copy.deploy_id.clone(),
-            started_at: started.clone(),
-            refreshed_at: started,
-            hashes,
-            shards,
-            stale_ms: Some(timing.stale_ms()),
-        };
-        let body = serde_json::to_vec(&intent).expect("an intent serializes");
-        // Started before the intent's first write, so the lease never outlives the record.
-        let lease = Arc::new(Lease::new(&timing));
-        // The live shards this deploy replaces are read while the intent is written: reads of
-        // immutable objects the head read in step 1 names (docs/storage-layout.md "The
-        // critical path").
-        let (written, known) = tokio::join!(
-            bucket::put_json(self.storage, self.bucket(), intent_key, body),
-            async {
-                if self.input.force {
-                    Known::default()
-                } else {
-                    self.known_hashes(plan.head.as_ref(), &plan.copy).await
-                }
+        let early = self.intent.early.lock().await.take();
+        let covered = match &early {
+            Some((intent, Ok(()))) => {
+                let named: BTreeSet<&str> = intent.hashes.iter().map(String::as_str).collect();
+                hashes.iter().all(|h| named.contains(h.as_str())) && intent.shards == shards
             }
-        );
-        written.context("writing this deploy's intent; nothing was changed")?;
-        let refresher = tokio::spawn(refresh(
-            self.storage.clone(),
-            intent_key.to_string(),
-            intent,
-            timing,
-            lease.clone(),
-        ));
-        let result = self.apply_locked(plan, files, &known, report, &lease).await;
-        refresher.abort();
+            _ => false,
+        };
+        if let Some((_, Err(e))) = early {
+            return Err(e.context("writing this deploy's intent; nothing was changed"));
+        }
+        let known = async {
+            let (known, carried) = tokio::join!(
+                async {
+                    if self.input.force {
+                        Known::default()
+                    } else {
+                        self.known_hashes(plan.head.as_ref(), &plan.copy).await
+                    }
+                },
+                self.read_carried(plan)
+            );
+            carried.map(|carried| Known { carried, ..known })
+        };
+        let started = locks::rfc3339(SystemTime::now());
+        let (refresher, known, waited) = match early {
+            Some((intent, _)) if covered => {
+                // What the store holds names every blob this run relies on unvouched: refresh
+                // it as it is (with the final deploy id), and list the markers now.
+                let intent = Intent {
+                    deploy_id: plan.copy.deploy_id.clone(),
+                    ..intent
+                };
+                let refresher = self.refresher(&intent, &self.intent.early_key);
+                let (known, waited) = tokio::join!(known, self.wait_for_sweeps());
+                (refresher, known, waited)
+            }
+            _ => {
+                let intent = Intent {
+                    tenant: self.input.tenant.clone(),
+                    deploy_id: plan.copy.deploy_id.clone(),
+                    started_at: started.clone(),
+                    refreshed_at: started,
+                    hashes,
+                    shards,
+                    stale_ms: Some(timing.stale_ms()),
+                };
+                // The live shards this deploy replaces are read while the intent is written:
+                // reads of immutable objects the head read in step 1 names.
+                let (written, known) =
+                    tokio::join!(self.write_intent(&intent, &self.intent.key), known);
+                written.context("writing this deploy's intent; nothing was changed")?;
+                // Under its own key (IntentRecord); an early intent that missed is left as it
+                // is (nothing relies on it) and deleted with this one at the end.
+                let refresher = self.refresher(&intent, &self.intent.key);
+                // Only now: the markers must be listed after the intent exists as it is.
+                let waited = self.wait_for_sweeps().await;
+                (refresher, known, waited)
+            }
+        };
+        let result = async {
+            let known = known?;
+            let waited = waited?;
+            if !waited.is_zero() {
+                report.waited_for_gc_secs = Some(waited.as_secs_f64());
+            }
+            let lease = self.intent.lease(&timing);
+            self.apply_locked(plan, files, &known, report, &lease).await
+        }
+        .await;
+        drop(refresher);
         result?;
-        self.attach_domains(plan, report).await;
+        // After the switch the head names what the intent protected: the intent goes while the
+        // domains are attached.
+        tokio::join!(self.attach_domains(plan, report), self.drop_intent());
         Ok(())
     }
 
+    /// Rewrites `intent` every `REFRESH` until the returned guard is dropped (also when the
+    /// deploy is abandoned mid-way, on Ctrl-C: a refresh must not bring back an intent the run
+    /// is about to delete).
+    fn refresher(&self, intent: &Intent, key: &str) -> AbortOnDrop {
+        AbortOnDrop(tokio::spawn(refresh(
+            self.storage.clone(),
+            key.to_string(),
+            intent.clone(),
+            self.input.timing,
+            self.intent.lease(&self.input.timing),
+        )))
+    }
+
+    /// After the marker wait: uploads, shards, copy and retained index together, then the
+    /// switch.
     async fn apply_locked(
         &self,
         plan: &Plan,
@@ -1315,10 +1571,6 @@ impl<'a> Deploy<'a> {
         report: &mut DeployReport,
         lease: &Lease,
     ) -> anyhow::Result<()> {
-        let waited = self.wait_for_sweeps().await?;
-        if !waited.is_zero() {
-            report.waited_for_gc_secs = Some(waited.as_secs_f64());
-        }
         // The copy, like every write a gc could delete, only after the wait: a gc that listed
         // intents before ours existed, and lists `sites/` after the copy is written, would
         // find it named by no head and delete it (the stress test found this).
@@ -1338,7 +1590,7 @@ impl<'a> Deploy<'a> {
             self.ensure_blobs(&check, report),
             self.ensure_shards(&plan.copy, &old),
             bucket::put_json(self.storage, self.bucket(), &copy_key, plan.copy.to_bytes()),
-            self.retain(plan, files, known.previous.as_ref())
+            self.retain(plan, files, known.previous.as_ref(), known.carried.as_ref())
         );
         blobs?;
         shards?;
@@ -1365,24 +1617,13 @@ impl<'a> Deploy<'a> {
         plan: &Plan,
         files: &[SiteFile],
         previous: Option<&crate::site::manifest::Files>,
+        carried: Option<&crate::site::manifest::RetainedIndex>,
     ) -> anyhow::Result<Option<crate::site::manifest::Retained>> {
         use crate::site::manifest::RetainedIndex;
-        let (Some(window), None) = (self.input.retain, &plan.preview) else {
-            return Ok(None);
-        };
-        let Some(head) = plan.head.as_ref().and_then(ReadHead::v2) else {
-            return Ok(None);
-        };
-        let Some(live) = &head.live else {
+        let Some((window, live)) = self.retaining(plan) else {
             return Ok(None);
         };
         let tenant = &self.input.tenant;
-        let read = |key: String| async move {
-            self.storage
-                .get(&key)
-                .await
-                .map_err(|e| bucket::bucket_error(e, self.bucket(), &format!("reading {key}")))
-        };
         let previous = match previous {
             Some(f) => Some(DeployCopy {
                 format: crate::site::manifest::FORMAT,
@@ -1402,20 +1643,8 @@ impl<'a> Deploy<'a> {
             ));
             return Ok(None);
         };
-        let carried = match &head.retained {
-            Some(_) => read(layout::retained_key(tenant, &live.deploy_id))
-                .await?
-                .and_then(|o| serde_json::from_slice::<RetainedIndex>(&o.body).ok()),
-            None => None,
-        };
         let next = files_map(files);
-        let index = RetainedIndex::for_switch(
-            &next,
-            &previous,
-            carried.as_ref(),
-            SystemTime::now(),
-            window,
-        );
+        let index = RetainedIndex::for_switch(&next, &previous, carried, SystemTime::now(), window);
         let Some(summary) = index.summary() else {
             return Ok(None);
         };
@@ -1428,6 +1657,43 @@ impl<'a> Deploy<'a> {
         )
         .await?;
         Ok(Some(summary))
+    }
+
+    /// Whether this switch retains files (a live switch, not `--no-retain`, over a head with a
+    /// live Route): the window and the Route being replaced.
+    fn retaining<'p>(&self, plan: &'p Plan) -> Option<(Duration, &'p crate::site::Route)> {
+        let (Some(window), None) = (self.input.retain, &plan.preview) else {
+            return None;
+        };
+        let live = plan.head.as_ref().and_then(ReadHead::v2)?.live.as_ref()?;
+        Some((window, live))
+    }
+
+    /// The replaced deploy's retained index, when the head names one and this switch retains:
+    /// immutable, named by the head read in step 1, so it is read beside the marker listing.
+    async fn read_carried(
+        &self,
+        plan: &Plan,
+    ) -> anyhow::Result<Option<crate::site::manifest::RetainedIndex>> {
+        let Some((_, live)) = self.retaining(plan) else {
+            return Ok(None);
+        };
+        if plan
+            .head
+            .as_ref()
+            .and_then(ReadHead::v2)
+            .and_then(|h| h.retained.as_ref())
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let key = layout::retained_key(&self.input.tenant, &live.deploy_id);
+        let got = self
+            .storage
+            .get(&key)
+            .await
+            .map_err(|e| bucket::bucket_error(e, self.bucket(), &format!("reading {key}")))?;
+        Ok(got.and_then(|o| serde_json::from_slice(&o.body).ok()))
     }
 
     /// A deploy with all its files: its copy, plus its shards when it is format 3. None when
@@ -1679,6 +1945,9 @@ impl<'a> Deploy<'a> {
         .run(plan.head.clone(), &mut steps)
         .await?;
         self.phase.store(SWITCHED, Ordering::SeqCst);
+        if plan.preview.is_none() {
+            self.remember_live(Some(&plan.copy.route));
+        }
         report.dropped_from_kept = steps.dropped;
         report.forced = switched.retried;
         Ok(())
@@ -1823,6 +2092,15 @@ impl<'a> Deploy<'a> {
                 }
             }
         }
+    }
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
