@@ -363,7 +363,6 @@ fn waves(s: &Site, via: &str, seed: u64, root: &Path, rng: &mut StdRng) {
                 && (stderr.contains("another run switched")
                     || stderr.contains("no kept deploy older than the live one")
                     || stderr.contains("it may or may not be live now")
-                    || stderr.contains("it may or may not be done now")
                     || stderr.contains("lost its lease"));
             assert!(
                 code == 0 || lost,
