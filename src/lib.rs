@@ -5,9 +5,9 @@
 //! a thin shell around [`commands::main`].
 //!
 //! Layers, each importing only those before it: `error`, `names`, `secret`, `envfile`, `cli`,
-//! `output`, `dns` (leaves) → `config` → `transport` → `cloudflare` → `storage` → `exit` (how an
-//! error is shown, and its exit status) → `site` → `platform` → `commands` → `main`. The import
-//! graph has no circle.
+//! `output`, `dns`, `cache` (leaves) → `config` → `transport` → `cloudflare` → `storage` → `exit`
+//! (how an error is shown, and its exit status) → `site` → `platform` → `commands` → `main`. The
+//! import graph has no circle.
 
 pub mod cache;
 pub mod cli;
