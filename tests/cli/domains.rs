@@ -9,7 +9,7 @@ use cfsetup::secret::Secret;
 use cfsetup_emulator::{Fault, FaultKind, Options};
 use serde_json::{json, Value};
 
-use crate::deploy_site::{rt, Site};
+use crate::deploy_site::{rt, short, Site};
 
 fn basic(s: &Site) {
     s.write("index.html", b"<h1>Acme</h1>");
@@ -395,8 +395,9 @@ fn the_quota_warns_past_the_allocation_and_near_the_cap_and_refuses_at_the_cap()
         near.stderr()
     );
 
-    // 10 of 10: refused before anything is written.
+    // 10 of 10: refused, and the bucket is as it was.
     s.w.emu.clear_requests();
+    let before = s.objects();
     s.write("index.html", b"<h1>Acme changed</h1>");
     let out = s.deploy(&["d.acme-store.com"]).expect_code(1);
     assert!(out.stderr().contains("hard cap"), "{}", out.stderr());
@@ -411,7 +412,16 @@ fn the_quota_warns_past_the_allocation_and_near_the_cap_and_refuses_at_the_cap()
         "{}",
         out.stderr()
     );
-    assert!(s.w.writes().is_empty(), "{:?}", s.w.writes());
+    // The only write is the run's own intent, sent beside the head read (the quota is read with
+    // the head: docs/storage-layout.md "deploy-site" step 1) and deleted before the exit.
+    assert!(
+        s.w.writes()
+            .iter()
+            .all(|r| short(&r.path).starts_with("objects/locks/deploys/")),
+        "{:#?}",
+        s.w.writes()
+    );
+    assert_eq!(s.objects(), before);
     // An existing hostname is still attached at the cap.
     s.write("index.html", b"<h1>Acme</h1>");
     s.deploy(&["c.acme-store.com"]).success();
