@@ -2,7 +2,7 @@
 //!
 //! It runs the release binary against an in-process emulator that adds 50 ms to every API request
 //! (a realistic round trip to Cloudflare), and prints:
-//! - `test-permissions` wall time, against its floor of two latency-bound round trips;
+//! - `test-permissions` wall time, against its floor of three latency-bound round trips;
 //! - `deploy-site` cold and warm for a 1,000-file site: wall time, requests and bytes sent;
 //! - peak memory (VmHWM) of `deploy-site` publishing a site that holds one 200 MB file;
 //! - `gc` over 1,000 tenants (`BENCH_GC_TENANTS`): wall time and requests, with garbage to find.
@@ -616,7 +616,9 @@ fn platform() {
     eprintln!("setting up: deploy-infra ...");
     bench.run(&["deploy-infra"]);
 
-    // test-permissions: the floor is two latency-bound round trips (create, then delete).
+    // test-permissions: the floor is three latency-bound round trips in sequence (R2's check:
+    // create the bucket beside the verify, list it over S3, delete it; tests/cli/test_permissions.rs
+    // counts them).
     let mut times = Vec::new();
     for _ in 0..3 {
         times.push(bench.run(&["test-permissions"]).0);
@@ -624,7 +626,7 @@ fn platform() {
     times.sort();
     let tp = times[1];
     let (tp_requests, _, _) = bench.traffic();
-    let floor = Duration::from_millis(2 * latency);
+    let floor = Duration::from_millis(3 * latency);
 
     eprintln!("generating a {files}-file site ...");
     let site: PathBuf = bench.dir.path().join("site");
@@ -659,11 +661,10 @@ fn platform() {
     println!("| measurement | figure | target | |");
     println!("|---|---|---|---|");
     println!(
-        "| test-permissions wall time (median of 3) | {:.0} ms, {tp_requests} requests | ≤ 3 × {:.0} ms floor = {:.0} ms | {} |",
+        "| test-permissions wall time (median of 3) | {:.0} ms, {tp_requests} requests | 3 round trips in sequence: a floor of {:.0} ms, ≤ 2 × that with process start | {} |",
         ms(tp),
         ms(floor),
-        3.0 * ms(floor),
-        verdict(tp <= floor * 3)
+        verdict(tp <= floor * 2)
     );
     println!(
         "| deploy-site cold, {files} files ({:.1} MiB) | {:.2} s, {cold_requests} requests, {:.1} MiB sent | latency- and concurrency-bound | {} |",
