@@ -67,6 +67,9 @@ impl Bench {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cfsetup"));
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            // One machine for every run: its ~/.cache/cfsetup (token id, shards, what was live)
+            // carries over, as on a developer's machine or a CI runner with a cached folder.
+            .env("HOME", self.dir.path())
             .env("NO_COLOR", "1")
             .env("CLOUDFLARE_API_BASE_URL", self.emu.base_url())
             .env("R2_S3_ENDPOINT", self.emu.s3_endpoint())
@@ -256,11 +259,9 @@ fn seed_tenants(emu: &Emulator, token: &str, tenants: u64) -> u64 {
                 t0 + Duration::from_secs(v),
                 None,
             );
-            for (k, shard) in copy.shards() {
-                objects.push((
-                    format!("sites/{tenant}/deploys/{}/shards/{k}.json", copy.deploy_id),
-                    shard.to_bytes(),
-                ));
+            // Format 3: the shards are content-addressed and shared, `shards/<hash>.json`.
+            for (hash, bytes) in &copy.shard_bodies {
+                objects.push((cfsetup::site::layout::cas_shard_key(hash), bytes.clone()));
             }
             objects.push((
                 format!("sites/{tenant}/deploys/{}.json", copy.deploy_id),

@@ -15,9 +15,8 @@
 //!
 //! Best effort throughout: a failure to read is "not cached", a failure to write is logged at
 //! debug level and otherwise ignored. Written `0600` (its folder `0700`) under a temporary name,
-//! then renamed. Imports only `cache` and `secret`.
+//! then renamed ([`crate::cache::write`]). Imports only `cache` and `secret`.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
@@ -69,31 +68,7 @@ pub fn write(token: &Secret, id: &str) {
 
 fn try_write(token: &Secret, id: &str) -> std::io::Result<()> {
     let dir = dir().ok_or_else(|| std::io::Error::other("no cache directory (HOME unset)"))?;
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(&dir)?;
-    let name = key(token);
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let written = options
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(format!("{id}\n").as_bytes()))
-        .and_then(|()| std::fs::rename(&tmp, dir.join(&name)));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    crate::cache::write(&dir, &key(token), format!("{id}\n").as_bytes())
 }
 
 /// Drops `token`'s entry (S3 refused the keys derived with it).

@@ -55,16 +55,14 @@ fn write_in(cache: &Path, place: &str, last: Option<&LastLive>) {
     if read_in(cache, place).as_ref() == Some(last) {
         return;
     }
-    let (Some(dir), Ok(bytes)) = (p.parent(), serde_json::to_vec(last)) else {
+    let (Some(dir), Some(name), Ok(bytes)) = (
+        p.parent(),
+        p.file_name().and_then(|n| n.to_str()),
+        serde_json::to_vec(last),
+    ) else {
         return;
     };
-    if std::fs::create_dir_all(dir).is_err() {
-        return;
-    }
-    let tmp = p.with_extension(format!("{}.tmp", std::process::id()));
-    if std::fs::write(&tmp, bytes).is_err() || std::fs::rename(&tmp, &p).is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    let _ = crate::cache::write(dir, name, &bytes);
 }
 
 #[cfg(test)]

@@ -44,16 +44,12 @@ pub(super) fn write(shards: &[(String, Vec<u8>)]) {
         if !is_hash(hash) || sha256_hex(bytes) != *hash {
             continue;
         }
-        let path = dir.join(format!("{hash}.json"));
-        if path.exists() {
+        let name = format!("{hash}.json");
+        if dir.join(&name).exists() {
             continue;
         }
-        // Written whole under a temporary name, then renamed: a reader never sees half a file
-        // (and would reject it by its hash anyway).
-        let tmp = dir.join(format!(".{hash}.{}.tmp", std::process::id()));
-        if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, &path).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        // Whole or not at all (a reader would reject half a file by its hash anyway).
+        let _ = crate::cache::write(&dir, &name, bytes);
     }
 }
 
