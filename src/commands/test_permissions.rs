@@ -12,7 +12,7 @@
 //!
 //! Exit status: 0 when all 8 pass (or all that ran, with `--read-only`), 3 when a check failed,
 //! 1 when the checks could not run (network, invalid or unusable token), 2 for bad configuration
-//! (found before any request).
+//! (found before any request), 130 when Ctrl-C or SIGTERM stopped them.
 //!
 //! A command: it may import the layers below it and the shared `commands::bucket` and
 //! `commands::head`; it must not import another command (create-token imports it).
@@ -83,14 +83,15 @@ pub async fn run(
     };
     warn_left_behind(&run, ui);
     if run.interrupted {
-        anyhow::bail!(
+        // The table still says what ran; the exit status is 130, as for deploy-site and gc.
+        ui.warn(format!(
             "interrupted: the checks were stopped and their temporary resources removed{}",
             if run.left_behind.is_empty() {
                 ""
             } else {
                 " (except those listed above)"
             }
-        );
+        ));
     }
     if let Some(fatal) = run.take_fatal() {
         return Err(fatal.context("the permission checks could not run"));

@@ -696,7 +696,7 @@ fn an_ip_refusal_met_by_a_check_is_not_a_missing_permission() {
 }
 
 /// SIGTERM (a cancelled CI job) stops the checks as Ctrl-C does: the temporary resources are
-/// removed, the run says it was interrupted and by what, and exits 1.
+/// removed, the table says by what each check was stopped, and the exit status is 130.
 #[cfg(unix)]
 #[test]
 fn sigterm_stops_the_checks_and_leaves_nothing_behind() {
@@ -738,8 +738,10 @@ fn sigterm_stops_the_checks_and_leaves_nothing_behind() {
     assert!(killed.success());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("interrupted (SIGTERM)"), "{stdout}");
     nothing_left_behind(&w);
 }
 

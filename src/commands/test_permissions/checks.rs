@@ -152,10 +152,13 @@ impl CheckRun {
         self.fatal.take()
     }
 
-    /// 3 when a check failed; 1 when a check errored, the run was interrupted or could not run,
-    /// or something was left behind; 0 otherwise (skipped checks do not count against it).
+    /// 130 when the run was interrupted (Ctrl-C, SIGTERM); 3 when a check failed; 1 when a check
+    /// errored, the run could not run, or something was left behind; 0 otherwise (skipped checks
+    /// do not count against it).
     pub fn exit_code(&self) -> u8 {
-        if self.could_not_run.is_some() || self.interrupted {
+        if self.interrupted {
+            crate::error::EXIT_INTERRUPTED
+        } else if self.could_not_run.is_some() {
             1
         } else if self.any(Outcome::Failed) {
             3
