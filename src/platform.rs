@@ -2,13 +2,14 @@
 //! platform domain, the fallback origin and the Worker's name, each taken from its flag, else the
 //! environment, else `.env` (precedence is `config`'s), and checked before any request. Every
 //! command that touches the platform builds one from its own flags ([`Flags`]) and reads it;
-//! nothing else reads those settings. `--via` and the S3 endpoint are global flags, in `Config`.
+//! nothing else reads those settings. A command that uses only the bucket resolves [`bucket`]
+//! alone. `--via` and the S3 endpoint are global flags, in `Config`.
 //!
 //! Also the names and defaults the platform's commands share: the Worker's bindings and module,
 //! and how the platform domain is found. The bucket's key layout lives in `site::layout`.
 //!
-//! It imports `config`, `names` and the API client (for the zone's name); commands use it, never
-//! the reverse.
+//! It imports `config`, `names`, `storage`'s `BucketLoc` and the API client (for the zone's
+//! name); commands use it, never the reverse.
 
 use crate::cloudflare::Client;
 use crate::config::{self, Config};
@@ -67,10 +68,10 @@ pub struct Platform {
 }
 
 /// The run's account, for the permission hint of an S3 refusal (an S3 error does not carry the
-/// account; a REST one names it in its path). One account per run, set by [`Platform::resolve`].
+/// account; a REST one names it in its path). One account per run, set by [`bucket`].
 static ACCOUNT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-/// The account [`Platform::resolve`] took, if a platform was resolved in this run.
+/// The account [`bucket`] took, if a bucket was resolved in this run.
 pub fn run_account() -> Option<&'static str> {
     ACCOUNT.get().map(String::as_str)
 }
@@ -79,30 +80,34 @@ impl Platform {
     /// Reads and checks every platform setting (exit 2 naming the flag or variable, before any
     /// request). Needs the account id.
     pub fn resolve(config: &Config, flags: Flags<'_>) -> anyhow::Result<Platform> {
-        let account = config.require_account_id()?.to_string();
-        let _ = ACCOUNT.set(account.clone());
-        let jurisdiction = match config.setting(flags.jurisdiction, "R2_JURISDICTION") {
-            Some(j) => config::jurisdiction(&j)?,
-            None => None,
-        };
-        check_endpoint_jurisdiction(config.s3_endpoint.as_ref(), jurisdiction.as_deref())?;
-        let name = match config.setting(flags.bucket, "R2_BUCKET_NAME") {
-            Some(b) => {
-                BucketName::parse(b.trim(), source(flags.bucket, "--bucket", "R2_BUCKET_NAME"))?
-            }
-            None => BucketName::parse(DEFAULT_BUCKET, "the default bucket name")?,
-        };
         Ok(Platform {
-            bucket: BucketLoc {
-                account,
-                name,
-                jurisdiction,
-            },
+            bucket: bucket(config, flags)?,
             domain: configured_domain(config, flags.platform_domain)?,
             fallback_origin: fallback_origin(config, flags.fallback_origin)?,
             worker: worker(config, flags.worker_name)?,
         })
     }
+}
+
+/// The bucket alone ([`Platform::bucket`]), for the commands that touch nothing else of the
+/// platform (`sites`, `gc`, `rollback`, …): a bad setting they do not use does not stop them.
+pub fn bucket(config: &Config, flags: Flags<'_>) -> anyhow::Result<BucketLoc> {
+    let account = config.require_account_id()?.to_string();
+    let _ = ACCOUNT.set(account.clone());
+    let jurisdiction = match config.setting(flags.jurisdiction, "R2_JURISDICTION") {
+        Some(j) => config::jurisdiction(&j)?,
+        None => None,
+    };
+    check_endpoint_jurisdiction(config.s3_endpoint.as_ref(), jurisdiction.as_deref())?;
+    let name = match config.setting(flags.bucket, "R2_BUCKET_NAME") {
+        Some(b) => BucketName::parse(b.trim(), source(flags.bucket, "--bucket", "R2_BUCKET_NAME"))?,
+        None => BucketName::parse(DEFAULT_BUCKET, "the default bucket name")?,
+    };
+    Ok(BucketLoc {
+        account,
+        name,
+        jurisdiction,
+    })
 }
 
 /// An S3 endpoint given with `R2_S3_ENDPOINT` / `--s3-endpoint` is used as it is, so with a

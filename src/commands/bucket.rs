@@ -12,7 +12,7 @@ use crate::cloudflare::Client;
 use crate::config::Config;
 use crate::names::{Hostname, Tenant};
 use crate::output::Ui;
-use crate::platform::{self, Flags, Platform};
+use crate::platform::{self, Flags};
 use crate::site::layout;
 use crate::storage::{BucketLoc, Payload, PutOptions, Storage, StorageError};
 
@@ -42,9 +42,9 @@ pub async fn open(
     })
 }
 
-/// The bucket, its jurisdiction and the account, checked ([`Platform::resolve`]).
+/// The bucket, its jurisdiction and the account, checked ([`platform::bucket`]).
 pub fn location(config: &Config, args: &BucketArgs) -> anyhow::Result<BucketLoc> {
-    Ok(Platform::resolve(config, Flags::bucket(args))?.bucket)
+    platform::bucket(config, Flags::bucket(args))
 }
 
 /// What to do about an S3 refusal of the credentials (R2's error table, `r2/api/error-codes.mdx`;

@@ -467,3 +467,33 @@ fn force_repairs_a_live_deploy_whose_blob_was_lost() {
     assert_eq!(j["uploaded"], 1);
     assert!(s.objects().contains_key(&key));
 }
+
+/// A command that uses only the bucket reads only the bucket's settings: a bad platform setting
+/// it does not use (a Worker name, a fallback origin) does not stop `sites` or `gc`, while the
+/// commands that use it refuse it before any request.
+#[test]
+fn a_bad_setting_stops_only_the_commands_that_use_it() {
+    let s = Site::new();
+    basic(&s);
+    s.deploy(&[]).success();
+    let bad = |cmd: &mut assert_cmd::Command| {
+        cmd.env("WORKER_SCRIPT_NAME", "1-not-a-worker")
+            .env("SAAS_FALLBACK_ORIGIN", "not a host");
+    };
+    let mut cmd = s.cmd();
+    bad(&mut cmd);
+    s.w.run(cmd.args(["sites"])).success();
+    let mut cmd = s.cmd();
+    bad(&mut cmd);
+    s.w.run(cmd.args(["gc", "--dry-run"])).success();
+    s.w.emu.clear_requests();
+    let mut cmd = s.cmd();
+    bad(&mut cmd);
+    let out = s.w.run(cmd.args(["deploy-infra"])).expect_code(2);
+    assert!(
+        out.stderr().contains("SAAS_FALLBACK_ORIGIN"),
+        "{}",
+        out.stderr()
+    );
+    assert!(s.w.emu.requests().is_empty());
+}
