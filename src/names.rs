@@ -104,7 +104,7 @@ impl Hostname {
 }
 
 /// A hostname, converted to lowercase ASCII (punycode for IDN). No wildcard, scheme, port or path.
-pub fn hostname(value: &str, what: &str) -> Result<String, UsageError> {
+fn hostname(value: &str, what: &str) -> Result<String, UsageError> {
     let v = value.trim().trim_end_matches('.');
     let q = shown(value);
     let fix = "give a bare hostname such as shop.example.com (no scheme, port, path or wildcard)";
@@ -328,7 +328,7 @@ impl BucketName {
 
 /// An R2 bucket name: 3 to 63 lowercase letters, digits and hyphens, starting and ending with a
 /// letter or digit (wrangler `isValidR2BucketName`; docs/cloudflare-api.md §7).
-pub fn bucket_name(value: &str, what: &str) -> Result<String, UsageError> {
+fn bucket_name(value: &str, what: &str) -> Result<String, UsageError> {
     if value.len() >= 3 && is_lower_label(value) {
         Ok(value.to_string())
     } else {
@@ -353,7 +353,7 @@ impl WorkerName {
 
 /// A Worker script name: letters, digits, `_` and `-`, starting with a letter and ending with a
 /// letter or digit, at most 63 characters (legacy Workers docs; docs/cloudflare-api.md §8).
-pub fn worker_name(value: &str, what: &str) -> Result<String, UsageError> {
+fn worker_name(value: &str, what: &str) -> Result<String, UsageError> {
     let b = value.as_bytes();
     let ok = (1..=63).contains(&b.len())
         && b[0].is_ascii_alphabetic()

@@ -122,12 +122,7 @@ fn check_endpoint_jurisdiction(
         return Ok(());
     };
     let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-    let loopback = host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if loopback || host.contains(&format!(".{j}.")) {
+    if config::is_loopback(url) || host.contains(&format!(".{j}.")) {
         return Ok(());
     }
     Err(crate::error::usage!(

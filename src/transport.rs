@@ -67,12 +67,10 @@ pub struct Answer {
 /// Why [`Transport::send_retry`] gave up without an answer to return.
 #[derive(Debug)]
 pub enum Failure {
-    /// No answer, after the retries allowed. `connect` says the connection was never made
-    /// (DNS, refused, TLS, connect timeout), `timed_out` that the whole request timed out.
+    /// No answer, after the retries allowed (`source` says whether the connection was never
+    /// made or the request timed out).
     NoAnswer {
         detail: String,
-        connect: bool,
-        timed_out: bool,
         source: reqwest::Error,
     },
     /// A 429 whose `Retry-After` is longer than the policy allows: the answer, and the wait the
@@ -124,10 +122,6 @@ impl Transport {
 
     pub fn http(&self) -> &reqwest::Client {
         &self.http
-    }
-
-    pub fn retry(&self) -> &RetryPolicy {
-        &self.retry
     }
 
     /// The `-v` line of one attempt: `<api><method> <what> -> <status> (<ms> ms)`.
@@ -208,8 +202,6 @@ impl Transport {
                 Err(Ok(e)) => {
                     return Err(Failure::NoAnswer {
                         detail: describe(&e),
-                        connect: e.is_connect(),
-                        timed_out: e.is_timeout(),
                         source: e.without_url(),
                     })
                 }

@@ -379,11 +379,6 @@ impl Client {
         &self.inner.transport
     }
 
-    /// The options this client was built with (retry policy, pacing, timeouts).
-    pub fn options(&self) -> &ClientOptions {
-        &self.inner.options
-    }
-
     /// Counts one S3 attempt of `bytes` sent; `retry` when it repeats an earlier attempt.
     pub fn count_s3(&self, bytes: u64, retry: bool) {
         let s = &self.inner.stats;
@@ -392,11 +387,6 @@ impl Client {
         if retry {
             s.s3_retries.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    /// The pacing settings of this client's REST budget.
-    pub fn pacing(&self) -> Pacing {
-        self.inner.options.pacing
     }
 
     /// Sends a call and decodes `result` into `T`.

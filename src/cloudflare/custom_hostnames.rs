@@ -354,16 +354,11 @@ impl Client {
     /// `DELETE /zones/{zone_id}/custom_hostnames/fallback_origin` (docs/cloudflare-api.md §10; TS SDK
     /// `fallback-origin.ts` `delete`). None set (404) is fine: the result is the same.
     pub async fn delete_fallback_origin(&self, zone: &str) -> Result<(), Error> {
-        match self
-            .call::<Value>(Req::delete(format!(
-                "/zones/{zone}/custom_hostnames/fallback_origin"
-            )))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.call_optional::<Value>(Req::delete(format!(
+            "/zones/{zone}/custom_hostnames/fallback_origin"
+        )))
+        .await
+        .map(|_| ())
     }
 }
 

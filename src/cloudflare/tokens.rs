@@ -79,6 +79,23 @@ pub struct CreatedToken {
     pub value: Secret,
 }
 
+/// Who owns a token: a user (`/user/tokens/…`) or an account (`/accounts/{id}/tokens/…`;
+/// docs/cloudflare-api.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    User,
+    Account,
+}
+
+impl TokenKind {
+    /// `user token` or `account token`, as reports say it.
+    pub fn label(self) -> &'static str {
+        match self {
+            TokenKind::User => "user token",
+            TokenKind::Account => "account token",
+        }
+    }
+}
 /// `GET /user/tokens/verify` result (TS SDK `TokenVerifyResponse`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct TokenStatus {
@@ -159,23 +176,31 @@ impl Client {
     /// 1000; docs/cloudflare-api.md §2, §7). With the Global API Key there is no token: the
     /// user verify answers as the API does.
     pub async fn token_id(&self, account_id: &str) -> Result<String, Error> {
-        Ok(self.verify_own_token(account_id).await?.id)
+        Ok(self.verify_own_token(account_id).await?.1.id)
     }
 
     /// Verifies the client's own token where it lives: the account endpoint for an account token
     /// (`cfat_`, or a user verify answering 1000), else the user endpoint (docs/cloudflare-api.md
     /// §2). A 1000 that the account endpoint does not clear is returned as the user's answer.
-    pub async fn verify_own_token(&self, account_id: &str) -> Result<TokenStatus, Error> {
+    /// Also says which endpoint answered.
+    pub async fn verify_own_token(
+        &self,
+        account_id: &str,
+    ) -> Result<(TokenKind, TokenStatus), Error> {
         let account_token = matches!(
             self.auth(),
             crate::cloudflare::Auth::Token(t) if t.expose().starts_with("cfat_")
         );
         if account_token {
-            return self.verify_account_token(account_id).await;
+            let status = self.verify_account_token(account_id).await?;
+            return Ok((TokenKind::Account, status));
         }
         match self.verify_token().await {
-            Err(e) if e.has_code(1000) => self.verify_account_token(account_id).await.or(Err(e)),
-            other => other,
+            Err(e) if e.has_code(1000) => match self.verify_account_token(account_id).await {
+                Ok(status) => Ok((TokenKind::Account, status)),
+                Err(_) => Err(e),
+            },
+            other => other.map(|status| (TokenKind::User, status)),
         }
     }
 }

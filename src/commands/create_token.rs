@@ -643,7 +643,7 @@ async fn verify_new(client: &Client, account_id: &str, ui: &Ui) -> anyhow::Resul
     let mut last = None;
     for wait in [0u64, 1, 2] {
         tokio::time::sleep(Duration::from_secs(wait)).await;
-        match test_permissions::verify(client, Some(account_id), ui).await {
+        match test_permissions::verify(client, account_id, ui).await {
             Ok(c) => return Ok(c),
             Err(e) if still_propagating(&e) => last = Some(e),
             Err(e) => return Err(e),

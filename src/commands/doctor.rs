@@ -220,7 +220,7 @@ async fn token(client: &Client, account: &str, out: &mut Vec<Finding>) -> Option
         "a legacy-format token"
     };
     let status = match client.verify_own_token(account).await {
-        Ok(s) => s,
+        Ok((_, s)) => s,
         Err(e) => {
             let hint = e.hint().unwrap_or_default();
             out.push(finding(

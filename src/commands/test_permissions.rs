@@ -60,7 +60,7 @@ pub async fn run(
     };
     // The verify runs beside the checks' first requests (a bad token fails those too, and they
     // leave nothing behind); its id is the S3 key id the R2 check waits for.
-    let verified = verify(&client, Some(&account_id), ui)
+    let verified = verify(&client, &account_id, ui)
         .map(|r| r.map_err(Arc::new))
         .shared();
     let token_id = verified
@@ -147,12 +147,8 @@ impl Credential {
 
 /// Verifies the client's credential and refuses one that cannot work: expired, disabled or not yet
 /// valid each get their own message. Warns when a token expires within 14 days.
-pub async fn verify(
-    client: &Client,
-    account_id: Option<&str>,
-    ui: &Ui,
-) -> anyhow::Result<Credential> {
-    let token = match client.auth() {
+pub async fn verify(client: &Client, account_id: &str, ui: &Ui) -> anyhow::Result<Credential> {
+    match client.auth() {
         Auth::GlobalKey { .. } => {
             ui.note(
                 "the Global API Key is not a token, so there is nothing to verify; running the \
@@ -166,26 +162,15 @@ pub async fn verify(
                 not_before: None,
             });
         }
-        Auth::Token(t) => t,
-    };
-    let account_prefixed = token.expose().starts_with("cfat_");
-    let (kind, status) = match account_id {
-        Some(acct) if account_prefixed => {
-            ("account token", client.verify_account_token(acct).await)
-        }
-        _ => match client.verify_token().await {
-            // An account-owned token without the prefix: try the account endpoint (§2).
-            Err(e) if e.has_code(1000) && account_id.is_some() => {
-                let acct = account_id.unwrap_or_default();
-                match client.verify_account_token(acct).await {
-                    Ok(s) => ("account token", Ok(s)),
-                    Err(_) => ("user token", Err(e)),
-                }
-            }
-            other => ("user token", other),
-        },
-    };
-    let status = status.map_err(|e| anyhow::Error::new(e).context("verifying the API token"))?;
+        Auth::Token(_) => {}
+    }
+    // Where the token lives: an account token (`cfat_`, or one the user endpoint answers 1000)
+    // at the account endpoint (§2).
+    let (kind, status) = client
+        .verify_own_token(account_id)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("verifying the API token"))?;
+    let kind = kind.label();
     check_status(&status, kind, SystemTime::now(), ui)?;
     Ok(Credential {
         kind,

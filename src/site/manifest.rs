@@ -37,8 +37,6 @@ pub const MAX_PREVIEWS: usize = 20;
 /// the router's parse cost. At ~130 bytes an entry, 64 paths make a ~8 KB shard; measured in
 /// worker/bench/run.mjs (docs/storage-layout.md "Shard size").
 pub const FILES_PER_SHARD: usize = 64;
-/// The most shards a format 2 Route may name (what the router accepts).
-pub const MAX_SHARDS: u32 = 1024;
 /// The most bytes a head (`sites/<tenant>/manifest.json`) may have: 1 MiB. The shared router
 /// reads and parses the head on every request it cannot answer from its cache, so one tenant's
 /// head bounds every tenant's latency and the isolate's memory (docs/storage-layout.md "Size
@@ -414,14 +412,6 @@ impl Protect {
             salt: hex::encode(salt),
             hash: hex::encode(out),
         }
-    }
-
-    /// Whether `password` is the one hashed (for tests and tooling; the router checks its own).
-    pub fn verify(&self, password: &str) -> bool {
-        let Ok(salt) = hex::decode(&self.salt) else {
-            return false;
-        };
-        Self::with_salt(password, &salt, self.iterations).hash == self.hash
     }
 }
 

@@ -40,10 +40,6 @@ impl RestStore {
         &self.bucket
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     fn r(&self) -> BucketRef<'_> {
         BucketRef {
             account: &self.bucket.account,

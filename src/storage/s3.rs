@@ -301,10 +301,6 @@ impl S3Store {
         self.inner.bucket.base_url()
     }
 
-    pub fn options(&self) -> &S3Options {
-        &self.inner.options
-    }
-
     /// The endpoint's scheme, host and port, for messages.
     fn endpoint_origin(&self) -> String {
         self.endpoint().origin().ascii_serialization()

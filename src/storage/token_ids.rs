@@ -39,7 +39,7 @@ fn dir() -> Option<PathBuf> {
 }
 
 /// Where `token`'s id is kept (whether or not it is there).
-pub fn path(token: &Secret) -> Option<PathBuf> {
+fn path(token: &Secret) -> Option<PathBuf> {
     Some(dir()?.join(key(token)))
 }
 

@@ -1009,7 +1009,7 @@ mod tests {
         assert!(n.starts_with("cfsetup-check-1700000000-"), "{n}");
         assert_eq!(n.len(), "cfsetup-check-1700000000-".len() + 4);
         crate::names::BucketName::parse(&n, "x").unwrap();
-        crate::names::worker_name(&n, "x").unwrap();
+        crate::names::WorkerName::parse(&n, "x").unwrap();
         crate::names::Hostname::parse(&format!("{n}.getai.page"), "x").unwrap();
     }
 
