@@ -328,10 +328,11 @@ impl TenantResult {
                 ..Self::empty(p, "failed")
             },
             Ok(r) => {
-                let result = match (r.dry_run, r.changed, r.exit, &r.preview) {
+                let failed = !r.failures.is_empty();
+                let result = match (r.dry_run, r.changed, failed, &r.preview) {
                     (true, true, _, _) => "would deploy",
                     (true, false, _, _) => "up to date",
-                    (false, _, e, _) if e != 0 => "domain failed",
+                    (false, _, true, _) => "domain failed",
                     (false, false, _, _) => "unchanged",
                     (false, true, _, Some(_)) => "preview up",
                     (false, true, _, None) => "deployed",
@@ -345,7 +346,7 @@ impl TenantResult {
                     bytes_sent: r.bytes_sent,
                     deploy_id: r.deploy_id,
                     url: r.preview_url.or_else(|| r.urls.first().cloned()),
-                    error: (r.exit != 0).then(|| {
+                    error: failed.then(|| {
                         "the site landed, but a domain did not attach (see the warning above)"
                             .to_string()
                     }),

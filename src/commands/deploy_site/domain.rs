@@ -91,11 +91,19 @@ impl Deploy<'_> {
             Some(t) => Some(t.clone()),
             // Also for an active TXT certificate: whether the CNAME points here decides its move
             // to HTTP validation.
-            None if !is_active(&ch) || ch.ssl_method() == Some("txt") => client
-                .get_fallback_origin(zone)
+            None if !is_active(&ch) || ch.ssl_method() == Some("txt") => self
+                .fallback_origin
+                .get_or_try_init(|| async {
+                    Ok::<_, crate::cloudflare::Error>(
+                        client
+                            .get_fallback_origin(zone)
+                            .await?
+                            .and_then(|f| f.origin)
+                            .and_then(|o| Hostname::parse(&o, "the fallback origin").ok()),
+                    )
+                })
                 .await?
-                .and_then(|f| f.origin)
-                .and_then(|o| Hostname::parse(&o, "the fallback origin").ok()),
+                .clone(),
             None => None,
         };
         if target.is_none() && !is_active(&ch) {

@@ -235,6 +235,7 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
     let Platform {
         bucket: loc,
         domain: platform_domain,
+        fallback_origin,
         ..
     } = Platform::resolve(
         config,
@@ -253,16 +254,18 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
     };
     if let Some(p) = &platform_domain {
         for d in &domains {
-            refuse_platform_domain(d, p)?;
+            crate::names::custom_domain(d, p)?;
         }
     }
-    let cname_target = if domains.is_empty() {
-        None
-    } else {
-        config
-            .setting(args.cname_target.as_deref(), "SAAS_FALLBACK_ORIGIN")
-            .map(|h| Hostname::parse(&h, "--cname-target"))
-            .transpose()?
+    // `--cname-target`, else the fallback origin the platform resolved (SAAS_FALLBACK_ORIGIN).
+    let flag = args
+        .cname_target
+        .as_deref()
+        .filter(|v| !v.trim().is_empty());
+    let cname_target = match (flag, domains.is_empty()) {
+        (_, true) => None,
+        (Some(h), false) => Some(Hostname::parse(h, "--cname-target")?),
+        (None, false) => fallback_origin,
     };
     if preview.is_none() && (args.protect.is_some() || args.expires.is_some()) {
         let flag = if args.protect.is_some() {
@@ -387,25 +390,6 @@ fn generated_password() -> String {
     (0..24)
         .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
         .collect()
-}
-
-/// The platform's own domain (or anything under it) cannot be a tenant's custom domain: the
-/// Worker already serves it, and Cloudflare for SaaS does not attach a zone's own names.
-fn refuse_platform_domain(
-    domain: &str,
-    platform_domain: &str,
-) -> Result<(), crate::error::UsageError> {
-    if domain == platform_domain || domain.ends_with(&format!(".{platform_domain}")) {
-        return Err(
-            usage!("DOMAIN {domain} is in the platform's own domain {platform_domain}").with_hint(
-                format!(
-            "every tenant is already served at TENANT.{platform_domain}; DOMAIN is for the \
-             tenant's own domain, such as shop.example.com"
-        ),
-            ),
-        );
-    }
-    Ok(())
 }
 
 /// The largest file this run can store, known before any request: REST's 300 MiB with `--via
@@ -611,7 +595,7 @@ pub async fn run(
     let storage = storage?;
     if let Some(name) = zone_name? {
         for d in &prepared.input.domains {
-            refuse_platform_domain(d, &name)?;
+            crate::names::custom_domain(d, &name)?;
         }
         prepared.input.platform_domain = Some(name);
     }
@@ -853,6 +837,8 @@ struct Deploy<'a> {
     phase: Arc<AtomicU8>,
     /// This run's intent `locks/deploys/<uuid>.json`, its lease, and where it stands.
     intent: IntentRecord,
+    /// The zone's fallback origin, the CNAME target every DOMAIN shares: read once per run.
+    fallback_origin: tokio::sync::OnceCell<Option<Hostname>>,
 }
 
 /// The intent of one deploy: its keys, its lease (started before its first write), the early
@@ -909,6 +895,7 @@ impl<'a> Deploy<'a> {
             ui,
             phase: Arc::new(AtomicU8::new(BEFORE_SWITCH)),
             intent: IntentRecord::new(),
+            fallback_origin: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -1080,7 +1067,7 @@ impl<'a> Deploy<'a> {
         let host_etags = read.into_iter().map(|(d, _, e)| (d, e)).collect();
         if let Some(p) = &platform_domain {
             for d in &input.domains {
-                refuse_platform_domain(d, p)?;
+                crate::names::custom_domain(d, p)?;
             }
         }
         if let Some(why) = head.as_ref().and_then(|h| h.invalid.as_ref()) {
@@ -1124,25 +1111,9 @@ impl<'a> Deploy<'a> {
             Some(n) => n.to_string(),
             None => copy.deploy_id[17..].to_string(),
         });
-        if let Some(name) = &preview {
-            // The default name is 8 hex; check it fits beside the tenant too. When it does not,
-            // the tenant's slug is too long for any preview, which is not the user's --preview.
-            if let Err(e) = PreviewName::parse(name, &input.tenant) {
-                if input.preview == Some(None) {
-                    return Err(usage!(
-                        "{} is too long for a preview: NAME--{} must fit in one DNS label (63 \
-                         characters), and even the default 8-character name does not",
-                        input.tenant,
-                        input.tenant
-                    )
-                    .with_hint(
-                        "previews need a tenant slug of at most 53 characters; deploy without \
-                         --preview",
-                    )
-                    .into());
-                }
-                return Err(e.into());
-            }
+        // A named preview was parsed by `check`, which also refused a tenant too long for the
+        // default name (8 hex digits of the deploy id, always a valid label).
+        if preview.is_some() {
             // A head always has a live Route (the Worker refuses one without): a preview goes
             // beside a live format 2 deploy.
             if v2.and_then(|h| h.live.as_ref()).is_none() {
@@ -1328,13 +1299,7 @@ impl<'a> Deploy<'a> {
             }
         }
         let got: Vec<Option<Shard>> = stream::iter(read)
-            .map(|h| async move {
-                if let Some(s) = local_shards::read(h) {
-                    return Some(s);
-                }
-                let o = self.storage.get(&layout::cas_shard_key(h)).await.ok()??;
-                Shard::parse(&o.body, Some(h)).ok()
-            })
+            .map(|h| self.read_shard(h))
             .buffer_unordered(self.input.concurrency)
             .collect()
             .await;
@@ -1590,7 +1555,7 @@ impl<'a> Deploy<'a> {
             self.ensure_blobs(&check, report),
             self.ensure_shards(&plan.copy, &old),
             bucket::put_json(self.storage, self.bucket(), &copy_key, plan.copy.to_bytes()),
-            self.retain(plan, files, known.previous.as_ref(), known.carried.as_ref())
+            self.retain(plan, known.previous.as_ref(), known.carried.as_ref())
         );
         blobs?;
         shards?;
@@ -1615,7 +1580,6 @@ impl<'a> Deploy<'a> {
     async fn retain(
         &self,
         plan: &Plan,
-        files: &[SiteFile],
         previous: Option<&crate::site::manifest::Files>,
         carried: Option<&crate::site::manifest::RetainedIndex>,
     ) -> anyhow::Result<Option<crate::site::manifest::Retained>> {
@@ -1643,8 +1607,14 @@ impl<'a> Deploy<'a> {
             ));
             return Ok(None);
         };
-        let next = files_map(files);
-        let index = RetainedIndex::for_switch(&next, &previous, carried, SystemTime::now(), window);
+        // This deploy's files: the copy holds them (built from the walk).
+        let index = RetainedIndex::for_switch(
+            &plan.copy.files,
+            &previous,
+            carried,
+            SystemTime::now(),
+            window,
+        );
         let Some(summary) = index.summary() else {
             return Ok(None);
         };
@@ -1714,10 +1684,7 @@ impl<'a> Deploy<'a> {
         };
         if let Some(hashes) = copy.route.shard_hashes.clone() {
             let shards: Vec<Option<Shard>> = stream::iter(hashes)
-                .map(|h| async move {
-                    let o = self.storage.get(&layout::cas_shard_key(&h)).await.ok()??;
-                    Shard::parse(&o.body, Some(&h)).ok()
-                })
+                .map(|h| async move { self.read_shard(&h).await })
                 .buffer_unordered(self.input.concurrency)
                 .collect()
                 .await;
@@ -1727,6 +1694,21 @@ impl<'a> Deploy<'a> {
             }
         }
         Ok(Some(copy))
+    }
+
+    /// A content-addressed shard by its hash: from this machine's cache when it is there (checked
+    /// against its name), else from the store. `None` when it cannot be read or does not hash
+    /// to its name.
+    async fn read_shard(&self, hash: &str) -> Option<Shard> {
+        if let Some(s) = local_shards::read(hash) {
+            return Some(s);
+        }
+        let o = self
+            .storage
+            .get(&layout::cas_shard_key(hash))
+            .await
+            .ok()??;
+        Shard::parse(&o.body, Some(hash)).ok()
     }
 
     /// Lists the sweep markers and waits until every fresh one seen now is gone or stale: a gc
@@ -2227,17 +2209,8 @@ impl SwitchSteps for DeploySteps<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::domain::*;
-    use super::*;
     use crate::cloudflare::custom_hostnames::CustomHostname;
     use crate::cloudflare::custom_hostnames::{OwnershipVerification, Ssl, ValidationRecord};
-
-    #[test]
-    fn the_platform_domain_is_refused_as_a_custom_domain() {
-        assert!(refuse_platform_domain("getai.page", "getai.page").is_err());
-        assert!(refuse_platform_domain("acme.getai.page", "getai.page").is_err());
-        assert!(refuse_platform_domain("notgetai.page", "getai.page").is_ok());
-        assert!(refuse_platform_domain("shop.acme.com", "getai.page").is_ok());
-    }
 
     #[test]
     fn apex_domains_are_spotted() {

@@ -60,9 +60,8 @@ pub(crate) struct DeployReport {
     pub(super) custom_hostnames: Vec<HostnameReport>,
     #[serde(skip)]
     pub(super) sent: Vec<String>,
-    #[serde(skip)]
-    pub(crate) exit: u8,
-    /// What failed, one sentence each (the run exits 1; `--json` has them as `error`).
+    /// What failed, one sentence each (the run exits 1 when there is any; `--json` has them as
+    /// `error`).
     #[serde(skip)]
     pub(crate) failures: Vec<String>,
 }
@@ -101,7 +100,6 @@ impl Report for InterruptedReport {
 impl DeployReport {
     /// Records a failure: the run goes on, and exits 1 with it.
     pub(super) fn fail(&mut self, what: impl Into<String>) {
-        self.exit = 1;
         self.failures.push(what.into());
     }
 
@@ -295,7 +293,7 @@ impl Report for DeployReport {
     }
 
     fn exit_code(&self) -> u8 {
-        self.exit
+        u8::from(!self.failures.is_empty())
     }
 
     fn failures(&self) -> Vec<String> {
