@@ -552,7 +552,8 @@ fn via(value: &str) -> Result<crate::cli::Via, UsageError> {
         "s3" => Ok(crate::cli::Via::S3),
         "rest" => Ok(crate::cli::Via::Rest),
         other => Err(usage!(
-            "CFSETUP_VIA is {other:?}; it must be auto, s3 or rest"
+            "CFSETUP_VIA is {}; it must be auto, s3 or rest",
+            shown(other)
         )),
     }
 }
@@ -641,7 +642,7 @@ fn calendar_days(value: &str) -> String {
 
 pub fn duration(value: &str, what: &str) -> Result<Duration, UsageError> {
     let d = humantime::parse_duration(&calendar_days(value)).map_err(|e| {
-        usage!("{what} is not a duration: {value:?} ({e})")
+        usage!("{what} is not a duration: {} ({e})", shown(value))
             .with_hint("write a number and a unit, such as 90d, 12h, 30m or 1y")
     })?;
     if d.is_zero() {

@@ -170,7 +170,8 @@ pub fn server(value: &str) -> Result<SocketAddr, crate::error::UsageError> {
                 .map(|ip| SocketAddr::new(ip, 53))
         })
         .map_err(|_| {
-            crate::error::usage!("CFSETUP_DNS_SERVER {value:?} is not an address")
+            let shown = crate::error::shown(value);
+            crate::error::usage!("CFSETUP_DNS_SERVER {shown} is not an address")
                 .with_hint("give IP:PORT, such as 127.0.0.1:5353, or an IP for port 53")
         })
 }

@@ -406,8 +406,29 @@ pub fn init_logger(settings: &OutputSettings) {
 
 /// Whether stdin is a terminal: a command that asks before it deletes refuses without `--yes`
 /// when there is no one to ask.
-pub fn stdin_is_terminal() -> bool {
+fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
+}
+
+/// Whether a command that deletes should ask first: not with `--yes` or `--dry-run`. When it
+/// should but stdin is not a terminal (no one to ask), a usage error: `what` says what the
+/// command removes, `preview` is the command line with `--dry-run` that shows it.
+pub fn must_ask(
+    yes: bool,
+    dry_run: bool,
+    what: &str,
+    preview: &str,
+) -> Result<bool, crate::error::UsageError> {
+    let ask = !yes && !dry_run;
+    if ask && !stdin_is_terminal() {
+        return Err(
+            crate::error::usage!("{what}; pass --yes to confirm").with_hint(format!(
+                "stdin is not a terminal, so there is no one to ask; `{preview}` shows what \
+                 would go"
+            )),
+        );
+    }
+    Ok(ask)
 }
 
 /// Asks `question` (ending in `[y/N] `) on stderr and reads one line of stdin: `true` for `y`,

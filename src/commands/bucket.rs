@@ -147,6 +147,17 @@ pub fn lock_timing(
     }
 }
 
+/// Every tenant with a `sites/<tenant>/` prefix, in the listing's order (one delimited listing).
+pub async fn tenants(storage: &Storage, bucket: &str) -> anyhow::Result<Vec<Tenant>> {
+    Ok(storage
+        .list_prefixes(layout::SITES_PREFIX)
+        .await
+        .map_err(|e| bucket_error(e, bucket, "listing tenants"))?
+        .iter()
+        .filter_map(|p| layout::tenant_of_prefix(p))
+        .collect())
+}
+
 /// Every `hosts/` entry: hostname → the tenant it names (`None` if unreadable). One listing,
 /// then the entries read concurrently.
 pub async fn host_entries(

@@ -28,10 +28,8 @@ use crate::cli::DestroyInfraArgs;
 use crate::cloudflare::r2::BucketRef;
 use crate::cloudflare::Client;
 use crate::config::Config;
-use crate::error::usage;
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::platform::{self, Flags, Platform};
-use crate::site::layout;
 
 use super::bucket;
 use super::head::read_head;
@@ -162,18 +160,12 @@ pub async fn run(
     )?;
     let account = loc.account.clone();
     let zone = config.require_zone_id()?.to_string();
-    let ask = !args.yes && !args.dry_run;
-    if ask && !crate::output::stdin_is_terminal() {
-        return Err(usage!(
-            "destroy-infra removes the platform's Worker, its routes and the fallback origin; \
-             pass --yes to confirm"
-        )
-        .with_hint(
-            "stdin is not a terminal, so there is no one to ask; `cfsetup destroy-infra \
-             --dry-run` shows what would go",
-        )
-        .into());
-    }
+    let ask = crate::output::must_ask(
+        args.yes,
+        args.dry_run,
+        "destroy-infra removes the platform's Worker, its routes and the fallback origin",
+        "cfsetup destroy-infra --dry-run",
+    )?;
     let auth = super::platform_auth(config, ui)?;
     let client = super::client(config, auth, MAX_IN_FLIGHT)?;
     let bucket_ref = BucketRef {
@@ -296,22 +288,20 @@ async fn live_tenants(
     storage: &crate::storage::Storage,
     bucket_name: &str,
 ) -> anyhow::Result<Vec<String>> {
-    let prefixes = storage
-        .list_prefixes(layout::SITES_PREFIX)
-        .await
-        .map_err(|e| bucket::bucket_error(e, bucket_name, "listing tenants"))?;
-    let mut live = Vec::new();
-    for p in prefixes {
-        let Some(t) = layout::tenant_of_prefix(&p) else {
-            continue;
-        };
-        if let Some(head) = read_head(storage, bucket_name, &t).await? {
-            if head.live_id().is_some() || head.head.is_some() {
-                live.push(t.to_string());
-            }
-        }
-    }
-    Ok(live)
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let tenants = bucket::tenants(storage, bucket_name).await?;
+    // The heads read concurrently, in the listing's order.
+    let heads: Vec<_> = stream::iter(&tenants)
+        .map(|t| read_head(storage, bucket_name, t))
+        .buffered(MAX_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    Ok(tenants
+        .iter()
+        .zip(heads)
+        .filter(|(_, head)| head.as_ref().is_some_and(|h| h.head.is_some()))
+        .map(|(t, _)| t.to_string())
+        .collect())
 }
 
 struct Plan<'a> {

@@ -22,7 +22,6 @@ use crate::cli::{DnsArgs, DomainsArgs, DomainsCommand, PruneArgs};
 use crate::cloudflare::custom_hostnames::{CustomHostname, Quota, PRICE_CENTS_PER_MONTH};
 use crate::config::{self, Config};
 use crate::dns::{Dns, Observed};
-use crate::error::usage;
 use crate::names::{Hostname, Tenant};
 use crate::output::{json_of, Renderer, Report, Ui};
 use crate::site::layout;
@@ -182,11 +181,7 @@ pub fn resolver(config: &Config, args: &DnsArgs) -> anyhow::Result<Dns> {
     if args.no_dns {
         return Ok(Dns::off());
     }
-    let server = config
-        .setting(args.dns_server.as_deref(), "CFSETUP_DNS_SERVER")
-        .map(|s| crate::dns::server(&s))
-        .transpose()?;
-    Dns::new(server)
+    Dns::new(super::dns_server(config, args)?)
 }
 
 /// Active, certificate active and renewing by itself: DNS would add nothing.
@@ -671,16 +666,12 @@ async fn prune(args: PruneArgs, config: &Config, ui: &Ui) -> anyhow::Result<Box<
         .as_deref()
         .map(|v| config::duration(v, "--pending-for"))
         .transpose()?;
-    let ask = !args.yes && !args.dry_run;
-    if ask && !crate::output::stdin_is_terminal() {
-        return Err(usage!(
-            "domains prune deletes custom hostnames; pass --yes to confirm"
-        )
-        .with_hint(
-            "stdin is not a terminal, so there is no one to ask; `cfsetup domains prune --dry-run` shows what would go",
-        )
-        .into());
-    }
+    let ask = crate::output::must_ask(
+        args.yes,
+        args.dry_run,
+        "domains prune deletes custom hostnames",
+        "cfsetup domains prune --dry-run",
+    )?;
     let zone = zone(config)?;
     let opened = bucket::open(config, ui, &args.bucket, 16).await?;
     let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());

@@ -39,6 +39,7 @@ use crate::site::walk::human_bytes;
 use crate::storage::{ObjectMeta, Payload, PutOptions, Storage};
 
 use super::bucket::{self, bucket_error};
+use super::head::read_head;
 use crate::names::Tenant;
 
 /// Deletions between two checks that the marker is still fresh (one S3 DeleteObjects call).
@@ -281,14 +282,7 @@ impl Gc<'_> {
         }
 
         // Heads, and every deploy copy they name.
-        let tenants: Vec<Tenant> = self
-            .storage
-            .list_prefixes(layout::SITES_PREFIX)
-            .await
-            .map_err(self.err("listing tenants"))?
-            .iter()
-            .filter_map(|p| layout::tenant_of_prefix(p))
-            .collect();
+        let tenants = bucket::tenants(self.storage, self.bucket).await?;
 
         let per_tenant: Vec<TenantRefs> = stream::iter(&tenants)
             .map(|t| self.tenant_refs(t))
@@ -483,17 +477,14 @@ impl Gc<'_> {
             ..TenantRefs::default()
         };
         let key = layout::manifest_key(tenant);
-        let Some(obj) = self
-            .storage
-            .get(&key)
-            .await
-            .map_err(self.err(&format!("reading {key}")))?
-        else {
+        let Some(read) = read_head(self.storage, self.bucket, tenant).await? else {
             // No head: removed, or a first deploy in flight (its intent protects it).
             return Ok(out);
         };
         out.has_head = true;
-        let head = StoredHead::parse(&obj.body, tenant).map_err(|why| {
+        let etag = read.etag;
+        let head = read.head.ok_or_else(|| {
+            let why = read.invalid.unwrap_or_default();
             anyhow::anyhow!("{key} is not a valid head ({why}); nothing was deleted").context(
                 format!(
                     "gc cannot tell what an unreadable head names, so it deletes nothing anywhere \
@@ -504,7 +495,7 @@ impl Gc<'_> {
             )
         })?;
         if let StoredHead::V2(h) = &head {
-            out.expired = self.drop_expired(h, obj.meta.etag.as_deref()).await;
+            out.expired = self.drop_expired(h, etag.as_deref()).await;
             // Skew protection: the retained index names blobs of deploys the head may no longer
             // keep; they stay while the head names the index (docs/storage-layout.md "gc").
             if let (Some(_), Some(live)) = (&h.retained, &h.live) {

@@ -228,6 +228,21 @@ pub fn warn_rest_switch(storage: &crate::storage::Storage, tenant: &str, ui: &Ui
     }
 }
 
+/// The DNS server `--dns-server` / `CFSETUP_DNS_SERVER` names, unless `--no-dns` (exit 2 on a bad
+/// address, before any request). deploy-site and domains share it.
+pub(crate) fn dns_server(
+    config: &Config,
+    args: &crate::cli::DnsArgs,
+) -> Result<Option<std::net::SocketAddr>, crate::error::UsageError> {
+    if args.no_dns {
+        return Ok(None);
+    }
+    config
+        .setting(args.dns_server.as_deref(), "CFSETUP_DNS_SERVER")
+        .map(|s| crate::dns::server(&s))
+        .transpose()
+}
+
 /// A client for this run, logging requests with `-v`.
 pub fn client(config: &Config, auth: Auth, max_in_flight: usize) -> anyhow::Result<Client> {
     let options = ClientOptions {

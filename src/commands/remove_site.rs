@@ -17,7 +17,6 @@ use serde::Serialize;
 
 use crate::cli::RemoveSiteArgs;
 use crate::config::Config;
-use crate::error::usage;
 use crate::names::{Hostname, Tenant};
 use crate::output::PartialFailure;
 use crate::output::{json_of, Renderer, Report, Ui};
@@ -32,14 +31,12 @@ pub async fn run(
     ui: &Ui,
 ) -> anyhow::Result<Box<dyn Report>> {
     let tenant = Tenant::existing(&args.tenant)?;
-    let ask = !args.yes && !args.dry_run;
-    if ask && !crate::output::stdin_is_terminal() {
-        return Err(usage!("remove-site deletes {tenant}'s site and domains; pass --yes to confirm")
-            .with_hint(format!(
-                "stdin is not a terminal, so there is no one to ask; `cfsetup remove-site {tenant} --dry-run` shows what would go"
-            ))
-            .into());
-    }
+    let ask = crate::output::must_ask(
+        args.yes,
+        args.dry_run,
+        &format!("remove-site deletes {tenant}'s site and domains"),
+        &format!("cfsetup remove-site {tenant} --dry-run"),
+    )?;
     let opened = bucket::open(config, ui, &args.bucket, 16).await?;
     let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());
     let (head, hosts) = tokio::try_join!(

@@ -33,13 +33,7 @@ pub async fn run(args: SitesArgs, config: &Config, ui: &Ui) -> anyhow::Result<Bo
     let (storage, bucket_name) = (&opened.storage, opened.bucket.as_str());
     let tenants: Vec<Tenant> = match &one {
         Some(t) => vec![t.clone()],
-        None => storage
-            .list_prefixes(layout::SITES_PREFIX)
-            .await
-            .map_err(|e| bucket::bucket_error(e, bucket_name, "listing tenants"))?
-            .iter()
-            .filter_map(|p| layout::tenant_of_prefix(p))
-            .collect(),
+        None => bucket::tenants(storage, bucket_name).await?,
     };
     let zone = config.zone_id.clone();
     let (heads, hosts, hostnames) = tokio::try_join!(

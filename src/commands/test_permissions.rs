@@ -56,7 +56,6 @@ pub async fn run(
         platform_domain,
         read_only: args.read_only,
         s3_endpoint: config.s3_endpoint.clone(),
-        token_id: None,
     };
     // The verify runs beside the checks' first requests (a bad token fails those too, and they
     // leave nothing behind); its id is the S3 key id the R2 check waits for.
@@ -73,7 +72,7 @@ pub async fn run(
         })
         .boxed();
     let (credential, mut run) =
-        futures::future::join(verified, checks::run_with(&client, &target, token_id)).await;
+        futures::future::join(verified, checks::run(&client, &target, token_id)).await;
     let credential = match credential {
         Ok(c) => c,
         Err(e) => {

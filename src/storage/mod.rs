@@ -36,7 +36,7 @@ pub mod rest;
 pub mod s3;
 pub mod token_ids;
 
-pub use open::{open, open_with, s3_store, OpenSetup};
+pub use open::{open, open_with, s3_store, s3_store_at, OpenSetup};
 pub use rest::{RestStore, REST_MAX_OBJECT_SIZE};
 pub use s3::{S3Credentials, S3Options, S3Store, S3_MAX_OBJECT_SIZE};
 

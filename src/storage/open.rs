@@ -117,12 +117,30 @@ pub fn s3_store(
     token_id: &str,
     options: super::S3Options,
 ) -> anyhow::Result<super::S3Store> {
+    s3_store_at(
+        config.s3_endpoint.as_ref(),
+        client,
+        bucket,
+        token_id,
+        options,
+    )
+}
+
+/// [`s3_store`] with the endpoint override given directly (`None`: the account's own, in the
+/// bucket's jurisdiction).
+pub fn s3_store_at(
+    endpoint: Option<&url::Url>,
+    client: &Client,
+    bucket: super::BucketLoc,
+    token_id: &str,
+    options: super::S3Options,
+) -> anyhow::Result<super::S3Store> {
     use super::{S3Credentials, S3Store};
     let Auth::Token(token) = client.auth() else {
         return Err(via_s3_needs_a_token().into());
     };
     let credentials = S3Credentials::from_token(token_id, token);
-    let (endpoint, overridden) = match &config.s3_endpoint {
+    let (endpoint, overridden) = match endpoint {
         Some(url) => (url.clone(), true),
         None => (
             super::s3::default_endpoint(&bucket.account, bucket.jurisdiction.as_deref()),

@@ -213,14 +213,7 @@ fn check(args: &DeploySiteArgs, config: &Config) -> anyhow::Result<Input> {
                 .into(),
         );
     }
-    let dns_server = if args.dns.no_dns {
-        None
-    } else {
-        config
-            .setting(args.dns.dns_server.as_deref(), "CFSETUP_DNS_SERVER")
-            .map(|s| crate::dns::server(&s))
-            .transpose()?
-    };
+    let dns_server = super::dns_server(config, &args.dns)?;
     let wait = match (&args.wait, domains.is_empty()) {
         (Some(_), true) => {
             return Err(

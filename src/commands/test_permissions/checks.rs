@@ -61,8 +61,6 @@ pub struct Target {
     pub read_only: bool,
     /// `--s3-endpoint` / `R2_S3_ENDPOINT`; `None` is the account's own S3 endpoint.
     pub s3_endpoint: Option<url::Url>,
-    /// The token's id (its S3 Access Key ID), when the caller already verified it.
-    pub token_id: Option<String>,
 }
 
 /// The result of one check, as the table and `--json` show it.
@@ -333,29 +331,11 @@ fn route_label(pattern: &str) -> &str {
 /// need it.
 pub type TokenId<'a> = BoxFuture<'a, Result<String, String>>;
 
-/// Runs the 8 checks and the sweep concurrently, then cleans up; the token's id comes from
-/// `target.token_id`, else from a verify call made alongside the first requests.
-pub async fn run(client: &Client, target: &Target) -> CheckRun {
-    let token_id = async {
-        match &target.token_id {
-            Some(id) => Ok(id.clone()),
-            None => client
-                .token_id(&target.account_id)
-                .await
-                .map_err(|e| format!("the token's id could not be read for S3 ({})", short(&e))),
-        }
-    };
-    run_with(client, target, token_id.boxed()).await
-}
-
 /// Runs the 8 checks and the sweep concurrently, then cleans up. Never returns early without
-/// cleaning up, and answers Ctrl-C and SIGTERM the same way. Every check starts at once: the longest, R2's,
-/// is three round trips (create the bucket ‖ `token_id`, list it over S3, delete it).
-pub async fn run_with<'a>(
-    client: &'a Client,
-    target: &'a Target,
-    token_id: TokenId<'a>,
-) -> CheckRun {
+/// cleaning up, and answers Ctrl-C and SIGTERM the same way. Every check starts at once: the
+/// longest, R2's, is three round trips (create the bucket ‖ `token_id`, the caller's verify or
+/// an id it already has; list it over S3; delete it).
+pub async fn run<'a>(client: &'a Client, target: &'a Target, token_id: TokenId<'a>) -> CheckRun {
     let now = SystemTime::now();
     let name = temp_name(now);
     let registry: Registry = Arc::default();
@@ -391,10 +371,10 @@ pub async fn run_with<'a>(
         () = signals.wait() => (Vec::new(), Vec::new(), true),
     };
     let mut left_behind = cleanup(client, target, &registry).await;
-    // The sweep's own failures (`!`-prefixed) are left behind too, not silently skipped.
-    let (failed_sweeps, swept): (Vec<String>, Vec<String>) =
-        swept.into_iter().partition(|s| s.starts_with('!'));
-    left_behind.extend(failed_sweeps.into_iter().map(|s| s[1..].to_string()));
+    // The sweep's own failures are left behind too, not silently skipped.
+    let (swept, failed_sweeps): (Vec<_>, Vec<_>) = swept.into_iter().partition(Result::is_ok);
+    let swept: Vec<String> = swept.into_iter().flatten().collect();
+    left_behind.extend(failed_sweeps.into_iter().filter_map(Result::err));
     let fatal = fatal.lock().unwrap_or_else(|p| p.into_inner()).take();
     let checks = if interrupted {
         PERMISSIONS
@@ -631,7 +611,7 @@ impl Ctx<'_> {
     /// One listing of the temporary bucket over S3 with the token's derived keys, or why not (for
     /// the warning).
     async fn s3_list(&self, token_id: Result<String, String>) -> Result<(), String> {
-        use crate::storage::{BucketLoc, S3Credentials, S3Options, S3Store};
+        use crate::storage::{BucketLoc, S3Options};
         let token = match self.client.auth() {
             crate::cloudflare::Auth::Token(t) => t.clone(),
             crate::cloudflare::Auth::GlobalKey { .. } => {
@@ -647,21 +627,13 @@ impl Ctx<'_> {
             name: BucketName::parse(self.name, "the test bucket").map_err(|e| e.to_string())?,
             jurisdiction: None,
         };
-        let (endpoint, overridden) = match &self.target.s3_endpoint {
-            Some(u) => (u.clone(), true),
-            None => (
-                crate::storage::s3::default_endpoint(&self.target.account_id, None),
-                false,
-            ),
-        };
         // Probing: an S3 host that cannot be reached is given up on within about 2 s, as `auto`
         // does, instead of after five retries.
-        let store = S3Store::new(
-            self.client.clone(),
+        let store = crate::storage::s3_store_at(
+            self.target.s3_endpoint.as_ref(),
+            self.client,
             loc,
-            endpoint,
-            overridden,
-            &S3Credentials::from_token(&token_id, &token),
+            &token_id,
             S3Options::default(),
         )
         .map_err(|e| e.to_string())?
@@ -939,9 +911,9 @@ async fn delete_temp_bucket(client: &Client, account: &str, name: &str) -> Resul
 
 /// Deletes leftovers of earlier runs: buckets, scripts and routes carrying [`TEMP_PREFIX`] whose
 /// timestamp is older than [`SWEEP_AFTER`]. A list the token may not read is skipped quietly: that
-/// permission's own check reports it. Returns what was deleted, and (`!`-prefixed) what could
-/// not be, with the command that removes it.
-async fn sweep(client: &Client, target: &Target, now: SystemTime) -> Vec<String> {
+/// permission's own check reports it. Returns what was deleted (`Ok`) and what could not be
+/// (`Err`, with the command that removes it).
+async fn sweep(client: &Client, target: &Target, now: SystemTime) -> Vec<Result<String, String>> {
     let acct = target.account_id.as_str();
     let zone = target.zone_id.as_str();
     let buckets = async {
@@ -951,15 +923,15 @@ async fn sweep(client: &Client, target: &Target, now: SystemTime) -> Vec<String>
         let stale = list.into_iter().filter(|b| is_stale(&b.name, now));
         join_all(stale.map(|b| async move {
             match delete_temp_bucket(client, acct, &b.name).await {
-                Ok(()) => Some(format!("bucket {}", b.name)),
+                Ok(()) => Some(Ok(format!("bucket {}", b.name))),
                 Err(e) if e.is_not_found() => None,
-                Err(e) => Some(format!(
-                    "!bucket {} ({}): empty and delete it with `wrangler r2 object delete` and \
+                Err(e) => Some(Err(format!(
+                    "bucket {} ({}): empty and delete it with `wrangler r2 object delete` and \
                      `wrangler r2 bucket delete {}`, or in the dashboard (R2)",
                     b.name,
                     short(&e),
                     b.name
-                )),
+                ))),
             }
         }))
         .await
@@ -974,7 +946,7 @@ async fn sweep(client: &Client, target: &Target, now: SystemTime) -> Vec<String>
                 .delete_script(acct, &s.id)
                 .await
                 .ok()
-                .map(|()| format!("script {}", s.id))
+                .map(|()| Ok(format!("script {}", s.id)))
         }))
         .await
     };
@@ -990,7 +962,7 @@ async fn sweep(client: &Client, target: &Target, now: SystemTime) -> Vec<String>
                 .delete_route(zone, &r.id)
                 .await
                 .ok()
-                .map(|()| format!("route {}", r.pattern))
+                .map(|()| Ok(format!("route {}", r.pattern)))
         }))
         .await
     };
