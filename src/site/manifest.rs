@@ -580,6 +580,22 @@ impl DeployCopy {
         self
     }
 
+    /// The blobs named by this deploy's shards whose hashes are not in `old` (every blob when
+    /// `old` is empty), read off its files and each file's shard ([`shard_of`]): no shard is
+    /// rebuilt.
+    pub fn blobs_outside(&self, old: &BTreeSet<&str>) -> BTreeSet<&str> {
+        let n = self.route.shards;
+        self.files
+            .iter()
+            .filter(|(p, _)| {
+                self.shard_bodies
+                    .get(shard_of(p, n) as usize)
+                    .is_some_and(|(h, _)| !old.contains(h.as_str()))
+            })
+            .map(|(_, e)| e.hash.as_str())
+            .collect()
+    }
+
     /// Every shard, `0..route.shards`, empty ones included (the Worker reads the one its path
     /// hashes to and must find it).
     pub fn shards(&self) -> Vec<(u32, Shard)> {
@@ -1072,6 +1088,30 @@ mod tests {
             assert_eq!(Shard::parse(b, Some(h)).unwrap(), *s);
         }
         assert!(Shard::parse(&c.shard_bodies[0].1, Some(&"0".repeat(64))).is_err());
+
+    }
+
+    #[test]
+    fn the_blobs_outside_some_shards_are_those_of_the_others() {
+        let files: Files = (0..300)
+            .map(|i| {
+                let e = FileEntry {
+                    hash: format!("{i:064x}"),
+                    size: 1,
+                    content_type: "text/html".into(),
+                };
+                (format!("/f{i}.html"), e)
+            })
+            .collect();
+        let c = DeployCopy::build(&acme(), files, Rules::none("none"), t0(), None);
+        let shards = c.shards();
+        let hashes = c.route.shard_hashes.clone().unwrap();
+        let one: BTreeSet<&str> = [hashes[0].as_str()].into();
+        let rest: BTreeSet<&str> = shards[1..].iter().flat_map(|(_, s)| s.hashes()).collect();
+        assert_eq!(c.blobs_outside(&one), rest);
+        assert_eq!(c.blobs_outside(&BTreeSet::new()).len(), 300);
+        let all: BTreeSet<&str> = hashes.iter().map(String::as_str).collect();
+        assert!(c.blobs_outside(&all).is_empty());
     }
 
     #[test]

@@ -945,13 +945,7 @@ impl<'a> Deploy<'a> {
             (Some(last), false) => last.shards.iter().map(String::as_str).collect(),
             _ => BTreeSet::new(),
         };
-        let mut hashes: BTreeSet<&str> = BTreeSet::new();
-        let split = copy.shards();
-        for ((_, shard), (hash, _)) in split.iter().zip(&copy.shard_bodies) {
-            if !seen.contains(hash.as_str()) {
-                hashes.extend(shard.hashes());
-            }
-        }
+        let hashes = copy.blobs_outside(&seen);
         if last.is_none() && !self.input.force && hashes.len() > EARLY_INTENT_MAX_UNKNOWN {
             return None;
         }
@@ -1316,22 +1310,24 @@ impl<'a> Deploy<'a> {
         }
     }
 
+    /// The shards the head read in step 1 vouches for (its live Route's): taken as existing, and
+    /// their blobs as known. None with `--force`, which checks everything.
+    fn vouched_shards<'p>(&self, plan: &'p Plan) -> BTreeSet<&'p str> {
+        if self.input.force {
+            return BTreeSet::new();
+        }
+        plan.live_route()
+            .and_then(|r| r.shard_hashes.as_ref())
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
     /// The blobs of the new shards the live deploy does not have, and every new shard hash:
     /// what the intent names. With `--force` every blob (a lost CAS re-checks them all).
     fn intent_names(&self, plan: &Plan) -> (Vec<String>, Vec<String>) {
         let copy = &plan.copy;
-        let old: BTreeSet<&str> = plan
-            .live_route()
-            .and_then(|r| r.shard_hashes.as_ref())
-            .map(|v| v.iter().map(String::as_str).collect())
-            .unwrap_or_default();
-        let mut hashes: BTreeSet<&str> = BTreeSet::new();
-        let shards = copy.shards();
-        for ((_, shard), (hash, _)) in shards.iter().zip(&copy.shard_bodies) {
-            if self.input.force || !old.contains(hash.as_str()) {
-                hashes.extend(shard.hashes());
-            }
-        }
+        let old = self.vouched_shards(plan);
+        let hashes = copy.blobs_outside(&old);
         let shard_hashes: BTreeSet<&str> =
             copy.shard_bodies.iter().map(|(h, _)| h.as_str()).collect();
         (
@@ -1536,14 +1532,7 @@ impl<'a> Deploy<'a> {
         // After the wait, like blobs: a shard may be shared and old, so a running gc may be
         // deleting it; a create-only write (or HEAD) after the wait sees that.
         let check = Self::to_check(files, &known.hashes);
-        let old: BTreeSet<&str> = if self.input.force {
-            BTreeSet::new()
-        } else {
-            plan.live_route()
-                .and_then(|r| r.shard_hashes.as_ref())
-                .map(|v| v.iter().map(String::as_str).collect())
-                .unwrap_or_default()
-        };
+        let old = self.vouched_shards(plan);
         let (blobs, shards, copied, retained) = tokio::join!(
             self.ensure_blobs(&check, report),
             self.ensure_shards(&plan.copy, &old),
