@@ -176,17 +176,15 @@ pub async fn run(args: RollbackArgs, config: &Config, ui: &Ui) -> anyhow::Result
                 .map_err(|why| anyhow::anyhow!("{ckey} is not a valid deploy copy ({why})"))?,
             None => anyhow::bail!("{ckey} is missing; nothing was changed"),
         };
-        let now = locks::rfc3339(SystemTime::now());
-        let intent = Intent {
-            tenant: tenant.clone(),
-            deploy_id: route.deploy_id.clone(),
-            started_at: now.clone(),
-            refreshed_at: now,
+        // A format 3 target's blobs are named by its shards: gc counts those it names.
+        let shards = route.shard_hashes.clone().unwrap_or_default();
+        let intent = Intent::new(
+            tenant.clone(),
+            route.deploy_id.clone(),
             hashes,
-            // A format 3 target's blobs are named by its shards: gc counts those it names.
-            shards: route.shard_hashes.clone().unwrap_or_default(),
-            stale_ms: Some(timing.stale_ms()),
-        };
+            shards,
+            &timing,
+        );
         bucket::put_json(
             storage,
             bucket_name,

@@ -168,12 +168,7 @@ pub async fn run(args: SitesArgs, config: &Config, ui: &Ui) -> anyhow::Result<Bo
             .map(|(id, preview, route)| {
                 let protected = route.is_some_and(|r| r.protect.is_some());
                 let expires_at = route.and_then(|r| r.expires_at.clone());
-                let expired = route.is_some_and(|r| {
-                    r.expires_at
-                        .as_deref()
-                        .and_then(|t| humantime::parse_rfc3339(t).ok())
-                        .is_some_and(|t| t <= now)
-                });
+                let expired = route.is_some_and(|r| r.is_expired(now));
                 let live = live.clone();
                 let tenant = tenant.clone();
                 async move {

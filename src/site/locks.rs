@@ -182,6 +182,29 @@ pub struct Intent {
     pub stale_ms: Option<u64>,
 }
 
+impl Intent {
+    /// A run's intent written now: started and refreshed at `SystemTime::now()`, with the
+    /// writer's stale time from `timing`.
+    pub fn new(
+        tenant: Tenant,
+        deploy_id: String,
+        hashes: Vec<String>,
+        shards: Vec<String>,
+        timing: &Timing,
+    ) -> Intent {
+        let now = rfc3339(SystemTime::now());
+        Intent {
+            tenant,
+            deploy_id,
+            started_at: now.clone(),
+            refreshed_at: now,
+            hashes,
+            shards,
+            stale_ms: Some(timing.stale_ms()),
+        }
+    }
+}
+
 /// `locks/gc/<uuid>.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Marker {

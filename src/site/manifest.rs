@@ -483,6 +483,14 @@ fn not_found_pages(files: &Files) -> Vec<String> {
 }
 
 impl Route {
+    /// Whether this Route (a preview's) has an end, `expires_at`, at or before `now`.
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        self.expires_at
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339(t).ok())
+            .is_some_and(|t| t <= now)
+    }
+
     /// The Route [`DeployCopy::build`] makes of `files` and `rules`, with what needs hashing (the
     /// deploy id's hash part, the digest, the shard hashes) replaced by zeros of the same length:
     /// its JSON has the real Route's size exactly, without serialising and hashing every shard.
@@ -919,12 +927,7 @@ impl Head {
     /// The previews whose `expires_at` is at or before `now`.
     pub fn expired_previews(&self, now: SystemTime) -> Vec<String> {
         self.all_previews()
-            .filter(|(_, r)| {
-                r.expires_at
-                    .as_deref()
-                    .and_then(|t| humantime::parse_rfc3339(t).ok())
-                    .is_some_and(|t| t <= now)
-            })
+            .filter(|(_, r)| r.is_expired(now))
             .map(|(n, _)| n.clone())
             .collect()
     }
@@ -1088,7 +1091,6 @@ mod tests {
             assert_eq!(Shard::parse(b, Some(h)).unwrap(), *s);
         }
         assert!(Shard::parse(&c.shard_bodies[0].1, Some(&"0".repeat(64))).is_err());
-
     }
 
     #[test]

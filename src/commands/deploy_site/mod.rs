@@ -949,17 +949,14 @@ impl<'a> Deploy<'a> {
         if last.is_none() && !self.input.force && hashes.len() > EARLY_INTENT_MAX_UNKNOWN {
             return None;
         }
-        let now = locks::rfc3339(SystemTime::now());
         let shards: BTreeSet<&str> = copy.shard_bodies.iter().map(|(h, _)| h.as_str()).collect();
-        Some(Intent {
-            tenant: self.input.tenant.clone(),
-            deploy_id: copy.deploy_id.clone(),
-            started_at: now.clone(),
-            refreshed_at: now,
-            hashes: hashes.into_iter().map(str::to_string).collect(),
-            shards: shards.into_iter().map(str::to_string).collect(),
-            stale_ms: Some(self.input.timing.stale_ms()),
-        })
+        Some(Intent::new(
+            self.input.tenant.clone(),
+            copy.deploy_id.clone(),
+            hashes.into_iter().map(str::to_string).collect(),
+            shards.into_iter().map(str::to_string).collect(),
+            &self.input.timing,
+        ))
     }
 
     /// The tenant in its bucket, for [`local_live`].
@@ -1448,7 +1445,6 @@ impl<'a> Deploy<'a> {
             );
             carried.map(|carried| Known { carried, ..known })
         };
-        let started = locks::rfc3339(SystemTime::now());
         let (refresher, known, waited) = match early {
             Some((intent, _)) if covered => {
                 // What the store holds names every blob this run relies on unvouched: refresh
@@ -1462,15 +1458,13 @@ impl<'a> Deploy<'a> {
                 (refresher, known, waited)
             }
             _ => {
-                let intent = Intent {
-                    tenant: self.input.tenant.clone(),
-                    deploy_id: plan.copy.deploy_id.clone(),
-                    started_at: started.clone(),
-                    refreshed_at: started,
+                let intent = Intent::new(
+                    self.input.tenant.clone(),
+                    plan.copy.deploy_id.clone(),
                     hashes,
                     shards,
-                    stale_ms: Some(timing.stale_ms()),
-                };
+                    &timing,
+                );
                 // The live shards this deploy replaces are read while the intent is written:
                 // reads of immutable objects the head read in step 1 names.
                 let (written, known) =
