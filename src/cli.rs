@@ -21,7 +21,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = "Set up and run a multi-tenant static-site platform on Cloudflare.\n\n\
         Start with `cfsetup demo`: the whole flow against a local emulator, no account needed.",
     after_help = "Exit status: 0 success; 1 failure (API, network, partial deploy); 2 bad usage or \
-        configuration, found before any request; 3 test-permissions ran and a check failed.",
+        configuration, found before any request; 3 test-permissions ran and a check failed; 130 \
+        interrupted (Ctrl-C or SIGTERM).",
     propagate_version = true
 )]
 pub struct Cli {
